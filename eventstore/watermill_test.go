@@ -1,0 +1,182 @@
+package eventstore_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/pgtest"
+)
+
+// consume reads the log as group until want events arrived or the deadline
+// passed, acking each, and returns the positions in delivery order.
+func consume(t *testing.T, db *sql.DB, group string, want int, within time.Duration) []int64 {
+	t.Helper()
+	sub, err := eventstore.NewSubscriber(db, eventstore.SubscriberConfig{ConsumerGroup: group, BatchSize: 500, PollInterval: 20 * time.Millisecond}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	// Close first so the subscriber commits what was acked; then cancel.
+	defer cancel()
+	defer sub.Close()
+	msgs, err := sub.Subscribe(ctx, eventstore.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	timeout := time.After(within)
+	for len(got) < want {
+		select {
+		case m := <-msgs:
+			rec, err := eventstore.RecordFromMessage(m)
+			if err != nil {
+				t.Fatalf("RecordFromMessage: %v", err)
+			}
+			tx, ok := wsql.TxFromContext(m.Context())
+			if !ok {
+				t.Fatal("message carries no subscriber transaction")
+			}
+			// Like a read model: the effect commits with the group's offset.
+			if _, err := tx.ExecContext(m.Context(), `INSERT INTO consumed (consumer_group, position) VALUES ($1, $2)`, group, rec.Position); err != nil {
+				t.Fatalf("record effect: %v", err)
+			}
+			got = append(got, rec.Position)
+			m.Ack()
+		case <-timeout:
+			return got
+		}
+	}
+	return got
+}
+
+func newConsumedDB(t *testing.T) *pgtest.Database {
+	t.Helper()
+	db := pgtest.New(t)
+	if _, err := db.DB.Exec(`CREATE TABLE consumed (consumer_group text, position bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// committed returns how many times each position's effect committed.
+func committed(t *testing.T, db *sql.DB, group string) map[int64]int {
+	t.Helper()
+	rows, err := db.Query(`SELECT position, count(*) FROM consumed WHERE consumer_group = $1 GROUP BY position`, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64]int{}
+	for rows.Next() {
+		var p int64
+		var n int
+		if err := rows.Scan(&p, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[p] = n
+	}
+	return out
+}
+
+func TestSubscriberWaitsForOlderOpenTransaction(t *testing.T) {
+	db := newConsumedDB(t)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+
+	txA, err := db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resA, err := s.AppendIn(ctx, txA, "listing-1", eventstore.Any, adjusted(1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resB, err := s.Append(ctx, "listing-2", eventstore.Any, adjusted(2, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := consume(t, db.DB, "gap", 1, 500*time.Millisecond); len(got) != 0 {
+		t.Fatalf("consumer advanced past open transaction A: got positions %v", got)
+	}
+	if err := txA.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := consume(t, db.DB, "gap", 2, 5*time.Second)
+	want := []int64{resA.Events[0].Position, resB.Events[0].Position}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after A commits got %v, want %v (A first, both once)", got, want)
+	}
+	if again := consume(t, db.DB, "gap", 1, 300*time.Millisecond); len(again) != 0 {
+		t.Fatalf("redelivered %v", again)
+	}
+	for p, n := range committed(t, db.DB, "gap") {
+		if n != 1 {
+			t.Errorf("position %d committed %d times", p, n)
+		}
+	}
+}
+
+func TestSubscriberRoundTripTwoGroupsRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 events")
+	}
+	db := newConsumedDB(t)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+	const total = 10000
+
+	// Appends in 100 concurrent-ish batches so transactions interleave.
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for b := 0; b < total/4/100; b++ {
+				evs := make([]events.Event, 100)
+				for i := range evs {
+					evs[i] = adjusted(int64(w), 1)
+				}
+				if _, err := s.Append(ctx, fmt.Sprintf("listing-%d", w), eventstore.Any, evs...); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+
+	for _, group := range []string{"one", "two"} {
+		// Stop twice mid-stream, at moments that do not line up with the
+		// subscriber's batches, then let a fresh subscriber finish.
+		consume(t, db.DB, group, 3333, 60*time.Second)
+		consume(t, db.DB, group, 2717, 60*time.Second)
+		deadline := time.Now().Add(90 * time.Second)
+		for len(committed(t, db.DB, group)) < total && time.Now().Before(deadline) {
+			consume(t, db.DB, group, total, 2*time.Second)
+		}
+		seen := committed(t, db.DB, group)
+		if len(seen) != total {
+			t.Errorf("group %s committed %d distinct events, want %d (missing)", group, len(seen), total)
+		}
+		for p, n := range seen {
+			if n != 1 {
+				t.Errorf("group %s: position %d committed %d times (redelivered)", group, p, n)
+			}
+		}
+		if extra := consume(t, db.DB, group, 1, 300*time.Millisecond); len(extra) != 0 {
+			t.Errorf("group %s: delivered again after everything was acked: %v", group, extra)
+		}
+	}
+}
+
+var _ message.Subscriber = (*wsql.Subscriber)(nil)
