@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service"
+)
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	db := pgtest.New(t)
+	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
+	for i := 0; i < 2; i++ {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"migrate"}, env, &out); err != nil {
+			t.Fatalf("migrate #%d: %v", i+1, err)
+		}
+	}
+	var triggers int
+	if err := db.DB.QueryRow(`SELECT count(*) FROM pg_trigger WHERE tgrelid = 'events'::regclass AND NOT tgisinternal`).Scan(&triggers); err != nil {
+		t.Fatal(err)
+	}
+	if triggers != 2 {
+		t.Errorf("events has %d triggers, want 2 (row and truncate guards)", triggers)
+	}
+}
+
+func TestUnknownCommandIsUsageError(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"frobnicate"}, service.MapEnv(nil), &out)
+	if !errors.Is(err, errUsage) {
+		t.Errorf("err = %v, want usage error", err)
+	}
+}
