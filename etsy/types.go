@@ -1,0 +1,691 @@
+package etsy
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Listing states as Etsy spells them.
+const (
+	ListingActive   = "active"
+	ListingInactive = "inactive"
+	ListingSoldOut  = "sold_out"
+	ListingDraft    = "draft"
+	ListingExpired  = "expired"
+)
+
+// Receipt statuses as Etsy spells them.
+const (
+	ReceiptPaid              = "paid"
+	ReceiptCompleted         = "completed"
+	ReceiptOpen              = "open"
+	ReceiptPaymentProcessing = "payment processing"
+	ReceiptCanceled          = "canceled"
+	ReceiptFullyRefunded     = "fully refunded"
+	ReceiptPartiallyRefunded = "partially refunded"
+)
+
+// Me is getMe's answer: the user a token belongs to and their shop.
+type Me struct {
+	UserID int64
+	ShopID int64
+}
+
+// Shop is the part of Etsy's Shop the ledger uses.
+type Shop struct {
+	ShopID             int64
+	UserID             int64
+	ShopName           string
+	Title              string
+	CurrencyCode       string
+	URL                string
+	IsVacation         bool
+	ListingActiveCount int
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// Listing is a shop listing; Inventory is set only when asked for
+// (includes=Inventory, or GetListing with inventory).
+type Listing struct {
+	ListingID      int64
+	ShopID         int64
+	UserID         int64
+	Title          string
+	State          string
+	URL            string
+	Price          Money // the lowest offering price
+	Quantity       int   // sum of available offering quantities
+	HasVariations  bool
+	SKUs           []string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	LastModifiedAt time.Time
+	StateChangedAt time.Time // zero when Etsy sends null
+	Inventory      *Inventory
+}
+
+// Inventory is a listing's product set. Etsy regenerates product and
+// offering ids on every write; use Product.VariantKey for identity.
+type Inventory struct {
+	Products           []Product
+	PriceOnProperty    []int64
+	QuantityOnProperty []int64
+	SKUOnProperty      []int64
+}
+
+// Product is one purchasable variant of a listing.
+type Product struct {
+	ProductID      int64
+	SKU            string
+	IsDeleted      bool
+	PropertyValues []PropertyValue
+	Offerings      []Offering
+}
+
+// PropertyValue is one variation property's chosen value(s).
+type PropertyValue struct {
+	PropertyID   int64
+	PropertyName string
+	ScaleID      *int64
+	ScaleName    string
+	ValueIDs     []int64
+	Values       []string
+}
+
+// Offering is the price and stock of a product.
+type Offering struct {
+	OfferingID int64
+	Quantity   int
+	Price      Money
+	IsEnabled  bool
+	IsDeleted  bool
+}
+
+// Quantity is the sellable stock of a product: the quantity of its enabled,
+// not deleted offerings.
+func (p Product) Quantity() int {
+	n := 0
+	for _, o := range p.Offerings {
+		if o.IsEnabled && !o.IsDeleted {
+			n += o.Quantity
+		}
+	}
+	return n
+}
+
+// VariantKey is a variant's stable identity: its SKU when set, otherwise
+// the listing id plus its sorted property value ids. product_id cannot be
+// used because Etsy regenerates it on every inventory write. SKU keys are
+// shop-wide on purpose: a seller's SKU names one stock-keeping unit.
+func (p Product) VariantKey(listingID int64) string {
+	var ids []int64
+	for _, pv := range p.PropertyValues {
+		ids = append(ids, pv.ValueIDs...)
+	}
+	return variantKey(listingID, p.SKU, ids)
+}
+
+func variantKey(listingID int64, sku string, valueIDs []int64) string {
+	if sku = strings.TrimSpace(sku); sku != "" {
+		return "sku:" + sku
+	}
+	ids := slices.Clone(valueIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var b strings.Builder
+	b.WriteString("listing:")
+	b.WriteString(strconv.FormatInt(listingID, 10))
+	if len(ids) > 0 {
+		b.WriteString(":values:")
+		for i, id := range ids {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatInt(id, 10))
+		}
+	}
+	return b.String()
+}
+
+// Receipt is a shop receipt (an order). Buyer holds personal data and is
+// kept out of String and log output.
+type Receipt struct {
+	ReceiptID         int64
+	ShopID            int64 // from the request: Etsy's receipt has no shop_id
+	ReceiptType       int
+	SellerUserID      int64
+	BuyerUserID       int64
+	Status            string
+	PaymentMethod     string
+	IsPaid            bool
+	IsShipped         bool
+	IsGift            bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	GrandTotal        Money
+	Subtotal          Money
+	TotalPrice        Money
+	TotalShippingCost Money
+	TotalTaxCost      Money
+	TotalVATCost      Money
+	DiscountAmt       Money
+	GiftWrapPrice     Money
+	Transactions      []Transaction
+	Shipments         []Shipment
+	Refunds           []Refund
+	Buyer             BuyerDetails
+}
+
+// String summarises a receipt without any buyer data.
+func (r Receipt) String() string {
+	return fmt.Sprintf("receipt %d shop %d status %q total %s (%d transactions)",
+		r.ReceiptID, r.ShopID, r.Status, r.GrandTotal, len(r.Transactions))
+}
+
+// LogValue keeps buyer data out of structured logs.
+func (r Receipt) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int64("receipt_id", r.ReceiptID),
+		slog.Int64("shop_id", r.ShopID),
+		slog.String("status", r.Status),
+		slog.String("grandtotal", r.GrandTotal.String()),
+		slog.Int("transactions", len(r.Transactions)),
+	)
+}
+
+// BuyerDetails is the personal data on a receipt. It is decoded because
+// shipping needs it, but formatting it prints only a placeholder.
+type BuyerDetails struct {
+	Name             string
+	Email            string
+	PaymentEmail     string
+	FirstLine        string
+	SecondLine       string
+	City             string
+	State            string
+	Zip              string
+	CountryISO       string
+	FormattedAddress string
+	MessageFromBuyer string
+	GiftMessage      string
+}
+
+const redacted = "[redacted]"
+
+// String hides personal data from fmt's %v and %+v.
+func (BuyerDetails) String() string { return redacted }
+
+// GoString hides personal data from fmt's %#v.
+func (BuyerDetails) GoString() string { return redacted }
+
+// LogValue hides personal data from slog.
+func (BuyerDetails) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// Transaction is one line of a receipt: one listing purchased.
+type Transaction struct {
+	TransactionID   int64
+	ReceiptID       int64
+	ListingID       int64
+	ProductID       int64
+	SKU             string
+	Title           string
+	Quantity        int
+	Price           Money // unit price
+	ShippingCost    Money
+	Variations      []Variation
+	ProductData     []PropertyValue
+	TransactionType string
+	IsDigital       bool
+	CreatedAt       time.Time
+	PaidAt          time.Time // zero when unpaid
+	ShippedAt       time.Time // zero when not shipped
+}
+
+// VariantKey identifies the variant sold, in the same form as
+// Product.VariantKey, so sales match stock even after Etsy has regenerated
+// product ids.
+func (t Transaction) VariantKey() string {
+	var ids []int64
+	if len(t.ProductData) > 0 {
+		for _, pv := range t.ProductData {
+			ids = append(ids, pv.ValueIDs...)
+		}
+	} else {
+		for _, v := range t.Variations {
+			if v.ValueID != 0 {
+				ids = append(ids, v.ValueID)
+			}
+		}
+	}
+	return variantKey(t.ListingID, t.SKU, ids)
+}
+
+// Variation is a property value the buyer chose.
+type Variation struct {
+	PropertyID     int64
+	ValueID        int64 // 0 when Etsy sends null (custom values)
+	FormattedName  string
+	FormattedValue string
+}
+
+// Shipment is shipping information added to a receipt.
+type Shipment struct {
+	ReceiptShippingID int64
+	CarrierName       string
+	TrackingCode      string
+	NotifiedAt        time.Time
+}
+
+// Refund is money returned to the buyer.
+type Refund struct {
+	Amount         Money
+	CreatedAt      time.Time
+	Reason         string
+	NoteFromIssuer string
+	Status         string
+}
+
+// ---- wire format (Etsy JSON) ----
+
+func epoch(n *int64) time.Time {
+	if n == nil || *n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(*n, 0).UTC()
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+type wireSelf struct {
+	UserID int64 `json:"user_id"`
+	ShopID int64 `json:"shop_id"`
+}
+
+type wireShop struct {
+	ShopID             int64   `json:"shop_id"`
+	UserID             int64   `json:"user_id"`
+	ShopName           string  `json:"shop_name"`
+	Title              *string `json:"title"`
+	CurrencyCode       string  `json:"currency_code"`
+	URL                string  `json:"url"`
+	IsVacation         bool    `json:"is_vacation"`
+	ListingActiveCount int     `json:"listing_active_count"`
+	CreatedTimestamp   *int64  `json:"created_timestamp"`
+	UpdatedTimestamp   *int64  `json:"updated_timestamp"`
+}
+
+func (w wireShop) shop() Shop {
+	return Shop{
+		ShopID: w.ShopID, UserID: w.UserID, ShopName: w.ShopName, Title: deref(w.Title),
+		CurrencyCode: w.CurrencyCode, URL: w.URL, IsVacation: w.IsVacation,
+		ListingActiveCount: w.ListingActiveCount,
+		CreatedAt:          epoch(w.CreatedTimestamp), UpdatedAt: epoch(w.UpdatedTimestamp),
+	}
+}
+
+type wireListing struct {
+	ListingID             int64          `json:"listing_id"`
+	UserID                int64          `json:"user_id"`
+	ShopID                int64          `json:"shop_id"`
+	Title                 string         `json:"title"`
+	State                 string         `json:"state"`
+	URL                   string         `json:"url"`
+	Price                 Money          `json:"price"`
+	Quantity              int            `json:"quantity"`
+	HasVariations         bool           `json:"has_variations"`
+	SKUs                  []string       `json:"skus"`
+	CreatedTimestamp      *int64         `json:"created_timestamp"`
+	UpdatedTimestamp      *int64         `json:"updated_timestamp"`
+	LastModifiedTimestamp *int64         `json:"last_modified_timestamp"`
+	StateTimestamp        *int64         `json:"state_timestamp"`
+	Inventory             *wireInventory `json:"inventory"`
+}
+
+// UnmarshalJSON decodes Etsy's ShopListing(WithAssociations).
+func (l *Listing) UnmarshalJSON(b []byte) error {
+	var w wireListing
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("decode listing: %w", err)
+	}
+	*l = Listing{
+		ListingID: w.ListingID, ShopID: w.ShopID, UserID: w.UserID, Title: w.Title,
+		State: w.State, URL: w.URL, Price: w.Price, Quantity: w.Quantity,
+		HasVariations: w.HasVariations, SKUs: w.SKUs,
+		CreatedAt: epoch(w.CreatedTimestamp), UpdatedAt: epoch(w.UpdatedTimestamp),
+		LastModifiedAt: epoch(w.LastModifiedTimestamp), StateChangedAt: epoch(w.StateTimestamp),
+	}
+	if w.Inventory != nil {
+		inv := w.Inventory.inventory()
+		l.Inventory = &inv
+	}
+	return nil
+}
+
+type wireInventory struct {
+	Products           []wireProduct `json:"products"`
+	PriceOnProperty    []int64       `json:"price_on_property"`
+	QuantityOnProperty []int64       `json:"quantity_on_property"`
+	SKUOnProperty      []int64       `json:"sku_on_property"`
+}
+
+func (w wireInventory) inventory() Inventory {
+	inv := Inventory{
+		PriceOnProperty: w.PriceOnProperty, QuantityOnProperty: w.QuantityOnProperty,
+		SKUOnProperty: w.SKUOnProperty,
+	}
+	for _, p := range w.Products {
+		inv.Products = append(inv.Products, p.product())
+	}
+	return inv
+}
+
+// UnmarshalJSON decodes Etsy's ListingInventory.
+func (inv *Inventory) UnmarshalJSON(b []byte) error {
+	var w wireInventory
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("decode inventory: %w", err)
+	}
+	*inv = w.inventory()
+	return nil
+}
+
+type wireProduct struct {
+	ProductID      int64               `json:"product_id"`
+	SKU            *string             `json:"sku"`
+	IsDeleted      bool                `json:"is_deleted"`
+	Offerings      []wireOffering      `json:"offerings"`
+	PropertyValues []wirePropertyValue `json:"property_values"`
+}
+
+func (w wireProduct) product() Product {
+	p := Product{ProductID: w.ProductID, SKU: deref(w.SKU), IsDeleted: w.IsDeleted}
+	for _, o := range w.Offerings {
+		p.Offerings = append(p.Offerings, Offering(o))
+	}
+	for _, pv := range w.PropertyValues {
+		p.PropertyValues = append(p.PropertyValues, pv.value())
+	}
+	return p
+}
+
+type wireOffering struct {
+	OfferingID int64 `json:"offering_id"`
+	Quantity   int   `json:"quantity"`
+	Price      Money `json:"price"`
+	IsEnabled  bool  `json:"is_enabled"`
+	IsDeleted  bool  `json:"is_deleted"`
+}
+
+type wirePropertyValue struct {
+	PropertyID   int64    `json:"property_id"`
+	PropertyName *string  `json:"property_name"`
+	ScaleID      *int64   `json:"scale_id"`
+	ScaleName    *string  `json:"scale_name"`
+	ValueIDs     []int64  `json:"value_ids"`
+	Values       []string `json:"values"`
+}
+
+func (w wirePropertyValue) value() PropertyValue {
+	return PropertyValue{
+		PropertyID: w.PropertyID, PropertyName: deref(w.PropertyName), ScaleID: w.ScaleID,
+		ScaleName: deref(w.ScaleName), ValueIDs: w.ValueIDs, Values: w.Values,
+	}
+}
+
+type wireReceipt struct {
+	ReceiptID         int64             `json:"receipt_id"`
+	ReceiptType       int               `json:"receipt_type"`
+	SellerUserID      int64             `json:"seller_user_id"`
+	BuyerUserID       int64             `json:"buyer_user_id"`
+	BuyerEmail        *string           `json:"buyer_email"`
+	Name              string            `json:"name"`
+	FirstLine         string            `json:"first_line"`
+	SecondLine        *string           `json:"second_line"`
+	City              string            `json:"city"`
+	State             *string           `json:"state"`
+	Zip               string            `json:"zip"`
+	FormattedAddress  string            `json:"formatted_address"`
+	CountryISO        *string           `json:"country_iso"`
+	PaymentEmail      string            `json:"payment_email"`
+	MessageFromBuyer  *string           `json:"message_from_buyer"`
+	GiftMessage       string            `json:"gift_message"`
+	Status            string            `json:"status"`
+	PaymentMethod     string            `json:"payment_method"`
+	IsPaid            bool              `json:"is_paid"`
+	IsShipped         bool              `json:"is_shipped"`
+	IsGift            bool              `json:"is_gift"`
+	CreatedTimestamp  *int64            `json:"created_timestamp"`
+	UpdatedTimestamp  *int64            `json:"updated_timestamp"`
+	GrandTotal        Money             `json:"grandtotal"`
+	Subtotal          Money             `json:"subtotal"`
+	TotalPrice        Money             `json:"total_price"`
+	TotalShippingCost Money             `json:"total_shipping_cost"`
+	TotalTaxCost      Money             `json:"total_tax_cost"`
+	TotalVATCost      Money             `json:"total_vat_cost"`
+	DiscountAmt       Money             `json:"discount_amt"`
+	GiftWrapPrice     Money             `json:"gift_wrap_price"`
+	Shipments         []wireShipment    `json:"shipments"`
+	Transactions      []wireTransaction `json:"transactions"`
+	Refunds           []wireRefund      `json:"refunds"`
+}
+
+func (w wireReceipt) receipt(shopID int64) Receipt {
+	r := Receipt{
+		ReceiptID: w.ReceiptID, ShopID: shopID, ReceiptType: w.ReceiptType,
+		SellerUserID: w.SellerUserID, BuyerUserID: w.BuyerUserID, Status: w.Status,
+		PaymentMethod: w.PaymentMethod, IsPaid: w.IsPaid, IsShipped: w.IsShipped, IsGift: w.IsGift,
+		CreatedAt: epoch(w.CreatedTimestamp), UpdatedAt: epoch(w.UpdatedTimestamp),
+		GrandTotal: w.GrandTotal, Subtotal: w.Subtotal, TotalPrice: w.TotalPrice,
+		TotalShippingCost: w.TotalShippingCost, TotalTaxCost: w.TotalTaxCost,
+		TotalVATCost: w.TotalVATCost, DiscountAmt: w.DiscountAmt, GiftWrapPrice: w.GiftWrapPrice,
+		Buyer: BuyerDetails{
+			Name: w.Name, Email: deref(w.BuyerEmail), PaymentEmail: w.PaymentEmail,
+			FirstLine: w.FirstLine, SecondLine: deref(w.SecondLine), City: w.City,
+			State: deref(w.State), Zip: w.Zip, CountryISO: deref(w.CountryISO),
+			FormattedAddress: w.FormattedAddress, MessageFromBuyer: deref(w.MessageFromBuyer),
+			GiftMessage: w.GiftMessage,
+		},
+	}
+	for _, t := range w.Transactions {
+		r.Transactions = append(r.Transactions, t.transaction())
+	}
+	for _, s := range w.Shipments {
+		r.Shipments = append(r.Shipments, Shipment{
+			ReceiptShippingID: deref(s.ReceiptShippingID), CarrierName: s.CarrierName,
+			TrackingCode: s.TrackingCode, NotifiedAt: epoch(s.ShipmentNotificationTimestamp),
+		})
+	}
+	for _, f := range w.Refunds {
+		r.Refunds = append(r.Refunds, Refund{
+			Amount: f.Amount, CreatedAt: epoch(f.CreatedTimestamp), Reason: deref(f.Reason),
+			NoteFromIssuer: deref(f.NoteFromIssuer), Status: deref(f.Status),
+		})
+	}
+	return r
+}
+
+type wireShipment struct {
+	ReceiptShippingID             *int64 `json:"receipt_shipping_id"`
+	ShipmentNotificationTimestamp *int64 `json:"shipment_notification_timestamp"`
+	CarrierName                   string `json:"carrier_name"`
+	TrackingCode                  string `json:"tracking_code"`
+}
+
+type wireRefund struct {
+	Amount           Money   `json:"amount"`
+	CreatedTimestamp *int64  `json:"created_timestamp"`
+	Reason           *string `json:"reason"`
+	NoteFromIssuer   *string `json:"note_from_issuer"`
+	Status           *string `json:"status"`
+}
+
+type wireTransaction struct {
+	TransactionID    int64               `json:"transaction_id"`
+	ReceiptID        int64               `json:"receipt_id"`
+	Title            *string             `json:"title"`
+	ListingID        *int64              `json:"listing_id"`
+	ProductID        *int64              `json:"product_id"`
+	SKU              *string             `json:"sku"`
+	Quantity         int                 `json:"quantity"`
+	Price            Money               `json:"price"`
+	ShippingCost     Money               `json:"shipping_cost"`
+	Variations       []wireVariation     `json:"variations"`
+	ProductData      []wirePropertyValue `json:"product_data"`
+	TransactionType  string              `json:"transaction_type"`
+	IsDigital        bool                `json:"is_digital"`
+	CreatedTimestamp *int64              `json:"created_timestamp"`
+	PaidTimestamp    *int64              `json:"paid_timestamp"`
+	ShippedTimestamp *int64              `json:"shipped_timestamp"`
+}
+
+func (w wireTransaction) transaction() Transaction {
+	t := Transaction{
+		TransactionID: w.TransactionID, ReceiptID: w.ReceiptID, ListingID: deref(w.ListingID),
+		ProductID: deref(w.ProductID), SKU: deref(w.SKU), Title: deref(w.Title),
+		Quantity: w.Quantity, Price: w.Price, ShippingCost: w.ShippingCost,
+		TransactionType: w.TransactionType, IsDigital: w.IsDigital,
+		CreatedAt: epoch(w.CreatedTimestamp), PaidAt: epoch(w.PaidTimestamp),
+		ShippedAt: epoch(w.ShippedTimestamp),
+	}
+	for _, v := range w.Variations {
+		t.Variations = append(t.Variations, Variation{
+			PropertyID: v.PropertyID, ValueID: deref(v.ValueID),
+			FormattedName: v.FormattedName, FormattedValue: v.FormattedValue,
+		})
+	}
+	for _, pv := range w.ProductData {
+		t.ProductData = append(t.ProductData, pv.value())
+	}
+	return t
+}
+
+type wireVariation struct {
+	PropertyID     int64  `json:"property_id"`
+	ValueID        *int64 `json:"value_id"`
+	FormattedName  string `json:"formatted_name"`
+	FormattedValue string `json:"formatted_value"`
+}
+
+// InventoryUpdate is the body of updateListingInventory. Etsy replaces the
+// whole product set with it, so it must hold every product.
+type InventoryUpdate struct {
+	Products           []ProductUpdate
+	PriceOnProperty    []int64
+	QuantityOnProperty []int64
+	SKUOnProperty      []int64
+}
+
+// ProductUpdate is one product of an InventoryUpdate.
+type ProductUpdate struct {
+	SKU            string
+	PropertyValues []PropertyValue
+	Offerings      []OfferingUpdate
+}
+
+// OfferingUpdate is one offering of a ProductUpdate.
+type OfferingUpdate struct {
+	Price     Money
+	Quantity  int
+	IsEnabled bool
+}
+
+// Update turns an inventory read into the write Etsy expects, dropping ids
+// and deleted products as Etsy's tutorial describes, so a caller can change
+// a quantity and send the whole set back.
+func (inv Inventory) Update() InventoryUpdate {
+	u := InventoryUpdate{
+		PriceOnProperty:    slices.Clone(inv.PriceOnProperty),
+		QuantityOnProperty: slices.Clone(inv.QuantityOnProperty),
+		SKUOnProperty:      slices.Clone(inv.SKUOnProperty),
+	}
+	for _, p := range inv.Products {
+		if p.IsDeleted {
+			continue
+		}
+		pu := ProductUpdate{SKU: p.SKU, PropertyValues: slices.Clone(p.PropertyValues)}
+		for _, o := range p.Offerings {
+			if o.IsDeleted {
+				continue
+			}
+			pu.Offerings = append(pu.Offerings, OfferingUpdate{Price: o.Price, Quantity: o.Quantity, IsEnabled: o.IsEnabled})
+		}
+		u.Products = append(u.Products, pu)
+	}
+	return u
+}
+
+type wireInventoryUpdate struct {
+	Products           []wireProductUpdate `json:"products"`
+	PriceOnProperty    []int64             `json:"price_on_property"`
+	QuantityOnProperty []int64             `json:"quantity_on_property"`
+	SKUOnProperty      []int64             `json:"sku_on_property"`
+}
+
+type wireProductUpdate struct {
+	SKU            *string                   `json:"sku"`
+	PropertyValues []wirePropertyValueUpdate `json:"property_values"`
+	Offerings      []wireOfferingUpdate      `json:"offerings"`
+}
+
+type wirePropertyValueUpdate struct {
+	PropertyID   int64    `json:"property_id"`
+	PropertyName string   `json:"property_name,omitempty"`
+	ScaleID      *int64   `json:"scale_id,omitempty"`
+	ValueIDs     []int64  `json:"value_ids"`
+	Values       []string `json:"values"`
+}
+
+type wireOfferingUpdate struct {
+	Price     decimalNumber `json:"price"`
+	Quantity  int           `json:"quantity"`
+	IsEnabled bool          `json:"is_enabled"`
+}
+
+// MarshalJSON writes Etsy's updateListingInventory body, prices as decimal
+// numbers built from minor units.
+func (u InventoryUpdate) MarshalJSON() ([]byte, error) {
+	w := wireInventoryUpdate{
+		Products:           []wireProductUpdate{},
+		PriceOnProperty:    nonNil(u.PriceOnProperty),
+		QuantityOnProperty: nonNil(u.QuantityOnProperty),
+		SKUOnProperty:      nonNil(u.SKUOnProperty),
+	}
+	for _, p := range u.Products {
+		wp := wireProductUpdate{PropertyValues: []wirePropertyValueUpdate{}, Offerings: []wireOfferingUpdate{}}
+		if p.SKU != "" {
+			wp.SKU = &p.SKU
+		}
+		for _, pv := range p.PropertyValues {
+			wp.PropertyValues = append(wp.PropertyValues, wirePropertyValueUpdate{
+				PropertyID: pv.PropertyID, PropertyName: pv.PropertyName, ScaleID: pv.ScaleID,
+				ValueIDs: nonNil(pv.ValueIDs), Values: nonNil(pv.Values),
+			})
+		}
+		for _, o := range p.Offerings {
+			wp.Offerings = append(wp.Offerings, wireOfferingUpdate{
+				Price: decimalNumber(o.Price), Quantity: o.Quantity, IsEnabled: o.IsEnabled,
+			})
+		}
+		w.Products = append(w.Products, wp)
+	}
+	return json.Marshal(w)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
