@@ -28,5 +28,10 @@ func Open(ctx context.Context, url string, maxConns int32) (*sql.DB, *pgxpool.Po
 		return nil, nil, fmt.Errorf("open database: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
+	// database/sql keeps only two idle connections by default; every other
+	// concurrent caller would then pay for a fresh acquire. The pgx pool
+	// already bounds the total.
+	db.SetMaxIdleConns(int(cfg.MaxConns))
+	db.SetMaxOpenConns(int(cfg.MaxConns))
 	return db, pool, nil
 }
