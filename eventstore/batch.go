@@ -1,0 +1,243 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopledger/shopledger/events"
+)
+
+// maxEachRounds bounds how often AppendEachIn re-tries events that lost a
+// stream version race to a concurrent writer inside one transaction. Every
+// round at least one of the racing writers has committed, so this is a
+// bound on how many writers may race for one stream at once.
+const maxEachRounds = 100
+
+// AppendEachIn appends events that each name their own stream
+// (Event.StreamID), in one statement inside the caller's transaction: the
+// group commit of many small facts (one webhook's evidence per stream) that
+// must become durable together. Each event goes after its stream's current
+// version, as with Any.
+//
+// Events whose dedupe key is already stored, or that repeat the key of an
+// earlier event in evs, are reported as duplicates and not stored. Apart
+// from such repeats, at most one event per stream is allowed, so a lost
+// version race never leaves a stream out of order.
+//
+// Rows that lose a race with a concurrent writer (same dedupe key or same
+// stream version) are resolved inside the transaction without aborting it,
+// so it must run at READ COMMITTED (the default) for a retry to see the
+// winner. The result is in the order of evs.
+func (s *Store) AppendEachIn(ctx context.Context, q Queryer, evs []events.Event) ([]Appended, error) {
+	if len(evs) == 0 {
+		return nil, ErrEmptyAppend
+	}
+	out := make([]Appended, len(evs))
+	// firstOf maps an event index to the earlier event with the same
+	// dedupe key, whose outcome it shares.
+	firstOf := map[int]int{}
+	byKey := map[string]int{}
+	streams := map[string]bool{}
+	var todo []int
+	for i, e := range evs {
+		if e.StreamID == "" {
+			return nil, fmt.Errorf("append each: event %d names no stream: %w", i, ErrInvalidEvent)
+		}
+		if e.DedupeKey != "" {
+			if j, ok := byKey[e.DedupeKey]; ok {
+				firstOf[i] = j
+				continue
+			}
+			byKey[e.DedupeKey] = i
+		}
+		if streams[e.StreamID] {
+			return nil, fmt.Errorf("append each: event %d repeats stream %s: %w", i, e.StreamID, ErrInvalidEvent)
+		}
+		streams[e.StreamID] = true
+		todo = append(todo, i)
+	}
+	rows, err := encodeEach(evs, todo)
+	if err != nil {
+		return nil, fmt.Errorf("append each: %w", err)
+	}
+	pending := todo
+	for round := 0; len(pending) > 0; round++ {
+		if round == maxEachRounds {
+			return nil, fmt.Errorf("append each: %d events still conflict after %d rounds: %w", len(pending), round, ErrConcurrency)
+		}
+		inserted, err := rows.insert(ctx, q, pending)
+		if err != nil {
+			return nil, fmt.Errorf("append each: %w", err)
+		}
+		var missing []int
+		var keys []string
+		for _, i := range pending {
+			if a, ok := inserted[evs[i].ID]; ok {
+				out[i] = a
+				continue
+			}
+			missing = append(missing, i)
+			if evs[i].DedupeKey != "" {
+				keys = append(keys, evs[i].DedupeKey)
+			}
+		}
+		stored, err := lookupDedupe(ctx, q, keys)
+		if err != nil {
+			return nil, fmt.Errorf("append each: %w", err)
+		}
+		pending = pending[:0:0]
+		for _, i := range missing {
+			if a, ok := stored[evs[i].DedupeKey]; ok && evs[i].DedupeKey != "" {
+				out[i] = a
+				continue
+			}
+			// Lost a version race to a writer that has committed by
+			// now: the next round numbers after it.
+			pending = append(pending, i)
+		}
+	}
+	for i, j := range firstOf {
+		out[i] = out[j]
+		out[i].Duplicate = true
+	}
+	return out, nil
+}
+
+type eachRows struct {
+	ids      []string
+	streams  []string
+	types    []string
+	versions []int32
+	data     []string
+	meta     []string
+	shops    []int64
+	occurred []time.Time
+	dedupe   []string
+	index    []int // event index of each row
+}
+
+func encodeEach(evs []events.Event, todo []int) (*eachRows, error) {
+	r := &eachRows{}
+	for _, i := range todo {
+		e := evs[i]
+		if e.Data == nil {
+			return nil, fmt.Errorf("event %d has no data: %w", i, ErrInvalidEvent)
+		}
+		if e.ID == uuid.Nil {
+			return nil, fmt.Errorf("event %d has no id: %w", i, ErrInvalidEvent)
+		}
+		if e.OccurredAt.IsZero() {
+			return nil, fmt.Errorf("event %d has no business time: %w", i, ErrInvalidEvent)
+		}
+		typ, ver, data, err := events.Encode(e.Data)
+		if err != nil {
+			return nil, err
+		}
+		meta, err := json.Marshal(e.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("event %d metadata: %w", i, err)
+		}
+		r.ids = append(r.ids, e.ID.String())
+		r.streams = append(r.streams, e.StreamID)
+		r.types = append(r.types, typ)
+		r.versions = append(r.versions, int32(ver))
+		r.data = append(r.data, string(data))
+		r.meta = append(r.meta, string(meta))
+		r.shops = append(r.shops, e.ShopID)
+		r.occurred = append(r.occurred, e.OccurredAt.UTC())
+		r.dedupe = append(r.dedupe, e.DedupeKey)
+		r.index = append(r.index, i)
+	}
+	return r, nil
+}
+
+// appendEachSQL inserts one event per stream after each stream's current
+// version. ON CONFLICT DO NOTHING (no target: any unique constraint) turns
+// both a stored dedupe key and a lost version race into a skipped row
+// instead of an error that would abort the caller's transaction; the caller
+// tells the two apart afterwards. Rows go in stream order so that two
+// batches holding the same streams wait for each other in one direction
+// and never deadlock.
+const appendEachSQL = `
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bigint[], $8::timestamptz[], $9::text[])
+        WITH ORDINALITY AS t(event_id, stream_id, type, schema_version, data, metadata, shop_id, occurred_at, dedupe_key, ord)
+)
+INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, shop_id, occurred_at, dedupe_key)
+SELECT i.event_id, i.stream_id,
+       coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = i.stream_id), 0) + 1,
+       i.type, i.schema_version, i.data::jsonb, i.metadata::jsonb, nullif(i.shop_id, 0), i.occurred_at, nullif(i.dedupe_key, '')
+FROM input i
+WHERE i.dedupe_key = '' OR NOT EXISTS (SELECT 1 FROM events e WHERE e.dedupe_key = i.dedupe_key)
+ORDER BY i.stream_id
+ON CONFLICT DO NOTHING
+RETURNING event_id, position, stream_version
+`
+
+func (r *eachRows) insert(ctx context.Context, q Queryer, pending []int) (map[uuid.UUID]Appended, error) {
+	want := make(map[int]bool, len(pending))
+	for _, i := range pending {
+		want[i] = true
+	}
+	var ids, streams, types, data, meta, dedupe []string
+	var versions []int32
+	var shops []int64
+	var occurred []time.Time
+	for k, i := range r.index {
+		if !want[i] {
+			continue
+		}
+		ids = append(ids, r.ids[k])
+		streams = append(streams, r.streams[k])
+		types = append(types, r.types[k])
+		versions = append(versions, r.versions[k])
+		data = append(data, r.data[k])
+		meta = append(meta, r.meta[k])
+		shops = append(shops, r.shops[k])
+		occurred = append(occurred, r.occurred[k])
+		dedupe = append(dedupe, r.dedupe[k])
+	}
+	rows, err := q.QueryContext(ctx, appendEachSQL, ids, streams, types, versions, data, meta, shops, occurred, dedupe)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	out := make(map[uuid.UUID]Appended, len(ids))
+	for rows.Next() {
+		var a Appended
+		if err := rows.Scan(&a.EventID, &a.Position, &a.StreamVersion); err != nil {
+			return nil, err
+		}
+		out[a.EventID] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
+}
+
+func lookupDedupe(ctx context.Context, q Queryer, keys []string) (map[string]Appended, error) {
+	out := map[string]Appended{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT dedupe_key, event_id, position, stream_version FROM events WHERE dedupe_key = ANY($1::text[])`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("look up dedupe keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var a Appended
+		if err := rows.Scan(&key, &a.EventID, &a.Position, &a.StreamVersion); err != nil {
+			return nil, err
+		}
+		a.Duplicate = true
+		out[key] = a
+	}
+	return out, rows.Err()
+}
