@@ -276,4 +276,3 @@ func TestReadAllIsGapSafe(t *testing.T) {
 		t.Errorf("ReadAll after the last cursor = %d events, %v; want none", len(rest), err)
 	}
 }
-
