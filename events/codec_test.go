@@ -41,8 +41,8 @@ var samples = []events.Payload{
 	events.SaleDelivered{ReceiptID: 5},
 	events.SaleCanceled{ReceiptID: 5, Reason: "buyer"},
 	events.SaleRefunded{ReceiptID: 5, Amount: events.Money{Amount: 2900, Currency: "EUR"}, Reason: "broken", RefundKey: "1700000000"},
-	events.LowStockRaised{AlertID: "a1", ShopID: 1, ListingID: 2, VariantKey: "sku:M-1", Quantity: 2, Threshold: 3},
-	events.LowStockCleared{AlertID: "a1", ShopID: 1, ListingID: 2, VariantKey: "sku:M-1", Quantity: 9, Threshold: 3},
+	events.LowStockRaised{AlertID: "a1", ShopID: 1, ListingID: 2, VariantKey: "sku:M-1", Quantity: 2, Threshold: 3, Muted: true},
+	events.LowStockCleared{AlertID: "a1", ShopID: 1, ListingID: 2, VariantKey: "sku:M-1", Quantity: 9, Threshold: 3, Reason: events.ClearedStockAbove},
 }
 
 func TestEveryTypeRoundTrips(t *testing.T) {

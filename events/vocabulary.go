@@ -293,7 +293,19 @@ type LowStockRaised struct {
 	VariantKey string `json:"variant_key"`
 	Quantity   int64  `json:"quantity"`
 	Threshold  int64  `json:"threshold"`
+	// Muted is true when the seller was already paged about this variant
+	// less than the alert cooldown (in business time) before: the alert
+	// is open but not delivered again, so an oscillating quantity does
+	// not page every time it dips.
+	Muted bool `json:"muted,omitempty"`
 }
+
+// Reasons an alert clears.
+const (
+	ClearedStockAbove     = "stock_above_threshold"
+	ClearedThresholdMoved = "threshold_changed"
+	ClearedListingDeleted = "listing_deleted"
+)
 
 type LowStockCleared struct {
 	AlertID    string `json:"alert_id"`
@@ -302,6 +314,7 @@ type LowStockCleared struct {
 	VariantKey string `json:"variant_key"`
 	Quantity   int64  `json:"quantity"`
 	Threshold  int64  `json:"threshold"`
+	Reason     string `json:"reason,omitempty"`
 }
 
 func (WebhookReceived) EventType() string         { return TypeWebhookReceived }
