@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopledger/shopledger/httpapi"
+)
+
+func init() {
+	commands["tokens"] = command{summary: "create, list and revoke query API tokens", run: runTokens}
+}
+
+const tokensUsage = `ledger tokens create --seller <etsy user id> [--role seller|auditor] [--shop <shop id>]... [--label text] [--ttl 720h]
+ledger tokens list [--seller <etsy user id>]
+ledger tokens revoke <token id>`
+
+func runTokens(ctx context.Context, c *cli, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(c.stdout, tokensUsage)
+		return fmt.Errorf("%w: tokens needs create, list or revoke", errUsage)
+	}
+	switch args[0] {
+	case "create":
+		return tokensCreate(ctx, c, args[1:])
+	case "list":
+		return tokensList(ctx, c, args[1:])
+	case "revoke":
+		return tokensRevoke(ctx, c, args[1:])
+	default:
+		fmt.Fprintln(c.stdout, tokensUsage)
+		return fmt.Errorf("%w: unknown tokens command %q", errUsage, args[0])
+	}
+}
+
+// shopList collects --shop, repeated or comma-separated.
+type shopList []int64
+
+func (s *shopList) String() string { return fmt.Sprint(*s) }
+func (s *shopList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		id, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
+		if err != nil || id <= 0 {
+			return fmt.Errorf("shop id %q is not a positive integer", part)
+		}
+		*s = append(*s, id)
+	}
+	return nil
+}
+
+func tokensCreate(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("tokens create", flag.ContinueOnError)
+	fs.SetOutput(c.stdout)
+	seller := fs.Int64("seller", 0, "Etsy user id of the seller the token reads for (required)")
+	role := fs.String("role", "seller", "seller or auditor")
+	label := fs.String("label", "", "a note to tell tokens apart")
+	ttl := fs.Duration("ttl", 0, "lifetime, for example 720h; 0 never expires")
+	var shops shopList
+	fs.Var(&shops, "shop", "limit the token to this shop id (repeatable); default all the seller's shops")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *seller <= 0 {
+		return fmt.Errorf("%w: --seller <etsy user id> is required", errUsage)
+	}
+	r, err := httpapi.ParseRole(*role)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *ttl < 0 {
+		return fmt.Errorf("%w: --ttl must not be negative", errUsage)
+	}
+	db, closeDB, err := c.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	secret, tok, err := httpapi.NewTokenStore(db).Create(ctx, httpapi.NewToken{SellerID: *seller, Role: r, ShopIDs: shops, Label: *label, TTL: *ttl})
+	if err != nil {
+		return err
+	}
+	// The secret goes to stdout only, never to the log.
+	c.logger.Info("token created", "token_id", tok.ID, "seller_id", tok.SellerID, "role", tok.Role)
+	fmt.Fprintf(c.stdout, "token id: %s\nseller:   %d\nrole:     %s\nshops:    %s\n", tok.ID, tok.SellerID, tok.Role, shopScope(tok.ShopIDs))
+	if tok.ExpiresAt != nil {
+		fmt.Fprintf(c.stdout, "expires:  %s\n", tok.ExpiresAt.Format(time.RFC3339))
+	}
+	fmt.Fprintf(c.stdout, "\n%s\n\nThis token is shown once. Send it as: Authorization: Bearer <token>\n", secret)
+	return nil
+}
+
+func tokensList(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("tokens list", flag.ContinueOnError)
+	fs.SetOutput(c.stdout)
+	seller := fs.Int64("seller", 0, "only this seller's tokens")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	db, closeDB, err := c.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	toks, err := httpapi.NewTokenStore(db).List(ctx, *seller)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPREFIX\tSELLER\tROLE\tSHOPS\tCREATED\tEXPIRES\tREVOKED\tLABEL")
+	for _, t := range toks {
+		fmt.Fprintf(tw, "%s\t%s…\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Prefix, t.SellerID, t.Role, shopScope(t.ShopIDs),
+			t.CreatedAt.Format(time.RFC3339), optTime(t.ExpiresAt), optTime(t.RevokedAt), t.Label)
+	}
+	return tw.Flush()
+}
+
+func tokensRevoke(ctx context.Context, c *cli, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: tokens revoke <token id>", errUsage)
+	}
+	id, err := uuid.Parse(args[0])
+	if err != nil {
+		return fmt.Errorf("%w: token id %q is not a uuid (see ledger tokens list)", errUsage, args[0])
+	}
+	db, closeDB, err := c.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if err := httpapi.NewTokenStore(db).Revoke(ctx, id); err != nil {
+		return err
+	}
+	c.logger.Info("token revoked", "token_id", id)
+	fmt.Fprintf(c.stdout, "revoked %s\n", id)
+	return nil
+}
+
+func shopScope(ids []int64) string {
+	if len(ids) == 0 {
+		return "all"
+	}
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+func optTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}

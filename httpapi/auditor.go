@@ -1,0 +1,317 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+)
+
+// EventLog is what the auditor endpoints read: the log itself, filtered to
+// the caller's shops.
+type EventLog interface {
+	ListEvents(ctx context.Context, f EventFilter) ([]LoggedEvent, error)
+	GetEvent(ctx context.Context, shops []int64, id uuid.UUID) (LoggedEvent, error)
+	// Causation returns the events that led to id (oldest first) and the
+	// events it led to (in log order), both limited to shops.
+	Causation(ctx context.Context, shops []int64, id uuid.UUID) (causes, effects []LoggedEvent, err error)
+	ChainStatus(ctx context.Context, shops []int64) (ChainStatus, error)
+}
+
+// EventFilter selects sealed events. Shops is the caller's set and is
+// always applied; the other fields narrow it.
+type EventFilter struct {
+	Shops    []int64
+	ShopID   int64
+	Stream   string
+	Type     string
+	From, To time.Time // business time, To exclusive
+	AfterSeq int64
+	ToSeq    int64 // inclusive; zero means no bound
+	Limit    int
+}
+
+// LoggedEvent is one event of the log as auditors see it: the stored fact
+// and its place in the sealed chain.
+type LoggedEvent struct {
+	Seq           int64           `json:"seq"`
+	Hash          string          `json:"hash"`
+	PrevHash      string          `json:"prev_hash"`
+	Position      int64           `json:"position"`
+	EventID       string          `json:"event_id"`
+	StreamID      string          `json:"stream_id"`
+	StreamVersion int64           `json:"stream_version"`
+	Type          string          `json:"type"`
+	SchemaVersion int             `json:"schema_version"`
+	ShopID        int64           `json:"shop_id"`
+	OccurredAt    time.Time       `json:"occurred_at"`
+	RecordedAt    time.Time       `json:"recorded_at"`
+	DedupeKey     string          `json:"dedupe_key"`
+	Metadata      EventMetadata   `json:"metadata"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// EventMetadata is the allow-listed part of an event's metadata.
+type EventMetadata struct {
+	CorrelationID string `json:"correlation_id"`
+	CausationID   string `json:"causation_id"`
+	Source        string `json:"source"`
+	Actor         string `json:"actor"`
+	RequestID     string `json:"request_id"`
+}
+
+// ChainStatus says how far the log is sealed and whether the caller's part
+// of the chain verifies.
+type ChainStatus struct {
+	// SealedThrough is the highest sealed sequence number of the whole log.
+	SealedThrough int64  `json:"sealed_through"`
+	HeadHash      string `json:"head_hash"`
+	// Unsealed counts the caller's events not yet sealed.
+	Unsealed int64 `json:"unsealed"`
+	// Checked counts the caller's sealed events whose link was recomputed.
+	Checked int64 `json:"checked"`
+	Valid   bool  `json:"valid"`
+	// FirstMismatchSeq is the first sequence whose hash did not verify.
+	FirstMismatchSeq *int64    `json:"first_mismatch_seq"`
+	CheckedAt        time.Time `json:"checked_at"`
+}
+
+type eventPage struct {
+	Items      []LoggedEvent `json:"items"`
+	NextCursor string        `json:"next_cursor"`
+}
+
+type eventDetail struct {
+	Event    LoggedEvent   `json:"event"`
+	CausedBy []LoggedEvent `json:"caused_by"`
+	Caused   []LoggedEvent `json:"caused"`
+}
+
+type seqCursor struct {
+	Seq int64 `json:"s"`
+}
+
+func (s *server) auditorRoutes(r chi.Router) {
+	r.Group(func(r chi.Router) {
+		r.Use(s.timeout)
+		r.Get("/events", s.handle(s.listEvents))
+		r.Get("/events/{eventID}", s.handle(s.getEvent))
+		r.Get("/chain", s.handle(s.chainStatus))
+	})
+	// The export bounds each batch, not the whole stream: a range of
+	// millions of events takes longer than any one query should.
+	r.Get("/events/export", s.handle(s.exportEvents))
+}
+
+func (s *server) eventFilter(r *http.Request, p Principal) (EventFilter, error) {
+	q := r.URL.Query()
+	f := EventFilter{Shops: p.Shops, Stream: q.Get("stream"), Type: q.Get("type")}
+	var err error
+	if f.ShopID, err = optShop(q, p); err != nil {
+		return f, err
+	}
+	if f.From, f.To, err = timeRange(q, "from", "to"); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+func (s *server) listEvents(w http.ResponseWriter, r *http.Request, p Principal) error {
+	if _, err := negotiate(r, false); err != nil {
+		return err
+	}
+	f, err := s.eventFilter(r, p)
+	if err == nil {
+		f.Limit, err = parseLimit(r.URL.Query(), defaultLimit)
+	}
+	if c := r.URL.Query().Get("cursor"); err == nil && c != "" {
+		var cur seqCursor
+		err = decodeCursor(c, &cur)
+		f.AfterSeq = cur.Seq
+	}
+	if err != nil {
+		return err
+	}
+	f.Limit++ // one more tells whether there is a next page
+	evs, err := s.cfg.Data.Events.ListEvents(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	page := eventPage{Items: evs}
+	if len(evs) == f.Limit {
+		page.Items = evs[:f.Limit-1]
+		page.NextCursor = encodeCursor(seqCursor{Seq: page.Items[len(page.Items)-1].Seq})
+	}
+	if page.Items == nil {
+		page.Items = []LoggedEvent{}
+	}
+	nextLink(w, r, page.NextCursor)
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *server) getEvent(w http.ResponseWriter, r *http.Request, p Principal) error {
+	id, err := uuid.Parse(chi.URLParam(r, "eventID"))
+	if err != nil {
+		return ErrNotFound // not a uuid names no event
+	}
+	ev, err := s.cfg.Data.Events.GetEvent(r.Context(), p.Shops, id)
+	if err != nil {
+		return err
+	}
+	causes, effects, err := s.cfg.Data.Events.Causation(r.Context(), p.Shops, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, eventDetail{Event: ev, CausedBy: nonNil(causes), Caused: nonNil(effects)})
+	return nil
+}
+
+func (s *server) chainStatus(w http.ResponseWriter, r *http.Request, p Principal) error {
+	st, err := s.cfg.Data.Events.ChainStatus(r.Context(), p.Shops)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// exportBatch is how many events one export query reads.
+const exportBatch = 1000
+
+// exportEvents streams any range of the sealed log as NDJSON, one event a
+// line, in sequence order. It reads in batches so that memory stays flat
+// whatever the range, and each batch has the usual query timeout.
+func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principal) error {
+	f, err := s.eventFilter(r, p)
+	q := r.URL.Query()
+	if err == nil {
+		f.AfterSeq, err = optInt(q, "after_seq")
+	}
+	if err == nil {
+		f.ToSeq, err = optInt(q, "to_seq")
+	}
+	if err != nil {
+		return err
+	}
+	f.Limit = exportBatch
+	rc := http.NewResponseController(w)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	started := false
+	for {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+		evs, err := s.cfg.Data.Events.ListEvents(ctx, f)
+		cancel()
+		if err != nil {
+			if !started {
+				return err
+			}
+			// Headers are gone: end the stream short. A client that counts
+			// lines against to_seq sees the gap; the log says why.
+			s.cfg.Logger.Error("export interrupted", "after_seq", f.AfterSeq, "err", err)
+			_ = bw.Flush()
+			return nil
+		}
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.Header().Set("Content-Disposition", `attachment; filename="events.ndjson"`)
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		for i := range evs {
+			if err := enc.Encode(&evs[i]); err != nil {
+				return nil // the client went away
+			}
+		}
+		if len(evs) < f.Limit {
+			break
+		}
+		f.AfterSeq = evs[len(evs)-1].Seq
+		// A slow reader may take long over a large range; keep extending
+		// the write deadline batch by batch instead of one fixed limit.
+		_ = rc.SetWriteDeadline(time.Now().Add(time.Minute))
+		if err := bw.Flush(); err != nil {
+			return nil
+		}
+		_ = rc.Flush()
+	}
+	_ = bw.Flush()
+	return nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// Query parameter helpers shared by the handlers.
+
+// optShop reads ?shop_id=; a shop outside the caller's set is not found.
+func optShop(q url.Values, p Principal) (int64, error) {
+	s := q.Get("shop_id")
+	if s == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, badInput("shop_id", "want a positive integer")
+	}
+	if !p.Owns(id) {
+		return 0, ErrNotFound
+	}
+	return id, nil
+}
+
+func optInt(q url.Values, name string) (int64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, badInput(name, "want a non-negative integer")
+	}
+	return n, nil
+}
+
+// parseInstant accepts RFC 3339 times and plain dates (midnight UTC).
+func parseInstant(name, s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, badInput(name, "want an RFC 3339 time (2026-01-31T12:00:00Z) or a date (2026-01-31)")
+}
+
+func optTime(q url.Values, name string) (time.Time, error) {
+	s := q.Get(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return parseInstant(name, s)
+}
+
+// timeRange reads a half-open [from, to) range; either end may be open.
+func timeRange(q url.Values, fromName, toName string) (from, to time.Time, err error) {
+	if from, err = optTime(q, fromName); err != nil {
+		return
+	}
+	if to, err = optTime(q, toName); err != nil {
+		return
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		err = badInput(toName, "must be after %s", fromName)
+	}
+	return
+}

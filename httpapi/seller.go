@@ -1,0 +1,674 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+)
+
+// ShopReader reads the shops read model.
+type ShopReader interface {
+	ListShops(ctx context.Context, shops []int64) ([]Shop, error)
+	GetShop(ctx context.Context, shops []int64, shopID int64) (Shop, error)
+}
+
+// ProductFilter selects products among Shops.
+type ProductFilter struct {
+	Shops          []int64
+	ShopID         int64
+	State          string
+	LowStockOnly   bool
+	Search         string // substring of the title or of a variant's SKU
+	IncludeDeleted bool
+	Sort           ProductSort
+	After          *ProductCursor
+	Limit          int
+}
+
+// ProductSort is a sort key and direction.
+type ProductSort struct {
+	Key  string // listing_id, title, quantity, updated_at
+	Desc bool
+}
+
+// ProductCursor is the sort key of the last row of a page.
+type ProductCursor struct {
+	ListingID int64     `json:"l"`
+	Title     string    `json:"t,omitempty"`
+	Quantity  int64     `json:"q,omitempty"`
+	UpdatedAt time.Time `json:"u,omitzero"`
+}
+
+// ProductReader reads products and their variants.
+type ProductReader interface {
+	ListProducts(ctx context.Context, f ProductFilter) ([]Product, error)
+	GetProduct(ctx context.Context, shops []int64, listingID int64) (ProductDetail, error)
+}
+
+// HistoryFilter selects one variant's movements.
+type HistoryFilter struct {
+	Shops      []int64
+	ListingID  int64
+	VariantKey string
+	From, To   time.Time // business time, To exclusive
+	AfterSeq   int64     // with Desc, the page continues below this seq
+	Desc       bool
+	Limit      int
+}
+
+// StockReader reads stock movements and balances as of an instant.
+type StockReader interface {
+	History(ctx context.Context, f HistoryFilter) ([]Movement, error)
+	VariantStockAt(ctx context.Context, shops []int64, listingID int64, variantKey string, at time.Time) (VariantStock, error)
+	// ShopStockAt pages the shop's variants by (listing_id, variant_key)
+	// after the given key.
+	ShopStockAt(ctx context.Context, shops []int64, shopID int64, at time.Time, afterListing int64, afterKey string, limit int) ([]VariantStock, error)
+}
+
+// SaleFilter selects sales among Shops, newest first.
+type SaleFilter struct {
+	Shops    []int64
+	ShopID   int64
+	Status   string
+	From, To time.Time // creation time, To exclusive
+	After    *SaleCursor
+	Limit    int
+}
+
+// SaleCursor is the last row of a sales page.
+type SaleCursor struct {
+	CreatedAt time.Time `json:"c"`
+	ReceiptID int64     `json:"r"`
+}
+
+// SalesReader reads sales, their items and aggregates.
+type SalesReader interface {
+	ListSales(ctx context.Context, f SaleFilter) ([]Sale, error)
+	GetSale(ctx context.Context, shops []int64, receiptID int64) (SaleDetail, error)
+	DailySales(ctx context.Context, shops []int64, shopID int64, from, to time.Time) ([]DailySales, error)
+	TopProducts(ctx context.Context, shops []int64, shopID int64, from, to time.Time, byRevenue bool, limit int) ([]TopProduct, error)
+}
+
+// AlertReader reads the alerts read model.
+type AlertReader interface{}
+
+// ThresholdSetter appends threshold events; *eventstore.Store is one.
+type ThresholdSetter interface {
+	Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, evs ...events.Event) (eventstore.Result, error)
+}
+
+func (s *server) sellerRoutes(r chi.Router) {
+	r.Get("/shops", s.handle(s.listShops))
+	r.Get("/shops/{shopID}", s.handle(s.getShop))
+	r.Get("/shops/{shopID}/stock", s.handle(s.shopStock))
+	r.Get("/shops/{shopID}/sales/daily", s.handle(s.dailySales))
+	r.Get("/shops/{shopID}/top-products", s.handle(s.topProducts))
+	r.Get("/products", s.handle(s.listProducts))
+	r.Get("/products/{listingID}", s.handle(s.getProduct))
+	r.Get("/products/{listingID}/variants/{variantKey}/history", s.handle(s.variantHistory))
+	r.Get("/products/{listingID}/variants/{variantKey}/stock", s.handle(s.variantStock))
+	r.Get("/sales", s.handle(s.listSales))
+	r.Get("/sales/{receiptID}", s.handle(s.getSale))
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireRole(RoleSeller))
+		r.Put("/shops/{shopID}/threshold", s.handle(s.putShopThreshold))
+		r.Put("/products/{listingID}/threshold", s.handle(s.putListingThreshold))
+		r.Put("/products/{listingID}/variants/{variantKey}/threshold", s.handle(s.putVariantThreshold))
+	})
+}
+
+// handler is a handler that returns its error, so every failure goes
+// through the one mapping in problemFor.
+type handler func(w http.ResponseWriter, r *http.Request, p Principal) error
+
+func (s *server) handle(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := principalOf(r.Context())
+		if err == nil {
+			err = h(w, r, p)
+		}
+		if err != nil {
+			s.errs.write(w, r, err)
+		}
+	}
+}
+
+// pathID reads a numeric path parameter; anything else names no object.
+func pathID(r *http.Request, name string) (int64, error) {
+	id, err := strconv.ParseInt(chi.URLParam(r, name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, ErrNotFound
+	}
+	return id, nil
+}
+
+// pathShop reads {shopID} and checks that the caller may see it.
+func pathShop(r *http.Request, p Principal) (int64, error) {
+	id, err := pathID(r, "shopID")
+	if err != nil {
+		return 0, err
+	}
+	if !p.Owns(id) {
+		return 0, ErrNotFound
+	}
+	return id, nil
+}
+
+// pathVariantKey unescapes {variantKey}: keys are SKUs chosen by sellers
+// and may hold any character, sent percent-encoded.
+func pathVariantKey(r *http.Request) (string, error) {
+	raw := chi.URLParam(r, "variantKey")
+	key, err := url.PathUnescape(raw)
+	if err != nil || key == "" {
+		return "", ErrNotFound
+	}
+	return key, nil
+}
+
+func (s *server) listShops(w http.ResponseWriter, r *http.Request, p Principal) error {
+	if _, err := negotiate(r, false); err != nil {
+		return err
+	}
+	shops, err := s.cfg.Data.Shops.ListShops(r.Context(), p.Shops)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, shopList{Items: nonNil(shops)})
+	return nil
+}
+
+func (s *server) getShop(w http.ResponseWriter, r *http.Request, p Principal) error {
+	id, err := pathShop(r, p)
+	if err != nil {
+		return err
+	}
+	shop, err := s.cfg.Data.Shops.GetShop(r.Context(), p.Shops, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, shop)
+	return nil
+}
+
+var productSortKeys = map[string]bool{"listing_id": true, "title": true, "quantity": true, "updated_at": true}
+
+func parseProductSort(s string) (ProductSort, error) {
+	if s == "" {
+		return ProductSort{Key: "listing_id"}, nil
+	}
+	ps := ProductSort{Key: strings.TrimPrefix(s, "-"), Desc: strings.HasPrefix(s, "-")}
+	if !productSortKeys[ps.Key] {
+		return ps, badInput("sort", "want listing_id, title, quantity or updated_at, with - for descending")
+	}
+	return ps, nil
+}
+
+func parseBool(q url.Values, name string) (bool, error) {
+	v := q.Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badInput(name, "want true or false")
+	}
+	return b, nil
+}
+
+func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principal) error {
+	f, err := negotiate(r, true)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	pf := ProductFilter{Shops: p.Shops, State: q.Get("state"), Search: strings.TrimSpace(q.Get("q"))}
+	if pf.ShopID, err = optShop(q, p); err != nil {
+		return err
+	}
+	if pf.LowStockOnly, err = parseBool(q, "low_stock"); err != nil {
+		return err
+	}
+	if pf.IncludeDeleted, err = parseBool(q, "include_deleted"); err != nil {
+		return err
+	}
+	if pf.Sort, err = parseProductSort(q.Get("sort")); err != nil {
+		return err
+	}
+	if pf.Limit, err = parseLimit(q, defaultLimit); err != nil {
+		return err
+	}
+	if c := q.Get("cursor"); c != "" {
+		pf.After = &ProductCursor{}
+		if err := decodeCursor(c, pf.After); err != nil {
+			return err
+		}
+	}
+	pf.Limit++
+	items, err := s.cfg.Data.Products.ListProducts(r.Context(), pf)
+	if err != nil {
+		return err
+	}
+	page := productPage{Items: nonNil(items)}
+	if len(items) == pf.Limit {
+		page.Items = items[:pf.Limit-1]
+		last := page.Items[len(page.Items)-1]
+		page.NextCursor = encodeCursor(ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt})
+	}
+	nextLink(w, r, page.NextCursor)
+	respond(w, f, "products", page)
+	return nil
+}
+
+func (s *server) getProduct(w http.ResponseWriter, r *http.Request, p Principal) error {
+	id, err := pathID(r, "listingID")
+	if err != nil {
+		return err
+	}
+	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, prod)
+	return nil
+}
+
+type historyCursor struct {
+	Seq int64 `json:"s"`
+}
+
+func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Principal) error {
+	f, err := negotiate(r, true)
+	if err != nil {
+		return err
+	}
+	hf := HistoryFilter{Shops: p.Shops}
+	if hf.ListingID, err = pathID(r, "listingID"); err != nil {
+		return err
+	}
+	if hf.VariantKey, err = pathVariantKey(r); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if hf.From, hf.To, err = timeRange(q, "from", "to"); err != nil {
+		return err
+	}
+	switch q.Get("order") {
+	case "", "asc":
+	case "desc":
+		hf.Desc = true
+	default:
+		return badInput("order", "want asc or desc")
+	}
+	if hf.Limit, err = parseLimit(q, defaultLimit); err != nil {
+		return err
+	}
+	if c := q.Get("cursor"); c != "" {
+		var cur historyCursor
+		if err := decodeCursor(c, &cur); err != nil {
+			return err
+		}
+		hf.AfterSeq = cur.Seq
+	}
+	// The variant must exist and be the caller's, even when the range
+	// holds no movement: 404 and an empty page mean different things.
+	if _, err := s.cfg.Data.Stock.VariantStockAt(r.Context(), p.Shops, hf.ListingID, hf.VariantKey, time.Time{}); err != nil {
+		return err
+	}
+	hf.Limit++
+	items, err := s.cfg.Data.Stock.History(r.Context(), hf)
+	if err != nil {
+		return err
+	}
+	page := historyPage{ListingID: hf.ListingID, VariantKey: hf.VariantKey, Items: nonNil(items)}
+	if len(items) == hf.Limit {
+		page.Items = items[:hf.Limit-1]
+		page.NextCursor = encodeCursor(historyCursor{Seq: page.Items[len(page.Items)-1].Seq})
+	}
+	nextLink(w, r, page.NextCursor)
+	respond(w, f, "stock-history", page)
+	return nil
+}
+
+// asOf reads ?as_of=, defaulting to now.
+func (s *server) asOf(q url.Values) (time.Time, error) {
+	at, err := optTime(q, "as_of")
+	if err != nil {
+		return at, err
+	}
+	if at.IsZero() {
+		at = s.cfg.Now().UTC()
+	}
+	return at, nil
+}
+
+func (s *server) variantStock(w http.ResponseWriter, r *http.Request, p Principal) error {
+	listingID, err := pathID(r, "listingID")
+	if err != nil {
+		return err
+	}
+	key, err := pathVariantKey(r)
+	if err != nil {
+		return err
+	}
+	at, err := s.asOf(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	st, err := s.cfg.Data.Stock.VariantStockAt(r.Context(), p.Shops, listingID, key, at)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, variantStockAt{AsOf: at, VariantStock: st})
+	return nil
+}
+
+type stockCursor struct {
+	ListingID  int64  `json:"l"`
+	VariantKey string `json:"k"`
+}
+
+func (s *server) shopStock(w http.ResponseWriter, r *http.Request, p Principal) error {
+	shopID, err := pathShop(r, p)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	at, err := s.asOf(q)
+	if err != nil {
+		return err
+	}
+	limit, err := parseLimit(q, MaxLimit)
+	if err != nil {
+		return err
+	}
+	var cur stockCursor
+	if c := q.Get("cursor"); c != "" {
+		if err := decodeCursor(c, &cur); err != nil {
+			return err
+		}
+	}
+	items, err := s.cfg.Data.Stock.ShopStockAt(r.Context(), p.Shops, shopID, at, cur.ListingID, cur.VariantKey, limit+1)
+	if err != nil {
+		return err
+	}
+	page := shopStockPage{ShopID: shopID, AsOf: at, Items: nonNil(items)}
+	if len(items) == limit+1 {
+		page.Items = items[:limit]
+		last := page.Items[limit-1]
+		page.NextCursor = encodeCursor(stockCursor{ListingID: last.ListingID, VariantKey: last.VariantKey})
+	}
+	nextLink(w, r, page.NextCursor)
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *server) listSales(w http.ResponseWriter, r *http.Request, p Principal) error {
+	f, err := negotiate(r, true)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	sf := SaleFilter{Shops: p.Shops, Status: q.Get("status")}
+	if sf.ShopID, err = optShop(q, p); err != nil {
+		return err
+	}
+	if sf.From, sf.To, err = timeRange(q, "from", "to"); err != nil {
+		return err
+	}
+	if sf.Limit, err = parseLimit(q, defaultLimit); err != nil {
+		return err
+	}
+	if c := q.Get("cursor"); c != "" {
+		sf.After = &SaleCursor{}
+		if err := decodeCursor(c, sf.After); err != nil {
+			return err
+		}
+	}
+	sf.Limit++
+	items, err := s.cfg.Data.Sales.ListSales(r.Context(), sf)
+	if err != nil {
+		return err
+	}
+	page := salePage{Items: nonNil(items)}
+	if len(items) == sf.Limit {
+		page.Items = items[:sf.Limit-1]
+		last := page.Items[len(page.Items)-1]
+		page.NextCursor = encodeCursor(SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID})
+	}
+	nextLink(w, r, page.NextCursor)
+	respond(w, f, "sales", page)
+	return nil
+}
+
+func (s *server) getSale(w http.ResponseWriter, r *http.Request, p Principal) error {
+	id, err := pathID(r, "receiptID")
+	if err != nil {
+		return err
+	}
+	sale, err := s.cfg.Data.Sales.GetSale(r.Context(), p.Shops, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sale)
+	return nil
+}
+
+// maxSeriesDays bounds a daily series so one request stays cheap.
+const maxSeriesDays = 366
+
+// dayRange reads from/to as dates: [from, to), default the last 30 days.
+func (s *server) dayRange(q url.Values) (from, to time.Time, err error) {
+	if from, to, err = timeRange(q, "from", "to"); err != nil {
+		return
+	}
+	today := s.cfg.Now().UTC().Truncate(24 * time.Hour)
+	if to.IsZero() {
+		to = today.AddDate(0, 0, 1)
+	}
+	if from.IsZero() {
+		from = to.AddDate(0, 0, -30)
+	}
+	from, to = from.Truncate(24*time.Hour), to.Truncate(24*time.Hour)
+	if !from.Before(to) {
+		return from, to, badInput("to", "must be at least a day after from")
+	}
+	if to.Sub(from) > maxSeriesDays*24*time.Hour {
+		return from, to, badInput("from", "a series spans at most %d days", maxSeriesDays)
+	}
+	return from, to, nil
+}
+
+func (s *server) dailySales(w http.ResponseWriter, r *http.Request, p Principal) error {
+	shopID, err := pathShop(r, p)
+	if err != nil {
+		return err
+	}
+	from, to, err := s.dayRange(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	days, err := s.cfg.Data.Sales.DailySales(r.Context(), p.Shops, shopID, from, to)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, dailySeries{ShopID: shopID, From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Days: nonNil(days)})
+	return nil
+}
+
+func (s *server) topProducts(w http.ResponseWriter, r *http.Request, p Principal) error {
+	shopID, err := pathShop(r, p)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	from, to, err := s.dayRange(q)
+	if err != nil {
+		return err
+	}
+	by := q.Get("by")
+	switch by {
+	case "":
+		by = "units"
+	case "units", "revenue":
+	default:
+		return badInput("by", "want units or revenue")
+	}
+	limit, err := parseLimit(q, 10)
+	if err != nil {
+		return err
+	}
+	items, err := s.cfg.Data.Sales.TopProducts(r.Context(), p.Shops, shopID, from, to, by == "revenue", limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, topProducts{ShopID: shopID, By: by, From: from, To: to, Items: nonNil(items)})
+	return nil
+}
+
+// Thresholds.
+
+// thresholdBody is the only thing a client may send: tenant and owner
+// fields (shop_id, seller_id, actor) come from the path and the token.
+type thresholdBody struct {
+	Threshold *int64 `json:"threshold"`
+}
+
+// maxThreshold keeps thresholds within what a seller could mean.
+const maxThreshold = 1_000_000
+
+// maxBody bounds write bodies; a threshold is a few bytes.
+const maxBody = 4 << 10
+
+func decodeThreshold(r *http.Request) (int64, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return 0, badInput("", "send application/json")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return 0, fmt.Errorf("read body: %w", err)
+	}
+	if len(body) > maxBody {
+		return 0, badInput("", "body larger than %d bytes", maxBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var b thresholdBody
+	if err := dec.Decode(&b); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typ):
+			return 0, badInput(typ.Field, "want an integer")
+		case errors.As(err, &syn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return 0, badInput("", "body is not a JSON object")
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return 0, badInput(field, "unknown field; only threshold may be set")
+		default:
+			return 0, badInput("", "body is not a threshold object")
+		}
+	}
+	if dec.More() {
+		return 0, badInput("", "body holds more than one JSON value")
+	}
+	if b.Threshold == nil {
+		return 0, badInput("threshold", "required")
+	}
+	if *b.Threshold < 0 || *b.Threshold > maxThreshold {
+		return 0, badInput("threshold", "want 0 to %d", maxThreshold)
+	}
+	return *b.Threshold, nil
+}
+
+func (s *server) appendThreshold(w http.ResponseWriter, r *http.Request, p Principal, stream string, ts events.StockThresholdSet) error {
+	ts.Actor = p.Actor()
+	ev := events.New(stream, ts.ShopID, s.cfg.Now(), ts).WithMetadata(events.Metadata{
+		Source:        "query-api",
+		Actor:         ts.Actor,
+		RequestID:     requestIDOf(r.Context()),
+		CorrelationID: requestIDOf(r.Context()),
+	})
+	res, err := s.cfg.Data.Thresholds.Append(r.Context(), stream, eventstore.Any, ev)
+	if err != nil {
+		return fmt.Errorf("set threshold: %w", err)
+	}
+	out := thresholdSet{EventID: res.Events[0].EventID.String(), Scope: ts.Scope, ShopID: ts.ShopID, VariantKey: ts.VariantKey, Threshold: ts.Threshold}
+	if ts.ListingID != 0 {
+		id := ts.ListingID
+		out.ListingID = &id
+	}
+	// Accepted: the event is in the log; read models follow shortly.
+	writeJSON(w, http.StatusAccepted, out)
+	return nil
+}
+
+func (s *server) putShopThreshold(w http.ResponseWriter, r *http.Request, p Principal) error {
+	shopID, err := pathShop(r, p)
+	if err != nil {
+		return err
+	}
+	th, err := decodeThreshold(r)
+	if err != nil {
+		return err
+	}
+	return s.appendThreshold(w, r, p, events.ShopStream(shopID),
+		events.StockThresholdSet{Scope: events.ScopeShop, ShopID: shopID, Threshold: th})
+}
+
+func (s *server) putListingThreshold(w http.ResponseWriter, r *http.Request, p Principal) error {
+	listingID, err := pathID(r, "listingID")
+	if err != nil {
+		return err
+	}
+	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
+	if err != nil {
+		return err
+	}
+	th, err := decodeThreshold(r)
+	if err != nil {
+		return err
+	}
+	return s.appendThreshold(w, r, p, events.ListingStream(listingID),
+		events.StockThresholdSet{Scope: events.ScopeListing, ShopID: prod.ShopID, ListingID: listingID, Threshold: th})
+}
+
+func (s *server) putVariantThreshold(w http.ResponseWriter, r *http.Request, p Principal) error {
+	listingID, err := pathID(r, "listingID")
+	if err != nil {
+		return err
+	}
+	key, err := pathVariantKey(r)
+	if err != nil {
+		return err
+	}
+	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, v := range prod.Variants {
+		found = found || v.VariantKey == key
+	}
+	if !found {
+		return ErrNotFound
+	}
+	th, err := decodeThreshold(r)
+	if err != nil {
+		return err
+	}
+	return s.appendThreshold(w, r, p, events.ListingStream(listingID),
+		events.StockThresholdSet{Scope: events.ScopeVariant, ShopID: prod.ShopID, ListingID: listingID, VariantKey: key, Threshold: th})
+}

@@ -1,0 +1,158 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is what the API needs. Every reader is a small interface declared
+// next to the handlers that use it; cmd/query passes a *Store for all of
+// them.
+type Config struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+
+	Tokens Authenticator
+	Shops  ShopDirectory
+	Data   Readers
+
+	// QueryTimeout bounds every request's database work (exports bound
+	// each batch instead). The database's statement_timeout is the second
+	// line of defence.
+	QueryTimeout time.Duration
+
+	// TokenRate and TokenBurst limit requests per API token; AddressRate
+	// and AddressBurst per client address. Zero rate means unlimited.
+	TokenRate    float64
+	TokenBurst   int
+	AddressRate  float64
+	AddressBurst int
+
+	// Now is the clock of rate limits and token expiry (tests fix it).
+	Now func() time.Time
+}
+
+// Readers groups the read and write sides the handlers use.
+type Readers struct {
+	Shops      ShopReader
+	Products   ProductReader
+	Stock      StockReader
+	Sales      SalesReader
+	Alerts     AlertReader // nil when the alerts read model is absent
+	Thresholds ThresholdSetter
+	Events     EventLog
+}
+
+type server struct {
+	cfg       Config
+	errs      errorWriter
+	metrics   *metrics
+	byToken   *limiters
+	byAddress *limiters
+}
+
+// New returns the API handler: /openapi.json and everything under /v1.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Tokens == nil || cfg.Shops == nil {
+		return nil, errors.New("httpapi: Tokens and Shops are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.QueryTimeout <= 0 {
+		cfg.QueryTimeout = 5 * time.Second
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{
+		cfg:       cfg,
+		errs:      errorWriter{logger: cfg.Logger},
+		metrics:   m,
+		byToken:   newLimiters(cfg.TokenRate, cfg.TokenBurst),
+		byAddress: newLimiters(cfg.AddressRate, cfg.AddressBurst),
+	}
+	return s.routes(), nil
+}
+
+func (s *server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(requestID, s.metrics.observe)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.errs.write(w, r, ErrNotFound) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, Problem{Type: problemBase + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed, Instance: r.URL.Path})
+	})
+	r.Get("/openapi.json", serveOpenAPI)
+
+	r.Route("/v1", func(r chi.Router) {
+		r.Use(s.limitAddress, s.authenticate)
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.errs.write(w, r, ErrNotFound) })
+
+		r.Group(func(r chi.Router) {
+			r.Use(s.timeout)
+			s.sellerRoutes(r)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireRole(RoleAuditor))
+			s.auditorRoutes(r)
+		})
+	})
+	return r
+}
+
+// timeout bounds a request's work. pgx cancels a running query when its
+// context ends, so a slow query stops on the server too.
+func (s *server) timeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// Routes lists the API's routes as "METHOD /pattern", for the OpenAPI test
+// and the docs.
+func Routes(h http.Handler) ([]string, error) {
+	r, ok := h.(chi.Routes)
+	if !ok {
+		return nil, errors.New("httpapi: not a router built by New")
+	}
+	var out []string
+	err := chi.Walk(r, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		out = append(out, method+" "+route)
+		return nil
+	})
+	return out, err
+}
+
+type requestIDKey struct{}
+
+// requestID gives every request an id, answered in X-Request-Id and
+// recorded in the metadata of events the request appends. Ids sent by
+// clients are not trusted into the log.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := uuid.NewString()
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+func requestIDOf(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

@@ -1,0 +1,237 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Role says which endpoints a token may use.
+type Role string
+
+const (
+	// RoleSeller reads its seller's shops and sets thresholds.
+	RoleSeller Role = "seller"
+	// RoleAuditor reads the same shops and, in addition, their event log.
+	RoleAuditor Role = "auditor"
+)
+
+// ParseRole accepts "seller" or "auditor".
+func ParseRole(s string) (Role, error) {
+	switch Role(s) {
+	case RoleSeller, RoleAuditor:
+		return Role(s), nil
+	}
+	return "", fmt.Errorf("role %q: want seller or auditor", s)
+}
+
+// tokenPrefix marks shopledger tokens so that secret scanners and people
+// recognise them.
+const tokenPrefix = "slt_"
+
+// shownPrefixLen is how much of a token a listing shows: the fixed prefix
+// and 6 characters of the random part, too few to guess the rest.
+const shownPrefixLen = len(tokenPrefix) + 6
+
+// Token is an API token as stored: never the secret itself.
+type Token struct {
+	ID        uuid.UUID
+	Prefix    string
+	SellerID  int64
+	Role      Role
+	ShopIDs   []int64 // empty: all of the seller's shops
+	Label     string
+	CreatedAt time.Time
+	ExpiresAt *time.Time
+	RevokedAt *time.Time
+}
+
+// NewToken is what Create needs.
+type NewToken struct {
+	SellerID int64
+	Role     Role
+	ShopIDs  []int64
+	Label    string
+	// TTL limits the token's life; zero means it does not expire.
+	TTL time.Duration
+}
+
+// ErrTokenNotFound is Revoke's answer for an id that names no token.
+var ErrTokenNotFound = errors.New("token not found")
+
+// errBadToken covers unknown, revoked, expired and malformed tokens alike:
+// the client learns only that it is not authenticated.
+var errBadToken = fmt.Errorf("bad token: %w", ErrUnauthenticated)
+
+// TokenStore keeps API tokens in api_tokens, hashed with SHA-256. Tokens
+// carry 256 random bits, so a fast unsalted hash is enough: there is no
+// dictionary to attack, and lookups stay one indexed query.
+type TokenStore struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// NewTokenStore returns a store over db.
+func NewTokenStore(db *sql.DB) *TokenStore {
+	return &TokenStore{db: db, now: time.Now}
+}
+
+func hashToken(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+// Create stores a new token and returns its secret. The secret exists only
+// in this return value.
+func (s *TokenStore) Create(ctx context.Context, nt NewToken) (string, Token, error) {
+	if nt.SellerID <= 0 {
+		return "", Token{}, fmt.Errorf("create token: seller id must be positive")
+	}
+	if _, err := ParseRole(string(nt.Role)); err != nil {
+		return "", Token{}, fmt.Errorf("create token: %w", err)
+	}
+	for _, id := range nt.ShopIDs {
+		if id <= 0 {
+			return "", Token{}, fmt.Errorf("create token: shop id %d must be positive", id)
+		}
+	}
+	if nt.TTL < 0 {
+		return "", Token{}, fmt.Errorf("create token: ttl must not be negative")
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", Token{}, fmt.Errorf("create token: random: %w", err)
+	}
+	secret := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", Token{}, fmt.Errorf("create token: id: %w", err)
+	}
+	t := Token{
+		ID:       id,
+		Prefix:   secret[:shownPrefixLen],
+		SellerID: nt.SellerID,
+		Role:     nt.Role,
+		ShopIDs:  append([]int64{}, nt.ShopIDs...),
+		Label:    nt.Label,
+	}
+	var expires sql.NullTime
+	if nt.TTL > 0 {
+		expires = sql.NullTime{Time: s.now().Add(nt.TTL).UTC(), Valid: true}
+	}
+	err = s.db.QueryRowContext(ctx, `INSERT INTO api_tokens (id, token_hash, prefix, seller_id, role, shop_ids, label, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at, expires_at`,
+		t.ID, hashToken(secret), t.Prefix, t.SellerID, string(t.Role), t.ShopIDs, t.Label, expires).Scan(&t.CreatedAt, &expires)
+	if err != nil {
+		return "", Token{}, fmt.Errorf("create token: %w", err)
+	}
+	t.CreatedAt = t.CreatedAt.UTC()
+	if expires.Valid {
+		e := expires.Time.UTC()
+		t.ExpiresAt = &e
+	}
+	return secret, t, nil
+}
+
+// Revoke marks a token revoked; requests with it fail from then on. Revoking
+// a revoked token keeps its first revocation time.
+func (s *TokenStore) Revoke(ctx context.Context, id uuid.UUID) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("revoke token %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("revoke token %s: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("revoke token %s: %w", id, ErrTokenNotFound)
+	}
+	return nil
+}
+
+// List returns the tokens of a seller, or of every seller when sellerID is
+// zero, oldest first.
+func (s *TokenStore) List(ctx context.Context, sellerID int64) ([]Token, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens
+		WHERE $1 = 0 OR seller_id = $1 ORDER BY created_at, id`, sellerID)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// Authenticate returns the live token whose secret this is. Unknown,
+// revoked, expired and malformed secrets all fail with ErrUnauthenticated.
+func (s *TokenStore) Authenticate(ctx context.Context, secret string) (Token, error) {
+	if !wellFormed(secret) {
+		return Token{}, errBadToken
+	}
+	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE token_hash = $1`, hashToken(secret)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Token{}, errBadToken
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if t.RevokedAt != nil || (t.ExpiresAt != nil && !s.now().Before(*t.ExpiresAt)) {
+		return Token{}, errBadToken
+	}
+	return t, nil
+}
+
+// wellFormed rejects anything that cannot be one of our tokens (a JWT, an
+// empty string, a token of another system) before touching the database.
+func wellFormed(secret string) bool {
+	rest, ok := strings.CutPrefix(secret, tokenPrefix)
+	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(32) {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(rest)
+	return err == nil
+}
+
+const tokenColumns = `id, prefix, seller_id, role, to_json(shop_ids), label, created_at, expires_at, revoked_at`
+
+func scanToken(row interface{ Scan(...any) error }) (Token, error) {
+	var t Token
+	var role string
+	var expires, revoked sql.NullTime
+	var shops []byte
+	if err := row.Scan(&t.ID, &t.Prefix, &t.SellerID, &role, &shops, &t.Label, &t.CreatedAt, &expires, &revoked); err != nil {
+		return t, err
+	}
+	t.Role = Role(role)
+	if err := json.Unmarshal(shops, &t.ShopIDs); err != nil {
+		return t, fmt.Errorf("token %s shop ids: %w", t.ID, err)
+	}
+	t.CreatedAt = t.CreatedAt.UTC()
+	if expires.Valid {
+		e := expires.Time.UTC()
+		t.ExpiresAt = &e
+	}
+	if revoked.Valid {
+		r := revoked.Time.UTC()
+		t.RevokedAt = &r
+	}
+	return t, nil
+}
