@@ -1,0 +1,310 @@
+package etsysim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopledger/shopledger/etsy"
+)
+
+// Control is an HTTP client for a simulator's control API, for tests that
+// run cmd/etsysim as a separate process. Its methods mirror Sim's; errors
+// match ErrNotFound and ErrInvalid the same way.
+type Control struct {
+	BaseURL    string       // the simulator's address, e.g. http://127.0.0.1:8090
+	HTTPClient *http.Client // default http.DefaultClient
+}
+
+func (c *Control) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("etsysim control %s %s: encode: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	u := strings.TrimSuffix(c.BaseURL, "/") + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return fmt.Errorf("etsysim control %s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("etsysim control %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("etsysim control %s %s: read: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(data, &e)
+		kind := ErrInvalid
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			kind = ErrNotFound
+		case http.StatusBadRequest:
+		default:
+			return fmt.Errorf("etsysim control %s %s: status %d: %s", method, path, resp.StatusCode, e.Error)
+		}
+		return fmt.Errorf("etsysim control %s %s: %s: %w", method, path, e.Error, kind)
+	}
+	if out != nil && resp.StatusCode != http.StatusNoContent {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("etsysim control %s %s: decode: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Health reports whether the simulator answers.
+func (c *Control) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/_sim/health", nil, nil, nil)
+}
+
+// Apps returns the registered apps' credentials.
+func (c *Control) Apps(ctx context.Context) ([]AppInfo, error) {
+	var out []AppInfo
+	return out, c.do(ctx, http.MethodGet, "/_sim/apps", nil, nil, &out)
+}
+
+// CreateShop adds a shop.
+func (c *Control) CreateShop(ctx context.Context, spec ShopSpec) (ShopInfo, error) {
+	var out ShopInfo
+	return out, c.do(ctx, http.MethodPost, "/_sim/shops", nil, spec, &out)
+}
+
+// Shops lists shops.
+func (c *Control) Shops(ctx context.Context) ([]ShopInfo, error) {
+	var out []ShopInfo
+	return out, c.do(ctx, http.MethodGet, "/_sim/shops", nil, nil, &out)
+}
+
+// CreateListing adds a listing.
+func (c *Control) CreateListing(ctx context.Context, shopID int64, spec ListingSpec) (ListingTruth, error) {
+	var out ListingTruth
+	return out, c.do(ctx, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/listings", nil, spec, &out)
+}
+
+// GenerateCatalogue adds n demo listings.
+func (c *Control) GenerateCatalogue(ctx context.Context, shopID int64, n int) ([]ListingTruth, error) {
+	var out []ListingTruth
+	return out, c.do(ctx, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/catalogue", nil, map[string]int{"listings": n}, &out)
+}
+
+// Listing returns the truth about a listing.
+func (c *Control) Listing(ctx context.Context, listingID int64) (ListingTruth, error) {
+	var out ListingTruth
+	return out, c.do(ctx, http.MethodGet, "/_sim/listings/"+itoa(listingID), nil, nil, &out)
+}
+
+// Listings returns the truth about a shop's listings.
+func (c *Control) Listings(ctx context.Context, shopID int64) ([]ListingTruth, error) {
+	var out []ListingTruth
+	return out, c.do(ctx, http.MethodGet, "/_sim/shops/"+itoa(shopID)+"/listings", nil, nil, &out)
+}
+
+// EditListing changes a listing.
+func (c *Control) EditListing(ctx context.Context, listingID int64, e ListingEdit) (ListingTruth, error) {
+	var out ListingTruth
+	return out, c.do(ctx, http.MethodPatch, "/_sim/listings/"+itoa(listingID), nil, e, &out)
+}
+
+// RestockListing changes stock through an inventory write.
+func (c *Control) RestockListing(ctx context.Context, listingID int64, r Restock) (ListingTruth, error) {
+	var out ListingTruth
+	return out, c.do(ctx, http.MethodPost, "/_sim/listings/"+itoa(listingID)+"/restock", nil, r, &out)
+}
+
+// DeleteListing deletes a listing.
+func (c *Control) DeleteListing(ctx context.Context, listingID int64) error {
+	return c.do(ctx, http.MethodDelete, "/_sim/listings/"+itoa(listingID), nil, nil, nil)
+}
+
+// CreateOrder places and pays an order.
+func (c *Control) CreateOrder(ctx context.Context, shopID int64, spec OrderSpec) (ReceiptTruth, error) {
+	var out ReceiptTruth
+	return out, c.do(ctx, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/orders", nil, spec, &out)
+}
+
+// RandomOrder places a random order.
+func (c *Control) RandomOrder(ctx context.Context, shopID int64) (ReceiptTruth, error) {
+	var out ReceiptTruth
+	return out, c.do(ctx, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/orders/random", nil, nil, &out)
+}
+
+// Receipt returns the truth about a receipt.
+func (c *Control) Receipt(ctx context.Context, receiptID int64) (ReceiptTruth, error) {
+	var out ReceiptTruth
+	return out, c.do(ctx, http.MethodGet, "/_sim/receipts/"+itoa(receiptID), nil, nil, &out)
+}
+
+// Receipts returns the truth about a shop's receipts.
+func (c *Control) Receipts(ctx context.Context, shopID int64) ([]ReceiptTruth, error) {
+	var out []ReceiptTruth
+	return out, c.do(ctx, http.MethodGet, "/_sim/shops/"+itoa(shopID)+"/receipts", nil, nil, &out)
+}
+
+// CancelOrder cancels an order.
+func (c *Control) CancelOrder(ctx context.Context, receiptID int64, restock bool) (ReceiptTruth, error) {
+	var out ReceiptTruth
+	return out, c.do(ctx, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/cancel", nil, map[string]bool{"restock": restock}, &out)
+}
+
+// ShipOrder ships an order.
+func (c *Control) ShipOrder(ctx context.Context, receiptID int64, carrier, tracking string) (ReceiptTruth, error) {
+	var out ReceiptTruth
+	return out, c.do(ctx, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/ship", nil,
+		map[string]string{"carrier_name": carrier, "tracking_code": tracking}, &out)
+}
+
+// DeliverOrder marks an order delivered.
+func (c *Control) DeliverOrder(ctx context.Context, receiptID int64) (ReceiptTruth, error) {
+	var out ReceiptTruth
+	return out, c.do(ctx, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/deliver", nil, nil, &out)
+}
+
+// RefundOrder refunds part of an order.
+func (c *Control) RefundOrder(ctx context.Context, receiptID, amount int64, reason string) (ReceiptTruth, error) {
+	var out ReceiptTruth
+	return out, c.do(ctx, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/refund", nil,
+		map[string]any{"amount": amount, "reason": reason}, &out)
+}
+
+// Truth returns everything about one shop (0: all).
+func (c *Control) Truth(ctx context.Context, shopID int64) (Truth, error) {
+	var out Truth
+	q := url.Values{}
+	if shopID != 0 {
+		q.Set("shop_id", itoa(shopID))
+	}
+	return out, c.do(ctx, http.MethodGet, "/_sim/truth", q, nil, &out)
+}
+
+// AddWebhook registers an endpoint.
+func (c *Control) AddWebhook(ctx context.Context, spec WebhookSpec) (WebhookEndpoint, error) {
+	var out WebhookEndpoint
+	return out, c.do(ctx, http.MethodPost, "/_sim/webhooks", nil, spec, &out)
+}
+
+// Webhooks lists endpoints.
+func (c *Control) Webhooks(ctx context.Context) ([]WebhookEndpoint, error) {
+	var out []WebhookEndpoint
+	return out, c.do(ctx, http.MethodGet, "/_sim/webhooks", nil, nil, &out)
+}
+
+// RemoveWebhook deletes an endpoint.
+func (c *Control) RemoveWebhook(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/_sim/webhooks/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// Deliveries lists deliveries matching f.
+func (c *Control) Deliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error) {
+	q := url.Values{}
+	if f.EventType != "" {
+		q.Set("event_type", f.EventType)
+	}
+	if f.ShopID != 0 {
+		q.Set("shop_id", itoa(f.ShopID))
+	}
+	if f.State != "" {
+		q.Set("state", f.State)
+	}
+	if f.EndpointID != "" {
+		q.Set("endpoint_id", f.EndpointID)
+	}
+	var out []Delivery
+	return out, c.do(ctx, http.MethodGet, "/_sim/deliveries", q, nil, &out)
+}
+
+// WaitDeliveries waits until nothing is due or in flight, at most timeout.
+func (c *Control) WaitDeliveries(ctx context.Context, timeout time.Duration) error {
+	return c.do(ctx, http.MethodPost, "/_sim/deliveries/wait", url.Values{"timeout": {timeout.String()}}, nil, nil)
+}
+
+// Redeliver sends a message again.
+func (c *Control) Redeliver(ctx context.Context, messageID string) error {
+	return c.do(ctx, http.MethodPost, "/_sim/deliveries/"+url.PathEscape(messageID)+"/redeliver", nil, nil, nil)
+}
+
+// Faults returns the fault fractions.
+func (c *Control) Faults(ctx context.Context) (Faults, error) {
+	var out Faults
+	return out, c.do(ctx, http.MethodGet, "/_sim/faults", nil, nil, &out)
+}
+
+// SetFaults changes the fault fractions.
+func (c *Control) SetFaults(ctx context.Context, f Faults) error {
+	return c.do(ctx, http.MethodPut, "/_sim/faults", nil, f, nil)
+}
+
+// Stats returns the counters.
+func (c *Control) Stats(ctx context.Context) (Stats, error) {
+	var out Stats
+	return out, c.do(ctx, http.MethodGet, "/_sim/stats", nil, nil, &out)
+}
+
+// IssueToken grants a token to a shop's owner without OAuth.
+func (c *Control) IssueToken(ctx context.Context, shopID int64, scopes []string) (etsy.Token, error) {
+	var g TokenGrant
+	if err := c.do(ctx, http.MethodPost, "/_sim/tokens", nil, map[string]any{"shop_id": shopID, "scopes": scopes}, &g); err != nil {
+		return etsy.Token{}, err
+	}
+	return etsy.Token{AccessToken: g.AccessToken, RefreshToken: g.RefreshToken, ExpiresAt: g.ExpiresAt, UserID: g.UserID}, nil
+}
+
+// RevokeTokens revokes a user's tokens.
+func (c *Control) RevokeTokens(ctx context.Context, userID int64) error {
+	return c.do(ctx, http.MethodPost, "/_sim/users/"+itoa(userID)+"/revoke", nil, nil, nil)
+}
+
+// ExpireAccessTokens expires a user's access tokens now.
+func (c *Control) ExpireAccessTokens(ctx context.Context, userID int64) error {
+	return c.do(ctx, http.MethodPost, "/_sim/users/"+itoa(userID)+"/expire-tokens", nil, nil, nil)
+}
+
+// Now returns the simulated time.
+func (c *Control) Now(ctx context.Context) (time.Time, error) {
+	var out clockJSON
+	err := c.do(ctx, http.MethodGet, "/_sim/clock", nil, nil, &out)
+	return out.Now, err
+}
+
+// Advance moves the simulated clock forward.
+func (c *Control) Advance(ctx context.Context, d time.Duration) (time.Time, error) {
+	var out clockJSON
+	err := c.do(ctx, http.MethodPost, "/_sim/clock/advance", nil, map[string]float64{"seconds": d.Seconds()}, &out)
+	return out.Now, err
+}
+
+// ScenarioStep runs count steps of a kind; it returns what was done and
+// how many steps found nothing to do.
+func (c *Control) ScenarioStep(ctx context.Context, kind string, count int, sc Scenario) (done []string, skipped int, err error) {
+	var out stepResult
+	err = c.do(ctx, http.MethodPost, "/_sim/scenario/step", nil, stepJSON{Kind: kind, Count: count, Scenario: sc}, &out)
+	return out.Done, out.Skipped, err
+}
