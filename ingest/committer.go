@@ -1,0 +1,236 @@
+package ingest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+)
+
+// ErrCommitterClosed means the committer stopped before taking the event.
+var ErrCommitterClosed = errors.New("group committer closed")
+
+// CommitterConfig tunes a Committer.
+type CommitterConfig struct {
+	// MaxBatch is the most events one transaction carries. Default 256.
+	MaxBatch int
+	// Workers is how many transactions may be in flight at once: while one
+	// waits for its commit, the next batch gathers. Default 2.
+	Workers int
+	// CommitTimeout bounds one transaction, so a stuck database answers
+	// senders well inside Etsy's 15 s. Default 10 s.
+	CommitTimeout time.Duration
+	Logger        *slog.Logger
+}
+
+// Committer coalesces appends from concurrent requests into shared
+// transactions (group commit): one INSERT statement and one COMMIT for all
+// events gathered while the previous transaction was busy. Each caller
+// learns its own outcome only after the shared COMMIT returned.
+type Committer struct {
+	store   *eventstore.Store
+	db      *sql.DB
+	cfg     CommitterConfig
+	log     *slog.Logger
+	reqs    chan *pendingAppend
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.Once
+
+	// Fault hooks for tests (set through export_test.go): beforeCommit
+	// fails a transaction instead of committing it; afterCommit runs once
+	// the commit succeeded and replaces every caller's outcome with its
+	// error, as if the process died before answering.
+	beforeCommit func() error
+	afterCommit  func() error
+
+	latency   prometheus.Histogram
+	batchSize prometheus.Histogram
+	failures  prometheus.Counter
+}
+
+type pendingAppend struct {
+	ev   events.Event
+	done chan appendOutcome
+}
+
+type appendOutcome struct {
+	duplicate bool
+	err       error
+}
+
+// NewCommitter starts the committer's workers and registers its metrics on
+// reg: ingest_append_duration_seconds, ingest_group_commit_size and
+// ingest_group_commit_failures_total. Close stops it.
+func NewCommitter(store *eventstore.Store, cfg CommitterConfig, reg prometheus.Registerer) (*Committer, error) {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = 10 * time.Second
+	}
+	c := &Committer{
+		store: store,
+		db:    store.DB(),
+		cfg:   cfg,
+		log:   cfg.Logger,
+		reqs:  make(chan *pendingAppend, cfg.MaxBatch*cfg.Workers),
+		quit:  make(chan struct{}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ingest_append_duration_seconds",
+			Help:    "Time from handing evidence to the group committer until its transaction committed (or failed).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ingest_group_commit_size",
+			Help:    "Events per group-commit transaction.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingest_group_commit_failures_total",
+			Help: "Group-commit transactions that failed; every request in them was answered 503.",
+		}),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if reg != nil {
+		for _, m := range []prometheus.Collector{c.latency, c.batchSize, c.failures} {
+			if err := reg.Register(m); err != nil {
+				return nil, fmt.Errorf("new committer: register metrics: %w", err)
+			}
+		}
+	}
+	for range cfg.Workers {
+		c.wg.Add(1)
+		go c.work()
+	}
+	return c, nil
+}
+
+// Append stores ev durably, sharing a transaction with whatever else is
+// waiting. It returns once that transaction committed (duplicate reports
+// that the log already held ev's dedupe key) or failed. If ctx ends first
+// the event may still be stored.
+func (c *Committer) Append(ctx context.Context, ev events.Event) (duplicate bool, err error) {
+	start := time.Now()
+	defer func() { c.latency.Observe(time.Since(start).Seconds()) }()
+	p := &pendingAppend{ev: ev, done: make(chan appendOutcome, 1)}
+	select {
+	case c.reqs <- p:
+	case <-c.quit:
+		return false, ErrCommitterClosed
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	select {
+	case o := <-p.done:
+		return o.duplicate, o.err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// Close stops taking events, finishes the batches already taken and waits
+// for the workers. Stop the HTTP server first so no request is left
+// waiting.
+func (c *Committer) Close() {
+	c.closeMu.Do(func() { close(c.quit) })
+	c.wg.Wait()
+	// Requests queued but never taken get a definite failure.
+	for {
+		select {
+		case p := <-c.reqs:
+			p.done <- appendOutcome{err: ErrCommitterClosed}
+		default:
+			return
+		}
+	}
+}
+
+func (c *Committer) work() {
+	defer c.wg.Done()
+	batch := make([]*pendingAppend, 0, c.cfg.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case p := <-c.reqs:
+			batch = append(batch, p)
+		case <-c.quit:
+			return
+		}
+		// Everything that queued while the previous commit was busy
+		// shares this one.
+	gather:
+		for len(batch) < c.cfg.MaxBatch {
+			select {
+			case p := <-c.reqs:
+				batch = append(batch, p)
+			default:
+				break gather
+			}
+		}
+		c.commit(batch)
+	}
+}
+
+func (c *Committer) commit(batch []*pendingAppend) {
+	c.batchSize.Observe(float64(len(batch)))
+	// Detached from any one request: a sender that hung up must not
+	// abort the others' transaction.
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CommitTimeout)
+	defer cancel()
+	evs := make([]events.Event, len(batch))
+	for i, p := range batch {
+		evs[i] = p.ev
+	}
+	res, err := c.commitEvents(ctx, evs)
+	if err != nil {
+		c.failures.Inc()
+		c.log.Error("group commit failed", "events", len(batch), "err", err)
+		for _, p := range batch {
+			p.done <- appendOutcome{err: err}
+		}
+		return
+	}
+	for i, p := range batch {
+		p.done <- appendOutcome{duplicate: res[i].Duplicate}
+	}
+}
+
+func (c *Committer) commitEvents(ctx context.Context, evs []events.Event) ([]eventstore.Appended, error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("group commit: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after commit this is a no-op
+	res, err := c.store.AppendEachIn(ctx, tx, evs)
+	if err != nil {
+		return nil, fmt.Errorf("group commit: %w", err)
+	}
+	if c.beforeCommit != nil {
+		if err := c.beforeCommit(); err != nil {
+			return nil, fmt.Errorf("group commit: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("group commit: commit: %w", err)
+	}
+	if c.afterCommit != nil {
+		if err := c.afterCommit(); err != nil {
+			return nil, fmt.Errorf("group commit: after commit: %w", err)
+		}
+	}
+	return res, nil
+}

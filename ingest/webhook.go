@@ -1,0 +1,277 @@
+// Package ingest turns what Etsy tells us into facts in the log: a webhook
+// endpoint that stores verified evidence with group commit, a fetcher that
+// follows each webhook's resource_url, and the translation of Etsy's
+// receipts and listings into domain events that reconciliation shares.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/etsy"
+)
+
+// MaxWebhookBody is the largest webhook body accepted. Etsy's payload is a
+// three-field object; anything near this size is not Etsy.
+const MaxWebhookBody = 64 << 10
+
+// WebhookPath is where Etsy delivers webhooks.
+const WebhookPath = "/webhooks/etsy"
+
+// SourceWebhook marks events learnt from a webhook.
+const SourceWebhook = "etsy-webhook"
+
+// WebhookDedupeKey is the natural key of a webhook delivery's evidence:
+// Etsy keeps webhook-id across retries.
+func WebhookDedupeKey(webhookID string) string { return "etsy-webhook:" + webhookID }
+
+// Appender stores one event durably before returning; *Committer is one.
+type Appender interface {
+	Append(ctx context.Context, ev events.Event) (duplicate bool, err error)
+}
+
+// WebhookConfig configures a WebhookHandler.
+type WebhookConfig struct {
+	// Secrets are the endpoint's whsec_ signing secrets, current first;
+	// any may match so a rotation has no gap.
+	Secrets []string
+	// Now is the clock timestamps are judged by; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// WebhookHandler is POST /webhooks/etsy: it verifies a delivery on its raw
+// bytes, stores it as an etsy.webhook.received event and answers 2xx only
+// once that event is committed.
+type WebhookHandler struct {
+	secrets []string
+	now     func() time.Time
+	log     *slog.Logger
+	store   Appender
+	results *prometheus.CounterVec
+
+	// parse decodes a verified body; a field so tests can prove it never
+	// runs before verification.
+	parse func([]byte) payloadFields
+}
+
+// NewWebhookHandler checks the secrets and registers
+// ingest_webhooks_total{result,reason} on reg.
+func NewWebhookHandler(store Appender, cfg WebhookConfig, reg prometheus.Registerer) (*WebhookHandler, error) {
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("new webhook handler: no signing secret configured")
+	}
+	for i, s := range cfg.Secrets {
+		if _, err := etsy.ParseSecret(s); err != nil {
+			// The error never includes the secret itself.
+			return nil, fmt.Errorf("new webhook handler: secret %d: %w", i+1, err)
+		}
+	}
+	h := &WebhookHandler{
+		secrets: cfg.Secrets,
+		now:     cfg.Now,
+		log:     cfg.Logger,
+		store:   store,
+		parse:   parsePayload,
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingest_webhooks_total",
+			Help: "Webhook deliveries by result (accepted, duplicate, rejected, failed) and reason.",
+		}, []string{"result", "reason"}),
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if reg != nil {
+		if err := reg.Register(h.results); err != nil {
+			return nil, fmt.Errorf("new webhook handler: register metrics: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// Results of a delivery, as counted and logged.
+const (
+	resultAccepted  = "accepted"
+	resultDuplicate = "duplicate"
+	resultRejected  = "rejected"
+	resultFailed    = "failed"
+)
+
+func (h *WebhookHandler) count(result, reason string) {
+	h.results.WithLabelValues(result, reason).Inc()
+}
+
+// ServeHTTP never redirects and never answers 410: to Etsy's sender a 410
+// would disable the endpoint, and a redirect counts as a failure.
+func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		h.count(resultRejected, "method")
+		w.Header().Set("Allow", http.MethodPost)
+		writeStatus(w, http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.count(resultRejected, "too_large")
+			writeStatus(w, http.StatusRequestEntityTooLarge)
+			return
+		}
+		h.count(resultRejected, "read")
+		writeStatus(w, http.StatusBadRequest)
+		return
+	}
+	now := h.now()
+	// Verification runs on the exact bytes received and before anything
+	// looks inside them.
+	if err := etsy.Verify(r.Header, body, h.secrets, now); err != nil {
+		status, reason := verifyStatus(err)
+		h.count(resultRejected, reason)
+		h.log.WarnContext(r.Context(), "webhook rejected", "reason", reason, "status", status, "remote", r.RemoteAddr)
+		writeStatus(w, status)
+		return
+	}
+	id := r.Header.Get(etsy.HeaderWebhookID)
+	// Verify accepted the timestamp, so it is plain decimal seconds.
+	ts, _ := strconv.ParseInt(r.Header.Get(etsy.HeaderWebhookTimestamp), 10, 64)
+	p := h.parse(body)
+	ev := events.New(events.WebhookStream(id), p.ShopID, time.Unix(ts, 0), events.WebhookReceived{
+		WebhookID:     id,
+		Timestamp:     ts,
+		EtsyEventType: p.EventType,
+		ResourceURL:   p.ResourceURL,
+		ShopID:        p.ShopID,
+		Headers:       storedHeaders(r.Header),
+		RawBody:       body,
+		ReceivedAt:    now.UTC(),
+	}).WithDedupe(WebhookDedupeKey(id))
+	ev = ev.WithMetadata(events.Metadata{
+		CorrelationID: ev.ID.String(),
+		Source:        SourceWebhook,
+		RequestID:     id,
+	})
+	dup, err := h.store.Append(r.Context(), ev)
+	if err != nil {
+		h.count(resultFailed, "database")
+		h.log.ErrorContext(r.Context(), "webhook not stored", "webhook_id", id, "err", err)
+		// Etsy retries on anything but 2xx; 503 says "later".
+		w.Header().Set("Retry-After", "5")
+		writeStatus(w, http.StatusServiceUnavailable)
+		return
+	}
+	if dup {
+		h.count(resultDuplicate, "")
+		h.log.DebugContext(r.Context(), "webhook duplicate", "webhook_id", id)
+	} else {
+		h.count(resultAccepted, "")
+		h.log.DebugContext(r.Context(), "webhook accepted", "webhook_id", id, "event_type", p.EventType, "shop_id", p.ShopID)
+	}
+	writeStatus(w, http.StatusOK)
+}
+
+// verifyStatus maps etsy.Verify's errors to the answer and metric reason:
+// a request that cannot be a valid delivery is 400, one that fails
+// authentication (wrong signature, stale timestamp) is 401.
+func verifyStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, etsy.ErrMissingHeader):
+		return http.StatusBadRequest, "missing_header"
+	case errors.Is(err, etsy.ErrInvalidHeader):
+		return http.StatusBadRequest, "invalid_header"
+	case errors.Is(err, etsy.ErrInvalidTimestamp):
+		return http.StatusBadRequest, "invalid_timestamp"
+	case errors.Is(err, etsy.ErrTimestampExpired):
+		return http.StatusUnauthorized, "expired"
+	case errors.Is(err, etsy.ErrNoMatchingSignature):
+		return http.StatusUnauthorized, "signature"
+	default:
+		// A secret that stopped decoding is our fault, not the sender's.
+		return http.StatusInternalServerError, "config"
+	}
+}
+
+func writeStatus(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, http.StatusText(status))
+}
+
+// payloadFields is what the evidence records from a verified body.
+type payloadFields struct {
+	EventType   string
+	ResourceURL string
+	ShopID      int64
+}
+
+// parsePayload reads Etsy's flat payload and, failing that, whatever
+// event_type a body carries (the old nested ORDER_PAID form, a future
+// shape). A verified body is evidence whatever it holds, so nothing here
+// rejects it.
+func parsePayload(body []byte) payloadFields {
+	if p, err := etsy.ParseWebhookPayload(body); err == nil {
+		return payloadFields(p)
+	}
+	var loose struct {
+		EventType   any `json:"event_type"`
+		ResourceURL any `json:"resource_url"`
+	}
+	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&loose); err != nil {
+		return payloadFields{}
+	}
+	var p payloadFields
+	if s, ok := loose.EventType.(string); ok {
+		p.EventType = s
+	}
+	if s, ok := loose.ResourceURL.(string); ok {
+		p.ResourceURL = s
+	}
+	return p
+}
+
+// storedHeaders keeps the delivery's headers for the evidence, with the
+// values of anything credential-like replaced. The webhook-* headers stay
+// whole so the stored body can be verified again later.
+func storedHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for name, vals := range h {
+		key := strings.ToLower(name)
+		if sensitiveHeader(key) {
+			out[key] = "[redacted]"
+			continue
+		}
+		out[key] = strings.Join(vals, ", ")
+	}
+	return out
+}
+
+func sensitiveHeader(name string) bool {
+	switch name {
+	case etsy.HeaderWebhookID, etsy.HeaderWebhookTimestamp, etsy.HeaderWebhookSignature:
+		return false
+	case "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key":
+		return true
+	}
+	for _, s := range []string{"secret", "token", "auth", "key", "password", "session"} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
+}
