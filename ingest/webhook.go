@@ -19,8 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/events"
 )
 
 // MaxWebhookBody is the largest webhook body accepted. Etsy's payload is a

@@ -21,9 +21,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
-	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/pgtest"
 )
@@ -204,7 +204,7 @@ func TestChecklist01KnownAnswerVector(t *testing.T) {
 		t.Fatalf("stored %d times, want 1", n)
 	}
 	d.sig = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=" // same MAC
-	d.body = []byte(`{"test": 2432232315}`)                    // one byte changed
+	d.body = []byte(`{"test": 2432232315}`)                   // one byte changed
 	d.id = kavID + "x"
 	if code := r.send(t, d); code != http.StatusUnauthorized {
 		t.Errorf("tampered body = %d, want 401", code)
