@@ -102,9 +102,6 @@ type SalesReader interface {
 	TopProducts(ctx context.Context, shops []int64, shopID int64, from, to time.Time, byRevenue bool, limit int) ([]TopProduct, error)
 }
 
-// AlertReader reads the alerts read model.
-type AlertReader interface{}
-
 // ThresholdSetter appends threshold events; *eventstore.Store is one.
 type ThresholdSetter interface {
 	Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, evs ...events.Event) (eventstore.Result, error)

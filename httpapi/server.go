@@ -45,7 +45,6 @@ type Readers struct {
 	Products   ProductReader
 	Stock      StockReader
 	Sales      SalesReader
-	Alerts     AlertReader // nil when the alerts read model is absent
 	Thresholds ThresholdSetter
 	Events     EventLog
 }

@@ -1,14 +1,20 @@
-// Command query serves sellers and auditors over HTTP.
+// Command query serves sellers and auditors over HTTP: the JSON API under
+// /v1 (see docs/api.md), /openapi.json, and the ops endpoints.
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/service"
 )
 
@@ -21,19 +27,58 @@ func main() {
 
 // config is everything query reads from SHOPLEDGER_* variables.
 type config struct {
-	DatabaseURL string
-	Addr        string
-	LogLevel    string
+	DatabaseURL  string
+	Addr         string
+	LogLevel     string
+	DBConns      int64
+	QueryTimeout time.Duration
+	TokenRate    float64
+	TokenBurst   int64
+	AddressRate  float64
+	AddressBurst int64
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
 	env := service.NewEnv(getenv)
 	c := config{
-		DatabaseURL: env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
-		Addr:        env.String("SHOPLEDGER_QUERY_ADDR", "127.0.0.1:8080"),
-		LogLevel:    env.String("SHOPLEDGER_LOG_LEVEL", "info"),
+		DatabaseURL:  env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
+		Addr:         env.String("SHOPLEDGER_QUERY_ADDR", "127.0.0.1:8080"),
+		LogLevel:     env.String("SHOPLEDGER_LOG_LEVEL", "info"),
+		DBConns:      env.Int("SHOPLEDGER_QUERY_DB_CONNS", 20),
+		QueryTimeout: env.Duration("SHOPLEDGER_QUERY_TIMEOUT", 5*time.Second),
+		TokenRate:    env.Float("SHOPLEDGER_QUERY_TOKEN_RATE", 20),
+		TokenBurst:   env.Int("SHOPLEDGER_QUERY_TOKEN_BURST", 40),
+		AddressRate:  env.Float("SHOPLEDGER_QUERY_ADDRESS_RATE", 100),
+		AddressBurst: env.Int("SHOPLEDGER_QUERY_ADDRESS_BURST", 200),
+	}
+	if c.DBConns < 1 || c.DBConns > 1000 {
+		env.Fail("SHOPLEDGER_QUERY_DB_CONNS: %d is not between 1 and 1000", c.DBConns)
+	}
+	if c.QueryTimeout < 10*time.Millisecond {
+		env.Fail("SHOPLEDGER_QUERY_TIMEOUT: %s is below 10ms", c.QueryTimeout)
+	}
+	if c.TokenRate < 0 || c.AddressRate < 0 {
+		env.Fail("SHOPLEDGER_QUERY_TOKEN_RATE and SHOPLEDGER_QUERY_ADDRESS_RATE must not be negative (0 turns a limit off)")
+	}
+	if c.TokenBurst < 1 || c.AddressBurst < 1 {
+		env.Fail("SHOPLEDGER_QUERY_TOKEN_BURST and SHOPLEDGER_QUERY_ADDRESS_BURST must be at least 1")
 	}
 	return c, env.Err()
+}
+
+// withStatementTimeout sets the server-side statement_timeout on every
+// connection of the serving pool, so a query the request context failed to
+// stop is still cut off by PostgreSQL. A little slack over the request
+// timeout lets the context cancel first and answer cleanly.
+func withStatementTimeout(dbURL string, d time.Duration) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", fmt.Errorf("database url: %w", err)
+	}
+	q := u.Query()
+	q.Set("statement_timeout", strconv.FormatInt((d+d/5).Milliseconds(), 10))
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -45,9 +90,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "query")
-	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr)
+	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr,
+		"query_timeout", cfg.QueryTimeout, "db_conns", cfg.DBConns,
+		"token_rate", cfg.TokenRate, "token_burst", cfg.TokenBurst, "address_rate", cfg.AddressRate, "address_burst", cfg.AddressBurst)
 
-	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, 20, logger)
+	// Migrations run on their own short-lived pool: the serving pool's
+	// statement_timeout would cut a long migration short.
+	mdb, mpool, err := service.OpenDB(ctx, cfg.DatabaseURL, 2, logger)
+	if err != nil {
+		return err
+	}
+	mdb.Close()
+	mpool.Close()
+
+	servingURL, err := withStatementTimeout(cfg.DatabaseURL, cfg.QueryTimeout)
+	if err != nil {
+		return err
+	}
+	db, pool, err := eventstore.Open(ctx, servingURL, int32(cfg.DBConns))
 	if err != nil {
 		return err
 	}
@@ -57,6 +117,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg := service.NewRegistry()
 	ready := &service.Readiness{}
 	ready.Add("database", db.PingContext)
+
+	store := httpapi.NewStore(db)
+	api, err := httpapi.New(httpapi.Config{
+		Logger:     logger,
+		Registerer: reg,
+		Tokens:     httpapi.NewTokenStore(db),
+		Shops:      store,
+		Data: httpapi.Readers{
+			Shops:      store,
+			Products:   store,
+			Stock:      store,
+			Sales:      store,
+			Thresholds: eventstore.New(db),
+			Events:     store,
+		},
+		QueryTimeout: cfg.QueryTimeout,
+		TokenRate:    cfg.TokenRate,
+		TokenBurst:   int(cfg.TokenBurst),
+		AddressRate:  cfg.AddressRate,
+		AddressBurst: int(cfg.AddressBurst),
+	})
+	if err != nil {
+		return err
+	}
 	mux := service.OpsMux(reg, ready)
+	mux.Handle("/", api)
 	return service.Serve(ctx, cfg.Addr, mux, "query", stdout, logger)
 }
