@@ -1,0 +1,309 @@
+// Package projections turns the event log into the read models sellers and
+// auditors query: shops, products and their variants, stock movements,
+// sales and daily sales, and the seal (hash chain) over the log.
+//
+// Each read model lives in one file with its writer (Apply, run by the
+// projector inside the consumer group's transaction) and its readers (Get,
+// List, …, used by the query service). Apply is a pure fold of the log: it
+// reads no clock and no randomness, so rebuilding from zero gives the same
+// rows as applying live.
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shopledger/shopledger/events"
+)
+
+// ErrNotFound means the object does not exist or is not in the caller's
+// shops; callers answer both the same way (404) so tenants cannot probe.
+var ErrNotFound = errors.New("not found")
+
+// Page sizes of List readers.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+func clampLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultLimit
+	case n > MaxLimit:
+		return MaxLimit
+	}
+	return n
+}
+
+// Queryer is what readers need: *sql.DB, *sql.Tx or *sql.Conn.
+type Queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Reader answers questions about the read models. Every method is scoped
+// to a set of shops: a seller sees only the shops in the set, and an empty
+// set sees nothing (Scope.All is the operator's explicit "every shop").
+type Reader struct {
+	q Queryer
+}
+
+// NewReader returns a reader over q.
+func NewReader(q Queryer) *Reader { return &Reader{q: q} }
+
+// Scope is the tenancy of a read: the shops a caller may see.
+type Scope struct {
+	ShopIDs []int64
+	// All lifts the filter; only operator tools set it.
+	All bool
+}
+
+// ShopScope returns a scope over the given shops.
+func ShopScope(ids ...int64) Scope { return Scope{ShopIDs: ids} }
+
+// AllShops is the operator's scope.
+func AllShops() Scope { return Scope{All: true} }
+
+func (s Scope) empty() bool { return !s.All && len(s.ShopIDs) == 0 }
+
+// where appends the tenancy condition on col to a query builder.
+func (s Scope) where(b *query, col string) {
+	if s.All {
+		return
+	}
+	b.cond(col+" = ANY($?)", s.ShopIDs)
+}
+
+// query builds a SELECT with numbered placeholders: cond takes "$?" and
+// numbers it, so filters can be added in any order.
+type query struct {
+	conds []string
+	args  []any
+}
+
+func (b *query) cond(expr string, args ...any) {
+	for _, a := range args {
+		b.args = append(b.args, a)
+		expr = strings.Replace(expr, "$?", fmt.Sprintf("$%d", len(b.args)), 1)
+	}
+	b.conds = append(b.conds, expr)
+}
+
+func (b *query) arg(a any) string {
+	b.args = append(b.args, a)
+	return fmt.Sprintf("$%d", len(b.args))
+}
+
+func (b *query) whereSQL() string {
+	if len(b.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(b.conds, " AND ")
+}
+
+// Projection is one consumer of the log with its own consumer group. The
+// projector runs each Apply inside the group's transaction, in a savepoint
+// per event, and records the event as applied in the same savepoint; an
+// Apply error rolls the savepoint back and stops only this projection.
+//
+// Apply must be deterministic: everything it writes comes from the record
+// and the rows it reads, never from the clock or randomness. Projections
+// with side effects (alert delivery) must not be rebuilt by replaying.
+type Projection interface {
+	// Name is the consumer group and the name in metrics, logs and
+	// /readyz. It never changes once events were applied under it.
+	Name() string
+	// Handles reports whether Apply wants events of this type; others are
+	// acknowledged without decoding.
+	Handles(eventType string) bool
+	// Apply folds one event into the read model through tx.
+	Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error
+}
+
+// Rebuildable is a projection whose tables can be rebuilt from the log
+// into shadow tables and swapped in.
+type Rebuildable interface {
+	Projection
+	// Tables lists the read-model tables the projection owns.
+	Tables() []string
+	// newRebuild returns an in-memory fold that emits rows for the shadow
+	// tables. It must produce exactly the rows Apply would have written.
+	newRebuild() rebuild
+}
+
+// rebuild folds the log in memory and hands rows to the shadow tables.
+type rebuild interface {
+	// apply folds one event; append-only rows may be emitted right away.
+	apply(rec events.Record, emit emitFunc) error
+	// finish emits the rows that were kept in memory.
+	finish(emit emitFunc) error
+}
+
+// emitFunc hands one row (values in the table's column order) to table.
+type emitFunc func(table string, values []any) error
+
+// Default projections, in the order the projector registers them.
+func Default() []Projection {
+	return []Projection{NewShops(), NewProducts(), NewStockMovements(), NewSales(), NewSeal()}
+}
+
+// table describes a read-model table: its name, its columns in the order
+// row structs list their fields, and the key of upserts.
+type table struct {
+	name    string
+	columns []string
+	key     []string
+}
+
+func (t table) columnList(alias string) string {
+	if alias == "" {
+		return strings.Join(t.columns, ", ")
+	}
+	cols := make([]string, len(t.columns))
+	for i, c := range t.columns {
+		cols[i] = alias + "." + c
+	}
+	return strings.Join(cols, ", ")
+}
+
+// upsertSQL inserts one row or replaces the row with the same key.
+func (t table) upsertSQL() string {
+	ph := make([]string, len(t.columns))
+	var set []string
+	keys := map[string]bool{}
+	for _, k := range t.key {
+		keys[k] = true
+	}
+	for i, c := range t.columns {
+		ph[i] = fmt.Sprintf("$%d", i+1)
+		if !keys[c] {
+			set = append(set, c+" = excluded."+c)
+		}
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s",
+		t.name, t.columnList(""), strings.Join(ph, ", "), strings.Join(t.key, ", "), strings.Join(set, ", "))
+}
+
+// insertSQL inserts one row.
+func (t table) insertSQL() string {
+	ph := make([]string, len(t.columns))
+	for i := range t.columns {
+		ph[i] = fmt.Sprintf("$%d", i+1)
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", t.name, t.columnList(""), strings.Join(ph, ", "))
+}
+
+// valuesOf turns the field pointers a row lists for scanning into the
+// values written, so each row type names its columns once.
+func valuesOf(ptrs []any) []any {
+	out := make([]any, len(ptrs))
+	for i, p := range ptrs {
+		if v, ok := p.(driver.Valuer); ok {
+			out[i] = v
+			continue
+		}
+		out[i] = reflect.ValueOf(p).Elem().Interface()
+	}
+	return out
+}
+
+// jsonField stores the list at P in a jsonb column and scans it back; a nil
+// list is stored as [] so live and rebuilt rows agree.
+type jsonField[T any] struct{ P *T }
+
+func jsonOf[T any](p *T) jsonField[T] { return jsonField[T]{P: p} }
+
+// Value implements driver.Valuer.
+func (j jsonField[T]) Value() (driver.Value, error) {
+	b, err := json.Marshal(*j.P)
+	if err != nil {
+		return nil, err
+	}
+	if string(b) == "null" {
+		return "[]", nil
+	}
+	return string(b), nil
+}
+
+// Scan implements sql.Scanner.
+func (j jsonField[T]) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case nil:
+		var zero T
+		*j.P = zero
+		return nil
+	case []byte:
+		b = v
+	case string:
+		b = []byte(v)
+	default:
+		return fmt.Errorf("scan json: unsupported %T", src)
+	}
+	return json.Unmarshal(b, j.P)
+}
+
+// utc normalises a time read from the database.
+func utc(t time.Time) time.Time { return t.UTC() }
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func timePtr(t time.Time) *time.Time { return &t }
+
+func int64Ptr(n int64) *int64 { return &n }
+
+// txCache keeps rows a projection loaded or wrote inside one subscriber
+// transaction. Inside it the consumer group's offset row is locked, so no
+// other writer touches the projection's rows and the cache stays true until
+// the transaction ends. Holding the *sql.Tx keeps a new transaction from
+// reusing its address while the cache is alive.
+type txCache[K comparable, V any] struct {
+	mu sync.Mutex
+	tx *sql.Tx
+	m  map[K]V
+}
+
+func (c *txCache[K, V]) get(tx *sql.Tx, k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tx != tx {
+		var zero V
+		return zero, false
+	}
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *txCache[K, V]) put(tx *sql.Tx, k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tx != tx {
+		c.tx = tx
+		c.m = map[K]V{}
+	}
+	c.m[k] = v
+}
+
+// reset forgets everything; Apply calls it when it fails, because its
+// savepoint is rolled back and the cached rows may no longer be stored.
+func (c *txCache[K, V]) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tx = nil
+	c.m = nil
+}

@@ -1,0 +1,244 @@
+package projections
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+)
+
+// Seal gives every event a gap-free sequence number in commit order and
+// chains it: hash = sha256(prev_hash || event_canonical(seq, event)), with
+// an empty prev_hash for seq 1. Auditors page the log by seq and
+// VerifySeal recomputes the chain. The seal is never rebuilt: it is
+// evidence that the log has not changed since it was sealed.
+type Seal struct{}
+
+// NewSeal returns the sealing projection.
+func NewSeal() *Seal { return &Seal{} }
+
+// Name implements Projection.
+func (*Seal) Name() string { return "seal" }
+
+// Handles implements Projection: every event is sealed, even of a type
+// this binary does not know.
+func (*Seal) Handles(string) bool { return true }
+
+// sealSQL chains the event at $1 onto the last sealed one. The event's
+// canonical text is computed by PostgreSQL from the stored row, so the
+// hash covers exactly what the log holds.
+const sealSQL = `WITH prev AS (
+	SELECT seq, hash FROM event_seal ORDER BY seq DESC LIMIT 1
+), next AS (
+	SELECT coalesce((SELECT seq FROM prev), 0) + 1 AS seq, coalesce((SELECT hash FROM prev), '\x'::bytea) AS prev_hash
+)
+INSERT INTO event_seal (seq, position, event_id, transaction_id, shop_id, prev_hash, hash)
+SELECT next.seq, e.position, e.event_id, e.transaction_id, e.shop_id, next.prev_hash,
+	sha256(next.prev_hash || convert_to(event_canonical(next.seq, e), 'UTF8'))
+FROM events e, next
+WHERE e.position = $1`
+
+// Apply implements Projection.
+func (*Seal) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
+	res, err := tx.ExecContext(ctx, sealSQL, rec.Position)
+	if err != nil {
+		return fmt.Errorf("seal event %d: %w", rec.Position, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("seal event %d: sealed %d rows (%v)", rec.Position, n, err)
+	}
+	return nil
+}
+
+// SealedEvent is an event with its place in the seal.
+type SealedEvent struct {
+	Seq      int64  `json:"seq"`
+	Hash     []byte `json:"hash"`
+	PrevHash []byte `json:"prev_hash"`
+	events.Record
+}
+
+// SealFilter pages the sealed log.
+type SealFilter struct {
+	Scope Scope
+	// After is the last seq of the previous page.
+	After int64
+	Limit int
+}
+
+type prefixScanner struct {
+	row    interface{ Scan(...any) error }
+	prefix []any
+}
+
+func (p prefixScanner) Scan(dest ...any) error {
+	return p.row.Scan(append(append([]any{}, p.prefix...), dest...)...)
+}
+
+// ListSealed returns sealed events in scope in seal order. A shop's page
+// skips the seq numbers of other shops' events; the chain itself is
+// verified over the whole log.
+func (r *Reader) ListSealed(ctx context.Context, f SealFilter) ([]SealedEvent, error) {
+	if f.Scope.empty() {
+		return nil, nil
+	}
+	var b query
+	f.Scope.where(&b, "s.shop_id")
+	b.cond("s.seq > $?", f.After)
+	rows, err := r.q.QueryContext(ctx, `SELECT seq, hash, prev_hash, `+eventstore.RecordColumns+` FROM (
+		SELECT s.seq, s.hash, s.prev_hash, e.* FROM event_seal s JOIN events e ON e.position = s.position`+
+		b.whereSQL()+` ORDER BY s.seq LIMIT `+b.arg(clampLimit(f.Limit))+`) x ORDER BY seq`, b.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list sealed events: %w", err)
+	}
+	defer rows.Close()
+	var out []SealedEvent
+	for rows.Next() {
+		var s SealedEvent
+		rec, err := eventstore.ScanRecord(prefixScanner{row: rows, prefix: []any{&s.Seq, &s.Hash, &s.PrevHash}})
+		if err != nil {
+			return nil, fmt.Errorf("list sealed events: %w", err)
+		}
+		s.Record = rec
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Problems VerifySeal reports.
+const (
+	ProblemGap          = "gap"           // a seq number is missing
+	ProblemLink         = "broken_link"   // prev_hash is not the previous hash
+	ProblemHash         = "hash_mismatch" // the event no longer hashes to its seal
+	ProblemMissingEvent = "missing_event" // a sealed event is gone from the log
+	ProblemUnsealed     = "unsealed"      // an event appeared behind sealed ones
+)
+
+// Mismatch is the first place where the log and its seal disagree.
+type Mismatch struct {
+	Kind     string    `json:"kind"`
+	Seq      int64     `json:"seq"`
+	Position int64     `json:"position"`
+	EventID  uuid.UUID `json:"event_id"`
+	Detail   string    `json:"detail"`
+}
+
+func (m Mismatch) String() string {
+	return fmt.Sprintf("%s at seq %d (position %d, event %s): %s", m.Kind, m.Seq, m.Position, m.EventID, m.Detail)
+}
+
+// VerifyReport is the result of VerifySeal.
+type VerifyReport struct {
+	// Sealed is how many seal rows were checked.
+	Sealed int64 `json:"sealed"`
+	// Head is the hash of the last seal row checked.
+	Head string `json:"head"`
+	// Pending counts events committed after the last sealed one, not yet
+	// sealed: normal while the projector catches up.
+	Pending int64 `json:"pending"`
+	// First is the first disagreement, nil when the chain holds.
+	First *Mismatch `json:"first_mismatch,omitempty"`
+}
+
+// OK reports whether the chain holds.
+func (r VerifyReport) OK() bool { return r.First == nil }
+
+// VerifySeal recomputes the chain from the log: every seq from 1 without
+// gaps, each prev_hash equal to the hash before it, each hash equal to
+// sha256(prev_hash || canonical event) recomputed here, no sealed event
+// missing, and no unsealed event in the sealed range. It stops at the first
+// mismatch. It reads in one snapshot so that a running sealer does not
+// disturb it.
+func VerifySeal(ctx context.Context, db *sql.DB) (VerifyReport, error) {
+	var rep VerifyReport
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return rep, fmt.Errorf("verify seal: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	rows, err := tx.QueryContext(ctx, `SELECT s.seq, s.position, s.event_id, s.hash, s.prev_hash,
+			e.position IS NOT NULL, coalesce(event_canonical(s.seq, e), '')
+		FROM event_seal s LEFT JOIN events e ON e.position = s.position AND e.event_id = s.event_id
+		ORDER BY s.seq`)
+	if err != nil {
+		return rep, fmt.Errorf("verify seal: %w", err)
+	}
+	prev := []byte{}
+	var want int64 = 1
+	var lastPos int64
+	for rows.Next() {
+		var seq, pos int64
+		var id uuid.UUID
+		var hash, prevHash []byte
+		var present bool
+		var canonical string
+		if err := rows.Scan(&seq, &pos, &id, &hash, &prevHash, &present, &canonical); err != nil {
+			rows.Close()
+			return rep, fmt.Errorf("verify seal: %w", err)
+		}
+		at := func(kind, detail string) {
+			rep.First = &Mismatch{Kind: kind, Seq: seq, Position: pos, EventID: id, Detail: detail}
+		}
+		switch {
+		case seq != want:
+			at(ProblemGap, fmt.Sprintf("expected seq %d", want))
+		case !bytes.Equal(prevHash, prev):
+			at(ProblemLink, fmt.Sprintf("prev_hash %x, previous hash %x", prevHash, prev))
+		case !present:
+			at(ProblemMissingEvent, "no event with this position and id")
+		default:
+			sum := sha256.Sum256(append(append([]byte{}, prev...), canonical...))
+			if !bytes.Equal(sum[:], hash) {
+				at(ProblemHash, fmt.Sprintf("stored %x, recomputed %x", hash, sum[:]))
+			}
+		}
+		if rep.First != nil {
+			rows.Close()
+			return rep, nil
+		}
+		rep.Sealed++
+		prev = hash
+		want++
+		lastPos = pos
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return rep, fmt.Errorf("verify seal: %w", err)
+	}
+	rep.Head = hex.EncodeToString(prev)
+
+	// Events the sealer would have reached before the last sealed one but
+	// that are not sealed were inserted behind its back.
+	var stray struct {
+		pos int64
+		id  uuid.UUID
+	}
+	err = tx.QueryRowContext(ctx, `WITH head AS (
+			SELECT transaction_id, position FROM event_seal ORDER BY seq DESC LIMIT 1
+		)
+		SELECT e.position, e.event_id FROM events e, head
+		WHERE (e.transaction_id, e.position) < (head.transaction_id, head.position)
+		  AND NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)
+		ORDER BY e.transaction_id, e.position LIMIT 1`).Scan(&stray.pos, &stray.id)
+	switch {
+	case err == nil:
+		rep.First = &Mismatch{Kind: ProblemUnsealed, Position: stray.pos, EventID: stray.id,
+			Detail: fmt.Sprintf("event at position %d precedes the seal head (position %d) but is not sealed", stray.pos, lastPos)}
+		return rep, nil
+	case err != sql.ErrNoRows:
+		return rep, fmt.Errorf("verify seal: unsealed events: %w", err)
+	}
+	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM events e
+		WHERE NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)`).Scan(&rep.Pending)
+	if err != nil {
+		return rep, fmt.Errorf("verify seal: pending events: %w", err)
+	}
+	return rep, nil
+}

@@ -1,0 +1,331 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shopledger/shopledger/events"
+)
+
+// Connection states of a shop.
+const (
+	ShopUnknown        = "unknown" // seen in the log before shop.connected
+	ShopConnected      = "connected"
+	ShopDisconnected   = "disconnected"
+	ShopReauthRequired = "reauth_required"
+)
+
+// DefaultLowStockThreshold applies when neither variant, listing nor shop
+// sets one.
+const DefaultLowStockThreshold = 5
+
+// Shop is a connected (or once connected) Etsy shop.
+type Shop struct {
+	ShopID                   int64                 `json:"shop_id"`
+	UserID                   int64                 `json:"user_id"` // Etsy seller id
+	Name                     string                `json:"name"`
+	Currency                 string                `json:"currency"`
+	Scopes                   []string              `json:"scopes"`
+	ConnectionState          string                `json:"connection_state"`
+	StateReason              string                `json:"state_reason,omitempty"`
+	SyncEnabled              bool                  `json:"sync_enabled"`
+	SyncIntervalSeconds      int64                 `json:"sync_interval_seconds"`
+	DefaultLowStockThreshold int64                 `json:"default_low_stock_threshold"`
+	AlertChannels            []events.AlertChannel `json:"alert_channels"`
+	ConnectedAt              *time.Time            `json:"connected_at,omitempty"`
+	DisconnectedAt           *time.Time            `json:"disconnected_at,omitempty"`
+	LastReconciliation       Reconciliation        `json:"last_reconciliation"`
+	UpdatedAt                time.Time             `json:"updated_at"`
+	LastPosition             int64                 `json:"last_position"`
+}
+
+// Reconciliation summarises a shop's last polling pass.
+type Reconciliation struct {
+	StartedAt      *time.Time `json:"started_at,omitempty"`
+	FinishedAt     *time.Time `json:"finished_at,omitempty"`
+	Watermark      *time.Time `json:"watermark,omitempty"`
+	Scope          string     `json:"scope,omitempty"`
+	ReceiptsSeen   int64      `json:"receipts_seen"`
+	ListingsSeen   int64      `json:"listings_seen"`
+	EventsAppended int64      `json:"events_appended"`
+	DriftFound     int64      `json:"drift_found"`
+	APICalls       int64      `json:"api_calls"`
+	DurationMillis int64      `json:"duration_ms"`
+}
+
+var shopsTable = table{
+	name: "shops",
+	columns: []string{"shop_id", "user_id", "name", "currency", "scopes", "connection_state", "state_reason",
+		"sync_enabled", "sync_interval_seconds", "default_low_stock_threshold", "alert_channels",
+		"connected_at", "disconnected_at",
+		"last_reconciliation_started_at", "last_reconciliation_finished_at", "last_reconciliation_watermark",
+		"last_reconciliation_scope", "last_reconciliation_receipts", "last_reconciliation_listings",
+		"last_reconciliation_appended", "last_reconciliation_drift", "last_reconciliation_api_calls",
+		"last_reconciliation_duration_ms", "updated_at", "last_position"},
+	key: []string{"shop_id"},
+}
+
+func (s *Shop) fields() []any {
+	r := &s.LastReconciliation
+	return []any{&s.ShopID, &s.UserID, &s.Name, &s.Currency, jsonOf(&s.Scopes), &s.ConnectionState, &s.StateReason,
+		&s.SyncEnabled, &s.SyncIntervalSeconds, &s.DefaultLowStockThreshold, jsonOf(&s.AlertChannels),
+		&s.ConnectedAt, &s.DisconnectedAt,
+		&r.StartedAt, &r.FinishedAt, &r.Watermark, &r.Scope, &r.ReceiptsSeen, &r.ListingsSeen,
+		&r.EventsAppended, &r.DriftFound, &r.APICalls, &r.DurationMillis, &s.UpdatedAt, &s.LastPosition}
+}
+
+func (s *Shop) normalise() {
+	s.ConnectedAt = utcPtr(s.ConnectedAt)
+	s.DisconnectedAt = utcPtr(s.DisconnectedAt)
+	r := &s.LastReconciliation
+	r.StartedAt, r.FinishedAt, r.Watermark = utcPtr(r.StartedAt), utcPtr(r.FinishedAt), utcPtr(r.Watermark)
+	s.UpdatedAt = utc(s.UpdatedAt)
+}
+
+func newShop(id int64) *Shop {
+	return &Shop{
+		ShopID:                   id,
+		Scopes:                   []string{},
+		ConnectionState:          ShopUnknown,
+		SyncEnabled:              true,
+		SyncIntervalSeconds:      900,
+		DefaultLowStockThreshold: DefaultLowStockThreshold,
+		AlertChannels:            []events.AlertChannel{},
+	}
+}
+
+// shopOf returns the shop an event of the shops projection is about.
+func shopOf(rec events.Record) (int64, bool) {
+	switch d := rec.Data.(type) {
+	case events.ShopConnected:
+		return d.ShopID, true
+	case events.ShopDisconnected:
+		return d.ShopID, true
+	case events.ShopSettingsChanged:
+		return d.ShopID, true
+	case events.ShopReauthRequired:
+		return d.ShopID, true
+	case events.ReconciliationCompleted:
+		return d.ShopID, true
+	case events.StockThresholdSet:
+		if d.Scope == events.ScopeShop {
+			return d.ShopID, true
+		}
+	}
+	return 0, false
+}
+
+// foldShop applies rec to s and reports whether the row changed.
+func foldShop(s *Shop, rec events.Record) bool {
+	at := rec.OccurredAt
+	switch d := rec.Data.(type) {
+	case events.ShopConnected:
+		s.UserID, s.Name = d.UserID, d.ShopName
+		if d.Currency != "" {
+			s.Currency = d.Currency
+		}
+		s.Scopes = append([]string{}, d.Scopes...)
+		s.ConnectionState, s.StateReason = ShopConnected, ""
+		s.ConnectedAt, s.DisconnectedAt = timePtr(at), nil
+	case events.ShopDisconnected:
+		s.ConnectionState, s.StateReason = ShopDisconnected, d.Reason
+		s.DisconnectedAt = timePtr(at)
+	case events.ShopReauthRequired:
+		s.ConnectionState, s.StateReason = ShopReauthRequired, d.Reason
+	case events.ShopSettingsChanged:
+		if d.SyncEnabled != nil {
+			s.SyncEnabled = *d.SyncEnabled
+		}
+		if d.SyncIntervalSeconds != nil {
+			s.SyncIntervalSeconds = *d.SyncIntervalSeconds
+		}
+		if d.DefaultLowStockThreshold != nil {
+			s.DefaultLowStockThreshold = *d.DefaultLowStockThreshold
+		}
+		if d.AlertChannels != nil {
+			s.AlertChannels = append([]events.AlertChannel{}, d.AlertChannels...)
+		}
+	case events.ReconciliationCompleted:
+		s.LastReconciliation = Reconciliation{
+			StartedAt:      timePtr(d.StartedAt.UTC()),
+			FinishedAt:     timePtr(d.FinishedAt.UTC()),
+			Watermark:      timePtr(d.Watermark.UTC()),
+			Scope:          d.Scope,
+			ReceiptsSeen:   int64(d.ReceiptsSeen),
+			ListingsSeen:   int64(d.ListingsSeen),
+			EventsAppended: int64(d.EventsAppended),
+			DriftFound:     int64(d.DriftFound),
+			APICalls:       int64(d.APICalls),
+			DurationMillis: d.DurationMillis,
+		}
+	case events.StockThresholdSet:
+		s.DefaultLowStockThreshold = d.Threshold
+	default:
+		return false
+	}
+	s.UpdatedAt = at
+	s.LastPosition = rec.Position
+	return true
+}
+
+// Shops maintains the shops read model.
+type Shops struct {
+	cache txCache[int64, *Shop]
+}
+
+// NewShops returns the shops projection.
+func NewShops() *Shops { return &Shops{} }
+
+// Name implements Projection.
+func (*Shops) Name() string { return "shops" }
+
+// Tables implements Rebuildable.
+func (*Shops) Tables() []string { return []string{shopsTable.name} }
+
+// Handles implements Projection.
+func (*Shops) Handles(typ string) bool {
+	switch typ {
+	case events.TypeShopConnected, events.TypeShopDisconnected, events.TypeShopReauthRequired,
+		events.TypeShopSettingsChanged, events.TypeReconciliationDone, events.TypeStockThresholdSet:
+		return true
+	}
+	return false
+}
+
+// Apply implements Projection.
+func (p *Shops) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) (err error) {
+	id, ok := shopOf(rec)
+	if !ok {
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			p.cache.reset()
+		}
+	}()
+	s, ok := p.cache.get(tx, id)
+	if !ok {
+		s, err = loadShop(ctx, tx, id)
+		if errors.Is(err, ErrNotFound) {
+			s, err = newShop(id), nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !foldShop(s, rec) {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, shopsTable.upsertSQL(), valuesOf(s.fields())...); err != nil {
+		return fmt.Errorf("store shop %d: %w", id, err)
+	}
+	p.cache.put(tx, id, s)
+	return nil
+}
+
+func loadShop(ctx context.Context, q Queryer, id int64) (*Shop, error) {
+	s := &Shop{}
+	err := q.QueryRowContext(ctx, `SELECT `+shopsTable.columnList("")+` FROM shops WHERE shop_id = $1`, id).Scan(s.fields()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load shop %d: %w", id, err)
+	}
+	return s, nil
+}
+
+type shopsRebuild struct {
+	shops map[int64]*Shop
+}
+
+func (*Shops) newRebuild() rebuild { return &shopsRebuild{shops: map[int64]*Shop{}} }
+
+func (r *shopsRebuild) apply(rec events.Record, _ emitFunc) error {
+	id, ok := shopOf(rec)
+	if !ok {
+		return nil
+	}
+	s := r.shops[id]
+	if s == nil {
+		s = newShop(id)
+	}
+	if foldShop(s, rec) {
+		r.shops[id] = s
+	}
+	return nil
+}
+
+func (r *shopsRebuild) finish(emit emitFunc) error {
+	for _, s := range r.shops {
+		if err := emit(shopsTable.name, valuesOf(s.fields())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ShopFilter narrows ListShops.
+type ShopFilter struct {
+	Scope Scope
+	// IDs keeps only these shops.
+	IDs []int64
+	// UserIDs keeps the shops of these Etsy sellers.
+	UserIDs []int64
+	// State keeps shops in one connection state.
+	State string
+	// After is the last shop id of the previous page.
+	After int64
+	Limit int
+}
+
+// GetShop returns one shop in scope.
+func (r *Reader) GetShop(ctx context.Context, scope Scope, shopID int64) (Shop, error) {
+	shops, err := r.ListShops(ctx, ShopFilter{Scope: scope, IDs: []int64{shopID}, Limit: 1})
+	if err != nil {
+		return Shop{}, fmt.Errorf("get shop %d: %w", shopID, err)
+	}
+	if len(shops) == 0 || shops[0].ShopID != shopID {
+		return Shop{}, fmt.Errorf("get shop %d: %w", shopID, ErrNotFound)
+	}
+	return shops[0], nil
+}
+
+// ListShops returns shops in scope ordered by shop id.
+func (r *Reader) ListShops(ctx context.Context, f ShopFilter) ([]Shop, error) {
+	if f.Scope.empty() {
+		return nil, nil
+	}
+	var b query
+	f.Scope.where(&b, "shop_id")
+	if len(f.IDs) > 0 {
+		b.cond("shop_id = ANY($?)", f.IDs)
+	}
+	if len(f.UserIDs) > 0 {
+		b.cond("user_id = ANY($?)", f.UserIDs)
+	}
+	if f.State != "" {
+		b.cond("connection_state = $?", f.State)
+	}
+	b.cond("shop_id > $?", f.After)
+	sqlText := `SELECT ` + shopsTable.columnList("") + ` FROM shops` + b.whereSQL() +
+		` ORDER BY shop_id LIMIT ` + b.arg(clampLimit(f.Limit))
+	rows, err := r.q.QueryContext(ctx, sqlText, b.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list shops: %w", err)
+	}
+	defer rows.Close()
+	var out []Shop
+	for rows.Next() {
+		var s Shop
+		if err := rows.Scan(s.fields()...); err != nil {
+			return nil, fmt.Errorf("list shops: %w", err)
+		}
+		s.normalise()
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
