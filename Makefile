@@ -1,0 +1,46 @@
+# shopledger. The two commands: `make run` and `make test`.
+#
+# Every target that needs PostgreSQL gets it from scripts/pg-ensure, which
+# finds or starts a server and prints its admin URL (see the script).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+export GO
+
+.DEFAULT_GOAL := help
+.PHONY: help run run-clean test build lint bench
+
+help:
+	@echo 'make run        the whole system on this machine (scripts/run); Ctrl-C stops it'
+	@echo 'make run-clean  drop the shopledger database and .run/, then run'
+	@echo 'make test       gofmt, vet, staticcheck, grep rules, then go test -race on real PostgreSQL'
+	@echo 'make build      go build -o bin/ ./cmd/...'
+	@echo 'make lint       gofmt, vet, staticcheck and the grep rules (scripts/lint)'
+	@echo 'make bench      pgbench baselines, Go benchmarks, BENCH and RATIO lines (scripts/bench)'
+
+run:
+	scripts/run
+
+run-clean:
+	scripts/run --clean
+
+# pg-ensure first, so that a missing database fails fast (and, under CI=true,
+# never turns into skipped tests).
+# A SHOPLEDGER_TEST_DATABASE_URL (or SHOPLEDGER_DATABASE_URL) already set
+# names the server to try first.
+test:
+	@url=$$(SHOPLEDGER_DATABASE_URL="$${SHOPLEDGER_TEST_DATABASE_URL:-$${SHOPLEDGER_DATABASE_URL:-}}" scripts/pg-ensure); \
+	export SHOPLEDGER_TEST_DATABASE_URL=$$url; \
+	scripts/lint; \
+	echo "== go test -race -count=1 ./... (SHOPLEDGER_TEST_DATABASE_URL=$$url)" >&2; \
+	$(GO) test -race -count=1 ./...
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+lint:
+	scripts/lint
+
+bench:
+	scripts/bench
