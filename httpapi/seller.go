@@ -164,12 +164,19 @@ func pathShop(r *http.Request, p Principal) (int64, error) {
 	return id, nil
 }
 
-// pathVariantKey unescapes {variantKey}: keys are SKUs chosen by sellers
-// and may hold any character, sent percent-encoded.
+// pathVariantKey reads {variantKey}. Keys are SKUs chosen by sellers and
+// may hold any character, sent percent-encoded. chi matches on the raw
+// path when the URL has one (an encoded "/" makes it so), and then the
+// parameter is still encoded; otherwise it is already decoded.
 func pathVariantKey(r *http.Request) (string, error) {
-	raw := chi.URLParam(r, "variantKey")
-	key, err := url.PathUnescape(raw)
-	if err != nil || key == "" {
+	key := chi.URLParam(r, "variantKey")
+	if r.URL.RawPath != "" {
+		var err error
+		if key, err = url.PathUnescape(key); err != nil {
+			return "", ErrNotFound
+		}
+	}
+	if key == "" {
 		return "", ErrNotFound
 	}
 	return key, nil

@@ -140,8 +140,12 @@ func (s *Store) Causation(ctx context.Context, shops []int64, id uuid.UUID) (cau
 	return causes, effects, nil
 }
 
-// ChainStatus checks the links of the caller's sealed events: each row's
-// prev_hash must be the hash of the row before it in the chain.
+// ChainStatus verifies the caller's part of the seal: for each of its
+// sealed events, prev_hash must be the hash of the row before it (empty for
+// seq 1; other tenants' rows are compared by hash only, never shown) and
+// hash must equal sha256(prev_hash || event_canonical(seq, event)),
+// recomputed from the event as the log holds it now. The canonical text is
+// the database function the sealer itself hashes.
 func (s *Store) ChainStatus(ctx context.Context, shops []int64) (ChainStatus, error) {
 	st := ChainStatus{CheckedAt: time.Now().UTC()}
 	var head []byte
@@ -152,11 +156,16 @@ func (s *Store) ChainStatus(ctx context.Context, shops []int64) (ChainStatus, er
 	st.HeadHash = hex.EncodeToString(head)
 	var mismatch sql.NullInt64
 	err = s.db.QueryRowContext(ctx, `
-		SELECT count(*), min(s.seq) FILTER (WHERE s.seq > 1 AND p.hash IS DISTINCT FROM s.prev_hash)
-		FROM event_seal s LEFT JOIN event_seal p ON p.seq = s.seq - 1
+		SELECT count(*), min(s.seq) FILTER (WHERE
+		        CASE WHEN s.seq = 1 THEN '\x'::bytea ELSE p.hash END IS DISTINCT FROM s.prev_hash
+		     OR e.position IS NULL
+		     OR s.hash IS DISTINCT FROM sha256(s.prev_hash || convert_to(event_canonical(s.seq, e), 'UTF8')))
+		FROM event_seal s
+		LEFT JOIN event_seal p ON p.seq = s.seq - 1
+		LEFT JOIN events e ON e.position = s.position AND e.event_id = s.event_id
 		WHERE s.shop_id = ANY($1)`, shops).Scan(&st.Checked, &mismatch)
 	if err != nil {
-		return st, fmt.Errorf("chain status: links: %w", err)
+		return st, fmt.Errorf("chain status: verify: %w", err)
 	}
 	st.FirstMismatchSeq = int64Ptr(mismatch)
 	st.Valid = !mismatch.Valid
