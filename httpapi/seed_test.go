@@ -55,8 +55,8 @@ var skuShapes = []string{"MUG-%d-%d", "TEE/%d %d", "%d:%d+ä", "%d%%off%d", ""}
 func newWorld(t *testing.T, db *pgtest.Database, seed uint64) *world {
 	return &world{
 		t: t, db: db, es: eventstore.New(db.DB), projs: projections.Default(),
-		rng:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		base: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC),
+		rng:   rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		base:  time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC),
 		owner: map[int64]int64{}, shops: map[int64][]int64{}, listings: map[int64]int64{},
 		receipts: map[int64]int64{}, events: map[string]int64{}, tokens: map[int64]tenantTokens{},
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/shopledger/shopledger/httpapi"
 )
 
-
 // Checklist 44: a write takes only the fields it documents; owner and
 // tenant fields come from the path and the token, never from the body.
 func TestThresholdWritesRejectUnknownAndTenantFields(t *testing.T) {
