@@ -27,8 +27,8 @@ type projection interface {
 
 // run consumes the log as p's consumer group the way the projector does:
 // every event inside a savepoint of the group's transaction, which also
-// stores the offset. It stops when the test ends.
-func run(t *testing.T, db *sql.DB, p projection) {
+// stores the offset. It stops when stop is called or the test ends.
+func run(t *testing.T, db *sql.DB, p projection) (stop func()) {
 	t.Helper()
 	sub, err := eventstore.NewSubscriber(db, eventstore.SubscriberConfig{ConsumerGroup: p.Name(), BatchSize: 100, PollInterval: 10 * time.Millisecond}, watermill.NopLogger{})
 	if err != nil {
@@ -80,11 +80,16 @@ func run(t *testing.T, db *sql.DB, p projection) {
 			m.Ack()
 		}
 	}()
-	t.Cleanup(func() {
-		sub.Close()
-		cancel()
-		wg.Wait()
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			sub.Close()
+			cancel()
+			wg.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // catchUp waits until every group has acked the newest event of the log,
@@ -124,7 +129,9 @@ type clock struct {
 	now time.Time
 }
 
-func newClock() *clock { return &clock{now: time.Now().UTC()} }
+// newClock starts at the real time, truncated to microseconds as
+// PostgreSQL stores times, so that durations read back are exact.
+func newClock() *clock { return &clock{now: time.Now().UTC().Truncate(time.Microsecond)} }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
