@@ -200,15 +200,24 @@ func appendAll(t *testing.T, s *eventstore.Store, evs ...events.Event) {
 // alertEvents returns the alert events in the log, in commit order.
 func alertEvents(t *testing.T, s *eventstore.Store) []events.Record {
 	t.Helper()
-	recs, err := s.ReadAll(context.Background(), eventstore.Cursor{}, 100000)
+	// Committed rows in commit order, without ReadAll's wait for older
+	// transactions: those of other tests on the server may be running.
+	rows, err := s.DB().Query(`SELECT `+eventstore.RecordColumns+` FROM events WHERE type IN ($1, $2) ORDER BY transaction_id, position`,
+		events.TypeAlertLowStockRaised, events.TypeAlertLowStockCleared)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close()
 	var out []events.Record
-	for _, r := range recs {
-		if r.Type() == events.TypeAlertLowStockRaised || r.Type() == events.TypeAlertLowStockCleared {
-			out = append(out, r)
+	for rows.Next() {
+		r, err := eventstore.ScanRecord(rows)
+		if err != nil {
+			t.Fatal(err)
 		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
