@@ -62,25 +62,39 @@ func BenchmarkAppendSingle(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendBatch100 measures 100 events per transaction.
+// BenchmarkAppendBatch100 measures 100 events per transaction, from 8
+// goroutines like the single-event benchmark.
 func BenchmarkAppendBatch100(b *testing.B) {
 	db := pgtest.New(b)
 	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	const batches = 300
+	const workers = 8
+	const batchesPerWorker = 50
 	for n := 0; n < b.N; n++ {
 		start := time.Now()
-		for j := 0; j < batches; j++ {
-			stream := fmt.Sprintf("bench-batch-%d-%d", n, j)
-			evs := make([]events.Event, 100)
-			for i := range evs {
-				evs[i] = benchEvent(stream, int64(j), n*1_000_000+j*100+i)
-			}
-			if _, err := s.Append(ctx, stream, eventstore.Any, evs...); err != nil {
-				b.Fatal(err)
-			}
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for j := 0; j < batchesPerWorker; j++ {
+					stream := fmt.Sprintf("bench-batch-%d-%d-%d", n, w, j)
+					evs := make([]events.Event, 100)
+					for i := range evs {
+						evs[i] = benchEvent(stream, int64(j), n*10_000_000+w*1_000_000+j*100+i)
+					}
+					if _, err := s.Append(ctx, stream, eventstore.Any, evs...); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}(w)
 		}
-		rate := float64(batches*100) / time.Since(start).Seconds()
+		wg.Wait()
+		if b.Failed() {
+			return
+		}
+		rate := float64(workers*batchesPerWorker*100) / time.Since(start).Seconds()
 		b.ReportMetric(rate, "events/s")
 		if n == b.N-1 {
 			fmt.Printf("BENCH append_batch100 %.0f events/s\n", rate)

@@ -188,7 +188,8 @@ func encodeBatch(stream string, evs []events.Event) (*batch, error) {
 // appendSQL stores a batch in one statement: it skips inputs whose dedupe
 // key is already stored, numbers the rest after the stream's current
 // version, and returns one row per input (inserted or duplicate) plus the
-// stream's version before the append (ord 0). With an expected version, it
+// stream's version before the append (ord 0); inserted rows come back with
+// ord -1 and are matched by event id in Go, which is cheaper than a join. With an expected version, it
 // inserts nothing unless the stream is exactly there.
 const appendSQL = `
 WITH input AS (
@@ -219,7 +220,7 @@ ins AS (
 )
 SELECT 0::bigint, NULL::uuid, NULL::bigint, base.v, false FROM base
 UNION ALL
-SELECT f.ord, ins.event_id, ins.position, ins.stream_version, false FROM ins JOIN fresh f ON f.event_id = ins.event_id
+SELECT -1, ins.event_id, ins.position, ins.stream_version, false FROM ins
 UNION ALL
 SELECT d.ord, d.event_id, d.position, d.stream_version, true FROM dups d
 `
@@ -274,6 +275,10 @@ func (b *batch) insert(ctx context.Context, q Queryer, expected ExpectedVersion)
 	}
 	defer rows.Close()
 	res := Result{Events: make([]Appended, len(b.ids))}
+	index := make(map[uuid.UUID]int, len(b.ids))
+	for i, id := range b.ids {
+		index[uuid.MustParse(id)] = i
+	}
 	var base int64
 	seen := 0
 	for rows.Next() {
@@ -288,6 +293,13 @@ func (b *batch) insert(ctx context.Context, q Queryer, expected ExpectedVersion)
 		if ord == 0 {
 			base = ver
 			continue
+		}
+		if ord < 0 {
+			i, ok := index[id.UUID]
+			if !ok {
+				return Result{}, fmt.Errorf("insert returned unknown event %s", id.UUID)
+			}
+			ord = int64(i) + 1
 		}
 		res.Events[ord-1] = Appended{EventID: id.UUID, Position: pos.Int64, StreamVersion: ver, Duplicate: dup}
 		seen++
