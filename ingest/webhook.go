@@ -30,8 +30,8 @@ const MaxWebhookBody = 64 << 10
 // WebhookPath is where Etsy delivers webhooks.
 const WebhookPath = "/webhooks/etsy"
 
-// SourceWebhook marks events learnt from a webhook.
-const SourceWebhook = "etsy-webhook"
+// EvidenceSource is the metadata source of webhook evidence.
+const EvidenceSource = "etsy-webhook"
 
 // WebhookDedupeKey is the natural key of a webhook delivery's evidence:
 // Etsy keeps webhook-id across retries.
@@ -163,7 +163,7 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}).WithDedupe(WebhookDedupeKey(id))
 	ev = ev.WithMetadata(events.Metadata{
 		CorrelationID: ev.ID.String(),
-		Source:        SourceWebhook,
+		Source:        EvidenceSource,
 		RequestID:     id,
 	})
 	dup, err := h.store.Append(r.Context(), ev)

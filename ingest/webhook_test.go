@@ -69,6 +69,7 @@ type rigOptions struct {
 	before       func() error
 	after        func() error
 	committerCfg ingest.CommitterConfig
+	realClock    bool // judge timestamps by the real clock, not now
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -87,10 +88,13 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	ingest.SetCommitFaults(r.committer, o.before, o.after)
-	now := o.now
+	now := func() time.Time { return o.now }
+	if o.realClock {
+		now = time.Now
+	}
 	r.handler, err = ingest.NewWebhookHandler(r.committer, ingest.WebhookConfig{
 		Secrets: o.secrets,
-		Now:     func() time.Time { return now },
+		Now:     now,
 	}, r.reg)
 	if err != nil {
 		t.Fatal(err)
@@ -677,8 +681,8 @@ func TestChecklist17EvidenceRoundTrip(t *testing.T) {
 			t.Errorf("header %s stored as %q, want [redacted]", h, v)
 		}
 	}
-	if rec.Metadata.CorrelationID == "" || rec.Metadata.Source != ingest.SourceWebhook {
-		t.Errorf("metadata = %+v, want a correlation id and source %s", rec.Metadata, ingest.SourceWebhook)
+	if rec.Metadata.CorrelationID == "" || rec.Metadata.Source != ingest.EvidenceSource {
+		t.Errorf("metadata = %+v, want a correlation id and source %s", rec.Metadata, ingest.EvidenceSource)
 	}
 	// The stored body and headers verify again, as an auditor would check.
 	h := http.Header{}
