@@ -1,0 +1,512 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/domain"
+	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+)
+
+// ErrShopNotConnected means the ledger holds no OAuth grant for the shop,
+// so nothing of it can be fetched.
+var ErrShopNotConnected = errors.New("shop not connected")
+
+// FetcherGroup is the fetcher's consumer group on the log.
+const FetcherGroup = "ingest-fetcher"
+
+// TokenSources gives the fetcher the token of a connected shop. The
+// credentials store (encrypted OAuth tokens per shop) implements it.
+type TokenSources interface {
+	// ForShop returns the shop's token source, or an error wrapping
+	// ErrShopNotConnected.
+	ForShop(ctx context.Context, shopID int64) (etsy.TokenSource, error)
+}
+
+// EtsyAPI is what the fetcher calls at Etsy; *etsy.Client implements it.
+type EtsyAPI interface {
+	GetShopReceipt(ctx context.Context, ts etsy.TokenSource, shopID, receiptID int64) (etsy.Receipt, error)
+	GetShopReceiptTransactionsByReceipt(ctx context.Context, ts etsy.TokenSource, shopID, receiptID int64) ([]etsy.Transaction, error)
+	GetShopReceipts(ctx context.Context, ts etsy.TokenSource, shopID int64, q etsy.ReceiptsQuery) (etsy.ReceiptsPage, error)
+	GetListing(ctx context.Context, ts etsy.TokenSource, listingID int64, withInventory bool) (etsy.Listing, error)
+	GetListingInventory(ctx context.Context, ts etsy.TokenSource, listingID int64) (etsy.Inventory, error)
+}
+
+// Applier turns fetched objects into domain events; *Translator is the
+// one implementation, shared with reconciliation.
+type Applier interface {
+	ApplyReceipt(ctx context.Context, shopID int64, r etsy.Receipt, cause Cause) (Applied, error)
+	ApplyListing(ctx context.Context, shopID int64, l etsy.Listing, cause Cause) (Applied, error)
+	ApplyListingDeleted(ctx context.Context, shopID, listingID int64, cause Cause) (Applied, error)
+}
+
+// FetcherConfig tunes a Fetcher.
+type FetcherConfig struct {
+	Policy URLPolicy
+	// MaxAttempts bounds the tries of one fetch that fails in a way
+	// worth repeating (5xx, 429, network). Default 3.
+	MaxAttempts int
+	// Backoff is the first pause between attempts, doubled each time
+	// with jitter up to MaxBackoff. Defaults 500 ms and 10 s.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// SettleWindow: before comparing a listing's stock with the ledger,
+	// receipts modified this recently are applied, so a sale whose
+	// order webhook has not arrived yet is not mistaken for a change at
+	// Etsy. Default 30 min; negative turns it off.
+	SettleWindow time.Duration
+	// SettleMaxReceipts bounds that look-back. Default 500.
+	SettleMaxReceipts int
+	// StoreRetries is how often one piece of evidence is redelivered
+	// after a storage error before the fetcher records it as failed and
+	// moves on. Default 5.
+	StoreRetries int
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+// Fetcher follows each webhook's resource_url and hands what Etsy returns
+// to the Applier. It consumes the log as its own group; Etsy failures end
+// in an etsy.fetch_failed event so one bad message never stalls the rest.
+type Fetcher struct {
+	store  *eventstore.Store
+	api    EtsyAPI
+	tokens TokenSources
+	apply  Applier
+	cfg    FetcherConfig
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	failures map[string]int // storage failures per evidence event
+
+	outcomes *prometheus.CounterVec
+	lag      prometheus.Gauge
+	duration prometheus.Histogram
+}
+
+// Fetch outcomes, the label of ingest_fetch_total.
+const (
+	OutcomeApplied = "applied"
+	OutcomeIgnored = "ignored"
+	OutcomeFailed  = "failed"
+	OutcomeRetried = "retried"
+)
+
+// NewFetcher registers ingest_fetch_total{outcome},
+// ingest_fetcher_lag_seconds and ingest_fetch_duration_seconds on reg.
+func NewFetcher(store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply Applier, cfg FetcherConfig, reg prometheus.Registerer) (*Fetcher, error) {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.SettleWindow == 0 {
+		cfg.SettleWindow = 30 * time.Minute
+	}
+	if cfg.SettleMaxReceipts <= 0 {
+		cfg.SettleMaxReceipts = 500
+	}
+	if cfg.StoreRetries <= 0 {
+		cfg.StoreRetries = 5
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	f := &Fetcher{
+		store: store, api: api, tokens: tokens, apply: apply, cfg: cfg, log: cfg.Logger,
+		failures: map[string]int{},
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingest_fetch_total",
+			Help: "Webhook evidence handled by the fetcher, by outcome (applied, ignored, failed, retried).",
+		}, []string{"outcome"}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ingest_fetcher_lag_seconds",
+			Help: "Age of the evidence the fetcher handled last, from when it was stored.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ingest_fetch_duration_seconds",
+			Help:    "Time to fetch and translate one piece of evidence.",
+			Buckets: prometheus.DefBuckets,
+		}),
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{f.outcomes, f.lag, f.duration} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("new fetcher: register metrics: %w", err)
+			}
+		}
+	}
+	return f, nil
+}
+
+// Run consumes the log through sub (a subscriber of FetcherGroup) until
+// ctx ends. A message is acknowledged once its outcome is stored;
+// storage errors leave it to be redelivered.
+func (f *Fetcher) Run(ctx context.Context, sub message.Subscriber) error {
+	msgs, err := sub.Subscribe(ctx, eventstore.Topic)
+	if err != nil {
+		return fmt.Errorf("fetcher: subscribe: %w", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case msg, ok := <-msgs:
+			if !ok {
+				return nil
+			}
+			if msg.Metadata.Get("type") != events.TypeWebhookReceived {
+				msg.Ack()
+				continue
+			}
+			rec, err := eventstore.RecordFromMessage(msg)
+			if err != nil {
+				// Cannot be decoded now, and will not be later.
+				f.log.Error("fetcher: undecodable evidence skipped", "event_id", msg.UUID, "err", err)
+				f.outcomes.WithLabelValues(OutcomeFailed).Inc()
+				msg.Ack()
+				continue
+			}
+			if err := f.Handle(msg.Context(), rec); err != nil {
+				f.log.Warn("fetcher: evidence will be redelivered", "event_id", rec.ID, "err", err)
+				msg.Nack()
+				continue
+			}
+			msg.Ack()
+		}
+	}
+}
+
+// Handle processes one etsy.webhook.received record. It returns an error
+// only when the outcome could not be stored; the caller retries then.
+func (f *Fetcher) Handle(ctx context.Context, rec events.Record) error {
+	ev, ok := rec.Data.(events.WebhookReceived)
+	if !ok {
+		return nil
+	}
+	start := time.Now()
+	f.lag.Set(f.cfg.Now().Sub(rec.RecordedAt).Seconds())
+	defer func() { f.duration.Observe(time.Since(start).Seconds()) }()
+
+	attempts, err := f.follow(ctx, rec, ev)
+	switch {
+	case err == nil:
+		f.forget(rec)
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case isStorageError(err) && f.countFailure(rec) <= f.cfg.StoreRetries:
+		f.outcomes.WithLabelValues(OutcomeRetried).Inc()
+		return err
+	}
+	if err := f.recordFailure(ctx, rec, ev, attempts, err); err != nil {
+		return err
+	}
+	f.forget(rec)
+	return nil
+}
+
+// follow checks, fetches and applies; it returns how many fetch attempts
+// were made and why it gave up.
+func (f *Fetcher) follow(ctx context.Context, rec events.Record, ev events.WebhookReceived) (int, error) {
+	kind := eventKind(ev.EtsyEventType)
+	if kind == 0 {
+		f.outcomes.WithLabelValues(OutcomeIgnored).Inc()
+		f.log.Debug("fetcher: event type not followed", "event_type", ev.EtsyEventType, "webhook_id", ev.WebhookID)
+		return 0, nil
+	}
+	res, err := f.cfg.Policy.Check(ev.ResourceURL, ev.ShopID)
+	if err != nil {
+		return 0, err
+	}
+	if res.Kind != kind {
+		return 0, fmt.Errorf("%s webhook points at a %s: %w", ev.EtsyEventType, res.Kind, ErrResourceURL)
+	}
+	ts, err := f.tokens.ForShop(ctx, ev.ShopID)
+	if err != nil {
+		return 0, fmt.Errorf("token for shop %d: %w", ev.ShopID, err)
+	}
+	cause := WebhookCause(rec)
+	var attempts int
+	switch kind {
+	case ResourceReceipt:
+		var r etsy.Receipt
+		attempts, err = f.retry(ctx, func() error {
+			var err error
+			if r, err = f.api.GetShopReceipt(ctx, ts, ev.ShopID, res.ReceiptID); err != nil {
+				return err
+			}
+			if len(r.Transactions) == 0 {
+				r.Transactions, err = f.api.GetShopReceiptTransactionsByReceipt(ctx, ts, ev.ShopID, res.ReceiptID)
+			}
+			return err
+		})
+		if err != nil {
+			return attempts, err
+		}
+		if _, err := f.apply.ApplyReceipt(ctx, ev.ShopID, r, cause); err != nil {
+			return attempts, err
+		}
+	case ResourceListing:
+		var l etsy.Listing
+		var gone bool
+		attempts, err = f.retry(ctx, func() error {
+			var err error
+			l, err = f.api.GetListing(ctx, ts, res.ListingID, true)
+			if errors.Is(err, etsy.ErrNotFound) && ev.EtsyEventType == etsy.EventListingDeleted {
+				gone = true
+				return nil
+			}
+			if err == nil && l.Inventory == nil {
+				var inv etsy.Inventory
+				if inv, err = f.api.GetListingInventory(ctx, ts, res.ListingID); err == nil {
+					l.Inventory = &inv
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return attempts, err
+		}
+		if gone {
+			if _, err := f.apply.ApplyListingDeleted(ctx, ev.ShopID, res.ListingID, cause); err != nil {
+				return attempts, err
+			}
+			break
+		}
+		if l.ShopID != ev.ShopID {
+			return attempts, fmt.Errorf("listing %d belongs to shop %d, webhook is for shop %d: %w", l.ListingID, l.ShopID, ev.ShopID, ErrResourceURL)
+		}
+		// Etsy's listing already reflects every sale made before it was
+		// read; settle those sales first so they are not taken for a
+		// seller's edit.
+		if err := f.settle(ctx, ts, ev.ShopID, cause); err != nil {
+			return attempts, err
+		}
+		if _, err := f.apply.ApplyListing(ctx, ev.ShopID, l, cause); err != nil {
+			return attempts, err
+		}
+	}
+	f.outcomes.WithLabelValues(OutcomeApplied).Inc()
+	return attempts, nil
+}
+
+// settle applies the shop's recently modified receipts, oldest change
+// first.
+func (f *Fetcher) settle(ctx context.Context, ts etsy.TokenSource, shopID int64, cause Cause) error {
+	if f.cfg.SettleWindow < 0 {
+		return nil
+	}
+	since := f.cfg.Now().Add(-f.cfg.SettleWindow)
+	var receipts []etsy.Receipt
+	for offset := 0; len(receipts) < f.cfg.SettleMaxReceipts; offset += etsy.MaxLimit {
+		var page etsy.ReceiptsPage
+		_, err := f.retry(ctx, func() error {
+			var err error
+			page, err = f.api.GetShopReceipts(ctx, ts, shopID, etsy.ReceiptsQuery{
+				MinLastModified: since, Limit: etsy.MaxLimit, Offset: offset, SortOn: "updated", SortOrder: "asc",
+			})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("settle recent receipts: %w", err)
+		}
+		receipts = append(receipts, page.Results...)
+		if len(page.Results) < etsy.MaxLimit || offset+etsy.MaxLimit >= page.Count {
+			break
+		}
+	}
+	missing, err := f.unrecordedSales(ctx, receipts)
+	if err != nil {
+		return err
+	}
+	// The settle is about stock only: receipts whose every sale is
+	// recorded are left to their own webhooks.
+	c := cause
+	c.EtsyEvent = ""
+	for _, r := range missing {
+		if _, err := f.apply.ApplyReceipt(ctx, shopID, r, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unrecordedSales returns the receipts with a transaction whose stock.sold
+// the log does not hold yet.
+func (f *Fetcher) unrecordedSales(ctx context.Context, receipts []etsy.Receipt) ([]etsy.Receipt, error) {
+	var keys []string
+	for _, r := range receipts {
+		for _, t := range r.Transactions {
+			keys = append(keys, domain.SoldKey(t.TransactionID))
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	rows, err := f.store.DB().QueryContext(ctx, `SELECT dedupe_key FROM events WHERE dedupe_key = ANY($1::text[])`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("look up recorded sales: %w", err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("look up recorded sales: %w", err)
+		}
+		have[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up recorded sales: %w", err)
+	}
+	var out []etsy.Receipt
+	for _, r := range receipts {
+		for _, t := range r.Transactions {
+			if !have[domain.SoldKey(t.TransactionID)] {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// retry runs fetch until it succeeds, fails for good, or MaxAttempts ran
+// out, pausing with jittered exponential backoff.
+func (f *Fetcher) retry(ctx context.Context, fetch func() error) (int, error) {
+	pause := f.cfg.Backoff
+	for attempt := 1; ; attempt++ {
+		err := fetch()
+		if err == nil {
+			return attempt, nil
+		}
+		if !transient(err) || attempt >= f.cfg.MaxAttempts {
+			return attempt, etsyFailure{err}
+		}
+		d := pause/2 + time.Duration(rand.Int64N(int64(pause/2)+1))
+		f.log.Warn("fetcher: etsy call failed, retrying", "attempt", attempt, "pause", d, "err", err)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return attempt, etsyFailure{ctx.Err()}
+		case <-t.C:
+		}
+		pause = min(pause*2, f.cfg.MaxBackoff)
+	}
+}
+
+// transient reports Etsy failures that another try may cure.
+func transient(err error) bool {
+	var api *etsy.APIError
+	switch {
+	case errors.Is(err, etsy.ErrRateLimited):
+		return true
+	case errors.As(err, &api):
+		return api.Status >= 500
+	case errors.Is(err, etsy.ErrNotFound), errors.Is(err, etsy.ErrForbidden), errors.Is(err, etsy.ErrBadRequest),
+		errors.Is(err, etsy.ErrInvalidGrant), errors.Is(err, etsy.ErrInvalidToken), errors.Is(err, ErrShopNotConnected):
+		return false
+	case errors.Is(err, context.Canceled):
+		return false
+	}
+	// Network errors and timeouts.
+	return true
+}
+
+// isStorageError tells a failure to store (worth redelivering) from a
+// failure of Etsy's data or of the request (recorded as fetch_failed).
+func isStorageError(err error) bool {
+	for _, permanent := range []error{
+		ErrResourceURL, ErrShopNotConnected, ErrNoInventory,
+		domain.ErrWrongShop, domain.ErrWrongListing, domain.ErrWrongReceipt, domain.ErrInvalidView,
+		eventstore.ErrInvalidEvent,
+	} {
+		if errors.Is(err, permanent) {
+			return false
+		}
+	}
+	var ef etsyFailure
+	return !errors.As(err, &ef)
+}
+
+// etsyFailure marks an error as Etsy's answer (or its absence) after the
+// retries, as opposed to a failure to store what Etsy said.
+type etsyFailure struct{ err error }
+
+func (e etsyFailure) Error() string { return e.err.Error() }
+func (e etsyFailure) Unwrap() error { return e.err }
+
+func (f *Fetcher) countFailure(rec events.Record) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failures[rec.ID.String()]++
+	return f.failures[rec.ID.String()]
+}
+
+func (f *Fetcher) forget(rec events.Record) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.failures, rec.ID.String())
+}
+
+// FetchFailedKey is the natural key of a webhook's failure record.
+func FetchFailedKey(webhookID string) string { return WebhookDedupeKey(webhookID) + ":fetch_failed" }
+
+func (f *Fetcher) recordFailure(ctx context.Context, rec events.Record, ev events.WebhookReceived, attempts int, cause error) error {
+	f.outcomes.WithLabelValues(OutcomeFailed).Inc()
+	f.log.Warn("fetcher: giving up on webhook", "webhook_id", ev.WebhookID, "event_type", ev.EtsyEventType,
+		"shop_id", ev.ShopID, "attempts", attempts, "err", cause)
+	failed := events.New(events.WebhookStream(ev.WebhookID), ev.ShopID, f.cfg.Now(), events.FetchFailed{
+		WebhookEventID: rec.ID.String(), WebhookID: ev.WebhookID, ResourceURL: ev.ResourceURL,
+		Reason: cause.Error(), Attempts: attempts,
+	}).WithDedupe(FetchFailedKey(ev.WebhookID)).WithMetadata(WebhookCause(rec).metadata())
+	if _, err := f.store.Append(ctx, failed.StreamID, eventstore.Any, failed); err != nil {
+		return fmt.Errorf("record fetch failure of webhook %s: %w", ev.WebhookID, err)
+	}
+	return nil
+}
+
+// eventKind maps Etsy's webhook event types to what they point at; 0 for
+// types the fetcher does not follow.
+func eventKind(eventType string) ResourceKind {
+	switch {
+	case strings.HasPrefix(eventType, "order."):
+		return ResourceReceipt
+	case strings.HasPrefix(eventType, "inventory."), strings.HasPrefix(eventType, "listing."):
+		return ResourceListing
+	}
+	return 0
+}
+
+// EtsyHTTPClient is the HTTP client for Etsy calls: it never follows a
+// redirect (a 3xx comes back as an error answer), so an answer pointing
+// elsewhere cannot make the fetcher call a host nobody allowed.
+func EtsyHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
