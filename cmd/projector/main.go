@@ -1,53 +1,152 @@
-// Command projector builds the read models from the event log.
+// Command projector builds the read models from the event log, seals the
+// log, and rebuilds read models on demand.
+//
+//	projector                                   consume the log and serve ops endpoints
+//	projector rebuild [--projection NAME]...    rebuild read models from the log and exit
 package main
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service"
 )
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "projector: %v\n", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
 
+var errUsage = errors.New("usage")
+
 // config is everything projector reads from SHOPLEDGER_* variables.
 type config struct {
-	DatabaseURL string
-	Addr        string
-	LogLevel    string
+	DatabaseURL   string
+	Addr          string
+	LogLevel      string
+	DBConns       int64
+	BatchSize     int64
+	PollInterval  time.Duration
+	AckDeadline   time.Duration
+	RetryInterval time.Duration
+	LagInterval   time.Duration
+	// Projections names the built-in projections to run; empty runs all.
+	Projections []string
 }
 
-func loadConfig(getenv func(string) string) (config, error) {
-	env := service.NewEnv(getenv)
+func loadConfig(env *service.Env) config {
 	c := config{
-		DatabaseURL: env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
-		Addr:        env.String("SHOPLEDGER_PROJECTOR_ADDR", "127.0.0.1:8082"),
-		LogLevel:    env.String("SHOPLEDGER_LOG_LEVEL", "info"),
+		DatabaseURL:   env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
+		Addr:          env.String("SHOPLEDGER_PROJECTOR_ADDR", "127.0.0.1:8082"),
+		LogLevel:      env.String("SHOPLEDGER_LOG_LEVEL", "info"),
+		DBConns:       env.Int("SHOPLEDGER_PROJECTOR_DB_CONNS", 20),
+		BatchSize:     env.Int("SHOPLEDGER_PROJECTOR_BATCH_SIZE", 500),
+		PollInterval:  env.Duration("SHOPLEDGER_PROJECTOR_POLL_INTERVAL", 100*time.Millisecond),
+		AckDeadline:   env.Duration("SHOPLEDGER_PROJECTOR_ACK_DEADLINE", time.Minute),
+		RetryInterval: env.Duration("SHOPLEDGER_PROJECTOR_RETRY_INTERVAL", 30*time.Second),
+		LagInterval:   env.Duration("SHOPLEDGER_PROJECTOR_LAG_INTERVAL", 5*time.Second),
+		Projections:   env.List("SHOPLEDGER_PROJECTOR_PROJECTIONS", nil),
 	}
-	return c, env.Err()
+	if c.DBConns < 4 {
+		env.Fail("SHOPLEDGER_PROJECTOR_DB_CONNS: %d is below 4", c.DBConns)
+	}
+	if c.BatchSize < 1 || c.BatchSize > 100000 {
+		env.Fail("SHOPLEDGER_PROJECTOR_BATCH_SIZE: %d is not between 1 and 100000", c.BatchSize)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"SHOPLEDGER_PROJECTOR_POLL_INTERVAL", c.PollInterval}, {"SHOPLEDGER_PROJECTOR_ACK_DEADLINE", c.AckDeadline}, {"SHOPLEDGER_PROJECTOR_RETRY_INTERVAL", c.RetryInterval}} {
+		if d.v <= 0 {
+			env.Fail("%s: must be positive", d.name)
+		}
+	}
+	known := builtinNames()
+	for _, p := range c.Projections {
+		if !slices.Contains(known, p) {
+			env.Fail("SHOPLEDGER_PROJECTOR_PROJECTIONS: unknown projection %q (known: %s)", p, strings.Join(known, ", "))
+		}
+	}
+	return c
 }
+
+func builtinNames() []string {
+	var names []string
+	for _, p := range projections.Default() {
+		names = append(names, p.Name())
+	}
+	return names
+}
+
+// deps is what a consumer plugin gets to build its projections.
+type deps struct {
+	db     *sql.DB
+	store  *eventstore.Store
+	env    *service.Env
+	logger *slog.Logger
+	reg    prometheus.Registerer
+}
+
+// plugin adds consumer groups (and the background work that goes with
+// them, such as alert delivery) to the projector. Each plugin lives in its
+// own file of this package and appends itself to plugins from init, so
+// adding one never edits this file. Its settings come from env
+// (SHOPLEDGER_*); env errors are reported together at start.
+type plugin struct {
+	name  string
+	setup func(d deps) (projs []projections.Projection, workers []func(context.Context) error, err error)
+}
+
+var plugins []plugin
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	cfg, err := loadConfig(getenv)
-	if err != nil {
+	env := service.NewEnv(getenv)
+	cfg := loadConfig(env)
+	if err := env.Err(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "projector")
-	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr)
 
-	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, 20, logger)
+	if len(args) > 0 {
+		switch args[0] {
+		case "rebuild":
+			return runRebuild(ctx, cfg, args[1:], stdout, logger)
+		case "help", "-h", "--help":
+			fmt.Fprint(stdout, usage)
+			return nil
+		default:
+			fmt.Fprint(stdout, usage)
+			return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+		}
+	}
+
+	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr,
+		"batch_size", cfg.BatchSize, "poll_interval", cfg.PollInterval.String(), "ack_deadline", cfg.AckDeadline.String(),
+		"retry_interval", cfg.RetryInterval.String(), "projections", cfg.Projections)
+	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, int32(cfg.DBConns), logger)
 	if err != nil {
 		return err
 	}
@@ -55,8 +154,148 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer db.Close()
 
 	reg := service.NewRegistry()
+	projs := selected(cfg.Projections)
+	var workers []func(context.Context) error
+	d := deps{db: db, store: eventstore.New(db), env: env, logger: logger, reg: reg}
+	for _, p := range plugins {
+		ps, ws, err := p.setup(d)
+		if err != nil {
+			return fmt.Errorf("set up %s: %w", p.name, err)
+		}
+		projs = append(projs, ps...)
+		workers = append(workers, ws...)
+	}
+	if err := env.Err(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	runner, err := projections.NewRunner(db, projs, projections.RunnerConfig{
+		BatchSize:     int(cfg.BatchSize),
+		PollInterval:  cfg.PollInterval,
+		AckDeadline:   cfg.AckDeadline,
+		RetryInterval: cfg.RetryInterval,
+		LagInterval:   cfg.LagInterval,
+	}, logger, reg)
+	if err != nil {
+		return err
+	}
+
 	ready := &service.Readiness{}
 	ready.Add("database", db.PingContext)
+	ready.Add("projections", runner.Ready)
 	mux := service.OpsMux(reg, ready)
-	return service.Serve(ctx, cfg.Addr, mux, "projector", stdout, logger)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1+len(workers))
+	// A consumer or worker that gives up takes the process down, so that
+	// a supervisor restarts it instead of it serving ops endpoints only.
+	start := func(f func(context.Context) error) {
+		go func() {
+			err := f(ctx)
+			if err != nil {
+				cancel()
+			}
+			errc <- err
+		}()
+	}
+	start(runner.Run)
+	for _, w := range workers {
+		start(w)
+	}
+	serveErr := service.Serve(ctx, cfg.Addr, mux, "projector", stdout, logger)
+	cancel()
+	var errs []error
+	if serveErr != nil {
+		errs = append(errs, serveErr)
+	}
+	for range 1 + len(workers) {
+		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func selected(names []string) []projections.Projection {
+	all := projections.Default()
+	if len(names) == 0 {
+		return all
+	}
+	var out []projections.Projection
+	for _, p := range all {
+		if slices.Contains(names, p.Name()) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+const usage = `projector [command]
+
+Commands:
+  (none)                                  consume the log, maintain read models, seal the log
+  rebuild [--projection NAME]... [--no-swap]
+                                          rebuild read models from the log into shadow tables,
+                                          swap them in and move their consumer groups; default
+                                          every rebuildable projection (shops, products,
+                                          stock_movements, sales). The seal is never rebuilt.
+`
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func runRebuild(ctx context.Context, cfg config, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	var names multiFlag
+	fs.Var(&names, "projection", "projection to rebuild (repeatable); default all")
+	noSwap := fs.Bool("no-swap", false, "leave the filled <table>_rebuild tables in place instead of swapping them in")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	var targets []projections.Rebuildable
+	var known []string
+	for _, p := range projections.Default() {
+		rb, ok := p.(projections.Rebuildable)
+		if !ok {
+			continue
+		}
+		known = append(known, p.Name())
+		if len(names) == 0 || slices.Contains(names, p.Name()) {
+			targets = append(targets, rb)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return fmt.Errorf("%w: %q cannot be rebuilt (rebuildable: %s)", errUsage, n, strings.Join(known, ", "))
+		}
+	}
+	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, 8, logger)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	defer db.Close()
+	rep, err := projections.Rebuild(ctx, pool, targets, projections.RebuildOptions{NoSwap: *noSwap}, logger)
+	if err != nil {
+		return err
+	}
+	verb := "rebuilt and swapped in"
+	if *noSwap {
+		verb = "rebuilt into shadow tables (not swapped)"
+	}
+	fmt.Fprintf(stdout, "%s %s from %d events in %s (%.0f events/s); consumer groups continue after position %d\n",
+		verb, strings.Join(rep.Projections, ", "), rep.Events, rep.Duration.Round(time.Millisecond),
+		float64(rep.Events)/max(rep.Duration.Seconds(), 1e-9), rep.Cursor.Position)
+	tables := make([]string, 0, len(rep.Rows))
+	for t := range rep.Rows {
+		tables = append(tables, t)
+	}
+	slices.Sort(tables)
+	for _, t := range tables {
+		fmt.Fprintf(stdout, "  %-18s %d rows\n", t, rep.Rows[t])
+	}
+	return nil
 }

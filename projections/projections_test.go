@@ -1,0 +1,162 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/projections"
+)
+
+func eur(n int64) events.Money { return events.Money{Amount: n, Currency: "EUR"} }
+
+func ptr[T any](v T) *T { return &v }
+
+// TestReadModelsFollowTheLog walks one shop through a listing, a sale, its
+// status facts, a refund and thresholds at every scope, and reads every
+// read model back.
+func TestReadModelsFollowTheLog(t *testing.T) {
+	db := pgtest.New(t)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	shop, listing, receipt := int64(7), int64(70), int64(700)
+	ls, rs, ss := events.ListingStream(listing), events.ReceiptStream(receipt), events.ShopStream(shop)
+	appendAll(t, s, []batch{
+		{ss, []events.Event{events.New(ss, shop, at(0), events.ShopConnected{ShopID: shop, ShopName: "Knots", UserID: 77, Currency: "EUR", Scopes: []string{"listings_r"}})}},
+		{ls, []events.Event{
+			events.New(ls, shop, at(1), events.ListingImported{ListingID: listing, ShopID: shop, Title: "Mug", State: "active", Price: eur(1250), EtsyUpdatedAt: at(1),
+				Variants: []events.Variant{{Key: "sku:BLUE", SKU: "BLUE", Properties: "Color: Blue", Price: eur(1250), Enabled: true}, {Key: "sku:RED", SKU: "RED", Properties: "Color: Red", Price: eur(1300), Enabled: true}}}),
+			events.New(ls, shop, at(1), events.StockAdjusted{ListingID: listing, VariantKey: "sku:BLUE", Delta: 10, Reason: events.ReasonInitialImport, Cause: "reconciliation"}),
+			events.New(ls, shop, at(1), events.StockAdjusted{ListingID: listing, VariantKey: "sku:RED", Delta: 2, Reason: events.ReasonInitialImport, Cause: "reconciliation"}),
+		}},
+		{rs, []events.Event{events.New(rs, shop, at(2), events.SaleRecorded{ReceiptID: receipt, ShopID: shop, Status: "open",
+			Items:    []events.SaleItem{{TransactionID: 9001, ListingID: listing, VariantKey: "sku:BLUE", SKU: "BLUE", Title: "Mug", Quantity: 3, UnitPrice: eur(1250)}},
+			Subtotal: eur(3750), Shipping: eur(400), Tax: eur(0), Discount: eur(0), GrandTotal: eur(4150), CreatedAt: at(2), EtsyUpdatedAt: at(2)})}},
+		{ls, []events.Event{events.New(ls, shop, at(2), events.StockSold{ListingID: listing, VariantKey: "sku:BLUE", Quantity: 3, ReceiptID: receipt, TransactionID: 9001})}},
+		{rs, []events.Event{
+			events.New(rs, shop, at(3), events.SalePaid{ReceiptID: receipt}),
+			events.New(rs, shop, at(4), events.SaleShipped{ReceiptID: receipt, Carrier: "dhl", TrackingCode: "T1"}),
+			events.New(rs, shop, at(5), events.SaleRefunded{ReceiptID: receipt, Amount: eur(1000), RefundKey: "r1"}),
+			events.New(rs, shop, at(6), events.SaleRefunded{ReceiptID: receipt, Amount: eur(1000), RefundKey: "r1"}), // the same refund again
+		}},
+		{ls, []events.Event{
+			events.New(ls, shop, at(7), events.StockThresholdSet{Scope: events.ScopeListing, ShopID: shop, ListingID: listing, Threshold: 8}),
+			events.New(ls, shop, at(8), events.StockThresholdSet{Scope: events.ScopeVariant, ShopID: shop, ListingID: listing, VariantKey: "sku:RED", Threshold: 1}),
+			events.New(ls, shop, at(9), events.StockObserved{ListingID: listing, VariantKey: "sku:BLUE", Quantity: 7, ObservedAt: at(9), Source: "reconciliation"}),
+		}},
+		{ss, []events.Event{events.New(ss, shop, at(10), events.StockThresholdSet{Scope: events.ScopeShop, ShopID: shop, Threshold: 3})}},
+	})
+	projs := projections.Default()
+	startRunner(t, db.DB, projs, fastConfig(), nil)
+	waitCaughtUp(t, db.DB, names(projs), 30*time.Second)
+
+	r := projections.NewReader(db.DB)
+	mine := projections.ShopScope(shop)
+
+	p, err := r.GetProduct(ctx, mine, listing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Quantity != 9 || p.Title != "Mug" || p.LowStockThreshold == nil || *p.LowStockThreshold != 8 {
+		t.Errorf("product = quantity %d, title %q, threshold %v; want 9, Mug, 8", p.Quantity, p.Title, p.LowStockThreshold)
+	}
+	type vsum struct {
+		Key              string
+		Quantity         int64
+		Threshold        int64
+		Source           string
+		LowStock         bool
+		ObservedQuantity *int64
+	}
+	var gotV []vsum
+	for _, v := range p.Variants {
+		gotV = append(gotV, vsum{v.Key, v.Quantity, v.LowStockThreshold, v.ThresholdSource, v.LowStock, v.ObservedQuantity})
+	}
+	wantV := []vsum{
+		{"sku:BLUE", 7, 8, "listing", true, ptr(int64(7))},
+		{"sku:RED", 2, 1, "variant", false, nil},
+	}
+	if diff := cmp.Diff(wantV, gotV); diff != "" {
+		t.Errorf("variants (-want +got):\n%s", diff)
+	}
+
+	moves, err := r.ListMovements(ctx, projections.MovementFilter{Scope: mine, ListingID: listing, VariantKey: "sku:BLUE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type msum struct {
+		Seq, Delta, Balance int64
+		Reason              string
+		ReceiptID           *int64
+	}
+	var gotM []msum
+	for _, m := range moves {
+		gotM = append(gotM, msum{m.Seq, m.Delta, m.Balance, m.Reason, m.ReceiptID})
+	}
+	wantM := []msum{{1, 10, 10, events.ReasonInitialImport, nil}, {2, -3, 7, projections.ReasonSale, ptr(receipt)}}
+	if diff := cmp.Diff(wantM, gotM); diff != "" {
+		t.Errorf("movements (-want +got):\n%s", diff)
+	}
+	levels, err := r.StockAt(ctx, projections.StockAtFilter{Scope: mine, At: at(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLevels := []projections.StockLevel{{ShopID: shop, ListingID: listing, VariantKey: "sku:BLUE", Quantity: 10}, {ShopID: shop, ListingID: listing, VariantKey: "sku:RED", Quantity: 2}}
+	if diff := cmp.Diff(wantLevels, levels); diff != "" {
+		t.Errorf("stock at minute 1 (-want +got):\n%s", diff)
+	}
+
+	sale, err := r.GetSale(ctx, mine, receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSale := projections.Sale{ShopID: shop, ReceiptID: receipt, Recorded: true, Status: projections.SaleShipped, Currency: "EUR",
+		Subtotal: 3750, Shipping: 400, GrandTotal: 4150, Refunded: 1000, RefundKeys: []string{"r1"}, ItemCount: 1, Units: 3,
+		CreatedAt: ptr(at(2)), EtsyUpdatedAt: ptr(at(2)), PaidAt: ptr(at(3)), ShippedAt: ptr(at(4)), Carrier: "dhl", TrackingCode: "T1",
+		RefundedAt: ptr(at(5)), UpdatedAt: at(5),
+		Items: []projections.SaleItem{{ShopID: shop, ReceiptID: receipt, TransactionID: 9001, Line: 1, ListingID: listing, VariantKey: "sku:BLUE", SKU: "BLUE", Title: "Mug", Quantity: 3, UnitPrice: 1250, Currency: "EUR"}}}
+	if diff := cmp.Diff(wantSale, sale); diff != "" {
+		t.Errorf("sale (-want +got):\n%s", diff)
+	}
+	daily, err := r.ListSalesDaily(ctx, projections.DailyFilter{Scope: mine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDaily := []projections.DailySales{{ShopID: shop, Day: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Currency: "EUR", Orders: 1, Units: 3, Gross: 4150, Refunded: 1000}}
+	if diff := cmp.Diff(wantDaily, daily); diff != "" {
+		t.Errorf("daily sales (-want +got):\n%s", diff)
+	}
+
+	sh, err := r.GetShop(ctx, mine, shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantShop := projections.Shop{ShopID: shop, UserID: 77, Name: "Knots", Currency: "EUR", Scopes: []string{"listings_r"}, ConnectionState: projections.ShopConnected,
+		SyncEnabled: true, SyncIntervalSeconds: 900, DefaultLowStockThreshold: 3, AlertChannels: []events.AlertChannel{}, ConnectedAt: ptr(at(0)), UpdatedAt: at(10)}
+	if diff := cmp.Diff(wantShop, sh, cmpopts.IgnoreFields(projections.Shop{}, "LastPosition")); diff != "" {
+		t.Errorf("shop (-want +got):\n%s", diff)
+	}
+
+	// Tenancy: another seller's scope sees none of it.
+	theirs := projections.ShopScope(8)
+	if _, err := r.GetProduct(ctx, theirs, listing); !errors.Is(err, projections.ErrNotFound) {
+		t.Errorf("GetProduct in another shop's scope: err = %v, want ErrNotFound", err)
+	}
+	if _, err := r.GetSale(ctx, theirs, receipt); !errors.Is(err, projections.ErrNotFound) {
+		t.Errorf("GetSale in another shop's scope: err = %v, want ErrNotFound", err)
+	}
+	if ms, err := r.ListMovements(ctx, projections.MovementFilter{Scope: theirs}); err != nil || len(ms) != 0 {
+		t.Errorf("ListMovements in another shop's scope = %d rows, %v; want none", len(ms), err)
+	}
+	if ms, err := r.ListMovements(ctx, projections.MovementFilter{}); err != nil || len(ms) != 0 {
+		t.Errorf("ListMovements without a scope = %d rows, %v; want none", len(ms), err)
+	}
+}

@@ -1,0 +1,455 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+)
+
+// ShadowSuffix names the tables a rebuild fills before it swaps them in.
+const ShadowSuffix = "_rebuild"
+
+// rebuildLock keeps two rebuilds from filling the same shadow tables.
+const rebuildLock = 7316201
+
+// RebuildReport says what a rebuild did.
+type RebuildReport struct {
+	Projections []string
+	// Events is how many events were read (only types some rebuilt
+	// projection handles are read).
+	Events int64
+	// Rows is how many rows each table got.
+	Rows map[string]int64
+	// Cursor is the last event the rebuilt tables contain; the consumer
+	// groups continue after it.
+	Cursor   eventstore.Cursor
+	Duration time.Duration
+}
+
+// RebuildOptions tunes a rebuild.
+type RebuildOptions struct {
+	// NoSwap leaves the filled shadow tables (<table>_rebuild) in place
+	// instead of swapping them in; for comparing a rebuild with the live
+	// tables.
+	NoSwap bool
+}
+
+// Rebuild builds fresh copies of the projections' tables from the log
+// into shadow tables, then, in one transaction, swaps them in and sets each
+// projection's consumer group offset (and checkpoint) to the last event
+// they contain. The log is read once in commit order below the oldest
+// running transaction, in one snapshot; rows stream to the shadow tables
+// through COPY while the fold runs. A live projector keeps serving and
+// updating the old tables until the swap, then continues after the cursor.
+// Projections with side effects are not Rebuildable, so a rebuild never
+// repeats one.
+func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts RebuildOptions, logger *slog.Logger) (RebuildReport, error) {
+	start := time.Now()
+	rep := RebuildReport{Rows: map[string]int64{}}
+	if len(projs) == 0 {
+		return rep, errors.New("rebuild: no projections")
+	}
+	lockConn, err := pool.Acquire(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("rebuild: %w", err)
+	}
+	defer lockConn.Release()
+	var locked bool
+	if err := lockConn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, rebuildLock).Scan(&locked); err != nil {
+		return rep, fmt.Errorf("rebuild: lock: %w", err)
+	}
+	if !locked {
+		return rep, errors.New("rebuild: another rebuild is running")
+	}
+	defer lockConn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, rebuildLock) //nolint:errcheck // the session ends soon anyway
+
+	var tables []table
+	for _, p := range projs {
+		rep.Projections = append(rep.Projections, p.Name())
+		for _, name := range p.Tables() {
+			t, ok := tablesByName[name]
+			if !ok {
+				return rep, fmt.Errorf("rebuild %s: unknown table %s", p.Name(), name)
+			}
+			tables = append(tables, t)
+		}
+	}
+	for _, t := range tables {
+		if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS `+t.name+ShadowSuffix+`;
+			CREATE TABLE `+t.name+ShadowSuffix+` (LIKE `+t.name+` INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)`); err != nil {
+			return rep, fmt.Errorf("rebuild: create shadow of %s: %w", t.name, err)
+		}
+	}
+
+	// One COPY per table, fed while the fold runs.
+	copyCtx, cancelCopies := context.WithCancel(ctx)
+	defer cancelCopies()
+	copies := map[string]*copyStream{}
+	for _, t := range tables {
+		cs := newCopyStream(t)
+		copies[t.name] = cs
+		go cs.run(copyCtx, pool)
+	}
+	emit := func(tableName string, values []any) error {
+		cs := copies[tableName]
+		select {
+		case cs.rows <- values:
+			return nil
+		case <-cs.done:
+			return fmt.Errorf("copy into %s stopped: %w", tableName, cs.err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	closeCopies := func() error {
+		var errs []error
+		for _, t := range tables {
+			cs := copies[t.name]
+			close(cs.rows)
+			<-cs.done
+			if cs.err != nil {
+				errs = append(errs, fmt.Errorf("copy into %s: %w", t.name, cs.err))
+			}
+			rep.Rows[t.name] = cs.n
+		}
+		return errors.Join(errs...)
+	}
+
+	folds := make([]rebuild, len(projs))
+	for i, p := range projs {
+		folds[i] = p.newRebuild()
+	}
+	cursor, n, err := foldLog(ctx, pool, projs, folds, emit)
+	rep.Events, rep.Cursor = n, cursor
+	if err == nil {
+		for i, f := range folds {
+			if err = f.finish(emit); err != nil {
+				err = fmt.Errorf("finish %s: %w", projs[i].Name(), err)
+				break
+			}
+		}
+	}
+	if err != nil {
+		cancelCopies()
+		_ = closeCopies()
+		return rep, fmt.Errorf("rebuild: %w", err)
+	}
+	if err := closeCopies(); err != nil {
+		return rep, fmt.Errorf("rebuild: %w", err)
+	}
+	logger.Info("rebuild folded the log", "projections", rep.Projections, "events", rep.Events, "rows", rep.Rows,
+		"elapsed", time.Since(start).String())
+
+	indexes := map[string][]indexDef{}
+	for _, t := range tables {
+		defs, err := shadowIndexes(ctx, pool, t.name)
+		if err != nil {
+			return rep, fmt.Errorf("rebuild: %w", err)
+		}
+		indexes[t.name] = defs
+	}
+	if opts.NoSwap {
+		rep.Duration = time.Since(start)
+		return rep, nil
+	}
+	if err := swap(ctx, pool, projs, tables, indexes, cursor); err != nil {
+		return rep, fmt.Errorf("rebuild: %w", err)
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+var tablesByName = map[string]table{}
+
+func init() {
+	for _, t := range []table{shopsTable, productsTable, variantsTable, movementsTable, salesTable, saleItemsTable, salesDailyTable} {
+		tablesByName[t.name] = t
+	}
+}
+
+// foldLog reads the log in commit order and folds every event some
+// projection handles. It returns the cursor of the last event below the
+// horizon, whatever its type.
+func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds []rebuild, emit emitFunc) (eventstore.Cursor, int64, error) {
+	var cursor eventstore.Cursor
+	var types []string
+	for _, typ := range events.Types() {
+		for _, p := range projs {
+			if p.Handles(typ) {
+				types = append(types, typ)
+				break
+			}
+		}
+	}
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return cursor, 0, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	// The horizon: in this snapshot, every transaction below xmin has
+	// ended, so no event can still appear before the cursor.
+	var txid string
+	err = tx.QueryRow(ctx, `SELECT transaction_id::text, position FROM events
+		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&txid, &cursor.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cursor, 0, nil
+	}
+	if err != nil {
+		return cursor, 0, fmt.Errorf("read horizon: %w", err)
+	}
+	if cursor.TransactionID, err = strconv.ParseUint(txid, 10, 64); err != nil {
+		return cursor, 0, fmt.Errorf("read horizon: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT position, transaction_id::text, event_id, stream_id, stream_version, type,
+			schema_version, data, metadata, coalesce(shop_id, 0), occurred_at, recorded_at
+		FROM events
+		WHERE (transaction_id, position) <= ($1::text::xid8, $2) AND type = ANY($3)
+		ORDER BY transaction_id, position`, txid, cursor.Position, types)
+	if err != nil {
+		return cursor, 0, fmt.Errorf("read log: %w", err)
+	}
+	defer rows.Close()
+	var n int64
+	var (
+		typ      string
+		data     []byte
+		meta     []byte
+		rowTxid  string
+		recordID uuid.UUID
+	)
+	for rows.Next() {
+		var rec events.Record
+		if err := rows.Scan(&rec.Position, &rowTxid, &recordID, &rec.StreamID, &rec.StreamVersion, &typ,
+			&rec.SchemaVersion, &data, &meta, &rec.ShopID, &rec.OccurredAt, &rec.RecordedAt); err != nil {
+			return cursor, n, fmt.Errorf("read log: %w", err)
+		}
+		rec.ID = recordID
+		if rec.TransactionID, err = strconv.ParseUint(rowTxid, 10, 64); err != nil {
+			return cursor, n, fmt.Errorf("read log at %d: %w", rec.Position, err)
+		}
+		rec.OccurredAt, rec.RecordedAt = rec.OccurredAt.UTC(), rec.RecordedAt.UTC()
+		if len(meta) > 2 {
+			if err := json.Unmarshal(meta, &rec.Metadata); err != nil {
+				return cursor, n, fmt.Errorf("read log at %d: metadata: %w", rec.Position, err)
+			}
+		}
+		if rec.Data, err = events.Decode(typ, rec.SchemaVersion, data); err != nil {
+			return cursor, n, fmt.Errorf("read log at %d: %w", rec.Position, err)
+		}
+		n++
+		for i, p := range projs {
+			if !p.Handles(typ) {
+				continue
+			}
+			if err := folds[i].apply(rec, emit); err != nil {
+				return cursor, n, fmt.Errorf("fold %s at %d: %w", p.Name(), rec.Position, err)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return cursor, n, fmt.Errorf("read log: %w", err)
+	}
+	return cursor, n, nil
+}
+
+// copyStream copies rows from a channel into one shadow table.
+type copyStream struct {
+	t    table
+	rows chan []any
+	done chan struct{}
+	err  error
+	n    int64
+
+	cur []any
+}
+
+func newCopyStream(t table) *copyStream {
+	return &copyStream{t: t, rows: make(chan []any, 4096), done: make(chan struct{})}
+}
+
+func (c *copyStream) run(ctx context.Context, pool *pgxpool.Pool) {
+	defer close(c.done)
+	c.n, c.err = pool.CopyFrom(ctx, pgx.Identifier{c.t.name + ShadowSuffix}, c.t.columns, c)
+	if c.err != nil {
+		// Unblock emitters; their rows are dropped with the failed copy.
+		go func() {
+			for range c.rows {
+			}
+		}()
+	}
+}
+
+// Next implements pgx.CopyFromSource.
+func (c *copyStream) Next() bool {
+	row, ok := <-c.rows
+	c.cur = row
+	return ok
+}
+
+// Values implements pgx.CopyFromSource.
+func (c *copyStream) Values() ([]any, error) { return c.cur, nil }
+
+// Err implements pgx.CopyFromSource.
+func (c *copyStream) Err() error { return nil }
+
+// indexDef is an index of a live table recreated on its shadow under a
+// temporary name, renamed to the live name at the swap.
+type indexDef struct {
+	name       string // the live index's name
+	shadowName string
+	constraint string // p or u when the index backs a constraint
+}
+
+var indexDefRE = regexp.MustCompile(`^(CREATE (?:UNIQUE )?INDEX )(\S+)( ON (?:ONLY )?)(\S+)( .*)$`)
+
+// shadowIndexes builds on the shadow table the indexes and key
+// constraints of the live table, after the rows are in: one sort per index
+// instead of one insert per row.
+func shadowIndexes(ctx context.Context, pool *pgxpool.Pool, tableName string) ([]indexDef, error) {
+	rows, err := pool.Query(ctx, `SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), coalesce(c.contype::text, '')
+		FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+		WHERE i.indrelid = $1::regclass ORDER BY 1`, tableName)
+	if err != nil {
+		return nil, fmt.Errorf("indexes of %s: %w", tableName, err)
+	}
+	type live struct{ name, def, contype string }
+	var lives []live
+	for rows.Next() {
+		var l live
+		if err := rows.Scan(&l.name, &l.def, &l.contype); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("indexes of %s: %w", tableName, err)
+		}
+		lives = append(lives, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("indexes of %s: %w", tableName, err)
+	}
+	var out []indexDef
+	for _, l := range lives {
+		m := indexDefRE.FindStringSubmatch(l.def)
+		if m == nil {
+			return nil, fmt.Errorf("index %s of %s: cannot read %q", l.name, tableName, l.def)
+		}
+		d := indexDef{name: l.name, shadowName: shadowIndexName(l.name), constraint: l.contype}
+		shadowTable := strings.TrimSuffix(m[4], tableName) + tableName + ShadowSuffix
+		sqlText := m[1] + d.shadowName + m[3] + shadowTable + m[5]
+		if _, err := pool.Exec(ctx, sqlText); err != nil {
+			return nil, fmt.Errorf("index %s on shadow of %s: %w", l.name, tableName, err)
+		}
+		switch l.contype {
+		case "p":
+			_, err = pool.Exec(ctx, `ALTER TABLE `+tableName+ShadowSuffix+` ADD CONSTRAINT `+d.shadowName+` PRIMARY KEY USING INDEX `+d.shadowName)
+		case "u":
+			_, err = pool.Exec(ctx, `ALTER TABLE `+tableName+ShadowSuffix+` ADD CONSTRAINT `+d.shadowName+` UNIQUE USING INDEX `+d.shadowName)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("constraint %s on shadow of %s: %w", l.name, tableName, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func shadowIndexName(name string) string {
+	const maxIdent = 63
+	s := name + ShadowSuffix
+	if len(s) > maxIdent {
+		s = s[len(s)-maxIdent:]
+	}
+	return s
+}
+
+// swap puts the shadow tables in place of the live ones and moves the
+// consumer groups to the cursor, all in one transaction. Taking the groups'
+// offset rows first waits for live projector batches to commit and keeps
+// new ones out until the swap is done.
+func swap(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, tables []table, indexes map[string][]indexDef, cursor eventstore.Cursor) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after commit this is a no-op
+	txid := strconv.FormatUint(cursor.TransactionID, 10)
+	for _, p := range projs {
+		if _, err := tx.Exec(ctx, `INSERT INTO event_offsets (consumer_group, offset_acked, last_processed_transaction_id)
+			VALUES ($1, 0, '0') ON CONFLICT DO NOTHING`, p.Name()); err != nil {
+			return fmt.Errorf("swap: offsets of %s: %w", p.Name(), err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM event_offsets WHERE consumer_group = $1 FOR UPDATE`, p.Name()); err != nil {
+			return fmt.Errorf("swap: lock offsets of %s: %w", p.Name(), err)
+		}
+	}
+	for _, t := range tables {
+		grants, err := tableGrants(ctx, tx, t.name)
+		if err != nil {
+			return fmt.Errorf("swap: %w", err)
+		}
+		stmts := []string{
+			`DROP TABLE ` + t.name,
+			`ALTER TABLE ` + t.name + ShadowSuffix + ` RENAME TO ` + t.name,
+		}
+		for _, d := range indexes[t.name] {
+			stmts = append(stmts, `ALTER INDEX `+d.shadowName+` RENAME TO `+d.name)
+		}
+		stmts = append(stmts, grants...)
+		for _, s := range stmts {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("swap %s: %s: %w", t.name, s, err)
+			}
+		}
+	}
+	for _, p := range projs {
+		if _, err := tx.Exec(ctx, `UPDATE event_offsets SET offset_acked = $2, last_processed_transaction_id = $3::text::xid8
+			WHERE consumer_group = $1`, p.Name(), cursor.Position, txid); err != nil {
+			return fmt.Errorf("swap: offset of %s: %w", p.Name(), err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (projection, transaction_id, position)
+			VALUES ($1, $2::text::xid8, $3)
+			ON CONFLICT (projection) DO UPDATE SET transaction_id = excluded.transaction_id, position = excluded.position`,
+			p.Name(), txid, cursor.Position); err != nil {
+			return fmt.Errorf("swap: checkpoint of %s: %w", p.Name(), err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("swap: commit: %w", err)
+	}
+	return nil
+}
+
+// tableGrants returns the GRANT statements that give the shadow table the
+// privileges the live table has.
+func tableGrants(ctx context.Context, tx pgx.Tx, tableName string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT grantee, string_agg(privilege_type, ', ' ORDER BY privilege_type)
+		FROM information_schema.role_table_grants
+		WHERE table_schema = current_schema() AND table_name = $1 AND grantee <> current_user AND grantee <> 'PUBLIC'
+		GROUP BY grantee ORDER BY grantee`, tableName)
+	if err != nil {
+		return nil, fmt.Errorf("grants of %s: %w", tableName, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var grantee, privs string
+		if err := rows.Scan(&grantee, &privs); err != nil {
+			return nil, fmt.Errorf("grants of %s: %w", tableName, err)
+		}
+		out = append(out, `GRANT `+privs+` ON `+tableName+` TO `+pgx.Identifier{grantee}.Sanitize())
+	}
+	return out, rows.Err()
+}

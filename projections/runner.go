@@ -1,0 +1,567 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+)
+
+// RunnerConfig tunes the projector's consumers.
+type RunnerConfig struct {
+	// BatchSize is how many events one consumer transaction reads.
+	BatchSize int
+	// PollInterval is the pause between reads of an idle log.
+	PollInterval time.Duration
+	// AckDeadline bounds one event's processing. Apply gets half of it so
+	// that a stuck Apply fails (and stops its projection) before the
+	// subscriber gives up on the event.
+	AckDeadline time.Duration
+	// RetryInterval is how long a stopped projection waits before it tries
+	// its failing event again.
+	RetryInterval time.Duration
+	// LagInterval is how often lag gauges are refreshed; zero disables.
+	LagInterval time.Duration
+}
+
+func (c *RunnerConfig) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 100 * time.Millisecond
+	}
+	if c.AckDeadline <= 0 {
+		c.AckDeadline = time.Minute
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = 30 * time.Second
+	}
+}
+
+// Runner runs projections over the log: a watermill router with one
+// consumer group per projection. Each event a projection handles is
+// applied through the group's transaction inside a savepoint, together
+// with the projection's checkpoint, so read model, checkpoint and offset
+// commit together. A failing Apply rolls its savepoint back and stops that
+// projection alone; it retries the same event every RetryInterval and
+// never skips it.
+type Runner struct {
+	db      *sql.DB
+	cfg     RunnerConfig
+	logger  *slog.Logger
+	wlogger watermill.LoggerAdapter
+	metrics *runnerMetrics
+	states  []*projectionState
+}
+
+// NewRunner returns a runner for projs. Metrics are registered on reg.
+func NewRunner(db *sql.DB, projs []Projection, cfg RunnerConfig, logger *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
+	cfg.defaults()
+	seen := map[string]bool{}
+	r := &Runner{db: db, cfg: cfg, logger: logger, wlogger: watermill.NewSlogLogger(logger)}
+	for _, p := range projs {
+		name := p.Name()
+		if name == "" || seen[name] {
+			return nil, fmt.Errorf("new runner: projection name %q is empty or repeated", name)
+		}
+		seen[name] = true
+		r.states = append(r.states, &projectionState{p: p, name: name})
+	}
+	m, err := newRunnerMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("new runner: %w", err)
+	}
+	r.metrics = m
+	for _, st := range r.states {
+		m.stopped.WithLabelValues(st.name).Set(0)
+		m.applied.WithLabelValues(st.name).Add(0)
+		m.failures.WithLabelValues(st.name).Add(0)
+	}
+	return r, nil
+}
+
+// Run consumes the log until ctx ends, then closes every consumer so that
+// what was applied commits with its offset.
+func (r *Runner) Run(ctx context.Context) error {
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, r.wlogger)
+	if err != nil {
+		return fmt.Errorf("run projections: %w", err)
+	}
+	for _, st := range r.states {
+		sub := &restartingSubscriber{runner: r, st: st, closing: make(chan struct{})}
+		router.AddConsumerHandler(st.name, eventstore.Topic, sub, r.handler(st))
+	}
+	// The router runs on a context that outlives ctx: cancelling a
+	// subscriber's context rolls its transaction back, closing it commits
+	// what was applied. Close first, then let the context go.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- router.Run(runCtx) }()
+	var lagDone chan struct{}
+	if r.cfg.LagInterval > 0 {
+		lagDone = make(chan struct{})
+		go func() {
+			defer close(lagDone)
+			r.watchLag(runCtx)
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		err = router.Close()
+		<-done
+	case err = <-done:
+	}
+	cancel()
+	if lagDone != nil {
+		<-lagDone
+	}
+	if err != nil {
+		return fmt.Errorf("run projections: %w", err)
+	}
+	return nil
+}
+
+// Status is a projection's health.
+type Status struct {
+	Name    string
+	Stopped bool
+	// Err is why it stopped.
+	Err      string
+	Position int64 // position of the event it is stuck at
+	Since    time.Time
+}
+
+// Statuses reports every projection, in registration order.
+func (r *Runner) Statuses() []Status {
+	out := make([]Status, len(r.states))
+	for i, st := range r.states {
+		st.statusMu.Lock()
+		out[i] = st.status
+		out[i].Name = st.name
+		st.statusMu.Unlock()
+	}
+	return out
+}
+
+// Ready fails while any projection is stopped, naming each and why; it is
+// meant for /readyz.
+func (r *Runner) Ready(context.Context) error {
+	var bad []string
+	for _, s := range r.Statuses() {
+		if s.Stopped {
+			bad = append(bad, fmt.Sprintf("%s stopped at position %d since %s: %s", s.Name, s.Position, s.Since.UTC().Format(time.RFC3339), s.Err))
+		}
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// projectionState is one projection's consumer. mu is held while an event
+// is applied, so that closing the consumer never lands between the
+// statements of one Apply.
+type projectionState struct {
+	p    Projection
+	name string
+
+	mu      sync.Mutex
+	closing bool
+	// tx is the consumer transaction the savepoint and checkpoint below
+	// belong to; a new transaction reloads them.
+	tx         *sql.Tx
+	checkpoint eventstore.Cursor
+	savepoint  bool
+
+	stop chan struct{} // signals the subscriber to close and retry later
+
+	statusMu sync.Mutex
+	status   Status
+}
+
+// errClosing refuses events while the consumer closes; it wraps
+// context.Canceled so that the router does not log it as a failure.
+var errClosing = fmt.Errorf("projection consumer is closing: %w", context.Canceled)
+
+// eventType reads the type from the message metadata set by the
+// eventstore schema adapter, so that events a projection does not handle
+// are acknowledged without decoding.
+func eventType(msg *message.Message) string { return msg.Metadata.Get("type") }
+
+func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		typ := eventType(msg)
+		if typ != "" && !st.p.Handles(typ) {
+			return nil
+		}
+		rec, err := eventstore.RecordFromMessage(msg)
+		if err != nil {
+			if !errors.Is(err, events.ErrUnknownType) {
+				return r.fail(st, rec, fmt.Errorf("decode: %w", err))
+			}
+			if typ == "" || !st.p.Handles(typ) {
+				return nil
+			}
+			// A projection that handles every type (the seal) gets the
+			// record without a decoded payload.
+		}
+		tx, ok := wsql.TxFromContext(msg.Context())
+		if !ok {
+			return r.fail(st, rec, errors.New("message carries no consumer transaction"))
+		}
+
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if st.closing {
+			return errClosing
+		}
+		ctx := msg.Context()
+		if err := st.begin(ctx, tx); err != nil {
+			return r.fail(st, rec, err)
+		}
+		if !eventstore.CursorOf(rec).After(st.checkpoint) {
+			// Applied before; its offset did not commit with it.
+			return nil
+		}
+		start := time.Now()
+		if err := apply(ctx, st.p, tx, rec, r.cfg.AckDeadline/2); err != nil {
+			if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projection_event`); rbErr != nil {
+				st.tx = nil
+				err = errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
+			}
+			return r.fail(st, rec, err)
+		}
+		// Checkpoint, release, and the savepoint for the next event in one
+		// round trip. Values are integers formatted here, not user input.
+		c := eventstore.CursorOf(rec)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (projection, transaction_id, position)
+			VALUES (`+quoteLiteral(st.name)+`, '`+strconv.FormatUint(c.TransactionID, 10)+`', `+strconv.FormatInt(c.Position, 10)+`)
+			ON CONFLICT (projection) DO UPDATE SET transaction_id = excluded.transaction_id, position = excluded.position;
+			RELEASE SAVEPOINT projection_event; SAVEPOINT projection_event`); err != nil {
+			st.tx = nil
+			return r.fail(st, rec, fmt.Errorf("checkpoint: %w", err))
+		}
+		st.checkpoint = c
+		r.metrics.applied.WithLabelValues(st.name).Inc()
+		r.metrics.latency.WithLabelValues(st.name).Observe(time.Since(start).Seconds())
+		r.recovered(st)
+		return nil
+	}
+}
+
+// apply runs p.Apply with a deadline, turning a panic into an error so
+// that the savepoint is rolled back like for any failure.
+func apply(ctx context.Context, p Projection, tx *sql.Tx, rec events.Record, limit time.Duration) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("apply panicked: %v", v)
+		}
+	}()
+	return p.Apply(ctx, tx, rec)
+}
+
+// begin prepares st for an event of tx: on a new transaction it reads the
+// checkpoint and opens the savepoint that the first event uses.
+func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
+	if st.tx == tx && st.savepoint {
+		return nil
+	}
+	st.tx, st.savepoint = nil, false
+	var txid string
+	var pos int64
+	err := tx.QueryRowContext(ctx, `SELECT transaction_id::text, position FROM projection_checkpoints WHERE projection = $1`, st.name).Scan(&txid, &pos)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		st.checkpoint = eventstore.Cursor{}
+	case err != nil:
+		return fmt.Errorf("read checkpoint: %w", err)
+	default:
+		n, err := strconv.ParseUint(txid, 10, 64)
+		if err != nil {
+			return fmt.Errorf("read checkpoint: %w", err)
+		}
+		st.checkpoint = eventstore.Cursor{TransactionID: n, Position: pos}
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT projection_event`); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	st.tx, st.savepoint = tx, true
+	return nil
+}
+
+// fail records why st stopped and asks its consumer to close (committing
+// the events before this one) and to retry later. The event is not
+// acknowledged.
+func (r *Runner) fail(st *projectionState, rec events.Record, err error) error {
+	err = fmt.Errorf("apply %s at position %d (%s): %w", st.name, rec.Position, rec.ID, err)
+	st.statusMu.Lock()
+	first := !st.status.Stopped
+	if first {
+		st.status.Since = time.Now()
+	}
+	st.status.Stopped, st.status.Err, st.status.Position = true, err.Error(), rec.Position
+	st.statusMu.Unlock()
+	if first {
+		r.logger.Error("projection stopped; it retries the same event and never skips it",
+			"projection", st.name, "position", rec.Position, "event_id", rec.ID.String(), "err", err)
+	}
+	r.metrics.stopped.WithLabelValues(st.name).Set(1)
+	r.metrics.failures.WithLabelValues(st.name).Inc()
+	select {
+	case st.stop <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+func (r *Runner) recovered(st *projectionState) {
+	st.statusMu.Lock()
+	was := st.status.Stopped
+	st.status = Status{}
+	st.statusMu.Unlock()
+	if was {
+		r.logger.Info("projection resumed", "projection", st.name)
+		r.metrics.stopped.WithLabelValues(st.name).Set(0)
+	}
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// restartingSubscriber is one projection's subscription as the router
+// sees it: it reads through an eventstore subscriber and, when the
+// projection fails, closes that subscriber (committing what was applied
+// before the failing event), waits RetryInterval and opens a new one that
+// starts again at the failing event.
+type restartingSubscriber struct {
+	runner *Runner
+	st     *projectionState
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+func (s *restartingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.st.stop = make(chan struct{}, 1)
+	out := make(chan *message.Message)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		for {
+			err := s.consume(ctx, topic, out)
+			if err != nil {
+				s.runner.logger.Error("projection consumer failed", "projection", s.st.name, "err", err)
+			}
+			select {
+			case <-s.closing:
+				return
+			case <-ctx.Done():
+				return
+			default:
+			}
+			select {
+			case <-time.After(s.runner.cfg.RetryInterval):
+			case <-s.closing:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// consume forwards one eventstore subscription until the projection fails
+// or the subscriber closes.
+func (s *restartingSubscriber) consume(ctx context.Context, topic string, out chan<- *message.Message) error {
+	cfg := s.runner.cfg
+	inner, err := eventstore.NewSubscriber(s.runner.db, eventstore.SubscriberConfig{
+		ConsumerGroup: s.st.name,
+		BatchSize:     cfg.BatchSize,
+		PollInterval:  cfg.PollInterval,
+		AckDeadline:   cfg.AckDeadline,
+	}, s.runner.wlogger)
+	if err != nil {
+		return err
+	}
+	// Drain a stop signal left by the previous subscription.
+	select {
+	case <-s.st.stop:
+	default:
+	}
+	msgs, err := inner.Subscribe(ctx, topic)
+	if err != nil {
+		return err
+	}
+	defer s.closeInner(inner)
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return nil
+			}
+			select {
+			case out <- m:
+			case <-s.st.stop:
+				return nil
+			case <-s.closing:
+				return nil
+			}
+		case <-s.st.stop:
+			return nil
+		case <-s.closing:
+			return nil
+		}
+	}
+}
+
+// closeInner waits for the event being applied, keeps further events from
+// being applied and closes inner, which commits the applied events with
+// the group's offset.
+func (s *restartingSubscriber) closeInner(inner *wsql.Subscriber) {
+	s.st.mu.Lock()
+	s.st.closing = true
+	s.st.mu.Unlock()
+	if err := inner.Close(); err != nil {
+		s.runner.logger.Error("close projection consumer", "projection", s.st.name, "err", err)
+	}
+	s.st.mu.Lock()
+	s.st.closing = false
+	s.st.tx, s.st.savepoint = nil, false
+	s.st.mu.Unlock()
+}
+
+func (s *restartingSubscriber) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.wg.Wait()
+	return nil
+}
+
+type runnerMetrics struct {
+	applied  *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	stopped  *prometheus.GaugeVec
+	lagCount *prometheus.GaugeVec
+	lagAge   *prometheus.GaugeVec
+}
+
+func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
+	m := &runnerMetrics{
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopledger_projection_events_applied_total",
+			Help: "Events applied by each projection (events it does not handle are not counted).",
+		}, []string{"projection"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopledger_projection_failures_total",
+			Help: "Failed attempts to apply an event, per projection.",
+		}, []string{"projection"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shopledger_projection_apply_seconds",
+			Help:    "Time to apply one event, per projection.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}, []string{"projection"}),
+		stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shopledger_projection_stopped",
+			Help: "1 while a projection is stopped at an event it cannot apply.",
+		}, []string{"projection"}),
+		lagCount: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shopledger_projection_lag_events",
+			Help: "Events in the log after the projection's committed offset (capped at 10 million).",
+		}, []string{"projection"}),
+		lagAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shopledger_projection_lag_seconds",
+			Help: "Age of the oldest event the projection has not committed yet; 0 when caught up.",
+		}, []string{"projection"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.applied, m.failures, m.latency, m.stopped, m.lagCount, m.lagAge} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// Lag is how far a consumer group is behind the log.
+type Lag struct {
+	Group  string
+	Events int64
+	// Oldest is the recorded time of the oldest event not yet committed by
+	// the group; zero when caught up.
+	Oldest time.Time
+	Age    time.Duration
+}
+
+// GroupLag measures how far each consumer group is behind.
+func GroupLag(ctx context.Context, q Queryer, groups []string) ([]Lag, error) {
+	out := make([]Lag, 0, len(groups))
+	for _, g := range groups {
+		l := Lag{Group: g}
+		var oldest sql.NullTime
+		var age sql.NullFloat64
+		err := q.QueryRowContext(ctx, `WITH o AS (
+				SELECT coalesce((SELECT last_processed_transaction_id FROM event_offsets WHERE consumer_group = $1), '0'::xid8) AS txid,
+				       coalesce((SELECT offset_acked FROM event_offsets WHERE consumer_group = $1), 0) AS pos
+			), behind AS (
+				SELECT e.recorded_at FROM events e, o
+				WHERE (e.transaction_id, e.position) > (o.txid, o.pos)
+				LIMIT 10000000
+			)
+			SELECT count(*), min(recorded_at), extract(epoch FROM now() - min(recorded_at))::float8 FROM behind`, g).Scan(&l.Events, &oldest, &age)
+		if err != nil {
+			return nil, fmt.Errorf("lag of %s: %w", g, err)
+		}
+		if oldest.Valid {
+			l.Oldest = oldest.Time.UTC()
+			l.Age = time.Duration(max(age.Float64, 0) * float64(time.Second))
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func (r *Runner) watchLag(ctx context.Context) {
+	groups := make([]string, len(r.states))
+	for i, st := range r.states {
+		groups[i] = st.name
+	}
+	sort.Strings(groups)
+	t := time.NewTicker(r.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		lags, err := GroupLag(ctx, r.db, groups)
+		if err != nil && ctx.Err() == nil {
+			r.logger.Warn("measure projection lag", "err", err)
+		}
+		for _, l := range lags {
+			r.metrics.lagCount.WithLabelValues(l.Group).Set(float64(l.Events))
+			r.metrics.lagAge.WithLabelValues(l.Group).Set(l.Age.Seconds())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
