@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service"
 )
@@ -27,7 +29,7 @@ func TestStartsServesOpsAndStops(t *testing.T) {
 		w.Close()
 	}()
 	base := readBaseURL(t, out)
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json"} {
 		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
@@ -36,6 +38,23 @@ func TestStartsServesOpsAndStops(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s = %d, want 200", path, resp.StatusCode)
 		}
+	}
+	// The API answers beside the ops endpoints, with a token from the
+	// same database.
+	secret, _, err := httpapi.NewTokenStore(db.DB).Create(ctx, httpapi.NewToken{SellerID: 5, Role: httpapi.RoleSeller})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/shops", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"items":[]}` {
+		t.Errorf("GET /v1/shops = %d %s, want 200 and no shops", resp.StatusCode, body)
 	}
 	cancel()
 	select {
@@ -74,4 +93,47 @@ func readBaseURL(t *testing.T, r io.Reader) string {
 		t.Fatal("binary did not start listening")
 	}
 	return ""
+}
+
+// The serving pool carries a statement_timeout a little above the request
+// timeout, so PostgreSQL stops a query even if nothing cancels it.
+func TestServingPoolHasStatementTimeout(t *testing.T) {
+	db := pgtest.New(t)
+	u, err := withStatementTimeout(db.URL, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdb, pool, err := eventstore.Open(context.Background(), u, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	defer sdb.Close()
+	var got string
+	if err := sdb.QueryRow(`SHOW statement_timeout`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "6s" {
+		t.Errorf("statement_timeout = %q, want 6s", got)
+	}
+	if _, err := sdb.Exec(`SET statement_timeout = 50`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdb.Exec(`SELECT pg_sleep(5)`); err == nil || !strings.Contains(err.Error(), "statement timeout") {
+		t.Errorf("pg_sleep past the timeout: %v, want statement timeout", err)
+	}
+}
+
+func TestConfigRejectsBadValues(t *testing.T) {
+	_, err := loadConfig(service.MapEnv(map[string]string{
+		"SHOPLEDGER_QUERY_TIMEOUT":     "1ms",
+		"SHOPLEDGER_QUERY_TOKEN_RATE":  "-1",
+		"SHOPLEDGER_QUERY_TOKEN_BURST": "0",
+		"SHOPLEDGER_QUERY_DB_CONNS":    "many",
+	}))
+	for _, name := range []string{"SHOPLEDGER_QUERY_TIMEOUT", "SHOPLEDGER_QUERY_TOKEN_RATE", "SHOPLEDGER_QUERY_TOKEN_BURST", "SHOPLEDGER_QUERY_DB_CONNS"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("config error %v does not name %s", err, name)
+		}
+	}
 }

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service"
+)
+
+func TestTokensCreateListRevoke(t *testing.T) {
+	db := pgtest.New(t)
+	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
+	ctx := context.Background()
+	ledger := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(ctx, args, env, &out)
+		return out.String(), err
+	}
+
+	out, err := ledger("tokens", "create", "--seller", "4242", "--role", "auditor", "--shop", "7,8", "--shop", "9", "--label", "books")
+	if err != nil {
+		t.Fatalf("create: %v\n%s", err, out)
+	}
+	secret := regexp.MustCompile(`slt_[A-Za-z0-9_-]{43}`).FindString(out)
+	id := regexp.MustCompile(`token id: (\S+)`).FindStringSubmatch(out)
+	if secret == "" || id == nil {
+		t.Fatalf("create printed no token or id:\n%s", out)
+	}
+	tok, err := httpapi.NewTokenStore(db.DB).Authenticate(ctx, secret)
+	if err != nil {
+		t.Fatalf("printed token does not authenticate: %v", err)
+	}
+	if tok.SellerID != 4242 || tok.Role != httpapi.RoleAuditor || len(tok.ShopIDs) != 3 || tok.Label != "books" {
+		t.Errorf("stored token %+v", tok)
+	}
+
+	list, err := ledger("tokens", "list", "--seller", "4242")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(list, secret) || !strings.Contains(list, secret[:10]) || !strings.Contains(list, "7,8,9") {
+		t.Errorf("list must show the prefix and scope, never the token:\n%s", list)
+	}
+
+	if out, err := ledger("tokens", "revoke", id[1]); err != nil {
+		t.Fatalf("revoke: %v\n%s", err, out)
+	}
+	if _, err := httpapi.NewTokenStore(db.DB).Authenticate(ctx, secret); !errors.Is(err, httpapi.ErrUnauthenticated) {
+		t.Errorf("revoked token authenticates: %v", err)
+	}
+	if _, err := ledger("tokens", "revoke", "0194a3b2-8000-7000-8000-0000000000aa"); !errors.Is(err, httpapi.ErrTokenNotFound) {
+		t.Errorf("revoking an unknown id: %v, want not found", err)
+	}
+	for _, bad := range [][]string{
+		{"tokens", "create"},
+		{"tokens", "create", "--seller", "1", "--role", "admin"},
+		{"tokens", "create", "--seller", "1", "--shop", "x"},
+		{"tokens", "revoke", "not-a-uuid"},
+		{"tokens", "frob"},
+	} {
+		if _, err := ledger(bad...); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want usage error", bad, err)
+		}
+	}
+}
