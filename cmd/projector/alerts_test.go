@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service"
+)
+
+// inbox is a plain SMTP server on loopback that keeps what it receives.
+type inbox struct {
+	mu    sync.Mutex
+	mails []string
+}
+
+func (b *inbox) NewSession(*smtp.Conn) (smtp.Session, error) { return &inboxSession{b: b}, nil }
+
+type inboxSession struct{ b *inbox }
+
+func (s *inboxSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *inboxSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (s *inboxSession) Reset()                               {}
+func (s *inboxSession) Logout() error                        { return nil }
+func (s *inboxSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	s.b.mu.Lock()
+	s.b.mails = append(s.b.mails, string(b))
+	s.b.mu.Unlock()
+	return err
+}
+
+func (b *inbox) received() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.mails...)
+}
+
+func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
+	db := pgtest.New(t)
+	box := &inbox{}
+	srv := smtp.NewServer(box)
+	srv.Domain = "smtp.test"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	defer srv.Close()
+
+	const shop, listing = 31, 3100
+	store := eventstore.New(db.DB)
+	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	for _, e := range []events.Event{
+		events.New(events.ShopStream(shop), shop, at, events.ShopSettingsChanged{ShopID: shop, AlertChannels: []events.AlertChannel{{Kind: "email", Target: "sam@seller.test"}}}),
+		events.New(events.ListingStream(listing), shop, at, events.StockAdjusted{ListingID: listing, VariantKey: "S", Delta: 7, Reason: events.ReasonInitialImport}),
+		events.New(events.ListingStream(listing), shop, at.Add(time.Minute), events.StockSold{ListingID: listing, VariantKey: "S", Quantity: 3}),
+	} {
+		if _, err := store.Append(context.Background(), e.StreamID, eventstore.Any, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, service.MapEnv(map[string]string{
+			"SHOPLEDGER_DATABASE_URL":                db.URL,
+			"SHOPLEDGER_PROJECTOR_ADDR":              "127.0.0.1:0",
+			"SHOPLEDGER_PROJECTOR_POLL_INTERVAL":     "20ms",
+			"SHOPLEDGER_SMTP_ADDR":                   ln.Addr().String(),
+			"SHOPLEDGER_SMTP_STARTTLS":               "false",
+			"SHOPLEDGER_ALERT_DISPATCH_INTERVAL":     "50ms",
+			"SHOPLEDGER_ALERT_LINK_BASE":             "https://ledger.test",
+			"SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD": "4",
+		}), w)
+		w.Close()
+	}()
+	base := readBaseURL(t, out)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for len(box.received()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	mails := box.received()
+	if len(mails) != 1 || !strings.Contains(mails[0], "https://ledger.test/v1/alerts/") {
+		t.Fatalf("mails: %q", mails)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	_, _ = io.Copy(&metrics, resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`shopledger_alerts_raised_total{muted="false"} 1`,
+		`shopledger_alert_deliveries_total{channel="email",result="delivered"} 1`,
+		`shopledger_alert_oldest_undelivered_seconds 0`,
+	} {
+		if !strings.Contains(metrics.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop after its context ended")
+	}
+}
+
+func TestAlertsConfigErrorsAreReported(t *testing.T) {
+	err := run(context.Background(), nil, service.MapEnv(map[string]string{
+		"SHOPLEDGER_DATABASE_URL":                pgtest.New(t).URL,
+		"SHOPLEDGER_PROJECTOR_ADDR":              "127.0.0.1:0",
+		"SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD": "-1",
+		"SHOPLEDGER_ALERT_COOLDOWN":              "soon",
+		"SHOPLEDGER_SMTP_PASSWORD":               "hunter2",
+	}), io.Discard)
+	if err == nil {
+		t.Fatal("run accepted a negative threshold, a bad cooldown and a password without user")
+	}
+	for _, want := range []string{"SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD", "SHOPLEDGER_ALERT_COOLDOWN", "SHOPLEDGER_SMTP_USERNAME"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error shows the SMTP password: %v", err)
+	}
+}
