@@ -24,6 +24,7 @@ import (
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/projections"
 )
 
 const linkBase = "https://ledger.test"
@@ -444,6 +445,18 @@ func TestReplayAndRebuildDeliverNothing(t *testing.T) {
 	if _, err := alerts.RebuildReadModel(ctx, r.db.DB); err != nil {
 		t.Fatal(err)
 	}
+	// And the projector's rebuild of every other read model, while the
+	// alerter runs.
+	var rebuildable []projections.Rebuildable
+	for _, p := range projections.Default() {
+		if rb, ok := p.(projections.Rebuildable); ok {
+			rebuildable = append(rebuildable, rb)
+		}
+	}
+	if _, err := projections.Rebuild(ctx, r.db.Pool, rebuildable, projections.RebuildOptions{}, discard()); err != nil {
+		t.Fatal(err)
+	}
+	catchUp(t, r.db.DB, alerts.AlerterName, alerts.ReadModelName)
 	r.clock.Advance(time.Hour)
 	if n := r.dispatch(d); n != 0 {
 		t.Errorf("after replay and rebuild %d deliveries were attempted, want 0", n)
