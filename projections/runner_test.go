@@ -1,0 +1,337 @@
+package projections_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/projections"
+)
+
+// recorder is a projection that records every event it applies, counting
+// repeats, so tests can see exactly-once (or not) from the database.
+type recorder struct {
+	name string
+	// failAt makes Apply fail at this position (after writing a row, to
+	// prove the savepoint takes it back) while failing is set.
+	failAt  int64
+	failing atomic.Bool
+}
+
+func (r *recorder) Name() string        { return r.name }
+func (r *recorder) Handles(string) bool { return true }
+func (r *recorder) tableSQL() string {
+	return `CREATE TABLE IF NOT EXISTS applied (grp text, position bigint, n int NOT NULL DEFAULT 1, ord bigserial, PRIMARY KEY (grp, position))`
+}
+func (r *recorder) probe(p int64) string { return fmt.Sprintf("%s-probe-%d", r.name, p) }
+
+func (r *recorder) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO applied (grp, position) VALUES ($1, $2)
+		ON CONFLICT (grp, position) DO UPDATE SET n = applied.n + 1`, r.name, rec.Position); err != nil {
+		return err
+	}
+	if rec.Position == r.failAt && r.failing.Load() {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO applied (grp, position) VALUES ($1, $2)`, r.probe(rec.Position), rec.Position); err != nil {
+			return err
+		}
+		return errors.New("this event cannot be applied yet")
+	}
+	return nil
+}
+
+func newRecorderDB(t *testing.T) *pgtest.Database {
+	t.Helper()
+	db := pgtest.New(t)
+	if _, err := db.DB.Exec((&recorder{}).tableSQL()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// applied returns how often each position was applied by group, and the
+// positions in apply order.
+func applied(t *testing.T, db *sql.DB, group string) (map[int64]int, []int64) {
+	t.Helper()
+	rows, err := db.Query(`SELECT position, n FROM applied WHERE grp = $1 ORDER BY ord`, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	counts := map[int64]int{}
+	var order []int64
+	for rows.Next() {
+		var p int64
+		var n int
+		if err := rows.Scan(&p, &n); err != nil {
+			t.Fatal(err)
+		}
+		counts[p] = n
+		order = append(order, p)
+	}
+	return counts, order
+}
+
+func adjust(listing int64, delta int64) events.Event {
+	return events.New(events.ListingStream(listing), 1, t0, events.StockAdjusted{ListingID: listing, VariantKey: "k", Delta: delta, Reason: events.ReasonRestock})
+}
+
+// TestProjectorWaitsForOlderOpenTransaction is checklist item 23 through the
+// projector: with transaction A open after inserting position N and B
+// committed at N+1, no projection passes N; once A commits, N is applied,
+// then N+1.
+func TestProjectorWaitsForOlderOpenTransaction(t *testing.T) {
+	db := newRecorderDB(t)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+
+	txA, err := db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txA.Rollback() //nolint:errcheck
+	resA, err := s.AppendIn(ctx, txA, events.ListingStream(1), eventstore.Any, adjust(1, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resB, err := s.Append(ctx, events.ListingStream(2), eventstore.Any, adjust(2, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	posA, posB := resA.Events[0].Position, resB.Events[0].Position
+	if posB <= posA {
+		t.Fatalf("positions A=%d B=%d: B should come after A", posA, posB)
+	}
+
+	rec := &recorder{name: "recorder"}
+	projs := []projections.Projection{rec, projections.NewStockMovements()}
+	startRunner(t, db.DB, projs, fastConfig(), nil)
+
+	// Many poll intervals: nothing may be applied past the open A.
+	time.Sleep(time.Second)
+	if _, order := applied(t, db.DB, rec.name); len(order) != 0 {
+		t.Fatalf("recorder applied %v while A (position %d) was open", order, posA)
+	}
+	var moved int
+	if err := db.DB.QueryRow(`SELECT count(*) FROM stock_movements`).Scan(&moved); err != nil {
+		t.Fatal(err)
+	}
+	if moved != 0 {
+		t.Fatalf("stock_movements has %d rows while A was open", moved)
+	}
+	var passed int
+	if err := db.DB.QueryRow(`SELECT count(*) FROM event_offsets WHERE offset_acked >= $1`, posA).Scan(&passed); err != nil {
+		t.Fatal(err)
+	}
+	if passed != 0 {
+		t.Fatalf("%d consumer groups committed an offset at or past A's position %d", passed, posA)
+	}
+
+	if err := txA.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(t, db.DB, names(projs), 10*time.Second)
+	counts, order := applied(t, db.DB, rec.name)
+	if diff := cmp.Diff([]int64{posA, posB}, order); diff != "" {
+		t.Errorf("apply order (-want +got):\n%s", diff)
+	}
+	for p, n := range counts {
+		if n != 1 {
+			t.Errorf("position %d applied %d times", p, n)
+		}
+	}
+	if err := db.DB.QueryRow(`SELECT count(*) FROM stock_movements`).Scan(&moved); err != nil {
+		t.Fatal(err)
+	}
+	if moved != 2 {
+		t.Errorf("stock_movements has %d rows after A committed, want 2", moved)
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name, projection string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "projection" && l.GetValue() == projection {
+					switch {
+					case m.Gauge != nil:
+						return m.GetGauge().GetValue(), true
+					case m.Counter != nil:
+						return m.GetCounter().GetValue(), true
+					case m.Histogram != nil:
+						return float64(m.GetHistogram().GetSampleCount()), true
+					}
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFailingApplyStopsOnlyItsProjection: an Apply that fails after
+// writing leaves nothing behind, stops its projection at that event (logs,
+// metrics, readiness) while the others carry on, and resumes at that same
+// event once it can be applied: nothing is skipped.
+func TestFailingApplyStopsOnlyItsProjection(t *testing.T) {
+	db := newRecorderDB(t)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+	var positions []int64
+	for i := range 40 {
+		res, err := s.Append(ctx, events.ListingStream(int64(i%4)), eventstore.Any, adjust(int64(i%4), 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		positions = append(positions, res.Events[0].Position)
+	}
+	failAt := positions[17]
+	flaky := &recorder{name: "flaky", failAt: failAt}
+	flaky.failing.Store(true)
+	steady := &recorder{name: "steady"}
+	reg := prometheus.NewRegistry()
+	cfg := fastConfig()
+	cfg.LagInterval = 50 * time.Millisecond
+	runner, _ := startRunner(t, db.DB, []projections.Projection{flaky, steady, projections.NewStockMovements()}, cfg, reg)
+
+	waitCaughtUp(t, db.DB, []string{"steady", "stock_movements"}, 20*time.Second)
+	waitFor(t, "flaky to stop", 10*time.Second, func() bool { return runner.Ready(ctx) != nil })
+
+	counts, _ := applied(t, db.DB, "flaky")
+	for i, p := range positions {
+		want := 0
+		if i < 17 {
+			want = 1
+		}
+		if counts[p] != want {
+			t.Errorf("flaky applied position %d (event %d) %d times while stopped at %d, want %d", p, i, counts[p], failAt, want)
+		}
+	}
+	if probes, _ := applied(t, db.DB, flaky.probe(failAt)); len(probes) != 0 {
+		t.Errorf("the failing Apply left its partial row behind: %v", probes)
+	}
+	err := runner.Ready(ctx)
+	if err == nil || !strings.Contains(err.Error(), "flaky") || strings.Contains(err.Error(), "steady") || !strings.Contains(err.Error(), fmt.Sprint(failAt)) {
+		t.Errorf("Ready() = %v, want it to name flaky stopped at %d and nothing else", err, failAt)
+	}
+	if v, _ := gauge(t, reg, "shopledger_projection_stopped", "flaky"); v != 1 {
+		t.Errorf("stopped gauge of flaky = %v, want 1", v)
+	}
+	if v, _ := gauge(t, reg, "shopledger_projection_stopped", "steady"); v != 0 {
+		t.Errorf("stopped gauge of steady = %v, want 0", v)
+	}
+	waitFor(t, "lag gauges", 5*time.Second, func() bool {
+		lagFlaky, _ := gauge(t, reg, "shopledger_projection_lag_events", "flaky")
+		lagSteady, ok := gauge(t, reg, "shopledger_projection_lag_events", "steady")
+		return ok && lagSteady == 0 && lagFlaky == float64(len(positions)-17)
+	})
+	if v, _ := gauge(t, reg, "shopledger_projection_lag_seconds", "flaky"); v <= 0 {
+		t.Errorf("lag seconds of flaky = %v, want > 0 while stopped", v)
+	}
+	if v, _ := gauge(t, reg, "shopledger_projection_events_applied_total", "steady"); v != float64(len(positions)) {
+		t.Errorf("applied total of steady = %v, want %d", v, len(positions))
+	}
+
+	// The cause goes away: the same event applies on the next retry and
+	// everything after it follows, each once.
+	flaky.failing.Store(false)
+	waitCaughtUp(t, db.DB, []string{"flaky"}, 20*time.Second)
+	counts, _ = applied(t, db.DB, "flaky")
+	for _, p := range positions {
+		if counts[p] != 1 {
+			t.Errorf("after recovery position %d applied %d times, want 1", p, counts[p])
+		}
+	}
+	waitFor(t, "flaky to be ready", 5*time.Second, func() bool { return runner.Ready(ctx) == nil })
+	if v, _ := gauge(t, reg, "shopledger_projection_stopped", "flaky"); v != 0 {
+		t.Errorf("stopped gauge of flaky after recovery = %v, want 0", v)
+	}
+}
+
+// TestTwoProjectorsApplyEachEventOnce is checklist item 25: two runners
+// (each with its own connection pool, like two processes) consume the same
+// groups while events are appended; every event is applied exactly once.
+func TestTwoProjectorsApplyEachEventOnce(t *testing.T) {
+	db := newRecorderDB(t)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+	other, otherPool, err := eventstore.Open(ctx, db.URL, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otherPool.Close()
+	defer other.Close()
+
+	cfg := fastConfig()
+	cfg.BatchSize = 50
+	startRunner(t, db.DB, []projections.Projection{&recorder{name: "counted"}, projections.NewStockMovements()}, cfg, nil)
+	startRunner(t, other, []projections.Projection{&recorder{name: "counted"}, projections.NewStockMovements()}, cfg, nil)
+
+	const writers, perWriter = 4, 1000
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perWriter; i += 10 {
+				evs := make([]events.Event, 10)
+				for j := range evs {
+					evs[j] = adjust(int64(w), 1)
+				}
+				if _, err := s.Append(ctx, events.ListingStream(int64(w)), eventstore.Any, evs...); err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitCaughtUp(t, db.DB, []string{"counted", "stock_movements"}, 90*time.Second)
+	counts, _ := applied(t, db.DB, "counted")
+	if len(counts) != writers*perWriter {
+		t.Errorf("%d distinct events applied, want %d", len(counts), writers*perWriter)
+	}
+	for p, n := range counts {
+		if n != 1 {
+			t.Errorf("position %d applied %d times", p, n)
+		}
+	}
+	// The stock history agrees: one movement per event, balances count up
+	// by one without a gap or a repeat.
+	var rows, badBalance int
+	if err := db.DB.QueryRow(`SELECT count(*), count(*) FILTER (WHERE balance <> seq) FROM stock_movements`).Scan(&rows, &badBalance); err != nil {
+		t.Fatal(err)
+	}
+	if rows != writers*perWriter || badBalance != 0 {
+		t.Errorf("stock_movements: %d rows (want %d), %d with balance <> seq", rows, writers*perWriter, badBalance)
+	}
+}
