@@ -85,11 +85,14 @@ func MoneyFromEtsy(amount, divisor int64, currency string) (Money, error) {
 		}
 		return Money{}, fmt.Errorf("money %d/%d %s: divisor must be positive: %w", amount, divisor, currency, ErrInexactMoney)
 	}
-	scale := big.NewInt(1)
+	scale := int64(1)
 	for range MinorUnitExponent(currency) {
-		scale.Mul(scale, big.NewInt(10))
+		scale *= 10
 	}
-	num := new(big.Int).Mul(big.NewInt(amount), scale)
+	if divisor == scale {
+		return Money{Amount: amount, Currency: currency}, nil
+	}
+	num := new(big.Int).Mul(big.NewInt(amount), big.NewInt(scale))
 	q, r := new(big.Int).QuoRem(num, big.NewInt(divisor), new(big.Int))
 	if r.Sign() != 0 || !q.IsInt64() {
 		return Money{}, fmt.Errorf("money %d/%d %s: %w", amount, divisor, currency, ErrInexactMoney)
@@ -103,10 +106,9 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 		*m = Money{}
 		return nil
 	}
+	// json.Number fields keep the literal text, so no float is formed.
 	var w wireMoney
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&w); err != nil {
+	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("decode money: %w", err)
 	}
 	amount, err := intFromNumber(w.Amount)

@@ -2,6 +2,11 @@ package etsy_test
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,9 +50,9 @@ func TestAllListingsByShopPagesBeyond100(t *testing.T) {
 	}
 }
 
-// orders places n single-unit orders, each `step` apart on the simulated
-// clock, restocking as needed.
-func placeOrders(t *testing.T, e *env, n int, step time.Duration) {
+// placeOrders places n single-unit orders, each step apart on the
+// simulated clock, restocking as needed, and cancels every 50th.
+func placeOrders(t *testing.T, e *env, n int, step time.Duration) (canceled int) {
 	t.Helper()
 	l, err := e.sim.CreateListing(e.shop.ShopID, etsysim.ListingSpec{Title: "Bulk", Price: 500, Quantity: 999})
 	if err != nil {
@@ -55,87 +60,119 @@ func placeOrders(t *testing.T, e *env, n int, step time.Duration) {
 	}
 	set := 999
 	for i := range n {
-		if i > 0 && i%998 == 0 {
+		if i > 0 && i%990 == 0 {
 			if _, err := e.sim.RestockListing(l.ListingID, etsysim.Restock{Set: &set}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := e.sim.CreateOrder(e.shop.ShopID, etsysim.OrderSpec{Items: []etsysim.OrderItem{{ListingID: l.ListingID, Quantity: 1}}}); err != nil {
+		r, err := e.sim.CreateOrder(e.shop.ShopID, etsysim.OrderSpec{Items: []etsysim.OrderItem{{ListingID: l.ListingID, Quantity: 1}}})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			if _, err := e.sim.CancelOrder(r.ReceiptID, false); err != nil {
+				t.Fatal(err)
+			}
+			canceled++
 		}
 		e.sim.Advance(step)
 	}
+	return canceled
 }
 
 func TestAllShopReceiptsBeyondMaxOffset(t *testing.T) {
-	if testing.Short() {
-		t.Skip("places 12,500 orders")
-	}
 	e := newEnv(t, envOptions{sim: etsysim.Options{FreezeClock: true}})
 	ctx := ctxT(t)
 	const n = 12500
-	placeOrders(t, e, n, 37*time.Second)
-	truth := e.sim.Receipts(e.shop.ShopID)
-	if len(truth) != n {
-		t.Fatalf("simulator has %d receipts, want %d", len(truth), n)
-	}
+	canceled := placeOrders(t, e, n, 37*time.Second)
 
 	// One page beyond the offset limit is refused outright…
 	_, err := e.client.GetShopReceipts(ctx, e.ts, e.shop.ShopID, etsy.ReceiptsQuery{Limit: 100, Offset: 12100})
 	if !errors.Is(err, etsy.ErrBadRequest) {
 		t.Fatalf("offset 12100 = %v, want ErrBadRequest", err)
 	}
-	// …but the iterator narrows by time and reads everything once.
+	// …but the iterator narrows by time, keeps the filter, and reads
+	// every matching receipt once, oldest first.
+	no := false
+	before := e.sim.Stats().RequestsServed
 	seen := make(map[int64]int, n)
 	var last time.Time
-	for r, err := range e.client.AllShopReceipts(ctx, e.ts, e.shop.ShopID, etsy.ReceiptsQuery{}) {
+	for r, err := range e.client.AllShopReceipts(ctx, e.ts, e.shop.ShopID, etsy.ReceiptsQuery{WasCanceled: &no}) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.CreatedAt.Before(last) {
 			t.Fatalf("receipt %d created %v before the previous one (%v)", r.ReceiptID, r.CreatedAt, last)
 		}
+		if r.Status == etsy.ReceiptCanceled {
+			t.Fatalf("receipt %d is canceled; the filter was lost", r.ReceiptID)
+		}
 		last = r.CreatedAt
 		seen[r.ReceiptID]++
 	}
-	if len(seen) != n {
-		t.Errorf("iterated %d receipts, want %d", len(seen), n)
-	}
-	for _, r := range truth {
+	pages := e.sim.Stats().RequestsServed - before
+	t.Logf("%d receipts in %d requests", len(seen), pages)
+	want := 0
+	for _, r := range e.sim.Receipts(e.shop.ShopID) {
+		if r.IsCanceled {
+			continue
+		}
+		want++
 		if seen[r.ReceiptID] != 1 {
 			t.Errorf("receipt %d yielded %d times", r.ReceiptID, seen[r.ReceiptID])
 		}
 	}
-
-	// A filtered walk stays inside the filter while narrowing.
-	from := truth[1000].CreatedAt
-	count := 0
-	for r, err := range e.client.AllShopReceipts(ctx, e.ts, e.shop.ShopID, etsy.ReceiptsQuery{MinCreated: from}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.CreatedAt.Before(from) {
-			t.Fatalf("receipt %d created %v before min_created %v", r.ReceiptID, r.CreatedAt, from)
-		}
-		count++
+	if want != n-canceled || len(seen) != want {
+		t.Errorf("iterated %d receipts, want %d", len(seen), want)
 	}
-	if count != n-1000 {
-		t.Errorf("filtered walk read %d receipts, want %d", count, n-1000)
+	if pages <= 121 {
+		t.Errorf("%d requests: the walk never went past offset 12,000", pages)
 	}
 }
 
-func TestAllShopReceiptsStallsInOneSecond(t *testing.T) {
-	if testing.Short() {
-		t.Skip("places 12,150 orders")
+// fakePages serves count minimal results per page, as Etsy would for a
+// shop too big to read by offset: listing ids by offset, and receipts all
+// created in the same second.
+func fakePages(t *testing.T, count int) *env {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		offset, _ := strconv.Atoi(q.Get("offset"))
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		if offset > etsy.MaxOffset || limit > etsy.MaxLimit {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"offset too large"}`)
+			return
+		}
+		field := "listing_id"
+		if strings.HasSuffix(r.URL.Path, "/receipts") {
+			field = "receipt_id"
+		}
+		var items []string
+		for i := offset; i < min(offset+limit, count); i++ {
+			items = append(items, fmt.Sprintf(`{%q:%d,"created_timestamp":1770000000}`, field, i+1))
+		}
+		fmt.Fprintf(w, `{"count":%d,"results":[%s]}`, count, strings.Join(items, ","))
+	}))
+	t.Cleanup(srv.Close)
+	lim, err := etsy.NewLimiter(etsy.LimiterConfig{QPS: 10000, QPD: 1000000}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	e := newEnv(t, envOptions{sim: etsysim.Options{FreezeClock: true}})
-	ctx := ctxT(t)
-	// More receipts than offset paging can reach, all in the same second:
+	c, err := etsy.NewClient(etsy.Config{BaseURL: srv.URL, KeyString: "k", SharedSecret: "s", Limiter: lim}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{client: c}
+}
+
+func TestAllShopReceiptsStallsInOneSecond(t *testing.T) {
+	// More receipts than offset paging can reach, all in one second:
 	// narrowing cannot help, and the iterator says so instead of looping.
-	placeOrders(t, e, 12150, 0)
+	e := fakePages(t, 12150)
 	n := 0
 	var err error
-	for _, err = range e.client.AllShopReceipts(ctx, e.ts, e.shop.ShopID, etsy.ReceiptsQuery{}) {
+	for _, err = range e.client.AllShopReceipts(ctxT(t), etsy.StaticTokenSource("1.x"), 1, etsy.ReceiptsQuery{}) {
 		if err != nil {
 			break
 		}
@@ -150,21 +187,12 @@ func TestAllShopReceiptsStallsInOneSecond(t *testing.T) {
 }
 
 func TestAllListingsByShopReportsUnreachable(t *testing.T) {
-	if testing.Short() {
-		t.Skip("creates 12,150 listings")
-	}
-	e := newEnv(t, envOptions{sim: etsysim.Options{FreezeClock: true}})
-	ctx := ctxT(t)
-	for range 12150 {
-		if _, err := e.sim.CreateListing(e.shop.ShopID, etsysim.ListingSpec{Title: "Thing", Quantity: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// getListingsByShop has no time filter to narrow by: everything up to
 	// offset 12,000 is read, then the iterator says what it could not do.
+	e := fakePages(t, 12150)
 	n := 0
 	var err error
-	for _, err = range e.client.AllListingsByShop(ctx, e.ts, e.shop.ShopID, etsy.ListingActive, false) {
+	for _, err = range e.client.AllListingsByShop(ctxT(t), etsy.StaticTokenSource("1.x"), 1, etsy.ListingActive, false) {
 		if err != nil {
 			break
 		}

@@ -731,6 +731,23 @@ func (s *Sim) getShopReceipts(w http.ResponseWriter, r *http.Request, a apiReq) 
 			rs = append(rs, rc)
 		}
 	}
+	// Receipts are kept in creation order, which is already (created,
+	// receipt_id) order: only the other sorts need sorting.
+	switch {
+	case q.sortOn != "updated" && descending(q.order):
+		slices.Reverse(rs)
+	case q.sortOn != "updated":
+	default:
+		s.sortReceipts(rs, q)
+	}
+	out := page[wireReceipt]{Count: len(rs), Results: []wireReceipt{}}
+	for _, rc := range window(rs, q.offset, q.limit) {
+		out.Results = append(out.Results, s.wireReceiptLocked(rc))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Sim) sortReceipts(rs []*receipt, q receiptQuery) {
 	slices.SortStableFunc(rs, func(x, y *receipt) int {
 		var c int
 		switch q.sortOn {
@@ -748,11 +765,6 @@ func (s *Sim) getShopReceipts(w http.ResponseWriter, r *http.Request, a apiReq) 
 		}
 		return c
 	})
-	out := page[wireReceipt]{Count: len(rs), Results: []wireReceipt{}}
-	for _, rc := range window(rs, q.offset, q.limit) {
-		out.Results = append(out.Results, s.wireReceiptLocked(rc))
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Sim) shopReceiptLocked(w http.ResponseWriter, r *http.Request, a apiReq) *receipt {

@@ -136,9 +136,20 @@ func (s *Sim) createListingLocked(shopID int64, spec ListingSpec) (*listing, err
 		}
 		in.products = append(in.products, pi)
 	}
-	if len(spec.Products) > 0 && len(in.products[0].values) > 0 {
-		in.quantityOnProperty = []int64{in.products[0].values[0].propertyID}
-		in.skuOnProperty = []int64{in.products[0].values[0].propertyID}
+	// Quantity and SKU vary on every property when there are several
+	// products; price only where prices differ.
+	if len(in.products) > 1 {
+		var props []int64
+		for _, v := range in.products[0].values {
+			props = append(props, v.propertyID)
+		}
+		in.quantityOnProperty, in.skuOnProperty = props, slices.Clone(props)
+		for _, p := range in.products[1:] {
+			if p.price != in.products[0].price {
+				in.priceOnProperty = slices.Clone(props)
+				break
+			}
+		}
 	}
 	now := s.clock.now()
 	l := &listing{

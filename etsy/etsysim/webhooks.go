@@ -153,6 +153,18 @@ func (s *Sim) newMessageIDLocked() string { return "msg_" + s.opaqueLocked(27) }
 // emitLocked raises an event: one message (one webhook-id) delivered to
 // every endpoint subscribed, each with its own fault decisions.
 func (s *Sim) emitLocked(eventType string, shopID int64, resourceURL string) {
+	var targets []*endpoint
+	for _, ep := range s.hooks.endpoints {
+		if ep.Disabled || (len(ep.EventTypes) > 0 && !slices.Contains(ep.EventTypes, eventType)) ||
+			(len(ep.ShopIDs) > 0 && !slices.Contains(ep.ShopIDs, shopID)) {
+			continue
+		}
+		targets = append(targets, ep)
+	}
+	if len(targets) == 0 {
+		// Nobody listens: no message, as on Etsy.
+		return
+	}
 	body, _ := json.Marshal(struct {
 		EventType   string `json:"event_type"`
 		ResourceURL string `json:"resource_url"`
@@ -161,11 +173,7 @@ func (s *Sim) emitLocked(eventType string, shopID int64, resourceURL string) {
 	id := s.newMessageIDLocked()
 	now := s.clock.now()
 	f := s.hooks.faults
-	for _, ep := range s.hooks.endpoints {
-		if ep.Disabled || (len(ep.EventTypes) > 0 && !slices.Contains(ep.EventTypes, eventType)) ||
-			(len(ep.ShopIDs) > 0 && !slices.Contains(ep.ShopIDs, shopID)) {
-			continue
-		}
+	for _, ep := range targets {
 		s.hooks.seq++
 		m := &message{
 			ep: ep, seq: s.hooks.seq, due: now, pending: true,

@@ -157,14 +157,14 @@ type wireListing struct {
 	Price                       wireMoney      `json:"price"`
 	ProcessingMax               *int           `json:"processing_max"`
 	ProcessingMin               *int           `json:"processing_min"`
-	ProductionPartners          []struct{}     `json:"production_partners,omitempty"`
+	ProductionPartners          *[]struct{}    `json:"production_partners,omitempty"`
 	Quantity                    int            `json:"quantity"`
 	ReturnPolicyID              *int64         `json:"return_policy_id"`
 	ShippingProfileID           *int64         `json:"shipping_profile_id"`
 	ShopID                      int64          `json:"shop_id"`
 	ShopSectionID               *int64         `json:"shop_section_id"`
 	ShouldAutoRenew             bool           `json:"should_auto_renew"`
-	SKUs                        []string       `json:"skus,omitempty"`
+	SKUs                        *[]string      `json:"skus,omitempty"`
 	State                       string         `json:"state"`
 	StateTimestamp              int64          `json:"state_timestamp"`
 	Style                       []string       `json:"style"`
@@ -198,9 +198,9 @@ func (s *Sim) wireListingLocked(l *listing, withAssoc, withInventory bool) wireL
 		WhenMade: ptr("made_to_order"), WhoMade: ptr("i_did"),
 	}
 	if withAssoc {
-		w.SKUs = l.skus()
+		w.SKUs = ptr(l.skus())
 		w.Views = ptr(0)
-		w.ProductionPartners = []struct{}{}
+		w.ProductionPartners = &[]struct{}{}
 	}
 	if withInventory {
 		inv := s.wireInventoryLocked(l)
