@@ -7,12 +7,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net"
 	"net/mail"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,19 +42,42 @@ type rig struct {
 	reg      *prometheus.Registry
 	alerter  *alerts.Alerter
 	stop     []func()
+	logs     *syncBuffer
+}
+
+// syncBuffer collects the logs of the alerter and the dispatcher.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newRig(t *testing.T, cooldown time.Duration) *rig {
 	t.Helper()
 	db := pgtest.New(t)
-	r := &rig{t: t, db: db, store: eventstore.New(db.DB), clock: newClock(), channels: alerts.NewChannels(db.DB), reg: prometheus.NewRegistry()}
-	a, err := alerts.NewAlerter(r.store, alerts.AlerterConfig{DefaultThreshold: 5, Cooldown: cooldown, Now: r.clock.Now}, discard(), r.reg)
+	r := &rig{t: t, db: db, store: eventstore.New(db.DB), clock: newClock(), channels: alerts.NewChannels(db.DB), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	a, err := alerts.NewAlerter(r.store, alerts.AlerterConfig{DefaultThreshold: 5, Cooldown: cooldown, Now: r.clock.Now}, r.logger(), r.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.alerter = a
 	r.start()
 	return r
+}
+
+func (r *rig) logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func (r *rig) start() {
@@ -87,7 +112,7 @@ func (r *rig) dispatcher(senders map[string]alerts.Sender, cfg alerts.Dispatcher
 	r.t.Helper()
 	cfg.Senders = senders
 	cfg.Now = r.clock.Now
-	d, err := alerts.NewDispatcher(r.db.DB, cfg, discard(), r.reg)
+	d, err := alerts.NewDispatcher(r.db.DB, cfg, r.logger(), r.reg)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -266,6 +291,26 @@ func TestAlertIsDeliveredByEmailWebhookAndSlack(t *testing.T) {
 	if diff := cmp.Diff([]string{"email", "slack", "webhook"}, summary); diff != "" {
 		t.Errorf("deliveries (-want +got):\n%s", diff)
 	}
+	// No secret reaches the logs, the log of events or a delivery's row.
+	var stored string
+	if err := r.db.DB.QueryRow(`SELECT coalesce(string_agg(data::text || metadata::text, ' '), '') FROM events`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	var rows string
+	if err := r.db.DB.QueryRow(`SELECT string_agg(d::text, ' ') FROM alert_deliveries d`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{smtpPass, "secret-token", secret} {
+		for where, text := range map[string]string{"logs": r.logs.String(), "events": stored, "deliveries": rows} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s contain the secret %q", where, secret)
+			}
+		}
+	}
+	if !strings.Contains(r.logs.String(), "alert delivered") {
+		t.Error("the dispatcher logged no delivery: the secret check above saw no logs")
+	}
+
 	for _, c := range []string{"email", "webhook", "slack"} {
 		if n := metricValue(t, r.reg, "shopledger_alert_deliveries_total", map[string]string{"channel": c, "result": "delivered"}); n != 1 {
 			t.Errorf("deliveries_total{%s,delivered} = %v, want 1", c, n)
@@ -534,4 +579,23 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 		}
 	}
 	return 0
+}
+
+func TestRefusedSMTPCredentialsAreRetriedWithoutShowingThePassword(t *testing.T) {
+	cert, pool := testCert(t)
+	_, addr := startMailServer(t, "127.0.0.1:0", cert)
+	s, err := alerts.NewEmailSender(alerts.SMTPConfig{
+		Addr: addr, Username: smtpUser, Password: "wrong-" + smtpPass, From: "alerts@shopledger.test",
+		StartTLS: true, TLSConfig: &tls.Config{RootCAs: pool}, Timeout: 5 * time.Second,
+	}, alerts.Links{}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Send(context.Background(), alerts.Outgoing{Kind: alerts.KindEmail, Target: "sam@seller.test", Message: alerts.Message{AlertID: uuid.NewString(), ShopID: 1}})
+	if err == nil || alerts.IsPermanent(err) {
+		t.Fatalf("Send with a refused password = %v, want an error worth retrying", err)
+	}
+	if strings.Contains(err.Error(), smtpPass) {
+		t.Errorf("error shows the password: %v", err)
+	}
 }
