@@ -188,14 +188,15 @@ func (e *env) events(stream string) []events.Record {
 
 func (e *env) refreshCalls() int64 { return e.sim.Stats().RefreshCalls }
 
-// metric returns the value of the sample of name whose labels include
-// labels, or -1 when there is none.
+// metric sums the samples of name whose labels include labels; -1 when
+// there is none.
 func metric(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	sum, found := 0.0, false
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
@@ -211,13 +212,18 @@ func metric(t *testing.T, g prometheus.Gatherer, name string, labels map[string]
 					continue next
 				}
 			}
+			found = true
 			if g := m.GetGauge(); g != nil {
-				return g.GetValue()
+				sum += g.GetValue()
+			} else {
+				sum += m.GetCounter().GetValue()
 			}
-			return m.GetCounter().GetValue()
 		}
 	}
-	return -1
+	if !found {
+		return -1
+	}
+	return sum
 }
 
 // openSecondPool opens the test database again, as a second process would.
