@@ -223,7 +223,7 @@ func (s *Sim) deliveryLoop(ctx context.Context) {
 		now := s.clock.now()
 		var next time.Time
 		for _, ep := range s.hooks.endpoints {
-			if ep.busy {
+			if ep.busy || ep.Disabled {
 				continue
 			}
 			var pick *message
@@ -343,9 +343,15 @@ func (s *Sim) attempt(ctx context.Context, a attemptReq) {
 		// Standard Webhooks: 410 means "stop sending"; the sender
 		// disables the endpoint.
 		m.ep.Disabled = true
-		m.pending = false
-		m.d.State = DeliveryFailed
-		s.stats.webhookFailed++
+		for _, o := range s.hooks.msgs {
+			if o.ep == m.ep && (o == m || (o.pending && !o.inflight)) {
+				o.pending = false
+				if o.d.State == DeliveryPending {
+					o.d.State = DeliveryFailed
+					s.stats.webhookFailed++
+				}
+			}
+		}
 	default:
 		m.attempt++
 		if m.attempt >= len(RetrySchedule) {
