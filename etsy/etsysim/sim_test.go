@@ -207,7 +207,9 @@ func TestInventoryRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	invPath := "/v3/application/listings/" + strconv.FormatInt(l.ListingID, 10) + "/inventory"
-	put := func(body string) *httptest.ResponseRecorder { return call(t, w.sim, "PUT", invPath, w.token.AccessToken, body) }
+	put := func(body string) *httptest.ResponseRecorder {
+		return call(t, w.sim, "PUT", invPath, w.token.AccessToken, body)
+	}
 
 	for _, tt := range []struct{ name, body, want string }{
 		{"all zero", `{"products":[{"sku":"A","property_values":[],"offerings":[{"price":1.0,"quantity":0,"is_enabled":true}]}]}`, "One offering must have quantity greater than 0"},
@@ -297,7 +299,7 @@ func TestOrdersLifecycle(t *testing.T) {
 	want := etsysim.ReceiptTruth{
 		ReceiptID: r.ReceiptID, ShopID: w.shop.ShopID, BuyerUserID: r.BuyerUserID, Status: "paid", IsPaid: true,
 		Currency: "USD", TotalPrice: 9000, Discount: 900, Subtotal: 8100, ShippingCost: 500, TaxCost: 300, GrandTotal: 8900,
-		Items: []etsysim.ItemTruth{{TransactionID: r.Items[0].TransactionID, ListingID: l.ListingID, ProductID: l.Variants[0].ProductID, VariantKey: l.Variants[0].VariantKey, Quantity: 2, Price: 4500}},
+		Items:     []etsysim.ItemTruth{{TransactionID: r.Items[0].TransactionID, ListingID: l.ListingID, ProductID: l.Variants[0].ProductID, VariantKey: l.Variants[0].VariantKey, Quantity: 2, Price: 4500}},
 		CreatedAt: start, UpdatedAt: start,
 	}
 	if diff := cmp.Diff(want, r); diff != "" {
