@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -597,5 +598,62 @@ func TestRefusedSMTPCredentialsAreRetriedWithoutShowingThePassword(t *testing.T)
 	}
 	if strings.Contains(err.Error(), smtpPass) {
 		t.Errorf("error shows the password: %v", err)
+	}
+}
+
+func TestConcurrentDispatchersSendEachDeliveryOnce(t *testing.T) {
+	const shop, listing = 25, 2500
+	r := newRig(t, 0)
+	ctx := context.Background()
+	secret, err := r.channels.WebhookSecret(ctx, shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := startHookReceiver(t, func() string { return secret })
+	var history []events.Event
+	history = append(history, settings(shop, nil, []events.AlertChannel{{Kind: "webhook", Target: hooks.srv.URL}}, 0))
+	for i := range 8 {
+		history = append(history, adjusted(shop, listing, fmt.Sprintf("V%d", i), 1, 1))
+	}
+	r.feed(history...)
+	client := alerts.NewHTTPClient(5*time.Second, true)
+	senders := map[string]alerts.Sender{alerts.KindWebhook: alerts.NewWebhookSender(client, r.channels, alerts.Links{}, time.Now)}
+	var wg sync.WaitGroup
+	attempted := make([]int, 3)
+	for i := range attempted {
+		// Separate processes: each with its own metrics.
+		d, err := alerts.NewDispatcher(r.db.DB, alerts.DispatcherConfig{Senders: senders, BatchSize: 3, Concurrency: 2, Now: r.clock.Now}, r.logger(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n, err := d.DispatchDue(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+				attempted[i] += n
+			}
+		}()
+	}
+	wg.Wait()
+	hooks.mu.Lock()
+	defer hooks.mu.Unlock()
+	if len(hooks.refused) != 0 || len(hooks.byID) != 8 {
+		t.Fatalf("receiver: %d alerts, refused %v", len(hooks.byID), hooks.refused)
+	}
+	for id, n := range hooks.byID {
+		if n != 1 {
+			t.Errorf("alert %s received %d times", id, n)
+		}
+	}
+	if total := attempted[0] + attempted[1] + attempted[2]; total != 8 {
+		t.Errorf("dispatchers attempted %v, want 8 in all", attempted)
 	}
 }

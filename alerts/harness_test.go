@@ -96,7 +96,10 @@ func run(t *testing.T, db *sql.DB, p projection) (stop func()) {
 // including the events the groups appended themselves.
 func catchUp(t *testing.T, db *sql.DB, groups ...string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	// Consumers read only below the oldest running transaction of the
+	// whole server, so other packages' tests running at once can hold
+	// them back for a while.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var last sql.NullInt64
 		if err := db.QueryRow(`SELECT max(position) FROM events`).Scan(&last); err != nil {
