@@ -46,7 +46,7 @@ func newAPI(t *testing.T, db *pgtest.Database, o apiOpts) (http.Handler, *promet
 		Tokens:     httpapi.NewTokenStore(db.DB),
 		Shops:      store,
 		Data: httpapi.Readers{
-			Shops: store, Products: store, Stock: store, Sales: store, Events: store,
+			Shops: store, Products: store, Stock: store, Sales: store, Events: store, Alerts: httpapi.NewAlertStore(db.DB),
 			Thresholds: eventstore.New(db.DB),
 		},
 		QueryTimeout: 10 * time.Second,
@@ -128,6 +128,7 @@ func problemOf(t *testing.T, w *httptest.ResponseRecorder) httpapi.Problem {
 }
 
 func TestTokensAreStoredOnlyAsHashes(t *testing.T) {
+	t.Parallel()
 	db := pgtest.New(t)
 	secret, tok := createToken(t, db, httpapi.NewToken{SellerID: 7, Label: "laptop"})
 	var hash []byte
@@ -147,6 +148,7 @@ func TestTokensAreStoredOnlyAsHashes(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
+	t.Parallel()
 	db := pgtest.New(t)
 	store := httpapi.NewTokenStore(db.DB)
 	ctx := context.Background()
@@ -221,6 +223,7 @@ func flipLast(s string) string {
 }
 
 func TestRolesGuardAuditorAndWriteEndpoints(t *testing.T) {
+	t.Parallel()
 	db := pgtest.New(t)
 	seller, _ := createToken(t, db, httpapi.NewToken{SellerID: 1, Role: httpapi.RoleSeller})
 	auditor, _ := createToken(t, db, httpapi.NewToken{SellerID: 1, Role: httpapi.RoleAuditor})
@@ -251,6 +254,7 @@ func TestRolesGuardAuditorAndWriteEndpoints(t *testing.T) {
 }
 
 func TestRateLimitPerTokenAndPerAddress(t *testing.T) {
+	t.Parallel()
 	db := pgtest.New(t)
 	a, _ := createToken(t, db, httpapi.NewToken{SellerID: 1})
 	b, _ := createToken(t, db, httpapi.NewToken{SellerID: 1})

@@ -102,6 +102,7 @@ func shapeDiff(at string, example, real any) []string {
 // objects allow no undocumented property, checklist 43); every example
 // validates too and has the keys of the real response.
 func TestOpenAPIDocumentsEveryRouteAndExamplesMatch(t *testing.T) {
+	t.Parallel()
 	w, h := newWorldAPI(t, 60, nil)
 	raw := httpapi.OpenAPI()
 	var doc openAPIDoc

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
@@ -53,8 +55,16 @@ type tenantTokens struct {
 var skuShapes = []string{"MUG-%d-%d", "TEE/%d %d", "%d:%d+ä", "%d%%off%d", ""}
 
 func newWorld(t *testing.T, db *pgtest.Database, seed uint64) *world {
+	es := eventstore.New(db.DB)
+	alerter, err := alerts.NewAlerter(es, alerts.AlerterConfig{DefaultThreshold: alerts.DefaultThreshold}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The projector's read models, then the alerter (which appends alert
+	// events) and the alerts read model that folds them.
+	projs := append(projections.Default(), alerter, alerts.NewReadModel())
 	return &world{
-		t: t, db: db, es: eventstore.New(db.DB), projs: projections.Default(),
+		t: t, db: db, es: es, projs: projs,
 		rng:   rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		base:  time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC),
 		owner: map[int64]int64{}, shops: map[int64][]int64{}, listings: map[int64]int64{},
@@ -104,6 +114,8 @@ func (w *world) seller(sellerID int64, shopIDs ...int64) {
 		for range 4 + w.rng.IntN(6) {
 			w.adjust(w.variantOf(shop), int64(w.rng.IntN(7)-2), events.ReasonCorrection)
 		}
+		// One variant of each shop runs low, so each shop has an alert.
+		w.adjust(w.variantOf(shop), -40, events.ReasonCorrection)
 	}
 	seller, _ := createToken(w.t, w.db, httpapi.NewToken{SellerID: sellerID, Role: httpapi.RoleSeller})
 	auditor, _ := createToken(w.t, w.db, httpapi.NewToken{SellerID: sellerID, Role: httpapi.RoleAuditor})
@@ -209,7 +221,17 @@ func (w *world) project() {
 		}
 		if len(recs) == 0 {
 			if seenAll(w, last) {
-				return
+				// Projections may append (the alerter does): go on
+				// until a pass appends nothing new.
+				var now int64
+				if err := w.db.DB.QueryRow(`SELECT coalesce(max(position), 0) FROM events`).Scan(&now); err != nil {
+					w.t.Fatal(err)
+				}
+				if now == last {
+					return
+				}
+				last = now
+				continue
 			}
 			if waited++; waited > 3000 {
 				w.t.Fatalf("events up to position %d never became readable", last)
@@ -297,6 +319,16 @@ func (w *world) sellerIDs() []int64 {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids
+}
+
+// alertOf returns an alert of the shop, from the alerts read model.
+func (w *world) alertOf(shop int64) string {
+	w.t.Helper()
+	var id string
+	if err := w.db.DB.QueryRow(`SELECT alert_id FROM alerts WHERE shop_id = $1 ORDER BY alert_id LIMIT 1`, shop).Scan(&id); err != nil {
+		w.t.Fatalf("no alert in shop %d: %v", shop, err)
+	}
+	return id
 }
 
 func (w *world) firstOf(seller int64) (shop, listing int64, v variantRef, receipt int64, eventID string) {

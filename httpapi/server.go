@@ -45,6 +45,7 @@ type Readers struct {
 	Products   ProductReader
 	Stock      StockReader
 	Sales      SalesReader
+	Alerts     AlertReader
 	Thresholds ThresholdSetter
 	Events     EventLog
 }
@@ -104,6 +105,7 @@ func (s *server) routes() chi.Router {
 		r.Group(func(r chi.Router) {
 			r.Use(s.timeout)
 			s.sellerRoutes(r)
+			s.alertRoutes(r)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireRole(RoleAuditor))

@@ -24,6 +24,9 @@ func routeCall(t *testing.T, w *world, seller int64, pattern string) (path strin
 		"{receiptID}":  fmt.Sprint(receipt),
 		"{eventID}":    eventID,
 	}
+	if strings.Contains(pattern, "{alertID}") {
+		repl["{alertID}"] = w.alertOf(shop)
+	}
 	path = pattern
 	for k, val := range repl {
 		path = strings.ReplaceAll(path, k, val)
@@ -34,7 +37,7 @@ func routeCall(t *testing.T, w *world, seller int64, pattern string) (path strin
 // shopScoped lists the routes without a path id that take ?shop_id=; for
 // them another tenant's shop in the query must be a 404 as well.
 var shopScoped = map[string]bool{
-	"GET /v1/products": true, "GET /v1/sales": true, "GET /v1/events": true, "GET /v1/events/export": true,
+	"GET /v1/products": true, "GET /v1/sales": true, "GET /v1/events": true, "GET /v1/events/export": true, "GET /v1/alerts": true,
 }
 
 // Checklist 40: every route that names an object answers 404 when one
@@ -42,6 +45,7 @@ var shopScoped = map[string]bool{
 // routes come from the router itself, so a new route is covered (or fails
 // this test) without anyone remembering to add it.
 func TestEveryRouteHidesOtherTenantsObjects(t *testing.T) {
+	t.Parallel()
 	w, h := newWorldAPI(t, 40, nil)
 	routes, err := httpapi.Routes(h)
 	if err != nil {
@@ -149,6 +153,7 @@ func exportRows(t *testing.T, h http.Handler, token, path string) []map[string]a
 // caller's shops, and the caller sees all of its own rows. Several random
 // worlds, every list endpoint, small pages so pagination is exercised.
 func TestListsReturnOnlyTheCallersRows(t *testing.T) {
+	t.Parallel()
 	for seed := uint64(1); seed <= 3; seed++ {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 			w, h := newWorldAPI(t, seed, nil)
@@ -161,17 +166,22 @@ func TestListsReturnOnlyTheCallersRows(t *testing.T) {
 					"sales":    rowsOf(t, h, tok, "/v1/sales?limit=4"),
 					"events":   rowsOf(t, h, tok, "/v1/events?limit=7"),
 					"export":   exportRows(t, h, tok, "/v1/events/export"),
+					"alerts":   rowsOf(t, h, tok, "/v1/alerts?limit=2"),
 				}
 				for _, shop := range mine {
 					lists[fmt.Sprint("stock of ", shop)] = rowsOf(t, h, tok, fmt.Sprintf("/v1/shops/%d/stock?limit=5", shop))
 				}
-				var wantProducts, wantSales, wantEvents int
+				var wantProducts, wantSales, wantEvents, wantAlerts int
 				if err := w.db.DB.QueryRow(`SELECT (SELECT count(*) FROM products WHERE shop_id = ANY($1)),
 					(SELECT count(*) FROM sales WHERE shop_id = ANY($1) AND recorded),
-					(SELECT count(*) FROM event_seal WHERE shop_id = ANY($1))`, mine).Scan(&wantProducts, &wantSales, &wantEvents); err != nil {
+					(SELECT count(*) FROM event_seal WHERE shop_id = ANY($1)),
+					(SELECT count(*) FROM alerts WHERE shop_id = ANY($1))`, mine).Scan(&wantProducts, &wantSales, &wantEvents, &wantAlerts); err != nil {
 					t.Fatal(err)
 				}
-				counts := map[string]int{"shops": len(mine), "products": wantProducts, "sales": wantSales, "events": wantEvents, "export": wantEvents}
+				if wantAlerts == 0 {
+					t.Fatal("seed raised no alert")
+				}
+				counts := map[string]int{"shops": len(mine), "products": wantProducts, "sales": wantSales, "events": wantEvents, "export": wantEvents, "alerts": wantAlerts}
 				for name, rows := range lists {
 					if want, ok := counts[name]; ok && len(rows) != want {
 						t.Errorf("seller %d %s: %d rows, want all %d of theirs", seller, name, len(rows), want)

@@ -129,6 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Products:   store,
 			Stock:      store,
 			Sales:      store,
+			Alerts:     httpapi.NewAlertStore(db),
 			Thresholds: eventstore.New(db),
 			Events:     store,
 		},

@@ -1,0 +1,181 @@
+package httpapi
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/shopledger/shopledger/alerts"
+)
+
+// AlertFilter selects alerts among Shops, newest raise first.
+type AlertFilter struct {
+	Shops    []int64
+	ShopID   int64
+	Status   string // "", open or cleared
+	From, To time.Time
+	After    *AlertCursor
+	Limit    int
+}
+
+// AlertCursor is the last alert of a page.
+type AlertCursor struct {
+	RaisedAt time.Time `json:"r"`
+	AlertID  uuid.UUID `json:"a"`
+}
+
+// AlertReader reads the alerts read model.
+type AlertReader interface {
+	ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, error)
+	GetAlert(ctx context.Context, shops []int64, id uuid.UUID) (Alert, error)
+}
+
+// Alert is a low-stock alert with where it was delivered.
+type Alert struct {
+	AlertID         string          `json:"alert_id"`
+	ShopID          int64           `json:"shop_id"`
+	ListingID       int64           `json:"listing_id"`
+	VariantKey      string          `json:"variant_key"`
+	Status          string          `json:"status"`
+	Threshold       int64           `json:"threshold"`
+	Quantity        int64           `json:"quantity"`
+	Muted           bool            `json:"muted"`
+	RaisedAt        time.Time       `json:"raised_at"`
+	ClearedAt       *time.Time      `json:"cleared_at"`
+	ClearedQuantity *int64          `json:"cleared_quantity"`
+	ClearReason     string          `json:"clear_reason"`
+	Deliveries      []AlertDelivery `json:"deliveries"`
+}
+
+// AlertDelivery is the state of one channel's delivery. Targets and error
+// texts stay in: a webhook URL or an SMTP error can carry secrets.
+type AlertDelivery struct {
+	Kind          string     `json:"kind"`
+	Status        string     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	EnqueuedAt    time.Time  `json:"enqueued_at"`
+	LastAttemptAt *time.Time `json:"last_attempt_at"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	FinishedAt    *time.Time `json:"finished_at"`
+}
+
+type alertPage struct {
+	Items      []Alert `json:"items"`
+	NextCursor string  `json:"next_cursor"`
+}
+
+// AlertStore reads alerts through the alerts package's own readers.
+type AlertStore struct {
+	db *sql.DB
+}
+
+// NewAlertStore returns a reader over db.
+func NewAlertStore(db *sql.DB) *AlertStore { return &AlertStore{db: db} }
+
+func alertOf(a alerts.Alert) Alert {
+	out := Alert{AlertID: a.AlertID.String(), ShopID: a.ShopID, ListingID: a.ListingID, VariantKey: a.VariantKey, Status: a.Status,
+		Threshold: a.Threshold, Quantity: a.Quantity, Muted: a.Muted, RaisedAt: a.RaisedAt.UTC(), ClearedAt: a.ClearedAt,
+		ClearedQuantity: a.ClearedQuantity, ClearReason: a.ClearReason, Deliveries: []AlertDelivery{}}
+	for _, d := range a.Deliveries {
+		out.Deliveries = append(out.Deliveries, AlertDelivery{Kind: d.Kind, Status: d.Status, Attempts: d.Attempts,
+			EnqueuedAt: d.EnqueuedAt.UTC(), LastAttemptAt: d.LastAttemptAt, NextAttemptAt: d.NextAttemptAt, FinishedAt: d.FinishedAt})
+	}
+	return out
+}
+
+// ListAlerts pages alerts.
+func (s *AlertStore) ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
+	af := alerts.Filter{ShopID: f.ShopID, Status: f.Status, From: f.From, To: f.To, Limit: f.Limit}
+	if f.After != nil {
+		af.After = &alerts.Cursor{RaisedAt: f.After.RaisedAt, AlertID: f.After.AlertID}
+	}
+	as, err := alerts.List(ctx, s.db, f.Shops, af)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Alert, 0, len(as))
+	for _, a := range as {
+		out = append(out, alertOf(a))
+	}
+	return out, nil
+}
+
+// GetAlert returns one alert of the shops.
+func (s *AlertStore) GetAlert(ctx context.Context, shops []int64, id uuid.UUID) (Alert, error) {
+	a, err := alerts.Get(ctx, s.db, shops, id)
+	if errors.Is(err, alerts.ErrNotFound) {
+		return Alert{}, ErrNotFound
+	}
+	if err != nil {
+		return Alert{}, err
+	}
+	return alertOf(a), nil
+}
+
+func (s *server) alertRoutes(r chi.Router) {
+	r.Get("/alerts", s.handle(s.listAlerts))
+	r.Get("/alerts/{alertID}", s.handle(s.getAlert))
+}
+
+func (s *server) listAlerts(w http.ResponseWriter, r *http.Request, p Principal) error {
+	if _, err := negotiate(r, false); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := AlertFilter{Shops: p.Shops, Status: q.Get("status")}
+	var err error
+	switch f.Status {
+	case "", alerts.StatusOpen, alerts.StatusCleared:
+	default:
+		return badInput("status", "want open or cleared")
+	}
+	if f.ShopID, err = optShop(q, p); err != nil {
+		return err
+	}
+	if f.From, f.To, err = timeRange(q, "from", "to"); err != nil {
+		return err
+	}
+	if f.Limit, err = parseLimit(q, defaultLimit); err != nil {
+		return err
+	}
+	if c := q.Get("cursor"); c != "" {
+		f.After = &AlertCursor{}
+		if err := decodeCursor(c, f.After); err != nil {
+			return err
+		}
+	}
+	f.Limit++
+	items, err := s.cfg.Data.Alerts.ListAlerts(r.Context(), f)
+	if err != nil {
+		return fmt.Errorf("list alerts: %w", err)
+	}
+	page := alertPage{Items: nonNil(items)}
+	if len(items) == f.Limit {
+		page.Items = items[:f.Limit-1]
+		last := page.Items[len(page.Items)-1]
+		id, _ := uuid.Parse(last.AlertID)
+		page.NextCursor = encodeCursor(AlertCursor{RaisedAt: last.RaisedAt, AlertID: id})
+	}
+	nextLink(w, r, page.NextCursor)
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *server) getAlert(w http.ResponseWriter, r *http.Request, p Principal) error {
+	id, err := uuid.Parse(chi.URLParam(r, "alertID"))
+	if err != nil {
+		return ErrNotFound
+	}
+	a, err := s.cfg.Data.Alerts.GetAlert(r.Context(), p.Shops, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
