@@ -67,7 +67,9 @@ type FetcherConfig struct {
 	// order webhook has not arrived yet is not mistaken for a change at
 	// Etsy. Default 30 min; negative turns it off.
 	SettleWindow time.Duration
-	// SettleMaxReceipts bounds that look-back. Default 500.
+	// SettleMaxReceipts bounds that look-back (newest first). The sales it
+	// settles early are ones the fetcher would fetch one by one later,
+	// so a generous bound costs little. Default 5000 (50 calls).
 	SettleMaxReceipts int
 	// StoreRetries is how often one piece of evidence is redelivered
 	// after a storage error before the fetcher records it as failed and
@@ -120,7 +122,7 @@ func NewFetcher(store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply
 		cfg.SettleWindow = 30 * time.Minute
 	}
 	if cfg.SettleMaxReceipts <= 0 {
-		cfg.SettleMaxReceipts = 500
+		cfg.SettleMaxReceipts = 5000
 	}
 	if cfg.StoreRetries <= 0 {
 		cfg.StoreRetries = 5
@@ -310,8 +312,9 @@ func (f *Fetcher) follow(ctx context.Context, rec events.Record, ev events.Webho
 	return attempts, nil
 }
 
-// settle applies the shop's recently modified receipts, oldest change
-// first.
+// settle applies the shop's recently modified receipts that hold a sale
+// the log lacks. It reads newest first, so SettleMaxReceipts cuts off the
+// oldest.
 func (f *Fetcher) settle(ctx context.Context, ts etsy.TokenSource, shopID int64, cause Cause) error {
 	if f.cfg.SettleWindow < 0 {
 		return nil
@@ -323,7 +326,7 @@ func (f *Fetcher) settle(ctx context.Context, ts etsy.TokenSource, shopID int64,
 		_, err := f.retry(ctx, func() error {
 			var err error
 			page, err = f.api.GetShopReceipts(ctx, ts, shopID, etsy.ReceiptsQuery{
-				MinLastModified: since, Limit: etsy.MaxLimit, Offset: offset, SortOn: "updated", SortOrder: "asc",
+				MinLastModified: since, Limit: etsy.MaxLimit, Offset: offset, SortOn: "updated", SortOrder: "desc",
 			})
 			return err
 		})

@@ -86,6 +86,7 @@ func truthBalances(t *testing.T, e *etsyRig, listingID int64) map[string]int64 {
 }
 
 func TestFetcherOrderPaidRecordsSaleAndStock(t *testing.T) {
+	t.Parallel()
 	e := newEtsyRig(t, etsysim.Options{})
 	p := newPipeline(t, e, ingest.FetcherConfig{})
 	shop, l := shopWithListing(t, e)
@@ -148,6 +149,7 @@ func TestFetcherOrderPaidRecordsSaleAndStock(t *testing.T) {
 }
 
 func TestFetcherInventoryChangeAdjustsToEtsy(t *testing.T) {
+	t.Parallel()
 	e := newEtsyRig(t, etsysim.Options{})
 	p := newPipeline(t, e, ingest.FetcherConfig{})
 	shop, l := shopWithListing(t, e)
@@ -184,6 +186,7 @@ func TestFetcherInventoryChangeAdjustsToEtsy(t *testing.T) {
 // Etsy's receipts first, so it is recorded as a sale and not as a change
 // at Etsy.
 func TestFetcherSettlesSalesBeforeComparingStock(t *testing.T) {
+	t.Parallel()
 	e := newEtsyRig(t, etsysim.Options{})
 	p := newPipeline(t, e, ingest.FetcherConfig{})
 	shop, l := shopWithListing(t, e)
@@ -217,6 +220,7 @@ func TestFetcherSettlesSalesBeforeComparingStock(t *testing.T) {
 }
 
 func TestFetcherListingDeleted(t *testing.T) {
+	t.Parallel()
 	e := newEtsyRig(t, etsysim.Options{})
 	p := newPipeline(t, e, ingest.FetcherConfig{})
 	shop, l := shopWithListing(t, e)
@@ -246,6 +250,7 @@ func fetchFailures(t *testing.T, p *pipeline, webhookID string) []events.FetchFa
 }
 
 func TestChecklist20UnconnectedShopIsParkedWithoutAffectingOthers(t *testing.T) {
+	t.Parallel()
 	e := newEtsyRig(t, etsysim.Options{})
 	p := newPipeline(t, e, ingest.FetcherConfig{})
 	shop, l := shopWithListing(t, e)
@@ -315,6 +320,7 @@ func (staticTokens) ForShop(context.Context, int64) (etsy.TokenSource, error) {
 }
 
 func TestFetcherRetriesEtsyErrorsThenRecordsFailure(t *testing.T) {
+	t.Parallel()
 	srv, calls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 		fmt.Fprint(w, `{"error":"Server Error"}`)
@@ -349,6 +355,7 @@ func TestFetcherRetriesEtsyErrorsThenRecordsFailure(t *testing.T) {
 }
 
 func TestFetcherDoesNotRetryNotFound(t *testing.T) {
+	t.Parallel()
 	srv, calls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprint(w, `{"error":"Receipt not found"}`)
@@ -373,6 +380,7 @@ func TestFetcherDoesNotRetryNotFound(t *testing.T) {
 }
 
 func TestChecklist29ResourceURLPolicy(t *testing.T) {
+	t.Parallel()
 	policy := ingest.URLPolicy{Hosts: []string{"openapi.etsy.com", "api.etsy.com"}}
 	const shop = 42
 	ok := func(kind ingest.ResourceKind, shopID, receipt, listing int64) ingest.Resource {
@@ -459,6 +467,7 @@ func TestChecklist29ResourceURLPolicy(t *testing.T) {
 // A refused resource_url is never requested, and the evidence is parked
 // as fetch_failed.
 func TestChecklist29RefusedURLIsNeverFetched(t *testing.T) {
+	t.Parallel()
 	api, apiCalls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	evil, evilCalls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	r := newRig(t, rigOptions{realClock: true})
@@ -498,6 +507,7 @@ func mustHost(t *testing.T, raw string) string {
 
 // Etsy's answer redirecting elsewhere is not followed.
 func TestChecklist29RedirectsAreNotFollowed(t *testing.T) {
+	t.Parallel()
 	evil, evilCalls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"receipt_id":4,"status":"paid","is_paid":true,"transactions":[]}`)
 	})
@@ -530,6 +540,7 @@ func TestChecklist29RedirectsAreNotFollowed(t *testing.T) {
 // Checklist 28: the webhook path and reconciliation call the same
 // ApplyReceipt, and a receipt seen by both is recorded once.
 func TestChecklist28WebhookAndReconciliationShareApplyReceipt(t *testing.T) {
+	t.Parallel()
 	e := newEtsyRig(t, etsysim.Options{})
 	p := newPipeline(t, e, ingest.FetcherConfig{SettleWindow: -1})
 	shop, l := shopWithListing(t, e)

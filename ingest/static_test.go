@@ -54,6 +54,7 @@ func selectorCalls(f *ast.File) []string {
 // or a string comparison. The webhook path verifies through etsy.Verify,
 // so both packages are checked.
 func TestChecklist07ConstantTimeComparison(t *testing.T) {
+	t.Parallel()
 	usesHMACEqual := false
 	for _, dir := range []string{".", "../etsy"} {
 		for name, f := range parseDir(t, dir) {
@@ -100,6 +101,7 @@ func fileMentionsMAC(t *testing.T, name string) bool {
 // Checklist 11 (the part a grep can show): no handler in ingest answers
 // 410 Gone or redirects. The routing half is tested in cmd/ingest.
 func TestChecklist11NoGoneOrRedirectInHandlers(t *testing.T) {
+	t.Parallel()
 	for name, f := range parseDir(t, ".") {
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch x := n.(type) {

@@ -199,6 +199,7 @@ func evidence(t testing.TB, s *eventstore.Store, webhookID string) (events.Recor
 func isSuccess(code int) bool { return code >= 200 && code < 300 }
 
 func TestChecklist01KnownAnswerVector(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{secrets: []string{kavSecret}, now: time.Unix(kavTS, 0)})
 	d := delivery{id: kavID, ts: strconv.Itoa(kavTS), sig: kavSig, body: []byte(kavBody)}
 	if code := r.send(t, d); code != http.StatusOK {
@@ -216,6 +217,7 @@ func TestChecklist01KnownAnswerVector(t *testing.T) {
 }
 
 func TestChecklist02MissingHeaderIs400WithoutWrite(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for _, h := range []string{etsy.HeaderWebhookID, etsy.HeaderWebhookTimestamp, etsy.HeaderWebhookSignature} {
 		t.Run(h, func(t *testing.T) {
@@ -233,6 +235,7 @@ func TestChecklist02MissingHeaderIs400WithoutWrite(t *testing.T) {
 }
 
 func TestChecklist03TimestampToleranceBoundaries(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for _, c := range []struct {
 		offset time.Duration
@@ -260,6 +263,7 @@ func TestChecklist03TimestampToleranceBoundaries(t *testing.T) {
 }
 
 func TestChecklist04NonIntegerTimestampIs400(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for _, ts := range []string{"abc", "1.5", ""} {
 		t.Run(strconv.Quote(ts), func(t *testing.T) {
@@ -279,6 +283,7 @@ func TestChecklist04NonIntegerTimestampIs400(t *testing.T) {
 }
 
 func TestChecklist05AnyV1SignatureAmongDecoys(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	good := signed(t, secretA, "msg_decoys", clock, orderBody(1, 1))
 	other := signed(t, secretB, "msg_decoys", clock, orderBody(1, 1))
@@ -305,6 +310,7 @@ func TestChecklist05AnyV1SignatureAmongDecoys(t *testing.T) {
 }
 
 func TestChecklist06SecretRotation(t *testing.T) {
+	t.Parallel()
 	removed := mustSecret()
 	r := newRig(t, rigOptions{secrets: []string{secretA, secretB}})
 	for name, c := range map[string]struct {
@@ -324,6 +330,7 @@ func TestChecklist06SecretRotation(t *testing.T) {
 }
 
 func TestChecklist08VerifiesExactRawBytes(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	body := orderBody(5, 6)
 	d := signed(t, secretA, "msg_raw", clock, body)
@@ -391,6 +398,7 @@ func (refuseAppender) Append(context.Context, events.Event) (bool, error) {
 }
 
 func TestChecklist09BodyOver64KiBIs413(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	big := `{"event_type":"order.paid","pad":"` + strings.Repeat("x", 1<<20) + `"}`
 	for _, chunked := range []bool{true, false} {
@@ -426,6 +434,7 @@ func TestChecklist09BodyOver64KiBIs413(t *testing.T) {
 }
 
 func TestChecklist10WebhookIDLimits(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for name, c := range map[string]struct {
 		id   string
@@ -456,6 +465,7 @@ func TestChecklist10WebhookIDLimits(t *testing.T) {
 }
 
 func TestChecklist12DatabaseDownIs503(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, pgtest.AdminURL())
@@ -505,6 +515,7 @@ func TestChecklist12DatabaseDownIs503(t *testing.T) {
 }
 
 func TestChecklist13NoSuccessUntilCommit(t *testing.T) {
+	t.Parallel()
 	var fail atomic.Bool
 	fail.Store(true)
 	r := newRig(t, rigOptions{before: func() error {
@@ -530,6 +541,7 @@ func TestChecklist13NoSuccessUntilCommit(t *testing.T) {
 }
 
 func TestChecklist38CrashAfterCommitThenRetry(t *testing.T) {
+	t.Parallel()
 	var crashed atomic.Int64
 	r := newRig(t, rigOptions{after: func() error {
 		if crashed.Add(1) == 1 {
@@ -558,6 +570,7 @@ func TestChecklist38CrashAfterCommitThenRetry(t *testing.T) {
 }
 
 func TestChecklist14DedupeKeyIsUnique(t *testing.T) {
+	t.Parallel()
 	db := pgtest.New(t)
 	var def string
 	err := db.DB.QueryRow(`SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'events'::regclass AND conname = 'events_dedupe_key_key'`).Scan(&def)
@@ -597,6 +610,7 @@ func TestChecklist14DedupeKeyIsUnique(t *testing.T) {
 }
 
 func TestChecklist15DuplicateDeliveryAddsNothing(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for i := range 5 {
 		// Every retry has a fresh timestamp and so a fresh signature.
@@ -611,6 +625,7 @@ func TestChecklist15DuplicateDeliveryAddsNothing(t *testing.T) {
 }
 
 func TestChecklist16ConcurrentSameID(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	const senders = 50
 	codes := make([]int, senders)
@@ -644,6 +659,7 @@ func TestChecklist16ConcurrentSameID(t *testing.T) {
 }
 
 func TestChecklist17EvidenceRoundTrip(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	body := orderBody(77, 88)
 	d := signed(t, secretA, "msg_roundtrip", clock, body)
@@ -695,6 +711,7 @@ func TestChecklist17EvidenceRoundTrip(t *testing.T) {
 }
 
 func TestChecklist18AppendOnlyForAppRole(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	if code := r.send(t, signed(t, secretA, "msg_immutable", clock, orderBody(1, 1))); code != http.StatusOK {
 		t.Fatal(code)
@@ -734,6 +751,7 @@ func TestChecklist18AppendOnlyForAppRole(t *testing.T) {
 }
 
 func TestChecklist19UnknownTypesAndShapesStored(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for name, c := range map[string]struct {
 		body     string
@@ -759,6 +777,7 @@ func TestChecklist19UnknownTypesAndShapesStored(t *testing.T) {
 }
 
 func TestChecklist20UnconnectedShopAcknowledged(t *testing.T) {
+	t.Parallel()
 	// No shop is connected in this database at all: the evidence is still
 	// stored and acknowledged. The fetcher's side is in fetcher_test.go.
 	r := newRig(t, rigOptions{})
@@ -775,6 +794,7 @@ func TestChecklist20UnconnectedShopAcknowledged(t *testing.T) {
 }
 
 func TestGroupCommitSharesTransactions(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{committerCfg: ingest.CommitterConfig{Workers: 1}})
 	const senders = 64
 	var wg sync.WaitGroup
@@ -803,6 +823,7 @@ func TestGroupCommitSharesTransactions(t *testing.T) {
 }
 
 func TestRejectionsAreCountedByReason(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, rigOptions{})
 	bad := signed(t, secretB, "msg_wrong_secret", clock, orderBody(1, 1))
 	r.send(t, bad)
