@@ -71,6 +71,8 @@ type HistoryFilter struct {
 
 // StockReader reads stock movements and balances as of an instant.
 type StockReader interface {
+	// VariantShop returns the shop of a variant among shops, or ErrNotFound.
+	VariantShop(ctx context.Context, shops []int64, listingID int64, variantKey string) (int64, error)
 	History(ctx context.Context, f HistoryFilter) ([]Movement, error)
 	VariantStockAt(ctx context.Context, shops []int64, listingID int64, variantKey string, at time.Time) (VariantStock, error)
 	// ShopStockAt pages the shop's variants by (listing_id, variant_key)

@@ -268,6 +268,20 @@ func (s *Store) GetProduct(ctx context.Context, shops []int64, listingID int64) 
 
 // Stock.
 
+// VariantShop returns the shop of a variant among shops, or ErrNotFound.
+func (s *Store) VariantShop(ctx context.Context, shops []int64, listingID int64, variantKey string) (int64, error) {
+	var shop int64
+	err := s.db.QueryRowContext(ctx, `SELECT shop_id FROM product_variants WHERE listing_id = $2 AND variant_key = $3 AND shop_id = ANY($1)`,
+		shops, listingID, variantKey).Scan(&shop)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("variant %d/%s: %w", listingID, variantKey, err)
+	}
+	return shop, nil
+}
+
 // History pages one variant's movements by seq.
 func (s *Store) History(ctx context.Context, f HistoryFilter) ([]Movement, error) {
 	cmp, dir := ">", "ASC"
@@ -321,8 +335,7 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]Movement, error
 
 // VariantStockAt returns a variant's balance as of at: the sum of the
 // movements whose business time is at or before it, which is what a
-// replay of the log up to that instant gives. The zero time means now
-// (and only checks that the variant is the caller's).
+// replay of the log up to that instant gives.
 func (s *Store) VariantStockAt(ctx context.Context, shops []int64, listingID int64, variantKey string, at time.Time) (VariantStock, error) {
 	st := VariantStock{ListingID: listingID, VariantKey: variantKey}
 	var last sql.NullTime
@@ -333,10 +346,10 @@ func (s *Store) VariantStockAt(ctx context.Context, shops []int64, listingID int
 		    SELECT coalesce(sum(sm.delta), 0)::bigint AS quantity, count(*) AS movements, max(sm.occurred_at) AS last
 		    FROM stock_movements sm
 		    WHERE sm.listing_id = pv.listing_id AND sm.variant_key = pv.variant_key
-		      AND ($4::timestamptz IS NULL OR sm.occurred_at <= $4)
+		      AND sm.occurred_at <= $4
 		) m
 		WHERE pv.listing_id = $2 AND pv.variant_key = $3 AND pv.shop_id = ANY($1)`,
-		shops, listingID, variantKey, nullTime(at)).Scan(&st.SKU, &st.Quantity, &st.Movements, &last)
+		shops, listingID, variantKey, at.UTC()).Scan(&st.SKU, &st.Quantity, &st.Movements, &last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, ErrNotFound
 	}
