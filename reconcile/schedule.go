@@ -175,24 +175,60 @@ type runState struct {
 }
 
 func (r *Reconciler) runStates(ctx context.Context, ids []int64) (map[int64]runState, error) {
-	rows, err := r.db.QueryContext(ctx, `
-SELECT shop_id, first_seen_at, last_success_at, last_started_at, receipts_watermark, last_result, last_error, consecutive_failures
-FROM reconcile_state WHERE shop_id = ANY($1)`, ids)
+	infos, err := lastRuns(ctx, r.db, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]runState, len(infos))
+	for id, i := range infos {
+		out[id] = runState{
+			firstSeen: i.FirstSeen, lastSuccess: i.LastSuccess, lastStarted: i.LastStarted, watermark: i.Watermark,
+			lastResult: i.LastResult, lastError: i.LastError, failures: i.Failures,
+		}
+	}
+	return out, nil
+}
+
+// RunInfo is a shop's reconciliation bookkeeping, for operators.
+type RunInfo struct {
+	ShopID      int64
+	FirstSeen   time.Time
+	Watermark   time.Time // zero: sales never reconciled
+	LastStarted time.Time
+	LastSuccess time.Time
+	LastResult  string // ok, failed, reauth_required, not_connected
+	LastError   string
+	Failures    int // consecutive
+}
+
+// LastRuns returns every shop's reconciliation bookkeeping by shop id.
+func LastRuns(ctx context.Context, db *sql.DB) (map[int64]RunInfo, error) {
+	return lastRuns(ctx, db, nil)
+}
+
+func lastRuns(ctx context.Context, db *sql.DB, ids []int64) (map[int64]RunInfo, error) {
+	q := `SELECT shop_id, first_seen_at, last_success_at, last_started_at, receipts_watermark, last_result, last_error, consecutive_failures
+FROM reconcile_state`
+	var args []any
+	if ids != nil {
+		q += ` WHERE shop_id = ANY($1)`
+		args = append(args, ids)
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile state: %w", err)
 	}
 	defer rows.Close()
-	out := map[int64]runState{}
+	out := map[int64]RunInfo{}
 	for rows.Next() {
-		var id int64
-		var s runState
+		var i RunInfo
 		var success, started, wm sql.NullTime
-		if err := rows.Scan(&id, &s.firstSeen, &success, &started, &wm, &s.lastResult, &s.lastError, &s.failures); err != nil {
+		if err := rows.Scan(&i.ShopID, &i.FirstSeen, &success, &started, &wm, &i.LastResult, &i.LastError, &i.Failures); err != nil {
 			return nil, fmt.Errorf("reconcile state: %w", err)
 		}
-		s.firstSeen = s.firstSeen.UTC()
-		s.lastSuccess, s.lastStarted, s.watermark = nullTime(success), nullTime(started), nullTime(wm)
-		out[id] = s
+		i.FirstSeen = i.FirstSeen.UTC()
+		i.LastSuccess, i.LastStarted, i.Watermark = nullTime(success), nullTime(started), nullTime(wm)
+		out[i.ShopID] = i
 	}
 	return out, rows.Err()
 }

@@ -197,6 +197,9 @@ func verifierAAD(hash []byte) []byte {
 }
 
 func (s *Store) savePending(ctx context.Context, state, verifier string, ttl time.Duration) error {
+	if s.keys == nil {
+		return fmt.Errorf("store pending authorization: no token keys configured: %w", ErrKeyring)
+	}
 	hash := stateHash(state)
 	key, sealed, err := s.keys.Seal([]byte(verifier), verifierAAD(hash))
 	if err != nil {
@@ -230,6 +233,9 @@ func (s *Store) takePending(ctx context.Context, state string) (string, error) {
 	}
 	if !s.now().Before(expires) {
 		return "", ErrUnknownState
+	}
+	if s.keys == nil {
+		return "", fmt.Errorf("take pending authorization: no token keys configured: %w", ErrKeyring)
 	}
 	v, err := s.keys.Open(key, sealed, verifierAAD(hash))
 	if err != nil {

@@ -25,6 +25,9 @@ type RotateResult struct {
 // removed from the configuration.
 func (s *Store) RotateKeys(ctx context.Context) (RotateResult, error) {
 	var res RotateResult
+	if s.keys == nil {
+		return res, fmt.Errorf("rotate keys: no token keys configured: %w", ErrKeyring)
+	}
 	cur := s.keys.CurrentID()
 	ids, err := s.idsWhere(ctx, `SELECT shop_id FROM shop_credentials WHERE access_token_key <> $1 OR refresh_token_key <> $1 ORDER BY shop_id`, cur)
 	if err != nil {

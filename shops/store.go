@@ -55,7 +55,10 @@ type Refresher interface {
 type Config struct {
 	DB     *sql.DB
 	Events *eventstore.Store
-	Keys   *Keyring
+	// Keys encrypt and decrypt tokens. Without them the store can still
+	// list and disconnect shops; anything touching a token fails with
+	// ErrKeyring.
+	Keys *Keyring
 	// OAuth refreshes tokens. Without it, token sources fail once the
 	// stored access token expires.
 	OAuth  Refresher
@@ -92,8 +95,8 @@ type Store struct {
 // shopledger_shops{status}, the latter read from the database at scrape
 // time so that every process reports the same numbers.
 func NewStore(cfg Config, reg prometheus.Registerer) (*Store, error) {
-	if cfg.DB == nil || cfg.Events == nil || cfg.Keys == nil {
-		return nil, errors.New("new shop store: database, event store and keyring are required")
+	if cfg.DB == nil || cfg.Events == nil {
+		return nil, errors.New("new shop store: database and event store are required")
 	}
 	s := &Store{
 		db: cfg.DB, es: cfg.Events, keys: cfg.Keys, oauth: cfg.OAuth, log: cfg.Logger,
@@ -371,6 +374,9 @@ func tokenAAD(column string, userID, shopID int64) []byte {
 }
 
 func (s *Store) seal(column string, userID, shopID int64, plaintext string) (sealedValue, error) {
+	if s.keys == nil {
+		return sealedValue{}, fmt.Errorf("encrypt %s: no token keys configured: %w", column, ErrKeyring)
+	}
 	id, b, err := s.keys.Seal([]byte(plaintext), tokenAAD(column, userID, shopID))
 	if err != nil {
 		return sealedValue{}, fmt.Errorf("encrypt %s: %w", column, err)
@@ -379,6 +385,9 @@ func (s *Store) seal(column string, userID, shopID int64, plaintext string) (sea
 }
 
 func (s *Store) open(column string, userID, shopID int64, keyID string, sealed []byte) (string, error) {
+	if s.keys == nil {
+		return "", fmt.Errorf("decrypt %s: no token keys configured: %w", column, ErrKeyring)
+	}
 	b, err := s.keys.Open(keyID, sealed, tokenAAD(column, userID, shopID))
 	if err != nil {
 		return "", fmt.Errorf("decrypt %s: %w", column, err)
