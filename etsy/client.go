@@ -537,11 +537,18 @@ func (c *Client) GetShopReceipts(ctx context.Context, ts TokenSource, shopID int
 		op: "getShopReceipts", method: http.MethodGet,
 		path: "/v3/application/shops/" + id(shopID) + "/receipts", query: q.values(), ts: ts, idempotent: true,
 	}, &out)
-	page := ReceiptsPage{Count: out.Count}
-	for _, w := range out.Results {
-		page.Results = append(page.Results, w.receipt(shopID))
+	if err != nil {
+		return ReceiptsPage{}, err
 	}
-	return page, err
+	page := ReceiptsPage{Count: out.Count, Results: make([]Receipt, 0, len(out.Results))}
+	for _, w := range out.Results {
+		r, err := w.receipt(shopID)
+		if err != nil {
+			return ReceiptsPage{}, fmt.Errorf("etsy getShopReceipts: %w", err)
+		}
+		page.Results = append(page.Results, r)
+	}
+	return page, nil
 }
 
 // GetShopReceipt returns one receipt.
@@ -554,7 +561,11 @@ func (c *Client) GetShopReceipt(ctx context.Context, ts TokenSource, shopID, rec
 	if err != nil {
 		return Receipt{}, err
 	}
-	return w.receipt(shopID), nil
+	r, err := w.receipt(shopID)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("etsy getShopReceipt: %w", err)
+	}
+	return r, nil
 }
 
 // GetShopReceiptTransactionsByReceipt returns a receipt's transactions.
@@ -570,9 +581,13 @@ func (c *Client) GetShopReceiptTransactionsByReceipt(ctx context.Context, ts Tok
 	if err != nil {
 		return nil, err
 	}
+	var mc moneyConv
 	txs := make([]Transaction, 0, len(out.Results))
 	for _, w := range out.Results {
-		txs = append(txs, w.transaction())
+		txs = append(txs, w.transaction(&mc))
+	}
+	if mc.err != nil {
+		return nil, fmt.Errorf("etsy getShopReceiptTransactionsByReceipt: %w", mc.err)
 	}
 	return txs, nil
 }

@@ -111,20 +111,31 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("decode money: %w", err)
 	}
-	amount, err := intFromNumber(w.Amount)
+	v, err := w.money()
 	if err != nil {
-		return fmt.Errorf("decode money amount: %w", err)
-	}
-	divisor, err := intFromNumber(w.Divisor)
-	if err != nil {
-		return fmt.Errorf("decode money divisor: %w", err)
-	}
-	v, err := MoneyFromEtsy(amount, divisor, w.CurrencyCode)
-	if err != nil {
-		return fmt.Errorf("decode money: %w", err)
+		return err
 	}
 	*m = v
 	return nil
+}
+
+func (w wireMoney) money() (Money, error) {
+	if w == (wireMoney{}) {
+		return Money{}, nil
+	}
+	amount, err := intFromNumber(w.Amount)
+	if err != nil {
+		return Money{}, fmt.Errorf("decode money amount: %w", err)
+	}
+	divisor, err := intFromNumber(w.Divisor)
+	if err != nil {
+		return Money{}, fmt.Errorf("decode money divisor: %w", err)
+	}
+	v, err := MoneyFromEtsy(amount, divisor, w.CurrencyCode)
+	if err != nil {
+		return Money{}, fmt.Errorf("decode money: %w", err)
+	}
+	return v, nil
 }
 
 // MarshalJSON encodes Etsy's Money object with the currency's own divisor,

@@ -1,6 +1,7 @@
 package etsy_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -82,7 +83,10 @@ func placeOrders(t *testing.T, e *env, n int, step time.Duration) (canceled int)
 
 func TestAllShopReceiptsBeyondMaxOffset(t *testing.T) {
 	e := newEnv(t, envOptions{sim: etsysim.Options{FreezeClock: true}})
-	ctx := ctxT(t)
+	// About 125 pages of 100 receipts; generous for a loaded machine
+	// running with -race.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	const n = 12500
 	canceled := placeOrders(t, e, n, 37*time.Second)
 

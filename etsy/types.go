@@ -293,6 +293,19 @@ type Refund struct {
 
 // ---- wire format (Etsy JSON) ----
 
+// moneyConv converts the Money objects of one decoded answer, keeping the
+// first error, so wire structs decode in one pass instead of one nested
+// json.Unmarshal per Money.
+type moneyConv struct{ err error }
+
+func (c *moneyConv) of(w wireMoney) Money {
+	m, err := w.money()
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return m
+}
+
 func epoch(n *int64) time.Time {
 	if n == nil || *n == 0 {
 		return time.Time{}
@@ -342,7 +355,7 @@ type wireListing struct {
 	Title                 string         `json:"title"`
 	State                 string         `json:"state"`
 	URL                   string         `json:"url"`
-	Price                 Money          `json:"price"`
+	Price                 wireMoney      `json:"price"`
 	Quantity              int            `json:"quantity"`
 	HasVariations         bool           `json:"has_variations"`
 	SKUs                  []string       `json:"skus"`
@@ -359,16 +372,20 @@ func (l *Listing) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("decode listing: %w", err)
 	}
+	var mc moneyConv
 	*l = Listing{
 		ListingID: w.ListingID, ShopID: w.ShopID, UserID: w.UserID, Title: w.Title,
-		State: w.State, URL: w.URL, Price: w.Price, Quantity: w.Quantity,
+		State: w.State, URL: w.URL, Price: mc.of(w.Price), Quantity: w.Quantity,
 		HasVariations: w.HasVariations, SKUs: w.SKUs,
 		CreatedAt: epoch(w.CreatedTimestamp), UpdatedAt: epoch(w.UpdatedTimestamp),
 		LastModifiedAt: epoch(w.LastModifiedTimestamp), StateChangedAt: epoch(w.StateTimestamp),
 	}
 	if w.Inventory != nil {
-		inv := w.Inventory.inventory()
+		inv := w.Inventory.inventory(&mc)
 		l.Inventory = &inv
+	}
+	if mc.err != nil {
+		return fmt.Errorf("decode listing %d: %w", w.ListingID, mc.err)
 	}
 	return nil
 }
@@ -380,13 +397,13 @@ type wireInventory struct {
 	SKUOnProperty      []int64       `json:"sku_on_property"`
 }
 
-func (w wireInventory) inventory() Inventory {
+func (w wireInventory) inventory(mc *moneyConv) Inventory {
 	inv := Inventory{
 		PriceOnProperty: w.PriceOnProperty, QuantityOnProperty: w.QuantityOnProperty,
 		SKUOnProperty: w.SKUOnProperty,
 	}
 	for _, p := range w.Products {
-		inv.Products = append(inv.Products, p.product())
+		inv.Products = append(inv.Products, p.product(mc))
 	}
 	return inv
 }
@@ -397,7 +414,11 @@ func (inv *Inventory) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("decode inventory: %w", err)
 	}
-	*inv = w.inventory()
+	var mc moneyConv
+	*inv = w.inventory(&mc)
+	if mc.err != nil {
+		return fmt.Errorf("decode inventory: %w", mc.err)
+	}
 	return nil
 }
 
@@ -409,10 +430,13 @@ type wireProduct struct {
 	PropertyValues []wirePropertyValue `json:"property_values"`
 }
 
-func (w wireProduct) product() Product {
+func (w wireProduct) product(mc *moneyConv) Product {
 	p := Product{ProductID: w.ProductID, SKU: deref(w.SKU), IsDeleted: w.IsDeleted}
 	for _, o := range w.Offerings {
-		p.Offerings = append(p.Offerings, Offering(o))
+		p.Offerings = append(p.Offerings, Offering{
+			OfferingID: o.OfferingID, Quantity: o.Quantity, Price: mc.of(o.Price),
+			IsEnabled: o.IsEnabled, IsDeleted: o.IsDeleted,
+		})
 	}
 	for _, pv := range w.PropertyValues {
 		p.PropertyValues = append(p.PropertyValues, pv.value())
@@ -421,11 +445,11 @@ func (w wireProduct) product() Product {
 }
 
 type wireOffering struct {
-	OfferingID int64 `json:"offering_id"`
-	Quantity   int   `json:"quantity"`
-	Price      Money `json:"price"`
-	IsEnabled  bool  `json:"is_enabled"`
-	IsDeleted  bool  `json:"is_deleted"`
+	OfferingID int64     `json:"offering_id"`
+	Quantity   int       `json:"quantity"`
+	Price      wireMoney `json:"price"`
+	IsEnabled  bool      `json:"is_enabled"`
+	IsDeleted  bool      `json:"is_deleted"`
 }
 
 type wirePropertyValue struct {
@@ -468,28 +492,29 @@ type wireReceipt struct {
 	IsGift            bool              `json:"is_gift"`
 	CreatedTimestamp  *int64            `json:"created_timestamp"`
 	UpdatedTimestamp  *int64            `json:"updated_timestamp"`
-	GrandTotal        Money             `json:"grandtotal"`
-	Subtotal          Money             `json:"subtotal"`
-	TotalPrice        Money             `json:"total_price"`
-	TotalShippingCost Money             `json:"total_shipping_cost"`
-	TotalTaxCost      Money             `json:"total_tax_cost"`
-	TotalVATCost      Money             `json:"total_vat_cost"`
-	DiscountAmt       Money             `json:"discount_amt"`
-	GiftWrapPrice     Money             `json:"gift_wrap_price"`
+	GrandTotal        wireMoney         `json:"grandtotal"`
+	Subtotal          wireMoney         `json:"subtotal"`
+	TotalPrice        wireMoney         `json:"total_price"`
+	TotalShippingCost wireMoney         `json:"total_shipping_cost"`
+	TotalTaxCost      wireMoney         `json:"total_tax_cost"`
+	TotalVATCost      wireMoney         `json:"total_vat_cost"`
+	DiscountAmt       wireMoney         `json:"discount_amt"`
+	GiftWrapPrice     wireMoney         `json:"gift_wrap_price"`
 	Shipments         []wireShipment    `json:"shipments"`
 	Transactions      []wireTransaction `json:"transactions"`
 	Refunds           []wireRefund      `json:"refunds"`
 }
 
-func (w wireReceipt) receipt(shopID int64) Receipt {
+func (w wireReceipt) receipt(shopID int64) (Receipt, error) {
+	var mc moneyConv
 	r := Receipt{
 		ReceiptID: w.ReceiptID, ShopID: shopID, ReceiptType: w.ReceiptType,
 		SellerUserID: w.SellerUserID, BuyerUserID: w.BuyerUserID, Status: w.Status,
 		PaymentMethod: w.PaymentMethod, IsPaid: w.IsPaid, IsShipped: w.IsShipped, IsGift: w.IsGift,
 		CreatedAt: epoch(w.CreatedTimestamp), UpdatedAt: epoch(w.UpdatedTimestamp),
-		GrandTotal: w.GrandTotal, Subtotal: w.Subtotal, TotalPrice: w.TotalPrice,
-		TotalShippingCost: w.TotalShippingCost, TotalTaxCost: w.TotalTaxCost,
-		TotalVATCost: w.TotalVATCost, DiscountAmt: w.DiscountAmt, GiftWrapPrice: w.GiftWrapPrice,
+		GrandTotal: mc.of(w.GrandTotal), Subtotal: mc.of(w.Subtotal), TotalPrice: mc.of(w.TotalPrice),
+		TotalShippingCost: mc.of(w.TotalShippingCost), TotalTaxCost: mc.of(w.TotalTaxCost),
+		TotalVATCost: mc.of(w.TotalVATCost), DiscountAmt: mc.of(w.DiscountAmt), GiftWrapPrice: mc.of(w.GiftWrapPrice),
 		Buyer: BuyerDetails{
 			Name: w.Name, Email: deref(w.BuyerEmail), PaymentEmail: w.PaymentEmail,
 			FirstLine: w.FirstLine, SecondLine: deref(w.SecondLine), City: w.City,
@@ -499,7 +524,7 @@ func (w wireReceipt) receipt(shopID int64) Receipt {
 		},
 	}
 	for _, t := range w.Transactions {
-		r.Transactions = append(r.Transactions, t.transaction())
+		r.Transactions = append(r.Transactions, t.transaction(&mc))
 	}
 	for _, s := range w.Shipments {
 		r.Shipments = append(r.Shipments, Shipment{
@@ -509,11 +534,14 @@ func (w wireReceipt) receipt(shopID int64) Receipt {
 	}
 	for _, f := range w.Refunds {
 		r.Refunds = append(r.Refunds, Refund{
-			Amount: f.Amount, CreatedAt: epoch(f.CreatedTimestamp), Reason: deref(f.Reason),
+			Amount: mc.of(f.Amount), CreatedAt: epoch(f.CreatedTimestamp), Reason: deref(f.Reason),
 			NoteFromIssuer: deref(f.NoteFromIssuer), Status: deref(f.Status),
 		})
 	}
-	return r
+	if mc.err != nil {
+		return Receipt{}, fmt.Errorf("decode receipt %d: %w", w.ReceiptID, mc.err)
+	}
+	return r, nil
 }
 
 type wireShipment struct {
@@ -524,11 +552,11 @@ type wireShipment struct {
 }
 
 type wireRefund struct {
-	Amount           Money   `json:"amount"`
-	CreatedTimestamp *int64  `json:"created_timestamp"`
-	Reason           *string `json:"reason"`
-	NoteFromIssuer   *string `json:"note_from_issuer"`
-	Status           *string `json:"status"`
+	Amount           wireMoney `json:"amount"`
+	CreatedTimestamp *int64    `json:"created_timestamp"`
+	Reason           *string   `json:"reason"`
+	NoteFromIssuer   *string   `json:"note_from_issuer"`
+	Status           *string   `json:"status"`
 }
 
 type wireTransaction struct {
@@ -539,8 +567,8 @@ type wireTransaction struct {
 	ProductID        *int64              `json:"product_id"`
 	SKU              *string             `json:"sku"`
 	Quantity         int                 `json:"quantity"`
-	Price            Money               `json:"price"`
-	ShippingCost     Money               `json:"shipping_cost"`
+	Price            wireMoney           `json:"price"`
+	ShippingCost     wireMoney           `json:"shipping_cost"`
 	Variations       []wireVariation     `json:"variations"`
 	ProductData      []wirePropertyValue `json:"product_data"`
 	TransactionType  string              `json:"transaction_type"`
@@ -550,11 +578,11 @@ type wireTransaction struct {
 	ShippedTimestamp *int64              `json:"shipped_timestamp"`
 }
 
-func (w wireTransaction) transaction() Transaction {
+func (w wireTransaction) transaction(mc *moneyConv) Transaction {
 	t := Transaction{
 		TransactionID: w.TransactionID, ReceiptID: w.ReceiptID, ListingID: deref(w.ListingID),
 		ProductID: deref(w.ProductID), SKU: deref(w.SKU), Title: deref(w.Title),
-		Quantity: w.Quantity, Price: w.Price, ShippingCost: w.ShippingCost,
+		Quantity: w.Quantity, Price: mc.of(w.Price), ShippingCost: mc.of(w.ShippingCost),
 		TransactionType: w.TransactionType, IsDigital: w.IsDigital,
 		CreatedAt: epoch(w.CreatedTimestamp), PaidAt: epoch(w.PaidTimestamp),
 		ShippedAt: epoch(w.ShippedTimestamp),

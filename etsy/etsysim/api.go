@@ -740,11 +740,24 @@ func (s *Sim) getShopReceipts(w http.ResponseWriter, r *http.Request, a apiReq) 
 	default:
 		s.sortReceipts(rs, q)
 	}
-	out := page[wireReceipt]{Count: len(rs), Results: []wireReceipt{}}
-	for _, rc := range window(rs, q.offset, q.limit) {
-		out.Results = append(out.Results, s.wireReceiptLocked(rc))
+	var b bytes.Buffer
+	b.WriteString(`{"count":` + strconv.Itoa(len(rs)) + `,"results":[`)
+	for i, rc := range window(rs, q.offset, q.limit) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(s.receiptJSONLocked(rc))
 	}
-	writeJSON(w, http.StatusOK, out)
+	b.WriteString("]}")
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b.Bytes())
+}
+
+func (s *Sim) receiptJSONLocked(rc *receipt) []byte {
+	if rc.cached == nil {
+		rc.cached, _ = json.Marshal(s.wireReceiptLocked(rc))
+	}
+	return rc.cached
 }
 
 func (s *Sim) sortReceipts(rs []*receipt, q receiptQuery) {
@@ -787,7 +800,8 @@ func (s *Sim) shopReceiptLocked(w http.ResponseWriter, r *http.Request, a apiReq
 
 func (s *Sim) getShopReceipt(w http.ResponseWriter, r *http.Request, a apiReq) {
 	if rc := s.shopReceiptLocked(w, r, a); rc != nil {
-		writeJSON(w, http.StatusOK, s.wireReceiptLocked(rc))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(s.receiptJSONLocked(rc))
 	}
 }
 

@@ -29,6 +29,9 @@ type receipt struct {
 	txs         []*transaction
 	buyer       buyer
 	paymentType string
+	// cached is the receipt's JSON, kept because pollers read the same
+	// receipts again and again; every change clears it.
+	cached []byte
 }
 
 type buyer struct {
@@ -192,6 +195,7 @@ func (s *Sim) cancelLocked(r *receipt, restock bool, now time.Time) error {
 	r.canceled = true
 	r.status = etsy.ReceiptCanceled
 	r.updated = now
+	r.cached = nil
 	if owed := r.grandtotal() - r.refunded(); owed > 0 {
 		r.refunds = append(r.refunds, refund{amount: owed, created: now, reason: "Order canceled"})
 	}
@@ -233,6 +237,7 @@ func (s *Sim) shipLocked(r *receipt, carrier, tracking string, now time.Time) er
 	r.shipped = true
 	r.status = etsy.ReceiptCompleted
 	r.updated = now
+	r.cached = nil
 	for _, tx := range r.txs {
 		if tx.shipped.IsZero() {
 			tx.shipped = now
@@ -251,6 +256,7 @@ func (s *Sim) deliverLocked(r *receipt, now time.Time) error {
 	}
 	r.delivered = true
 	r.updated = now
+	r.cached = nil
 	s.emitLocked(etsy.EventOrderDelivered, r.shopID, s.receiptURL(r.shopID, r.id))
 	return nil
 }
@@ -262,6 +268,7 @@ func (s *Sim) refundLocked(r *receipt, amount int64, reason string, now time.Tim
 	}
 	r.refunds = append(r.refunds, refund{amount: amount, created: now, reason: reason})
 	r.updated = now
+	r.cached = nil
 	if !r.canceled {
 		if r.refunded() == r.grandtotal() {
 			r.status = etsy.ReceiptFullyRefunded
