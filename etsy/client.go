@@ -257,12 +257,14 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 			if wait <= 0 {
 				wait = c.backoff(retries + 1)
 			}
+			// Every caller of the key holds back, whether or not this
+			// one waits for its retry.
+			c.limiter.pause(min(wait, c.maxRA))
 			if wait > c.maxRA || retries >= c.retries {
 				return apiErr
 			}
 			retries++
 			c.log.WarnContext(ctx, "etsy rate limited, waiting", "endpoint", cl.op, "retry_after", wait, "reason", apiErr.Code)
-			c.limiter.pause(wait)
 			continue
 		case resp.StatusCode >= 500 && cl.idempotent && retries < c.retries:
 			retries++
