@@ -247,6 +247,9 @@ func (f *Fetcher) follow(ctx context.Context, rec events.Record, ev events.Webho
 	if err != nil {
 		return 0, fmt.Errorf("token for shop %d: %w", ev.ShopID, err)
 	}
+	if f.api == nil {
+		return 0, fmt.Errorf("shop %d: no Etsy app key configured: %w", ev.ShopID, ErrShopNotConnected)
+	}
 	cause := WebhookCause(rec)
 	var attempts int
 	switch kind {

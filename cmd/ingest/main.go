@@ -3,12 +3,26 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"path"
+	"strings"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/service"
 )
 
@@ -24,6 +38,24 @@ type config struct {
 	DatabaseURL string
 	Addr        string
 	LogLevel    string
+	DBMaxConns  int64
+
+	// WebhookSecrets are the endpoint's whsec_ secrets, current first.
+	WebhookSecrets []string
+	CommitMaxBatch int64
+	CommitWorkers  int64
+
+	FetcherEnabled   bool
+	EtsyAPIURL       string
+	EtsyAllowedHosts []string
+	EtsyAllowHTTP    bool
+	EtsyKeyString    string
+	EtsySharedSecret string
+	EtsyQPS          int64
+	EtsyQPD          int64
+	FetchAttempts    int64
+	FetchBackoff     time.Duration
+	SettleWindow     time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -32,11 +64,92 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DatabaseURL: env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
 		Addr:        env.String("SHOPLEDGER_INGEST_ADDR", "127.0.0.1:8081"),
 		LogLevel:    env.String("SHOPLEDGER_LOG_LEVEL", "info"),
+		DBMaxConns:  env.Int("SHOPLEDGER_INGEST_DB_MAX_CONNS", 20),
+
+		WebhookSecrets: env.List("SHOPLEDGER_WEBHOOK_SECRETS", nil),
+		CommitMaxBatch: env.Int("SHOPLEDGER_WEBHOOK_MAX_BATCH", 256),
+		CommitWorkers:  env.Int("SHOPLEDGER_WEBHOOK_COMMITTERS", 2),
+
+		FetcherEnabled:   env.Bool("SHOPLEDGER_FETCHER_ENABLED", true),
+		EtsyAPIURL:       env.String("SHOPLEDGER_ETSY_API_URL", etsy.DefaultBaseURL),
+		EtsyAllowedHosts: env.List("SHOPLEDGER_ETSY_ALLOWED_HOSTS", []string{"openapi.etsy.com", "api.etsy.com"}),
+		EtsyAllowHTTP:    env.Bool("SHOPLEDGER_ETSY_ALLOW_HTTP", false),
+		EtsyKeyString:    env.String("SHOPLEDGER_ETSY_KEYSTRING", ""),
+		EtsySharedSecret: env.String("SHOPLEDGER_ETSY_SHARED_SECRET", ""),
+		EtsyQPS:          env.Int("SHOPLEDGER_ETSY_QPS", etsy.DefaultQPS),
+		EtsyQPD:          env.Int("SHOPLEDGER_ETSY_QPD", etsy.DefaultQPD),
+		FetchAttempts:    env.Int("SHOPLEDGER_FETCH_ATTEMPTS", 3),
+		FetchBackoff:     env.Duration("SHOPLEDGER_FETCH_BACKOFF", time.Second),
+		SettleWindow:     env.Duration("SHOPLEDGER_FETCH_SETTLE_WINDOW", 30*time.Minute),
+	}
+	for i, s := range c.WebhookSecrets {
+		if _, err := etsy.ParseSecret(s); err != nil {
+			// Never echo the value: it is a secret.
+			env.Fail("SHOPLEDGER_WEBHOOK_SECRETS: secret %d is not a whsec_<base64> secret", i+1)
+		}
+	}
+	if c.CommitMaxBatch < 1 || c.CommitWorkers < 1 || c.DBMaxConns < 2 {
+		env.Fail("SHOPLEDGER_WEBHOOK_MAX_BATCH and SHOPLEDGER_WEBHOOK_COMMITTERS must be at least 1, SHOPLEDGER_INGEST_DB_MAX_CONNS at least 2")
+	}
+	if c.FetcherEnabled {
+		if len(c.EtsyAllowedHosts) == 0 {
+			env.Fail("SHOPLEDGER_ETSY_ALLOWED_HOSTS: at least one host is required")
+		}
+		if c.FetchAttempts < 1 {
+			env.Fail("SHOPLEDGER_FETCH_ATTEMPTS must be at least 1")
+		}
+		if (c.EtsyKeyString == "") != (c.EtsySharedSecret == "") {
+			env.Fail("SHOPLEDGER_ETSY_KEYSTRING and SHOPLEDGER_ETSY_SHARED_SECRET are set together or not at all")
+		}
+		if u, err := url.Parse(c.EtsyAPIURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			env.Fail("SHOPLEDGER_ETSY_API_URL: %q is not an http(s) URL", c.EtsyAPIURL)
+		}
+		if c.EtsyQPS < 1 || c.EtsyQPD < 1 {
+			env.Fail("SHOPLEDGER_ETSY_QPS and SHOPLEDGER_ETSY_QPD must be at least 1")
+		}
 	}
 	return c, env.Err()
 }
 
+// logValue is the configuration as it may be logged: secrets masked.
+func (c config) logValue() slog.Value {
+	masked := make([]string, len(c.WebhookSecrets))
+	for i, s := range c.WebhookSecrets {
+		masked[i] = service.Mask(s)
+	}
+	return slog.GroupValue(
+		slog.String("database", service.RedactURL(c.DatabaseURL)),
+		slog.String("addr", c.Addr),
+		slog.Any("webhook_secrets", masked),
+		slog.Int64("webhook_max_batch", c.CommitMaxBatch),
+		slog.Int64("webhook_committers", c.CommitWorkers),
+		slog.Bool("fetcher_enabled", c.FetcherEnabled),
+		slog.String("etsy_api_url", service.RedactURL(c.EtsyAPIURL)),
+		slog.Any("etsy_allowed_hosts", c.EtsyAllowedHosts),
+		slog.Bool("etsy_allow_http", c.EtsyAllowHTTP),
+		slog.String("etsy_keystring", service.Mask(c.EtsyKeyString)),
+		slog.String("etsy_shared_secret", service.Mask(c.EtsySharedSecret)),
+		slog.Int64("etsy_qps", c.EtsyQPS),
+		slog.Int64("etsy_qpd", c.EtsyQPD),
+		slog.Int64("fetch_attempts", c.FetchAttempts),
+		slog.Duration("fetch_backoff", c.FetchBackoff),
+		slog.Duration("fetch_settle_window", c.SettleWindow),
+	)
+}
+
+// noShopsConnected is the TokenSources until the credentials store (issue
+// 5) is wired in: no shop has a token, so every webhook is stored and then
+// recorded as fetch_failed without calling Etsy.
+type noShopsConnected struct{}
+
+func (noShopsConnected) ForShop(_ context.Context, shopID int64) (etsy.TokenSource, error) {
+	return nil, fmt.Errorf("shop %d: no credentials store configured: %w", shopID, ingest.ErrShopNotConnected)
+}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unknown argument %q: ingest takes its settings from SHOPLEDGER_* variables", args[0])
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -45,9 +158,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "ingest")
-	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr)
+	logger.Info("starting", "config", cfg.logValue())
+	return serve(ctx, cfg, deps{Tokens: noShopsConnected{}}, stdout, logger)
+}
 
-	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, 20, logger)
+// deps is what serve takes from outside its own configuration: the
+// credentials store plugs in here.
+type deps struct {
+	// Tokens gives the fetcher each connected shop's token.
+	Tokens ingest.TokenSources
+	// Limiter is the app key's one Etsy rate limiter, when another part
+	// of the process (reconciliation) already made it; nil makes one.
+	Limiter *etsy.Limiter
+}
+
+// serve runs the ingest process until ctx ends.
+func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *slog.Logger) error {
+	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), logger)
 	if err != nil {
 		return err
 	}
@@ -58,5 +185,123 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ready := &service.Readiness{}
 	ready.Add("database", db.PingContext)
 	mux := service.OpsMux(reg, ready)
-	return service.Serve(ctx, cfg.Addr, mux, "ingest", stdout, logger)
+	store := eventstore.New(db)
+
+	committer, err := ingest.NewCommitter(store, ingest.CommitterConfig{
+		MaxBatch: int(cfg.CommitMaxBatch), Workers: int(cfg.CommitWorkers), Logger: logger,
+	}, reg)
+	if err != nil {
+		return err
+	}
+	// Closed after the HTTP server has drained: requests wait on it.
+	defer committer.Close()
+	var webhooks http.Handler
+	if len(cfg.WebhookSecrets) == 0 {
+		logger.Warn("SHOPLEDGER_WEBHOOK_SECRETS is unset: webhooks are answered 503 until it is set")
+		ready.Add("webhooks", func(context.Context) error { return errors.New("SHOPLEDGER_WEBHOOK_SECRETS is unset") })
+		webhooks = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			// 503, not 4xx: Etsy keeps retrying while the operator fixes it.
+			http.Error(w, "webhook signing secrets are not configured", http.StatusServiceUnavailable)
+		})
+	} else if webhooks, err = ingest.NewWebhookHandler(committer, ingest.WebhookConfig{Secrets: cfg.WebhookSecrets, Logger: logger}, reg); err != nil {
+		return err
+	}
+
+	translator, err := ingest.NewTranslator(store, nil, reg)
+	if err != nil {
+		return err
+	}
+	bg, stopBackground := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	defer func() {
+		stopBackground()
+		background.Wait()
+	}()
+	if cfg.FetcherEnabled {
+		stopFetcher, err := startFetcher(bg, cfg, store, translator, d, reg, logger, &background)
+		if err != nil {
+			return err
+		}
+		defer stopFetcher()
+	} else {
+		logger.Warn("fetcher disabled: webhooks are stored but not followed")
+	}
+
+	return service.Serve(ctx, cfg.Addr, routes(webhooks, mux), "ingest", stdout, logger)
+}
+
+// startFetcher runs the fetcher's consumer group until ctx ends. Without
+// an Etsy app key it still runs: no shop can be fetched then, so evidence
+// is parked as fetch_failed.
+func startFetcher(ctx context.Context, cfg config, store *eventstore.Store, translator *ingest.Translator, d deps,
+	reg prometheus.Registerer, logger *slog.Logger, wg *sync.WaitGroup) (func(), error) {
+	var api ingest.EtsyAPI
+	if cfg.EtsyKeyString != "" {
+		limiter := d.Limiter
+		if limiter == nil {
+			var err error
+			// One limiter for the app key: reconciliation must share it.
+			if limiter, err = etsy.NewLimiter(etsy.LimiterConfig{QPS: int(cfg.EtsyQPS), QPD: int(cfg.EtsyQPD)}, reg); err != nil {
+				return nil, err
+			}
+		}
+		client, err := etsy.NewClient(etsy.Config{
+			BaseURL: cfg.EtsyAPIURL, KeyString: cfg.EtsyKeyString, SharedSecret: cfg.EtsySharedSecret,
+			// Never follows redirects (webhook-checklist 29).
+			HTTPClient: ingest.EtsyHTTPClient(30 * time.Second), Limiter: limiter, Logger: logger,
+			// The fetcher retries whole fetches with its own backoff.
+			MaxRetries: 1,
+		}, reg)
+		if err != nil {
+			return nil, err
+		}
+		api = client
+	}
+	fetcher, err := ingest.NewFetcher(store, api, d.Tokens, translator, ingest.FetcherConfig{
+		Policy:      ingest.URLPolicy{Hosts: cfg.EtsyAllowedHosts, AllowHTTP: cfg.EtsyAllowHTTP},
+		MaxAttempts: int(cfg.FetchAttempts), Backoff: cfg.FetchBackoff, SettleWindow: cfg.SettleWindow,
+		Logger: logger,
+	}, reg)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := eventstore.NewSubscriber(store.DB(), eventstore.SubscriberConfig{
+		ConsumerGroup: ingest.FetcherGroup, BatchSize: 50, PollInterval: 200 * time.Millisecond,
+		// Long enough for the slowest fetch: retries plus a settle at
+		// Etsy's default 10 requests a second.
+		AckDeadline: 5 * time.Minute,
+	}, watermill.NewSlogLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := fetcher.Run(ctx, sub); err != nil {
+			logger.Error("fetcher stopped", "err", err)
+		}
+	}()
+	return func() {
+		if err := sub.Close(); err != nil {
+			logger.Warn("close fetcher subscriber", "err", err)
+		}
+	}, nil
+}
+
+// routes serves the webhook endpoint and the ops endpoints. It never
+// answers with a redirect: Etsy counts a 3xx as a failed delivery, and
+// http.ServeMux would redirect unclean paths, so those get 404 instead.
+func routes(webhooks http.Handler, ops http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == ingest.WebhookPath {
+			webhooks.ServeHTTP(w, r)
+			return
+		}
+		if p == "" || p[0] != '/' || path.Clean(p) != p || strings.Contains(r.URL.RawPath, "%2") || r.Method == http.MethodConnect {
+			http.NotFound(w, r)
+			return
+		}
+		ops.ServeHTTP(w, r)
+	})
 }
