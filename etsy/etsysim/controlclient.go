@@ -217,6 +217,14 @@ func (c *Control) Webhooks(ctx context.Context) ([]WebhookEndpoint, error) {
 	return out, c.do(ctx, http.MethodGet, "/_sim/webhooks", nil, nil, &out)
 }
 
+// RotateWebhookSecret gives an endpoint a new secret; keepPrevious signs
+// with both until the next rotation.
+func (c *Control) RotateWebhookSecret(ctx context.Context, id, secret string, keepPrevious bool) (WebhookEndpoint, error) {
+	var out WebhookEndpoint
+	return out, c.do(ctx, http.MethodPost, "/_sim/webhooks/"+url.PathEscape(id)+"/rotate", nil,
+		map[string]any{"secret": secret, "keep_previous": keepPrevious}, &out)
+}
+
 // RemoveWebhook deletes an endpoint.
 func (c *Control) RemoveWebhook(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/_sim/webhooks/"+url.PathEscape(id), nil, nil, nil)

@@ -291,6 +291,16 @@ func (s *Sim) routeControl() {
 		}
 		return s.AddWebhook(spec)
 	})
+	handle("POST /_sim/webhooks/{id}/rotate", func(r *http.Request) (any, error) {
+		var body struct {
+			Secret       string `json:"secret"`
+			KeepPrevious bool   `json:"keep_previous"`
+		}
+		if err := decodeBody(r, &body); err != nil {
+			return nil, err
+		}
+		return s.RotateWebhookSecret(r.PathValue("id"), body.Secret, body.KeepPrevious)
+	})
 	handle("DELETE /_sim/webhooks/{id}", func(r *http.Request) (any, error) {
 		return nil, s.RemoveWebhook(r.PathValue("id"))
 	})

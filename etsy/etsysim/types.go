@@ -174,6 +174,9 @@ type WebhookEndpoint struct {
 	EventTypes []string `json:"event_types,omitempty"`
 	ShopIDs    []int64  `json:"shop_ids,omitempty"`
 	Disabled   bool     `json:"disabled"`
+	// PreviousSecret, while set, signs every delivery too, as a sender
+	// does during secret rotation.
+	PreviousSecret string `json:"previous_secret,omitempty"`
 }
 
 // Delivery states.

@@ -332,3 +332,41 @@ func TestWebhookSpecValidation(t *testing.T) {
 		t.Error("drop fraction 1.5 accepted")
 	}
 }
+
+func TestWebhookSecretRotation(t *testing.T) {
+	w := newWorld(t, etsysim.Options{})
+	hook := newReceiver(t)
+	ep, _ := w.sim.AddWebhook(etsysim.WebhookSpec{URL: hook.srv.URL})
+	old := ep.Secret
+	rotated, err := w.sim.RotateWebhookSecret(ep.ID, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.sim.CreateListing(w.shop.ShopID, etsysim.ListingSpec{Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sim.WaitDeliveries(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	g := hook.all()[0]
+	// During rotation both a receiver with only the old secret and one
+	// with only the new one accept the delivery.
+	for _, secrets := range [][]string{{old}, {rotated.Secret}} {
+		if err := etsy.Verify(g.header, g.body, secrets, w.sim.Now()); err != nil {
+			t.Errorf("verify with %d secret(s): %v (header %q)", len(secrets), err, g.header.Get("webhook-signature"))
+		}
+	}
+	if _, err := w.sim.RotateWebhookSecret(ep.ID, "", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.sim.CreateListing(w.shop.ShopID, etsysim.ListingSpec{Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sim.WaitDeliveries(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	g = hook.all()[1]
+	if err := etsy.Verify(g.header, g.body, []string{old, rotated.Secret}, w.sim.Now()); err == nil {
+		t.Error("a secret rotated away still verifies")
+	}
+}

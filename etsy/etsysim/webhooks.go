@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,6 +90,33 @@ func (s *Sim) AddWebhook(spec WebhookSpec) (WebhookEndpoint, error) {
 		EventTypes: slices.Clone(spec.EventTypes), ShopIDs: slices.Clone(spec.ShopIDs),
 	}}
 	s.hooks.endpoints = append(s.hooks.endpoints, ep)
+	return ep.WebhookEndpoint, nil
+}
+
+// RotateWebhookSecret gives an endpoint a new secret (generated when
+// secret is empty). With keepPrevious the old secret keeps signing too —
+// the header then carries two v1 signatures — until the next rotation.
+func (s *Sim) RotateWebhookSecret(id, secret string, keepPrevious bool) (WebhookEndpoint, error) {
+	if secret == "" {
+		var err error
+		if secret, err = etsy.NewSecret(); err != nil {
+			return WebhookEndpoint{}, fmt.Errorf("rotate webhook secret: %w", err)
+		}
+	} else if _, err := etsy.ParseSecret(secret); err != nil {
+		return WebhookEndpoint{}, fmt.Errorf("rotate webhook secret: %w: %w", err, ErrInvalid)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.hooks.endpoints, func(ep *endpoint) bool { return ep.ID == id })
+	if i < 0 {
+		return WebhookEndpoint{}, fmt.Errorf("rotate webhook secret %q: %w", id, ErrNotFound)
+	}
+	ep := s.hooks.endpoints[i]
+	ep.PreviousSecret = ""
+	if keepPrevious {
+		ep.PreviousSecret = ep.Secret
+	}
+	ep.Secret = secret
 	return ep.WebhookEndpoint, nil
 }
 
@@ -243,7 +271,10 @@ func (s *Sim) deliveryLoop(ctx context.Context) {
 			}
 			if pick != nil {
 				ep.busy, pick.inflight = true, true
-				req := attemptReq{m: pick, url: ep.URL, secret: ep.Secret, id: pick.d.MessageID, body: []byte(pick.d.Body)}
+				req := attemptReq{m: pick, url: ep.URL, secrets: []string{ep.Secret}, id: pick.d.MessageID, body: []byte(pick.d.Body)}
+				if ep.PreviousSecret != "" {
+					req.secrets = append(req.secrets, ep.PreviousSecret)
+				}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -276,11 +307,11 @@ func (s *Sim) deliveryLoop(ctx context.Context) {
 }
 
 type attemptReq struct {
-	m      *message
-	url    string
-	secret string
-	id     string
-	body   []byte
+	m       *message
+	url     string
+	secrets []string // each signs; the header lists every signature
+	id      string
+	body    []byte
 }
 
 // attempt POSTs one message as Etsy does: webhook-id fixed across
@@ -288,7 +319,15 @@ type attemptReq struct {
 func (s *Sim) attempt(ctx context.Context, a attemptReq) {
 	sent := s.clock.now()
 	status, errText := 0, ""
-	sig, err := etsy.Sign(a.secret, a.id, sent, a.body)
+	var sigs []string
+	var err error
+	for _, sec := range a.secrets {
+		var sig string
+		if sig, err = etsy.Sign(sec, a.id, sent, a.body); err != nil {
+			break
+		}
+		sigs = append(sigs, sig)
+	}
 	if err == nil {
 		actx, cancel := context.WithTimeout(ctx, s.opts.WebhookTimeout)
 		var req *http.Request
@@ -298,7 +337,7 @@ func (s *Sim) attempt(ctx context.Context, a attemptReq) {
 			req.Header.Set("User-Agent", "Svix-Webhooks/1.0 (etsysim)")
 			req.Header.Set(etsy.HeaderWebhookID, a.id)
 			req.Header.Set(etsy.HeaderWebhookTimestamp, strconv.FormatInt(sent.Unix(), 10))
-			req.Header.Set(etsy.HeaderWebhookSignature, sig)
+			req.Header.Set(etsy.HeaderWebhookSignature, strings.Join(sigs, " "))
 			var resp *http.Response
 			resp, err = s.opts.HTTPClient.Do(req)
 			if err == nil {
