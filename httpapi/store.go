@@ -282,26 +282,58 @@ func (s *Store) VariantShop(ctx context.Context, shops []int64, listingID int64,
 	return shop, nil
 }
 
+// where collects conditions and their arguments. Queries are built with
+// only the conditions a request uses: a catch-all "$n IS NULL OR col > $n"
+// defeats the index once PostgreSQL switches to a generic plan.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return fmt.Sprintf("$%d", len(w.args))
+}
+
+func (w *where) add(format string, args ...any) {
+	refs := make([]any, len(args))
+	for i, a := range args {
+		refs[i] = w.arg(a)
+	}
+	w.conds = append(w.conds, fmt.Sprintf(format, refs...))
+}
+
+func (w *where) sql() string { return strings.Join(w.conds, " AND ") }
+
 // History pages one variant's movements by seq.
 func (s *Store) History(ctx context.Context, f HistoryFilter) ([]Movement, error) {
-	cmp, dir := ">", "ASC"
-	after := any(f.AfterSeq)
+	var w where
+	w.add("listing_id = %s", f.ListingID)
+	w.add("variant_key = %s", f.VariantKey)
+	w.add("shop_id = ANY(%s)", f.Shops)
+	if !f.From.IsZero() {
+		w.add("occurred_at >= %s", f.From.UTC())
+	}
+	if !f.To.IsZero() {
+		w.add("occurred_at < %s", f.To.UTC())
+	}
+	dir := "ASC"
+	switch {
+	case f.Desc && f.AfterSeq > 0:
+		w.add("seq < %s", f.AfterSeq)
+	case !f.Desc && f.AfterSeq > 0:
+		w.add("seq > %s", f.AfterSeq)
+	}
 	if f.Desc {
-		cmp, dir = "<", "DESC"
-		if f.AfterSeq == 0 {
-			after = nil
-		}
+		dir = "DESC"
 	}
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT seq, occurred_at, recorded_at, delta, balance, reason, cause, receipt_id, transaction_id, webhook_id,
 		       coalesce(actor, ''), event_id
 		FROM stock_movements
-		WHERE listing_id = $2 AND variant_key = $3 AND shop_id = ANY($1)
-		  AND ($4::timestamptz IS NULL OR occurred_at >= $4)
-		  AND ($5::timestamptz IS NULL OR occurred_at < $5)
-		  AND ($6::bigint IS NULL OR seq `+cmp+` $6)
+		WHERE `+w.sql()+`
 		ORDER BY seq `+dir+`
-		LIMIT $7`, f.Shops, f.ListingID, f.VariantKey, nullTime(f.From), nullTime(f.To), after, f.Limit)
+		LIMIT `+w.arg(f.Limit), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("stock history: %w", err)
 	}
@@ -418,19 +450,26 @@ func scanSale(row interface{ Scan(...any) error }) (Sale, error) {
 // ListSales pages recorded sales newest first. Receipts known only from
 // status facts (not yet recorded) have no totals and are left out.
 func (s *Store) ListSales(ctx context.Context, f SaleFilter) ([]Sale, error) {
-	var afterAt, afterID any
-	if f.After != nil {
-		afterAt, afterID = f.After.CreatedAt.UTC(), f.After.ReceiptID
+	var w where
+	w.add("shop_id = ANY(%s)", f.Shops)
+	w.conds = append(w.conds, "recorded")
+	if f.ShopID != 0 {
+		w.add("shop_id = %s", f.ShopID)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+saleColumns+` FROM sales
-		WHERE shop_id = ANY($1) AND recorded
-		  AND ($2::bigint = 0 OR shop_id = $2)
-		  AND ($3::text = '' OR status = $3)
-		  AND ($4::timestamptz IS NULL OR created_at >= $4)
-		  AND ($5::timestamptz IS NULL OR created_at < $5)
-		  AND ($6::timestamptz IS NULL OR (created_at, receipt_id) < ($6, $7::bigint))
-		ORDER BY created_at DESC, receipt_id DESC
-		LIMIT $8`, f.Shops, f.ShopID, f.Status, nullTime(f.From), nullTime(f.To), afterAt, afterID, f.Limit)
+	if f.Status != "" {
+		w.add("status = %s", f.Status)
+	}
+	if !f.From.IsZero() {
+		w.add("created_at >= %s", f.From.UTC())
+	}
+	if !f.To.IsZero() {
+		w.add("created_at < %s", f.To.UTC())
+	}
+	if f.After != nil {
+		w.add("(created_at, receipt_id) < (%s, %s)", f.After.CreatedAt.UTC(), f.After.ReceiptID)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+saleColumns+` FROM sales WHERE `+w.sql()+`
+		ORDER BY created_at DESC, receipt_id DESC LIMIT `+w.arg(f.Limit), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list sales: %w", err)
 	}
