@@ -147,6 +147,9 @@ func (noShopsConnected) ForShop(_ context.Context, shopID int64) (etsy.TokenSour
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "reconcile" { // the one-shot pass, reconcile.go
+		return runReconcile(ctx, args[1:], getenv, stdout)
+	}
 	if len(args) > 0 {
 		return fmt.Errorf("unknown argument %q: ingest takes its settings from SHOPLEDGER_* variables", args[0])
 	}
@@ -159,7 +162,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "ingest")
 	logger.Info("starting", "config", cfg.logValue())
-	return serve(ctx, cfg, deps{Tokens: noShopsConnected{}}, stdout, logger)
+	// Shop connections and reconciliation (shops.go).
+	shopsEnv := service.NewEnv(getenv)
+	shopsCfg := loadShopsConfig(shopsEnv, cfg.Addr)
+	if err := shopsEnv.Err(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return serve(ctx, cfg, deps{Tokens: noShopsConnected{}, Shops: shopsCfg}, stdout, logger)
 }
 
 // deps is what serve takes from outside its own configuration: the
@@ -170,6 +179,8 @@ type deps struct {
 	// Limiter is the app key's one Etsy rate limiter, when another part
 	// of the process (reconciliation) already made it; nil makes one.
 	Limiter *etsy.Limiter
+	// Shops configures shop connections and reconciliation (shops.go).
+	Shops shopsConfig
 }
 
 // serve runs the ingest process until ctx ends.
@@ -217,6 +228,28 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 		stopBackground()
 		background.Wait()
 	}()
+	// Shop connections and reconciliation (shops.go): the token store
+	// becomes the fetcher's, and both draw on one limiter.
+	if d.Shops.enabled() {
+		logger.Info("shop connections", d.Shops.logAttrs()...)
+		sw, err := wireShops(d.Shops, db, d.Limiter, translator, reg, logger)
+		if err != nil {
+			return err
+		}
+		if err := sw.mount(mux); err != nil {
+			return err
+		}
+		d.Tokens, d.Limiter = sw.store, sw.limiter
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			if err := sw.schedule(bg); err != nil {
+				logger.Error("reconciliation stopped", "err", err)
+			}
+		}()
+	} else {
+		logger.Warn("shop connections and reconciliation are off: SHOPLEDGER_TOKEN_KEYS is unset")
+	}
 	if cfg.FetcherEnabled {
 		stopFetcher, err := startFetcher(bg, cfg, store, translator, d, reg, logger, &background)
 		if err != nil {

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/shops"
+)
+
+// A seller connects through ingest's own /connect/etsy; the scheduler
+// reconciles the shop; the one-shot command reports a pass.
+func TestConnectThroughIngestThenReconcile(t *testing.T) {
+	db := pgtest.New(t)
+	var sim *etsysim.Sim
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sim.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	sim, err := etsysim.New(etsysim.Options{Seed: 5, PublicURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	shop, err := sim.CreateShop(etsysim.ShopSpec{Name: "LinenLoft"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.GenerateCatalogue(shop.ShopID, 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.ScenarioStep(etsysim.StepOrder, etsysim.Scenario{}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := shops.GenerateKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The redirect URL must name the port ingest will listen on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	vars := map[string]string{
+		"SHOPLEDGER_DATABASE_URL":             db.URL,
+		"SHOPLEDGER_INGEST_ADDR":              addr,
+		"SHOPLEDGER_ETSY_KEYSTRING":           etsysim.DefaultKeyString,
+		"SHOPLEDGER_ETSY_SHARED_SECRET":       etsysim.DefaultSharedSecret,
+		"SHOPLEDGER_ETSY_API_URL":             srv.URL,
+		"SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL": srv.URL + "/oauth/connect",
+		"SHOPLEDGER_ETSY_OAUTH_TOKEN_URL":     srv.URL + "/v3/public/oauth/token",
+		"SHOPLEDGER_TOKEN_KEYS":               key.Spec(),
+		"SHOPLEDGER_RECONCILE_TICK":           "50ms",
+		"SHOPLEDGER_WEBHOOK_SECRETS":          testSecret,
+		"SHOPLEDGER_ETSY_ALLOWED_HOSTS":       strings.TrimPrefix(srv.URL, "http://"),
+		"SHOPLEDGER_ETSY_ALLOW_HTTP":          "true",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, service.MapEnv(vars), w)
+		w.Close()
+	}()
+	base := readBaseURL(t, out)
+
+	resp, err := http.Get(base + "/connect/etsy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), fmt.Sprint(shop.ShopID)) {
+		t.Fatalf("connect: %d %s", resp.StatusCode, body)
+	}
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		m := scrape(t, base)
+		if strings.Contains(m, `shopledger_reconcile_runs_total{result="ok"} 1`) {
+			for _, want := range []string{`shopledger_shops{status="connected"} 1`, `etsy_ratelimit_remaining{limiter="etsy",window="day"}`, "shopledger_reconcile_oldest_staleness_seconds"} {
+				if !strings.Contains(m, want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no successful reconciliation reported:\n%s", grep(m, "shopledger_"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The fetcher follows webhooks with the connected shop's stored token.
+	if _, err := sim.AddWebhook(etsysim.WebhookSpec{URL: base + "/webhooks/etsy", Secret: testSecret}); err != nil {
+		t.Fatal(err)
+	}
+	receipt, err := sim.RandomOrder(shop.ShopID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var n int
+		if err := db.DB.QueryRow(`SELECT count(*) FROM events WHERE type = 'sale.recorded' AND metadata->>'source' = 'webhook' AND stream_id = $1`,
+			fmt.Sprintf("receipt-%d", receipt.ReceiptID)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fetcher did not record receipt %d from its webhook", receipt.ReceiptID)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	var buf bytes.Buffer
+	if err := run(context.Background(), []string{"reconcile", "--shop", fmt.Sprint(shop.ShopID), "--sales-only"}, service.MapEnv(vars), &buf); err != nil {
+		t.Fatalf("ingest reconcile: %v\n%s", err, buf.String())
+	}
+	for _, want := range []string{fmt.Sprintf("shop %d (sales):", shop.ShopID), "reconciled 1 of 1 shops"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("one-shot output lacks %q:\n%s", want, buf.String())
+		}
+	}
+	buf.Reset()
+	err = run(context.Background(), []string{"reconcile", "--products-only", "--sales-only"}, service.MapEnv(vars), &buf)
+	if err == nil {
+		t.Error("--products-only with --sales-only was accepted")
+	}
+}
+
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grep(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
