@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
@@ -211,6 +213,37 @@ func TestAuthentication(t *testing.T) {
 	if got := counterValue(t, reg, "shopledger_query_auth_failures_total", nil); got < 10 {
 		t.Errorf("auth failures counted %v, want at least 10", got)
 	}
+	// Durations are labelled by route pattern and status, never raw path.
+	for _, status := range []string{"200", "401"} {
+		if n := histogramCount(t, reg, "shopledger_query_http_request_duration_seconds", map[string]string{"route": "/v1/*", "status": status}) +
+			histogramCount(t, reg, "shopledger_query_http_request_duration_seconds", map[string]string{"route": "/v1/shops", "status": status}); n == 0 {
+			t.Errorf("no request duration observed for /v1/shops with status %s", status)
+		}
+	}
+}
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				if !slices.ContainsFunc(m.GetLabel(), func(lp *dto.LabelPair) bool { return lp.GetName() == k && lp.GetValue() == v }) {
+					continue metric
+				}
+			}
+			total += m.GetHistogram().GetSampleCount()
+		}
+	}
+	return total
 }
 
 func flipLast(s string) string {
