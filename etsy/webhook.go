@@ -72,10 +72,11 @@ func Verify(h http.Header, body []byte, secrets []string, now time.Time) error {
 	if err != nil && !errors.Is(err, errEmptyHeader) {
 		return err
 	}
-	sigs, err := requiredHeader(h, HeaderWebhookSignature)
-	if err != nil {
+	if _, err := requiredHeader(h, HeaderWebhookSignature); err != nil {
 		return err
 	}
+	// A list split over several header lines is still one list.
+	sigs := strings.Join(h.Values(HeaderWebhookSignature), " ")
 	if err := checkWebhookID(id); err != nil {
 		return err
 	}

@@ -85,6 +85,14 @@ func TestVerifySignatureList(t *testing.T) {
 	}
 }
 
+func TestVerifySignatureOverSeveralHeaderLines(t *testing.T) {
+	h := kaHeader("v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
+	h.Add("webhook-signature", kaSig)
+	if err := etsy.Verify(h, []byte(kaBody), []string{kaSecret}, time.Unix(kaTS, 0)); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+}
+
 func TestVerifyRotation(t *testing.T) {
 	oldSecret, err := etsy.NewSecret()
 	if err != nil {
