@@ -42,7 +42,10 @@ func (s *Sim) GenerateCatalogue(shopID int64, n int) ([]ListingTruth, error) {
 
 func (s *Sim) demoListingLocked() ListingSpec {
 	r := s.rng
-	seq := s.ids.last["listing"]%100000 + 1
+	// SKUs are unique per simulator: a shared SKU would merge two
+	// listings' stock under shopledger's variant identity.
+	s.demoSeq++
+	seq := s.demoSeq
 	price := int64(800+r.IntN(80)*100) - []int64{0, 1}[r.IntN(2)]
 	stock := func() int {
 		if r.IntN(5) == 0 {

@@ -138,6 +138,7 @@ type Sim struct {
 	limits  map[string]*keyLimits // by keystring
 	stats   counters
 	hooks   webhookState
+	demoSeq int
 	closed  bool
 
 	stop   context.CancelFunc

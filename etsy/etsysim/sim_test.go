@@ -368,7 +368,14 @@ func TestDemoCatalogue(t *testing.T) {
 		t.Fatal(err)
 	}
 	var variations, low, noSKU int
+	skus := map[string]int64{}
 	for _, l := range ls {
+		for _, v := range l.Variants {
+			if other, dup := skus[v.SKU]; dup && v.SKU != "" {
+				t.Errorf("SKU %q on listings %d and %d", v.SKU, other, l.ListingID)
+			}
+			skus[v.SKU] = l.ListingID
+		}
 		if l.HasVariations {
 			variations++
 		}
