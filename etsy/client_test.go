@@ -133,6 +133,14 @@ func TestClientListings(t *testing.T) {
 	if l.Title != "Walnut Spoon" || l.Inventory != nil || l.URL != wantURL || l.ShopID != e.shop.ShopID {
 		t.Errorf("GetListing without inventory = %+v", l)
 	}
+	// SKUs are the owner's business: without the owner's token Etsy
+	// leaves them out, and variant keys would not match.
+	if len(l.SKUs) != 0 {
+		t.Errorf("SKUs %v shown without the owner's token", l.SKUs)
+	}
+	if l, err = e.client.GetListing(ctx, e.ts, simple.ListingID, true); err != nil || !slices.Equal(l.SKUs, []string{"SPOON-1"}) || l.Inventory.Products[0].SKU != "SPOON-1" {
+		t.Errorf("GetListing with the owner's token: skus %v, %v", l.SKUs, err)
+	}
 	l, err = e.client.GetListing(ctx, e.ts, grid.ListingID, true)
 	if err != nil {
 		t.Fatal(err)

@@ -351,7 +351,7 @@ func (s *Sim) getListingsByShop(w http.ResponseWriter, r *http.Request, a apiReq
 	out := page[wireListing]{Count: len(ls), Results: []wireListing{}}
 	withInv := slices.Contains(includes, "Inventory")
 	for _, l := range window(ls, offset, limit) {
-		out.Results = append(out.Results, s.wireListingLocked(l, true, withInv))
+		out.Results = append(out.Results, s.wireListingLocked(l, true, withInv, true))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -375,7 +375,7 @@ func window[T any](xs []T, offset, limit int) []T {
 	return xs[offset:min(offset+limit, len(xs))]
 }
 
-func (s *Sim) getListing(w http.ResponseWriter, r *http.Request, _ apiReq) {
+func (s *Sim) getListing(w http.ResponseWriter, r *http.Request, a apiReq) {
 	id, err := pathID(r, "listing_id")
 	if err != nil {
 		fail(w, err)
@@ -391,10 +391,10 @@ func (s *Sim) getListing(w http.ResponseWriter, r *http.Request, _ apiReq) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("Listing with listing_id %d not found", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.wireListingLocked(l, true, slices.Contains(includes, "Inventory")))
+	writeJSON(w, http.StatusOK, s.wireListingLocked(l, true, slices.Contains(includes, "Inventory"), a.userID == l.userID))
 }
 
-func (s *Sim) getListingsByListingIDs(w http.ResponseWriter, r *http.Request, _ apiReq) {
+func (s *Sim) getListingsByListingIDs(w http.ResponseWriter, r *http.Request, a apiReq) {
 	raw, err := queryList(r, "listing_ids")
 	if err != nil || len(raw) == 0 || len(raw) > maxLimit {
 		fail(w, &paramError{"listing_ids", r.URL.Query().Get("listing_ids"), "1 to 100 listing ids"})
@@ -413,7 +413,7 @@ func (s *Sim) getListingsByListingIDs(w http.ResponseWriter, r *http.Request, _ 
 			return
 		}
 		if l := s.listing[id]; l != nil && !l.deleted {
-			out.Results = append(out.Results, s.wireListingLocked(l, true, slices.Contains(includes, "Inventory")))
+			out.Results = append(out.Results, s.wireListingLocked(l, true, slices.Contains(includes, "Inventory"), a.userID == l.userID))
 		}
 	}
 	out.Count = len(out.Results)
@@ -436,7 +436,7 @@ func (s *Sim) getListingInventory(w http.ResponseWriter, r *http.Request, a apiR
 	}
 	out := wireInventoryWithListing{wireInventory: s.wireInventoryLocked(l)}
 	if inc == "Listing" {
-		wl := s.wireListingLocked(l, false, false)
+		wl := s.wireListingLocked(l, false, false, true)
 		out.Listing = &wl
 	}
 	writeJSON(w, http.StatusOK, out)

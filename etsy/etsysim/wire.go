@@ -181,8 +181,9 @@ type wireListing struct {
 
 // wireListingLocked renders a listing. withAssoc adds the
 // ShopListingWithAssociations fields (skus, views, production_partners)
-// that getListing and getListingsByShop return.
-func (s *Sim) wireListingLocked(l *listing, withAssoc, withInventory bool) wireListing {
+// that getListing and getListingsByShop return. Etsy shows SKUs to the
+// listing's owner only; others get no skus and blank product SKUs.
+func (s *Sim) wireListingLocked(l *listing, withAssoc, withInventory, owner bool) wireListing {
 	cur := s.shops[l.shopID].currency
 	w := wireListing{
 		CreatedTimestamp: unix(l.created), CreationTimestamp: unix(l.created), Description: l.description,
@@ -197,13 +198,20 @@ func (s *Sim) wireListingLocked(l *listing, withAssoc, withInventory bool) wireL
 		URL: fmt.Sprintf("https://www.etsy.com/listing/%d/%s", l.id, slug(l.title)), UserID: l.userID,
 		WhenMade: ptr("made_to_order"), WhoMade: ptr("i_did"),
 	}
-	if withAssoc {
+	if withAssoc && owner {
 		w.SKUs = ptr(l.skus())
+	}
+	if withAssoc {
 		w.Views = ptr(0)
 		w.ProductionPartners = &[]struct{}{}
 	}
 	if withInventory {
 		inv := s.wireInventoryLocked(l)
+		if !owner {
+			for i := range inv.Products {
+				inv.Products[i].SKU = ""
+			}
+		}
 		w.Inventory = &inv
 	}
 	return w
