@@ -58,6 +58,12 @@ func TestConfigFromEnvironment(t *testing.T) {
 	if err != nil || c.addr != "127.0.0.1:2" {
 		t.Errorf("--port: %q, %v", c.addr, err)
 	}
+	if c, err = parse([]string{"--port", "0"}, noEnv); err != nil || c.addr != "127.0.0.1:0" {
+		t.Errorf("--port 0: %q, %v", c.addr, err)
+	}
+	if c, err = parse(nil, noEnv); err != nil || c.addr != "127.0.0.1:8090" {
+		t.Errorf("default address: %q, %v", c.addr, err)
+	}
 	for _, bad := range []map[string]string{
 		{"SHOPLEDGER_ETSYSIM_QPS": "many"},
 		{"SHOPLEDGER_ETSYSIM_WEBHOOK_SECRET": "whsec_***"},
@@ -110,7 +116,7 @@ func TestRunServesTheSimulator(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{
-			"--addr", "127.0.0.1:0", "--seed", "3", "--demo-listings", "4", "--order-rate", "0",
+			"--port", "0", "--seed", "3", "--demo-listings", "4", "--order-rate", "0",
 			"--restock-rate", "0", "--edit-rate", "0", "--cancel-rate", "0", "--ship-rate", "0", "--deliver-rate", "0",
 			"--webhook-url", receiver.URL, "--webhook-events", "order.paid", "--log-level", "warn",
 		}, noEnv, out)

@@ -69,7 +69,7 @@ type config struct {
 func flags(c *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("etsysim", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8090", "listen address host:port (also from SHOPLEDGER_HTTP_ADDR)")
-	fs.IntVar(&c.port, "port", 0, "listen port; overrides the port of --addr (0: keep it)")
+	fs.IntVar(&c.port, "port", 0, "listen port, overriding the port of --addr when given (0: any free port)")
 	fs.StringVar(&c.publicURL, "public-url", "", "base URL put in webhook resource_url values (default http://<listen address>)")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed: the same seed gives the same shops, ids, orders and faults")
 	fs.StringVar(&c.start, "start", "", "simulated start time, RFC 3339 (default now)")
@@ -152,7 +152,7 @@ func parse(args []string, getenv func(string) string) (config, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
 		}
 	})
-	if c.port != 0 {
+	if set["port"] || strings.TrimSpace(getenv(envPrefix+"PORT")) != "" {
 		host, _, err := net.SplitHostPort(c.addr)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("addr %q: %w", c.addr, err))
