@@ -176,15 +176,17 @@ func (f *Fetcher) Run(ctx context.Context, sub message.Subscriber) error {
 			if !ok {
 				return nil
 			}
-			if msg.Metadata.Get("type") != events.TypeWebhookReceived {
+			rec, err := eventstore.RecordFromMessage(msg)
+			if err != nil {
+				// Cannot be decoded now, and will not be later; a type
+				// this binary does not know is not evidence anyway.
+				if !errors.Is(err, events.ErrUnknownType) {
+					f.log.Error("fetcher: undecodable event skipped", "event_id", msg.UUID, "err", err)
+				}
 				msg.Ack()
 				continue
 			}
-			rec, err := eventstore.RecordFromMessage(msg)
-			if err != nil {
-				// Cannot be decoded now, and will not be later.
-				f.log.Error("fetcher: undecodable evidence skipped", "event_id", msg.UUID, "err", err)
-				f.outcomes.WithLabelValues(OutcomeFailed).Inc()
+			if rec.Type() != events.TypeWebhookReceived {
 				msg.Ack()
 				continue
 			}
