@@ -176,6 +176,9 @@ func New(cfg Config, reg prometheus.Registerer) (*Reconciler, error) {
 			Help: "Time since the most stale sync-enabled connected shop was last reconciled successfully.",
 		}),
 	}
+	for _, res := range []string{"ok", "failed", "reauth_required", "not_connected", "busy"} {
+		r.m.runs.WithLabelValues(res) // so alerts see 0, not nothing
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{r.m.runs, r.m.drift, r.m.apiCalls, r.m.appended, r.m.duration, r.m.oldest} {
 			if err := reg.Register(c); err != nil {

@@ -119,6 +119,9 @@ func NewStore(cfg Config, reg prometheus.Registerer) (*Store, error) {
 		Name: "shopledger_token_refreshes_total",
 		Help: "Calls to Etsy's token endpoint to refresh a shop's token, by result (ok, invalid_grant, error, lost).",
 	}, []string{"result"})
+	for _, r := range []string{"ok", "invalid_grant", "error", "lost"} {
+		s.refreshes.WithLabelValues(r) // so alerts see 0, not nothing
+	}
 	if reg != nil {
 		if err := reg.Register(s.refreshes); err != nil {
 			return nil, fmt.Errorf("new shop store: register metrics: %w", err)

@@ -89,7 +89,7 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 	for {
 		m := scrape(t, base)
 		if strings.Contains(m, `shopledger_reconcile_runs_total{result="ok"} 1`) {
-			for _, want := range []string{`shopledger_shops{status="connected"} 1`, `etsy_ratelimit_remaining{limiter="etsy",window="day"}`, "shopledger_reconcile_oldest_staleness_seconds"} {
+			for _, want := range []string{`shopledger_shops{status="connected"} 1`, `etsy_ratelimit_remaining{limiter="etsy",window="day"}`, "shopledger_reconcile_oldest_staleness_seconds", "shopledger_reconcile_drift_total 0", "shopledger_reconcile_api_calls_total", "shopledger_token_refreshes_total"} {
 				if !strings.Contains(m, want) {
 					t.Errorf("metrics lack %s", want)
 				}
