@@ -35,6 +35,7 @@ type config struct {
 	port            int
 	publicURL       string
 	seed            uint64
+	orderIDOffset   int64
 	start           string
 	timeScale       float64
 	shops           int
@@ -72,6 +73,7 @@ func flags(c *config) *flag.FlagSet {
 	fs.IntVar(&c.port, "port", 0, "listen port, overriding the port of --addr when given (0: any free port)")
 	fs.StringVar(&c.publicURL, "public-url", "", "base URL put in webhook resource_url values (default http://<listen address>)")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed: the same seed gives the same shops, ids, orders and faults")
+	fs.Int64Var(&c.orderIDOffset, "order-id-offset", 0, "added to receipt, transaction and shipment ids, so a restarted simulator never reuses an order id a ledger already holds")
 	fs.StringVar(&c.start, "start", "", "simulated start time, RFC 3339 (default now)")
 	fs.Float64Var(&c.timeScale, "time-scale", 1, "simulated seconds per real second; speeds up token expiry, webhook retries and the scenario")
 	fs.IntVar(&c.shops, "shops", 1, "number of demo shops to create at start")
@@ -235,7 +237,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		AccessTokenTTL: cfg.tokenTTL, RefreshTokenTTL: cfg.refreshTokenTTL, QPS: cfg.qps, QPD: cfg.qpd,
 		PublicURL: cfg.publicURL, WebhookRetryScale: cfg.retryScale, WebhookTimeout: cfg.webhookTimeout,
 		Faults: etsysim.Faults{Drop: cfg.drop, Duplicate: cfg.duplicate, Reorder: cfg.reorder, Delay: cfg.delay, MaxDelay: cfg.maxDelay},
-		Logger: logger,
+		Logger: logger, OrderIDOffset: cfg.orderIDOffset,
 	})
 	if err != nil {
 		return fmt.Errorf("config: %w", err)

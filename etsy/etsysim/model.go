@@ -25,8 +25,9 @@ const (
 // idGen hands out Etsy-sized ids with random gaps, so tests cannot lean on
 // ids being consecutive.
 type idGen struct {
-	rng  *rand.Rand
-	last map[string]int64
+	rng    *rand.Rand
+	last   map[string]int64
+	offset int64 // added to order-side ids (Options.OrderIDOffset)
 }
 
 var idBases = map[string]int64{
@@ -47,6 +48,10 @@ func newIDGen(rng *rand.Rand) idGen { return idGen{rng: rng, last: make(map[stri
 func (g *idGen) next(kind string) int64 {
 	if _, ok := g.last[kind]; !ok {
 		g.last[kind] = idBases[kind]
+		switch kind {
+		case "receipt", "transaction", "shipment":
+			g.last[kind] += g.offset
+		}
 	}
 	g.last[kind] += 1 + g.rng.Int64N(23)
 	return g.last[kind]

@@ -115,6 +115,11 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger gets the simulator's logs; default discards.
 	Logger *slog.Logger
+	// OrderIDOffset moves receipt, transaction and shipment ids up. A
+	// simulator restarted with the same seed rebuilds the same catalogue;
+	// an offset keeps its new orders from reusing ids that a ledger kept
+	// from the previous run (make run does this).
+	OrderIDOffset int64
 }
 
 // Sim is an in-memory Etsy. Create it with New and Close it when done.
@@ -218,6 +223,7 @@ func New(opts Options) (*Sim, error) {
 		wakeCh:  make(chan struct{}, 1),
 	}
 	s.ids = newIDGen(s.rng)
+	s.ids.offset = opts.OrderIDOffset
 	s.oauth.init()
 	s.hooks.init()
 	s.hooks.faults = opts.Faults

@@ -433,3 +433,34 @@ func TestRunScenario(t *testing.T) {
 		t.Errorf("RunScenario on a frozen clock = %v, want ErrInvalid", err)
 	}
 }
+
+func TestOrderIDOffsetKeepsCatalogueAndMovesOrderIDs(t *testing.T) {
+	run := func(offset int64) (int64, []int64) {
+		sim := newSim(t, etsysim.Options{Seed: 7, FreezeClock: true, OrderIDOffset: offset})
+		shop, err := sim.CreateShop(etsysim.ShopSpec{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := sim.GenerateCatalogue(shop.ShopID, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := sim.RandomOrder(shop.ShopID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var listings []int64
+		for _, l := range ls {
+			listings = append(listings, l.ListingID)
+		}
+		return r.ReceiptID, listings
+	}
+	r0, l0 := run(0)
+	r1, l1 := run(100_000_000)
+	if diff := cmp.Diff(l0, l1); diff != "" {
+		t.Errorf("catalogue changed with the offset (-without +with):\n%s", diff)
+	}
+	if r1 != r0+100_000_000 {
+		t.Errorf("receipt id with offset = %d, want %d", r1, r0+100_000_000)
+	}
+}
