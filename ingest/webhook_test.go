@@ -540,6 +540,41 @@ func TestChecklist13NoSuccessUntilCommit(t *testing.T) {
 	}
 }
 
+// The same, with the failure where it really happens: PostgreSQL refuses
+// the COMMIT itself (a deferred constraint trigger raises at commit time,
+// after the INSERT succeeded). The sender must not see 2xx and nothing may
+// be stored.
+func TestChecklist13CommitRefusedByDatabase(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{})
+	for _, stmt := range []string{
+		`CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+		 BEGIN RAISE EXCEPTION 'injected: commit refused'; END $$`,
+		`CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT ON events
+		 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_commit()`,
+	} {
+		if _, err := r.db.DB.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := signed(t, secretA, "msg_commit_refused", clock, orderBody(1, 1))
+	if code := r.send(t, d); isSuccess(code) {
+		t.Fatalf("delivery whose COMMIT was refused = %d, want non-2xx", code)
+	}
+	if n := eventCount(t, r.db.DB); n != 0 {
+		t.Fatalf("%d events stored after a refused commit", n)
+	}
+	if _, err := r.db.DB.Exec(`DROP TRIGGER refuse_commit ON events`); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.send(t, d); code != http.StatusOK {
+		t.Fatalf("retry = %d, want 200", code)
+	}
+	if n := evidenceCount(t, r.db.DB, d.id); n != 1 {
+		t.Errorf("stored %d times, want 1", n)
+	}
+}
+
 func TestChecklist38CrashAfterCommitThenRetry(t *testing.T) {
 	t.Parallel()
 	var crashed atomic.Int64
