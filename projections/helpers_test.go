@@ -76,6 +76,13 @@ func startRunner(t *testing.T, db *sql.DB, projs []projections.Projection, cfg p
 // last event.
 func waitCaughtUp(t *testing.T, db *sql.DB, groups []string, within time.Duration) {
 	t.Helper()
+	waitCaughtUpOr(t, db, groups, within, func() string { return "" })
+}
+
+// waitCaughtUpOr is waitCaughtUp that adds more(), such as a child's logs,
+// to the failure.
+func waitCaughtUpOr(t *testing.T, db *sql.DB, groups []string, within time.Duration, more func() string) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		lags, err := projections.GroupLag(context.Background(), db, groups)
@@ -92,7 +99,7 @@ func waitCaughtUp(t *testing.T, db *sql.DB, groups []string, within time.Duratio
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("projections still behind after %s: %s", within, strings.Join(behind, ", "))
+			t.Fatalf("projections still behind after %s: %s\n%s", within, strings.Join(behind, ", "), more())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -335,6 +342,26 @@ func (w *world) generate(n int) []batch {
 		for _, b := range w.step() {
 			out = append(out, b)
 			count += len(b.evs)
+		}
+	}
+	return out
+}
+
+// coalesce merges the batches of each window by stream, keeping each
+// stream's order, so that a test can append many events quickly.
+func coalesce(bs []batch, window int) []batch {
+	var out []batch
+	for start := 0; start < len(bs); start += window {
+		end := min(start+window, len(bs))
+		index := map[string]int{}
+		for _, b := range bs[start:end] {
+			i, ok := index[b.stream]
+			if !ok {
+				i = len(out)
+				index[b.stream] = i
+				out = append(out, batch{stream: b.stream})
+			}
+			out[i].evs = append(out[i].evs, b.evs...)
 		}
 	}
 	return out
