@@ -68,7 +68,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		WebhookSecrets: env.List("SHOPLEDGER_WEBHOOK_SECRETS", nil),
 		CommitMaxBatch: env.Int("SHOPLEDGER_WEBHOOK_MAX_BATCH", 256),
-		CommitWorkers:  env.Int("SHOPLEDGER_WEBHOOK_COMMITTERS", 2),
+		CommitWorkers:  env.Int("SHOPLEDGER_WEBHOOK_COMMITTERS", 4),
 
 		FetcherEnabled:   env.Bool("SHOPLEDGER_FETCHER_ENABLED", true),
 		EtsyAPIURL:       env.String("SHOPLEDGER_ETSY_API_URL", etsy.DefaultBaseURL),
