@@ -241,6 +241,18 @@ Commands:
                                           stock_movements, sales). The seal is never rebuilt.
 `
 
+// rebuildConns is the pool a rebuild of targets needs: projections.Rebuild
+// holds, all at once, its lock's connection, the snapshot that reads the
+// log, and one COPY per shadow table. A smaller pool hangs: the read (or a
+// COPY it feeds) waits for a connection held by a COPY that waits for it.
+func rebuildConns(targets []projections.Rebuildable) int32 {
+	n := 2
+	for _, t := range targets {
+		n += len(t.Tables())
+	}
+	return int32(n)
+}
+
 type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
@@ -272,12 +284,15 @@ func runRebuild(ctx context.Context, cfg config, args []string, stdout io.Writer
 			return fmt.Errorf("%w: %q cannot be rebuilt (rebuildable: %s)", errUsage, n, strings.Join(known, ", "))
 		}
 	}
-	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, 8, logger)
+	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, rebuildConns(targets), logger)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	defer db.Close()
+	// The rebuild works on the pool alone. database/sql keeps the
+	// connections the migrations used as idle ones, acquired from the
+	// pool (eventstore.Open lets it); closing it gives them back.
+	db.Close()
 	rep, err := projections.Rebuild(ctx, pool, targets, projections.RebuildOptions{NoSwap: *noSwap}, logger)
 	if err != nil {
 		return err
