@@ -200,11 +200,13 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
 	// The horizon: in this snapshot, every transaction below xmin has
-	// ended, so no event can still appear before the cursor.
+	// ended, so no event can still appear before the cursor. ORDER BY
+	// names the table's column: the bare name would sort by the selected
+	// text cast, and "999" sorts after "1000".
 	var txid string
 	err = tx.QueryRow(ctx, `SELECT transaction_id::text, position FROM events
 		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&txid, &cursor.Position)
+		ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1`).Scan(&txid, &cursor.Position)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return cursor, 0, nil
 	}
@@ -218,7 +220,7 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds
 			schema_version, data, metadata, coalesce(shop_id, 0), occurred_at, recorded_at
 		FROM events
 		WHERE (transaction_id, position) <= ($1::text::xid8, $2) AND type = ANY($3)
-		ORDER BY transaction_id, position`, txid, cursor.Position, types)
+		ORDER BY events.transaction_id, events.position`, txid, cursor.Position, types)
 	if err != nil {
 		return cursor, 0, fmt.Errorf("read log: %w", err)
 	}
@@ -419,10 +421,11 @@ func swap(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, tables [
 			WHERE consumer_group = $1`, p.Name(), cursor.Position, txid); err != nil {
 			return fmt.Errorf("swap: offset of %s: %w", p.Name(), err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE projection = $1`, p.Name()); err != nil {
+			return fmt.Errorf("swap: checkpoint of %s: %w", p.Name(), err)
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (projection, transaction_id, position)
-			VALUES ($1, $2::text::xid8, $3)
-			ON CONFLICT (projection) DO UPDATE SET transaction_id = excluded.transaction_id, position = excluded.position`,
-			p.Name(), txid, cursor.Position); err != nil {
+			VALUES ($1, $2::text::xid8, $3)`, p.Name(), txid, cursor.Position); err != nil {
 			return fmt.Errorf("swap: checkpoint of %s: %w", p.Name(), err)
 		}
 	}

@@ -251,8 +251,7 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 		// round trip. Values are integers formatted here, not user input.
 		c := eventstore.CursorOf(rec)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (projection, transaction_id, position)
-			VALUES (`+quoteLiteral(st.name)+`, '`+strconv.FormatUint(c.TransactionID, 10)+`', `+strconv.FormatInt(c.Position, 10)+`)
-			ON CONFLICT (projection) DO UPDATE SET transaction_id = excluded.transaction_id, position = excluded.position;
+			VALUES (`+quoteLiteral(st.name)+`, '`+strconv.FormatUint(c.TransactionID, 10)+`', `+strconv.FormatInt(c.Position, 10)+`);
 			RELEASE SAVEPOINT projection_event; SAVEPOINT projection_event`); err != nil {
 			st.tx = nil
 			return r.fail(st, rec, fmt.Errorf("checkpoint: %w", err))
@@ -287,7 +286,15 @@ func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
 	st.tx, st.savepoint = nil, false
 	var txid string
 	var pos int64
-	err := tx.QueryRowContext(ctx, `SELECT transaction_id::text, position FROM projection_checkpoints WHERE projection = $1`, st.name).Scan(&txid, &pos)
+	// The checkpoint is the greatest row; older rows go once per batch.
+	err := tx.QueryRowContext(ctx, `WITH last AS (
+			SELECT transaction_id, position FROM projection_checkpoints WHERE projection = $1
+			ORDER BY transaction_id DESC, position DESC LIMIT 1
+		), gone AS (
+			DELETE FROM projection_checkpoints p USING last
+			WHERE p.projection = $1 AND (p.transaction_id, p.position) < (last.transaction_id, last.position)
+		)
+		SELECT transaction_id::text, position FROM last`, st.name).Scan(&txid, &pos)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		st.checkpoint = eventstore.Cursor{}
@@ -394,12 +401,7 @@ func (s *restartingSubscriber) Subscribe(ctx context.Context, topic string) (<-c
 // or the subscriber closes.
 func (s *restartingSubscriber) consume(ctx context.Context, topic string, out chan<- *message.Message) error {
 	cfg := s.runner.cfg
-	inner, err := eventstore.NewSubscriber(s.runner.db, eventstore.SubscriberConfig{
-		ConsumerGroup: s.st.name,
-		BatchSize:     cfg.BatchSize,
-		PollInterval:  cfg.PollInterval,
-		AckDeadline:   cfg.AckDeadline,
-	}, s.runner.wlogger)
+	inner, err := newLogSubscriber(s.runner.db, s.st.name, cfg, s.runner.wlogger)
 	if err != nil {
 		return err
 	}

@@ -335,3 +335,51 @@ func TestTwoProjectorsApplyEachEventOnce(t *testing.T) {
 		t.Errorf("stock_movements: %d rows (want %d), %d with balance <> seq", rows, writers*perWriter, badBalance)
 	}
 }
+
+// TestCommitOrderAcrossDigitBoundary: transaction ids that gain a digit
+// (999 → 1000) still come in numeric order, to the projector and to a
+// rebuild. Sorting them as text would deliver 1000 first and skip 999.
+func TestCommitOrderAcrossDigitBoundary(t *testing.T) {
+	db := newRecorderDB(t)
+	ctx := context.Background()
+	// INSERT is what the log allows; old transaction ids are set
+	// explicitly because a test cannot wait for the server's counter.
+	var positions []int64
+	for i, txid := range []string{"998", "1000", "999", "10000", "1001"} {
+		var pos int64
+		err := db.DB.QueryRow(`INSERT INTO events (transaction_id, event_id, stream_id, stream_version, type, schema_version, data, shop_id, occurred_at)
+			VALUES ($1::text::xid8, gen_random_uuid(), 'listing-1', $2, 'stock.adjusted', 1, '{"listing_id": 1, "variant_key": "k", "delta": 1, "reason": "restock"}', 1, now())
+			RETURNING position`, txid, i+1).Scan(&pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		positions = append(positions, pos)
+	}
+	want := []int64{positions[0], positions[2], positions[1], positions[4], positions[3]} // 998, 999, 1000, 1001, 10000
+
+	rec := &recorder{name: "recorder"}
+	projs := []projections.Projection{rec, projections.NewStockMovements()}
+	_, stop := startRunner(t, db.DB, projs, fastConfig(), nil)
+	waitCaughtUp(t, db.DB, names(projs), 10*time.Second)
+	stop()
+	_, order := applied(t, db.DB, rec.name)
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("apply order (-want +got):\n%s", diff)
+	}
+
+	var moved int
+	if err := db.DB.QueryRow(`SELECT count(*) FROM stock_movements`).Scan(&moved); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := projections.Rebuild(ctx, db.Pool, []projections.Rebuildable{projections.NewStockMovements()}, projections.RebuildOptions{NoSwap: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved != 5 || rep.Events != 5 || rep.Rows["stock_movements"] != 5 {
+		t.Errorf("live movements %d, rebuild read %d events into %d rows; want 5 each", moved, rep.Events, rep.Rows["stock_movements"])
+	}
+	onlyLive, onlyRebuilt, sample := exceptBothWays(t, db.DB, "stock_movements", "stock_movements_rebuild")
+	if onlyLive+onlyRebuilt != 0 {
+		t.Errorf("live and rebuilt movements differ%s", sample)
+	}
+}
