@@ -1,0 +1,431 @@
+package systemtest_test
+
+// Processes, commands, HTTP and polling for the whole-system test.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinaries builds the commands into a temporary directory and returns
+// it. The binaries are built without -race even when the test runs with it:
+// they are the system under test, not the test.
+func buildBinaries(t *testing.T, cmds ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go tool not found: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	for _, c := range cmds {
+		args = append(args, "./cmd/"+c)
+	}
+	cmd := exec.CommandContext(ctx, goBin, args...)
+	cmd.Dir = ".." // the module root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return dir
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago, for the one process whose address others must know before it
+// starts (ingest: the simulator's webhook target and OAuth redirect).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// environ is the test process's environment without any SHOPLEDGER_*
+// variable, plus extra: each process gets exactly the settings the test
+// chose.
+func environ(extra map[string]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHOPLEDGER_") {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// logBuffer keeps a process's output for the failure dump.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// tail returns the last n lines.
+func (b *logBuffer) tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lines := strings.Split(strings.TrimRight(b.buf.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("… %d earlier lines", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// proc is a long-running binary.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *logBuffer
+
+	mu      sync.Mutex
+	lines   []string      // stdout lines so far
+	changed chan struct{} // closed and replaced on each new line and at exit
+	exited  bool
+	done    chan struct{}
+	waitErr error
+}
+
+// start runs bin with args and env. Its stdout and stderr go to a buffer
+// that is logged when the test fails; t.Cleanup stops it with SIGTERM and,
+// a few seconds later, SIGKILL.
+func start(t *testing.T, name, bin string, args []string, env []string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &logBuffer{}, changed: make(chan struct{}), done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = env
+	p.cmd.Stderr = p.out
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	// Registered first so that it runs after the stop below (cleanups run
+	// last in, first out) and sees everything the process wrote.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("----- %s (pid %d) output -----\n%s", name, p.cmd.Process.Pid, p.out.tail(150))
+		}
+	})
+	t.Cleanup(p.stop)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintf(p.out, "%s\n", line)
+			p.mu.Lock()
+			p.lines = append(p.lines, line)
+			close(p.changed)
+			p.changed = make(chan struct{})
+			p.mu.Unlock()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		p.waitErr = p.cmd.Wait()
+		fmt.Fprintf(p.out, "[%s exited: %v]\n", name, p.waitErr)
+		p.mu.Lock()
+		p.exited = true
+		close(p.changed)
+		p.changed = make(chan struct{})
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	return p
+}
+
+// stop ends the process: SIGTERM, then SIGKILL if it is still running
+// after a few seconds.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(8 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// waitLine returns the index and text of the first stdout line at or after
+// from that match reports true for, failing the test if the process exits
+// or timeout passes first.
+func (p *proc) waitLine(t *testing.T, from int, timeout time.Duration, match func(string) bool) (int, string) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		for i := from; i < len(p.lines); i++ {
+			if match(p.lines[i]) {
+				line := p.lines[i]
+				p.mu.Unlock()
+				return i, line
+			}
+		}
+		from = len(p.lines)
+		exited, changed := p.exited, p.changed
+		p.mu.Unlock()
+		if exited {
+			t.Fatalf("%s exited before printing the expected line: %v", p.name, p.waitErr)
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("%s printed no expected line within %s", p.name, timeout)
+		}
+	}
+}
+
+// listening waits for "<name> listening on http://ADDR" and returns the URL.
+func (p *proc) listening(t *testing.T) (string, int) {
+	t.Helper()
+	prefix := p.name + " listening on "
+	i, line := p.waitLine(t, 0, time.Minute, func(s string) bool { return strings.HasPrefix(s, prefix) })
+	return strings.TrimPrefix(line, prefix), i
+}
+
+// running fails the test if the process has exited.
+func (p *proc) running(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+		t.Fatalf("%s exited: %v", p.name, p.waitErr)
+	default:
+	}
+}
+
+// runCmd runs a command to completion and returns its stdout; a non-zero
+// exit fails the test with both outputs.
+func runCmd(t *testing.T, timeout time.Duration, bin string, args []string, env []string) string {
+	t.Helper()
+	out, errOut, err := tryCmd(timeout, bin, args, env)
+	if err != nil {
+		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), err, out, tail(errOut, 80))
+	}
+	return out
+}
+
+func tryCmd(timeout time.Duration, bin string, args []string, env []string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
+	cmd.WaitDelay = 5 * time.Second
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+func tail(s string, n int) string {
+	b := &logBuffer{}
+	b.buf.WriteString(s)
+	return b.tail(n)
+}
+
+// waitHealthy polls GET base/path until it answers 200.
+func waitHealthy(t *testing.T, base, path string, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(base + path)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		p.running(t)
+		if time.Now().After(deadline) {
+			t.Fatalf("%s%s did not answer 200 within a minute (last error %v)", base, path, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// metrics reads a Prometheus text page and sums the samples of name whose
+// labels include every pair of want.
+func metricSum(ctx context.Context, base, name string, want map[string]string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s/metrics: %s", base, resp.Status)
+	}
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		labels := ""
+		if strings.HasPrefix(rest, "{") {
+			end := strings.Index(rest, "}")
+			if end < 0 {
+				continue
+			}
+			labels, rest = rest[1:end], rest[end+1:]
+		}
+		if !strings.HasPrefix(rest, " ") {
+			continue // another metric whose name starts with name
+		}
+		ok := true
+		for k, v := range want {
+			if !strings.Contains(","+labels+",", ","+k+"="+strconv.Quote(v)+",") {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric line %q: %w", line, err)
+		}
+		sum += f
+	}
+	return sum, sc.Err()
+}
+
+// apiClient reads the query API with one bearer token.
+type apiClient struct {
+	base, token string
+}
+
+// errStatus is a non-200 answer.
+type errStatus struct {
+	path   string
+	status int
+	body   string
+}
+
+func (e *errStatus) Error() string { return fmt.Sprintf("GET %s: %d %s", e.path, e.status, e.body) }
+
+// get decodes the JSON answer to GET path into out.
+func (a *apiClient) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return fmt.Errorf("GET %s: read: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return &errStatus{path: path, status: resp.StatusCode, body: strings.TrimSpace(string(body))}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("GET %s: decode: %w", path, err)
+	}
+	return nil
+}
+
+// pages follows next_cursor from path and returns every item, each decoded
+// into a fresh T.
+func pages[T any](ctx context.Context, a *apiClient, path string) ([]T, error) {
+	var all []T
+	cursor := ""
+	for range 10000 {
+		p := path
+		if cursor != "" {
+			sep := "?"
+			if strings.Contains(p, "?") {
+				sep = "&"
+			}
+			p += sep + "cursor=" + url.QueryEscape(cursor)
+		}
+		var page struct {
+			Items      []T    `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		if err := a.get(ctx, p, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Items...)
+		if page.NextCursor == "" {
+			return all, nil
+		}
+		cursor = page.NextCursor
+	}
+	return nil, fmt.Errorf("GET %s: more than 10000 pages", path)
+}
+
+// converge calls check until it reports no difference or timeout passes,
+// and fails the test with the last difference. check returns a diff (empty
+// when converged) or an error (retried too: a read model may not exist
+// yet).
+func converge(t *testing.T, what string, timeout time.Duration, check func(ctx context.Context) (string, error)) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last string
+	var lastErr error
+	for {
+		diff, err := check(ctx)
+		if err == nil && diff == "" {
+			return true
+		}
+		last, lastErr = diff, err
+		select {
+		case <-ctx.Done():
+			if lastErr != nil && !errors.Is(lastErr, context.DeadlineExceeded) {
+				t.Errorf("%s: still failing after %s: %v", what, timeout, lastErr)
+			} else {
+				t.Errorf("%s: not converged after %s (-want +got):\n%s", what, timeout, last)
+			}
+			return false
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
