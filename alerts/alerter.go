@@ -399,7 +399,10 @@ func (x *applier) raise(ctx context.Context, v variant, threshold int64) error {
 	// that event finds the raise already stored under the same dedupe key.
 	alertID := uuid.NewSHA1(idSpace, fmt.Appendf(nil, "raise|%s|%d|%s", x.rec.ID, v.listingID, v.key))
 	at := x.rec.OccurredAt
-	muted := v.lastNotified.Valid && at.Sub(v.lastNotified.Time) < x.a.cfg.Cooldown
+	// A zero cooldown pages on every crossing, also one whose trigger is
+	// older than the last page (a late fact); without the first test it
+	// would be "less than 0 after" the page and muted.
+	muted := x.a.cfg.Cooldown > 0 && v.lastNotified.Valid && at.Sub(v.lastNotified.Time) < x.a.cfg.Cooldown
 	ev := events.New(AlertStream(alertID), v.shopID, at, events.LowStockRaised{
 		AlertID: alertID.String(), ShopID: v.shopID, ListingID: v.listingID, VariantKey: v.key,
 		Quantity: v.balance, Threshold: threshold, Muted: muted,

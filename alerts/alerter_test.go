@@ -178,6 +178,23 @@ func TestAlerterRaisesAndClearsExactlyAtTheLine(t *testing.T) {
 			},
 		},
 		{
+			// Facts arrive out of business-time order (a sale whose
+			// webhook was lost is found later by reconciliation); a
+			// zero cooldown still pages on every crossing.
+			name: "without a cooldown a crossing by an older fact that arrived late pages too",
+			history: []events.Event{
+				adjusted(shop, listing, "S", 6, 0),
+				sold(shop, listing, "S", 1, 20),     // 5: pages
+				adjusted(shop, listing, "S", 1, 30), // 6
+				sold(shop, listing, "S", 1, 15),     // 5: a sale of minute 15, recorded after the page of minute 20
+			},
+			want: []decision{
+				{Kind: "raise", Variant: "S", Quantity: 5, Threshold: 5, Minute: 20},
+				{Kind: "clear", Variant: "S", Quantity: 6, Threshold: 5, Reason: events.ClearedStockAbove, Minute: 30},
+				{Kind: "raise", Variant: "S", Quantity: 5, Threshold: 5, Minute: 15},
+			},
+		},
+		{
 			name:     "oscillating within the cooldown mutes the raises until the cooldown has passed",
 			cooldown: time.Hour,
 			history: []events.Event{
