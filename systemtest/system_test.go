@@ -339,8 +339,8 @@ func rebuiltRows(out string, want map[string]int) map[string]int {
 }
 
 // driver performs operations through the simulator's control API: random
-// orders, restocks of variants running low, cancellations of recent orders,
-// shipments and deliveries.
+// orders, restocks of variants running low, listing edits, cancellations
+// of recent orders, shipments and deliveries.
 type driver struct {
 	ctl    *etsysim.Control
 	shopID int64
@@ -387,12 +387,14 @@ func (d *driver) run(t *testing.T, ctx context.Context, n int) {
 	t.Helper()
 	for range n {
 		switch k := d.rng.IntN(100); {
-		case k < 55:
+		case k < 52:
 			d.order(t, ctx)
-		case k < 75:
+		case k < 70:
 			if !d.restock(t, ctx) {
 				d.order(t, ctx)
 			}
+		case k < 76:
+			d.edit(t, ctx)
 		case k < 87:
 			o := d.pick(25, func(o *order) bool { return !o.shipped && !o.canceled })
 			if o == nil {
@@ -430,6 +432,39 @@ func (d *driver) run(t *testing.T, ctx context.Context, n int) {
 			d.done["deliver"]++
 		}
 	}
+}
+
+// edit retitles a listing or changes its price, as a seller editing it on
+// Etsy does; a price change is an inventory write.
+func (d *driver) edit(t *testing.T, ctx context.Context) {
+	t.Helper()
+	ls, err := d.ctl.Listings(ctx, d.shopID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active []etsysim.ListingTruth
+	for _, l := range ls {
+		if !l.Deleted && l.State == etsy.ListingActive {
+			active = append(active, l)
+		}
+	}
+	if len(active) == 0 {
+		d.order(t, ctx)
+		return
+	}
+	l := active[d.rng.IntN(len(active))]
+	var e etsysim.ListingEdit
+	if d.rng.IntN(2) == 0 {
+		title := fmt.Sprintf("%s, edition %d", strings.SplitN(l.Title, ",", 2)[0], d.done["edit"]+1)
+		e.Title = &title
+	} else {
+		price := l.Price + 100*int64(1+d.rng.IntN(5))
+		e.Price = &price
+	}
+	if _, err := d.ctl.EditListing(ctx, l.ListingID, e); err != nil {
+		t.Fatalf("edit listing %d: %v", l.ListingID, err)
+	}
+	d.done["edit"]++
 }
 
 // restock adds 5 to 20 units to a variant at 3 or below, reporting false
