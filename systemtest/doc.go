@@ -1,13 +1,16 @@
 // Package systemtest holds the whole-system test (issue 9): it builds the
 // real binaries (etsysim, ingest, projector, query, ledger), runs them as
 // separate processes against a fresh PostgreSQL database and the local Etsy
-// simulator over HTTP, drives orders, restocks, cancellations, shipments and
-// deliveries with webhooks dropped and duplicated, reconciles once, and
+// simulator over HTTP, drives orders, restocks, listing edits,
+// cancellations, shipments and deliveries with webhooks dropped and
+// duplicated, reconciles once, and
 // checks through the query API alone that the ledger agrees with the
 // simulator, that low-stock alerts were raised and delivered exactly as the
 // stock history says, that the sealed log verifies, and that a rebuild of
 // the read models gives the same answers.
 //
-// The package has no code of its own; the test is system_test.go. It is
-// skipped under -short.
+// The package has no code of its own: the test is system_test.go, its
+// process and HTTP plumbing harness_test.go. It is skipped under -short
+// and needs the go tool and PostgreSQL (see pgtest); it never reads
+// anything outside the module.
 package systemtest
