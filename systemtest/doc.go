@@ -3,11 +3,10 @@
 // separate processes against a fresh PostgreSQL database and the local Etsy
 // simulator over HTTP, drives orders, restocks, listing edits,
 // cancellations, shipments and deliveries with webhooks dropped and
-// duplicated, reconciles once, and
-// checks through the query API alone that the ledger agrees with the
-// simulator, that low-stock alerts were raised and delivered exactly as the
-// stock history says, that the sealed log verifies, and that a rebuild of
-// the read models gives the same answers.
+// duplicated, reconciles once, and checks through the query API alone that
+// the ledger agrees with the simulator, that low-stock alerts were raised
+// and delivered exactly as the stock history says, that the sealed log
+// verifies, and that a rebuild of the read models gives the same answers.
 //
 // The package has no code of its own: the test is system_test.go, its
 // process and HTTP plumbing harness_test.go. It is skipped under -short
