@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -267,37 +268,44 @@ func (*Products) Handles(typ string) bool {
 }
 
 // Apply implements Projection.
-func (p *Products) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) (err error) {
+func (p *Products) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
+	return applyPlan(ctx, p, tx, rec)
+}
+
+func (p *Products) forget() { p.cache.reset() }
+
+func (p *Products) adopt(tx *sql.Tx) { p.cache.adopt(tx) }
+
+func (p *Products) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt, error) {
 	id, ok := listingOf(rec)
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	defer func() {
-		if err != nil {
-			p.cache.reset()
-		}
-	}()
 	l, ok := p.cache.get(tx, id)
 	if !ok {
+		var err error
 		if l, err = loadListing(ctx, tx, id); err != nil {
-			return err
+			p.cache.reset()
+			return nil, err
 		}
 	}
 	foldListing(l, rec)
+	var out []stmt
 	if l.dirtyProduct {
-		if _, err := tx.ExecContext(ctx, productsTable.upsertSQL(), valuesOf(l.product.fields())...); err != nil {
-			return fmt.Errorf("store listing %d: %w", id, err)
-		}
+		out = append(out, stmt{productsTable.upsertSQL(), valuesOf(l.product.fields())})
 		l.dirtyProduct = false
 	}
+	keys := make([]string, 0, len(l.dirtyVariants))
 	for key := range l.dirtyVariants {
-		if _, err := tx.ExecContext(ctx, variantsTable.upsertSQL(), valuesOf(l.variants[key].fields())...); err != nil {
-			return fmt.Errorf("store variant %d/%s: %w", id, key, err)
-		}
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		out = append(out, stmt{variantsTable.upsertSQL(), valuesOf(l.variants[key].fields())})
 		delete(l.dirtyVariants, key)
 	}
 	p.cache.put(tx, id, l)
-	return nil
+	return out, nil
 }
 
 func loadListing(ctx context.Context, tx *sql.Tx, id int64) (*listing, error) {

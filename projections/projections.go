@@ -129,6 +129,39 @@ type Projection interface {
 	Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error
 }
 
+// stmt is one write of a planned Apply.
+type stmt struct {
+	sql  string
+	args []any
+}
+
+// planner is a projection whose Apply reads what it needs and returns its
+// writes instead of running them, so that the runner can send them with
+// the event's checkpoint in one round trip.
+type planner interface {
+	plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt, error)
+	// forget drops cached rows when the planned writes did not happen.
+	forget()
+	// adopt carries cached rows over to tx: the runner calls it when the
+	// previous transaction committed and nothing else was applied since.
+	adopt(tx *sql.Tx)
+}
+
+// applyPlan is Apply for a planner: plan, then write.
+func applyPlan(ctx context.Context, p planner, tx *sql.Tx, rec events.Record) error {
+	stmts, err := p.plan(ctx, tx, rec)
+	if err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s.sql, s.args...); err != nil {
+			p.forget()
+			return fmt.Errorf("apply %s at %d: %w", rec.Type(), rec.Position, err)
+		}
+	}
+	return nil
+}
+
 // Rebuildable is a projection whose tables can be rebuilt from the log
 // into shadow tables and swapped in.
 type Rebuildable interface {
@@ -270,13 +303,19 @@ func int64Ptr(n int64) *int64 { return &n }
 // txCache keeps rows a projection loaded or wrote inside one subscriber
 // transaction. Inside it the consumer group's offset row is locked, so no
 // other writer touches the projection's rows and the cache stays true until
-// the transaction ends. Holding the *sql.Tx keeps a new transaction from
-// reusing its address while the cache is alive.
+// the transaction ends. The runner carries the cache over to the next
+// transaction (adopt) only when the projection's checkpoint shows that
+// nothing else was applied in between and the last transaction committed.
+// Holding the *sql.Tx keeps a new transaction from reusing its address
+// while the cache is alive.
 type txCache[K comparable, V any] struct {
 	mu sync.Mutex
 	tx *sql.Tx
 	m  map[K]V
 }
+
+// maxCached bounds a cache; beyond it the cache starts again.
+const maxCached = 200000
 
 func (c *txCache[K, V]) get(tx *sql.Tx, k K) (V, bool) {
 	c.mu.Lock()
@@ -292,11 +331,20 @@ func (c *txCache[K, V]) get(tx *sql.Tx, k K) (V, bool) {
 func (c *txCache[K, V]) put(tx *sql.Tx, k K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tx != tx {
+	if c.tx != tx || len(c.m) >= maxCached {
 		c.tx = tx
 		c.m = map[K]V{}
 	}
 	c.m[k] = v
+}
+
+// adopt declares the cached rows still true in tx.
+func (c *txCache[K, V]) adopt(tx *sql.Tx) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m != nil {
+		c.tx = tx
+	}
 }
 
 // reset forgets everything; Apply calls it when it fails, because its

@@ -2,7 +2,9 @@ package projections
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/events"
@@ -188,6 +192,8 @@ type projectionState struct {
 	tx         *sql.Tx
 	checkpoint eventstore.Cursor
 	savepoint  bool
+	prepared   map[string]bool // statements prepared on tx's connection
+	warm       bool            // checkpoint holds what this runner last applied or read
 
 	stop chan struct{} // signals the subscriber to close and retry later
 
@@ -210,7 +216,7 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 		if typ != "" && !st.p.Handles(typ) {
 			return nil
 		}
-		rec, err := eventstore.RecordFromMessage(msg)
+		rec, err := recordOf(st.p, msg)
 		if err != nil {
 			if !errors.Is(err, events.ErrUnknownType) {
 				return r.fail(st, rec, fmt.Errorf("decode: %w", err))
@@ -240,21 +246,41 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 			return nil
 		}
 		start := time.Now()
-		if err := apply(ctx, st.p, tx, rec, r.cfg.AckDeadline/2); err != nil {
+		c := eventstore.CursorOf(rec)
+		// Checkpoint, release, and the savepoint for the next event go in
+		// one round trip, with a planner's writes in front of them.
+		// Checkpoint values are integers formatted here, not user input.
+		tail := `INSERT INTO projection_checkpoints (projection, transaction_id, position)
+			VALUES (` + quoteLiteral(st.name) + `, '` + strconv.FormatUint(c.TransactionID, 10) + `', ` + strconv.FormatInt(c.Position, 10) + `);
+			RELEASE SAVEPOINT projection_event; SAVEPOINT projection_event`
+		var stmts []stmt
+		pl, planned := st.p.(planner)
+		if planned {
+			stmts, err = plan(ctx, pl, tx, rec, r.cfg.AckDeadline/2)
+		} else {
+			err = apply(ctx, st.p, tx, rec, r.cfg.AckDeadline/2)
+		}
+		if err == nil {
+			err = st.prepare(ctx, tx, stmts)
+		}
+		if err == nil {
+			sqlText, args := joinStmts(stmts, tail)
+			if len(args) > 0 {
+				args = append([]any{pgx.QueryExecModeSimpleProtocol}, args...)
+			}
+			if _, err = tx.ExecContext(ctx, sqlText, args...); err != nil {
+				err = fmt.Errorf("write: %w", err)
+				if planned {
+					pl.forget()
+				}
+			}
+		}
+		if err != nil {
 			if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projection_event`); rbErr != nil {
 				st.tx = nil
 				err = errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
 			}
 			return r.fail(st, rec, err)
-		}
-		// Checkpoint, release, and the savepoint for the next event in one
-		// round trip. Values are integers formatted here, not user input.
-		c := eventstore.CursorOf(rec)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (projection, transaction_id, position)
-			VALUES (`+quoteLiteral(st.name)+`, '`+strconv.FormatUint(c.TransactionID, 10)+`', `+strconv.FormatInt(c.Position, 10)+`);
-			RELEASE SAVEPOINT projection_event; SAVEPOINT projection_event`); err != nil {
-			st.tx = nil
-			return r.fail(st, rec, fmt.Errorf("checkpoint: %w", err))
 		}
 		st.checkpoint = c
 		r.metrics.applied.WithLabelValues(st.name).Inc()
@@ -277,6 +303,89 @@ func apply(ctx context.Context, p Projection, tx *sql.Tx, rec events.Record, lim
 	return p.Apply(ctx, tx, rec)
 }
 
+// plan runs p.plan like apply runs Apply.
+func plan(ctx context.Context, p planner, tx *sql.Tx, rec events.Record, limit time.Duration) (stmts []stmt, err error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			p.forget()
+			err = fmt.Errorf("apply panicked: %v", v)
+		}
+	}()
+	return p.plan(ctx, tx, rec)
+}
+
+// stmtName names the prepared statement of a planned write.
+func stmtName(sqlText string) string {
+	sum := sha256.Sum256([]byte(sqlText))
+	return "projection_" + hex.EncodeToString(sum[:10])
+}
+
+// prepare makes sure the connection under tx has every statement
+// prepared: writes then go as EXECUTE in one simple-protocol round trip
+// without being planned again for every event.
+func (st *projectionState) prepare(ctx context.Context, tx *sql.Tx, stmts []stmt) error {
+	for _, s := range stmts {
+		name := stmtName(s.sql)
+		if st.prepared[name] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `PREPARE `+name+` AS `+s.sql); err != nil {
+			return fmt.Errorf("prepare %s: %w", name, err)
+		}
+		st.prepared[name] = true
+	}
+	return nil
+}
+
+// joinStmts puts EXECUTEs of the statements and tail into one text, each
+// statement's arguments numbered after the previous statements'. The text
+// is sent with the simple protocol, which takes several statements.
+func joinStmts(stmts []stmt, tail string) (string, []any) {
+	var b strings.Builder
+	var args []any
+	for _, s := range stmts {
+		b.WriteString("EXECUTE " + stmtName(s.sql))
+		if len(s.args) > 0 {
+			b.WriteString("(")
+			for i := range s.args {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("$" + strconv.Itoa(len(args)+i+1))
+			}
+			b.WriteString(")")
+		}
+		b.WriteString(";\n")
+		args = append(args, s.args...)
+	}
+	b.WriteString(tail)
+	return b.String(), args
+}
+
+// payloadless projections need only an event's place in the log.
+type payloadless interface{ payloadless() }
+
+// recordOf builds the record p needs from msg.
+func recordOf(p Projection, msg *message.Message) (events.Record, error) {
+	if _, ok := p.(payloadless); !ok {
+		return eventstore.RecordFromMessage(msg)
+	}
+	var rec events.Record
+	var err error
+	if rec.ID, err = uuid.Parse(msg.UUID); err != nil {
+		return rec, fmt.Errorf("message %s: %w", msg.UUID, err)
+	}
+	if rec.Position, err = strconv.ParseInt(msg.Metadata.Get("position"), 10, 64); err != nil {
+		return rec, fmt.Errorf("message %s: position: %w", msg.UUID, err)
+	}
+	if rec.TransactionID, err = strconv.ParseUint(msg.Metadata.Get("transaction_id"), 10, 64); err != nil {
+		return rec, fmt.Errorf("message %s: transaction id: %w", msg.UUID, err)
+	}
+	return rec, nil
+}
+
 // begin prepares st for an event of tx: on a new transaction it reads the
 // checkpoint and opens the savepoint that the first event uses.
 func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
@@ -295,9 +404,9 @@ func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
 			WHERE p.projection = $1 AND (p.transaction_id, p.position) < (last.transaction_id, last.position)
 		)
 		SELECT transaction_id::text, position FROM last`, st.name).Scan(&txid, &pos)
+	var stored eventstore.Cursor
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		st.checkpoint = eventstore.Cursor{}
 	case err != nil:
 		return fmt.Errorf("read checkpoint: %w", err)
 	default:
@@ -305,7 +414,37 @@ func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
 		if err != nil {
 			return fmt.Errorf("read checkpoint: %w", err)
 		}
-		st.checkpoint = eventstore.Cursor{TransactionID: n, Position: pos}
+		stored = eventstore.Cursor{TransactionID: n, Position: pos}
+	}
+	// Rows cached by the previous transaction are still true only if it
+	// committed everything this runner applied and nothing was applied
+	// by anyone else since: the stored checkpoint is exactly ours.
+	if pl, ok := st.p.(planner); ok {
+		if st.warm && stored == st.checkpoint {
+			pl.adopt(tx)
+		} else {
+			pl.forget()
+		}
+	}
+	st.checkpoint, st.warm = stored, true
+	// Prepared statements belong to the connection, which may differ from
+	// the previous batch's.
+	st.prepared = map[string]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM pg_prepared_statements WHERE name LIKE 'projection\_%'`)
+	if err != nil {
+		return fmt.Errorf("prepared statements: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("prepared statements: %w", err)
+		}
+		st.prepared[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("prepared statements: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT projection_event`); err != nil {
 		return fmt.Errorf("savepoint: %w", err)

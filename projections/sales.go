@@ -357,16 +357,19 @@ ON CONFLICT (shop_id, day, currency) DO UPDATE SET
 	refunded = sales_daily.refunded + excluded.refunded`
 
 // Apply implements Projection.
-func (p *Sales) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) (err error) {
+func (p *Sales) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
+	return applyPlan(ctx, p, tx, rec)
+}
+
+func (p *Sales) forget() { p.cache.reset() }
+
+func (p *Sales) adopt(tx *sql.Tx) { p.cache.adopt(tx) }
+
+func (p *Sales) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt, error) {
 	id, ok := saleOf(rec)
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	defer func() {
-		if err != nil {
-			p.cache.reset()
-		}
-	}()
 	s, ok := p.cache.get(tx, id)
 	if !ok {
 		s = &Sale{}
@@ -375,43 +378,35 @@ func (p *Sales) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) (err e
 			s, err = newSale(rec, id), nil
 		}
 		if err != nil {
-			return fmt.Errorf("load sale %d: %w", id, err)
+			p.cache.reset()
+			return nil, fmt.Errorf("load sale %d: %w", id, err)
 		}
 	}
 	var items []SaleItem
 	wasRecorded := s.Recorded
 	ch := foldSale(s, &items, rec)
 	if !ch.changed {
-		return nil
+		return nil, nil
 	}
-	if _, err := tx.ExecContext(ctx, salesTable.upsertSQL(), valuesOf(s.fields())...); err != nil {
-		return fmt.Errorf("store sale %d: %w", id, err)
-	}
+	out := []stmt{{salesTable.upsertSQL(), valuesOf(s.fields())}}
 	if ch.newItems {
-		if err := storeItems(ctx, tx, id, wasRecorded, items); err != nil {
-			return err
+		if wasRecorded {
+			out = append(out, stmt{`DELETE FROM sale_items WHERE receipt_id = $1`, []any{id}})
+		}
+		if len(items) > 0 {
+			out = append(out, insertItems(items))
 		}
 	}
 	for _, d := range ch.daily {
-		if _, err := tx.ExecContext(ctx, dailyUpsertSQL, d.key.shopID, d.key.day, d.key.currency,
-			d.Orders, d.Units, d.Gross, d.CanceledOrders, d.Refunded); err != nil {
-			return fmt.Errorf("store daily sales of %d: %w", d.key.shopID, err)
-		}
+		out = append(out, stmt{dailyUpsertSQL, []any{d.key.shopID, d.key.day, d.key.currency,
+			d.Orders, d.Units, d.Gross, d.CanceledOrders, d.Refunded}})
 	}
 	p.cache.put(tx, id, s)
-	return nil
+	return out, nil
 }
 
-// storeItems replaces a receipt's items.
-func storeItems(ctx context.Context, tx *sql.Tx, receiptID int64, replace bool, items []SaleItem) error {
-	if replace {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sale_items WHERE receipt_id = $1`, receiptID); err != nil {
-			return fmt.Errorf("replace items of sale %d: %w", receiptID, err)
-		}
-	}
-	if len(items) == 0 {
-		return nil
-	}
+// insertItems inserts a receipt's items in one statement.
+func insertItems(items []SaleItem) stmt {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO sale_items (` + saleItemsTable.columnList("") + `) VALUES `)
 	var args []any
@@ -429,10 +424,7 @@ func storeItems(ctx context.Context, tx *sql.Tx, receiptID int64, replace bool, 
 		}
 		b.WriteString(")")
 	}
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("store items of sale %d: %w", receiptID, err)
-	}
-	return nil
+	return stmt{b.String(), args}
 }
 
 type salesRebuild struct {

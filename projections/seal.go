@@ -33,7 +33,8 @@ func (*Seal) Handles(string) bool { return true }
 
 // sealSQL chains the event at $1 onto the last sealed one. The event's
 // canonical text is computed by PostgreSQL from the stored row, so the
-// hash covers exactly what the log holds.
+// hash covers exactly what the log holds. An event that is not there
+// fails the NOT NULL constraints instead of leaving a hole.
 const sealSQL = `WITH prev AS (
 	SELECT seq, hash FROM event_seal ORDER BY seq DESC LIMIT 1
 ), next AS (
@@ -42,20 +43,24 @@ const sealSQL = `WITH prev AS (
 INSERT INTO event_seal (seq, position, event_id, transaction_id, shop_id, prev_hash, hash)
 SELECT next.seq, e.position, e.event_id, e.transaction_id, e.shop_id, next.prev_hash,
 	sha256(next.prev_hash || convert_to(event_canonical(next.seq, e), 'UTF8'))
-FROM events e, next
-WHERE e.position = $1`
+FROM next LEFT JOIN events e ON e.position = $1`
 
 // Apply implements Projection.
-func (*Seal) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
-	res, err := tx.ExecContext(ctx, sealSQL, rec.Position)
-	if err != nil {
-		return fmt.Errorf("seal event %d: %w", rec.Position, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return fmt.Errorf("seal event %d: sealed %d rows (%v)", rec.Position, n, err)
-	}
-	return nil
+func (s *Seal) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
+	return applyPlan(ctx, s, tx, rec)
 }
+
+func (*Seal) forget() {}
+
+func (*Seal) adopt(*sql.Tx) {}
+
+func (*Seal) plan(_ context.Context, _ *sql.Tx, rec events.Record) ([]stmt, error) {
+	return []stmt{{sealSQL, []any{rec.Position}}}, nil
+}
+
+// payloadless tells the runner that the seal needs only the event's place
+// in the log, not its decoded payload.
+func (*Seal) payloadless() {}
 
 // SealedEvent is an event with its place in the seal.
 type SealedEvent struct {

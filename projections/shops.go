@@ -196,34 +196,36 @@ func (*Shops) Handles(typ string) bool {
 }
 
 // Apply implements Projection.
-func (p *Shops) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) (err error) {
+func (p *Shops) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
+	return applyPlan(ctx, p, tx, rec)
+}
+
+func (p *Shops) forget() { p.cache.reset() }
+
+func (p *Shops) adopt(tx *sql.Tx) { p.cache.adopt(tx) }
+
+func (p *Shops) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt, error) {
 	id, ok := shopOf(rec)
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	defer func() {
-		if err != nil {
-			p.cache.reset()
-		}
-	}()
 	s, ok := p.cache.get(tx, id)
 	if !ok {
+		var err error
 		s, err = loadShop(ctx, tx, id)
 		if errors.Is(err, ErrNotFound) {
 			s, err = newShop(id), nil
 		}
 		if err != nil {
-			return err
+			p.cache.reset()
+			return nil, err
 		}
 	}
 	if !foldShop(s, rec) {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, shopsTable.upsertSQL(), valuesOf(s.fields())...); err != nil {
-		return fmt.Errorf("store shop %d: %w", id, err)
+		return nil, nil
 	}
 	p.cache.put(tx, id, s)
-	return nil
+	return []stmt{{shopsTable.upsertSQL(), valuesOf(s.fields())}}, nil
 }
 
 func loadShop(ctx context.Context, q Queryer, id int64) (*Shop, error) {

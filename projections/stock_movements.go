@@ -117,16 +117,19 @@ func (*StockMovements) Handles(typ string) bool {
 }
 
 // Apply implements Projection.
-func (p *StockMovements) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) (err error) {
+func (p *StockMovements) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
+	return applyPlan(ctx, p, tx, rec)
+}
+
+func (p *StockMovements) forget() { p.cache.reset() }
+
+func (p *StockMovements) adopt(tx *sql.Tx) { p.cache.adopt(tx) }
+
+func (p *StockMovements) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt, error) {
 	m, ok := movementOf(rec)
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	defer func() {
-		if err != nil {
-			p.cache.reset()
-		}
-	}()
 	ref := variantRef{m.ListingID, m.VariantKey}
 	b, ok := p.cache.get(tx, ref)
 	if !ok {
@@ -134,18 +137,16 @@ func (p *StockMovements) Apply(ctx context.Context, tx *sql.Tx, rec events.Recor
 		err := tx.QueryRowContext(ctx, `SELECT seq, balance FROM stock_movements
 			WHERE listing_id = $1 AND variant_key = $2 ORDER BY seq DESC LIMIT 1`, ref.listingID, ref.key).Scan(&b.seq, &b.quantity)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("load balance of %d/%s: %w", ref.listingID, ref.key, err)
+			p.cache.reset()
+			return nil, fmt.Errorf("load balance of %d/%s: %w", ref.listingID, ref.key, err)
 		}
 	}
 	next := *b
 	next.seq++
 	next.quantity += m.Delta
 	m.Seq, m.Balance = next.seq, next.quantity
-	if _, err := tx.ExecContext(ctx, movementsTable.insertSQL(), valuesOf(m.fields())...); err != nil {
-		return fmt.Errorf("store movement of %d/%s: %w", ref.listingID, ref.key, err)
-	}
 	p.cache.put(tx, ref, &next)
-	return nil
+	return []stmt{{movementsTable.insertSQL(), valuesOf(m.fields())}}, nil
 }
 
 type movementsRebuild struct {
