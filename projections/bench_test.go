@@ -17,7 +17,7 @@ import (
 )
 
 // benchEvents is the size of the generated log.
-const benchEvents = 100_000
+const benchEvents = 1_000_000
 
 // generateLogSQL appends events $1..$2 of a generated log straight into
 // the events table (INSERT is what the log allows; this skips the
