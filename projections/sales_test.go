@@ -1,0 +1,140 @@
+package projections_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/projections"
+)
+
+// receiptFacts returns the facts of n receipts in the order they happened:
+// a first description, sometimes a newer one (more items, a later Etsy
+// updated time), status facts, refunds, cancellations.
+func receiptFacts(rng *rand.Rand, n int) [][]events.Event {
+	var out [][]events.Event
+	for r := range n {
+		id := int64(50000 + r)
+		shop := int64(1 + r%3)
+		rs := events.ReceiptStream(id)
+		at := t0.Add(time.Duration(r) * 7 * time.Minute)
+		step := func(m int) time.Time { return at.Add(time.Duration(m) * time.Minute) }
+		describe := func(items int, updated time.Time) events.SaleRecorded {
+			p := events.SaleRecorded{ReceiptID: id, ShopID: shop, Status: "open", CreatedAt: at, EtsyUpdatedAt: updated}
+			var total int64
+			for i := range items {
+				q := int64(1 + (r+i)%3)
+				p.Items = append(p.Items, events.SaleItem{TransactionID: id*10 + int64(i), ListingID: 9, VariantKey: fmt.Sprintf("k%d", i), Quantity: q, UnitPrice: eur(1000)})
+				total += q * 1000
+			}
+			p.Subtotal, p.Shipping, p.Tax, p.Discount, p.GrandTotal = eur(total), eur(300), eur(0), eur(0), eur(total+300)
+			return p
+		}
+		facts := []events.Event{events.New(rs, shop, step(0), describe(1, step(0)))}
+		if rng.IntN(4) == 0 {
+			facts = append(facts, events.New(rs, shop, step(1), describe(2, step(1))))
+		}
+		facts = append(facts, events.New(rs, shop, step(2), events.SalePaid{ReceiptID: id}))
+		switch k := rng.IntN(10); {
+		case k == 0:
+			facts = append(facts, events.New(rs, shop, step(3), events.SaleCanceled{ReceiptID: id, Reason: "buyer"}))
+		case k < 7:
+			facts = append(facts, events.New(rs, shop, step(3), events.SaleShipped{ReceiptID: id, Carrier: "dhl", TrackingCode: fmt.Sprint("T", id)}))
+			if k < 5 {
+				facts = append(facts, events.New(rs, shop, step(4), events.SaleDelivered{ReceiptID: id}))
+			}
+		}
+		if rng.IntN(5) == 0 {
+			facts = append(facts, events.New(rs, shop, step(5), events.SaleRefunded{ReceiptID: id, Amount: eur(500), RefundKey: fmt.Sprint("rf", id)}))
+		}
+		out = append(out, facts)
+	}
+	return out
+}
+
+// shuffleAndRepeat returns the same facts in a random order, some of them
+// twice (as new events: a webhook and a poll that both saw them).
+func shuffleAndRepeat(rng *rand.Rand, facts []events.Event) []events.Event {
+	var out []events.Event
+	for _, e := range facts {
+		out = append(out, e)
+		if rng.IntN(3) == 0 {
+			again := events.New(e.StreamID, e.ShopID, e.OccurredAt, e.Data)
+			out = append(out, again)
+		}
+	}
+	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+func projectSales(t *testing.T, receipts [][]events.Event) *sql.DB {
+	t.Helper()
+	db := pgtest.New(t)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+	for _, facts := range receipts {
+		if _, err := s.Append(ctx, facts[0].StreamID, eventstore.Any, facts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	projs := []projections.Projection{projections.NewSales()}
+	_, stop := startRunner(t, db.DB, projs, fastConfig(), nil)
+	waitCaughtUp(t, db.DB, names(projs), 60*time.Second)
+	stop()
+	return db.DB
+}
+
+func allSales(t *testing.T, db *sql.DB) ([]projections.Sale, []projections.DailySales) {
+	t.Helper()
+	r := projections.NewReader(db)
+	ctx := context.Background()
+	var sales []projections.Sale
+	var before int64
+	for {
+		page, err := r.ListSales(ctx, projections.SaleFilter{Scope: projections.AllShops(), Before: before, Limit: projections.MaxLimit, IncludeUnrecorded: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		sales = append(sales, page...)
+		before = page[len(page)-1].ReceiptID
+	}
+	daily, err := r.ListSalesDaily(ctx, projections.DailyFilter{Scope: projections.AllShops()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sales, daily
+}
+
+// TestSalesIgnoreArrivalOrderAndRepeats is checklist item 27: the facts of
+// 1000 receipts, shuffled and partly repeated, give the same sales, items
+// and daily sums as the same facts in order.
+func TestSalesIgnoreArrivalOrderAndRepeats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(27, 27))
+	inOrder := receiptFacts(rng, 1000)
+	var shuffled [][]events.Event
+	for _, facts := range inOrder {
+		shuffled = append(shuffled, shuffleAndRepeat(rng, facts))
+	}
+	wantSales, wantDaily := allSales(t, projectSales(t, inOrder))
+	gotSales, gotDaily := allSales(t, projectSales(t, shuffled))
+	if len(wantSales) != 1000 {
+		t.Fatalf("in order: %d sales, want 1000", len(wantSales))
+	}
+	if diff := cmp.Diff(wantSales, gotSales); diff != "" {
+		t.Errorf("sales from shuffled, repeated facts (-in order +shuffled):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantDaily, gotDaily); diff != "" {
+		t.Errorf("daily sales from shuffled, repeated facts (-in order +shuffled):\n%s", diff)
+	}
+}
