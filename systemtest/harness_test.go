@@ -123,6 +123,7 @@ func start(t *testing.T, name, bin string, args []string, env []string) *proc {
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.out
+	dieWithTest(p.cmd)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
