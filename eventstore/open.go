@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -28,10 +29,12 @@ func Open(ctx context.Context, url string, maxConns int32) (*sql.DB, *pgxpool.Po
 		return nil, nil, fmt.Errorf("open database: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	// database/sql keeps only two idle connections by default; every other
-	// concurrent caller would then pay for a fresh acquire. The pgx pool
-	// already bounds the total.
-	db.SetMaxIdleConns(int(cfg.MaxConns))
-	db.SetMaxOpenConns(int(cfg.MaxConns))
+	// database/sql keeps only two idle connections by default, so every
+	// other concurrent appender would pay for a fresh acquire. But its idle
+	// connections are taken from the pgx pool and never handed back on
+	// demand, so it may keep at most half of them: code that uses the pgx
+	// pool directly (COPY in rebuilds) always finds the other half.
+	db.SetMaxIdleConns(max(2, int(cfg.MaxConns)/2))
+	db.SetConnMaxIdleTime(time.Minute)
 	return db, pool, nil
 }
