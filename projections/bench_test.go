@@ -16,8 +16,12 @@ import (
 	"github.com/shopledger/shopledger/projections"
 )
 
-// benchEvents is the size of the generated log.
-const benchEvents = 1_000_000
+// benchEvents is the size of the generated log; catch-up is timed over
+// its first catchUpEvents.
+const (
+	benchEvents   = 1_000_000
+	catchUpEvents = 200_000
+)
 
 // generateLogSQL appends events $1..$2 of a generated log straight into
 // the events table (INSERT is what the log allows; this skips the
@@ -117,23 +121,23 @@ func generateLog(b testing.TB, db *pgtest.Database, n int64) {
 	}
 }
 
-// caughtUp reports whether every group's offset is at the log's last event.
-func caughtUp(b *testing.B, db *pgtest.Database, groups []string) bool {
+// passed reports whether every group's committed offset is at or past
+// position n (positions grow with transaction ids in the generated log).
+func passed(b *testing.B, db *pgtest.Database, groups []string, n int64) bool {
 	b.Helper()
-	var n int
-	err := db.DB.QueryRow(`WITH last AS (SELECT transaction_id, position FROM events ORDER BY transaction_id DESC, position DESC LIMIT 1)
-		SELECT count(*) FROM event_offsets o, last
-		WHERE o.consumer_group = ANY($1) AND (o.last_processed_transaction_id, o.offset_acked) >= (last.transaction_id, last.position)`, groups).Scan(&n)
+	var k int
+	err := db.DB.QueryRow(`SELECT count(*) FROM event_offsets WHERE consumer_group = ANY($1) AND offset_acked >= $2`, groups, n).Scan(&k)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return n == len(groups)
+	return k == len(groups)
 }
 
 // BenchmarkProjector measures, on a generated log of a million events:
 // COPY of the log to stdout (the baseline), live catch-up of every built-in
-// projection and the seal from zero, and a rebuild of every read model by
-// the projector binary, with its peak resident memory. It does the work
+// projection and the seal from zero (over the first catchUpEvents), and a
+// rebuild of every read model from the whole log by the projector binary,
+// with its peak resident memory. It does the work
 // once whatever b.N is (make bench runs it with -benchtime 1x).
 func BenchmarkProjector(b *testing.B) {
 	db := pgtest.New(b)
@@ -163,7 +167,10 @@ func BenchmarkProjector(b *testing.B) {
 	fmt.Printf("BENCH copy_out_events_per_s %.0f events/s\n", benchEvents/copyOut.Seconds())
 
 	// Live catch-up from zero: every built-in projection and the seal,
-	// each its own consumer group, as the projector runs them.
+	// each its own consumer group, as the projector runs them. The rate is
+	// measured over the first catchUpEvents of the log so that make bench
+	// stays within its time limit; the groups apply every event type of the
+	// mix from the start.
 	projs := projections.Default()
 	cfg := projections.RunnerConfig{BatchSize: 500, PollInterval: 50 * time.Millisecond, AckDeadline: time.Minute, RetryInterval: time.Second}
 	r, err := projections.NewRunner(db.DB, projs, cfg, testLogger(b), nil)
@@ -174,7 +181,7 @@ func BenchmarkProjector(b *testing.B) {
 	done := make(chan error, 1)
 	start = time.Now()
 	go func() { done <- r.Run(runCtx) }()
-	for !caughtUp(b, db, names(projs)) {
+	for !passed(b, db, names(projs), catchUpEvents) {
 		if time.Since(start) > 20*time.Minute {
 			b.Fatal("projections did not catch up within 20 minutes")
 		}
@@ -188,7 +195,7 @@ func BenchmarkProjector(b *testing.B) {
 	if err := r.Ready(ctx); err != nil {
 		b.Fatalf("a projection stopped during catch-up: %v", err)
 	}
-	fmt.Printf("BENCH projector_catchup_events_per_s %.0f events/s\n", benchEvents/catchUp.Seconds())
+	fmt.Printf("BENCH projector_catchup_events_per_s %.0f events/s\n", catchUpEvents/catchUp.Seconds())
 
 	// Rebuild every read model with the projector binary.
 	cmd := exec.Command(bin, "rebuild")
