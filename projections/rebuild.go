@@ -55,7 +55,7 @@ type RebuildOptions struct {
 // through COPY while the fold runs. A live projector keeps serving and
 // updating the old tables until the swap, then continues after the cursor.
 // Projections with side effects are not Rebuildable, so a rebuild never
-// repeats one.
+// repeats one. It holds 2 + (number of tables) connections of pool at once.
 func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts RebuildOptions, logger *slog.Logger) (RebuildReport, error) {
 	start := time.Now()
 	rep := RebuildReport{Rows: map[string]int64{}}
@@ -86,6 +86,9 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 			}
 			tables = append(tables, t)
 		}
+	}
+	if need := int32(2 + len(tables)); pool.Config().MaxConns < need {
+		return rep, fmt.Errorf("rebuild: needs a pool of %d connections, has %d", need, pool.Config().MaxConns)
 	}
 	for _, t := range tables {
 		if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS `+t.name+ShadowSuffix+`;

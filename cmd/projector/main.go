@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -50,6 +51,10 @@ type config struct {
 	AckDeadline   time.Duration
 	RetryInterval time.Duration
 	LagInterval   time.Duration
+	// RebuildMemoryMiB is the soft memory limit of a rebuild: the fold
+	// keeps mutable rows (listings, receipts) in memory, and the garbage
+	// collector works harder rather than let the heap double.
+	RebuildMemoryMiB int64
 	// Projections names the built-in projections to run; empty runs all.
 	Projections []string
 }
@@ -66,6 +71,11 @@ func loadConfig(env *service.Env) config {
 		RetryInterval: env.Duration("SHOPLEDGER_PROJECTOR_RETRY_INTERVAL", 30*time.Second),
 		LagInterval:   env.Duration("SHOPLEDGER_PROJECTOR_LAG_INTERVAL", 5*time.Second),
 		Projections:   env.List("SHOPLEDGER_PROJECTOR_PROJECTIONS", nil),
+
+		RebuildMemoryMiB: env.Int("SHOPLEDGER_PROJECTOR_REBUILD_MEMORY_MIB", 192),
+	}
+	if c.RebuildMemoryMiB < 32 {
+		env.Fail("SHOPLEDGER_PROJECTOR_REBUILD_MEMORY_MIB: %d is below 32", c.RebuildMemoryMiB)
 	}
 	if c.DBConns < 4 {
 		env.Fail("SHOPLEDGER_PROJECTOR_DB_CONNS: %d is below 4", c.DBConns)
@@ -284,6 +294,7 @@ func runRebuild(ctx context.Context, cfg config, args []string, stdout io.Writer
 			return fmt.Errorf("%w: %q cannot be rebuilt (rebuildable: %s)", errUsage, n, strings.Join(known, ", "))
 		}
 	}
+	debug.SetMemoryLimit(cfg.RebuildMemoryMiB << 20)
 	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, rebuildConns(targets), logger)
 	if err != nil {
 		return err
