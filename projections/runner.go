@@ -549,7 +549,11 @@ func (s *restartingSubscriber) consume(ctx context.Context, topic string, out ch
 	case <-s.st.stop:
 	default:
 	}
-	msgs, err := inner.Subscribe(ctx, topic)
+	// The router cancels its handlers' context as soon as it starts
+	// closing, and a cancelled subscription rolls its batch back. The inner
+	// subscription therefore outlives ctx and is closed here instead,
+	// which commits what was applied.
+	msgs, err := inner.Subscribe(context.WithoutCancel(ctx), topic)
 	if err != nil {
 		return err
 	}
@@ -566,10 +570,14 @@ func (s *restartingSubscriber) consume(ctx context.Context, topic string, out ch
 				return nil
 			case <-s.closing:
 				return nil
+			case <-ctx.Done():
+				return nil
 			}
 		case <-s.st.stop:
 			return nil
 		case <-s.closing:
+			return nil
+		case <-ctx.Done():
 			return nil
 		}
 	}
