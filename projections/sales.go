@@ -291,8 +291,13 @@ func foldSale(s *Sale, items *[]SaleItem, rec events.Record) saleChange {
 	default:
 		return saleChange{}
 	}
+	// The refund facts decide the refund status, so a receipt reads the
+	// same whether the ledger first saw it before or after Etsy refunded
+	// part of it.
 	if s.Recorded && s.GrandTotal > 0 && s.Refunded >= s.GrandTotal {
 		s.setStatus(SaleRefunded)
+	} else if s.Recorded && s.Refunded > 0 {
+		s.setStatus("partially refunded")
 	}
 	if at.After(s.UpdatedAt) {
 		s.UpdatedAt = at

@@ -138,3 +138,31 @@ func TestSalesIgnoreArrivalOrderAndRepeats(t *testing.T) {
 		t.Errorf("daily sales from shuffled, repeated facts (-in order +shuffled):\n%s", diff)
 	}
 }
+
+// A partial refund gives the same status whether the receipt was first
+// recorded before the refund (a webhook) or after it (a poll that saw
+// Etsy's "partially refunded" status).
+func TestPartialRefundStatusDoesNotDependOnWhenTheSaleWasFirstSeen(t *testing.T) {
+	history := func(id int64, firstStatus string) []events.Event {
+		rs := events.ReceiptStream(id)
+		rec := events.SaleRecorded{ReceiptID: id, ShopID: 1, Status: firstStatus, CreatedAt: t0, EtsyUpdatedAt: t0,
+			Items:    []events.SaleItem{{TransactionID: id * 10, ListingID: 9, VariantKey: "k", Quantity: 1, UnitPrice: eur(2000)}},
+			Subtotal: eur(2000), Shipping: eur(0), Tax: eur(0), Discount: eur(0), GrandTotal: eur(2000)}
+		return []events.Event{
+			events.New(rs, 1, t0, rec),
+			events.New(rs, 1, t0.Add(time.Minute), events.SalePaid{ReceiptID: id}),
+			events.New(rs, 1, t0.Add(2*time.Minute), events.SaleShipped{ReceiptID: id}),
+			events.New(rs, 1, t0.Add(3*time.Minute), events.SaleRefunded{ReceiptID: id, Amount: eur(500), RefundKey: "r1"}),
+		}
+	}
+	db := projectSales(t, [][]events.Event{history(1, "paid"), history(2, "partially refunded")})
+	sales, _ := allSales(t, db)
+	got := map[int64]string{}
+	for _, s := range sales {
+		got[s.ReceiptID] = s.Status
+	}
+	want := map[int64]string{1: "partially refunded", 2: "partially refunded"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("status by receipt (-want +got):\n%s", diff)
+	}
+}
