@@ -86,7 +86,7 @@ func RebuildReadModel(ctx context.Context, db *sql.DB) (int, error) {
 	if !noOffset {
 		rows, err := tx.QueryContext(ctx, `SELECT `+eventstore.RecordColumns+` FROM events
 			WHERE type IN ($1, $2) AND (transaction_id, position) <= ($3::text::xid8, $4)
-			ORDER BY transaction_id, position`,
+			ORDER BY events.transaction_id, events.position`,
 			events.TypeAlertLowStockRaised, events.TypeAlertLowStockCleared, txid, pos)
 		if err != nil {
 			return 0, fmt.Errorf("rebuild alerts: read log: %w", err)

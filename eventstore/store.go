@@ -395,6 +395,10 @@ func (s *Store) updateOnce(ctx context.Context, stream string, decide Decide) (R
 	return res, nil
 }
 
+// selectColumns names the text cast of transaction_id "transaction_id",
+// so a query that also sorts by it must qualify the column
+// (events.transaction_id): the bare name would sort the text, and "999"
+// sorts after "1000".
 const selectColumns = `position, transaction_id::text, event_id, stream_id, stream_version, type, schema_version, data, metadata, coalesce(shop_id, 0), occurred_at, recorded_at, coalesce(dedupe_key, '')`
 
 // RecordColumns is the column list ScanRecord expects, for readers that
@@ -498,7 +502,7 @@ func (s *Store) ReadAll(ctx context.Context, after Cursor, limit int) ([]events.
 	rows, err := s.db.QueryContext(ctx, `SELECT `+selectColumns+` FROM events
 		WHERE (transaction_id, position) > ($1::text::xid8, $2)
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id, position
+		ORDER BY events.transaction_id, events.position
 		LIMIT $3`, strconv.FormatUint(after.TransactionID, 10), after.Position, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read all after %v: %w", after, err)

@@ -70,20 +70,18 @@ func (a SchemaAdapter) SelectQuery(_ string, consumerGroup string, offsets wsql.
 	if batch <= 0 {
 		batch = 100
 	}
-	// The subquery form keeps the planner on the (transaction_id, position)
-	// index instead of scanning it for ORDER BY ... LIMIT.
+	// A row comparison lets the planner walk the (transaction_id, position)
+	// index from the group's offset instead of sorting what is left, and
+	// ORDER BY names the table's columns: selectColumns exposes a text cast
+	// under the bare name, and text sorts "999" after "1000".
 	q := `
-	SELECT * FROM (
-		WITH last_processed AS (` + next.Query + `)
-		SELECT ` + selectColumns + ` FROM events
-		WHERE (
-			(transaction_id = (SELECT last_processed_transaction_id FROM last_processed)
-			 AND position > (SELECT offset_acked FROM last_processed))
-			OR transaction_id > (SELECT last_processed_transaction_id FROM last_processed)
-		)
-		AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-	) AS e
-	ORDER BY transaction_id, position
+	WITH last_processed AS (` + next.Query + `)
+	SELECT ` + selectColumns + ` FROM events
+	WHERE (events.transaction_id, events.position) > (
+			(SELECT last_processed_transaction_id FROM last_processed),
+			(SELECT coalesce(offset_acked, 0) FROM last_processed))
+		AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+	ORDER BY events.transaction_id, events.position
 	LIMIT ` + strconv.Itoa(batch)
 	return wsql.Query{Query: q, Args: next.Args}
 }

@@ -180,3 +180,47 @@ func TestSubscriberRoundTripTwoGroupsRestart(t *testing.T) {
 }
 
 var _ message.Subscriber = (*wsql.Subscriber)(nil)
+
+// Transaction ids are numbers: a consumer must take 999 before 1000 even
+// though their text sorts the other way round.
+func TestCommitOrderAcrossDigitBoundary(t *testing.T) {
+	db := newConsumedDB(t)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+	txids := []int{998, 1000, 999, 10000, 1001}
+	for i, txid := range txids {
+		// Rows with chosen (old, long finished) transaction ids, as a log
+		// that crossed a digit boundary would hold.
+		_, err := db.DB.ExecContext(ctx, `INSERT INTO events (transaction_id, event_id, stream_id, stream_version, type, schema_version, data, occurred_at)
+			VALUES ($1::text::xid8, gen_random_uuid(), $2, 1, 'sale.paid', 1, '{"receipt_id": 1}', now())`, fmt.Sprint(txid), fmt.Sprintf("receipt-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []uint64{998, 999, 1000, 1001, 10000}
+
+	recs, err := s.ReadAll(ctx, eventstore.Cursor{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, r := range recs {
+		got = append(got, r.TransactionID)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ReadAll order = %v, want %v", got, want)
+	}
+
+	positions := consume(t, db.DB, "digits", len(txids), 10*time.Second)
+	byPos := map[int64]uint64{}
+	for _, r := range recs {
+		byPos[r.Position] = r.TransactionID
+	}
+	got = got[:0]
+	for _, p := range positions {
+		got = append(got, byPos[p])
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("subscriber order = %v, want %v", got, want)
+	}
+}
