@@ -276,7 +276,7 @@ func seenAll(w *world, last int64) bool {
 // committed, so a plain SELECT sees them all.
 func (w *world) log() []events.Record {
 	w.t.Helper()
-	rows, err := w.db.DB.Query(`SELECT ` + eventstore.RecordColumns + ` FROM events ORDER BY transaction_id, position`)
+	rows, err := w.db.DB.Query(`SELECT ` + eventstore.RecordColumns + ` FROM events ORDER BY events.transaction_id, events.position`)
 	if err != nil {
 		w.t.Fatal(err)
 	}
