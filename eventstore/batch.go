@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -127,32 +126,19 @@ func encodeEach(evs []events.Event, todo []int) (*eachRows, error) {
 	r := &eachRows{}
 	for _, i := range todo {
 		e := evs[i]
-		if e.Data == nil {
-			return nil, fmt.Errorf("event %d has no data: %w", i, ErrInvalidEvent)
-		}
-		if e.ID == uuid.Nil {
-			return nil, fmt.Errorf("event %d has no id: %w", i, ErrInvalidEvent)
-		}
-		if e.OccurredAt.IsZero() {
-			return nil, fmt.Errorf("event %d has no business time: %w", i, ErrInvalidEvent)
-		}
-		typ, ver, data, err := events.Encode(e.Data)
+		row, err := encodeEvent(i, e)
 		if err != nil {
 			return nil, err
 		}
-		meta, err := json.Marshal(e.Metadata)
-		if err != nil {
-			return nil, fmt.Errorf("event %d metadata: %w", i, err)
-		}
-		r.ids = append(r.ids, e.ID.String())
+		r.ids = append(r.ids, row.id)
 		r.streams = append(r.streams, e.StreamID)
-		r.types = append(r.types, typ)
-		r.versions = append(r.versions, int32(ver))
-		r.data = append(r.data, string(data))
-		r.meta = append(r.meta, string(meta))
-		r.shops = append(r.shops, e.ShopID)
-		r.occurred = append(r.occurred, e.OccurredAt.UTC())
-		r.dedupe = append(r.dedupe, e.DedupeKey)
+		r.types = append(r.types, row.typ)
+		r.versions = append(r.versions, row.version)
+		r.data = append(r.data, row.data)
+		r.meta = append(r.meta, row.meta)
+		r.shops = append(r.shops, row.shop)
+		r.occurred = append(r.occurred, row.occurred)
+		r.dedupe = append(r.dedupe, row.dedupe)
 		r.index = append(r.index, i)
 	}
 	return r, nil

@@ -156,31 +156,18 @@ func encodeBatch(stream string, evs []events.Event) (*batch, error) {
 		if e.StreamID != "" && e.StreamID != stream {
 			return nil, fmt.Errorf("event %d belongs to stream %s: %w", i, e.StreamID, ErrInvalidEvent)
 		}
-		if e.Data == nil {
-			return nil, fmt.Errorf("event %d has no data: %w", i, ErrInvalidEvent)
-		}
-		if e.ID == uuid.Nil {
-			return nil, fmt.Errorf("event %d has no id: %w", i, ErrInvalidEvent)
-		}
-		if e.OccurredAt.IsZero() {
-			return nil, fmt.Errorf("event %d has no business time: %w", i, ErrInvalidEvent)
-		}
-		typ, ver, data, err := events.Encode(e.Data)
+		row, err := encodeEvent(i, e)
 		if err != nil {
 			return nil, err
 		}
-		meta, err := json.Marshal(e.Metadata)
-		if err != nil {
-			return nil, fmt.Errorf("event %d metadata: %w", i, err)
-		}
-		b.ids = append(b.ids, e.ID.String())
-		b.types = append(b.types, typ)
-		b.versions = append(b.versions, int32(ver))
-		b.data = append(b.data, string(data))
-		b.meta = append(b.meta, string(meta))
-		b.shops = append(b.shops, e.ShopID)
-		b.occurred = append(b.occurred, e.OccurredAt.UTC())
-		b.dedupe = append(b.dedupe, e.DedupeKey)
+		b.ids = append(b.ids, row.id)
+		b.types = append(b.types, row.typ)
+		b.versions = append(b.versions, row.version)
+		b.data = append(b.data, row.data)
+		b.meta = append(b.meta, row.meta)
+		b.shops = append(b.shops, row.shop)
+		b.occurred = append(b.occurred, row.occurred)
+		b.dedupe = append(b.dedupe, row.dedupe)
 	}
 	return b, nil
 }
@@ -224,6 +211,37 @@ SELECT -1, ins.event_id, ins.position, ins.stream_version, false FROM ins
 UNION ALL
 SELECT d.ord, d.event_id, d.position, d.stream_version, true FROM dups d
 `
+
+// encoded is one event in the form of the log's columns.
+type encoded struct {
+	id, typ, data, meta, dedupe string
+	version                     int32
+	shop                        int64
+	occurred                    time.Time
+}
+
+// encodeEvent checks event i and encodes its payload and metadata.
+func encodeEvent(i int, e events.Event) (encoded, error) {
+	if e.Data == nil {
+		return encoded{}, fmt.Errorf("event %d has no data: %w", i, ErrInvalidEvent)
+	}
+	if e.ID == uuid.Nil {
+		return encoded{}, fmt.Errorf("event %d has no id: %w", i, ErrInvalidEvent)
+	}
+	if e.OccurredAt.IsZero() {
+		return encoded{}, fmt.Errorf("event %d has no business time: %w", i, ErrInvalidEvent)
+	}
+	typ, ver, data, err := events.Encode(e.Data)
+	if err != nil {
+		return encoded{}, err
+	}
+	meta, err := json.Marshal(e.Metadata)
+	if err != nil {
+		return encoded{}, fmt.Errorf("event %d metadata: %w", i, err)
+	}
+	return encoded{id: e.ID.String(), typ: typ, version: int32(ver), data: string(data), meta: string(meta),
+		shop: e.ShopID, occurred: e.OccurredAt.UTC(), dedupe: e.DedupeKey}, nil
+}
 
 // appendOneSQL is the single-event form of appendSQL: the common case (one
 // webhook, one fact) pays for one plain INSERT instead of the batch CTE.
