@@ -20,6 +20,9 @@ const (
 	SaleDelivered = "delivered"
 	SaleCanceled  = "canceled"
 	SaleRefunded  = "refunded"
+	// SalePartiallyRefunded is Etsy's name for a receipt with some money
+	// returned; refund facts set it whatever status came before.
+	SalePartiallyRefunded = "partially refunded"
 )
 
 // statusRank orders statuses so that a receipt only ever moves forward,
@@ -28,10 +31,10 @@ var statusRank = map[string]int{
 	"open": 0, "payment processing": 0, "unpaid": 0,
 	SalePaid:    1,
 	SaleShipped: 2, "completed": 2,
-	SaleDelivered:        3,
-	"partially refunded": 3,
-	SaleCanceled:         4,
-	SaleRefunded:         5, "fully refunded": 5,
+	SaleDelivered:         3,
+	SalePartiallyRefunded: 3,
+	SaleCanceled:          4,
+	SaleRefunded:          5, "fully refunded": 5,
 }
 
 // Sale is an Etsy receipt: status and integer money in minor units.
@@ -297,7 +300,7 @@ func foldSale(s *Sale, items *[]SaleItem, rec events.Record) saleChange {
 	if s.Recorded && s.GrandTotal > 0 && s.Refunded >= s.GrandTotal {
 		s.setStatus(SaleRefunded)
 	} else if s.Recorded && s.Refunded > 0 {
-		s.setStatus("partially refunded")
+		s.setStatus(SalePartiallyRefunded)
 	}
 	if at.After(s.UpdatedAt) {
 		s.UpdatedAt = at

@@ -161,7 +161,7 @@ func TestPartialRefundStatusDoesNotDependOnWhenTheSaleWasFirstSeen(t *testing.T)
 	for _, s := range sales {
 		got[s.ReceiptID] = s.Status
 	}
-	want := map[int64]string{1: "partially refunded", 2: "partially refunded"}
+	want := map[int64]string{1: projections.SalePartiallyRefunded, 2: projections.SalePartiallyRefunded}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("status by receipt (-want +got):\n%s", diff)
 	}
