@@ -225,6 +225,12 @@ func TestFailingApplyStopsOnlyItsProjection(t *testing.T) {
 
 	waitCaughtUp(t, db.DB, []string{"steady", "stock_movements"}, 20*time.Second)
 	waitFor(t, "flaky to stop", 10*time.Second, func() bool { return runner.Ready(ctx) != nil })
+	// The stopped projection closes its consumer, which commits the events
+	// before the failing one; that happens just after it reports stopped.
+	waitFor(t, "flaky to commit the events before the failing one", 20*time.Second, func() bool {
+		counts, _ := applied(t, db.DB, "flaky")
+		return counts[positions[16]] > 0
+	})
 
 	counts, _ := applied(t, db.DB, "flaky")
 	for i, p := range positions {
