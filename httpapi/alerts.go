@@ -155,13 +155,11 @@ func (s *server) listAlerts(w http.ResponseWriter, r *http.Request, p Principal)
 	if err != nil {
 		return fmt.Errorf("list alerts: %w", err)
 	}
-	page := alertPage{Items: nonNil(items)}
-	if len(items) == f.Limit {
-		page.Items = items[:f.Limit-1]
-		last := page.Items[len(page.Items)-1]
+	var page alertPage
+	page.Items, page.NextCursor = pageOf(items, f.Limit, func(last Alert) any {
 		id, _ := uuid.Parse(last.AlertID)
-		page.NextCursor = encodeCursor(AlertCursor{RaisedAt: last.RaisedAt, AlertID: id})
-	}
+		return AlertCursor{RaisedAt: last.RaisedAt, AlertID: id}
+	})
 	nextLink(w, r, page.NextCursor)
 	writeJSON(w, http.StatusOK, page)
 	return nil

@@ -143,14 +143,8 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request, p Principal)
 	if err != nil {
 		return err
 	}
-	page := eventPage{Items: evs}
-	if len(evs) == f.Limit {
-		page.Items = evs[:f.Limit-1]
-		page.NextCursor = encodeCursor(seqCursor{Seq: page.Items[len(page.Items)-1].Seq})
-	}
-	if page.Items == nil {
-		page.Items = []LoggedEvent{}
-	}
+	var page eventPage
+	page.Items, page.NextCursor = pageOf(evs, f.Limit, func(last LoggedEvent) any { return seqCursor{Seq: last.Seq} })
 	nextLink(w, r, page.NextCursor)
 	writeJSON(w, http.StatusOK, page)
 	return nil

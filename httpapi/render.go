@@ -155,6 +155,18 @@ func parseLimit(q url.Values, def int) (int, error) {
 }
 
 // Cursors are opaque to clients: base64url JSON of the last row's sort key.
+// pageOf trims a reader's answer, asked for limit+1 rows so that the extra
+// row tells whether another page exists, to limit rows, and encodes the
+// cursor of the last row kept when there is a next page.
+func pageOf[T any](items []T, asked int, cursor func(last T) any) ([]T, string) {
+	items = nonNil(items)
+	if len(items) < asked {
+		return items, ""
+	}
+	items = items[:asked-1]
+	return items, encodeCursor(cursor(items[len(items)-1]))
+}
+
 func encodeCursor(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -267,12 +267,10 @@ func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principa
 	if err != nil {
 		return err
 	}
-	page := productPage{Items: nonNil(items)}
-	if len(items) == pf.Limit {
-		page.Items = items[:pf.Limit-1]
-		last := page.Items[len(page.Items)-1]
-		page.NextCursor = encodeCursor(ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt})
-	}
+	var page productPage
+	page.Items, page.NextCursor = pageOf(items, pf.Limit, func(last Product) any {
+		return ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt}
+	})
 	nextLink(w, r, page.NextCursor)
 	respond(w, f, "products", page)
 	return nil
@@ -340,11 +338,8 @@ func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Princi
 	if err != nil {
 		return err
 	}
-	page := historyPage{ListingID: hf.ListingID, VariantKey: hf.VariantKey, Items: nonNil(items)}
-	if len(items) == hf.Limit {
-		page.Items = items[:hf.Limit-1]
-		page.NextCursor = encodeCursor(historyCursor{Seq: page.Items[len(page.Items)-1].Seq})
-	}
+	page := historyPage{ListingID: hf.ListingID, VariantKey: hf.VariantKey}
+	page.Items, page.NextCursor = pageOf(items, hf.Limit, func(last Movement) any { return historyCursor{Seq: last.Seq} })
 	nextLink(w, r, page.NextCursor)
 	respond(w, f, "stock-history", page)
 	return nil
@@ -450,12 +445,10 @@ func (s *server) listSales(w http.ResponseWriter, r *http.Request, p Principal) 
 	if err != nil {
 		return err
 	}
-	page := salePage{Items: nonNil(items)}
-	if len(items) == sf.Limit {
-		page.Items = items[:sf.Limit-1]
-		last := page.Items[len(page.Items)-1]
-		page.NextCursor = encodeCursor(SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID})
-	}
+	var page salePage
+	page.Items, page.NextCursor = pageOf(items, sf.Limit, func(last Sale) any {
+		return SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
+	})
 	nextLink(w, r, page.NextCursor)
 	respond(w, f, "sales", page)
 	return nil
