@@ -28,12 +28,36 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// OpenDB connects to the database and applies pending migrations under an
+// DBOption changes how OpenDB opens the database.
+type DBOption func(*dbOptions)
+
+type dbOptions struct {
+	allowNonDurable bool
+}
+
+// AllowNonDurable lets OpenDB start on a database whose commits are not
+// durable, with a warning; cmds pass the value of AllowNonDurableEnv.
+func AllowNonDurable(allow bool) DBOption {
+	return func(o *dbOptions) { o.allowNonDurable = allow }
+}
+
+// OpenDB connects to the database, refuses it unless its commits are
+// durable (see CheckDurability), and applies pending migrations under an
 // advisory lock, so binaries started together migrate once.
-func OpenDB(ctx context.Context, url string, maxConns int32, logger *slog.Logger) (*sql.DB, *pgxpool.Pool, error) {
+func OpenDB(ctx context.Context, url string, maxConns int32, logger *slog.Logger, opts ...DBOption) (*sql.DB, *pgxpool.Pool, error) {
+	var o dbOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	db, pool, err := eventstore.Open(ctx, url, maxConns)
 	if err != nil {
 		return nil, nil, err
+	}
+	// Before migrating: a refused database is left exactly as it was.
+	if err := CheckDurability(ctx, db, o.allowNonDurable, logger); err != nil {
+		db.Close()
+		pool.Close()
+		return nil, nil, fmt.Errorf("open database: %w", err)
 	}
 	if err := migrations.Up(ctx, db, logger); err != nil {
 		db.Close()

@@ -39,6 +39,8 @@ type config struct {
 	Addr        string
 	LogLevel    string
 	DBMaxConns  int64
+	// AllowNonDurableDB starts on a database whose commits are not durable.
+	AllowNonDurableDB bool
 
 	// WebhookSecrets are the endpoint's whsec_ secrets, current first.
 	WebhookSecrets []string
@@ -65,6 +67,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Addr:        env.String("SHOPLEDGER_INGEST_ADDR", "127.0.0.1:8081"),
 		LogLevel:    env.String("SHOPLEDGER_LOG_LEVEL", "info"),
 		DBMaxConns:  env.Int("SHOPLEDGER_INGEST_DB_MAX_CONNS", 20),
+
+		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 
 		WebhookSecrets: env.List("SHOPLEDGER_WEBHOOK_SECRETS", nil),
 		CommitMaxBatch: env.Int("SHOPLEDGER_WEBHOOK_MAX_BATCH", 256),
@@ -120,6 +124,7 @@ func (c config) logValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("database", service.RedactURL(c.DatabaseURL)),
 		slog.String("addr", c.Addr),
+		slog.Bool("allow_nondurable_database", c.AllowNonDurableDB),
 		slog.Any("webhook_secrets", masked),
 		slog.Int64("webhook_max_batch", c.CommitMaxBatch),
 		slog.Int64("webhook_committers", c.CommitWorkers),
@@ -185,7 +190,7 @@ type deps struct {
 
 // serve runs the ingest process until ctx ends.
 func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *slog.Logger) error {
-	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), logger)
+	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), logger, service.AllowNonDurable(cfg.AllowNonDurableDB))
 	if err != nil {
 		return err
 	}

@@ -43,15 +43,17 @@ var commands = map[string]command{}
 
 // cli is what every command gets: settings, output and a logger.
 type cli struct {
-	dbURL  string
-	getenv func(string) string
-	stdout io.Writer
-	logger *slog.Logger
+	dbURL string
+	// allowNonDurable starts on a database whose commits are not durable.
+	allowNonDurable bool
+	getenv          func(string) string
+	stdout          io.Writer
+	logger          *slog.Logger
 }
 
 // openDB connects and migrates.
 func (c *cli) openDB(ctx context.Context) (*sql.DB, func(), error) {
-	db, pool, err := service.OpenDB(ctx, c.dbURL, 4, c.logger)
+	db, pool, err := service.OpenDB(ctx, c.dbURL, 4, c.logger, service.AllowNonDurable(c.allowNonDurable))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -77,6 +79,10 @@ const usageEnv = `
 Environment:
   SHOPLEDGER_DATABASE_URL   PostgreSQL URL (default ` + service.DefaultDatabaseURL + `)
   SHOPLEDGER_LOG_LEVEL      debug, info, warn or error (default info)
+  SHOPLEDGER_ALLOW_NONDURABLE_DATABASE
+                            true starts on a database with fsync or
+                            synchronous_commit off (development only;
+                            default false: refuse)
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -92,6 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	env := service.NewEnv(getenv)
 	dbURL := env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL)
+	allowNonDurable := env.Bool(service.AllowNonDurableEnv, false)
 	logger := service.NewLogger(env.String("SHOPLEDGER_LOG_LEVEL", "info"), os.Stderr).With("service", "ledger")
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -102,5 +109,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fmt.Fprint(stdout, usage())
 		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
-	return cmd.run(ctx, &cli{dbURL: dbURL, getenv: getenv, stdout: stdout, logger: logger}, args[1:])
+	return cmd.run(ctx, &cli{dbURL: dbURL, allowNonDurable: allowNonDurable, getenv: getenv, stdout: stdout, logger: logger}, args[1:])
 }

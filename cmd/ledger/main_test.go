@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/shopledger/shopledger/pgtest"
@@ -33,5 +34,27 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 	err := run(context.Background(), []string{"frobnicate"}, service.MapEnv(nil), &out)
 	if !errors.Is(err, errUsage) {
 		t.Errorf("err = %v, want usage error", err)
+	}
+}
+
+func TestRefusesNonDurableDatabaseUnlessAllowed(t *testing.T) {
+	db := pgtest.New(t)
+	// The server is durable; this URL turns synchronous_commit off for
+	// every session ledger opens, as a careless role setting would.
+	nonDurable := db.URL + "&synchronous_commit=off"
+	if !strings.Contains(db.URL, "?") {
+		nonDurable = db.URL + "?synchronous_commit=off"
+	}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"migrate"}, service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": nonDurable}), &out)
+	if !errors.Is(err, service.ErrNotDurable) {
+		t.Fatalf("migrate on a non-durable database: err = %v, want ErrNotDurable", err)
+	}
+	env := service.MapEnv(map[string]string{
+		"SHOPLEDGER_DATABASE_URL":              nonDurable,
+		"SHOPLEDGER_ALLOW_NONDURABLE_DATABASE": "true",
+	})
+	if err := run(context.Background(), []string{"migrate"}, env, &out); err != nil {
+		t.Fatalf("migrate with SHOPLEDGER_ALLOW_NONDURABLE_DATABASE=true: %v", err)
 	}
 }

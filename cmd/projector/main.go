@@ -57,6 +57,8 @@ type config struct {
 	RebuildMemoryMiB int64
 	// Projections names the built-in projections to run; empty runs all.
 	Projections []string
+	// AllowNonDurableDB starts on a database whose commits are not durable.
+	AllowNonDurableDB bool
 }
 
 func loadConfig(env *service.Env) config {
@@ -73,6 +75,8 @@ func loadConfig(env *service.Env) config {
 		Projections:   env.List("SHOPLEDGER_PROJECTOR_PROJECTIONS", nil),
 
 		RebuildMemoryMiB: env.Int("SHOPLEDGER_PROJECTOR_REBUILD_MEMORY_MIB", 192),
+
+		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 	}
 	if c.RebuildMemoryMiB < 32 {
 		env.Fail("SHOPLEDGER_PROJECTOR_REBUILD_MEMORY_MIB: %d is below 32", c.RebuildMemoryMiB)
@@ -156,7 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr,
 		"batch_size", cfg.BatchSize, "poll_interval", cfg.PollInterval.String(), "ack_deadline", cfg.AckDeadline.String(),
 		"retry_interval", cfg.RetryInterval.String(), "projections", cfg.Projections)
-	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, int32(cfg.DBConns), logger)
+	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, int32(cfg.DBConns), logger, service.AllowNonDurable(cfg.AllowNonDurableDB))
 	if err != nil {
 		return err
 	}
@@ -295,7 +299,7 @@ func runRebuild(ctx context.Context, cfg config, args []string, stdout io.Writer
 		}
 	}
 	debug.SetMemoryLimit(cfg.RebuildMemoryMiB << 20)
-	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, rebuildConns(targets), logger)
+	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, rebuildConns(targets), logger, service.AllowNonDurable(cfg.AllowNonDurableDB))
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,8 @@ type config struct {
 	TokenBurst   int64
 	AddressRate  float64
 	AddressBurst int64
+	// AllowNonDurableDB starts on a database whose commits are not durable.
+	AllowNonDurableDB bool
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -50,6 +52,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		TokenBurst:   env.Int("SHOPLEDGER_QUERY_TOKEN_BURST", 40),
 		AddressRate:  env.Float("SHOPLEDGER_QUERY_ADDRESS_RATE", 100),
 		AddressBurst: env.Int("SHOPLEDGER_QUERY_ADDRESS_BURST", 200),
+
+		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 	}
 	if c.DBConns < 1 || c.DBConns > 1000 {
 		env.Fail("SHOPLEDGER_QUERY_DB_CONNS: %d is not between 1 and 1000", c.DBConns)
@@ -91,12 +95,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "query")
 	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr,
-		"query_timeout", cfg.QueryTimeout, "db_conns", cfg.DBConns,
+		"query_timeout", cfg.QueryTimeout, "db_conns", cfg.DBConns, "allow_nondurable_database", cfg.AllowNonDurableDB,
 		"token_rate", cfg.TokenRate, "token_burst", cfg.TokenBurst, "address_rate", cfg.AddressRate, "address_burst", cfg.AddressBurst)
 
 	// Migrations run on their own short-lived pool: the serving pool's
-	// statement_timeout would cut a long migration short.
-	mdb, mpool, err := service.OpenDB(ctx, cfg.DatabaseURL, 2, logger)
+	// statement_timeout would cut a long migration short. OpenDB also
+	// checks durability there, for the serving pool too: both come from
+	// the same URL, which differs only in statement_timeout.
+	mdb, mpool, err := service.OpenDB(ctx, cfg.DatabaseURL, 2, logger, service.AllowNonDurable(cfg.AllowNonDurableDB))
 	if err != nil {
 		return err
 	}
