@@ -35,6 +35,19 @@ const maxEachRounds = 100
 // webhook's evidence is independent) and saves the BEGIN and COMMIT round
 // trips. The result is in the order of evs.
 func (s *Store) AppendEachIn(ctx context.Context, q Queryer, evs []events.Event) ([]Appended, error) {
+	return appendEach(evs, func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error) {
+		return r.insert(ctx, q, pending)
+	}, func(keys []string) (map[string]Appended, error) {
+		return lookupDedupe(ctx, q, keys)
+	})
+}
+
+// appendEach is AppendEachIn's bookkeeping (dedupe within evs, rounds
+// after lost races) over whatever runs its two statements: insert stores
+// the pending rows and returns those it stored by event id, lookup finds
+// stored dedupe keys.
+func appendEach(evs []events.Event, insert func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error),
+	lookup func(keys []string) (map[string]Appended, error)) ([]Appended, error) {
 	if len(evs) == 0 {
 		return nil, ErrEmptyAppend
 	}
@@ -71,7 +84,7 @@ func (s *Store) AppendEachIn(ctx context.Context, q Queryer, evs []events.Event)
 		if round == maxEachRounds {
 			return nil, fmt.Errorf("append each: %d events still conflict after %d rounds: %w", len(pending), round, ErrConcurrency)
 		}
-		inserted, err := rows.insert(ctx, q, pending)
+		inserted, err := insert(rows, pending)
 		if err != nil {
 			return nil, fmt.Errorf("append each: %w", err)
 		}
@@ -87,7 +100,7 @@ func (s *Store) AppendEachIn(ctx context.Context, q Queryer, evs []events.Event)
 				keys = append(keys, evs[i].DedupeKey)
 			}
 		}
-		stored, err := lookupDedupe(ctx, q, keys)
+		stored, err := lookup(keys)
 		if err != nil {
 			return nil, fmt.Errorf("append each: %w", err)
 		}
@@ -166,6 +179,31 @@ RETURNING event_id, position, stream_version
 `
 
 func (r *eachRows) insert(ctx context.Context, q Queryer, pending []int) (map[uuid.UUID]Appended, error) {
+	args := r.args(pending)
+	rows, err := q.QueryContext(ctx, appendEachSQL, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	out := make(map[uuid.UUID]Appended, len(pending))
+	for rows.Next() {
+		var a Appended
+		if err := rows.Scan(&a.EventID, &a.Position, &a.StreamVersion); err != nil {
+			return nil, err
+		}
+		out[a.EventID] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
+}
+
+// args are appendEachSQL's parameters for the pending events' rows.
+func (r *eachRows) args(pending []int) []any {
+	if len(pending) == len(r.index) {
+		return []any{r.ids, r.streams, r.types, r.versions, r.data, r.meta, r.shops, r.occurred, r.dedupe}
+	}
 	want := make(map[int]bool, len(pending))
 	for _, i := range pending {
 		want[i] = true
@@ -188,23 +226,7 @@ func (r *eachRows) insert(ctx context.Context, q Queryer, pending []int) (map[uu
 		occurred = append(occurred, r.occurred[k])
 		dedupe = append(dedupe, r.dedupe[k])
 	}
-	rows, err := q.QueryContext(ctx, appendEachSQL, ids, streams, types, versions, data, meta, shops, occurred, dedupe)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	out := make(map[uuid.UUID]Appended, len(ids))
-	for rows.Next() {
-		var a Appended
-		if err := rows.Scan(&a.EventID, &a.Position, &a.StreamVersion); err != nil {
-			return nil, err
-		}
-		out[a.EventID] = a
-	}
-	if err := rows.Err(); err != nil {
-		return nil, classify(err)
-	}
-	return out, nil
+	return []any{ids, streams, types, versions, data, meta, shops, occurred, dedupe}
 }
 
 func lookupDedupe(ctx context.Context, q Queryer, keys []string) (map[string]Appended, error) {

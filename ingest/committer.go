@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,7 +36,6 @@ type CommitterConfig struct {
 // after that shared commit returned.
 type Committer struct {
 	store   *eventstore.Store
-	db      *sql.DB
 	cfg     CommitterConfig
 	log     *slog.Logger
 	reqs    chan *pendingAppend
@@ -82,7 +80,6 @@ func NewCommitter(store *eventstore.Store, cfg CommitterConfig, reg prometheus.R
 	}
 	c := &Committer{
 		store: store,
-		db:    store.DB(),
 		cfg:   cfg,
 		log:   cfg.Logger,
 		reqs:  make(chan *pendingAppend, cfg.MaxBatch*cfg.Workers),
@@ -215,12 +212,11 @@ func (c *Committer) commitEvents(ctx context.Context, evs []events.Event) ([]eve
 			return nil, fmt.Errorf("group commit: %w", err)
 		}
 	}
-	// One statement outside an explicit transaction: PostgreSQL commits
-	// it before answering, so a successful return means every event is
+	// One INSERT in a transaction of its own, sent with its BEGIN and
+	// COMMIT in one round trip: a successful return means every event is
 	// durable (synchronous_commit on). Each webhook's evidence stands
-	// alone, so nothing needs a wider transaction, and BEGIN and COMMIT
-	// would cost two more round trips per batch.
-	res, err := c.store.AppendEachIn(ctx, c.db, evs)
+	// alone, so nothing needs a wider transaction.
+	res, err := c.store.AppendEachCommitted(ctx, evs)
 	if err != nil {
 		return nil, fmt.Errorf("group commit: %w", err)
 	}
