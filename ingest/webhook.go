@@ -125,7 +125,7 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
+	body, err := readBody(w, r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -206,11 +206,54 @@ func verifyStatus(err error) (int, string) {
 	}
 }
 
+// readBody reads the whole body through http.MaxBytesReader, into one
+// buffer of the announced length when there is one (io.ReadAll would grow
+// its own from 512 bytes).
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, MaxWebhookBody)
+	if r.ContentLength < 0 || r.ContentLength > MaxWebhookBody {
+		return io.ReadAll(body)
+	}
+	// One byte more than announced, so reading to EOF needs no growth.
+	buf := make([]byte, 0, r.ContentLength+1)
+	for {
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+	}
+}
+
+// Header values shared by every answer; net/http only reads them.
+var (
+	textPlain = []string{"text/plain; charset=utf-8"}
+	noStore   = []string{"no-store"}
+)
+
 func writeStatus(w http.ResponseWriter, status int) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h["Content-Type"] = textPlain
+	h["Cache-Control"] = noStore
 	w.WriteHeader(status)
-	fmt.Fprintln(w, http.StatusText(status))
+	_, _ = io.WriteString(w, statusLine(status))
+}
+
+// statusLine is the answer's body: its status text and a newline.
+func statusLine(status int) string {
+	switch status {
+	case http.StatusOK:
+		return "OK\n"
+	case http.StatusServiceUnavailable:
+		return "Service Unavailable\n"
+	}
+	return http.StatusText(status) + "\n"
 }
 
 // payloadFields is what the evidence records from a verified body.
