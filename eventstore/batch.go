@@ -143,7 +143,7 @@ func encodeEach(evs []events.Event, todo []int) (*eachRows, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.ids = append(r.ids, row.id)
+		r.ids = append(r.ids, row.id.String())
 		r.streams = append(r.streams, e.StreamID)
 		r.types = append(r.types, row.typ)
 		r.versions = append(r.versions, row.version)

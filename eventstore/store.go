@@ -6,6 +6,7 @@ package eventstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/shopledger/shopledger/events"
 )
@@ -107,13 +110,29 @@ func (s *Store) AppendIn(ctx context.Context, q Queryer, stream string, expected
 	if len(evs) == 0 {
 		return Result{}, ErrEmptyAppend
 	}
-	b, err := encodeBatch(stream, evs)
-	if err != nil {
-		return Result{}, fmt.Errorf("append stream %s: %w", stream, err)
+	var insert func() (Result, error)
+	if len(evs) == 1 {
+		// The common case (one webhook, one fact) skips the batch's
+		// column slices and its dedupe map.
+		e := evs[0]
+		if e.StreamID != "" && e.StreamID != stream {
+			return Result{}, fmt.Errorf("append stream %s: event 0 belongs to stream %s: %w", stream, e.StreamID, ErrInvalidEvent)
+		}
+		row, err := encodeEvent(0, e)
+		if err != nil {
+			return Result{}, fmt.Errorf("append stream %s: %w", stream, err)
+		}
+		insert = func() (Result, error) { return insertOne(ctx, q, stream, &row, expected) }
+	} else {
+		b, err := encodeBatch(stream, evs)
+		if err != nil {
+			return Result{}, fmt.Errorf("append stream %s: %w", stream, err)
+		}
+		insert = func() (Result, error) { return b.insert(ctx, q, expected) }
 	}
 	_, inTx := q.(*sql.Tx)
 	for attempt := 0; ; attempt++ {
-		res, err := b.insert(ctx, q, expected)
+		res, err := insert()
 		if err == nil {
 			return res, nil
 		}
@@ -160,7 +179,7 @@ func encodeBatch(stream string, evs []events.Event) (*batch, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.ids = append(b.ids, row.id)
+		b.ids = append(b.ids, row.id.String())
 		b.types = append(b.types, row.typ)
 		b.versions = append(b.versions, row.version)
 		b.data = append(b.data, row.data)
@@ -214,11 +233,16 @@ SELECT d.ord, d.event_id, d.position, d.stream_version, true FROM dups d
 
 // encoded is one event in the form of the log's columns.
 type encoded struct {
-	id, typ, data, meta, dedupe string
-	version                     int32
-	shop                        int64
-	occurred                    time.Time
+	id                      uuid.UUID
+	typ, data, meta, dedupe string
+	version                 int32
+	shop                    int64
+	occurred                time.Time
 }
+
+// emptyMetadata is the encoding of events.Metadata{}, which most events
+// carry; it spares them a reflective json.Marshal.
+const emptyMetadata = "{}"
 
 // encodeEvent checks event i and encodes its payload and metadata.
 func encodeEvent(i int, e events.Event) (encoded, error) {
@@ -235,11 +259,15 @@ func encodeEvent(i int, e events.Event) (encoded, error) {
 	if err != nil {
 		return encoded{}, err
 	}
-	meta, err := json.Marshal(e.Metadata)
-	if err != nil {
-		return encoded{}, fmt.Errorf("event %d metadata: %w", i, err)
+	meta := emptyMetadata
+	if e.Metadata != (events.Metadata{}) {
+		b, err := json.Marshal(e.Metadata)
+		if err != nil {
+			return encoded{}, fmt.Errorf("event %d metadata: %w", i, err)
+		}
+		meta = string(b)
 	}
-	return encoded{id: e.ID.String(), typ: typ, version: int32(ver), data: string(data), meta: string(meta),
+	return encoded{id: e.ID, typ: typ, version: int32(ver), data: string(data), meta: meta,
 		shop: e.ShopID, occurred: e.OccurredAt.UTC(), dedupe: e.DedupeKey}, nil
 }
 
@@ -255,23 +283,22 @@ WHERE $10::bigint < 0 OR v = $10::bigint
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING position, stream_version`
 
-func (b *batch) insertOne(ctx context.Context, q Queryer, expected ExpectedVersion) (Result, error) {
-	var a Appended
-	err := q.QueryRowContext(ctx, appendOneSQL, b.stream, b.ids[0], b.types[0], b.versions[0], b.data[0], b.meta[0], b.shops[0], b.occurred[0], b.dedupe[0], int64(expected)).Scan(&a.Position, &a.StreamVersion)
+func insertOne(ctx context.Context, q Queryer, stream string, row *encoded, expected ExpectedVersion) (Result, error) {
+	a := Appended{EventID: row.id}
+	err := queryRow(ctx, q, appendOneSQL, []any{stream, pgtype.UUID{Bytes: row.id, Valid: true}, row.typ, row.version, row.data, row.meta, row.shop, row.occurred, row.dedupe, int64(expected)}, &a.Position, &a.StreamVersion)
 	if err == nil {
-		a.EventID = uuid.MustParse(b.ids[0])
 		return Result{Events: []Appended{a}, Version: a.StreamVersion}, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return Result{}, classify(err)
 	}
 	// Nothing inserted: the fact is already stored, or the stream moved.
-	if b.dedupe[0] != "" {
-		err := q.QueryRowContext(ctx, `SELECT event_id, position, stream_version FROM events WHERE dedupe_key = $1`, b.dedupe[0]).Scan(&a.EventID, &a.Position, &a.StreamVersion)
+	if row.dedupe != "" {
+		err := q.QueryRowContext(ctx, `SELECT event_id, position, stream_version FROM events WHERE dedupe_key = $1`, row.dedupe).Scan(&a.EventID, &a.Position, &a.StreamVersion)
 		if err == nil {
 			a.Duplicate = true
 			var version int64
-			if err := q.QueryRowContext(ctx, `SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1`, b.stream).Scan(&version); err != nil {
+			if err := q.QueryRowContext(ctx, `SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1`, stream).Scan(&version); err != nil {
 				return Result{}, err
 			}
 			return Result{Events: []Appended{a}, Version: version}, nil
@@ -283,10 +310,44 @@ func (b *batch) insertOne(ctx context.Context, q Queryer, expected ExpectedVersi
 	return Result{}, fmt.Errorf("stream not at expected version %d: %w", expected, ErrConcurrency)
 }
 
-func (b *batch) insert(ctx context.Context, q Queryer, expected ExpectedVersion) (Result, error) {
-	if len(b.ids) == 1 {
-		return b.insertOne(ctx, q, expected)
+// queryRow runs a query for one row and scans it into dest. Through a
+// *sql.DB it borrows the pgx connection underneath and queries it natively:
+// that skips database/sql's conversion of every argument and result, and
+// on a small machine the client's CPU is taken from the server's.
+func queryRow(ctx context.Context, q Queryer, query string, args []any, dest ...any) error {
+	db, ok := q.(*sql.DB)
+	if !ok {
+		return q.QueryRowContext(ctx, query, args...).Scan(dest...)
 	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	native := false
+	var qerr error
+	rawErr := conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return nil
+		}
+		native = true
+		qerr = c.Conn().QueryRow(ctx, query, args...).Scan(dest...)
+		if qerr != nil && pgconn.SafeToRetry(qerr) {
+			// Nothing reached the server: drop the connection.
+			return driver.ErrBadConn
+		}
+		return nil
+	})
+	conn.Close()
+	if native && rawErr == nil {
+		return qerr
+	}
+	// Not a pgx connection, or a dead one: database/sql's own path, which
+	// retries on a fresh connection.
+	return db.QueryRowContext(ctx, query, args...).Scan(dest...)
+}
+
+func (b *batch) insert(ctx context.Context, q Queryer, expected ExpectedVersion) (Result, error) {
 	rows, err := q.QueryContext(ctx, appendSQL, b.stream, b.ids, b.types, b.versions, b.data, b.meta, b.shops, b.occurred, b.dedupe, int64(expected))
 	if err != nil {
 		return Result{}, classify(err)

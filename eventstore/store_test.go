@@ -2,6 +2,7 @@ package eventstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
@@ -283,5 +285,39 @@ func TestReadAllIsGapSafe(t *testing.T) {
 	rest, err := s.ReadAll(ctx, eventstore.CursorOf(got[1]), 100)
 	if err != nil || len(rest) != 0 {
 		t.Errorf("ReadAll after the last cursor = %d events, %v; want none", len(rest), err)
+	}
+}
+
+// A single-event Append borrows the pgx connection under database/sql; a
+// connection the server closed while it sat idle must still be replaced
+// instead of failing the append.
+func TestAppendOneSurvivesAnIdleConnectionTheServerClosed(t *testing.T) {
+	db := pgtest.New(t)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "listing-1", eventstore.Any, adjusted(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("pgx", pgtest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var killed int
+	if err := admin.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1`, db.Name).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed == 0 {
+		t.Fatal("no connection was terminated: the test tests nothing")
+	}
+	// database/sql checks a connection that sat idle for over a second
+	// before handing it out again.
+	time.Sleep(1100 * time.Millisecond)
+	res, err := s.Append(ctx, "listing-1", eventstore.Any, adjusted(1, 1))
+	if err != nil {
+		t.Fatalf("Append after the server closed the idle connection: %v", err)
+	}
+	if res.Version != 2 {
+		t.Errorf("version = %d, want 2", res.Version)
 	}
 }
