@@ -331,17 +331,24 @@ func (c *txCache[K, V]) get(tx *sql.Tx, k K) (V, bool) {
 func (c *txCache[K, V]) put(tx *sql.Tx, k K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tx != tx || len(c.m) >= maxCached {
+	if c.tx != tx {
 		c.tx = tx
 		c.m = map[K]V{}
 	}
 	c.m[k] = v
 }
 
-// adopt declares the cached rows still true in tx.
+// adopt declares the cached rows still true in tx. A cache that outgrew
+// maxCached starts again instead; it is never cut short inside a
+// transaction, because it holds rows whose writes wait for the end of the
+// batch.
 func (c *txCache[K, V]) adopt(tx *sql.Tx) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.m) >= maxCached {
+		c.tx, c.m = nil, nil
+		return
+	}
 	if c.m != nil {
 		c.tx = tx
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -77,14 +76,14 @@ type Runner struct {
 func NewRunner(db *sql.DB, projs []Projection, cfg RunnerConfig, logger *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
 	cfg.defaults()
 	seen := map[string]bool{}
-	r := &Runner{db: db, cfg: cfg, logger: logger, wlogger: watermill.NewSlogLogger(logger)}
+	r := &Runner{db: db, cfg: cfg, logger: logger, wlogger: newLevelLogger(logger)}
 	for _, p := range projs {
 		name := p.Name()
 		if name == "" || seen[name] {
 			return nil, fmt.Errorf("new runner: projection name %q is empty or repeated", name)
 		}
 		seen[name] = true
-		r.states = append(r.states, &projectionState{p: p, name: name})
+		r.states = append(r.states, &projectionState{p: p, name: name, adapter: newLogAdapter(p, cfg.BatchSize)})
 	}
 	m, err := newRunnerMetrics(reg)
 	if err != nil {
@@ -182,8 +181,9 @@ func (r *Runner) Ready(context.Context) error {
 // is applied, so that closing the consumer never lands between the
 // statements of one Apply.
 type projectionState struct {
-	p    Projection
-	name string
+	p       Projection
+	name    string
+	adapter *logAdapter
 
 	mu      sync.Mutex
 	closing bool
@@ -194,6 +194,9 @@ type projectionState struct {
 	savepoint  bool
 	prepared   map[string]bool // statements prepared on tx's connection
 	warm       bool            // checkpoint holds what this runner last applied or read
+	// pending are a planner's acknowledged events of tx, written by flush
+	// with the group's offset.
+	pending []pendingEvent
 
 	stop chan struct{} // signals the subscriber to close and retry later
 
@@ -216,7 +219,7 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 		if typ != "" && !st.p.Handles(typ) {
 			return nil
 		}
-		rec, err := recordOf(st.p, msg)
+		rec, err := st.adapter.record(msg)
 		if err != nil {
 			if !errors.Is(err, events.ErrUnknownType) {
 				return r.fail(st, rec, fmt.Errorf("decode: %w", err))
@@ -247,32 +250,16 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 		}
 		start := time.Now()
 		c := eventstore.CursorOf(rec)
+		if pl, ok := st.p.(planner); ok {
+			return r.planEvent(ctx, st, pl, tx, rec, start)
+		}
 		// Checkpoint, release, and the savepoint for the next event go in
-		// one round trip, with a planner's writes in front of them.
-		// Checkpoint values are integers formatted here, not user input.
-		tail := `INSERT INTO projection_checkpoints (projection, transaction_id, position)
-			VALUES (` + quoteLiteral(st.name) + `, '` + strconv.FormatUint(c.TransactionID, 10) + `', ` + strconv.FormatInt(c.Position, 10) + `);
-			RELEASE SAVEPOINT projection_event; SAVEPOINT projection_event`
-		var stmts []stmt
-		pl, planned := st.p.(planner)
-		if planned {
-			stmts, err = plan(ctx, pl, tx, rec, r.cfg.AckDeadline/2)
-		} else {
-			err = apply(ctx, st.p, tx, rec, r.cfg.AckDeadline/2)
-		}
+		// one round trip after the event's writes.
+		err = apply(ctx, st.p, tx, rec, r.cfg.AckDeadline/2)
 		if err == nil {
-			err = st.prepare(ctx, tx, stmts)
-		}
-		if err == nil {
-			sqlText, args := joinStmts(stmts, tail)
-			if len(args) > 0 {
-				args = append([]any{pgx.QueryExecModeSimpleProtocol}, args...)
-			}
-			if _, err = tx.ExecContext(ctx, sqlText, args...); err != nil {
+			if _, err = tx.ExecContext(ctx, checkpointSQL(st.name, c)+`;
+				RELEASE SAVEPOINT projection_event; SAVEPOINT projection_event`); err != nil {
 				err = fmt.Errorf("write: %w", err)
-				if planned {
-					pl.forget()
-				}
 			}
 		}
 		if err != nil {
@@ -290,6 +277,169 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 	}
 }
 
+// checkpointSQL records c as the last event the projection applied.
+// Checkpoint values are integers formatted here, not user input.
+func checkpointSQL(name string, c eventstore.Cursor) string {
+	return `INSERT INTO projection_checkpoints (projection, transaction_id, position)
+		VALUES (` + quoteLiteral(name) + `, '` + strconv.FormatUint(c.TransactionID, 10) + `', ` + strconv.FormatInt(c.Position, 10) + `)`
+}
+
+// pendingEvent is an acknowledged event of a planner whose writes wait for
+// the end of the consumer transaction.
+type pendingEvent struct {
+	rec     events.Record
+	cursor  eventstore.Cursor
+	stmts   []stmt
+	planned time.Duration
+}
+
+// planEvent plans a planner's writes for rec and keeps them for flush,
+// which sends the whole batch's writes with the checkpoint in one round
+// trip right before the group's offset is stored. The event is
+// acknowledged now: nothing commits unless flush wrote it, and an event
+// flush could not write is never acknowledged to the log (see flush).
+func (r *Runner) planEvent(ctx context.Context, st *projectionState, pl planner, tx *sql.Tx, rec events.Record, start time.Time) error {
+	stmts, err := plan(ctx, pl, tx, rec)
+	if err == nil {
+		err = st.prepare(ctx, tx, stmts)
+	}
+	if err != nil {
+		// Nothing was written since the batch savepoint, only read and
+		// prepared; rolling back to it leaves the transaction usable for
+		// the planned writes of the events before this one.
+		pl.forget()
+		if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projection_batch`); rbErr != nil {
+			err = errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
+		}
+		return r.fail(st, rec, err)
+	}
+	c := eventstore.CursorOf(rec)
+	st.pending = append(st.pending, pendingEvent{rec: rec, cursor: c, stmts: stmts, planned: time.Since(start)})
+	st.checkpoint = c
+	return nil
+}
+
+// flush writes the planned changes of the events up to and including ack,
+// the last event the subscriber saw acknowledged, with the projection's
+// checkpoint, in one round trip on the consumer transaction. It returns
+// the row whose offset the subscriber should store, and false when no
+// offset may be stored at all.
+//
+// When the batch's writes fail, it rolls them back and writes the events
+// again one savepoint each, in order: the events before the failing one
+// commit with their offset, the failing one leaves nothing behind and
+// stops the projection, which retries it later and never skips it.
+func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	pending := st.pending
+	st.pending = nil
+	if len(pending) == 0 {
+		return ack, true
+	}
+	upTo, err := cursorOfRow(ack)
+	if err != nil {
+		// Never store an offset the runner cannot account for.
+		st.p.(planner).forget()
+		st.warm = false
+		_ = r.fail(st, pending[0].rec, err)
+		return wsql.Row{}, false
+	}
+	n := 0
+	for n < len(pending) && !pending[n].cursor.After(upTo) {
+		n++
+	}
+	pl := st.p.(planner)
+	if n < len(pending) {
+		// Applied after the subscriber stopped waiting: never written, so
+		// the cached rows those plans changed are not true.
+		pl.forget()
+		st.warm = false
+	}
+	pending = pending[:n]
+	if len(pending) == 0 {
+		return ack, true
+	}
+	tx := st.tx
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.AckDeadline)
+	defer cancel()
+	start := time.Now()
+	var all []stmt
+	for _, p := range pending {
+		all = append(all, p.stmts...)
+	}
+	last := pending[len(pending)-1]
+	st.checkpoint = last.cursor
+	err = execStmts(ctx, tx, "", all, checkpointSQL(st.name, last.cursor))
+	if err == nil {
+		share := time.Since(start) / time.Duration(len(pending))
+		r.metrics.applied.WithLabelValues(st.name).Add(float64(len(pending)))
+		for _, p := range pending {
+			r.metrics.latency.WithLabelValues(st.name).Observe((p.planned + share).Seconds())
+		}
+		r.recovered(st)
+		return ack, true
+	}
+	r.logger.Warn("writing a projection batch failed; writing its events one by one",
+		"projection", st.name, "events", len(pending), "err", err)
+	pl.forget()
+	st.warm = false
+	if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projection_batch`); err != nil {
+		st.tx = nil
+		_ = r.fail(st, pending[0].rec, fmt.Errorf("rollback to savepoint: %w", err))
+		return wsql.Row{}, false
+	}
+	good := -1
+	for i, p := range pending {
+		err := execStmts(ctx, tx, `SAVEPOINT projection_event;`, p.stmts,
+			checkpointSQL(st.name, p.cursor)+`; RELEASE SAVEPOINT projection_event`)
+		if err != nil {
+			if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projection_event`); rbErr != nil {
+				st.tx = nil
+				err = errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
+				good = -1 // the transaction is lost: store nothing
+			}
+			_ = r.fail(st, p.rec, fmt.Errorf("write: %w", err))
+			break
+		}
+		good = i
+		r.metrics.applied.WithLabelValues(st.name).Inc()
+		r.metrics.latency.WithLabelValues(st.name).Observe(p.planned.Seconds())
+	}
+	if good < 0 {
+		return wsql.Row{}, false
+	}
+	st.checkpoint = pending[good].cursor
+	if good == len(pending)-1 {
+		r.recovered(st)
+		return ack, true
+	}
+	c := pending[good].cursor
+	return wsql.Row{Offset: c.Position, ExtraData: map[string]any{"transaction_id": strconv.FormatUint(c.TransactionID, 10)}}, true
+}
+
+// cursorOfRow reads the log cursor of a row the schema adapter built.
+func cursorOfRow(row wsql.Row) (eventstore.Cursor, error) {
+	txid, _ := row.ExtraData["transaction_id"].(string)
+	n, err := strconv.ParseUint(txid, 10, 64)
+	if err != nil {
+		return eventstore.Cursor{}, fmt.Errorf("acknowledged row at %d carries no transaction id: %w", row.Offset, err)
+	}
+	return eventstore.Cursor{TransactionID: n, Position: row.Offset}, nil
+}
+
+// execStmts runs head, the prepared statements and tail in one
+// simple-protocol round trip.
+func execStmts(ctx context.Context, tx *sql.Tx, head string, stmts []stmt, tail string) error {
+	sqlText, args := joinStmts(stmts, tail)
+	sqlText = head + sqlText
+	if len(args) > 0 {
+		args = append([]any{pgx.QueryExecModeSimpleProtocol}, args...)
+	}
+	_, err := tx.ExecContext(ctx, sqlText, args...)
+	return err
+}
+
 // apply runs p.Apply with a deadline, turning a panic into an error so
 // that the savepoint is rolled back like for any failure.
 func apply(ctx context.Context, p Projection, tx *sql.Tx, rec events.Record, limit time.Duration) (err error) {
@@ -303,10 +453,10 @@ func apply(ctx context.Context, p Projection, tx *sql.Tx, rec events.Record, lim
 	return p.Apply(ctx, tx, rec)
 }
 
-// plan runs p.plan like apply runs Apply.
-func plan(ctx context.Context, p planner, tx *sql.Tx, rec events.Record, limit time.Duration) (stmts []stmt, err error) {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
+// plan runs p.plan, turning a panic into an error. It needs no deadline
+// of its own: a plan only reads, under the message's context, which the
+// subscriber ends at the ack deadline.
+func plan(ctx context.Context, p planner, tx *sql.Tx, rec events.Record) (stmts []stmt, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.forget()
@@ -367,25 +517,6 @@ func joinStmts(stmts []stmt, tail string) (string, []any) {
 // payloadless projections need only an event's place in the log.
 type payloadless interface{ payloadless() }
 
-// recordOf builds the record p needs from msg.
-func recordOf(p Projection, msg *message.Message) (events.Record, error) {
-	if _, ok := p.(payloadless); !ok {
-		return eventstore.RecordFromMessage(msg)
-	}
-	var rec events.Record
-	var err error
-	if rec.ID, err = uuid.Parse(msg.UUID); err != nil {
-		return rec, fmt.Errorf("message %s: %w", msg.UUID, err)
-	}
-	if rec.Position, err = strconv.ParseInt(msg.Metadata.Get("position"), 10, 64); err != nil {
-		return rec, fmt.Errorf("message %s: position: %w", msg.UUID, err)
-	}
-	if rec.TransactionID, err = strconv.ParseUint(msg.Metadata.Get("transaction_id"), 10, 64); err != nil {
-		return rec, fmt.Errorf("message %s: transaction id: %w", msg.UUID, err)
-	}
-	return rec, nil
-}
-
 // begin prepares st for an event of tx: on a new transaction it reads the
 // checkpoint and opens the savepoint that the first event uses.
 func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
@@ -393,6 +524,11 @@ func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
 		return nil
 	}
 	st.tx, st.savepoint = nil, false
+	if len(st.pending) > 0 {
+		// Planned in a transaction that ended without writing them.
+		st.pending = nil
+		st.warm = false
+	}
 	var txid string
 	var pos int64
 	// The checkpoint is the greatest row; older rows go once per batch.
@@ -446,7 +582,14 @@ func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("prepared statements: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `SAVEPOINT projection_event`); err != nil {
+	// A planner's events are written together at the end of the batch,
+	// under one savepoint; other projections write as they go, one
+	// savepoint per event.
+	savepoint := `SAVEPOINT projection_event`
+	if _, ok := st.p.(planner); ok {
+		savepoint = `SAVEPOINT projection_batch`
+	}
+	if _, err := tx.ExecContext(ctx, savepoint); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
 	st.tx, st.savepoint = tx, true
@@ -540,7 +683,11 @@ func (s *restartingSubscriber) Subscribe(ctx context.Context, topic string) (<-c
 // or the subscriber closes.
 func (s *restartingSubscriber) consume(ctx context.Context, topic string, out chan<- *message.Message) error {
 	cfg := s.runner.cfg
-	inner, err := newLogSubscriber(s.runner.db, s.st.name, cfg, s.runner.wlogger)
+	offsets := flushingOffsets{
+		OffsetsAdapter: eventstore.NewOffsetsAdapter(),
+		flush:          func(row wsql.Row) (wsql.Row, bool) { return s.runner.flush(s.st, row) },
+	}
+	inner, err := newLogSubscriber(s.runner.db, s.st.name, cfg, s.st.adapter, offsets, s.runner.wlogger)
 	if err != nil {
 		return err
 	}
@@ -596,6 +743,10 @@ func (s *restartingSubscriber) closeInner(inner *wsql.Subscriber) {
 	s.st.mu.Lock()
 	s.st.closing = false
 	s.st.tx, s.st.savepoint = nil, false
+	if len(s.st.pending) > 0 {
+		s.st.pending = nil
+		s.st.warm = false
+	}
 	s.st.mu.Unlock()
 }
 

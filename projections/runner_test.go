@@ -283,6 +283,101 @@ func TestFailingApplyStopsOnlyItsProjection(t *testing.T) {
 	}
 }
 
+// TestFailingWriteInBatchStopsOnlyItsProjection covers a planned
+// projection, whose events are written together at the end of each
+// consumer batch: a write that fails in the middle of a batch must commit
+// the events before it, leave nothing of the failing event, stop only that
+// projection at that event, and resume there once the cause is gone.
+func TestFailingWriteInBatchStopsOnlyItsProjection(t *testing.T) {
+	db := newRecorderDB(t)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+	var positions []int64
+	for i := range 40 {
+		res, err := s.Append(ctx, events.ListingStream(int64(i%4)), eventstore.Any, adjust(int64(i%4), 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		positions = append(positions, res.Events[0].Position)
+	}
+	failAt := positions[17]
+	// The read model refuses the movement of one event, as a constraint
+	// added by a careless migration would.
+	if _, err := db.DB.Exec(fmt.Sprintf(`CREATE FUNCTION refuse_movement() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.position = %d THEN RAISE EXCEPTION 'movement at %% refused', NEW.position; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_movement BEFORE INSERT ON stock_movements FOR EACH ROW EXECUTE FUNCTION refuse_movement()`, failAt)); err != nil {
+		t.Fatal(err)
+	}
+	steady := &recorder{name: "steady"}
+	reg := prometheus.NewRegistry()
+	cfg := fastConfig()
+	cfg.BatchSize = 500 // every event in one batch
+	runner, _ := startRunner(t, db.DB, []projections.Projection{steady, projections.NewStockMovements()}, cfg, reg)
+
+	waitCaughtUp(t, db.DB, []string{"steady"}, 20*time.Second)
+	waitFor(t, "stock_movements to stop", 10*time.Second, func() bool { return runner.Ready(ctx) != nil })
+	movements := func() map[int64]int64 {
+		rows, err := db.DB.Query(`SELECT position, balance FROM stock_movements`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[int64]int64{}
+		for rows.Next() {
+			var p, b int64
+			if err := rows.Scan(&p, &b); err != nil {
+				t.Fatal(err)
+			}
+			out[p] = b
+		}
+		return out
+	}
+	waitFor(t, "the events before the failing one to commit", 20*time.Second, func() bool {
+		_, ok := movements()[positions[16]]
+		return ok
+	})
+	got := movements()
+	for i, p := range positions {
+		if _, ok := got[p]; ok != (i < 17) {
+			t.Errorf("movement of event %d (position %d) stored = %v while stopped at %d", i, p, ok, failAt)
+		}
+	}
+	err := runner.Ready(ctx)
+	if err == nil || !strings.Contains(err.Error(), "stock_movements") || strings.Contains(err.Error(), "steady") ||
+		!strings.Contains(err.Error(), fmt.Sprint(failAt)) || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("Ready() = %v, want it to name stock_movements stopped at %d, and why", err, failAt)
+	}
+	if v, _ := gauge(t, reg, "shopledger_projection_stopped", "stock_movements"); v != 1 {
+		t.Errorf("stopped gauge of stock_movements = %v, want 1", v)
+	}
+	if v, _ := gauge(t, reg, "shopledger_projection_events_applied_total", "stock_movements"); v != 17 {
+		t.Errorf("applied total of stock_movements = %v, want 17", v)
+	}
+
+	if _, err := db.DB.Exec(`DROP TRIGGER refuse_movement ON stock_movements`); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(t, db.DB, []string{"stock_movements"}, 20*time.Second)
+	got = movements()
+	for i, p := range positions {
+		// Four listings take turns, one unit each: event i is the
+		// (i/4+1)th movement of its listing.
+		if b, ok := got[p]; !ok || b != int64(i/4+1) {
+			t.Errorf("after recovery movement of event %d (position %d): stored %v, balance %d, want balance %d", i, p, ok, b, i/4+1)
+		}
+	}
+	if len(got) != len(positions) {
+		t.Errorf("%d movements stored, want %d", len(got), len(positions))
+	}
+	waitFor(t, "stock_movements to be ready", 5*time.Second, func() bool { return runner.Ready(ctx) == nil })
+	if v, _ := gauge(t, reg, "shopledger_projection_events_applied_total", "stock_movements"); v != float64(len(positions)) {
+		t.Errorf("applied total of stock_movements after recovery = %v, want %d", v, len(positions))
+	}
+}
+
 // TestTwoProjectorsApplyEachEventOnce is checklist item 25: two runners
 // (each with its own connection pool, like two processes) consume the same
 // groups while events are appended; every event is applied exactly once.
