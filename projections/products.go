@@ -336,6 +336,63 @@ func loadListing(ctx context.Context, tx *sql.Tx, id int64) (*listing, error) {
 	return l, nil
 }
 
+func (p *Products) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
+	var ids []int64
+	seen := map[int64]bool{}
+	for _, rec := range recs {
+		id, ok := listingOf(rec)
+		if !ok || seen[id] {
+			continue
+		}
+		seen[id] = true
+		if _, cached := p.cache.get(tx, id); !cached {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	loaded := make(map[int64]*listing, len(ids))
+	for _, id := range ids {
+		loaded[id] = newListing()
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+productsTable.columnList("")+` FROM products WHERE listing_id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("prefetch listings: %w", err)
+	}
+	for rows.Next() {
+		pr := &Product{}
+		if err := rows.Scan(pr.fields()...); err != nil {
+			rows.Close()
+			return fmt.Errorf("prefetch listings: %w", err)
+		}
+		loaded[pr.ListingID].product = pr
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("prefetch listings: %w", err)
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT `+variantsTable.columnList("")+` FROM product_variants WHERE listing_id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("prefetch variants: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		v := &Variant{}
+		if err := rows.Scan(v.fields()...); err != nil {
+			return fmt.Errorf("prefetch variants: %w", err)
+		}
+		loaded[v.ListingID].variants[v.Key] = v
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("prefetch variants: %w", err)
+	}
+	for _, id := range ids {
+		p.cache.put(tx, id, loaded[id])
+	}
+	return nil
+}
+
 type productsRebuild struct {
 	listings map[int64]*listing
 }

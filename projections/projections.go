@@ -147,6 +147,14 @@ type planner interface {
 	adopt(tx *sql.Tx)
 }
 
+// prefetcher is a planner that loads, in a few queries, the rows a whole
+// batch of events will need, so that planning them does not read row by
+// row. The runner calls it once per consumer transaction, with the
+// batch's events the projection handles, before the first is planned.
+type prefetcher interface {
+	prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error
+}
+
 // applyPlan is Apply for a planner: plan, then write.
 func applyPlan(ctx context.Context, p planner, tx *sql.Tx, rec events.Record) error {
 	stmts, err := p.plan(ctx, tx, rec)

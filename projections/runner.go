@@ -563,6 +563,13 @@ func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	st.checkpoint, st.warm = stored, true
+	if pf, ok := st.p.(prefetcher); ok {
+		if err := pf.prefetch(ctx, tx, st.adapter.batch()); err != nil {
+			st.p.(planner).forget()
+			st.warm = false
+			return err
+		}
+	}
 	// Prepared statements belong to the connection, which may differ from
 	// the previous batch's.
 	st.prepared = map[string]bool{}

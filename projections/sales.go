@@ -379,6 +379,10 @@ func (p *Sales) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt
 		return nil, nil
 	}
 	s, ok := p.cache.get(tx, id)
+	if ok && s == nil {
+		// Prefetched: not stored yet.
+		s, ok = newSale(rec, id), true
+	}
 	if !ok {
 		s = &Sale{}
 		err := tx.QueryRowContext(ctx, `SELECT `+salesTable.columnList("")+` FROM sales WHERE receipt_id = $1`, id).Scan(s.fields()...)
@@ -411,6 +415,40 @@ func (p *Sales) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt
 	}
 	p.cache.put(tx, id, s)
 	return out, nil
+}
+
+func (p *Sales) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
+	var ids []int64
+	for _, rec := range recs {
+		if id, ok := saleOf(rec); ok {
+			if _, cached := p.cache.get(tx, id); !cached {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+salesTable.columnList("")+` FROM sales WHERE receipt_id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("prefetch sales: %w", err)
+	}
+	defer rows.Close()
+	found := map[int64]*Sale{}
+	for rows.Next() {
+		s := &Sale{}
+		if err := rows.Scan(s.fields()...); err != nil {
+			return fmt.Errorf("prefetch sales: %w", err)
+		}
+		found[s.ReceiptID] = s
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("prefetch sales: %w", err)
+	}
+	for _, id := range ids {
+		p.cache.put(tx, id, found[id]) // nil: no sale yet
+	}
+	return nil
 }
 
 // insertItems inserts a receipt's items in one statement.

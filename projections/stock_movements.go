@@ -149,6 +149,60 @@ func (p *StockMovements) plan(ctx context.Context, tx *sql.Tx, rec events.Record
 	return []stmt{{movementsTable.insertSQL(), valuesOf(m.fields())}}, nil
 }
 
+func (p *StockMovements) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
+	var listings []int64
+	var keys []string
+	seen := map[variantRef]bool{}
+	for _, rec := range recs {
+		m, ok := movementOf(rec)
+		if !ok {
+			continue
+		}
+		ref := variantRef{m.ListingID, m.VariantKey}
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		if _, cached := p.cache.get(tx, ref); !cached {
+			listings, keys = append(listings, ref.listingID), append(keys, ref.key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT k.listing_id, k.variant_key, m.seq, m.balance
+		FROM unnest($1::bigint[], $2::text[]) AS k(listing_id, variant_key)
+		CROSS JOIN LATERAL (
+			SELECT seq, balance FROM stock_movements
+			WHERE listing_id = k.listing_id AND variant_key = k.variant_key ORDER BY seq DESC LIMIT 1
+		) m`, listings, keys)
+	if err != nil {
+		return fmt.Errorf("prefetch balances: %w", err)
+	}
+	defer rows.Close()
+	found := map[variantRef]*balance{}
+	for rows.Next() {
+		var ref variantRef
+		b := &balance{}
+		if err := rows.Scan(&ref.listingID, &ref.key, &b.seq, &b.quantity); err != nil {
+			return fmt.Errorf("prefetch balances: %w", err)
+		}
+		found[ref] = b
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("prefetch balances: %w", err)
+	}
+	for i := range keys {
+		ref := variantRef{listings[i], keys[i]}
+		b := found[ref]
+		if b == nil {
+			b = &balance{} // no movement yet
+		}
+		p.cache.put(tx, ref, b)
+	}
+	return nil
+}
+
 type movementsRebuild struct {
 	balances map[variantRef]*balance
 }

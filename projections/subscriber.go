@@ -34,10 +34,12 @@ import (
 //     reads one batch. Joined to the offsets row instead, the comparison
 //     is a join filter and every batch walks the index from the first
 //     event: a catch-up that slows down as the log grows;
-//   - it selects payload and metadata only of the types the projection
-//     handles (none for a payloadless one), and decodes them once, into
-//     the record the handler takes by message id; the message itself
-//     carries only the type and the event's place in the log.
+//   - of each window of the log it returns only the events of the types
+//     the projection handles, and the window's last event so that the
+//     offset reaches the window's end (a payloadless projection gets every
+//     event without its payload); and it decodes them once, into the record
+//     the handler takes by message id; the message itself carries only the
+//     type and the event's place in the log.
 //
 // The subscriber reads a whole batch (UnmarshalMessage for every row)
 // before it hands out the first message, and asks for the next batch's
@@ -51,6 +53,7 @@ type logAdapter struct {
 
 	mu      sync.Mutex
 	records map[string]decoded
+	order   []string // message ids of the batch, in log order
 }
 
 // decoded is one event of the batch as the handler gets it.
@@ -75,28 +78,38 @@ func newLogAdapter(p Projection, batchSize int) *logAdapter {
 func (a *logAdapter) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
 	a.mu.Lock()
 	a.records = make(map[string]decoded, a.batchSize)
+	a.order = a.order[:0]
 	a.mu.Unlock()
 	next := offsets.NextOffsetQuery(eventstore.Topic, consumerGroup)
-	payload, meta := `NULL::jsonb`, `NULL::jsonb`
-	if len(a.handled) > 0 {
-		quoted := make([]string, len(a.handled))
-		for i, t := range a.handled {
-			quoted[i] = quoteLiteral(t)
-		}
-		wanted := `type IN (` + strings.Join(quoted, ", ") + `)`
-		payload = `CASE WHEN ` + wanted + ` THEN data END`
-		meta = `CASE WHEN ` + wanted + ` THEN metadata END`
-	}
-	q := `WITH last_processed AS (` + next.Query + `)
-	SELECT position, transaction_id::text, event_id, stream_id, stream_version, type, schema_version,
-		` + payload + `, ` + meta + `, coalesce(shop_id, 0), occurred_at, recorded_at, coalesce(dedupe_key, '')
-	FROM events
+	cols := `position, transaction_id::text, event_id, stream_id, stream_version, type, schema_version, %s, %s,
+		coalesce(shop_id, 0), occurred_at, recorded_at, coalesce(dedupe_key, '')`
+	window := `SELECT * FROM events
 	WHERE (events.transaction_id, events.position) > (
 			coalesce((SELECT last_processed_transaction_id FROM last_processed), '0'::xid8),
 			coalesce((SELECT offset_acked FROM last_processed), 0))
 	  AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 	ORDER BY events.transaction_id, events.position
 	LIMIT ` + strconv.Itoa(a.batchSize)
+	var q string
+	if len(a.handled) == 0 {
+		// Payloadless: every event, none of its payload.
+		q = `WITH last_processed AS (` + next.Query + `), w AS (` + window + `)
+		SELECT ` + fmt.Sprintf(cols, `NULL::jsonb`, `NULL::jsonb`) + ` FROM w
+		ORDER BY w.transaction_id, w.position`
+	} else {
+		// The events the projection handles, and the window's last event
+		// whatever its type, so that the group's offset reaches the end
+		// of the window.
+		quoted := make([]string, len(a.handled))
+		for i, t := range a.handled {
+			quoted[i] = quoteLiteral(t)
+		}
+		q = `WITH last_processed AS (` + next.Query + `), w AS MATERIALIZED (` + window + `)
+		SELECT ` + fmt.Sprintf(cols, `data`, `metadata`) + ` FROM w
+		WHERE w.type IN (` + strings.Join(quoted, ", ") + `)
+		   OR (w.transaction_id, w.position) = (SELECT transaction_id, position FROM w ORDER BY transaction_id DESC, position DESC LIMIT 1)
+		ORDER BY w.transaction_id, w.position`
+	}
 	return wsql.Query{Query: q, Args: next.Args}
 }
 
@@ -115,7 +128,7 @@ func (a *logAdapter) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	}
 	r.OccurredAt, r.RecordedAt = r.OccurredAt.UTC(), r.RecordedAt.UTC()
 	d := decoded{rec: r}
-	if data != nil {
+	if data != nil && a.handles(typ) {
 		d.rec.RawData = data
 		if len(meta) > 2 {
 			if err := json.Unmarshal(meta, &d.rec.Metadata); err != nil {
@@ -135,6 +148,7 @@ func (a *logAdapter) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	}
 	a.mu.Lock()
 	a.records[id] = d
+	a.order = append(a.order, id)
 	a.mu.Unlock()
 	return wsql.Row{
 		Offset:    r.Position,
@@ -142,6 +156,29 @@ func (a *logAdapter) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 		Msg:       msg,
 		ExtraData: map[string]any{"transaction_id": txid},
 	}, nil
+}
+
+func (a *logAdapter) handles(typ string) bool {
+	for _, t := range a.handled {
+		if t == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// batch returns the decoded events of the current batch that the
+// projection handles, in log order.
+func (a *logAdapter) batch() []events.Record {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]events.Record, 0, len(a.order))
+	for _, id := range a.order {
+		if d := a.records[id]; d.err == nil && d.rec.Data != nil {
+			out = append(out, d.rec)
+		}
+	}
+	return out
 }
 
 // record returns the event of msg as the batch read decoded it.
