@@ -218,6 +218,10 @@ func (t table) columnList(alias string) string {
 
 // upsertSQL inserts one row or replaces the row with the same key.
 func (t table) upsertSQL() string {
+	return memoSQL("upsert "+t.name, t.buildUpsertSQL)
+}
+
+func (t table) buildUpsertSQL() string {
 	ph := make([]string, len(t.columns))
 	var set []string
 	keys := map[string]bool{}
@@ -236,6 +240,10 @@ func (t table) upsertSQL() string {
 
 // insertSQL inserts one row.
 func (t table) insertSQL() string {
+	return memoSQL("insert "+t.name, t.buildInsertSQL)
+}
+
+func (t table) buildInsertSQL() string {
 	ph := make([]string, len(t.columns))
 	for i := range t.columns {
 		ph[i] = fmt.Sprintf("$%d", i+1)

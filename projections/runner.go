@@ -17,7 +17,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/events"
@@ -431,12 +430,12 @@ func cursorOfRow(row wsql.Row) (eventstore.Cursor, error) {
 // execStmts runs head, the prepared statements and tail in one
 // simple-protocol round trip.
 func execStmts(ctx context.Context, tx *sql.Tx, head string, stmts []stmt, tail string) error {
-	sqlText, args := joinStmts(stmts, tail)
-	sqlText = head + sqlText
-	if len(args) > 0 {
-		args = append([]any{pgx.QueryExecModeSimpleProtocol}, args...)
+	sqlText, err := joinStmts(stmts, tail)
+	if err != nil {
+		return err
 	}
-	_, err := tx.ExecContext(ctx, sqlText, args...)
+	// No arguments: the driver sends the text as it is.
+	_, err = tx.ExecContext(ctx, head+sqlText)
 	return err
 }
 
@@ -468,8 +467,13 @@ func plan(ctx context.Context, p planner, tx *sql.Tx, rec events.Record) (stmts 
 
 // stmtName names the prepared statement of a planned write.
 func stmtName(sqlText string) string {
+	if n, ok := stmtNames.Load(sqlText); ok {
+		return n.(string)
+	}
 	sum := sha256.Sum256([]byte(sqlText))
-	return "projection_" + hex.EncodeToString(sum[:10])
+	n := "projection_" + hex.EncodeToString(sum[:10])
+	stmtNames.Store(sqlText, n)
+	return n
 }
 
 // prepare makes sure the connection under tx has every statement
@@ -489,29 +493,29 @@ func (st *projectionState) prepare(ctx context.Context, tx *sql.Tx, stmts []stmt
 	return nil
 }
 
-// joinStmts puts EXECUTEs of the statements and tail into one text, each
-// statement's arguments numbered after the previous statements'. The text
-// is sent with the simple protocol, which takes several statements.
-func joinStmts(stmts []stmt, tail string) (string, []any) {
+// joinStmts puts EXECUTEs of the statements, with their arguments as
+// literals, and tail into one text for the simple protocol, which takes
+// several statements.
+func joinStmts(stmts []stmt, tail string) (string, error) {
 	var b strings.Builder
-	var args []any
 	for _, s := range stmts {
 		b.WriteString("EXECUTE " + stmtName(s.sql))
 		if len(s.args) > 0 {
 			b.WriteString("(")
-			for i := range s.args {
+			for i, a := range s.args {
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				b.WriteString("$" + strconv.Itoa(len(args)+i+1))
+				if err := appendLiteral(&b, a); err != nil {
+					return "", fmt.Errorf("argument %d of %s: %w", i+1, stmtName(s.sql), err)
+				}
 			}
 			b.WriteString(")")
 		}
 		b.WriteString(";\n")
-		args = append(args, s.args...)
 	}
 	b.WriteString(tail)
-	return b.String(), args
+	return b.String(), nil
 }
 
 // payloadless projections need only an event's place in the log.
