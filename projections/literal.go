@@ -15,7 +15,7 @@ import (
 // batch of planned writes goes to the server as one simple-protocol text;
 // writing the literals here, once, is cheaper than handing the text and
 // its arguments to the driver, which scans the whole text for
-// placeholders. Strings are quoted in E'' form, so the text means the same
+// placeholders. Strings are quoted in E” form, so the text means the same
 // whatever standard_conforming_strings says; other values are written so
 // that PostgreSQL coerces them to the prepared statement's parameter type.
 func appendLiteral(b *strings.Builder, v any) error {
@@ -65,6 +65,22 @@ func appendLiteral(b *strings.Builder, v any) error {
 		}
 	case reflect.String:
 		return appendQuoted(b, rv.String())
+	case reflect.Slice:
+		// An array of integers, as '{1,2,3}'.
+		b.WriteString("'{")
+		for i := range rv.Len() {
+			el := rv.Index(i)
+			switch el.Kind() {
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(strconv.FormatInt(el.Int(), 10))
+			default:
+				return fmt.Errorf("no SQL literal for %T", v)
+			}
+		}
+		b.WriteString("}'")
 	default:
 		return fmt.Errorf("no SQL literal for %T", v)
 	}
@@ -73,7 +89,7 @@ func appendLiteral(b *strings.Builder, v any) error {
 
 var errNUL = errors.New("text contains a NUL byte, which PostgreSQL cannot store")
 
-// appendQuoted writes s as an E'' string literal: quotes and backslashes
+// appendQuoted writes s as an E” string literal: quotes and backslashes
 // doubled.
 func appendQuoted(b *strings.Builder, s string) error {
 	if strings.IndexByte(s, 0) >= 0 {

@@ -51,9 +51,11 @@ func TestSQLLiteralsRoundTrip(t *testing.T) {
 		{id, "uuid", id.String()},
 		{events.ReasonRestock, "text", string(events.ReasonRestock)},
 		{[]byte{0, 1, 0xfe}, "bytea", `\x0001fe`},
+		{[]int64{3, -1, 9007199254740993}, "bigint[]", "{3,-1,9007199254740993}"},
+		{[]int64{}, "bigint[]", "{}"},
 	}
 	for _, scs := range []string{"on", "off"} {
-		if _, err := conn.ExecContext(context.Background(), `SET standard_conforming_strings = ` + scs); err != nil {
+		if _, err := conn.ExecContext(context.Background(), `SET standard_conforming_strings = `+scs); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range cases {

@@ -155,6 +155,14 @@ type prefetcher interface {
 	prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error
 }
 
+// compacter is a planner that can write a whole batch's planned
+// statements as fewer statements with the same effect. The runner uses
+// the compacted form when it writes a batch at once, and each event's own
+// statements when it writes events one by one after a batch failed.
+type compacter interface {
+	compact(stmts []stmt) []stmt
+}
+
 // applyPlan is Apply for a planner: plan, then write.
 func applyPlan(ctx context.Context, p planner, tx *sql.Tx, rec events.Record) error {
 	stmts, err := p.plan(ctx, tx, rec)

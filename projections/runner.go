@@ -368,8 +368,14 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 		all = append(all, p.stmts...)
 	}
 	last := pending[len(pending)-1]
+	if c, ok := st.p.(compacter); ok {
+		all = c.compact(all)
+		err = st.prepare(ctx, tx, all)
+	}
 	st.checkpoint = last.cursor
-	err = execStmts(ctx, tx, "", all, checkpointSQL(st.name, last.cursor))
+	if err == nil {
+		err = execStmts(ctx, tx, "", all, checkpointSQL(st.name, last.cursor))
+	}
 	if err == nil {
 		share := time.Since(start) / time.Duration(len(pending))
 		r.metrics.applied.WithLabelValues(st.name).Add(float64(len(pending)))

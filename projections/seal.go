@@ -58,6 +58,23 @@ func (*Seal) plan(_ context.Context, _ *sql.Tx, rec events.Record) ([]stmt, erro
 	return []stmt{{sealSQL, []any{rec.Position}}}, nil
 }
 
+// sealBatchSQL seals a batch of events in order, with the rows sealSQL
+// writes one event at a time (migration 00203).
+const sealBatchSQL = `SELECT seal_events($1::bigint[])`
+
+// compact turns a batch's per-event seal statements into one call of
+// seal_events.
+func (*Seal) compact(stmts []stmt) []stmt {
+	positions := make([]int64, 0, len(stmts))
+	for _, s := range stmts {
+		positions = append(positions, s.args[0].(int64))
+	}
+	if len(positions) == 0 {
+		return nil
+	}
+	return []stmt{{sealBatchSQL, []any{positions}}}
+}
+
 // payloadless tells the runner that the seal needs only the event's place
 // in the log, not its decoded payload.
 func (*Seal) payloadless() {}
