@@ -15,7 +15,7 @@ import (
 // batch of planned writes goes to the server as one simple-protocol text;
 // writing the literals here, once, is cheaper than handing the text and
 // its arguments to the driver, which scans the whole text for
-// placeholders. Strings are quoted in E” form, so the text means the same
+// placeholders. Strings are quoted as E'…' literals, so the text means the same
 // whatever standard_conforming_strings says; other values are written so
 // that PostgreSQL coerces them to the prepared statement's parameter type.
 func appendLiteral(b *strings.Builder, v any) error {
@@ -89,7 +89,7 @@ func appendLiteral(b *strings.Builder, v any) error {
 
 var errNUL = errors.New("text contains a NUL byte, which PostgreSQL cannot store")
 
-// appendQuoted writes s as an E” string literal: quotes and backslashes
+// appendQuoted writes s as an E'…' string literal: quotes and backslashes
 // doubled.
 func appendQuoted(b *strings.Builder, s string) error {
 	if strings.IndexByte(s, 0) >= 0 {
