@@ -279,7 +279,15 @@ func TestFetcherRunsAndParksWithoutCredentials(t *testing.T) {
 // without a restart and the checker passes.
 func TestSoakSurvivesTerminatedBackends(t *testing.T) {
 	db := pgtest.New(t)
-	base, _ := startInProcess(t, baseEnv(db.URL))
+	// The service's sessions carry their own application_name, so that
+	// only they are terminated, not the test's own pool that checks the
+	// result afterwards.
+	const app = "ingest-under-test"
+	sep := "?"
+	if strings.Contains(db.URL, "?") {
+		sep = "&"
+	}
+	base, _ := startInProcess(t, baseEnv(db.URL+sep+"application_name="+app))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	admin, err := pgx.Connect(ctx, pgtest.AdminURL())
@@ -298,7 +306,7 @@ func TestSoakSurvivesTerminatedBackends(t *testing.T) {
 			case <-time.After(150 * time.Millisecond):
 			}
 			var killed int
-			if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, db.Name).Scan(&killed); err == nil {
+			if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2`, db.Name, app).Scan(&killed); err == nil {
 				n += killed
 			}
 		}
