@@ -292,7 +292,7 @@ func (p *Products) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]s
 	foldListing(l, rec)
 	var out []stmt
 	if l.dirtyProduct {
-		out = append(out, stmt{productsTable.upsertSQL(), valuesOf(l.product.fields())})
+		out = append(out, stmt{sql: productsTable.upsertSQL(), args: valuesOf(l.product.fields())})
 		l.dirtyProduct = false
 	}
 	keys := make([]string, 0, len(l.dirtyVariants))
@@ -301,7 +301,7 @@ func (p *Products) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]s
 	}
 	slices.Sort(keys)
 	for _, key := range keys {
-		out = append(out, stmt{variantsTable.upsertSQL(), valuesOf(l.variants[key].fields())})
+		out = append(out, stmt{sql: variantsTable.upsertSQL(), args: valuesOf(l.variants[key].fields())})
 		delete(l.dirtyVariants, key)
 	}
 	p.cache.put(tx, id, l)

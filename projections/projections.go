@@ -133,6 +133,9 @@ type Projection interface {
 type stmt struct {
 	sql  string
 	args []any
+	// raw statements carry their values as literals in sql and are sent
+	// as they are (see compactWrites).
+	raw bool
 }
 
 // planner is a projection whose Apply reads what it needs and returns its
@@ -160,7 +163,7 @@ type prefetcher interface {
 // the compacted form when it writes a batch at once, and each event's own
 // statements when it writes events one by one after a batch failed.
 type compacter interface {
-	compact(stmts []stmt) []stmt
+	compact(stmts []stmt) ([]stmt, error)
 }
 
 // applyPlan is Apply for a planner: plan, then write.
@@ -231,19 +234,28 @@ func (t table) upsertSQL() string {
 
 func (t table) buildUpsertSQL() string {
 	ph := make([]string, len(t.columns))
-	var set []string
-	keys := map[string]bool{}
-	for _, k := range t.key {
-		keys[k] = true
-	}
-	for i, c := range t.columns {
+	for i := range t.columns {
 		ph[i] = fmt.Sprintf("$%d", i+1)
-		if !keys[c] {
-			set = append(set, c+" = excluded."+c)
-		}
 	}
-	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s",
-		t.name, t.columnList(""), strings.Join(ph, ", "), strings.Join(t.key, ", "), strings.Join(set, ", "))
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", t.name, t.columnList(""), strings.Join(ph, ", ")) + t.conflictClause()
+}
+
+// conflictClause makes an insert of whole rows replace the row with the
+// same key.
+func (t table) conflictClause() string {
+	return memoSQL("conflict "+t.name, func() string {
+		var set []string
+		keys := map[string]bool{}
+		for _, k := range t.key {
+			keys[k] = true
+		}
+		for _, c := range t.columns {
+			if !keys[c] {
+				set = append(set, c+" = excluded."+c)
+			}
+		}
+		return fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET %s", strings.Join(t.key, ", "), strings.Join(set, ", "))
+	})
 }
 
 // insertSQL inserts one row.

@@ -369,7 +369,11 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 	}
 	last := pending[len(pending)-1]
 	if c, ok := st.p.(compacter); ok {
-		all = c.compact(all)
+		all, err = c.compact(all)
+	} else {
+		all, err = compactWrites(all)
+	}
+	if err == nil {
 		err = st.prepare(ctx, tx, all)
 	}
 	st.checkpoint = last.cursor
@@ -487,6 +491,9 @@ func stmtName(sqlText string) string {
 // without being planned again for every event.
 func (st *projectionState) prepare(ctx context.Context, tx *sql.Tx, stmts []stmt) error {
 	for _, s := range stmts {
+		if s.raw {
+			continue
+		}
 		name := stmtName(s.sql)
 		if st.prepared[name] {
 			continue
@@ -505,6 +512,10 @@ func (st *projectionState) prepare(ctx context.Context, tx *sql.Tx, stmts []stmt
 func joinStmts(stmts []stmt, tail string) (string, error) {
 	var b strings.Builder
 	for _, s := range stmts {
+		if s.raw {
+			b.WriteString(s.sql + ";\n")
+			continue
+		}
 		b.WriteString("EXECUTE " + stmtName(s.sql))
 		if len(s.args) > 0 {
 			b.WriteString("(")

@@ -400,17 +400,17 @@ func (p *Sales) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt
 	if !ch.changed {
 		return nil, nil
 	}
-	out := []stmt{{salesTable.upsertSQL(), valuesOf(s.fields())}}
+	out := []stmt{{sql: salesTable.upsertSQL(), args: valuesOf(s.fields())}}
 	if ch.newItems {
 		if wasRecorded {
-			out = append(out, stmt{`DELETE FROM sale_items WHERE receipt_id = $1`, []any{id}})
+			out = append(out, stmt{sql: `DELETE FROM sale_items WHERE receipt_id = $1`, args: []any{id}})
 		}
 		if len(items) > 0 {
-			out = append(out, insertItems(items))
+			out = append(out, insertItems(items)...)
 		}
 	}
 	for _, d := range ch.daily {
-		out = append(out, stmt{dailyUpsertSQL, []any{d.key.shopID, d.key.day, d.key.currency,
+		out = append(out, stmt{sql: dailyUpsertSQL, args: []any{d.key.shopID, d.key.day, d.key.currency,
 			d.Orders, d.Units, d.Gross, d.CanceledOrders, d.Refunded}})
 	}
 	p.cache.put(tx, id, s)
@@ -451,26 +451,59 @@ func (p *Sales) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) 
 	return nil
 }
 
-// insertItems inserts a receipt's items in one statement.
-func insertItems(items []SaleItem) stmt {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO sale_items (` + saleItemsTable.columnList("") + `) VALUES `)
-	var args []any
+// insertItems inserts a receipt's items, one statement a row (a batch's
+// rows are then written together, see compactWrites).
+func insertItems(items []SaleItem) []stmt {
+	out := make([]stmt, len(items))
 	for i := range items {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(")
-		for j, v := range valuesOf(items[i].fields()) {
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			args = append(args, v)
-			fmt.Fprintf(&b, "$%d", len(args))
-		}
-		b.WriteString(")")
+		out[i] = stmt{sql: saleItemsTable.insertSQL(), args: valuesOf(items[i].fields())}
 	}
-	return stmt{b.String(), args}
+	return out
+}
+
+// compact writes a batch like compactWrites, with the daily totals summed
+// per shop, day and currency and written last: they are additions to
+// rows nothing else in the batch reads or writes.
+func (*Sales) compact(stmts []stmt) ([]stmt, error) {
+	var rest []stmt
+	sums := map[string][]any{}
+	var order []string
+	for _, s := range stmts {
+		if s.sql != dailyUpsertSQL {
+			rest = append(rest, s)
+			continue
+		}
+		var kb strings.Builder
+		for _, v := range s.args[:3] {
+			if err := appendLiteral(&kb, v); err != nil {
+				return nil, err
+			}
+			kb.WriteByte(0)
+		}
+		k := kb.String()
+		acc, ok := sums[k]
+		if !ok {
+			sums[k] = append([]any(nil), s.args...)
+			order = append(order, k)
+			continue
+		}
+		for i := 3; i < len(acc); i++ {
+			a, aok := acc[i].(int64)
+			b, bok := s.args[i].(int64)
+			if !aok || !bok {
+				return nil, fmt.Errorf("daily sales delta %d is %T, want int64", i, s.args[i])
+			}
+			acc[i] = a + b
+		}
+	}
+	out, err := compactWrites(rest)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range order {
+		out = append(out, stmt{sql: dailyUpsertSQL, args: sums[k]})
+	}
+	return out, nil
 }
 
 type salesRebuild struct {

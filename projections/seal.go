@@ -55,7 +55,7 @@ func (*Seal) forget() {}
 func (*Seal) adopt(*sql.Tx) {}
 
 func (*Seal) plan(_ context.Context, _ *sql.Tx, rec events.Record) ([]stmt, error) {
-	return []stmt{{sealSQL, []any{rec.Position}}}, nil
+	return []stmt{{sql: sealSQL, args: []any{rec.Position}}}, nil
 }
 
 // sealBatchSQL seals a batch of events in order, with the rows sealSQL
@@ -64,15 +64,15 @@ const sealBatchSQL = `SELECT seal_events($1::bigint[])`
 
 // compact turns a batch's per-event seal statements into one call of
 // seal_events.
-func (*Seal) compact(stmts []stmt) []stmt {
+func (*Seal) compact(stmts []stmt) ([]stmt, error) {
 	positions := make([]int64, 0, len(stmts))
 	for _, s := range stmts {
 		positions = append(positions, s.args[0].(int64))
 	}
 	if len(positions) == 0 {
-		return nil
+		return nil, nil
 	}
-	return []stmt{{sealBatchSQL, []any{positions}}}
+	return []stmt{{sql: sealBatchSQL, args: []any{positions}}}, nil
 }
 
 // payloadless tells the runner that the seal needs only the event's place

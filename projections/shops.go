@@ -225,7 +225,7 @@ func (p *Shops) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt
 		return nil, nil
 	}
 	p.cache.put(tx, id, s)
-	return []stmt{{shopsTable.upsertSQL(), valuesOf(s.fields())}}, nil
+	return []stmt{{sql: shopsTable.upsertSQL(), args: valuesOf(s.fields())}}, nil
 }
 
 func loadShop(ctx context.Context, q Queryer, id int64) (*Shop, error) {

@@ -146,7 +146,7 @@ func (p *StockMovements) plan(ctx context.Context, tx *sql.Tx, rec events.Record
 	next.quantity += m.Delta
 	m.Seq, m.Balance = next.seq, next.quantity
 	p.cache.put(tx, ref, &next)
-	return []stmt{{movementsTable.insertSQL(), valuesOf(m.fields())}}, nil
+	return []stmt{{sql: movementsTable.insertSQL(), args: valuesOf(m.fields())}}, nil
 }
 
 func (p *StockMovements) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
