@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -228,47 +230,166 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds
 		return cursor, 0, fmt.Errorf("read log: %w", err)
 	}
 	defer rows.Close()
+	return foldRows(ctx, rows, projs, folds, emit, cursor)
+}
+
+// decodeChunk is a run of log rows decoded together.
+type decodeChunk struct {
+	recs  []events.Record
+	types []string
+	data  [][]byte
+	meta  [][]byte
+	err   error
+	done  chan struct{}
+}
+
+const decodeChunkSize = 256
+
+// foldRows decodes the rows on every core and folds them in log order on
+// this goroutine: decoding JSON is most of a rebuild's work, folding must
+// stay in order.
+func foldRows(ctx context.Context, rows pgx.Rows, projs []Rebuildable, folds []rebuild, emit emitFunc, cursor eventstore.Cursor) (eventstore.Cursor, int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := max(runtime.GOMAXPROCS(0), 1)
+	work := make(chan *decodeChunk, workers)
+	order := make(chan *decodeChunk, 2*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				c.decode()
+				close(c.done)
+			}
+		}()
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(order)
+		defer close(work)
+		readErr <- readChunks(ctx, rows, work, order)
+	}()
 	var n int64
-	var (
-		typ      string
-		data     []byte
-		meta     []byte
-		rowTxid  string
-		recordID uuid.UUID
-	)
+	var err error
+	for c := range order {
+		if err != nil {
+			continue // drain
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			err = ctx.Err()
+			continue
+		}
+		if c.err != nil {
+			err = c.err
+			cancel()
+			continue
+		}
+		for i, rec := range c.recs {
+			n++
+			for j, p := range projs {
+				if !p.Handles(c.types[i]) {
+					continue
+				}
+				if ferr := folds[j].apply(rec, emit); ferr != nil {
+					err = fmt.Errorf("fold %s at %d: %w", p.Name(), rec.Position, ferr)
+					cancel()
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+	}
+	wg.Wait()
+	if rerr := <-readErr; err == nil && rerr != nil {
+		err = rerr
+	}
+	return cursor, n, err
+}
+
+// readChunks scans the rows into chunks, hands each to a decoder and
+// queues it, in order, for the fold.
+func readChunks(ctx context.Context, rows pgx.Rows, work, order chan<- *decodeChunk) error {
+	next := func() *decodeChunk {
+		return &decodeChunk{
+			recs:  make([]events.Record, 0, decodeChunkSize),
+			types: make([]string, 0, decodeChunkSize),
+			data:  make([][]byte, 0, decodeChunkSize),
+			meta:  make([][]byte, 0, decodeChunkSize),
+			done:  make(chan struct{}),
+		}
+	}
+	send := func(c *decodeChunk) error {
+		select {
+		case order <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case work <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	}
+	c := next()
 	for rows.Next() {
 		var rec events.Record
+		var typ, rowTxid string
+		var data, meta []byte
+		var recordID uuid.UUID
 		if err := rows.Scan(&rec.Position, &rowTxid, &recordID, &rec.StreamID, &rec.StreamVersion, &typ,
 			&rec.SchemaVersion, &data, &meta, &rec.ShopID, &rec.OccurredAt, &rec.RecordedAt); err != nil {
-			return cursor, n, fmt.Errorf("read log: %w", err)
+			return fmt.Errorf("read log: %w", err)
 		}
 		rec.ID = recordID
+		var err error
 		if rec.TransactionID, err = strconv.ParseUint(rowTxid, 10, 64); err != nil {
-			return cursor, n, fmt.Errorf("read log at %d: %w", rec.Position, err)
+			return fmt.Errorf("read log at %d: %w", rec.Position, err)
 		}
 		rec.OccurredAt, rec.RecordedAt = rec.OccurredAt.UTC(), rec.RecordedAt.UTC()
-		if len(meta) > 2 {
-			if err := json.Unmarshal(meta, &rec.Metadata); err != nil {
-				return cursor, n, fmt.Errorf("read log at %d: metadata: %w", rec.Position, err)
+		c.recs = append(c.recs, rec)
+		c.types = append(c.types, typ)
+		c.data = append(c.data, data)
+		c.meta = append(c.meta, meta)
+		if len(c.recs) == decodeChunkSize {
+			if err := send(c); err != nil {
+				return err
 			}
-		}
-		if rec.Data, err = events.Decode(typ, rec.SchemaVersion, data); err != nil {
-			return cursor, n, fmt.Errorf("read log at %d: %w", rec.Position, err)
-		}
-		n++
-		for i, p := range projs {
-			if !p.Handles(typ) {
-				continue
-			}
-			if err := folds[i].apply(rec, emit); err != nil {
-				return cursor, n, fmt.Errorf("fold %s at %d: %w", p.Name(), rec.Position, err)
-			}
+			c = next()
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return cursor, n, fmt.Errorf("read log: %w", err)
+		return fmt.Errorf("read log: %w", err)
 	}
-	return cursor, n, nil
+	if len(c.recs) > 0 {
+		return send(c)
+	}
+	return nil
+}
+
+// decode fills in the chunk's payloads and metadata.
+func (c *decodeChunk) decode() {
+	for i := range c.recs {
+		rec := &c.recs[i]
+		if meta := c.meta[i]; len(meta) > 2 {
+			if err := json.Unmarshal(meta, &rec.Metadata); err != nil {
+				c.err = fmt.Errorf("read log at %d: metadata: %w", rec.Position, err)
+				return
+			}
+		}
+		var err error
+		if rec.Data, err = events.Decode(c.types[i], rec.SchemaVersion, c.data[i]); err != nil {
+			c.err = fmt.Errorf("read log at %d: %w", rec.Position, err)
+			return
+		}
+	}
+	c.data, c.meta = nil, nil
 }
 
 // copyStream copies rows from a channel into one shadow table.
