@@ -99,21 +99,35 @@ func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
 	if len(mails) != 1 || !strings.Contains(mails[0], "https://ledger.test/v1/alerts/") {
 		t.Fatalf("mails: %q", mails)
 	}
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var metrics bytes.Buffer
-	_, _ = io.Copy(&metrics, resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
+	// The mail server sees the message before the dispatcher counts the
+	// delivery: read the metrics until they settle.
+	wants := []string{
 		`shopledger_alerts_raised_total{muted="false"} 1`,
 		`shopledger_alert_deliveries_total{channel="email",result="delivered"} 1`,
 		`shopledger_alert_oldest_undelivered_seconds 0`,
-	} {
-		if !strings.Contains(metrics.String(), want) {
-			t.Errorf("/metrics lacks %q", want)
+	}
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		var metrics bytes.Buffer
+		_, _ = io.Copy(&metrics, resp.Body)
+		resp.Body.Close()
+		missing = missing[:0]
+		for _, want := range wants {
+			if !strings.Contains(metrics.String(), want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, want := range missing {
+		t.Errorf("/metrics lacks %q", want)
 	}
 	cancel()
 	select {
