@@ -140,12 +140,20 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 	cursor, n, err := foldLog(ctx, pool, projs, folds, emit)
 	rep.Events, rep.Cursor = n, cursor
 	if err == nil {
+		// Each fold emits its kept rows into its own tables: at once.
+		ferrs := make([]error, len(folds))
+		var wg sync.WaitGroup
 		for i, f := range folds {
-			if err = f.finish(emit); err != nil {
-				err = fmt.Errorf("finish %s: %w", projs[i].Name(), err)
-				break
-			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if ferr := f.finish(emit); ferr != nil {
+					ferrs[i] = fmt.Errorf("finish %s: %w", projs[i].Name(), ferr)
+				}
+			}()
 		}
+		wg.Wait()
+		err = errors.Join(ferrs...)
 	}
 	if err != nil {
 		cancelCopies()
@@ -158,13 +166,9 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 	logger.Info("rebuild folded the log", "projections", rep.Projections, "events", rep.Events, "rows", rep.Rows,
 		"elapsed", time.Since(start).String())
 
-	indexes := map[string][]indexDef{}
-	for _, t := range tables {
-		defs, err := shadowIndexes(ctx, pool, t.name)
-		if err != nil {
-			return rep, fmt.Errorf("rebuild: %w", err)
-		}
-		indexes[t.name] = defs
+	indexes, err := buildShadowIndexes(ctx, pool, tables)
+	if err != nil {
+		return rep, fmt.Errorf("rebuild: %w", err)
 	}
 	if opts.NoSwap {
 		rep.Duration = time.Since(start)
@@ -175,6 +179,37 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 	}
 	rep.Duration = time.Since(start)
 	return rep, nil
+}
+
+// buildShadowIndexes builds the shadow tables' indexes, as many tables at
+// once as there are cores: each CREATE INDEX sorts on one server process.
+func buildShadowIndexes(ctx context.Context, pool *pgxpool.Pool, tables []table) (map[string][]indexDef, error) {
+	var mu sync.Mutex
+	indexes := map[string][]indexDef{}
+	var errs []error
+	next := make(chan table)
+	var wg sync.WaitGroup
+	for range min(len(tables), max(runtime.GOMAXPROCS(0), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range next {
+				defs, err := shadowIndexes(ctx, pool, t.name)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				indexes[t.name] = defs
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, t := range tables {
+		next <- t
+	}
+	close(next)
+	wg.Wait()
+	return indexes, errors.Join(errs...)
 }
 
 var tablesByName = map[string]table{}
