@@ -172,7 +172,7 @@ func BenchmarkProjector(b *testing.B) {
 	// stays within its time limit; the groups apply every event type of the
 	// mix from the start.
 	projs := projections.Default()
-	cfg := projections.RunnerConfig{BatchSize: 500, PollInterval: 50 * time.Millisecond, AckDeadline: time.Minute, RetryInterval: time.Second}
+	cfg := projections.RunnerConfig{PollInterval: 50 * time.Millisecond, AckDeadline: time.Minute, RetryInterval: time.Second}
 	r, err := projections.NewRunner(db.DB, projs, cfg, testLogger(b), nil)
 	if err != nil {
 		b.Fatal(err)

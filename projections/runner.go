@@ -42,7 +42,7 @@ type RunnerConfig struct {
 
 func (c *RunnerConfig) defaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 500
+		c.BatchSize = 2000
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 100 * time.Millisecond

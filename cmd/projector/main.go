@@ -67,7 +67,7 @@ func loadConfig(env *service.Env) config {
 		Addr:          env.String("SHOPLEDGER_PROJECTOR_ADDR", "127.0.0.1:8082"),
 		LogLevel:      env.String("SHOPLEDGER_LOG_LEVEL", "info"),
 		DBConns:       env.Int("SHOPLEDGER_PROJECTOR_DB_CONNS", 20),
-		BatchSize:     env.Int("SHOPLEDGER_PROJECTOR_BATCH_SIZE", 500),
+		BatchSize:     env.Int("SHOPLEDGER_PROJECTOR_BATCH_SIZE", 2000),
 		PollInterval:  env.Duration("SHOPLEDGER_PROJECTOR_POLL_INTERVAL", 100*time.Millisecond),
 		AckDeadline:   env.Duration("SHOPLEDGER_PROJECTOR_ACK_DEADLINE", time.Minute),
 		RetryInterval: env.Duration("SHOPLEDGER_PROJECTOR_RETRY_INTERVAL", 30*time.Second),
