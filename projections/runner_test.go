@@ -87,6 +87,23 @@ func adjust(listing int64, delta int64) events.Event {
 	return events.New(events.ListingStream(listing), 1, t0, events.StockAdjusted{ListingID: listing, VariantKey: "k", Delta: delta, Reason: events.ReasonRestock})
 }
 
+// appendRoundRobin appends n one-unit restocks to listings 0..listings-1
+// in turn, one transaction each, and returns their positions.
+func appendRoundRobin(t *testing.T, db *pgtest.Database, n, listings int) []int64 {
+	t.Helper()
+	s := eventstore.New(db.DB)
+	positions := make([]int64, 0, n)
+	for i := range n {
+		l := int64(i % listings)
+		res, err := s.Append(context.Background(), events.ListingStream(l), eventstore.Any, adjust(l, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		positions = append(positions, res.Events[0].Position)
+	}
+	return positions
+}
+
 // TestProjectorWaitsForOlderOpenTransaction is checklist item 23 through the
 // projector: with transaction A open after inserting position N and B
 // committed at N+1, no projection passes N; once A commits, N is applied,
@@ -204,16 +221,8 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 // event once it can be applied: nothing is skipped.
 func TestFailingApplyStopsOnlyItsProjection(t *testing.T) {
 	db := newRecorderDB(t)
-	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	var positions []int64
-	for i := range 40 {
-		res, err := s.Append(ctx, events.ListingStream(int64(i%4)), eventstore.Any, adjust(int64(i%4), 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		positions = append(positions, res.Events[0].Position)
-	}
+	positions := appendRoundRobin(t, db, 40, 4)
 	failAt := positions[17]
 	flaky := &recorder{name: "flaky", failAt: failAt}
 	flaky.failing.Store(true)
@@ -290,16 +299,8 @@ func TestFailingApplyStopsOnlyItsProjection(t *testing.T) {
 // projection at that event, and resume there once the cause is gone.
 func TestFailingWriteInBatchStopsOnlyItsProjection(t *testing.T) {
 	db := newRecorderDB(t)
-	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	var positions []int64
-	for i := range 40 {
-		res, err := s.Append(ctx, events.ListingStream(int64(i%4)), eventstore.Any, adjust(int64(i%4), 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		positions = append(positions, res.Events[0].Position)
-	}
+	positions := appendRoundRobin(t, db, 40, 4)
 	failAt := positions[17]
 	// The read model refuses the movement of one event, as a constraint
 	// added by a careless migration would.
