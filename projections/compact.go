@@ -5,9 +5,6 @@ import (
 	"sync"
 )
 
-// stmt.raw marks a statement written out with its values as literals; it
-// is sent as it is instead of as an EXECUTE of a prepared statement.
-
 // writeKind is what a planned statement does to a read-model table.
 type writeKind int
 

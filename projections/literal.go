@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -108,20 +107,4 @@ func appendQuoted(b *strings.Builder, s string) error {
 	}
 	b.WriteByte('\'')
 	return nil
-}
-
-// stmtNames memoises stmtName: the same few statements are written for
-// every event.
-var stmtNames sync.Map
-
-// tableSQL memoises the statements built from a table's description.
-var tableSQL sync.Map
-
-func memoSQL(key string, build func() string) string {
-	if s, ok := tableSQL.Load(key); ok {
-		return s.(string)
-	}
-	s := build()
-	tableSQL.Store(key, s)
-	return s
 }

@@ -227,6 +227,18 @@ func (t table) columnList(alias string) string {
 	return strings.Join(cols, ", ")
 }
 
+// tableSQL memoises the statements built from a table's description.
+var tableSQL sync.Map
+
+func memoSQL(key string, build func() string) string {
+	if s, ok := tableSQL.Load(key); ok {
+		return s.(string)
+	}
+	s := build()
+	tableSQL.Store(key, s)
+	return s
+}
+
 // upsertSQL inserts one row or replaces the row with the same key.
 func (t table) upsertSQL() string {
 	return memoSQL("upsert "+t.name, t.buildUpsertSQL)

@@ -265,7 +265,8 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds
 		return cursor, 0, fmt.Errorf("read log: %w", err)
 	}
 	defer rows.Close()
-	return foldRows(ctx, rows, projs, folds, emit, cursor)
+	n, err := foldRows(ctx, rows, projs, folds, emit)
+	return cursor, n, err
 }
 
 // decodeChunk is a run of log rows decoded together.
@@ -283,7 +284,7 @@ const decodeChunkSize = 256
 // foldRows decodes the rows on every core and folds them in log order on
 // this goroutine: decoding JSON is most of a rebuild's work, folding must
 // stay in order.
-func foldRows(ctx context.Context, rows pgx.Rows, projs []Rebuildable, folds []rebuild, emit emitFunc, cursor eventstore.Cursor) (eventstore.Cursor, int64, error) {
+func foldRows(ctx context.Context, rows pgx.Rows, projs []Rebuildable, folds []rebuild, emit emitFunc) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := max(runtime.GOMAXPROCS(0), 1)
@@ -344,7 +345,7 @@ func foldRows(ctx context.Context, rows pgx.Rows, projs []Rebuildable, folds []r
 	if rerr := <-readErr; err == nil && rerr != nil {
 		err = rerr
 	}
-	return cursor, n, err
+	return n, err
 }
 
 // readChunks scans the rows into chunks, hands each to a decoder and

@@ -218,16 +218,11 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 		if typ != "" && !st.p.Handles(typ) {
 			return nil
 		}
+		// The adapter decodes only registered types the projection
+		// handles; the seal gets no payload at all.
 		rec, err := st.adapter.record(msg)
 		if err != nil {
-			if !errors.Is(err, events.ErrUnknownType) {
-				return r.fail(st, rec, fmt.Errorf("decode: %w", err))
-			}
-			if typ == "" || !st.p.Handles(typ) {
-				return nil
-			}
-			// A projection that handles every type (the seal) gets the
-			// record without a decoded payload.
+			return r.fail(st, rec, fmt.Errorf("decode: %w", err))
 		}
 		tx, ok := wsql.TxFromContext(msg.Context())
 		if !ok {
@@ -243,14 +238,14 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 		if err := st.begin(ctx, tx); err != nil {
 			return r.fail(st, rec, err)
 		}
-		if !eventstore.CursorOf(rec).After(st.checkpoint) {
+		c := eventstore.CursorOf(rec)
+		if !c.After(st.checkpoint) {
 			// Applied before; its offset did not commit with it.
 			return nil
 		}
 		start := time.Now()
-		c := eventstore.CursorOf(rec)
 		if pl, ok := st.p.(planner); ok {
-			return r.planEvent(ctx, st, pl, tx, rec, start)
+			return r.planEvent(ctx, st, pl, tx, rec, c, start)
 		}
 		// Checkpoint, release, and the savepoint for the next event go in
 		// one round trip after the event's writes.
@@ -297,7 +292,7 @@ type pendingEvent struct {
 // trip right before the group's offset is stored. The event is
 // acknowledged now: nothing commits unless flush wrote it, and an event
 // flush could not write is never acknowledged to the log (see flush).
-func (r *Runner) planEvent(ctx context.Context, st *projectionState, pl planner, tx *sql.Tx, rec events.Record, start time.Time) error {
+func (r *Runner) planEvent(ctx context.Context, st *projectionState, pl planner, tx *sql.Tx, rec events.Record, c eventstore.Cursor, start time.Time) error {
 	stmts, err := plan(ctx, pl, tx, rec)
 	if err == nil {
 		err = st.prepare(ctx, tx, stmts)
@@ -312,7 +307,6 @@ func (r *Runner) planEvent(ctx context.Context, st *projectionState, pl planner,
 		}
 		return r.fail(st, rec, err)
 	}
-	c := eventstore.CursorOf(rec)
 	st.pending = append(st.pending, pendingEvent{rec: rec, cursor: c, stmts: stmts, planned: time.Since(start)})
 	st.checkpoint = c
 	return nil
@@ -336,10 +330,11 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 	if len(pending) == 0 {
 		return ack, true
 	}
+	pl := st.p.(planner)
 	upTo, err := cursorOfRow(ack)
 	if err != nil {
 		// Never store an offset the runner cannot account for.
-		st.p.(planner).forget()
+		pl.forget()
 		st.warm = false
 		_ = r.fail(st, pending[0].rec, err)
 		return wsql.Row{}, false
@@ -348,7 +343,6 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 	for n < len(pending) && !pending[n].cursor.After(upTo) {
 		n++
 	}
-	pl := st.p.(planner)
 	if n < len(pending) {
 		// Applied after the subscriber stopped waiting: never written, so
 		// the cached rows those plans changed are not true.
@@ -474,6 +468,10 @@ func plan(ctx context.Context, p planner, tx *sql.Tx, rec events.Record) (stmts 
 	}()
 	return p.plan(ctx, tx, rec)
 }
+
+// stmtNames memoises stmtName: the same few statements are written for
+// every event.
+var stmtNames sync.Map
 
 // stmtName names the prepared statement of a planned write.
 func stmtName(sqlText string) string {
