@@ -492,10 +492,8 @@ func finishRecord(r events.Record, txid string, data, meta []byte) (events.Recor
 	r.OccurredAt = r.OccurredAt.UTC()
 	r.RecordedAt = r.RecordedAt.UTC()
 	r.RawData = append(json.RawMessage(nil), data...)
-	if len(meta) > 0 {
-		if err := json.Unmarshal(meta, &r.Metadata); err != nil {
-			return r, fmt.Errorf("event %d metadata: %w", r.Position, err)
-		}
+	if r.Metadata, err = events.DecodeMetadata(meta); err != nil {
+		return r, fmt.Errorf("event %d: %w", r.Position, err)
 	}
 	return r, nil
 }

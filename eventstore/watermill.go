@@ -219,10 +219,8 @@ func RecordFromMessage(msg *message.Message) (events.Record, error) {
 	if r.RecordedAt, err = time.Parse(time.RFC3339Nano, md.Get(metaRecorded)); err != nil {
 		return r, fmt.Errorf("message %s: recorded at: %w", msg.UUID, err)
 	}
-	if m := md.Get(metaMetadata); m != "" {
-		if err := json.Unmarshal([]byte(m), &r.Metadata); err != nil {
-			return r, fmt.Errorf("message %s: metadata: %w", msg.UUID, err)
-		}
+	if r.Metadata, err = events.DecodeMetadata([]byte(md.Get(metaMetadata))); err != nil {
+		return r, fmt.Errorf("message %s: %w", msg.UUID, err)
 	}
 	r.RawData = append(json.RawMessage(nil), msg.Payload...)
 	if r.Data, err = events.Decode(md.Get(metaType), r.SchemaVersion, msg.Payload); err != nil {

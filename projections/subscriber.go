@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -130,11 +129,7 @@ func (a *logAdapter) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	d := decoded{rec: r}
 	if data != nil && a.handles(typ) {
 		d.rec.RawData = data
-		if len(meta) > 2 {
-			if err := json.Unmarshal(meta, &d.rec.Metadata); err != nil {
-				d.err = fmt.Errorf("metadata: %w", err)
-			}
-		}
+		d.rec.Metadata, d.err = events.DecodeMetadata(meta)
 		if d.err == nil {
 			d.rec.Data, d.err = events.Decode(typ, r.SchemaVersion, data)
 		}
