@@ -419,12 +419,12 @@ func (r *productsRebuild) apply(rec events.Record, _ emitFunc) error {
 func (r *productsRebuild) finish(emit emitFunc) error {
 	for _, l := range r.listings {
 		if l.product != nil {
-			if err := emit(productsTable.name, valuesOf(l.product.fields())); err != nil {
+			if err := emit(productsTable.name, l.product.fields()); err != nil {
 				return err
 			}
 		}
 		for _, v := range l.variants {
-			if err := emit(variantsTable.name, valuesOf(v.fields())); err != nil {
+			if err := emit(variantsTable.name, v.fields()); err != nil {
 				return err
 			}
 		}

@@ -200,8 +200,10 @@ type rebuild interface {
 	finish(emit emitFunc) error
 }
 
-// emitFunc hands one row (values in the table's column order) to table.
-type emitFunc func(table string, values []any) error
+// emitFunc hands one row to table, as pointers to its fields in the
+// table's column order (a row type's fields()). The row is encoded before
+// emit returns, so the caller may change it afterwards.
+type emitFunc func(table string, fields []any) error
 
 // Default projections, in the order the projector registers them.
 func Default() []Projection {

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,31 +103,26 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 	defer cancelCopies()
 	copies := map[string]*copyStream{}
 	for _, t := range tables {
-		cs := newCopyStream(t)
+		cs, err := newCopyStream(ctx, pool, t)
+		if err != nil {
+			return rep, fmt.Errorf("rebuild: %w", err)
+		}
 		copies[t.name] = cs
+	}
+	for _, cs := range copies {
 		go cs.run(copyCtx, pool)
 	}
-	emit := func(tableName string, values []any) error {
-		cs := copies[tableName]
-		select {
-		case cs.rows <- values:
-			return nil
-		case <-cs.done:
-			return fmt.Errorf("copy into %s stopped: %w", tableName, cs.err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	emit := func(tableName string, fields []any) error {
+		return copies[tableName].emit(ctx, fields)
 	}
 	closeCopies := func() error {
 		var errs []error
 		for _, t := range tables {
-			cs := copies[t.name]
-			close(cs.rows)
-			<-cs.done
-			if cs.err != nil {
-				errs = append(errs, fmt.Errorf("copy into %s: %w", t.name, cs.err))
+			n, err := copies[t.name].close(copyCtx)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("copy into %s: %w", t.name, err))
 			}
-			rep.Rows[t.name] = cs.n
+			rep.Rows[t.name] = n
 		}
 		return errors.Join(errs...)
 	}
@@ -413,13 +407,11 @@ func readChunks(ctx context.Context, rows pgx.Rows, work, order chan<- *decodeCh
 func (c *decodeChunk) decode() {
 	for i := range c.recs {
 		rec := &c.recs[i]
-		if meta := c.meta[i]; len(meta) > 2 {
-			if err := json.Unmarshal(meta, &rec.Metadata); err != nil {
-				c.err = fmt.Errorf("read log at %d: metadata: %w", rec.Position, err)
-				return
-			}
-		}
 		var err error
+		if rec.Metadata, err = events.DecodeMetadata(c.meta[i]); err != nil {
+			c.err = fmt.Errorf("read log at %d: %w", rec.Position, err)
+			return
+		}
 		if rec.Data, err = events.Decode(c.types[i], rec.SchemaVersion, c.data[i]); err != nil {
 			c.err = fmt.Errorf("read log at %d: %w", rec.Position, err)
 			return
@@ -427,46 +419,6 @@ func (c *decodeChunk) decode() {
 	}
 	c.data, c.meta = nil, nil
 }
-
-// copyStream copies rows from a channel into one shadow table.
-type copyStream struct {
-	t    table
-	rows chan []any
-	done chan struct{}
-	err  error
-	n    int64
-
-	cur []any
-}
-
-func newCopyStream(t table) *copyStream {
-	return &copyStream{t: t, rows: make(chan []any, 4096), done: make(chan struct{})}
-}
-
-func (c *copyStream) run(ctx context.Context, pool *pgxpool.Pool) {
-	defer close(c.done)
-	c.n, c.err = pool.CopyFrom(ctx, pgx.Identifier{c.t.name + ShadowSuffix}, c.t.columns, c)
-	if c.err != nil {
-		// Unblock emitters; their rows are dropped with the failed copy.
-		go func() {
-			for range c.rows {
-			}
-		}()
-	}
-}
-
-// Next implements pgx.CopyFromSource.
-func (c *copyStream) Next() bool {
-	row, ok := <-c.rows
-	c.cur = row
-	return ok
-}
-
-// Values implements pgx.CopyFromSource.
-func (c *copyStream) Values() ([]any, error) { return c.cur, nil }
-
-// Err implements pgx.CopyFromSource.
-func (c *copyStream) Err() error { return nil }
 
 // indexDef is an index of a live table recreated on its shadow under a
 // temporary name, renamed to the live name at the swap.

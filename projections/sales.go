@@ -546,17 +546,17 @@ func (r *salesRebuild) apply(rec events.Record, _ emitFunc) error {
 
 func (r *salesRebuild) finish(emit emitFunc) error {
 	for _, s := range r.sales {
-		if err := emit(salesTable.name, valuesOf(s.fields())); err != nil {
+		if err := emit(salesTable.name, s.fields()); err != nil {
 			return err
 		}
 		for i := range s.Items {
-			if err := emit(saleItemsTable.name, valuesOf(s.Items[i].fields())); err != nil {
+			if err := emit(saleItemsTable.name, s.Items[i].fields()); err != nil {
 				return err
 			}
 		}
 	}
 	for _, d := range r.daily {
-		if err := emit(salesDailyTable.name, valuesOf(d.fields())); err != nil {
+		if err := emit(salesDailyTable.name, d.fields()); err != nil {
 			return err
 		}
 	}

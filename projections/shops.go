@@ -263,7 +263,7 @@ func (r *shopsRebuild) apply(rec events.Record, _ emitFunc) error {
 
 func (r *shopsRebuild) finish(emit emitFunc) error {
 	for _, s := range r.shops {
-		if err := emit(shopsTable.name, valuesOf(s.fields())); err != nil {
+		if err := emit(shopsTable.name, s.fields()); err != nil {
 			return err
 		}
 	}

@@ -225,7 +225,7 @@ func (r *movementsRebuild) apply(rec events.Record, emit emitFunc) error {
 	b.seq++
 	b.quantity += m.Delta
 	m.Seq, m.Balance = b.seq, b.quantity
-	return emit(movementsTable.name, valuesOf(m.fields()))
+	return emit(movementsTable.name, m.fields())
 }
 
 func (*movementsRebuild) finish(emitFunc) error { return nil }
