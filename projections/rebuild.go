@@ -2,9 +2,11 @@ package projections
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -250,11 +252,14 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds
 	if cursor.TransactionID, err = strconv.ParseUint(txid, 10, 64); err != nil {
 		return cursor, 0, fmt.Errorf("read horizon: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT position, transaction_id::text, event_id, stream_id, stream_version, type,
+	// Every column comes in its binary form, which readChunks decodes
+	// itself (see logColumns).
+	rows, err := tx.Query(ctx, `SELECT position, transaction_id, event_id, stream_id, stream_version, type,
 			schema_version, data, metadata, coalesce(shop_id, 0), occurred_at, recorded_at
 		FROM events
 		WHERE (transaction_id, position) <= ($1::text::xid8, $2) AND type = ANY($3)
-		ORDER BY events.transaction_id, events.position`, txid, cursor.Position, types)
+		ORDER BY events.transaction_id, events.position`,
+		pgx.QueryResultFormats{pgx.BinaryFormatCode}, txid, cursor.Position, types)
 	if err != nil {
 		return cursor, 0, fmt.Errorf("read log: %w", err)
 	}
@@ -342,9 +347,21 @@ func foldRows(ctx context.Context, rows pgx.Rows, projs []Rebuildable, folds []r
 	return n, err
 }
 
-// readChunks scans the rows into chunks, hands each to a decoder and
-// queues it, in order, for the fold.
+// logColumns is how many columns foldLog's query selects, in this order:
+// position int8, transaction_id xid8, event_id uuid, stream_id text,
+// stream_version int8, type text, schema_version int4, data jsonb,
+// metadata jsonb, shop_id int8, occurred_at and recorded_at timestamptz.
+const logColumns = 12
+
+// readChunks decodes the rows' binary columns into chunks, hands each to
+// a decoder and queues it, in order, for the fold. Decoding the raw values
+// here instead of through Scan saves the driver's per-value scan plans and
+// a heap object per row; payload bytes are copied into one buffer a chunk.
 func readChunks(ctx context.Context, rows pgx.Rows, work, order chan<- *decodeChunk) error {
+	typeNames := map[string]string{}
+	for _, t := range events.Types() {
+		typeNames[t] = t
+	}
 	next := func() *decodeChunk {
 		return &decodeChunk{
 			recs:  make([]events.Record, 0, decodeChunkSize),
@@ -368,25 +385,35 @@ func readChunks(ctx context.Context, rows pgx.Rows, work, order chan<- *decodeCh
 		return nil
 	}
 	c := next()
+	var arena []byte
 	for rows.Next() {
-		var rec events.Record
-		var typ, rowTxid string
-		var data, meta []byte
-		var recordID uuid.UUID
-		if err := rows.Scan(&rec.Position, &rowTxid, &recordID, &rec.StreamID, &rec.StreamVersion, &typ,
-			&rec.SchemaVersion, &data, &meta, &rec.ShopID, &rec.OccurredAt, &rec.RecordedAt); err != nil {
+		raw := rows.RawValues()
+		if len(raw) != logColumns {
+			return fmt.Errorf("read log: %d columns, want %d", len(raw), logColumns)
+		}
+		c.recs = append(c.recs, events.Record{})
+		rec := &c.recs[len(c.recs)-1]
+		typ, ok := typeNames[string(raw[5])]
+		if !ok {
+			// Only handled types are selected, and those are registered.
+			return fmt.Errorf("read log: unknown event type %q", raw[5])
+		}
+		if err := decodeLogRow(rec, raw); err != nil {
 			return fmt.Errorf("read log: %w", err)
 		}
-		rec.ID = recordID
-		var err error
-		if rec.TransactionID, err = strconv.ParseUint(rowTxid, 10, 64); err != nil {
-			return fmt.Errorf("read log at %d: %w", rec.Position, err)
+		data, meta := jsonbText(raw[7]), jsonbText(raw[8])
+		if data == nil || meta == nil {
+			return fmt.Errorf("read log at %d: jsonb in an unknown binary format", rec.Position)
 		}
-		rec.OccurredAt, rec.RecordedAt = rec.OccurredAt.UTC(), rec.RecordedAt.UTC()
-		c.recs = append(c.recs, rec)
+		if cap(arena)-len(arena) < len(data)+len(meta) {
+			arena = make([]byte, 0, max(64<<10, len(data)+len(meta)))
+		}
+		start := len(arena)
+		arena = append(arena, data...)
+		arena = append(arena, meta...)
 		c.types = append(c.types, typ)
-		c.data = append(c.data, data)
-		c.meta = append(c.meta, meta)
+		c.data = append(c.data, arena[start:start+len(data):start+len(data)])
+		c.meta = append(c.meta, arena[start+len(data):len(arena):len(arena)])
 		if len(c.recs) == decodeChunkSize {
 			if err := send(c); err != nil {
 				return err
@@ -401,6 +428,58 @@ func readChunks(ctx context.Context, rows pgx.Rows, work, order chan<- *decodeCh
 		return send(c)
 	}
 	return nil
+}
+
+// decodeLogRow fills rec from the binary columns of one log row, all but
+// the payload and metadata.
+func decodeLogRow(rec *events.Record, raw [][]byte) error {
+	ints := [...]struct {
+		col  int
+		name string
+	}{{0, "position"}, {1, "transaction_id"}, {4, "stream_version"}, {9, "shop_id"}, {10, "occurred_at"}, {11, "recorded_at"}}
+	var v [len(ints)]int64
+	for i, c := range ints {
+		if len(raw[c.col]) != 8 {
+			return fmt.Errorf("after %d: %s has %d bytes, want 8", rec.Position, c.name, len(raw[c.col]))
+		}
+		v[i] = int64(binary.BigEndian.Uint64(raw[c.col]))
+	}
+	if len(raw[2]) != 16 {
+		return fmt.Errorf("event_id: %d bytes, want 16", len(raw[2]))
+	}
+	if len(raw[6]) != 4 {
+		return fmt.Errorf("schema_version: %d bytes, want 4", len(raw[6]))
+	}
+	rec.Position, rec.TransactionID, rec.StreamVersion, rec.ShopID = v[0], uint64(v[1]), v[2], v[3]
+	rec.ID = uuid.UUID(raw[2])
+	rec.StreamID = string(raw[3])
+	rec.SchemaVersion = int(int32(binary.BigEndian.Uint32(raw[6])))
+	var err error
+	if rec.OccurredAt, err = postgresTime(v[4]); err != nil {
+		return fmt.Errorf("event %d occurred_at: %w", rec.Position, err)
+	}
+	if rec.RecordedAt, err = postgresTime(v[5]); err != nil {
+		return fmt.Errorf("event %d recorded_at: %w", rec.Position, err)
+	}
+	return nil
+}
+
+// jsonbText returns the text of a binary jsonb value, or nil when its
+// format version is not the one PostgreSQL has always sent.
+func jsonbText(b []byte) []byte {
+	if len(b) < 1 || b[0] != 1 {
+		return nil
+	}
+	return b[1:]
+}
+
+// postgresTime is a binary timestamptz, microseconds since 2000-01-01 UTC;
+// the log has no infinite times.
+func postgresTime(us int64) (time.Time, error) {
+	if us == math.MaxInt64 || us == math.MinInt64 {
+		return time.Time{}, errors.New("infinite timestamp")
+	}
+	return time.UnixMicro(us + postgresEpoch.UnixMicro()).UTC(), nil
 }
 
 // decode fills in the chunk's payloads and metadata.
