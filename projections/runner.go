@@ -196,6 +196,11 @@ type projectionState struct {
 	// pending are a planner's acknowledged events of tx, written by flush
 	// with the group's offset.
 	pending []pendingEvent
+	// stopped says that an event of tx's window failed; flush then stores
+	// the group's offset at stopAfter, the last event handled before it,
+	// or stores none when that is not in the window.
+	stopped   bool
+	stopAfter eventstore.Cursor
 
 	stop chan struct{} // signals the subscriber to close and retry later
 
@@ -207,68 +212,94 @@ type projectionState struct {
 // context.Canceled so that the router does not log it as a failure.
 var errClosing = fmt.Errorf("projection consumer is closing: %w", context.Canceled)
 
-// eventType reads the type from the message metadata set by the
-// eventstore schema adapter, so that events a projection does not handle
-// are acknowledged without decoding.
-func eventType(msg *message.Message) string { return msg.Metadata.Get("type") }
-
 func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
-		typ := eventType(msg)
-		if typ != "" && !st.p.Handles(typ) {
-			return nil
-		}
-		// The adapter decodes only registered types the projection
-		// handles; the seal gets no payload at all.
-		rec, err := st.adapter.record(msg)
-		if err != nil {
-			return r.fail(st, rec, fmt.Errorf("decode: %w", err))
-		}
 		tx, ok := wsql.TxFromContext(msg.Context())
 		if !ok {
-			return r.fail(st, rec, errors.New("message carries no consumer transaction"))
+			end, _ := placeOf(msg)
+			return r.fail(st, end, errors.New("message carries no consumer transaction"))
 		}
-
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		if st.closing {
 			return errClosing
 		}
 		ctx := msg.Context()
-		if err := st.begin(ctx, tx); err != nil {
-			return r.fail(st, rec, err)
-		}
-		c := eventstore.CursorOf(rec)
-		if !c.After(st.checkpoint) {
-			// Applied before; its offset did not commit with it.
-			return nil
-		}
-		start := time.Now()
-		if pl, ok := st.p.(planner); ok {
-			return r.planEvent(ctx, st, pl, tx, rec, c, start)
-		}
-		// Checkpoint, release, and the savepoint for the next event go in
-		// one round trip after the event's writes.
-		err = apply(ctx, st.p, tx, rec, r.cfg.AckDeadline/2)
-		if err == nil {
-			if _, err = tx.ExecContext(ctx, checkpointSQL(st.name, c)+`;
-				RELEASE SAVEPOINT projection_event; SAVEPOINT projection_event`); err != nil {
-				err = fmt.Errorf("write: %w", err)
-			}
-		}
+		window, err := st.adapter.window(ctx, tx, msg)
 		if err != nil {
-			if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projection_event`); rbErr != nil {
-				st.tx = nil
-				err = errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
-			}
-			return r.fail(st, rec, err)
+			end, _ := placeOf(msg)
+			return r.fail(st, end, err)
 		}
-		st.checkpoint = c
-		r.metrics.applied.WithLabelValues(st.name).Inc()
-		r.metrics.latency.WithLabelValues(st.name).Observe(time.Since(start).Seconds())
-		r.recovered(st)
+		recs := make([]events.Record, 0, len(window))
+		for _, d := range window {
+			if d.err == nil {
+				recs = append(recs, d.rec)
+			}
+		}
+		if err := st.begin(ctx, tx, recs); err != nil {
+			end, _ := placeOf(msg)
+			return r.fail(st, end, err)
+		}
+		// A window's events are applied in order until one fails. The
+		// window is then acknowledged only up to the event before it
+		// (see flush): those commit with the group's offset, the failing
+		// one stops the projection, which retries it and never skips it.
+		st.stopped = false
+		from, err := windowStart(msg)
+		if err != nil {
+			end, _ := placeOf(msg)
+			return r.fail(st, end, err)
+		}
+		for _, d := range window {
+			if err := r.handleEvent(ctx, st, tx, d); err != nil {
+				st.stopped, st.stopAfter = true, eventstore.Cursor{}
+				if st.checkpoint.After(from) {
+					st.stopAfter = st.checkpoint
+				}
+				return nil
+			}
+		}
 		return nil
 	}
+}
+
+// handleEvent applies or plans one event of a window; it returns the
+// error fail reported.
+func (r *Runner) handleEvent(ctx context.Context, st *projectionState, tx *sql.Tx, d decoded) error {
+	rec := d.rec
+	if d.err != nil {
+		return r.fail(st, rec, fmt.Errorf("decode: %w", d.err))
+	}
+	c := eventstore.CursorOf(rec)
+	if !c.After(st.checkpoint) {
+		// Applied before; its offset did not commit with it.
+		return nil
+	}
+	start := time.Now()
+	if pl, ok := st.p.(planner); ok {
+		return r.planEvent(ctx, st, pl, tx, rec, c, start)
+	}
+	// Checkpoint, release, and the savepoint for the next event go in
+	// one round trip after the event's writes.
+	err := apply(ctx, st.p, tx, rec, r.cfg.AckDeadline/2)
+	if err == nil {
+		if _, err = tx.ExecContext(ctx, checkpointSQL(st.name, c)+`;
+			RELEASE SAVEPOINT projection_event; SAVEPOINT projection_event`); err != nil {
+			err = fmt.Errorf("write: %w", err)
+		}
+	}
+	if err != nil {
+		if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projection_event`); rbErr != nil {
+			st.tx = nil
+			err = errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
+		}
+		return r.fail(st, rec, err)
+	}
+	st.checkpoint = c
+	r.metrics.applied.WithLabelValues(st.name).Inc()
+	r.metrics.latency.WithLabelValues(st.name).Observe(time.Since(start).Seconds())
+	r.recovered(st)
+	return nil
 }
 
 // checkpointSQL records c as the last event the projection applied.
@@ -325,6 +356,16 @@ func (r *Runner) planEvent(ctx context.Context, st *projectionState, pl planner,
 func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	stopped := st.stopped
+	if stopped {
+		st.stopped = false
+		if st.stopAfter == (eventstore.Cursor{}) {
+			// The window's first event failed: nothing to store.
+			st.pending = nil
+			return wsql.Row{}, false
+		}
+		ack = rowAt(st.stopAfter)
+	}
 	pending := st.pending
 	st.pending = nil
 	if len(pending) == 0 {
@@ -380,7 +421,9 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 		for _, p := range pending {
 			r.metrics.latency.WithLabelValues(st.name).Observe((p.planned + share).Seconds())
 		}
-		r.recovered(st)
+		if !stopped {
+			r.recovered(st)
+		}
 		return ack, true
 	}
 	r.logger.Warn("writing a projection batch failed; writing its events one by one",
@@ -414,11 +457,30 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 	}
 	st.checkpoint = pending[good].cursor
 	if good == len(pending)-1 {
-		r.recovered(st)
+		if !stopped {
+			r.recovered(st)
+		}
 		return ack, true
 	}
-	c := pending[good].cursor
-	return wsql.Row{Offset: c.Position, ExtraData: map[string]any{"transaction_id": strconv.FormatUint(c.TransactionID, 10)}}, true
+	return rowAt(pending[good].cursor), true
+}
+
+// rowAt is the row that stores a group's offset at c.
+func rowAt(c eventstore.Cursor) wsql.Row {
+	return wsql.Row{Offset: c.Position, ExtraData: map[string]any{"transaction_id": strconv.FormatUint(c.TransactionID, 10)}}
+}
+
+// windowStart reads where a window's message starts (after).
+func windowStart(msg *message.Message) (eventstore.Cursor, error) {
+	var c eventstore.Cursor
+	var err error
+	if c.Position, err = strconv.ParseInt(msg.Metadata.Get(metaFromPosition), 10, 64); err != nil {
+		return c, fmt.Errorf("message %s: window start: %w", msg.UUID, err)
+	}
+	if c.TransactionID, err = strconv.ParseUint(msg.Metadata.Get(metaFromTransaction), 10, 64); err != nil {
+		return c, fmt.Errorf("message %s: window start: %w", msg.UUID, err)
+	}
+	return c, nil
 }
 
 // cursorOfRow reads the log cursor of a row the schema adapter built.
@@ -538,7 +600,7 @@ type payloadless interface{ payloadless() }
 
 // begin prepares st for an event of tx: on a new transaction it reads the
 // checkpoint and opens the savepoint that the first event uses.
-func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
+func (st *projectionState) begin(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
 	if st.tx == tx && st.savepoint {
 		return nil
 	}
@@ -583,7 +645,7 @@ func (st *projectionState) begin(ctx context.Context, tx *sql.Tx) error {
 	}
 	st.checkpoint, st.warm = stored, true
 	if pf, ok := st.p.(prefetcher); ok {
-		if err := pf.prefetch(ctx, tx, st.adapter.batch()); err != nil {
+		if err := pf.prefetch(ctx, tx, recs); err != nil {
 			st.p.(planner).forget()
 			st.warm = false
 			return err

@@ -485,3 +485,61 @@ func TestCommitOrderAcrossDigitBoundary(t *testing.T) {
 		t.Errorf("live and rebuilt movements differ%s", sample)
 	}
 }
+
+// TestUndecodableEventStopsPlannerAtIt: a stored payload this binary
+// cannot decode, in the middle of a consumer window, stops a planned
+// projection at that event. The window's events before it commit with the
+// group's offset; nothing after it is applied, not even by a restart; the
+// other projections carry on.
+func TestUndecodableEventStopsPlannerAtIt(t *testing.T) {
+	db := newRecorderDB(t)
+	ctx := context.Background()
+	before := appendRoundRobin(t, db, 17, 4)
+	var bad int64
+	if err := db.DB.QueryRow(`INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, shop_id, occurred_at)
+		VALUES (gen_random_uuid(), 'listing-undecodable', 1, 'stock.adjusted', 1, '{"listing_id": 9, "variant_key": "k", "delta": "three"}', 1, now())
+		RETURNING position`).Scan(&bad); err != nil {
+		t.Fatal(err)
+	}
+	after := appendRoundRobin(t, db, 10, 4)
+	reg := prometheus.NewRegistry()
+	cfg := fastConfig()
+	cfg.BatchSize = 500 // every event in one window
+	runner, _ := startRunner(t, db.DB, []projections.Projection{projections.NewSeal(), projections.NewStockMovements()}, cfg, reg)
+
+	// The seal reads no payloads: it seals every event, this one too.
+	waitCaughtUp(t, db.DB, []string{"seal"}, 20*time.Second)
+	waitFor(t, "stock_movements to stop", 10*time.Second, func() bool { return runner.Ready(ctx) != nil })
+	waitFor(t, "the events before the undecodable one to commit", 20*time.Second, func() bool {
+		var n int
+		if err := db.DB.QueryRow(`SELECT count(*) FROM stock_movements WHERE position = $1`, before[len(before)-1]).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	})
+	// Let a few retries pass: each reads the window again from the offset.
+	time.Sleep(3 * cfg.RetryInterval)
+	var stored, beyond int
+	if err := db.DB.QueryRow(`SELECT count(*) FILTER (WHERE position < $1), count(*) FILTER (WHERE position >= $1) FROM stock_movements`, bad).Scan(&stored, &beyond); err != nil {
+		t.Fatal(err)
+	}
+	if stored != len(before) || beyond != 0 {
+		t.Errorf("stock_movements holds %d movements before the undecodable event and %d at or after it, want %d and 0 (after: %v)",
+			stored, beyond, len(before), after)
+	}
+	var offset int64
+	if err := db.DB.QueryRow(`SELECT offset_acked FROM event_offsets WHERE consumer_group = 'stock_movements'`).Scan(&offset); err != nil {
+		t.Fatal(err)
+	}
+	if offset != before[len(before)-1] {
+		t.Errorf("stock_movements offset at %d, want %d (the event before the undecodable one)", offset, before[len(before)-1])
+	}
+	err := runner.Ready(ctx)
+	if err == nil || !strings.Contains(err.Error(), "stock_movements") || strings.Contains(err.Error(), "seal") ||
+		!strings.Contains(err.Error(), fmt.Sprint(bad)) || !strings.Contains(err.Error(), "decode") {
+		t.Errorf("Ready() = %v, want it to name stock_movements stopped at %d, and why", err, bad)
+	}
+	if v, _ := gauge(t, reg, "shopledger_projection_stopped", "stock_movements"); v != 1 {
+		t.Errorf("stopped gauge of stock_movements = %v, want 1", v)
+	}
+}

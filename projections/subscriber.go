@@ -7,59 +7,64 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 )
 
-// logAdapter reads the log for one projection's consumer group with the
-// gap rule of eventstore.SchemaAdapter, and hands the handler the records
-// it decoded while reading the batch:
+// logAdapter reads the log for one projection's consumer group in
+// windows, with the gap rule of eventstore.SchemaAdapter:
 //
+//   - a window is the next batchSize events after the group's offset, in
+//     (transaction_id, position) order, below the oldest running
+//     transaction; the subscriber's query returns one row per window, its
+//     last event, and the handler gets the window as one message;
+//   - the handler reads the window's events itself, on the consumer
+//     transaction, with window: only the types the projection handles (a
+//     payloadless projection gets every event without its payload),
+//     decoded once. Every event at or before the window's last one is
+//     committed (its transaction is below the oldest running one), so the
+//     same window reads the same events whenever it is read;
+//   - the window's bounds are compared as rows with the offset taken as
+//     scalar subqueries, so the comparison is an index condition on the
+//     (transaction_id, position) index. Joined to the offsets row instead,
+//     it is a join filter and every batch walks the index from the first
+//     event: a catch-up that slows down as the log grows;
 //   - it orders by the table's transaction_id, not by a selected
 //     transaction_id::text, which sorts "1000" before "999" and so, once
 //     transaction ids gain a digit, delivers a newer transaction first and
-//     skips the older one for good;
-//   - it compares (transaction_id, position) as a row with the offset
-//     taken as scalar subqueries, so the comparison is an index condition
-//     and the (transaction_id, position) index starts at the offset and
-//     reads one batch. Joined to the offsets row instead, the comparison
-//     is a join filter and every batch walks the index from the first
-//     event: a catch-up that slows down as the log grows;
-//   - of each window of the log it returns only the events of the types
-//     the projection handles, and the window's last event so that the
-//     offset reaches the window's end (a payloadless projection gets every
-//     event without its payload); and it decodes them once, into the record
-//     the handler takes by message id; the message itself carries only the
-//     type and the event's place in the log.
+//     skips the older one for good.
 //
-// The subscriber reads a whole batch (UnmarshalMessage for every row)
-// before it hands out the first message, and asks for the next batch's
-// query only after the last message was acknowledged; records therefore
-// live from one SelectQuery to the next.
+// One message per window instead of one per event spares the subscriber
+// and the router their per-message work (contexts, channels, logging),
+// which cost about as much as applying an event.
 type logAdapter struct {
 	eventstore.SchemaAdapter
 	batchSize int
 	p         Projection
 	handled   []string // registered types p handles; nil when payloadless
-
-	mu      sync.Mutex
-	records map[string]decoded
-	order   []string // message ids of the batch, in log order
+	query     string   // window's events, see window
 }
 
-// decoded is one event of the batch as the handler gets it.
+// decoded is one event of a window as the handler gets it.
 type decoded struct {
 	rec events.Record
 	err error // why the payload could not be decoded
 }
+
+// Message metadata of a window: where it starts (after) and ends
+// (inclusive).
+const (
+	metaFromTransaction = "from_transaction_id"
+	metaFromPosition    = "from_position"
+	metaPosition        = "position"
+	metaTransaction     = "transaction_id"
+)
 
 func newLogAdapter(p Projection, batchSize int) *logAdapter {
 	a := &logAdapter{batchSize: batchSize, p: p}
@@ -70,141 +75,127 @@ func newLogAdapter(p Projection, batchSize int) *logAdapter {
 			}
 		}
 	}
-	return a
-}
-
-// SelectQuery implements wsql.SchemaAdapter.
-func (a *logAdapter) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
-	a.mu.Lock()
-	a.records = make(map[string]decoded, a.batchSize)
-	a.order = a.order[:0]
-	a.mu.Unlock()
-	next := offsets.NextOffsetQuery(eventstore.Topic, consumerGroup)
 	cols := `position, transaction_id::text, event_id, stream_id, stream_version, type, schema_version, %s, %s,
 		coalesce(shop_id, 0), occurred_at, recorded_at, coalesce(dedupe_key, '')`
-	window := `SELECT * FROM events
-	WHERE (events.transaction_id, events.position) > (
-			coalesce((SELECT last_processed_transaction_id FROM last_processed), '0'::xid8),
-			coalesce((SELECT offset_acked FROM last_processed), 0))
-	  AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-	ORDER BY events.transaction_id, events.position
-	LIMIT ` + strconv.Itoa(a.batchSize)
-	var q string
+	bounds := `(transaction_id, position) > ($1::text::xid8, $2) AND (transaction_id, position) <= ($3::text::xid8, $4)`
+	// A window holds at most batchSize events. Saying so keeps the planner
+	// on an ordered scan of the (transaction_id, position) index: it
+	// cannot tell how few rows lie between two row values and otherwise
+	// picks a parallel bitmap scan and a sort, 20 times slower.
+	limit := ` LIMIT ` + strconv.Itoa(batchSize)
 	if len(a.handled) == 0 {
 		// Payloadless: every event, none of its payload.
-		q = `WITH last_processed AS (` + next.Query + `), w AS (` + window + `)
-		SELECT ` + fmt.Sprintf(cols, `NULL::jsonb`, `NULL::jsonb`) + ` FROM w
-		ORDER BY w.transaction_id, w.position`
+		a.query = `SELECT ` + fmt.Sprintf(cols, `NULL::jsonb`, `NULL::jsonb`) + ` FROM events
+		WHERE ` + bounds + ` ORDER BY events.transaction_id, events.position` + limit
 	} else {
-		// The events the projection handles, and the window's last event
-		// whatever its type, so that the group's offset reaches the end
-		// of the window.
 		quoted := make([]string, len(a.handled))
 		for i, t := range a.handled {
 			quoted[i] = quoteLiteral(t)
 		}
-		q = `WITH last_processed AS (` + next.Query + `), w AS MATERIALIZED (` + window + `)
-		SELECT ` + fmt.Sprintf(cols, `data`, `metadata`) + ` FROM w
-		WHERE w.type IN (` + strings.Join(quoted, ", ") + `)
-		   OR (w.transaction_id, w.position) = (SELECT transaction_id, position FROM w ORDER BY transaction_id DESC, position DESC LIMIT 1)
-		ORDER BY w.transaction_id, w.position`
+		a.query = `SELECT ` + fmt.Sprintf(cols, `data`, `metadata`) + ` FROM events
+		WHERE ` + bounds + ` AND type IN (` + strings.Join(quoted, ", ") + `)
+		ORDER BY events.transaction_id, events.position` + limit
 	}
+	return a
+}
+
+// SelectQuery implements wsql.SchemaAdapter: the last event of the next
+// window, with the offset the window starts after.
+func (a *logAdapter) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
+	next := offsets.NextOffsetQuery(eventstore.Topic, consumerGroup)
+	q := `WITH last_processed AS (` + next.Query + `), w AS (
+		SELECT transaction_id, position FROM events
+		WHERE (events.transaction_id, events.position) > (
+				coalesce((SELECT last_processed_transaction_id FROM last_processed), '0'::xid8),
+				coalesce((SELECT offset_acked FROM last_processed), 0))
+		  AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY events.transaction_id, events.position
+		LIMIT ` + strconv.Itoa(a.batchSize) + `
+	)
+	SELECT w.position, w.transaction_id::text,
+		coalesce((SELECT last_processed_transaction_id FROM last_processed), '0'::xid8)::text,
+		coalesce((SELECT offset_acked FROM last_processed), 0)
+	FROM w ORDER BY w.transaction_id DESC, w.position DESC LIMIT 1`
 	return wsql.Query{Query: q, Args: next.Args}
 }
 
-// UnmarshalMessage implements wsql.SchemaAdapter.
+// UnmarshalMessage implements wsql.SchemaAdapter: a window's message
+// carries its bounds.
 func (a *logAdapter) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
-	var r events.Record
-	var txid, typ string
-	var data, meta []byte
-	if err := row.Scan(&r.Position, &txid, &r.ID, &r.StreamID, &r.StreamVersion, &typ, &r.SchemaVersion,
-		&data, &meta, &r.ShopID, &r.OccurredAt, &r.RecordedAt, &r.DedupeKey); err != nil {
-		return wsql.Row{}, fmt.Errorf("scan event: %w", err)
+	var pos, fromPos int64
+	var txid, fromTxid string
+	if err := row.Scan(&pos, &txid, &fromTxid, &fromPos); err != nil {
+		return wsql.Row{}, fmt.Errorf("scan window: %w", err)
 	}
-	var err error
-	if r.TransactionID, err = strconv.ParseUint(txid, 10, 64); err != nil {
-		return wsql.Row{}, fmt.Errorf("scan event %d: transaction id %q: %w", r.Position, txid, err)
-	}
-	r.OccurredAt, r.RecordedAt = r.OccurredAt.UTC(), r.RecordedAt.UTC()
-	d := decoded{rec: r}
-	if data != nil && a.handles(typ) {
-		d.rec.RawData = data
-		d.rec.Metadata, d.err = events.DecodeMetadata(meta)
-		if d.err == nil {
-			d.rec.Data, d.err = events.Decode(typ, r.SchemaVersion, data)
+	for _, t := range []string{txid, fromTxid} {
+		if _, err := strconv.ParseUint(t, 10, 64); err != nil {
+			return wsql.Row{}, fmt.Errorf("scan window ending at %d: transaction id %q: %w", pos, t, err)
 		}
 	}
-	id := r.ID.String()
+	id := "window-" + txid + "-" + strconv.FormatInt(pos, 10)
 	msg := message.NewMessage(id, nil)
 	msg.Metadata = message.Metadata{
-		"type":           typ,
-		"position":       strconv.FormatInt(r.Position, 10),
-		"transaction_id": txid,
+		metaPosition:        strconv.FormatInt(pos, 10),
+		metaTransaction:     txid,
+		metaFromTransaction: fromTxid,
+		metaFromPosition:    strconv.FormatInt(fromPos, 10),
 	}
-	a.mu.Lock()
-	a.records[id] = d
-	a.order = append(a.order, id)
-	a.mu.Unlock()
 	return wsql.Row{
-		Offset:    r.Position,
+		Offset:    pos,
 		UUID:      []byte(id),
 		Msg:       msg,
-		ExtraData: map[string]any{"transaction_id": txid},
+		ExtraData: map[string]any{metaTransaction: txid},
 	}, nil
 }
 
-func (a *logAdapter) handles(typ string) bool {
-	for _, t := range a.handled {
-		if t == typ {
-			return true
-		}
+// window reads the events of msg's window that the projection handles, in
+// log order, on the consumer transaction, and decodes their payloads. An
+// event whose payload does not decode comes with the reason.
+func (a *logAdapter) window(ctx context.Context, tx *sql.Tx, msg *message.Message) ([]decoded, error) {
+	md := msg.Metadata
+	rows, err := tx.QueryContext(ctx, a.query, md.Get(metaFromTransaction), md.Get(metaFromPosition),
+		md.Get(metaTransaction), md.Get(metaPosition))
+	if err != nil {
+		return nil, fmt.Errorf("read window: %w", err)
 	}
-	return false
+	defer rows.Close()
+	out := make([]decoded, 0, a.batchSize)
+	for rows.Next() {
+		var r events.Record
+		var txid, typ string
+		var data, meta []byte
+		if err := rows.Scan(&r.Position, &txid, &r.ID, &r.StreamID, &r.StreamVersion, &typ, &r.SchemaVersion,
+			&data, &meta, &r.ShopID, &r.OccurredAt, &r.RecordedAt, &r.DedupeKey); err != nil {
+			return nil, fmt.Errorf("read window: %w", err)
+		}
+		if r.TransactionID, err = strconv.ParseUint(txid, 10, 64); err != nil {
+			return nil, fmt.Errorf("read window at %d: transaction id %q: %w", r.Position, txid, err)
+		}
+		r.OccurredAt, r.RecordedAt = r.OccurredAt.UTC(), r.RecordedAt.UTC()
+		d := decoded{rec: r}
+		if data != nil {
+			d.rec.RawData = data
+			d.rec.Metadata, d.err = events.DecodeMetadata(meta)
+			if d.err == nil {
+				d.rec.Data, d.err = events.Decode(typ, r.SchemaVersion, data)
+			}
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read window: %w", err)
+	}
+	return out, nil
 }
 
-// batch returns the decoded events of the current batch that the
-// projection handles, in log order.
-func (a *logAdapter) batch() []events.Record {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make([]events.Record, 0, len(a.order))
-	for _, id := range a.order {
-		if d := a.records[id]; d.err == nil && d.rec.Data != nil {
-			out = append(out, d.rec)
-		}
-	}
-	return out
-}
-
-// record returns the event of msg as the batch read decoded it.
-func (a *logAdapter) record(msg *message.Message) (events.Record, error) {
-	a.mu.Lock()
-	d, ok := a.records[msg.UUID]
-	a.mu.Unlock()
-	if !ok {
-		rec, err := placeOf(msg)
-		if err != nil {
-			return rec, err
-		}
-		return rec, fmt.Errorf("event %s at %d is not in the consumer's batch", msg.UUID, rec.Position)
-	}
-	if d.err != nil {
-		return d.rec, fmt.Errorf("event %s at %d: %w", msg.UUID, d.rec.Position, d.err)
-	}
-	return d.rec, nil
-}
-
-// placeOf reads an event's id and place in the log from its message.
+// placeOf reads the end of a window from its message.
 func placeOf(msg *message.Message) (events.Record, error) {
 	var rec events.Record
 	var err error
-	if rec.ID, err = uuid.Parse(msg.UUID); err != nil {
-		return rec, fmt.Errorf("message %s: %w", msg.UUID, err)
-	}
-	if rec.Position, err = strconv.ParseInt(msg.Metadata.Get("position"), 10, 64); err != nil {
+	if rec.Position, err = strconv.ParseInt(msg.Metadata.Get(metaPosition), 10, 64); err != nil {
 		return rec, fmt.Errorf("message %s: position: %w", msg.UUID, err)
 	}
-	if rec.TransactionID, err = strconv.ParseUint(msg.Metadata.Get("transaction_id"), 10, 64); err != nil {
+	if rec.TransactionID, err = strconv.ParseUint(msg.Metadata.Get(metaTransaction), 10, 64); err != nil {
 		return rec, fmt.Errorf("message %s: transaction id: %w", msg.UUID, err)
 	}
 	return rec, nil
