@@ -31,3 +31,7 @@ func CopyRows(ctx context.Context, pool *pgxpool.Pool, name string, columns []st
 	}
 	return cs.close(ctx)
 }
+
+// SealOneSQL is the statement that seals one event (at $1), the one a
+// failed batch falls back to.
+const SealOneSQL = sealSQL

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,4 +170,93 @@ func TestVerifyFindsTamperedLog(t *testing.T) {
 			t.Fatalf("VerifySeal = %+v (first %v), want %s", rep, rep.First, projections.ProblemUnsealed)
 		}
 	})
+}
+
+// The batch seal (seal_events, migration 00204) writes exactly the rows
+// the one-event statement writes, hashes included, and an event missing
+// from the log stops it, naming the position, with nothing sealed.
+func TestSealBatchMatchesOneByOne(t *testing.T) {
+	db := pgtest.New(t)
+	s := eventstore.New(db.DB)
+	w := newWorld(3, 2)
+	appendAll(t, s, w.start(3))
+	appendAll(t, s, w.generate(120))
+	var positions []int64
+	rows, err := db.DB.Query(`SELECT position FROM events ORDER BY transaction_id, position`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var p int64
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		positions = append(positions, p)
+	}
+	rows.Close()
+	ctx := context.Background()
+	seal := func(batch bool) []string {
+		tx, err := db.DB.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback() //nolint:errcheck // only ever rolled back
+		if batch {
+			// Two batches, so the second chains onto the first.
+			half := len(positions) / 2
+			for _, part := range [][]int64{positions[:half], positions[half:]} {
+				if _, err := tx.Exec(`SELECT seal_events($1::bigint[])`, part); err != nil {
+					t.Fatal(err)
+				}
+			}
+		} else {
+			for _, p := range positions {
+				if _, err := tx.Exec(projections.SealOneSQL, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var out []string
+		r, err := tx.Query(`SELECT concat_ws(' ', seq, position, event_id, transaction_id, shop_id, encode(prev_hash, 'hex'), encode(hash, 'hex'))
+			FROM event_seal ORDER BY seq`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for r.Next() {
+			var line string
+			if err := r.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, line)
+		}
+		return out
+	}
+	one, batch := seal(false), seal(true)
+	if len(one) != len(positions) || len(batch) != len(positions) {
+		t.Fatalf("sealed %d one by one and %d in batches, want %d", len(one), len(batch), len(positions))
+	}
+	for i := range one {
+		if one[i] != batch[i] {
+			t.Fatalf("seal %d differs:\n one by one: %s\n batch:      %s", i+1, one[i], batch[i])
+		}
+	}
+
+	last := positions[len(positions)-1]
+	for _, bad := range [][]int64{
+		{positions[0], last + 1000, positions[1]}, // missing in the middle
+		{positions[0], positions[1], last + 1000}, // missing at the end
+	} {
+		_, err := db.DB.Exec(`SELECT seal_events($1::bigint[])`, bad)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("no event at position %d", last+1000)) {
+			t.Errorf("seal_events(%v) = %v, want it to name the missing position", bad, err)
+		}
+	}
+	var sealed int
+	if err := db.DB.QueryRow(`SELECT count(*) FROM event_seal`).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	if sealed != 0 {
+		t.Errorf("%d events sealed by failed batches", sealed)
+	}
 }
