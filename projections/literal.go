@@ -18,6 +18,52 @@ import (
 // whatever standard_conforming_strings says; other values are written so
 // that PostgreSQL coerces them to the prepared statement's parameter type.
 func appendLiteral(b *strings.Builder, v any) error {
+	// The types row fields have, without reflection or allocations.
+	var num [32]byte
+	switch x := v.(type) {
+	case int64:
+		b.WriteByte('(')
+		b.Write(strconv.AppendInt(num[:0], x, 10))
+		b.WriteByte(')')
+		return nil
+	case int:
+		b.WriteByte('(')
+		b.Write(strconv.AppendInt(num[:0], int64(x), 10))
+		b.WriteByte(')')
+		return nil
+	case string:
+		return appendQuoted(b, x)
+	case bool:
+		if x {
+			b.WriteString("TRUE")
+		} else {
+			b.WriteString("FALSE")
+		}
+		return nil
+	case time.Time:
+		b.WriteByte('\'')
+		b.Write(x.UTC().Truncate(time.Microsecond).AppendFormat(num[:0], "2006-01-02 15:04:05.999999Z07:00"))
+		b.WriteByte('\'')
+		return nil
+	case *int64:
+		if x == nil {
+			b.WriteString("NULL")
+			return nil
+		}
+		return appendLiteral(b, *x)
+	case *string:
+		if x == nil {
+			b.WriteString("NULL")
+			return nil
+		}
+		return appendQuoted(b, *x)
+	case *time.Time:
+		if x == nil {
+			b.WriteString("NULL")
+			return nil
+		}
+		return appendLiteral(b, *x)
+	}
 	if vr, ok := v.(driver.Valuer); ok {
 		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
 			b.WriteString("NULL")

@@ -29,6 +29,7 @@ func TestSQLLiteralsRoundTrip(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.FixedZone("x", 3600))
 	n := int64(-42)
 	var nilInt *int64
+	text := "plain"
 	cases := []struct {
 		v    any
 		typ  string
@@ -48,6 +49,11 @@ func TestSQLLiteralsRoundTrip(t *testing.T) {
 		{false, "boolean", "false"},
 		{1.5, "float8", "1.5"},
 		{at, "timestamptz", "2026-03-04T04:06:07.123456Z"},
+		{&at, "timestamptz", "2026-03-04T04:06:07.123456Z"},
+		{(*time.Time)(nil), "timestamptz", "<null>"},
+		{&text, "text", "plain"},
+		{(*string)(nil), "text", "<null>"},
+		{7, "bigint", "7"},
 		{id, "uuid", id.String()},
 		{events.ReasonRestock, "text", string(events.ReasonRestock)},
 		{[]byte{0, 1, 0xfe}, "bytea", `\x0001fe`},
