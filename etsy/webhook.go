@@ -7,9 +7,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -62,76 +64,159 @@ var (
 // injected so tests and callers decide the clock.
 //
 // The body must be the exact bytes received: re-serialised JSON does not
-// verify.
+// verify. A receiver that checks many deliveries against the same secrets
+// should make a Verifier once instead: Verify decodes the secrets and keys
+// an HMAC afresh on every call.
 func Verify(h http.Header, body []byte, secrets []string, now time.Time) error {
-	id, err := requiredHeader(h, HeaderWebhookID)
+	d, err := checkDelivery(h, now)
 	if err != nil {
 		return err
-	}
-	tsText, err := requiredHeader(h, HeaderWebhookTimestamp)
-	if err != nil && !errors.Is(err, errEmptyHeader) {
-		return err
-	}
-	if _, err := requiredHeader(h, HeaderWebhookSignature); err != nil {
-		return err
-	}
-	// A list split over several header lines is still one list.
-	sigs := strings.Join(h.Values(HeaderWebhookSignature), " ")
-	if err := checkWebhookID(id); err != nil {
-		return err
-	}
-	if len(sigs) > maxSignatureHdrLen {
-		return fmt.Errorf("verify webhook: %s longer than %d bytes: %w", HeaderWebhookSignature, maxSignatureHdrLen, ErrInvalidHeader)
-	}
-	ts, err := parseTimestamp(tsText)
-	if err != nil {
-		return fmt.Errorf("verify webhook: %w", err)
-	}
-	if now.Sub(ts) > Tolerance {
-		return fmt.Errorf("verify webhook: timestamp %s is too old: %w", tsText, ErrTimestampExpired)
-	}
-	if ts.Sub(now) > Tolerance {
-		return fmt.Errorf("verify webhook: timestamp %s is too new: %w", tsText, ErrTimestampExpired)
 	}
 	if len(secrets) == 0 {
 		return fmt.Errorf("verify webhook: no secrets configured: %w", ErrInvalidSecret)
 	}
-	keys := make([][]byte, 0, len(secrets))
+	macs := make([]*macState, 0, len(secrets))
 	for i, s := range secrets {
 		k, err := ParseSecret(s)
 		if err != nil {
 			return fmt.Errorf("verify webhook: secret %d: %w", i, err)
 		}
-		keys = append(keys, k)
+		macs = append(macs, newMACState(k))
 	}
-	macs := make([][]byte, len(keys))
-	for i, k := range keys {
-		macs[i] = computeMAC(k, id, tsText, body)
+	return d.verify(body, macs)
+}
+
+// Verifier checks deliveries against a fixed list of secrets, decoded once.
+// Each secret's keyed HMAC state is kept and reset between deliveries
+// rather than derived from the key again. It is safe for concurrent use.
+type Verifier struct {
+	pools []sync.Pool // one per secret, of *macState keyed with it
+}
+
+// NewVerifier decodes secrets (current first; any may match) for Verify.
+// The error never includes a secret.
+func NewVerifier(secrets []string) (*Verifier, error) {
+	if len(secrets) == 0 {
+		return nil, fmt.Errorf("new verifier: no secrets configured: %w", ErrInvalidSecret)
 	}
-	for _, entry := range strings.Split(sigs, " ") {
-		if entry == "" {
-			continue
-		}
-		version, encoded, found := strings.Cut(entry, ",")
-		if !found {
-			// Etsy's page never shows the header; accept a bare
-			// base64 signature too, defensively. It is still an HMAC.
-			version, encoded = "v1", entry
-		}
-		if version != "v1" {
-			continue
-		}
-		got, err := base64.StdEncoding.DecodeString(encoded)
+	v := &Verifier{pools: make([]sync.Pool, len(secrets))}
+	for i, s := range secrets {
+		k, err := ParseSecret(s)
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("new verifier: secret %d: %w", i, err)
 		}
-		for _, mac := range macs {
-			if hmac.Equal(got, mac) {
-				return nil
+		v.pools[i].New = func() any { return newMACState(k) }
+	}
+	return v, nil
+}
+
+// Verify is etsy.Verify with the Verifier's secrets: the same checks in
+// the same order, with the same errors.
+func (v *Verifier) Verify(h http.Header, body []byte, now time.Time) error {
+	d, err := checkDelivery(h, now)
+	if err != nil {
+		return err
+	}
+	var local [2]*macState
+	macs := local[:0]
+	for i := range v.pools {
+		macs = append(macs, v.pools[i].Get().(*macState))
+	}
+	err = d.verify(body, macs)
+	for i, m := range macs {
+		v.pools[i].Put(m)
+	}
+	return err
+}
+
+// Header names as net/http stores them, so that looking one up does not
+// canonicalise (and allocate) the name on every request.
+var (
+	canonicalWebhookID        = http.CanonicalHeaderKey(HeaderWebhookID)
+	canonicalWebhookTimestamp = http.CanonicalHeaderKey(HeaderWebhookTimestamp)
+	canonicalWebhookSignature = http.CanonicalHeaderKey(HeaderWebhookSignature)
+)
+
+// delivery is what the headers of a delivery say, once they passed the
+// checks that need no secret.
+type delivery struct {
+	id, ts string
+	sigs   []string // the webhook-signature header lines
+}
+
+// checkDelivery checks the headers and the timestamp against now: every
+// check that comes before any MAC is computed.
+func checkDelivery(h http.Header, now time.Time) (delivery, error) {
+	id, err := requiredHeader(h, canonicalWebhookID, HeaderWebhookID)
+	if err != nil {
+		return delivery{}, err
+	}
+	tsText, err := requiredHeader(h, canonicalWebhookTimestamp, HeaderWebhookTimestamp)
+	if err != nil && !errors.Is(err, errEmptyHeader) {
+		return delivery{}, err
+	}
+	if _, err := requiredHeader(h, canonicalWebhookSignature, HeaderWebhookSignature); err != nil {
+		return delivery{}, err
+	}
+	// A list split over several header lines is still one list.
+	sigs := h[canonicalWebhookSignature]
+	if err := checkWebhookID(id); err != nil {
+		return delivery{}, err
+	}
+	n := len(sigs) - 1
+	for _, s := range sigs {
+		n += len(s)
+	}
+	if n > maxSignatureHdrLen {
+		return delivery{}, fmt.Errorf("verify webhook: %s longer than %d bytes: %w", HeaderWebhookSignature, maxSignatureHdrLen, ErrInvalidHeader)
+	}
+	ts, err := parseTimestamp(tsText)
+	if err != nil {
+		return delivery{}, fmt.Errorf("verify webhook: %w", err)
+	}
+	if now.Sub(ts) > Tolerance {
+		return delivery{}, fmt.Errorf("verify webhook: timestamp %s is too old: %w", tsText, ErrTimestampExpired)
+	}
+	if ts.Sub(now) > Tolerance {
+		return delivery{}, fmt.Errorf("verify webhook: timestamp %s is too new: %w", tsText, ErrTimestampExpired)
+	}
+	return delivery{id: id, ts: tsText, sigs: sigs}, nil
+}
+
+// verify computes the delivery's MAC with each keyed state and looks for
+// it among the v1 signatures, comparing in constant time.
+func (d delivery) verify(body []byte, macs []*macState) error {
+	for _, m := range macs {
+		m.compute(d.id, d.ts, body)
+	}
+	var buf [64]byte
+	for _, line := range d.sigs {
+		for entry := range strings.SplitSeq(line, " ") {
+			if entry == "" {
+				continue
+			}
+			version, encoded, found := strings.Cut(entry, ",")
+			if !found {
+				// Etsy's page never shows the header; accept a bare
+				// base64 signature too, defensively. It is still an HMAC.
+				version, encoded = "v1", entry
+			}
+			if version != "v1" || base64.StdEncoding.DecodedLen(len(encoded)) > len(buf) {
+				// Longer than any HMAC-SHA256 could be: it cannot match.
+				continue
+			}
+			n, err := base64.StdEncoding.Decode(buf[:], []byte(encoded))
+			if err != nil {
+				continue
+			}
+			for _, m := range macs {
+				if hmac.Equal(buf[:n], m.sum) {
+					return nil
+				}
 			}
 		}
 	}
-	return fmt.Errorf("verify webhook %q: %w", id, ErrNoMatchingSignature)
+	return fmt.Errorf("verify webhook %q: %w", d.id, ErrNoMatchingSignature)
 }
 
 // Sign returns the header value "v1,<base64>" for a message, exactly as a
@@ -141,8 +226,33 @@ func Sign(secret, msgID string, ts time.Time, body []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("sign webhook: %w", err)
 	}
-	mac := computeMAC(key, msgID, strconv.FormatInt(ts.Unix(), 10), body)
-	return "v1," + base64.StdEncoding.EncodeToString(mac), nil
+	m := newMACState(key)
+	m.compute(msgID, strconv.FormatInt(ts.Unix(), 10), body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.sum), nil
+}
+
+// Signer signs many messages with one secret, decoded once. It is not safe
+// for concurrent use: give each sender its own.
+type Signer struct {
+	mac *macState
+	ts  []byte
+}
+
+// NewSigner decodes secret for AppendSign.
+func NewSigner(secret string) (*Signer, error) {
+	key, err := ParseSecret(secret)
+	if err != nil {
+		return nil, fmt.Errorf("new signer: %w", err)
+	}
+	return &Signer{mac: newMACState(key)}, nil
+}
+
+// AppendSign appends to dst the header value Sign would return.
+func (s *Signer) AppendSign(dst []byte, msgID string, ts time.Time, body []byte) []byte {
+	s.ts = strconv.AppendInt(s.ts[:0], ts.Unix(), 10)
+	s.mac.compute(msgID, string(s.ts), body)
+	dst = append(dst, "v1,"...)
+	return base64.StdEncoding.AppendEncode(dst, s.mac.sum)
 }
 
 // NewSecret returns a fresh random signing secret in the "whsec_<base64>"
@@ -169,14 +279,30 @@ func ParseSecret(secret string) ([]byte, error) {
 	return key, nil
 }
 
-func computeMAC(key []byte, id, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id))
-	m.Write([]byte{'.'})
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
+// macState is an HMAC-SHA256 keyed once, with room for the signed
+// message's prefix and the MAC, reset between messages.
+type macState struct {
+	h      hash.Hash
+	prefix []byte
+	sum    []byte
+}
+
+func newMACState(key []byte) *macState {
+	return &macState{h: hmac.New(sha256.New, key), prefix: make([]byte, 0, 64), sum: make([]byte, 0, sha256.Size)}
+}
+
+// compute sets m.sum to the MAC of "id.ts.body", the signed content of
+// Standard Webhooks.
+func (m *macState) compute(id, ts string, body []byte) {
+	m.h.Reset()
+	p := append(m.prefix[:0], id...)
+	p = append(p, '.')
+	p = append(p, ts...)
+	p = append(p, '.')
+	m.prefix = p
+	m.h.Write(p)
+	m.h.Write(body)
+	m.sum = m.h.Sum(m.sum[:0])
 }
 
 var errEmptyHeader = errors.New("empty header")
@@ -184,8 +310,9 @@ var errEmptyHeader = errors.New("empty header")
 // requiredHeader tells an absent header (ErrMissingHeader) from one that is
 // present but empty, because an empty timestamp is a malformed value rather
 // than a missing one.
-func requiredHeader(h http.Header, name string) (string, error) {
-	vals := h.Values(name)
+// canonical is name as net/http stores it.
+func requiredHeader(h http.Header, canonical, name string) (string, error) {
+	vals := h[canonical]
 	if len(vals) == 0 {
 		return "", fmt.Errorf("verify webhook: %s: %w", name, ErrMissingHeader)
 	}

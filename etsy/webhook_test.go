@@ -29,6 +29,44 @@ func kaHeader(sig string) http.Header {
 	return h
 }
 
+// verifyBoth runs etsy.Verify and a Verifier made from the same secrets
+// (twice, so its reused HMAC state is exercised) and fails the test unless
+// all three agree. It returns Verify's error.
+func verifyBoth(t *testing.T, h http.Header, body []byte, secrets []string, now time.Time) error {
+	t.Helper()
+	err := etsy.Verify(h, body, secrets, now)
+	v, nerr := etsy.NewVerifier(secrets)
+	if nerr != nil {
+		if !errors.Is(nerr, etsy.ErrInvalidSecret) {
+			t.Errorf("NewVerifier = %v, want ErrInvalidSecret", nerr)
+		}
+		return err
+	}
+	for range 2 {
+		if verr := v.Verify(h, body, now); (verr == nil) != (err == nil) || (err != nil && verr.Error() != err.Error()) {
+			t.Errorf("Verifier.Verify = %v, etsy.Verify = %v", verr, err)
+		}
+	}
+	return err
+}
+
+func TestSignerMatchesSign(t *testing.T) {
+	s, err := etsy.NewSigner(kaSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf []byte
+	for range 2 {
+		buf = s.AppendSign(buf[:0], kaID, time.Unix(kaTS, 0), []byte(kaBody))
+		if string(buf) != kaSig {
+			t.Errorf("AppendSign = %q, want %q", buf, kaSig)
+		}
+	}
+	if _, err := etsy.NewSigner("whsec_***"); !errors.Is(err, etsy.ErrInvalidSecret) {
+		t.Errorf("NewSigner(bad) = %v, want ErrInvalidSecret", err)
+	}
+}
+
 func TestSignKnownAnswer(t *testing.T) {
 	got, err := etsy.Sign(kaSecret, kaID, time.Unix(kaTS, 0), []byte(kaBody))
 	if err != nil {
@@ -40,14 +78,14 @@ func TestSignKnownAnswer(t *testing.T) {
 }
 
 func TestVerifyKnownAnswer(t *testing.T) {
-	if err := etsy.Verify(kaHeader(kaSig), []byte(kaBody), []string{kaSecret}, time.Unix(kaTS, 0)); err != nil {
+	if err := verifyBoth(t, kaHeader(kaSig), []byte(kaBody), []string{kaSecret}, time.Unix(kaTS, 0)); err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
 }
 
 func TestVerifyRawBytes(t *testing.T) {
 	// The same JSON with other whitespace is a different message.
-	err := etsy.Verify(kaHeader(kaSig), []byte(`{"test":2432232314}`), []string{kaSecret}, time.Unix(kaTS, 0))
+	err := verifyBoth(t, kaHeader(kaSig), []byte(`{"test":2432232314}`), []string{kaSecret}, time.Unix(kaTS, 0))
 	if !errors.Is(err, etsy.ErrNoMatchingSignature) {
 		t.Fatalf("Verify re-serialised body: got %v, want ErrNoMatchingSignature", err)
 	}
@@ -77,7 +115,7 @@ func TestVerifySignatureList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := etsy.Verify(kaHeader(tt.header), []byte(kaBody), []string{kaSecret}, time.Unix(kaTS, 0))
+			err := verifyBoth(t, kaHeader(tt.header), []byte(kaBody), []string{kaSecret}, time.Unix(kaTS, 0))
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Errorf("Verify(%q) = %v, want %v", tt.header, err, tt.want)
 			}
@@ -88,7 +126,7 @@ func TestVerifySignatureList(t *testing.T) {
 func TestVerifySignatureOverSeveralHeaderLines(t *testing.T) {
 	h := kaHeader("v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
 	h.Add("webhook-signature", kaSig)
-	if err := etsy.Verify(h, []byte(kaBody), []string{kaSecret}, time.Unix(kaTS, 0)); err != nil {
+	if err := verifyBoth(t, h, []byte(kaBody), []string{kaSecret}, time.Unix(kaTS, 0)); err != nil {
 		t.Errorf("Verify: %v", err)
 	}
 }
@@ -127,7 +165,7 @@ func TestVerifyRotation(t *testing.T) {
 			h.Set("webhook-id", "msg_rotation")
 			h.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
 			h.Set("webhook-signature", sig)
-			err = etsy.Verify(h, body, configured, now)
+			err = verifyBoth(t, h, body, configured, now)
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Errorf("Verify = %v, want %v", err, tt.want)
 			}
@@ -141,7 +179,7 @@ func TestVerifyRotation(t *testing.T) {
 	h.Set("webhook-id", "msg_both")
 	h.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
 	h.Set("webhook-signature", s1+" "+s2)
-	if err := etsy.Verify(h, body, []string{newSecret}, now); err != nil {
+	if err := verifyBoth(t, h, body, []string{newSecret}, now); err != nil {
 		t.Errorf("Verify with both signatures, new secret only: %v", err)
 	}
 }
@@ -162,7 +200,7 @@ func TestVerifyTolerance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := etsy.Verify(kaHeader(kaSig), []byte(kaBody), []string{kaSecret}, msgTS.Add(tt.offset))
+			err := verifyBoth(t, kaHeader(kaSig), []byte(kaBody), []string{kaSecret}, msgTS.Add(tt.offset))
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Errorf("Verify at %v = %v, want %v", tt.offset, err, tt.want)
 			}
@@ -198,7 +236,7 @@ func TestVerifyHeaders(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := kaHeader(kaSig)
 			tt.mutate(h)
-			err := etsy.Verify(h, []byte(kaBody), []string{kaSecret}, now)
+			err := verifyBoth(t, h, []byte(kaBody), []string{kaSecret}, now)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("Verify = %v, want %v", err, tt.want)
 			}
@@ -219,7 +257,7 @@ func TestVerifySecrets(t *testing.T) {
 		{"without prefix", []string{strings.TrimPrefix(kaSecret, "whsec_")}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			err := etsy.Verify(kaHeader(kaSig), []byte(kaBody), tt.secrets, now)
+			err := verifyBoth(t, kaHeader(kaSig), []byte(kaBody), tt.secrets, now)
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Errorf("Verify = %v, want %v", err, tt.want)
 			}
@@ -260,7 +298,7 @@ func FuzzVerify(f *testing.F) {
 		h["Webhook-Id"] = []string{id}
 		h["Webhook-Timestamp"] = []string{ts}
 		h["Webhook-Signature"] = []string{sig}
-		err := etsy.Verify(h, body, []string{kaSecret}, time.Unix(kaTS, 0))
+		err := verifyBoth(t, h, body, []string{kaSecret}, time.Unix(kaTS, 0))
 		if err != nil {
 			return
 		}
