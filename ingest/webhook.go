@@ -56,11 +56,14 @@ type WebhookConfig struct {
 // bytes, stores it as an etsy.webhook.received event and answers 2xx only
 // once that event is committed.
 type WebhookHandler struct {
-	secrets []string
-	now     func() time.Time
-	log     *slog.Logger
-	store   Appender
-	results *prometheus.CounterVec
+	verifier *etsy.Verifier
+	now      func() time.Time
+	log      *slog.Logger
+	store    Appender
+	results  *prometheus.CounterVec
+	// The outcomes of every delivery that gets as far as the store,
+	// resolved once rather than looked up by label on each request.
+	accepted, duplicate, failedDB prometheus.Counter
 
 	// parse decodes a verified body; a field so tests can prove it never
 	// runs before verification.
@@ -79,17 +82,24 @@ func NewWebhookHandler(store Appender, cfg WebhookConfig, reg prometheus.Registe
 			return nil, fmt.Errorf("new webhook handler: secret %d: %w", i+1, err)
 		}
 	}
+	verifier, err := etsy.NewVerifier(cfg.Secrets)
+	if err != nil {
+		return nil, fmt.Errorf("new webhook handler: %w", err)
+	}
 	h := &WebhookHandler{
-		secrets: cfg.Secrets,
-		now:     cfg.Now,
-		log:     cfg.Logger,
-		store:   store,
-		parse:   parsePayload,
+		verifier: verifier,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		store:    store,
+		parse:    parsePayload,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ingest_webhooks_total",
 			Help: "Webhook deliveries by result (accepted, duplicate, rejected, failed) and reason.",
 		}, []string{"result", "reason"}),
 	}
+	h.accepted = h.results.WithLabelValues(resultAccepted, "")
+	h.duplicate = h.results.WithLabelValues(resultDuplicate, "")
+	h.failedDB = h.results.WithLabelValues(resultFailed, "database")
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -103,6 +113,13 @@ func NewWebhookHandler(store Appender, cfg WebhookConfig, reg prometheus.Registe
 	}
 	return h, nil
 }
+
+// The webhook-* header names as net/http stores them (looking up a
+// lowercase name would canonicalise it on every request).
+var (
+	canonicalWebhookID        = http.CanonicalHeaderKey(etsy.HeaderWebhookID)
+	canonicalWebhookTimestamp = http.CanonicalHeaderKey(etsy.HeaderWebhookTimestamp)
+)
 
 // Results of a delivery, as counted and logged.
 const (
@@ -140,16 +157,17 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.now()
 	// Verification runs on the exact bytes received and before anything
 	// looks inside them.
-	if err := etsy.Verify(r.Header, body, h.secrets, now); err != nil {
+	if err := h.verifier.Verify(r.Header, body, now); err != nil {
 		status, reason := verifyStatus(err)
 		h.count(resultRejected, reason)
 		h.log.WarnContext(r.Context(), "webhook rejected", "reason", reason, "status", status, "remote", r.RemoteAddr)
 		writeStatus(w, status)
 		return
 	}
-	id := r.Header.Get(etsy.HeaderWebhookID)
-	// Verify accepted the timestamp, so it is plain decimal seconds.
-	ts, _ := strconv.ParseInt(r.Header.Get(etsy.HeaderWebhookTimestamp), 10, 64)
+	// Verify found both headers, so each has a first value, and the
+	// timestamp is plain decimal seconds.
+	id := r.Header[canonicalWebhookID][0]
+	ts, _ := strconv.ParseInt(r.Header[canonicalWebhookTimestamp][0], 10, 64)
 	p := h.parse(body)
 	ev := events.New(events.WebhookStream(id), p.ShopID, time.Unix(ts, 0), events.WebhookReceived{
 		WebhookID:     id,
@@ -168,7 +186,7 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	dup, err := h.store.Append(r.Context(), ev)
 	if err != nil {
-		h.count(resultFailed, "database")
+		h.failedDB.Inc()
 		h.log.ErrorContext(r.Context(), "webhook not stored", "webhook_id", id, "err", err)
 		// Etsy retries on anything but 2xx; 503 says "later".
 		w.Header().Set("Retry-After", "5")
@@ -176,10 +194,10 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if dup {
-		h.count(resultDuplicate, "")
+		h.duplicate.Inc()
 		h.log.DebugContext(r.Context(), "webhook duplicate", "webhook_id", id)
 	} else {
-		h.count(resultAccepted, "")
+		h.accepted.Inc()
 		h.log.DebugContext(r.Context(), "webhook accepted", "webhook_id", id, "event_type", p.EventType, "shop_id", p.ShopID)
 	}
 	writeStatus(w, http.StatusOK)
