@@ -107,10 +107,20 @@ func newSender(secret string, concurrency int) *sender {
 	}
 }
 
-func soakBody(id string) []byte {
+func soakBody(id string) []byte { return appendSoakBody(nil, id) }
+
+// appendSoakBody appends soakBody(id) to dst.
+func appendSoakBody(dst []byte, id string) []byte {
 	// Deterministic per id, so a resend carries the same bytes.
-	n := len(id)
-	return []byte(fmt.Sprintf(`{"event_type":"order.paid","resource_url":"https://openapi.etsy.com/v3/application/shops/%d/receipts/%d","shop_id":%d}`, 1000+n%7, 1_000_000+n, 1000+n%7))
+	n := int64(len(id))
+	shop := 1000 + n%7
+	dst = append(dst, `{"event_type":"order.paid","resource_url":"https://openapi.etsy.com/v3/application/shops/`...)
+	dst = strconv.AppendInt(dst, shop, 10)
+	dst = append(dst, "/receipts/"...)
+	dst = strconv.AppendInt(dst, 1_000_000+n, 10)
+	dst = append(dst, `","shop_id":`...)
+	dst = strconv.AppendInt(dst, shop, 10)
+	return append(dst, '}')
 }
 
 func (s *sender) send(ctx context.Context, base, id string) (outcome, time.Duration) {
