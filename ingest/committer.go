@@ -21,8 +21,9 @@ var ErrCommitterClosed = errors.New("group committer closed")
 type CommitterConfig struct {
 	// MaxBatch is the most events one transaction carries. Default 256.
 	MaxBatch int
-	// Workers is how many transactions may be in flight at once: while one
-	// waits for its commit, the next batch gathers. Default 2.
+	// Workers is how many transactions may be in flight at once. With
+	// one, the next batch gathers while the previous one waits for its
+	// commit; more split the same load into smaller batches. Default 1.
 	Workers int
 	// CommitTimeout bounds one transaction, so a stuck database answers
 	// senders well inside Etsy's 15 s. Default 10 s.
@@ -73,7 +74,7 @@ func NewCommitter(store *eventstore.Store, cfg CommitterConfig, reg prometheus.R
 		cfg.MaxBatch = 256
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 2
+		cfg.Workers = 1
 	}
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 10 * time.Second

@@ -114,7 +114,7 @@ func TestConfigValidatesAndMasksSecrets(t *testing.T) {
 					t.Fatalf("loadConfig: %v", err)
 				}
 				got := fmt.Sprint(cfg.WebhookSecrets, cfg.EtsyAllowedHosts, cfg.EtsyAllowHTTP, cfg.FetcherEnabled, cfg.CommitMaxBatch, cfg.CommitWorkers, cfg.EtsyAPIURL)
-				want := fmt.Sprint([]string{testSecret, other}, []string{"openapi.etsy.com", "api.etsy.com"}, false, true, 256, 2, "https://openapi.etsy.com")
+				want := fmt.Sprint([]string{testSecret, other}, []string{"openapi.etsy.com", "api.etsy.com"}, false, true, 256, 1, "https://openapi.etsy.com")
 				if got != want {
 					t.Errorf("config = %s, want %s", got, want)
 				}
