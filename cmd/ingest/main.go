@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -180,7 +181,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := shopsEnv.Err(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	setGCPercent()
 	return serve(ctx, cfg, deps{Tokens: noShopsConnected{}, Shops: shopsCfg}, stdout, logger)
+}
+
+// gcPercent is ingest's GOGC unless the environment sets one. Each webhook
+// allocates a few KiB (request, evidence, its encodings) and keeps none of
+// it, on a live heap of a few MiB, so at Go's default of 100 the collector
+// runs every few hundred webhooks; at 400 it runs a quarter as often, for
+// about 15 µs less CPU per webhook on two cores and a heap a few tens of
+// MiB larger.
+const gcPercent = 400
+
+func setGCPercent() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // deps is what serve takes from outside its own configuration: the
