@@ -1,8 +1,10 @@
 package etsy_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -103,6 +105,59 @@ func FuzzParseWebhookPayload(f *testing.F) {
 		}
 		if diff := cmp.Diff(p, q); diff != "" {
 			t.Fatalf("round trip (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// stdParseWebhookPayload is ParseWebhookPayload as it was written over
+// encoding/json's Decoder, the reference the faster decoder must match.
+func stdParseWebhookPayload(body []byte) (etsy.WebhookPayload, bool) {
+	var raw struct {
+		EventType   *string         `json:"event_type"`
+		ResourceURL *string         `json:"resource_url"`
+		ShopID      json.RawMessage `json:"shop_id"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil || dec.More() || raw.EventType == nil || *raw.EventType == "" {
+		return etsy.WebhookPayload{}, false
+	}
+	text := string(raw.ShopID)
+	if len(raw.ShopID) > 0 && raw.ShopID[0] == '"' {
+		if err := json.Unmarshal(raw.ShopID, &text); err != nil {
+			return etsy.WebhookPayload{}, false
+		}
+	}
+	id, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || id <= 0 {
+		return etsy.WebhookPayload{}, false
+	}
+	p := etsy.WebhookPayload{EventType: *raw.EventType, ShopID: id}
+	if raw.ResourceURL != nil {
+		p.ResourceURL = *raw.ResourceURL
+	}
+	return p, true
+}
+
+// The fast decoder accepts exactly what encoding/json's did, with the same
+// fields: odd shapes, escapes, invalid UTF-8, duplicate keys, trailing data.
+func FuzzParseWebhookPayloadMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"event_type":"order.paid","resource_url":"https://openapi.etsy.com/v3/application/shops/12345/receipts/54321","shop_id":42}`,
+		`{"event_type":"x","shop_id":"42"}`, `{"event_type":"x","shop_id":"4\u0032"}`, `{"event_type":"ORDER_PAID","data":{}}`,
+		`{`, `{"shop_id":1e3,"event_type":"a"}`, ` {"event_type":"a","shop_id":1} `, `{"event_type":"a","shop_id":1}}`,
+		`{"event_type":"a","shop_id":1} x`, `{"event_type":"a","shop_id":1}]`, `{"Event_Type":"a","SHOP_ID":1}`,
+		`{"event_type":"a","event_type":"b","shop_id":1}`, "{\"event_type\":\"\xff\",\"shop_id\":1}", `{"event_type":"\ud800","shop_id":1}`,
+		`{"event_type":"a","shop_id":null}`, `{"event_type":null,"shop_id":1}`, `null`, `[]`, `{"event_type":"a","shop_id":1,"x":[1,{"y":"z"}]}`,
+		`{"event_type":"a","shop_id":01}`, `{"event_type":"a","shop_id":-1}`, `{"event_type":"a","shop_id":9223372036854775808}`,
+		`{"event_type":"a","resource_url":7,"shop_id":1}`, `{"event_type":"a","shop_id":1}{"event_type":"b"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		want, ok := stdParseWebhookPayload(body)
+		got, err := etsy.ParseWebhookPayload(body)
+		if ok != (err == nil) || got != want {
+			t.Fatalf("ParseWebhookPayload(%q) = %+v, %v; encoding/json gives %+v, ok %v", body, got, err, want, ok)
 		}
 	})
 }
