@@ -9,6 +9,7 @@ import (
 	"math"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,7 +163,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 	logger.Info("rebuild folded the log", "projections", rep.Projections, "events", rep.Events, "rows", rep.Rows,
 		"elapsed", time.Since(start).String())
 
-	indexes, err := buildShadowIndexes(ctx, pool, tables)
+	indexes, err := buildShadowIndexes(ctx, pool, tables, rep.Rows)
 	if err != nil {
 		return rep, fmt.Errorf("rebuild: %w", err)
 	}
@@ -177,35 +178,74 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 	return rep, nil
 }
 
-// buildShadowIndexes builds the shadow tables' indexes, as many tables at
-// once as there are cores: each CREATE INDEX sorts on one server process.
-func buildShadowIndexes(ctx context.Context, pool *pgxpool.Pool, tables []table) (map[string][]indexDef, error) {
-	var mu sync.Mutex
+// buildShadowIndexes builds the shadow tables' indexes, then their key
+// constraints. Several indexes are built at once, more than there are
+// cores: each CREATE INDEX sorts on one server process but also waits for
+// its reads and for the fsync of the finished index, and another build
+// uses the core meanwhile. The largest tables' indexes go first, so that
+// the longest builds do not start last.
+func buildShadowIndexes(ctx context.Context, pool *pgxpool.Pool, tables []table, rows map[string]int64) (map[string][]indexDef, error) {
 	indexes := map[string][]indexDef{}
+	type build struct {
+		table string
+		def   indexDef
+		sql   string
+	}
+	var builds []build
+	for _, t := range tables {
+		defs, stmts, err := shadowIndexes(ctx, pool, t.name)
+		if err != nil {
+			return nil, err
+		}
+		indexes[t.name] = defs
+		for i, d := range defs {
+			builds = append(builds, build{table: t.name, def: d, sql: stmts[i]})
+		}
+	}
+	sort.SliceStable(builds, func(i, j int) bool { return rows[builds[i].table] > rows[builds[j].table] })
+	var mu sync.Mutex
 	var errs []error
-	next := make(chan table)
+	next := make(chan build)
 	var wg sync.WaitGroup
-	for range min(len(tables), max(runtime.GOMAXPROCS(0), 1)) {
+	workers := min(len(builds), 2*max(runtime.GOMAXPROCS(0), 1)+1, int(pool.Config().MaxConns)-1)
+	for range max(workers, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for t := range next {
-				defs, err := shadowIndexes(ctx, pool, t.name)
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, err)
+			for b := range next {
+				if _, err := pool.Exec(ctx, b.sql); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("index %s on shadow of %s: %w", b.def.name, b.table, err))
+					mu.Unlock()
 				}
-				indexes[t.name] = defs
-				mu.Unlock()
 			}
 		}()
 	}
-	for _, t := range tables {
-		next <- t
+	for _, b := range builds {
+		next <- b
 	}
 	close(next)
 	wg.Wait()
-	return indexes, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	// Key constraints take over their built indexes: no scan, since the
+	// key columns are NOT NULL already.
+	for _, b := range builds {
+		var kind string
+		switch b.def.constraint {
+		case "p":
+			kind = "PRIMARY KEY"
+		case "u":
+			kind = "UNIQUE"
+		default:
+			continue
+		}
+		if _, err := pool.Exec(ctx, `ALTER TABLE `+b.table+ShadowSuffix+` ADD CONSTRAINT `+b.def.shadowName+` `+kind+` USING INDEX `+b.def.shadowName); err != nil {
+			return nil, fmt.Errorf("constraint %s on shadow of %s: %w", b.def.name, b.table, err)
+		}
+	}
+	return indexes, nil
 }
 
 var tablesByName = map[string]table{}
@@ -509,15 +549,16 @@ type indexDef struct {
 
 var indexDefRE = regexp.MustCompile(`^(CREATE (?:UNIQUE )?INDEX )(\S+)( ON (?:ONLY )?)(\S+)( .*)$`)
 
-// shadowIndexes builds on the shadow table the indexes and key
-// constraints of the live table, after the rows are in: one sort per index
-// instead of one insert per row.
-func shadowIndexes(ctx context.Context, pool *pgxpool.Pool, tableName string) ([]indexDef, error) {
+// shadowIndexes returns the indexes and key constraints of the live
+// table, renamed for its shadow, with the statement that builds each on the
+// shadow after the rows are in: one sort per index instead of one insert
+// per row.
+func shadowIndexes(ctx context.Context, pool *pgxpool.Pool, tableName string) ([]indexDef, []string, error) {
 	rows, err := pool.Query(ctx, `SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), coalesce(c.contype::text, '')
 		FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
 		WHERE i.indrelid = $1::regclass ORDER BY 1`, tableName)
 	if err != nil {
-		return nil, fmt.Errorf("indexes of %s: %w", tableName, err)
+		return nil, nil, fmt.Errorf("indexes of %s: %w", tableName, err)
 	}
 	type live struct{ name, def, contype string }
 	var lives []live
@@ -525,38 +566,27 @@ func shadowIndexes(ctx context.Context, pool *pgxpool.Pool, tableName string) ([
 		var l live
 		if err := rows.Scan(&l.name, &l.def, &l.contype); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("indexes of %s: %w", tableName, err)
+			return nil, nil, fmt.Errorf("indexes of %s: %w", tableName, err)
 		}
 		lives = append(lives, l)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("indexes of %s: %w", tableName, err)
+		return nil, nil, fmt.Errorf("indexes of %s: %w", tableName, err)
 	}
 	var out []indexDef
+	var stmts []string
 	for _, l := range lives {
 		m := indexDefRE.FindStringSubmatch(l.def)
 		if m == nil {
-			return nil, fmt.Errorf("index %s of %s: cannot read %q", l.name, tableName, l.def)
+			return nil, nil, fmt.Errorf("index %s of %s: cannot read %q", l.name, tableName, l.def)
 		}
 		d := indexDef{name: l.name, shadowName: shadowIndexName(l.name), constraint: l.contype}
 		shadowTable := strings.TrimSuffix(m[4], tableName) + tableName + ShadowSuffix
-		sqlText := m[1] + d.shadowName + m[3] + shadowTable + m[5]
-		if _, err := pool.Exec(ctx, sqlText); err != nil {
-			return nil, fmt.Errorf("index %s on shadow of %s: %w", l.name, tableName, err)
-		}
-		switch l.contype {
-		case "p":
-			_, err = pool.Exec(ctx, `ALTER TABLE `+tableName+ShadowSuffix+` ADD CONSTRAINT `+d.shadowName+` PRIMARY KEY USING INDEX `+d.shadowName)
-		case "u":
-			_, err = pool.Exec(ctx, `ALTER TABLE `+tableName+ShadowSuffix+` ADD CONSTRAINT `+d.shadowName+` UNIQUE USING INDEX `+d.shadowName)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("constraint %s on shadow of %s: %w", l.name, tableName, err)
-		}
 		out = append(out, d)
+		stmts = append(stmts, m[1]+d.shadowName+m[3]+shadowTable+m[5])
 	}
-	return out, nil
+	return out, stmts, nil
 }
 
 func shadowIndexName(name string) string {
