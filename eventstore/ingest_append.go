@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	segjson "github.com/segmentio/encoding/json"
 
 	"github.com/shopledger/shopledger/events"
 )
@@ -43,7 +42,7 @@ func (s *Store) AppendEachCommitted(ctx context.Context, evs []events.Event) ([]
 		}
 		c := sc.Conn()
 		var err error
-		out, err = appendEach(evs, encodeEventFast, func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error) {
+		out, err = appendEach(evs, encodeEvent, func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error) {
 			return insertCommitted(ctx, c, r.args(pending), len(pending))
 		}, func(keys []string) (map[string]Appended, error) {
 			return lookupDedupePgx(ctx, c, keys)
@@ -60,41 +59,6 @@ func (s *Store) AppendEachCommitted(ctx context.Context, evs []events.Event) ([]
 		return nil, fmt.Errorf("append each committed: %w", err)
 	}
 	return out, nil
-}
-
-// encodeEventFast is encodeEvent with segmentio's JSON encoder, several
-// times cheaper than encoding/json's on the group-commit path, where every
-// webhook's evidence (headers map, base64 body, times) is encoded. The
-// stored jsonb is the same: a test stores tricky evidence both ways.
-func encodeEventFast(i int, e events.Event) (encoded, error) {
-	if e.Data == nil {
-		return encoded{}, fmt.Errorf("event %d has no data: %w", i, ErrInvalidEvent)
-	}
-	if e.ID == uuid.Nil {
-		return encoded{}, fmt.Errorf("event %d has no id: %w", i, ErrInvalidEvent)
-	}
-	if e.OccurredAt.IsZero() {
-		return encoded{}, fmt.Errorf("event %d has no business time: %w", i, ErrInvalidEvent)
-	}
-	typ := e.Data.EventType()
-	ver, err := events.SchemaVersion(typ)
-	if err != nil {
-		return encoded{}, fmt.Errorf("encode %q: %w", typ, err)
-	}
-	data, err := segjson.Marshal(e.Data)
-	if err != nil {
-		return encoded{}, fmt.Errorf("encode %q: %w", typ, err)
-	}
-	meta := emptyMetadata
-	if e.Metadata != (events.Metadata{}) {
-		b, err := segjson.Marshal(e.Metadata)
-		if err != nil {
-			return encoded{}, fmt.Errorf("event %d metadata: %w", i, err)
-		}
-		meta = string(b)
-	}
-	return encoded{id: e.ID, typ: typ, version: int32(ver), data: string(data), meta: meta,
-		shop: e.ShopID, occurred: e.OccurredAt.UTC(), dedupe: e.DedupeKey}, nil
 }
 
 // insertCommitted runs appendEachSQL in a transaction of its own, sent

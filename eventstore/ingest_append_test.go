@@ -105,33 +105,48 @@ func TestAppendEachCommittedFailureStoresNothingAndLeavesNoOpenTransaction(t *te
 	}
 }
 
-// The group-commit path encodes with segmentio's encoder; what PostgreSQL
-// stores must be what encoding/json's encoding (every other append) gives.
-func TestAppendEachCommittedStoresWhatEncodingJSONWould(t *testing.T) {
+// Appends encode with segmentio's encoder; what PostgreSQL stores must be
+// what encoding/json's encoding gives, on the group-commit path and on
+// the single and batch appends alike.
+func TestAppendsStoreWhatEncodingJSONWould(t *testing.T) {
 	db := pgtest.New(t)
 	s := eventstore.New(db.DB)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
-	ev := events.New(events.WebhookStream("tricky"), 42, at, events.WebhookReceived{
-		WebhookID: "tricky", Timestamp: at.Unix(), EtsyEventType: "order.paid<&>", ResourceURL: "https://x/\u2028?a=1&b=<2>",
-		ShopID: 42, Headers: map[string]string{"user-agent": "bad \xff utf-8", "z": "\"quoted\"\\", "a": "\x01\t\n", "webhook-id": "tricky"},
-		RawBody: []byte("{\"x\":\"\xfe\x00\"}"), ReceivedAt: at,
-	}).WithDedupe("etsy-webhook:tricky").WithMetadata(events.Metadata{CorrelationID: "c<1>", Source: "etsy-webhook", RequestID: "tricky"})
-	if _, err := s.AppendEachCommitted(context.Background(), []events.Event{ev}); err != nil {
+	tricky := func(id string) events.Event {
+		return events.New(events.WebhookStream(id), 42, at, events.WebhookReceived{
+			WebhookID: id, Timestamp: at.Unix(), EtsyEventType: "order.paid<&>", ResourceURL: "https://x/\u2028?a=1&b=<2>",
+			ShopID: 42, Headers: map[string]string{"user-agent": "bad \xff utf-8", "z": "\"quoted\"\\", "a": "\x01\t\n", "webhook-id": id},
+			RawBody: []byte("{\"x\":\"\xfe\x00\"}"), ReceivedAt: at,
+		}).WithDedupe("etsy-webhook:" + id).WithMetadata(events.Metadata{CorrelationID: "c<1>", Source: "etsy-webhook", RequestID: id})
+	}
+	ctx := context.Background()
+	committed, single := tricky("tricky-1"), tricky("tricky-2")
+	batch := []events.Event{tricky("tricky-3"), tricky("tricky-4")}
+	batch[1].StreamID = batch[0].StreamID
+	if _, err := s.AppendEachCommitted(ctx, []events.Event{committed}); err != nil {
 		t.Fatal(err)
 	}
-	data, err := json.Marshal(ev.Data)
-	if err != nil {
+	if _, err := s.Append(ctx, single.StreamID, eventstore.Any, single); err != nil {
 		t.Fatal(err)
 	}
-	meta, err := json.Marshal(ev.Metadata)
-	if err != nil {
+	if _, err := s.Append(ctx, batch[0].StreamID, eventstore.Any, batch...); err != nil {
 		t.Fatal(err)
 	}
-	var same bool
-	if err := db.DB.QueryRow(`SELECT data = $1::jsonb AND metadata = $2::jsonb FROM events WHERE event_id = $3`, string(data), string(meta), ev.ID).Scan(&same); err != nil {
-		t.Fatal(err)
-	}
-	if !same {
-		t.Error("stored data or metadata differs from encoding/json's encoding")
+	for _, ev := range append([]events.Event{committed, single}, batch...) {
+		data, err := json.Marshal(ev.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, err := json.Marshal(ev.Metadata)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var same bool
+		if err := db.DB.QueryRow(`SELECT data = $1::jsonb AND metadata = $2::jsonb FROM events WHERE event_id = $3`, string(data), string(meta), ev.ID).Scan(&same); err != nil {
+			t.Fatal(err)
+		}
+		if !same {
+			t.Errorf("%s: stored data or metadata differs from encoding/json's encoding", ev.DedupeKey)
+		}
 	}
 }

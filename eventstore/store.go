@@ -261,7 +261,7 @@ func encodeEvent(i int, e events.Event) (encoded, error) {
 	}
 	meta := emptyMetadata
 	if e.Metadata != (events.Metadata{}) {
-		b, err := json.Marshal(e.Metadata)
+		b, err := events.EncodeMetadata(e.Metadata)
 		if err != nil {
 			return encoded{}, fmt.Errorf("event %d metadata: %w", i, err)
 		}
