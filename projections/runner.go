@@ -472,15 +472,7 @@ func rowAt(c eventstore.Cursor) wsql.Row {
 
 // windowStart reads where a window's message starts (after).
 func windowStart(msg *message.Message) (eventstore.Cursor, error) {
-	var c eventstore.Cursor
-	var err error
-	if c.Position, err = strconv.ParseInt(msg.Metadata.Get(metaFromPosition), 10, 64); err != nil {
-		return c, fmt.Errorf("message %s: window start: %w", msg.UUID, err)
-	}
-	if c.TransactionID, err = strconv.ParseUint(msg.Metadata.Get(metaFromTransaction), 10, 64); err != nil {
-		return c, fmt.Errorf("message %s: window start: %w", msg.UUID, err)
-	}
-	return c, nil
+	return windowCursor(msg, metaFromPosition, metaFromTransaction)
 }
 
 // cursorOfRow reads the log cursor of a row the schema adapter built.

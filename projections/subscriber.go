@@ -188,17 +188,24 @@ func (a *logAdapter) window(ctx context.Context, tx *sql.Tx, msg *message.Messag
 	return out, nil
 }
 
-// placeOf reads the end of a window from its message.
+// placeOf reads the end of a window from its message, as the record
+// errors about the window name.
 func placeOf(msg *message.Message) (events.Record, error) {
-	var rec events.Record
+	c, err := windowCursor(msg, metaPosition, metaTransaction)
+	return events.Record{Position: c.Position, TransactionID: c.TransactionID}, err
+}
+
+// windowCursor reads a place in the log from a window message's metadata.
+func windowCursor(msg *message.Message, posKey, txKey string) (eventstore.Cursor, error) {
+	var c eventstore.Cursor
 	var err error
-	if rec.Position, err = strconv.ParseInt(msg.Metadata.Get(metaPosition), 10, 64); err != nil {
-		return rec, fmt.Errorf("message %s: position: %w", msg.UUID, err)
+	if c.Position, err = strconv.ParseInt(msg.Metadata.Get(posKey), 10, 64); err != nil {
+		return c, fmt.Errorf("message %s: %s: %w", msg.UUID, posKey, err)
 	}
-	if rec.TransactionID, err = strconv.ParseUint(msg.Metadata.Get(metaTransaction), 10, 64); err != nil {
-		return rec, fmt.Errorf("message %s: transaction id: %w", msg.UUID, err)
+	if c.TransactionID, err = strconv.ParseUint(msg.Metadata.Get(txKey), 10, 64); err != nil {
+		return c, fmt.Errorf("message %s: %s: %w", msg.UUID, txKey, err)
 	}
-	return rec, nil
+	return c, nil
 }
 
 // flushingOffsets stores a consumer group's offset like
