@@ -35,7 +35,7 @@ const maxEachRounds = 100
 // webhook's evidence is independent) and saves the BEGIN and COMMIT round
 // trips. The result is in the order of evs.
 func (s *Store) AppendEachIn(ctx context.Context, q Queryer, evs []events.Event) ([]Appended, error) {
-	return appendEach(evs, encodeEvent, func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error) {
+	return appendEach(evs, func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error) {
 		return r.insert(ctx, q, pending)
 	}, func(keys []string) (map[string]Appended, error) {
 		return lookupDedupe(ctx, q, keys)
@@ -43,10 +43,10 @@ func (s *Store) AppendEachIn(ctx context.Context, q Queryer, evs []events.Event)
 }
 
 // appendEach is AppendEachIn's bookkeeping (dedupe within evs, rounds
-// after lost races) over whatever runs its two statements: encode checks
-// and encodes one event, insert stores the pending rows and returns those
-// it stored by event id, lookup finds stored dedupe keys.
-func appendEach(evs []events.Event, encode func(i int, e events.Event) (encoded, error), insert func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error),
+// after lost races) over whatever runs its two statements: insert stores
+// the pending rows and returns those it stored by event id, lookup finds
+// stored dedupe keys.
+func appendEach(evs []events.Event, insert func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error),
 	lookup func(keys []string) (map[string]Appended, error)) ([]Appended, error) {
 	if len(evs) == 0 {
 		return nil, ErrEmptyAppend
@@ -75,7 +75,7 @@ func appendEach(evs []events.Event, encode func(i int, e events.Event) (encoded,
 		streams[e.StreamID] = true
 		todo = append(todo, i)
 	}
-	rows, err := encodeEach(evs, todo, encode)
+	rows, err := encodeEach(evs, todo)
 	if err != nil {
 		return nil, fmt.Errorf("append each: %w", err)
 	}
@@ -135,11 +135,11 @@ type eachRows struct {
 	index    []int // event index of each row
 }
 
-func encodeEach(evs []events.Event, todo []int, encode func(i int, e events.Event) (encoded, error)) (*eachRows, error) {
+func encodeEach(evs []events.Event, todo []int) (*eachRows, error) {
 	r := &eachRows{}
 	for _, i := range todo {
 		e := evs[i]
-		row, err := encode(i, e)
+		row, err := encodeEvent(i, e)
 		if err != nil {
 			return nil, err
 		}

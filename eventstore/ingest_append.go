@@ -42,7 +42,7 @@ func (s *Store) AppendEachCommitted(ctx context.Context, evs []events.Event) ([]
 		}
 		c := sc.Conn()
 		var err error
-		out, err = appendEach(evs, encodeEvent, func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error) {
+		out, err = appendEach(evs, func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error) {
 			return insertCommitted(ctx, c, r.args(pending), len(pending))
 		}, func(keys []string) (map[string]Appended, error) {
 			return lookupDedupePgx(ctx, c, keys)
