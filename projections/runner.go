@@ -214,9 +214,14 @@ var errClosing = fmt.Errorf("projection consumer is closing: %w", context.Cancel
 
 func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
+		// The window's end names it in errors about the whole window.
+		end, endErr := placeOf(msg)
+		from, err := windowStart(msg)
+		if err = errors.Join(endErr, err); err != nil {
+			return r.fail(st, end, err)
+		}
 		tx, ok := wsql.TxFromContext(msg.Context())
 		if !ok {
-			end, _ := placeOf(msg)
 			return r.fail(st, end, errors.New("message carries no consumer transaction"))
 		}
 		st.mu.Lock()
@@ -227,7 +232,6 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 		ctx := msg.Context()
 		window, err := st.adapter.window(ctx, tx, msg)
 		if err != nil {
-			end, _ := placeOf(msg)
 			return r.fail(st, end, err)
 		}
 		recs := make([]events.Record, 0, len(window))
@@ -237,7 +241,6 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 			}
 		}
 		if err := st.begin(ctx, tx, recs); err != nil {
-			end, _ := placeOf(msg)
 			return r.fail(st, end, err)
 		}
 		// A window's events are applied in order until one fails. The
@@ -245,11 +248,6 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 		// (see flush): those commit with the group's offset, the failing
 		// one stops the projection, which retries it and never skips it.
 		st.stopped = false
-		from, err := windowStart(msg)
-		if err != nil {
-			end, _ := placeOf(msg)
-			return r.fail(st, end, err)
-		}
 		for _, d := range window {
 			if err := r.handleEvent(ctx, st, tx, d); err != nil {
 				st.stopped, st.stopAfter = true, eventstore.Cursor{}
@@ -467,7 +465,7 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 
 // rowAt is the row that stores a group's offset at c.
 func rowAt(c eventstore.Cursor) wsql.Row {
-	return wsql.Row{Offset: c.Position, ExtraData: map[string]any{"transaction_id": strconv.FormatUint(c.TransactionID, 10)}}
+	return wsql.Row{Offset: c.Position, ExtraData: map[string]any{metaTransaction: strconv.FormatUint(c.TransactionID, 10)}}
 }
 
 // windowStart reads where a window's message starts (after).
@@ -477,7 +475,7 @@ func windowStart(msg *message.Message) (eventstore.Cursor, error) {
 
 // cursorOfRow reads the log cursor of a row the schema adapter built.
 func cursorOfRow(row wsql.Row) (eventstore.Cursor, error) {
-	txid, _ := row.ExtraData["transaction_id"].(string)
+	txid, _ := row.ExtraData[metaTransaction].(string)
 	n, err := strconv.ParseUint(txid, 10, 64)
 	if err != nil {
 		return eventstore.Cursor{}, fmt.Errorf("acknowledged row at %d carries no transaction id: %w", row.Offset, err)
