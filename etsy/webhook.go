@@ -226,9 +226,8 @@ func Sign(secret, msgID string, ts time.Time, body []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("sign webhook: %w", err)
 	}
-	m := newMACState(key)
-	m.compute(msgID, strconv.FormatInt(ts.Unix(), 10), body)
-	return "v1," + base64.StdEncoding.EncodeToString(m.sum), nil
+	s := Signer{mac: newMACState(key)}
+	return string(s.AppendSign(nil, msgID, ts, body)), nil
 }
 
 // Signer signs many messages with one secret, decoded once. It is not safe
