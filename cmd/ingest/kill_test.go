@@ -144,24 +144,7 @@ func buildBinary(t *testing.T) string {
 func TestKillDuringSoak(t *testing.T) {
 	const kills = 12
 	db := pgtest.New(t)
-	bin := buildBinary(t)
-	addr := freeAddr(t)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SHOPLEDGER_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env,
-		"SHOPLEDGER_DATABASE_URL="+db.URL,
-		"SHOPLEDGER_INGEST_ADDR="+addr,
-		"SHOPLEDGER_WEBHOOK_SECRETS="+testSecret,
-		"SHOPLEDGER_FETCHER_ENABLED=false",
-		"SHOPLEDGER_LOG_LEVEL=info",
-	)
-	p := &process{t: t, bin: bin, env: env, addr: addr, stderr: &lockedBuffer{}}
-	p.start()
-	t.Cleanup(p.kill)
+	p, addr := startIngestBinary(t, db.URL, "info")
 
 	cfg := soakConfig{base: func() string { return "http://" + addr }, n: 5000, dupFraction: 0.1, concurrency: 32, secret: testSecret, seed: 36}
 	// Kill moments: random points of the first pass's progress, so every
@@ -221,4 +204,30 @@ func TestKillDuringSoak(t *testing.T) {
 	if !strings.Contains(logs, `"webhook_secrets":["(set, `) {
 		t.Errorf("start-up log does not show the masked secret:\n%s", tail(logs, 1000))
 	}
+}
+
+// startIngestBinary builds cmd/ingest and starts it on a free port against
+// databaseURL, with the fetcher off and none of the caller's SHOPLEDGER_
+// settings; the test's end kills it.
+func startIngestBinary(t *testing.T, databaseURL, logLevel string) (*process, string) {
+	t.Helper()
+	bin := buildBinary(t)
+	addr := freeAddr(t)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHOPLEDGER_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"SHOPLEDGER_DATABASE_URL="+databaseURL,
+		"SHOPLEDGER_INGEST_ADDR="+addr,
+		"SHOPLEDGER_WEBHOOK_SECRETS="+testSecret,
+		"SHOPLEDGER_FETCHER_ENABLED=false",
+		"SHOPLEDGER_LOG_LEVEL="+logLevel,
+	)
+	p := &process{t: t, bin: bin, env: env, addr: addr, stderr: &lockedBuffer{}}
+	p.start()
+	t.Cleanup(p.kill)
+	return p, addr
 }

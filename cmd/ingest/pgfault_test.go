@@ -253,24 +253,7 @@ func TestPostgresRestartAndPauseDuringSoak(t *testing.T) {
 	}
 	defer db.Close()
 
-	bin := buildBinary(t)
-	addr := freeAddr(t)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SHOPLEDGER_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env,
-		"SHOPLEDGER_DATABASE_URL="+pg.url("ingest"),
-		"SHOPLEDGER_INGEST_ADDR="+addr,
-		"SHOPLEDGER_WEBHOOK_SECRETS="+testSecret,
-		"SHOPLEDGER_FETCHER_ENABLED=false",
-		"SHOPLEDGER_LOG_LEVEL=warn",
-	)
-	p := &process{t: t, bin: bin, env: env, addr: addr, stderr: &lockedBuffer{}}
-	p.start()
-	t.Cleanup(p.kill)
+	p, addr := startIngestBinary(t, pg.url("ingest"), "warn")
 	p.mu.Lock()
 	ingestPID := p.cmd.Process.Pid
 	p.mu.Unlock()
