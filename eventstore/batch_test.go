@@ -52,14 +52,7 @@ func TestAppendEachInStoresOnePerStreamAndReportsDuplicates(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	type outcome struct {
-		Duplicate bool
-		Version   int64
-	}
-	var gotOut []outcome
-	for _, a := range got {
-		gotOut = append(gotOut, outcome{a.Duplicate, a.StreamVersion})
-	}
+	gotOut := outcomesOf(got)
 	want := []outcome{{false, 1}, {true, 1}, {false, 1}, {true, 1}, {false, 3}}
 	if diff := cmp.Diff(want, gotOut); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
@@ -153,4 +146,19 @@ func TestAppendEachInConcurrentTransactions(t *testing.T) {
 			t.Errorf("event %d at version %d: gap or duplicate", i, r.StreamVersion)
 		}
 	}
+}
+
+// outcome is what an append reports of one event, as the AppendEach tests
+// compare it.
+type outcome struct {
+	Duplicate bool
+	Version   int64
+}
+
+func outcomesOf(got []eventstore.Appended) []outcome {
+	out := make([]outcome, 0, len(got))
+	for _, a := range got {
+		out = append(out, outcome{a.Duplicate, a.StreamVersion})
+	}
+	return out
 }

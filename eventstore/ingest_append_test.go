@@ -33,14 +33,7 @@ func TestAppendEachCommittedStoresOnePerStreamAndReportsDuplicates(t *testing.T)
 		if err != nil {
 			t.Fatalf("round %d: AppendEachCommitted: %v", round, err)
 		}
-		type outcome struct {
-			Duplicate bool
-			Version   int64
-		}
-		var gotOut []outcome
-		for _, a := range got {
-			gotOut = append(gotOut, outcome{a.Duplicate, a.StreamVersion})
-		}
+		gotOut := outcomesOf(got)
 		want := []outcome{{false, 1}, {true, 1}, {false, 1}, {true, 1}, {false, int64(3 + round)}}
 		if round > 0 {
 			want[0].Duplicate, want[2].Duplicate = true, true
