@@ -578,7 +578,7 @@ func CursorOf(r events.Record) Cursor {
 func (s *Store) ReadAll(ctx context.Context, after Cursor, limit int) ([]events.Record, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+selectColumns+` FROM events
 		WHERE (transaction_id, position) > ($1::text::xid8, $2)
-		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		  AND transaction_id < log_horizon()
 		ORDER BY events.transaction_id, events.position
 		LIMIT $3`, strconv.FormatUint(after.TransactionID, 10), after.Position, limit)
 	if err != nil {

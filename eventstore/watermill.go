@@ -80,7 +80,7 @@ func (a SchemaAdapter) SelectQuery(_ string, consumerGroup string, offsets wsql.
 	WHERE (events.transaction_id, events.position) > (
 			(SELECT last_processed_transaction_id FROM last_processed),
 			(SELECT coalesce(offset_acked, 0) FROM last_processed))
-		AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		AND events.transaction_id < log_horizon()
 	ORDER BY events.transaction_id, events.position
 	LIMIT ` + strconv.Itoa(batch)
 	return wsql.Query{Query: q, Args: next.Args}

@@ -18,6 +18,9 @@ import (
 //go:embed *.sql
 var files embed.FS
 
+//go:embed roles/runtime.sql
+var runtimeRole string
+
 // FS returns the migration files, for tools that fingerprint the schema.
 func FS() fs.FS { return files }
 
@@ -43,5 +46,25 @@ func Up(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	if err := applyRuntimeRole(ctx, db); err != nil {
+		return fmt.Errorf("migrate: runtime role: %w", err)
+	}
 	return nil
+}
+
+// applyRuntimeRole runs roles/runtime.sql under a lock: binaries that start
+// together would otherwise race on CREATE ROLE and on the same GRANT rows.
+func applyRuntimeRole(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after commit this is a no-op
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7316205)`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, runtimeRole); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

@@ -226,7 +226,7 @@ func TestBenchLogDecodesAndFolds(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var ahead int
-		if err := db.DB.QueryRow(`SELECT count(*) FROM events WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())`).Scan(&ahead); err != nil {
+		if err := db.DB.QueryRow(`SELECT count(*) FROM events WHERE transaction_id >= log_horizon()`).Scan(&ahead); err != nil {
 			t.Fatal(err)
 		}
 		if ahead == 0 {

@@ -275,13 +275,19 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds
 		return cursor, 0, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	// A log restored from another cluster and not adopted hides its events
+	// above the horizon: a rebuild would read none of them and swap in
+	// empty tables. Refuse instead.
+	if err := eventstore.CheckOrderTx(ctx, tx); err != nil {
+		return cursor, 0, err
+	}
 	// The horizon: in this snapshot, every transaction below xmin has
 	// ended, so no event can still appear before the cursor. ORDER BY
 	// names the table's column: the bare name would sort by the selected
 	// text cast, and "999" sorts after "1000".
 	var txid string
 	err = tx.QueryRow(ctx, `SELECT transaction_id::text, position FROM events
-		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		WHERE transaction_id < log_horizon()
 		ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1`).Scan(&txid, &cursor.Position)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return cursor, 0, nil
@@ -305,7 +311,22 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds
 	}
 	defer rows.Close()
 	n, err := foldRows(ctx, rows, projs, folds, emit)
-	return cursor, n, err
+	if err != nil {
+		return cursor, n, err
+	}
+	// The fold must have read every event of its types up to the cursor
+	// that this snapshot holds; a result built from fewer is never swapped
+	// in.
+	var held int64
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM events
+		WHERE (transaction_id, position) <= ($1::text::xid8, $2) AND type = ANY($3)`,
+		txid, cursor.Position, types).Scan(&held); err != nil {
+		return cursor, n, fmt.Errorf("count log: %w", err)
+	}
+	if n != held {
+		return cursor, n, fmt.Errorf("read %d events but the log holds %d up to %s/%d: refusing to swap in an incomplete rebuild", n, held, txid, cursor.Position)
+	}
+	return cursor, n, nil
 }
 
 // decodeChunk is a run of log rows decoded together.

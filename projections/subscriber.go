@@ -108,7 +108,7 @@ func (a *logAdapter) SelectQuery(_ string, consumerGroup string, offsets wsql.Of
 		WHERE (events.transaction_id, events.position) > (
 				coalesce((SELECT last_processed_transaction_id FROM last_processed), '0'::xid8),
 				coalesce((SELECT offset_acked FROM last_processed), 0))
-		  AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		  AND events.transaction_id < log_horizon()
 		ORDER BY events.transaction_id, events.position
 		LIMIT ` + strconv.Itoa(a.batchSize) + `
 	)

@@ -33,6 +33,14 @@ type DBOption func(*dbOptions)
 
 type dbOptions struct {
 	allowNonDurable bool
+	adopt           bool
+}
+
+// AdoptMovedLog makes OpenDB adopt a log restored from another cluster
+// (eventstore.Adopt) after migrating; only `ledger migrate` and `ledger
+// restore` pass it. Without it OpenDB refuses such a log.
+func AdoptMovedLog() DBOption {
+	return func(o *dbOptions) { o.adopt = true }
 }
 
 // AllowNonDurable lets OpenDB start on a database whose commits are not
@@ -63,6 +71,22 @@ func OpenDB(ctx context.Context, url string, maxConns int32, logger *slog.Logger
 		db.Close()
 		pool.Close()
 		return nil, nil, err
+	}
+	if o.adopt {
+		raised, err := eventstore.Adopt(ctx, db)
+		if err != nil {
+			db.Close()
+			pool.Close()
+			return nil, nil, fmt.Errorf("open database: %w", err)
+		}
+		if raised > 0 && logger != nil {
+			logger.Warn("adopted a log restored from another cluster: log transaction ids now run ahead of this cluster's", "shift_raised_by", raised)
+		}
+	}
+	if err := eventstore.CheckOrder(ctx, db); err != nil {
+		db.Close()
+		pool.Close()
+		return nil, nil, fmt.Errorf("open database: %w", err)
 	}
 	return db, pool, nil
 }

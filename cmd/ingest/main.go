@@ -223,6 +223,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 	reg := service.NewRegistry()
 	ready := &service.Readiness{}
 	ready.Add("database", db.PingContext)
+	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
 	mux := service.OpsMux(reg, ready)
 	store := eventstore.New(db)
 

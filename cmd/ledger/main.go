@@ -52,8 +52,9 @@ type cli struct {
 }
 
 // openDB connects and migrates.
-func (c *cli) openDB(ctx context.Context) (*sql.DB, func(), error) {
-	db, pool, err := service.OpenDB(ctx, c.dbURL, 4, c.logger, service.AllowNonDurable(c.allowNonDurable))
+func (c *cli) openDB(ctx context.Context, opts ...service.DBOption) (*sql.DB, func(), error) {
+	opts = append(opts, service.AllowNonDurable(c.allowNonDurable))
+	db, pool, err := service.OpenDB(ctx, c.dbURL, 4, c.logger, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -5,11 +5,12 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/service"
 )
 
 func init() {
-	commands["migrate"] = command{summary: "apply pending database migrations", run: runMigrate}
+	commands["migrate"] = command{summary: "apply pending database migrations and adopt a log restored from another cluster", run: runMigrate}
 }
 
 func runMigrate(ctx context.Context, c *cli, args []string) error {
@@ -18,11 +19,17 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	_, closeDB, err := c.openDB(ctx)
+	// A database restored from another cluster is adopted here (see
+	// eventstore.Adopt); every other binary refuses it until then.
+	db, closeDB, err := c.openDB(ctx, service.AdoptMovedLog())
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	fmt.Fprintf(c.stdout, "migrated %s\n", service.RedactURL(c.dbURL))
+	shift, err := eventstore.ClockShift(ctx, db)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "migrated %s (log clock shift %d)\n", service.RedactURL(c.dbURL), shift)
 	return nil
 }

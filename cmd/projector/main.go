@@ -195,6 +195,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	ready := &service.Readiness{}
 	ready.Add("database", db.PingContext)
+	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
 	ready.Add("projections", runner.Ready)
 	mux := service.OpsMux(reg, ready)
 

@@ -38,7 +38,7 @@ func TestRebuildEveryReadModelWithMoreRowsThanACopyBuffers(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var visible int
-		if err := db.DB.QueryRow(`SELECT count(*) FROM events WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())`).Scan(&visible); err != nil {
+		if err := db.DB.QueryRow(`SELECT count(*) FROM events WHERE transaction_id < log_horizon()`).Scan(&visible); err != nil {
 			t.Fatal(err)
 		}
 		if visible == len(evs) {

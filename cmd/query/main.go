@@ -123,6 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg := service.NewRegistry()
 	ready := &service.Readiness{}
 	ready.Add("database", db.PingContext)
+	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
 
 	store := httpapi.NewStore(db)
 	api, err := httpapi.New(httpapi.Config{
