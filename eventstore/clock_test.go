@@ -113,4 +113,3 @@ func TestCheckOrderNamesTheTableAheadOfTheCluster(t *testing.T) {
 		}
 	}
 }
-
