@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopledger/shopledger/backup"
+	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/service"
+)
+
+func init() {
+	commands["backup"] = command{summary: "write a portable backup of the log and everything it cannot rebuild", run: runBackup}
+	commands["restore"] = command{summary: "restore a backup into an empty database on any cluster, verify it and rebuild the read models", run: runRestore}
+}
+
+func runBackup(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.SetOutput(c.stdout)
+	out := fs.String("out", "", "file to write (required; written to a temporary name and renamed when complete)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *out == "" {
+		return fmt.Errorf("%w: backup: --out is required", errUsage)
+	}
+	_, closeDB, pool, err := c.openPool(ctx, 2)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	// A reader of the file never sees a partial backup under its name.
+	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".*")
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	start := time.Now()
+	m, err := backup.Write(ctx, pool, tmp)
+	if err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), *out); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "backed up %d events (sealed up to seq %d, head %s) and %d tables to %s in %s\n",
+		m.Rows["events"], m.SealSeq, shortHash(m.SealHead), len(m.Rows), *out, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func runRestore(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	fs.SetOutput(c.stdout)
+	in := fs.String("in", "", "backup file to restore (required)")
+	noRebuild := fs.Bool("no-rebuild", false, "keep the read models as the backup holds them instead of rebuilding them from the log")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *in == "" {
+		return fmt.Errorf("%w: restore: --in is required", errUsage)
+	}
+	f, err := os.Open(*in)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer f.Close()
+
+	var targets []projections.Rebuildable
+	conns := int32(4)
+	for _, p := range projections.Default() {
+		if rb, ok := p.(projections.Rebuildable); ok {
+			targets = append(targets, rb)
+			conns += int32(len(rb.Tables()))
+		}
+	}
+	db, closeDB, pool, err := c.openPool(ctx, conns, service.AdoptMovedLog())
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	rep, err := backup.Restore(ctx, pool, f)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "restored %d events and %d tables from %s (taken %s); log clock raised by %d\n",
+		rep.Manifest.Rows["events"], len(rep.Manifest.Rows), *in, rep.Manifest.CreatedAt.Format(time.RFC3339), rep.ShiftRaisedBy)
+
+	seal, err := projections.VerifySeal(ctx, db)
+	if err != nil {
+		return err
+	}
+	if !seal.OK() {
+		return fmt.Errorf("restore: %w: %s", errMismatch, seal.First)
+	}
+	if seal.Head != rep.Manifest.SealHead && rep.Manifest.SealHead != "" {
+		return fmt.Errorf("restore: %w: restored chain head %s, the backup's trailer says %s", errMismatch, seal.Head, rep.Manifest.SealHead)
+	}
+	fmt.Fprintf(c.stdout, "verified: %d events sealed, chain head %s, %d not sealed yet\n", seal.Sealed, shortHash(seal.Head), seal.Pending)
+
+	if *noRebuild {
+		return nil
+	}
+	rb, err := projections.Rebuild(ctx, pool, targets, projections.RebuildOptions{}, c.logger)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(rb.Projections))
+	copy(names, rb.Projections)
+	fmt.Fprintf(c.stdout, "rebuilt %s from %d events in %s\n", strings.Join(names, ", "), rb.Events, rb.Duration.Round(time.Millisecond))
+	return nil
+}
+
+func shortHash(h string) string {
+	if len(h) > 16 {
+		return h[:16] + "…"
+	}
+	if h == "" {
+		return "(none)"
+	}
+	return h
+}
+
+// openPool opens the database like openDB, keeping the pgx pool that
+// backups and rebuilds work on, with at least conns connections.
+func (c *cli) openPool(ctx context.Context, conns int32, opts ...service.DBOption) (*sql.DB, func(), *pgxpool.Pool, error) {
+	opts = append(opts, service.AllowNonDurable(c.allowNonDurable))
+	db, pool, err := service.OpenDB(ctx, c.dbURL, conns, c.logger, opts...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return db, func() { db.Close(); pool.Close() }, pool, nil
+}

@@ -1,0 +1,225 @@
+package pgtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cluster is a private PostgreSQL server created for one test with initdb
+// on a free loopback port: a brand-new cluster, its transaction counter in
+// the hundreds, as on a machine that was set up minutes ago.
+type Cluster struct {
+	t     testing.TB
+	bin   string // directory of initdb, pg_ctl
+	dir   string // owns data/ and server.log
+	data  string
+	Port  int
+	owner *syscall.Credential // when running as root: the postgres user
+}
+
+// BinDir finds initdb and pg_ctl: SHOPLEDGER_PG_BINDIR, else the newest
+// /usr/lib/postgresql/*/bin, else PATH.
+func BinDir() (string, error) {
+	has := func(dir string) bool {
+		for _, name := range []string{"initdb", "pg_ctl"} {
+			if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.IsDir() {
+				return false
+			}
+		}
+		return true
+	}
+	if dir := os.Getenv("SHOPLEDGER_PG_BINDIR"); dir != "" {
+		if has(dir) {
+			return dir, nil
+		}
+		return "", fmt.Errorf("SHOPLEDGER_PG_BINDIR=%s holds no initdb and pg_ctl", dir)
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	major := func(d string) int { n, _ := strconv.Atoi(filepath.Base(filepath.Dir(d))); return n }
+	sort.Slice(dirs, func(i, j int) bool { return major(dirs[i]) > major(dirs[j]) })
+	for _, dir := range dirs {
+		if has(dir) {
+			return dir, nil
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil && has(filepath.Dir(p)) {
+		return filepath.Dir(p), nil
+	}
+	return "", fmt.Errorf("initdb and pg_ctl not found (install PostgreSQL's server package or set SHOPLEDGER_PG_BINDIR)")
+}
+
+// NewCluster initdbs and starts a cluster; it is stopped and removed when
+// t ends. Without initdb the test is skipped, except under CI=true where
+// that is a failure.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	bin, err := BinDir()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("private PostgreSQL cluster: %v", err)
+		}
+		t.Skipf("private PostgreSQL cluster: %v", err)
+	}
+	c := &Cluster{t: t, bin: bin}
+	if os.Geteuid() == 0 {
+		// PostgreSQL refuses to run as root.
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("running as root, but no postgres user to own a private cluster: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.owner = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	// Not t.TempDir: its parent is closed to the postgres user.
+	if c.dir, err = os.MkdirTemp("", "shopledger-cluster-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.destroy)
+	if c.owner != nil {
+		if err := os.Chown(c.dir, int(c.owner.Uid), int(c.owner.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.data = filepath.Join(c.dir, "data")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Port = ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	// --no-sync speeds up initdb's own writes only; the server runs with
+	// fsync and synchronous_commit on, as the binaries insist.
+	c.run(60*time.Second, "initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	conf := fmt.Sprintf("listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = ''\nmax_connections = 60\nshared_buffers = 64MB\n", c.Port)
+	f, err := os.OpenFile(filepath.Join(c.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(conf); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	c.run(70*time.Second, "pg_ctl", "-D", c.data, "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60", "start")
+	return c
+}
+
+// URL is the URL of database db on the cluster, as the superuser.
+func (c *Cluster) URL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
+}
+
+// CreateDatabase creates an empty database and returns its URL.
+func (c *Cluster) CreateDatabase(name string) string {
+	c.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.URL(name)
+}
+
+// BurnXIDs advances the cluster's transaction counter by about n, as years
+// of use would: one committed transaction with an id each.
+func (c *Cluster) BurnXIDs(n int) {
+	c.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN FOR i IN 1..%d LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$`, n)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// NextXID is the next transaction id the cluster will hand out.
+func (c *Cluster) NextXID() uint64 {
+	c.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var x uint64
+	if err := conn.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&x); err != nil {
+		c.t.Fatal(err)
+	}
+	return x
+}
+
+// Tool runs one of PostgreSQL's programs (pg_dump, pg_restore, psql...)
+// as the cluster's owner, in a directory the owner may write, and returns
+// its output.
+func (c *Cluster) Tool(timeout time.Duration, name string, args ...string) ([]byte, error) {
+	return c.command(timeout, name, args...)
+}
+
+// Dir is a directory the cluster's owner may write files to.
+func (c *Cluster) Dir() string { return c.dir }
+
+func (c *Cluster) run(timeout time.Duration, name string, args ...string) {
+	c.t.Helper()
+	if out, err := c.command(timeout, name, args...); err != nil {
+		c.t.Fatalf("%s %s: %v\n%s\nserver log:\n%s", name, strings.Join(args, " "), err, out, c.log())
+	}
+}
+
+func (c *Cluster) command(timeout time.Duration, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C"}
+	if c.owner != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.owner}
+	}
+	// Not CombinedOutput: the server pg_ctl starts inherits stdout and
+	// would hold a pipe open; its output goes to -l instead.
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	return out.Bytes(), err
+}
+
+func (c *Cluster) log() string {
+	b, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
+	s := string(b)
+	if len(s) > 3000 {
+		s = s[len(s)-3000:]
+	}
+	return s
+}
+
+func (c *Cluster) destroy() {
+	if _, err := os.Stat(filepath.Join(c.data, "postmaster.pid")); err == nil {
+		if out, err := c.command(30*time.Second, "pg_ctl", "-D", c.data, "-m", "immediate", "-w", "-t", "20", "stop"); err != nil {
+			c.t.Errorf("stop private cluster: %v\n%s", err, out)
+		}
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		c.t.Errorf("remove private cluster: %v", err)
+	}
+}
