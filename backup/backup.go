@@ -169,6 +169,10 @@ func Restore(ctx context.Context, pool *pgxpool.Pool, r io.Reader) (RestoreRepor
 		return rep, fmt.Errorf("restore: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after commit this is a no-op
+	// The load writes other tables before events: announce first.
+	if _, err := tx.Exec(ctx, `SELECT log_announce()`); err != nil {
+		return rep, fmt.Errorf("restore: %w", err)
+	}
 
 	var nonEmpty bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM shop_connections)`).Scan(&nonEmpty); err != nil {

@@ -8,18 +8,19 @@ import (
 )
 
 // Horizon is what holds consumers back. Consumers read only events whose
-// log transaction id lies below the horizon (the oldest transaction still
-// running in the cluster), so a transaction left open — a slow appender, a
-// long migration, an operator's BEGIN in psql — keeps every event committed
-// after it from every consumer until it ends.
+// log transaction id lies below the horizon (the oldest running
+// transaction that may append to the log, see log_horizon), so an
+// appending transaction left open keeps every event committed after it
+// from every consumer until it ends. Transactions that do not append (an
+// operator's BEGIN in psql, a migration, a rebuild) hold nothing back.
 type Horizon struct {
 	// Hidden is how many committed events lie at or above the horizon,
 	// invisible to consumers for now.
 	Hidden int64
 	// OldestHidden is when the oldest of them was recorded; zero when none.
 	OldestHidden time.Time
-	// Holder is the oldest transaction holding a transaction id in the
-	// cluster; Holder.PID is 0 when there is none.
+	// Holder is the oldest running appender holding a transaction id;
+	// Holder.PID is 0 when there is none.
 	Holder Holder
 }
 
@@ -55,6 +56,8 @@ func ReadHorizon(ctx context.Context, q Queryer) (Horizon, error) {
 			extract(epoch FROM now() - coalesce(xact_start, now()))::float8
 		FROM pg_stat_activity
 		WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+		  AND pid IN (SELECT pid FROM pg_locks WHERE granted AND locktype = 'advisory'
+		              AND classid = 7316 AND objid = 206 AND objsubid = 2)
 		ORDER BY age(backend_xid) DESC LIMIT 1`).Scan(&h.Holder.PID, &h.Holder.Application, &h.Holder.State, &h.Holder.Database, &age)
 	if err == sql.ErrNoRows {
 		return h, nil

@@ -438,8 +438,24 @@ func (s *Store) Update(ctx context.Context, stream string, decide Decide) (Resul
 	return Result{}, fmt.Errorf("update stream %s: gave up after %d attempts: %w", stream, s.maxRetries+1, lastErr)
 }
 
+// BeginAppend begins a transaction that may append to the log after
+// writing elsewhere: it announces itself as an appender before anything
+// gives it a transaction id (see log_announce). A transaction whose first
+// write is the append needs none of this; AppendIn announces it.
+func BeginAppend(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT log_announce()`); err != nil {
+		tx.Rollback() //nolint:errcheck // the error above is the one to report
+		return nil, err
+	}
+	return tx, nil
+}
+
 func (s *Store) updateOnce(ctx context.Context, stream string, decide Decide) (Result, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := BeginAppend(ctx, s.db)
 	if err != nil {
 		return Result{}, fmt.Errorf("update stream %s: begin: %w", stream, err)
 	}

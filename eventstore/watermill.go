@@ -39,7 +39,8 @@ const (
 
 // SchemaAdapter lets a watermill-sql subscriber read the events table
 // itself, in (transaction_id, position) order and only below the oldest
-// running transaction, so no consumer ever skips an event that commits late.
+// transaction that may still append (see log_horizon), so no consumer
+// ever skips an event that commits late.
 // Publishing through watermill is refused: the store is the only writer.
 type SchemaAdapter struct {
 	// BatchSize is how many events one subscriber transaction reads. All of
@@ -131,6 +132,19 @@ func NewOffsetsAdapter() OffsetsAdapter {
 	return OffsetsAdapter{wsql.DefaultPostgreSQLOffsetsAdapter{
 		GenerateMessagesOffsetsTableName: func(string) string { return offsetsTable },
 	}}
+}
+
+// NextOffsetQuery implements wsql.OffsetsAdapter. Locking the group's row
+// gives the consumer transaction an id, so it announces itself as an
+// appender first (see log_announce): handlers may append in it, as the
+// alerter does.
+func (a OffsetsAdapter) NextOffsetQuery(_ string, consumerGroup string) wsql.Query {
+	return wsql.Query{
+		Query: `SELECT offset_acked, last_processed_transaction_id FROM ` + offsetsTable + `
+			WHERE consumer_group = $1 AND log_announce()
+			FOR UPDATE`,
+		Args: []any{consumerGroup},
+	}
 }
 
 // AckMessageQuery implements wsql.OffsetsAdapter.

@@ -240,7 +240,7 @@ func (w *world) project() {
 			continue
 		}
 		for _, rec := range recs {
-			tx, err := w.db.DB.BeginTx(ctx, nil)
+			tx, err := eventstore.BeginAppend(ctx, w.db.DB)
 			if err != nil {
 				w.t.Fatal(err)
 			}

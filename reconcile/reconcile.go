@@ -542,7 +542,7 @@ func (r *Reconciler) complete(ctx context.Context, sum *Summary) error {
 	// The run's id is the completed event's id: every event the run
 	// appended names it as its cause.
 	ev.ID = sum.RunID
-	tx, err := r.db.BeginTx(ctx, nil)
+	tx, err := eventstore.BeginAppend(ctx, r.db)
 	if err != nil {
 		return fmt.Errorf("complete: %w", err)
 	}

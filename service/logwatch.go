@@ -34,7 +34,7 @@ func WatchLog(reg prometheus.Registerer, ready *Readiness, db *sql.DB, grace tim
 			return fmt.Errorf("cannot read the visibility horizon")
 		}
 		if h.Hidden > 0 && time.Since(h.OldestHidden) > grace {
-			return fmt.Errorf("%d committed events hidden from consumers for %s behind the oldest open transaction (%s)",
+			return fmt.Errorf("%d committed events hidden from consumers for %s behind the oldest open appending transaction (%s)",
 				h.Hidden, time.Since(h.OldestHidden).Round(time.Second), h.Holder)
 		}
 		return nil
@@ -48,7 +48,7 @@ var (
 	hiddenAgeDesc = prometheus.NewDesc("shopledger_log_hidden_oldest_seconds",
 		"Age of the oldest committed event hidden behind the visibility horizon; 0 when none.", nil, nil)
 	holderDesc = prometheus.NewDesc("shopledger_log_horizon_holder_seconds",
-		"How long the oldest transaction holding a transaction id in the cluster (and so the horizon) has been open.",
+		"How long the oldest running appender (which holds the visibility horizon) has been open.",
 		[]string{"application_name"}, nil)
 )
 

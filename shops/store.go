@@ -182,7 +182,7 @@ func (s *Store) Connect(ctx context.Context, g Grant, meta events.Metadata) (Sho
 	}
 	defer st.unlock()
 
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := eventstore.BeginAppend(ctx, s.db)
 	if err != nil {
 		return Shop{}, fmt.Errorf("connect shop %d: begin: %w", shopID, err)
 	}
@@ -235,7 +235,7 @@ func (s *Store) Disconnect(ctx context.Context, shopID int64, reason string, met
 		return fmt.Errorf("disconnect shop %d: %w", shopID, err)
 	}
 	defer st.unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := eventstore.BeginAppend(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("disconnect shop %d: begin: %w", shopID, err)
 	}

@@ -180,7 +180,7 @@ WHERE c.shop_id = $1`
 func (s *Store) refresh(ctx context.Context, shopID int64, st *shopTokens, stale string) (string, error) {
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout+10*time.Second)
 	defer cancel()
-	tx, err := s.db.BeginTx(work, nil)
+	tx, err := eventstore.BeginAppend(work, s.db)
 	if err != nil {
 		return "", fmt.Errorf("refresh token of shop %d: begin: %w", shopID, err)
 	}

@@ -24,8 +24,8 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if err := db.DB.QueryRow(`SELECT count(*) FROM pg_trigger WHERE tgrelid = 'events'::regclass AND NOT tgisinternal`).Scan(&triggers); err != nil {
 		t.Fatal(err)
 	}
-	if triggers != 2 {
-		t.Errorf("events has %d triggers, want 2 (row and truncate guards)", triggers)
+	if triggers != 3 {
+		t.Errorf("events has %d triggers, want 3 (row and truncate guards, appender announcement)", triggers)
 	}
 }
 

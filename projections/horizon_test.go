@@ -1,0 +1,54 @@
+package projections_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/projections"
+)
+
+// An operator's session holding `BEGIN; SELECT pg_current_xact_id();`
+// while orders flow does not hold the projector back: every event
+// appended after it is projected while it is still open. (Before appenders
+// announced themselves, every consumer waited for it to end.)
+func TestAStrangersTransactionDoesNotStallProjections(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	s := eventstore.New(db.DB)
+	w := newWorld(3, 2)
+	appendAll(t, s, w.start(3))
+	projs := projections.Default()
+	startRunner(t, db.DB, projs, fastConfig(), nil)
+	waitCaughtUp(t, db.DB, names(projs), time.Minute)
+
+	stranger, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Rollback(ctx) //nolint:errcheck // ended below
+	if _, err := stranger.Exec(ctx, `SET LOCAL application_name = 'psql'; SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+
+	var worst time.Duration
+	for range 20 {
+		appendAll(t, s, w.generate(25))
+		lags, err := projections.GroupLag(ctx, db.DB, names(projs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lags {
+			worst = max(worst, l.Age)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitCaughtUp(t, db.DB, names(projs), time.Minute)
+	var open bool
+	if err := stranger.QueryRow(ctx, `SELECT pg_current_xact_id_if_assigned() IS NOT NULL`).Scan(&open); err != nil || !open {
+		t.Fatalf("the stranger's transaction ended before the projections caught up (%v)", err)
+	}
+	t.Logf("worst projection lag while the stranger held a transaction id: %s", worst.Round(time.Millisecond))
+}
