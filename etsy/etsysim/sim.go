@@ -143,8 +143,10 @@ type Sim struct {
 	limits  map[string]*keyLimits // by keystring
 	stats   counters
 	hooks   webhookState
-	demoSeq int
-	closed  bool
+	// apiFaults slow down or refuse resource fetches (apifaults.go).
+	apiFaults APIFaults
+	demoSeq   int
+	closed    bool
 
 	stop   context.CancelFunc
 	ctx    context.Context
