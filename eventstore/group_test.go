@@ -17,10 +17,9 @@ func TestGroupReadsWithoutTransactionAndAdvancesFromItsOffset(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
 	store := eventstore.New(db.DB)
-	for i := range 3 {
-		if _, err := store.Append(ctx, "listing-1", eventstore.Any, adjusted(1, int64(i+1))); err != nil {
-			t.Fatal(err)
-		}
+	// One transaction, so the three become visible together.
+	if _, err := store.Append(ctx, "listing-1", eventstore.Any, adjusted(1, 1), adjusted(1, 2), adjusted(1, 3)); err != nil {
+		t.Fatal(err)
 	}
 	g := eventstore.NewGroup(db.DB, "group-test", 2)
 	if err := g.Init(ctx); err != nil {
