@@ -251,6 +251,9 @@ func (f *Fetcher) pause(ctx context.Context, d time.Duration) {
 	}
 }
 
+// commitTimeout bounds the transaction that moves the fetcher's offset.
+const commitTimeout = 10 * time.Second
+
 // step handles one batch of the log and returns how many events it read.
 // The offset moves past each piece of evidence once its outcome is
 // stored, and past the events that are not evidence at the end; an error
@@ -309,8 +312,12 @@ func (f *Fetcher) step(ctx context.Context, g *eventstore.Group) (int, error) {
 }
 
 // commit moves the group's offset from from to to in one short
-// transaction, with record's writes (if any) in it.
+// transaction, with record's writes (if any) in it. It outlives ctx by a
+// few seconds, so evidence handled just before a shutdown is not handled
+// again after it.
 func (f *Fetcher) commit(ctx context.Context, g *eventstore.Group, from, to eventstore.Cursor, record func(*sql.Tx) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
 	tx, err := f.store.DB().BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("commit fetcher offset: begin: %w", err)
