@@ -275,7 +275,8 @@ func (f *Fetcher) step(ctx context.Context, g *eventstore.Group) (int, error) {
 			// A newer binary wrote it (or it is damaged): record it where
 			// an operator sees it and a later start retries it, never
 			// acknowledge and forget it.
-			if err := f.commit(ctx, g, at, m.Cursor, func(tx *sql.Tx) error { return f.park(ctx, tx, m, decodeErr) }); err != nil {
+			park := func(ctx context.Context, tx *sql.Tx) error { return f.park(ctx, tx, m, decodeErr) }
+			if err := f.commit(ctx, g, at, m.Cursor, park); err != nil {
 				return len(batch), err
 			}
 			f.outcomes.WithLabelValues(OutcomeParked).Inc()
@@ -294,9 +295,9 @@ func (f *Fetcher) step(ctx context.Context, g *eventstore.Group) (int, error) {
 			}
 			return len(batch), fmt.Errorf("evidence %s: %w", rec.ID, err)
 		}
-		var record func(*sql.Tx) error
+		var record func(context.Context, *sql.Tx) error
 		if failed != nil {
-			record = func(tx *sql.Tx) error { return f.appendFailure(ctx, tx, *failed) }
+			record = func(ctx context.Context, tx *sql.Tx) error { return f.appendFailure(ctx, tx, *failed) }
 		}
 		if err := f.commit(ctx, g, at, m.Cursor, record); err != nil {
 			return len(batch), fmt.Errorf("evidence %s: %w", rec.ID, err)
@@ -315,7 +316,7 @@ func (f *Fetcher) step(ctx context.Context, g *eventstore.Group) (int, error) {
 // transaction, with record's writes (if any) in it. It outlives ctx by a
 // few seconds, so evidence handled just before a shutdown is not handled
 // again after it.
-func (f *Fetcher) commit(ctx context.Context, g *eventstore.Group, from, to eventstore.Cursor, record func(*sql.Tx) error) error {
+func (f *Fetcher) commit(ctx context.Context, g *eventstore.Group, from, to eventstore.Cursor, record func(context.Context, *sql.Tx) error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
 	tx, err := f.store.DB().BeginTx(ctx, nil)
@@ -324,7 +325,7 @@ func (f *Fetcher) commit(ctx context.Context, g *eventstore.Group, from, to even
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 	if record != nil {
-		if err := record(tx); err != nil {
+		if err := record(ctx, tx); err != nil {
 			return fmt.Errorf("commit fetcher offset: %w", err)
 		}
 	}
