@@ -286,7 +286,8 @@ func TestSlowEtsyDoesNotStallProjections(t *testing.T) {
 			}
 			t.Logf("%d orders, %d webhooks stored, %d sales recorded by the fetcher, resource fetches delayed %d and refused %d; products lag at most %.2fs over %d samples",
 				orders, evidence, recorded, st.ResourceDelayed, st.ResourceThrottled, maxLag, counted)
-			if counted < orders/4 {
+			// Ten samples are 2.5 s of orders flowing past a waiting fetcher.
+			if counted < 10 {
 				t.Fatalf("only %d of %d lag samples were free of other databases' long transactions: the shared cluster is too busy to judge", counted, orders)
 			}
 			if evidence < orders {
