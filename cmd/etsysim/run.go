@@ -130,10 +130,13 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	fs := flags(&c)
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return c, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -195,11 +198,14 @@ type summary struct {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := parse(args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) || (len(args) > 0 && args[0] == "help") {
 		fs := flags(&config{})
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return nil
+	}
+	if errors.Is(err, errUsage) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("config: %w", err)

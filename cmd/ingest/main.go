@@ -28,11 +28,74 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "ingest: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(cliMain(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
+
+var errUsage = errors.New("usage")
+
+// subcommand is a one-shot command of the ingest binary; without one,
+// ingest serves.
+type subcommand struct {
+	usage func() string
+	run   func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error
+}
+
+// subcommands is every subcommand: dispatch and help both read it.
+var subcommands = map[string]subcommand{
+	"reconcile": {usage: reconcileHelp, run: runReconcile},
+}
+
+// cliMain runs a command line and turns its outcome into the exit status:
+// 0, 1 for a failure, or 2 for a usage error, which it explains on stderr
+// followed by the usage concerned.
+func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, getenv, stdout)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "ingest: %v\n", err)
+	if errors.Is(err, errUsage) {
+		fmt.Fprintf(stderr, "\n%s", usageOf(args))
+		return 2
+	}
+	return 1
+}
+
+// usageOf is the usage of the subcommand args name, else ingest's.
+func usageOf(args []string) string {
+	if len(args) > 0 {
+		if sub, ok := subcommands[args[0]]; ok {
+			return sub.usage()
+		}
+	}
+	return usage
+}
+
+const usage = `ingest [command]
+
+Without a command, ingest serves: Etsy's webhooks at POST /webhooks/etsy and
+the shop connect flow under /connect/etsy/ on SHOPLEDGER_INGEST_ADDR
+(/healthz too), /metrics and /readyz on SHOPLEDGER_INGEST_OPS_ADDR. It
+follows each webhook's resource_url and reconciles connected shops on
+their interval.
+
+Commands:
+  reconcile   run one reconciliation pass now and print what it found
+
+"ingest <command> --help" shows a command's usage.
+
+Environment (the main settings; docs/operations.md lists them all):
+  SHOPLEDGER_DATABASE_URL         PostgreSQL URL (default ` + service.DefaultDatabaseURL + `)
+  SHOPLEDGER_INGEST_ADDR          public listener (default 127.0.0.1:8081)
+  SHOPLEDGER_INGEST_OPS_ADDR      /metrics and /readyz (default 127.0.0.1:9081; keep it private)
+  SHOPLEDGER_WEBHOOK_SECRETS      whsec_ signing secrets, current first (webhooks answer 503 without)
+  SHOPLEDGER_TOKEN_KEYS           id:base64key,... encrypting shop tokens (shop connections and
+                                  reconciliation are off without)
+  SHOPLEDGER_ETSY_KEYSTRING, SHOPLEDGER_ETSY_SHARED_SECRET   the Etsy app's key
+  SHOPLEDGER_ETSY_API_URL         default ` + etsy.DefaultBaseURL + `
+  SHOPLEDGER_RECONCILE_INTERVAL   default polling interval of a shop (default 15m)
+  SHOPLEDGER_LOG_LEVEL            debug, info, warn or error (default info)
+`
 
 // config is everything ingest reads from SHOPLEDGER_* variables.
 type config struct {
@@ -160,11 +223,21 @@ func (noShopsConnected) ForShop(_ context.Context, shopID int64) (etsy.TokenSour
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "reconcile" { // the one-shot pass, reconcile.go
-		return runReconcile(ctx, args[1:], getenv, stdout)
+	// Help is answered before any setting is read or anything opened.
+	if len(args) > 0 && args[0] == "help" {
+		fmt.Fprint(stdout, usageOf(args[1:]))
+		return nil
+	}
+	if service.HelpRequested(args) {
+		fmt.Fprint(stdout, usageOf(args))
+		return nil
 	}
 	if len(args) > 0 {
-		return fmt.Errorf("unknown argument %q: ingest takes its settings from SHOPLEDGER_* variables", args[0])
+		sub, ok := subcommands[args[0]]
+		if !ok {
+			return fmt.Errorf("%w: unknown command %q: ingest takes its settings from SHOPLEDGER_* variables", errUsage, args[0])
+		}
+		return sub.run(ctx, args[1:], getenv, stdout)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -18,33 +18,44 @@ import (
 )
 
 func init() {
-	commands["thresholds"] = command{summary: "set low-stock thresholds (shop default, listing, variant)", run: runThresholds}
-	commands["alert-channels"] = command{summary: "configure where a shop's low-stock alerts go, and its webhook secret", run: runAlertChannels}
+	commands["thresholds"] = command{
+		summary: "set low-stock thresholds (shop default, listing, variant)",
+		usage:   thresholdsUsage,
+		subs:    map[string]func(context.Context, *cli, []string) error{"set": thresholdsSet},
+	}
+	alertChannelSubs := map[string]func(context.Context, *cli, []string) error{}
+	for _, sub := range []string{"add", "list", "remove", "secret"} {
+		alertChannelSubs[sub] = func(ctx context.Context, c *cli, args []string) error {
+			return runAlertChannels(ctx, c, sub, args)
+		}
+	}
+	commands["alert-channels"] = command{
+		summary: "configure where a shop's low-stock alerts go, and its webhook secret",
+		usage:   alertChannelsUsage,
+		subs:    alertChannelSubs,
+	}
 }
 
 const thresholdsUsage = `ledger thresholds set --shop <shop id> [--listing <listing id> [--variant <variant key>]] <threshold> --actor <who>
 
   Without --listing it sets the shop default (5 unless set); with --listing
   the listing's line; with --variant that variant's own. An alert is raised
-  when a variant's balance is at or below its line.`
+  when a variant's balance is at or below its line. --actor (required)
+  names who asked; it is recorded in the event.
+` + usageEnv
 
-func runThresholds(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 || args[0] != "set" {
-		fmt.Fprintln(c.stdout, thresholdsUsage)
-		return fmt.Errorf("%w: thresholds needs set", errUsage)
-	}
-	fs := flag.NewFlagSet("thresholds set", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+func thresholdsSet(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags("thresholds set")
 	shop := fs.Int64("shop", 0, "shop id (required)")
 	listing := fs.Int64("listing", 0, "listing id: set the listing's threshold")
 	variant := fs.String("variant", "", "variant key (with --listing): set the variant's threshold")
 	actor := fs.String("actor", "", "who asks for the change, recorded in the event (required)")
-	pos, err := parseInterleaved(fs, args[1:])
+	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("%w: exactly one threshold is required\n%s", errUsage, thresholdsUsage)
+		return fmt.Errorf("%w: exactly one threshold is required", errUsage)
 	}
 	n, err := strconv.ParseInt(pos[0], 10, 64)
 	if err != nil || n < 0 {
@@ -114,24 +125,29 @@ ledger alert-channels secret --shop <shop id> [--rotate]
   Channels set here add to those of the shop's settings. A Slack incoming
   webhook URL is a secret: it is stored here, never in the event log, and
   listed masked. "secret" prints the key our alert webhooks are signed with
-  (Standard Webhooks, "whsec_…"); sellers verify webhook-signature with it.`
+  (Standard Webhooks, "whsec_…"); sellers verify webhook-signature with it.
+` + usageEnv
 
-func runAlertChannels(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(c.stdout, alertChannelsUsage)
-		return fmt.Errorf("%w: alert-channels needs add, list, remove or secret", errUsage)
-	}
-	fs := flag.NewFlagSet("alert-channels "+args[0], flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+func runAlertChannels(ctx context.Context, c *cli, sub string, args []string) error {
+	fs := newFlags("alert-channels " + sub)
 	shop := fs.Int64("shop", 0, "shop id")
-	kind := fs.String("kind", "", "email, webhook or slack")
-	target := fs.String("target", "", "email address or URL")
-	rotate := fs.Bool("rotate", false, "replace the signing secret")
-	pos, err := parseInterleaved(fs, args[1:])
+	var kind, target *string
+	var rotate *bool
+	switch sub {
+	case "add":
+		kind = fs.String("kind", "", "email, webhook or slack")
+		target = fs.String("target", "", "email address or URL")
+	case "secret":
+		rotate = fs.Bool("rotate", false, "replace the signing secret")
+	}
+	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if args[0] != "list" && *shop <= 0 {
+	if sub != "remove" && len(pos) > 0 {
+		return fmt.Errorf("%w: alert-channels %s takes no argument %q", errUsage, sub, pos[0])
+	}
+	if sub != "list" && *shop <= 0 {
 		return fmt.Errorf("%w: --shop <shop id> is required", errUsage)
 	}
 	db, closeDB, err := c.openDB(ctx)
@@ -140,7 +156,7 @@ func runAlertChannels(ctx context.Context, c *cli, args []string) error {
 	}
 	defer closeDB()
 	chans := alerts.NewChannels(db)
-	switch args[0] {
+	switch sub {
 	case "add":
 		ch, err := chans.Add(ctx, *shop, *kind, *target)
 		if errors.Is(err, alerts.ErrInvalidChannel) {
@@ -187,9 +203,6 @@ func runAlertChannels(ctx context.Context, c *cli, args []string) error {
 		// The secret goes to stdout only, never to the log.
 		c.logger.Info("alert webhook secret shown", "shop_id", *shop, "rotated", *rotate)
 		fmt.Fprintln(c.stdout, secret)
-	default:
-		fmt.Fprintln(c.stdout, alertChannelsUsage)
-		return fmt.Errorf("%w: unknown alert-channels command %q", errUsage, args[0])
 	}
 	return nil
 }

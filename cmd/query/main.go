@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -19,11 +20,45 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "query: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(cliMain(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
+
+var errUsage = errors.New("usage")
+
+// cliMain runs a command line and turns its outcome into the exit status:
+// 0, 1 for a failure, or 2 for a usage error, which it explains on stderr
+// followed by the usage.
+func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, getenv, stdout)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "query: %v\n", err)
+	if errors.Is(err, errUsage) {
+		fmt.Fprintf(stderr, "\n%s", usage)
+		return 2
+	}
+	return 1
+}
+
+const usage = `query
+
+Serves sellers and auditors: the JSON API under /v1 (docs/api.md),
+/openapi.json and /healthz on SHOPLEDGER_QUERY_ADDR; /metrics and /readyz on
+SHOPLEDGER_QUERY_OPS_ADDR. It takes no arguments: every setting comes from
+the environment.
+
+Environment (docs/operations.md lists them all):
+  SHOPLEDGER_DATABASE_URL          PostgreSQL URL (default ` + service.DefaultDatabaseURL + `)
+  SHOPLEDGER_QUERY_ADDR            public listener (default 127.0.0.1:8080)
+  SHOPLEDGER_QUERY_OPS_ADDR        /metrics and /readyz (default 127.0.0.1:9080; keep it private)
+  SHOPLEDGER_QUERY_TIMEOUT         per-request database time (default 5s)
+  SHOPLEDGER_QUERY_TOKEN_RATE, SHOPLEDGER_QUERY_TOKEN_BURST       requests a second per token (20, 40)
+  SHOPLEDGER_QUERY_ADDRESS_RATE, SHOPLEDGER_QUERY_ADDRESS_BURST   requests a second per client (100, 200)
+  SHOPLEDGER_QUERY_TRUSTED_PROXIES comma-separated proxy addresses or CIDRs whose
+                                   X-Forwarded-For/Forwarded name the client (default none)
+  SHOPLEDGER_LOG_LEVEL             debug, info, warn or error (default info)
+`
 
 // config is everything query reads from SHOPLEDGER_* variables.
 type config struct {
@@ -86,6 +121,14 @@ func withStatementTimeout(dbURL string, d time.Duration) (string, error) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	// Help is answered before any setting is read or anything opened.
+	if service.HelpRequested(args) || (len(args) > 0 && args[0] == "help") {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	if len(args) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q: query takes its settings from SHOPLEDGER_* variables", errUsage, args[0])
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
