@@ -101,8 +101,10 @@ Environment (the main settings; docs/operations.md lists them all):
 type config struct {
 	DatabaseURL string
 	Addr        string
-	LogLevel    string
-	DBMaxConns  int64
+	// OpsAddr serves /metrics and /readyz, apart from the public Addr.
+	OpsAddr    string
+	LogLevel   string
+	DBMaxConns int64
 	// AllowNonDurableDB starts on a database whose commits are not durable.
 	AllowNonDurableDB bool
 
@@ -129,6 +131,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
 		DatabaseURL: env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
 		Addr:        env.String("SHOPLEDGER_INGEST_ADDR", "127.0.0.1:8081"),
+		OpsAddr:     env.String("SHOPLEDGER_INGEST_OPS_ADDR", "127.0.0.1:9081"),
 		LogLevel:    env.String("SHOPLEDGER_LOG_LEVEL", "info"),
 		DBMaxConns:  env.Int("SHOPLEDGER_INGEST_DB_MAX_CONNS", 20),
 
@@ -195,6 +198,7 @@ func (c config) logValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("database", service.RedactURL(c.DatabaseURL)),
 		slog.String("addr", c.Addr),
+		slog.String("ops_addr", c.OpsAddr),
 		slog.Bool("allow_nondurable_database", c.AllowNonDurableDB),
 		slog.Any("webhook_secrets", masked),
 		slog.Int64("webhook_max_batch", c.CommitMaxBatch),
@@ -294,9 +298,12 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 	defer db.Close()
 
 	reg := service.NewRegistry()
-	ready := &service.Readiness{}
+	ready := &service.Readiness{Logger: logger}
 	ready.Add("database", db.PingContext)
-	mux := service.OpsMux(reg, ready)
+	// The public listener serves Etsy and sellers (webhooks, the connect
+	// flow) and a bare /healthz; metrics and readiness stay on the ops one.
+	public := http.NewServeMux()
+	public.HandleFunc("GET /healthz", service.Healthz)
 	store := eventstore.New(db)
 
 	committer, err := ingest.NewCommitter(store, ingest.CommitterConfig{
@@ -337,7 +344,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 		if err != nil {
 			return err
 		}
-		if err := sw.mount(mux); err != nil {
+		if err := sw.mount(public); err != nil {
 			return err
 		}
 		d.Tokens, d.Limiter = sw.store, sw.limiter
@@ -361,7 +368,9 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 		logger.Warn("fetcher disabled: webhooks are stored but not followed")
 	}
 
-	return service.Serve(ctx, cfg.Addr, routes(webhooks, mux), "ingest", stdout, logger)
+	return service.ServeAll(ctx, stdout, logger,
+		service.Listener{Addr: cfg.Addr, Handler: routes(webhooks, public), Banner: "ingest listening on"},
+		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("ingest")})
 }
 
 // startFetcher runs the fetcher's consumer group until ctx ends. Without
@@ -422,10 +431,10 @@ func startFetcher(ctx context.Context, cfg config, store *eventstore.Store, tran
 	}, nil
 }
 
-// routes serves the webhook endpoint and the ops endpoints. It never
+// routes serves the webhook endpoint and the other public routes. It never
 // answers with a redirect: Etsy counts a 3xx as a failed delivery, and
 // http.ServeMux would redirect unclean paths, so those get 404 instead.
-func routes(webhooks http.Handler, ops http.Handler) http.Handler {
+func routes(webhooks http.Handler, public http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if p == ingest.WebhookPath {
@@ -436,6 +445,6 @@ func routes(webhooks http.Handler, ops http.Handler) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		ops.ServeHTTP(w, r)
+		public.ServeHTTP(w, r)
 	})
 }

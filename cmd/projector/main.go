@@ -74,7 +74,8 @@ func usageOf(args []string) string {
 
 // config is everything projector reads from SHOPLEDGER_* variables.
 type config struct {
-	DatabaseURL   string
+	DatabaseURL string
+	// Addr is the projector's only listener: its ops endpoints.
 	Addr          string
 	LogLevel      string
 	DBConns       int64
@@ -96,7 +97,7 @@ type config struct {
 func loadConfig(env *service.Env) config {
 	c := config{
 		DatabaseURL:   env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
-		Addr:          env.String("SHOPLEDGER_PROJECTOR_ADDR", "127.0.0.1:8082"),
+		Addr:          env.String("SHOPLEDGER_PROJECTOR_OPS_ADDR", env.String("SHOPLEDGER_PROJECTOR_ADDR", "127.0.0.1:8082")),
 		LogLevel:      env.String("SHOPLEDGER_LOG_LEVEL", "info"),
 		DBConns:       env.Int("SHOPLEDGER_PROJECTOR_DB_CONNS", 20),
 		BatchSize:     env.Int("SHOPLEDGER_PROJECTOR_BATCH_SIZE", 2000),
@@ -233,7 +234,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	ready := &service.Readiness{}
+	ready := &service.Readiness{Logger: logger}
 	ready.Add("database", db.PingContext)
 	ready.Add("projections", runner.Ready)
 	mux := service.OpsMux(reg, ready)
@@ -300,7 +301,9 @@ Commands:
 
 Environment (the main settings; docs/operations.md lists them all):
   SHOPLEDGER_DATABASE_URL         PostgreSQL URL (default ` + service.DefaultDatabaseURL + `)
-  SHOPLEDGER_PROJECTOR_OPS_ADDR   /healthz, /readyz and /metrics (default 127.0.0.1:8082; keep it private)
+  SHOPLEDGER_PROJECTOR_OPS_ADDR   its only listener: /healthz, /readyz and /metrics
+                                  (default 127.0.0.1:8082; keep it private; SHOPLEDGER_PROJECTOR_ADDR
+                                  is read when it is unset)
   SHOPLEDGER_PROJECTOR_PROJECTIONS  comma-separated projections to run (default all)
   SHOPLEDGER_SMTP_ADDR            mail server for e-mail alerts (unset: they wait, pending)
   SHOPLEDGER_LOG_LEVEL            debug, info, warn or error (default info)

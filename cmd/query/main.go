@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -62,8 +63,10 @@ Environment (docs/operations.md lists them all):
 
 // config is everything query reads from SHOPLEDGER_* variables.
 type config struct {
-	DatabaseURL  string
-	Addr         string
+	DatabaseURL string
+	Addr        string
+	// OpsAddr serves /metrics and /readyz, apart from the public Addr.
+	OpsAddr      string
 	LogLevel     string
 	DBConns      int64
 	QueryTimeout time.Duration
@@ -80,6 +83,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
 		DatabaseURL:  env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
 		Addr:         env.String("SHOPLEDGER_QUERY_ADDR", "127.0.0.1:8080"),
+		OpsAddr:      env.String("SHOPLEDGER_QUERY_OPS_ADDR", "127.0.0.1:9080"),
 		LogLevel:     env.String("SHOPLEDGER_LOG_LEVEL", "info"),
 		DBConns:      env.Int("SHOPLEDGER_QUERY_DB_CONNS", 20),
 		QueryTimeout: env.Duration("SHOPLEDGER_QUERY_TIMEOUT", 5*time.Second),
@@ -137,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "query")
-	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr,
+	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr, "ops_addr", cfg.OpsAddr,
 		"query_timeout", cfg.QueryTimeout, "db_conns", cfg.DBConns, "allow_nondurable_database", cfg.AllowNonDurableDB,
 		"token_rate", cfg.TokenRate, "token_burst", cfg.TokenBurst, "address_rate", cfg.AddressRate, "address_burst", cfg.AddressBurst)
 
@@ -164,7 +168,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer db.Close()
 
 	reg := service.NewRegistry()
-	ready := &service.Readiness{}
+	ready := &service.Readiness{Logger: logger}
 	ready.Add("database", db.PingContext)
 
 	store := httpapi.NewStore(db)
@@ -191,7 +195,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	mux := service.OpsMux(reg, ready)
-	mux.Handle("/", api)
-	return service.Serve(ctx, cfg.Addr, mux, "query", stdout, logger)
+	// The public listener serves the API and a bare /healthz; metrics and
+	// readiness stay on the ops one.
+	public := http.NewServeMux()
+	public.HandleFunc("GET /healthz", service.Healthz)
+	public.Handle("/", api)
+	return service.ServeAll(ctx, stdout, logger,
+		service.Listener{Addr: cfg.Addr, Handler: public, Banner: "query listening on"},
+		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("query")})
 }
