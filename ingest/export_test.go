@@ -19,3 +19,6 @@ func CountParses(h *WebhookHandler, onParse func()) {
 		return inner(b)
 	}
 }
+
+// Queued is how many appends wait for a committer worker to take them.
+func Queued(c *Committer) int { return len(c.reqs) }
