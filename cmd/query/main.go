@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -56,8 +57,11 @@ Environment (docs/operations.md lists them all):
   SHOPLEDGER_QUERY_TIMEOUT         per-request database time (default 5s)
   SHOPLEDGER_QUERY_TOKEN_RATE, SHOPLEDGER_QUERY_TOKEN_BURST       requests a second per token (20, 40)
   SHOPLEDGER_QUERY_ADDRESS_RATE, SHOPLEDGER_QUERY_ADDRESS_BURST   requests a second per client (100, 200)
+  SHOPLEDGER_QUERY_AUTH_FAILURE_RATE, SHOPLEDGER_QUERY_AUTH_FAILURE_BURST
+                                   failed authentications a second per client (1, 10)
   SHOPLEDGER_QUERY_TRUSTED_PROXIES comma-separated proxy addresses or CIDRs whose
-                                   X-Forwarded-For/Forwarded name the client (default none)
+                                   SHOPLEDGER_QUERY_PROXY_HEADER names the client (default none)
+  SHOPLEDGER_QUERY_PROXY_HEADER    X-Forwarded-For (default) or Forwarded: the one the proxies set
   SHOPLEDGER_LOG_LEVEL             debug, info, warn or error (default info)
 `
 
@@ -74,6 +78,13 @@ type config struct {
 	TokenBurst   int64
 	AddressRate  float64
 	AddressBurst int64
+	// AuthFailureRate and AuthFailureBurst limit failed authentications
+	// per client, in a bucket of their own.
+	AuthFailureRate  float64
+	AuthFailureBurst int64
+	// TrustedProxies may name the client in ProxyHeader.
+	TrustedProxies []netip.Prefix
+	ProxyHeader    httpapi.ProxyHeader
 	// AllowNonDurableDB starts on a database whose commits are not durable.
 	AllowNonDurableDB bool
 }
@@ -92,6 +103,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AddressRate:  env.Float("SHOPLEDGER_QUERY_ADDRESS_RATE", 100),
 		AddressBurst: env.Int("SHOPLEDGER_QUERY_ADDRESS_BURST", 200),
 
+		AuthFailureRate:  env.Float("SHOPLEDGER_QUERY_AUTH_FAILURE_RATE", 1),
+		AuthFailureBurst: env.Int("SHOPLEDGER_QUERY_AUTH_FAILURE_BURST", 10),
+
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 	}
 	if c.DBConns < 1 || c.DBConns > 1000 {
@@ -105,6 +119,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.TokenBurst < 1 || c.AddressBurst < 1 {
 		env.Fail("SHOPLEDGER_QUERY_TOKEN_BURST and SHOPLEDGER_QUERY_ADDRESS_BURST must be at least 1")
+	}
+	if c.AuthFailureRate < 0 || c.AuthFailureBurst < 1 {
+		env.Fail("SHOPLEDGER_QUERY_AUTH_FAILURE_RATE must not be negative and SHOPLEDGER_QUERY_AUTH_FAILURE_BURST must be at least 1")
+	}
+	proxies, err := httpapi.ParseTrustedProxies(env.List("SHOPLEDGER_QUERY_TRUSTED_PROXIES", nil))
+	if err != nil {
+		env.Fail("SHOPLEDGER_QUERY_TRUSTED_PROXIES: %v", err)
+	}
+	c.TrustedProxies = proxies
+	if c.ProxyHeader, err = httpapi.ParseProxyHeader(env.String("SHOPLEDGER_QUERY_PROXY_HEADER", "X-Forwarded-For")); err != nil {
+		env.Fail("SHOPLEDGER_QUERY_PROXY_HEADER: %v", err)
 	}
 	return c, env.Err()
 }
@@ -143,7 +168,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "query")
 	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr, "ops_addr", cfg.OpsAddr,
 		"query_timeout", cfg.QueryTimeout, "db_conns", cfg.DBConns, "allow_nondurable_database", cfg.AllowNonDurableDB,
-		"token_rate", cfg.TokenRate, "token_burst", cfg.TokenBurst, "address_rate", cfg.AddressRate, "address_burst", cfg.AddressBurst)
+		"token_rate", cfg.TokenRate, "token_burst", cfg.TokenBurst, "address_rate", cfg.AddressRate, "address_burst", cfg.AddressBurst,
+		"auth_failure_rate", cfg.AuthFailureRate, "auth_failure_burst", cfg.AuthFailureBurst,
+		"trusted_proxies", fmt.Sprint(cfg.TrustedProxies), "proxy_header", cfg.ProxyHeader)
 
 	// Migrations run on their own short-lived pool: the serving pool's
 	// statement_timeout would cut a long migration short. OpenDB also
@@ -191,6 +218,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		TokenBurst:   int(cfg.TokenBurst),
 		AddressRate:  cfg.AddressRate,
 		AddressBurst: int(cfg.AddressBurst),
+
+		AuthFailureRate:  cfg.AuthFailureRate,
+		AuthFailureBurst: int(cfg.AuthFailureBurst),
+		TrustedProxies:   cfg.TrustedProxies,
+		ProxyHeader:      cfg.ProxyHeader,
 	})
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -164,6 +165,29 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		"SHOPLEDGER_QUERY_DB_CONNS":    "many",
 	}))
 	for _, name := range []string{"SHOPLEDGER_QUERY_TIMEOUT", "SHOPLEDGER_QUERY_TOKEN_RATE", "SHOPLEDGER_QUERY_TOKEN_BURST", "SHOPLEDGER_QUERY_DB_CONNS"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("config error %v does not name %s", err, name)
+		}
+	}
+}
+
+func TestConfigReadsTrustedProxies(t *testing.T) {
+	cfg, err := loadConfig(service.MapEnv(map[string]string{
+		"SHOPLEDGER_QUERY_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.10",
+		"SHOPLEDGER_QUERY_PROXY_HEADER":    "forwarded",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintln(cfg.TrustedProxies, cfg.ProxyHeader, cfg.AuthFailureRate, cfg.AuthFailureBurst); got != "[10.0.0.0/8 192.0.2.10/32] Forwarded 1 10\n" {
+		t.Errorf("config = %s", got)
+	}
+	_, err = loadConfig(service.MapEnv(map[string]string{
+		"SHOPLEDGER_QUERY_TRUSTED_PROXIES":    "10.0.0.0/8, proxy.internal",
+		"SHOPLEDGER_QUERY_PROXY_HEADER":       "X-Real-IP",
+		"SHOPLEDGER_QUERY_AUTH_FAILURE_BURST": "0",
+	}))
+	for _, name := range []string{"SHOPLEDGER_QUERY_TRUSTED_PROXIES", "SHOPLEDGER_QUERY_PROXY_HEADER", "SHOPLEDGER_QUERY_AUTH_FAILURE_BURST"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("config error %v does not name %s", err, name)
 		}
