@@ -35,6 +35,7 @@ var samples = []events.Payload{
 	events.StockObserved{ListingID: 2, VariantKey: "sku:M-1", Quantity: 4, ObservedAt: at, Source: "webhook"},
 	events.StockDriftDetected{ListingID: 2, VariantKey: "sku:M-1", Expected: 5, Observed: 4},
 	events.StockThresholdSet{Scope: events.ScopeVariant, ShopID: 1, ListingID: 2, VariantKey: "sku:M-1", Threshold: 3, Actor: "token:abc"},
+	events.StockThresholdCleared{Scope: events.ScopeVariant, ShopID: 1, ListingID: 2, VariantKey: "sku:M-1", Actor: "ann", Reason: "set on the wrong variant"},
 	events.SaleRecorded{ReceiptID: 5, ShopID: 1, Status: "paid", Items: []events.SaleItem{{TransactionID: 6, ListingID: 2, VariantKey: "sku:M-1", SKU: "M-1", Title: "Mug", Quantity: 2, UnitPrice: events.Money{Amount: 1250, Currency: "EUR"}}}, Subtotal: events.Money{Amount: 2500, Currency: "EUR"}, Shipping: events.Money{Amount: 400, Currency: "EUR"}, Tax: events.Money{Amount: 0, Currency: "EUR"}, Discount: events.Money{Amount: 0, Currency: "EUR"}, GrandTotal: events.Money{Amount: 2900, Currency: "EUR"}, CreatedAt: at, EtsyUpdatedAt: at},
 	events.SalePaid{ReceiptID: 5},
 	events.SaleShipped{ReceiptID: 5, Carrier: "dhl", TrackingCode: "T1"},

@@ -114,6 +114,10 @@ func shopOf(rec events.Record) (int64, bool) {
 		if d.Scope == events.ScopeShop {
 			return d.ShopID, true
 		}
+	case events.StockThresholdCleared:
+		if d.Scope == events.ScopeShop {
+			return d.ShopID, true
+		}
 	}
 	return 0, false
 }
@@ -163,6 +167,8 @@ func foldShop(s *Shop, rec events.Record) bool {
 		}
 	case events.StockThresholdSet:
 		s.DefaultLowStockThreshold = d.Threshold
+	case events.StockThresholdCleared:
+		s.DefaultLowStockThreshold = DefaultLowStockThreshold
 	default:
 		return false
 	}
@@ -189,7 +195,8 @@ func (*Shops) Tables() []string { return []string{shopsTable.name} }
 func (*Shops) Handles(typ string) bool {
 	switch typ {
 	case events.TypeShopConnected, events.TypeShopDisconnected, events.TypeShopReauthRequired,
-		events.TypeShopSettingsChanged, events.TypeReconciliationDone, events.TypeStockThresholdSet:
+		events.TypeShopSettingsChanged, events.TypeReconciliationDone, events.TypeStockThresholdSet,
+		events.TypeStockThresholdCleared:
 		return true
 	}
 	return false

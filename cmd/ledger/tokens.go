@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -74,6 +75,29 @@ func tokensCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer closeDB()
+	k, err := newKnowledge(db, c)
+	if err != nil {
+		return err
+	}
+	owned, err := k.sellerShops(ctx, *seller)
+	if err != nil {
+		return err
+	}
+	if len(owned) == 0 {
+		return fmt.Errorf("%w: no shop of Etsy user %d was ever connected; nothing was written", errUnknown, *seller)
+	}
+	var chk check
+	for _, id := range shops {
+		if slices.Contains(owned, id) {
+			chk.add(fmt.Sprintf("shop %d", id), true)
+		} else {
+			chk.add(fmt.Sprintf("shop %d (not one of seller %d's: %s)", id, *seller, shopScope(owned)), false)
+		}
+	}
+	if err := chk.err(); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "found seller %d with shops %s\n", *seller, shopScope(owned))
 	secret, tok, err := httpapi.NewTokenStore(db).Create(ctx, httpapi.NewToken{SellerID: *seller, Role: r, ShopIDs: shops, Label: *label, TTL: *ttl})
 	if err != nil {
 		return err
