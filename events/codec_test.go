@@ -25,7 +25,7 @@ var samples = []events.Payload{
 	events.ShopDisconnected{ShopID: 1, Reason: "seller asked"},
 	events.ShopSettingsChanged{ShopID: 1, SyncEnabled: yes(), SyncIntervalSeconds: n(900), DefaultLowStockThreshold: n(5), AlertChannels: []events.AlertChannel{{Kind: "email", Target: "a@example.com"}}},
 	events.ShopReauthRequired{ShopID: 1, Reason: "invalid_grant"},
-	events.ReconciliationCompleted{ShopID: 1, StartedAt: at, FinishedAt: at.Add(time.Second), Watermark: at, ReceiptsSeen: 3, ListingsSeen: 4, EventsAppended: 5, DriftFound: 1, APICalls: 7, DurationMillis: 1000, Scope: "all"},
+	events.ReconciliationCompleted{ShopID: 1, StartedAt: at, FinishedAt: at.Add(time.Second), Watermark: at, ReceiptsSeen: 3, ListingsSeen: 4, EventsAppended: 5, DriftFound: 1, APICalls: 7, DurationMillis: 1000, Scope: "all", IntervalSeconds: 300},
 	events.ListingImported{ListingID: 2, ShopID: 1, Title: "Mug", State: "active", URL: "https://etsy.com/listing/2", Price: events.Money{Amount: 1250, Currency: "EUR"}, Variants: []events.Variant{{Key: "sku:M-1", SKU: "M-1", ProductID: 3, Properties: "Color: Blue", Price: events.Money{Amount: 1250, Currency: "EUR"}, Enabled: true}}, EtsyUpdatedAt: at},
 	events.ListingUpdated{ListingID: 2, ShopID: 1, Title: "Mug", State: "active", Price: events.Money{Amount: 1300, Currency: "EUR"}, EtsyUpdatedAt: at},
 	events.ListingStateChanged{ListingID: 2, From: "active", To: "sold_out"},

@@ -120,6 +120,10 @@ type ReconciliationCompleted struct {
 	APICalls       int       `json:"api_calls"`
 	DurationMillis int64     `json:"duration_ms"`
 	Scope          string    `json:"scope,omitempty"` // all, products, sales
+	// IntervalSeconds is the polling interval in force for the shop when
+	// the run completed: its own setting, else the scheduler's default.
+	// Zero when the reconciler was not told its default.
+	IntervalSeconds int64 `json:"interval_seconds,omitempty"`
 }
 
 // Variant is one purchasable combination of a listing as Etsy describes it.

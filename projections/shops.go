@@ -153,6 +153,12 @@ func foldShop(s *Shop, rec events.Record) bool {
 			s.AlertChannels = append([]events.AlertChannel{}, d.AlertChannels...)
 		}
 	case events.ReconciliationCompleted:
+		// The interval the scheduler polls the shop at: the shop's own
+		// setting or, without one, the scheduler's default, which only
+		// ingest knows.
+		if d.IntervalSeconds > 0 {
+			s.SyncIntervalSeconds = d.IntervalSeconds
+		}
 		s.LastReconciliation = Reconciliation{
 			StartedAt:      timePtr(d.StartedAt.UTC()),
 			FinishedAt:     timePtr(d.FinishedAt.UTC()),

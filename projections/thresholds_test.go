@@ -97,3 +97,41 @@ func TestClearedThresholdsFallBack(t *testing.T) {
 	// The tables these events reach; the others are empty here.
 	requireSameTables(t, db.DB, []string{"shops", "products", "product_variants"}, projections.ShadowSuffix)
 }
+
+// TestShopReportsTheIntervalInForce: the shop's sync interval is the one
+// its last reconciliation ran under, or its own setting, whichever came
+// last; a run that recorded none leaves it.
+func TestShopReportsTheIntervalInForce(t *testing.T) {
+	db := pgtest.New(t)
+	s := eventstore.New(db.DB)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	shop := int64(9)
+	ss, rs := events.ShopStream(shop), "reconciliation-shop-9"
+	done := func(m int, interval int64) events.Event {
+		return events.New(rs, shop, at(m), events.ReconciliationCompleted{ShopID: shop, StartedAt: at(m), FinishedAt: at(m), Watermark: at(m), Scope: "all", IntervalSeconds: interval})
+	}
+	hour := int64(3600)
+	projs := projections.Default()
+	startRunner(t, db.DB, projs, fastConfig(), nil)
+	interval := func() int64 {
+		t.Helper()
+		waitCaughtUp(t, db.DB, names(projs), 30*time.Second)
+		sh, err := projections.NewReader(db.DB).GetShop(context.Background(), projections.ShopScope(shop), shop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sh.SyncIntervalSeconds
+	}
+	var got []int64
+	appendAll(t, s, []batch{{ss, []events.Event{events.New(ss, shop, at(0), events.ShopConnected{ShopID: shop, ShopName: "Clocks", UserID: 90})}}})
+	got = append(got, interval())
+	appendAll(t, s, []batch{{rs, []events.Event{done(1, 300)}}})
+	got = append(got, interval())
+	appendAll(t, s, []batch{{ss, []events.Event{events.New(ss, shop, at(2), events.ShopSettingsChanged{ShopID: shop, SyncIntervalSeconds: &hour})}}})
+	got = append(got, interval())
+	appendAll(t, s, []batch{{rs, []events.Event{done(3, 0)}}})
+	got = append(got, interval())
+	if diff := cmp.Diff([]int64{900, 300, 3600, 3600}, got); diff != "" {
+		t.Errorf("sync_interval_seconds after each event (-want +got):\n%s", diff)
+	}
+}
