@@ -98,7 +98,7 @@ func (a *Alerter) Handles(eventType string) bool {
 	switch eventType {
 	case events.TypeShopConnected, events.TypeShopSettingsChanged,
 		events.TypeListingImported, events.TypeListingUpdated, events.TypeListingDeleted,
-		events.TypeStockSold, events.TypeStockAdjusted, events.TypeStockThresholdSet:
+		events.TypeStockSold, events.TypeStockAdjusted, events.TypeStockThresholdSet, events.TypeStockThresholdCleared:
 		return true
 	}
 	return false
@@ -184,6 +184,8 @@ func (x *applier) apply(ctx context.Context) error {
 		return x.movement(ctx, p.ListingID, p.VariantKey, p.Delta)
 	case events.StockThresholdSet:
 		return x.threshold(ctx, p)
+	case events.StockThresholdCleared:
+		return x.thresholdCleared(ctx, p)
 	}
 	return nil
 }
@@ -312,6 +314,35 @@ func (x *applier) threshold(ctx context.Context, p events.StockThresholdSet) err
 		return x.evaluate(ctx, `v.shop_id = $1`, []any{shop}, events.ClearedThresholdMoved)
 	}
 	x.a.logger.Warn("ignoring threshold of unknown scope", "event_id", x.rec.ID, "scope", p.Scope)
+	return nil
+}
+
+// thresholdCleared drops a line set before, so that the variants under it
+// fall back to the next line up, and judges them again.
+func (x *applier) thresholdCleared(ctx context.Context, p events.StockThresholdCleared) error {
+	shop := p.ShopID
+	if shop == 0 {
+		shop = x.rec.ShopID
+	}
+	switch p.Scope {
+	case events.ScopeVariant:
+		if _, err := x.tx.ExecContext(ctx, `UPDATE alerter_variants SET threshold = NULL WHERE listing_id = $1 AND variant_key = $2`,
+			p.ListingID, p.VariantKey); err != nil {
+			return err
+		}
+		return x.evaluate(ctx, `v.listing_id = $1 AND v.variant_key = $2`, []any{p.ListingID, p.VariantKey}, events.ClearedThresholdMoved)
+	case events.ScopeListing:
+		if _, err := x.tx.ExecContext(ctx, `UPDATE alerter_listings SET threshold = NULL WHERE listing_id = $1`, p.ListingID); err != nil {
+			return err
+		}
+		return x.evaluate(ctx, `v.listing_id = $1`, []any{p.ListingID}, events.ClearedThresholdMoved)
+	case events.ScopeShop:
+		if _, err := x.tx.ExecContext(ctx, `UPDATE alerter_shops SET default_threshold = NULL WHERE shop_id = $1`, shop); err != nil {
+			return err
+		}
+		return x.evaluate(ctx, `v.shop_id = $1`, []any{shop}, events.ClearedThresholdMoved)
+	}
+	x.a.logger.Warn("ignoring cleared threshold of unknown scope", "event_id", x.rec.ID, "scope", p.Scope)
 	return nil
 }
 

@@ -113,6 +113,24 @@ func TestAlerterRaisesAndClearsExactlyAtTheLine(t *testing.T) {
 			},
 		},
 		{
+			name: "clearing a mistaken line falls back to the next one up",
+			history: []events.Event{
+				adjusted(shop, listing, "S", 8, 0),
+				threshold(events.ScopeListing, shop, listing, "", 9, 1),      // 8 <= 9
+				threshold(events.ScopeVariant, shop, listing, "S", 40, 2),    // still low
+				thresholdCleared(events.ScopeVariant, shop, listing, "S", 3), // back to the listing's 9: still low
+				thresholdCleared(events.ScopeListing, shop, listing, "", 4),  // back to the default 5: 8 > 5
+				threshold(events.ScopeShop, shop, 0, "", 8, 5),               // 8 <= 8
+				thresholdCleared(events.ScopeShop, shop, 0, "", 6),           // 5 again
+			},
+			want: []decision{
+				{Kind: "raise", Variant: "S", Quantity: 8, Threshold: 9, Minute: 1},
+				{Kind: "clear", Variant: "S", Quantity: 8, Threshold: 5, Reason: events.ClearedThresholdMoved, Minute: 4},
+				{Kind: "raise", Variant: "S", Quantity: 8, Threshold: 8, Minute: 5},
+				{Kind: "clear", Variant: "S", Quantity: 8, Threshold: 5, Reason: events.ClearedThresholdMoved, Minute: 6},
+			},
+		},
+		{
 			name: "a listing threshold covers its variants unless a variant sets its own",
 			history: []events.Event{
 				adjusted(shop, listing, "S", 6, 0),

@@ -405,6 +405,74 @@ func TestSMTPDownThenUpDeliversEachAlertOnce(t *testing.T) {
 	}
 }
 
+// Without an e-mail sender (SMTP not configured) e-mail deliveries are not
+// attempted, so never fail: they stay pending, visible as such and in the
+// oldest-undelivered gauge, and go out, with their full retry horizon,
+// once a dispatcher with a sender runs, days later if need be.
+func TestEmailWithoutSMTPWaitsPendingUntilASenderExists(t *testing.T) {
+	const shop, listing = 25, 2500
+	r := newRig(t, 0)
+	cert, pool := testCert(t)
+	secret, err := r.channels.WebhookSecret(context.Background(), shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := startHookReceiver(t, func() string { return secret })
+	r.feed(settings(shop, nil, []events.AlertChannel{{Kind: "email", Target: "sam@seller.test"}, {Kind: "webhook", Target: hooks.srv.URL}}, 0),
+		adjusted(shop, listing, "S", 1, 1))
+	webhookOnly := r.dispatcher(map[string]alerts.Sender{
+		alerts.KindWebhook: alerts.NewWebhookSender(alerts.NewHTTPClient(5*time.Second, true), r.channels, alerts.Links{}, r.clock.Now),
+	}, alerts.DispatcherConfig{GiveUpAfter: 24 * time.Hour})
+	if n := r.dispatch(webhookOnly); n != 1 {
+		t.Fatalf("first pass attempted %d deliveries, want the webhook's alone", n)
+	}
+	for range 3 {
+		r.clock.Advance(24 * time.Hour)
+		if n := r.dispatch(webhookOnly); n != 0 {
+			t.Fatalf("a pass without an e-mail sender attempted %d", n)
+		}
+	}
+	status := func() map[string]string {
+		t.Helper()
+		a := r.openAlerts(shop)[0]
+		full, err := alerts.Get(context.Background(), r.db.DB, []int64{shop}, a.AlertID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, dl := range full.Deliveries {
+			out[dl.Kind] = fmt.Sprintf("%s after %d attempts", dl.Status, dl.Attempts)
+		}
+		return out
+	}
+	want := map[string]string{"email": "pending after 0 attempts", "webhook": "delivered after 1 attempts"}
+	if diff := cmp.Diff(want, status()); diff != "" {
+		t.Errorf("deliveries without SMTP (-want +got):\n%s", diff)
+	}
+	if got := metricValue(t, r.reg, "shopledger_alert_oldest_undelivered_seconds", nil); got < 72*3600 {
+		t.Errorf("oldest undelivered = %vs, want the e-mail's three days", got)
+	}
+
+	mails, addr := startMailServer(t, "127.0.0.1:0", cert)
+	// The projector restarted with SHOPLEDGER_SMTP_ADDR set.
+	withSMTP, err := alerts.NewDispatcher(r.db.DB, alerts.DispatcherConfig{
+		Senders: map[string]alerts.Sender{alerts.KindEmail: r.emailSender(addr, pool)}, GiveUpAfter: 24 * time.Hour, Now: r.clock.Now,
+	}, r.logger(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.dispatch(withSMTP); n != 1 {
+		t.Fatalf("the pass with an e-mail sender attempted %d, want 1", n)
+	}
+	want["email"] = "delivered after 1 attempts"
+	if diff := cmp.Diff(want, status()); diff != "" {
+		t.Errorf("deliveries once SMTP is configured (-want +got):\n%s", diff)
+	}
+	if n := len(mails.received()); n != 1 {
+		t.Errorf("%d mails received, want 1", n)
+	}
+}
+
 func TestDeliveryGivesUpAfterTheRetryHorizon(t *testing.T) {
 	const shop, listing = 23, 2300
 	r := newRig(t, 0)

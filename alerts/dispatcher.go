@@ -56,14 +56,18 @@ func IsPermanent(err error) bool {
 // DispatcherConfig tunes the outbox worker.
 type DispatcherConfig struct {
 	// Senders by channel kind (KindEmail, KindWebhook, KindSlack). A
-	// delivery of a kind without a sender fails at once (SMTP not
-	// configured, say) rather than arriving days late.
+	// delivery of a kind without a sender (SMTP not configured, say) is
+	// never claimed: it stays pending, counted in the oldest-undelivered
+	// gauge and shown as pending with no attempt, until a process with
+	// that sender picks it up. Nothing fails for good unseen.
 	Senders map[string]Sender
 	// InitialBackoff is the wait after the first failure; each further
 	// failure doubles it up to MaxBackoff.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
-	// GiveUpAfter is the retry horizon, counted from enqueueing: a retry
+	// GiveUpAfter is the retry horizon, counted from the first attempt
+	// (which follows enqueueing at once unless the kind had no sender): a
+	// retry
 	// that would start later fails the delivery for good.
 	GiveUpAfter time.Duration
 	// Lease is how long a claimed delivery is hidden from other workers;
@@ -180,29 +184,37 @@ type claimed struct {
 	message    []byte
 	attempts   int
 	enqueuedAt time.Time
+	// firstAttempt is when the first attempt started, if there was one.
+	firstAttempt sql.NullTime
 }
 
 // DispatchDue makes one pass: it claims up to BatchSize due deliveries,
 // sends them and records the outcome. It returns how many it attempted.
 func (d *Dispatcher) DispatchDue(ctx context.Context) (int, error) {
 	now := d.cfg.Now().UTC()
+	kinds := make([]string, 0, len(d.cfg.Senders))
+	for k := range d.cfg.Senders {
+		kinds = append(kinds, k)
+	}
 	rows, err := d.db.QueryContext(ctx, `UPDATE alert_deliveries d SET lease_until = $2
 		FROM (SELECT delivery_id FROM alert_deliveries
 		      WHERE status = 'pending'
+		        AND kind = ANY($4)
 		        AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
 		        AND (lease_until IS NULL OR lease_until <= $1)
 		      ORDER BY next_attempt_at NULLS FIRST, enqueued_at
 		      LIMIT $3 FOR UPDATE SKIP LOCKED) due
 		WHERE d.delivery_id = due.delivery_id
-		RETURNING d.delivery_id, d.alert_id, d.shop_id, d.kind, d.target, d.channel_id, d.message, d.attempts, d.enqueued_at`,
-		now, now.Add(d.cfg.Lease), d.cfg.BatchSize)
+		RETURNING d.delivery_id, d.alert_id, d.shop_id, d.kind, d.target, d.channel_id, d.message, d.attempts, d.enqueued_at,
+			(SELECT min(a.started_at) FROM alert_delivery_attempts a WHERE a.delivery_id = d.delivery_id)`,
+		now, now.Add(d.cfg.Lease), d.cfg.BatchSize, kinds)
 	if err != nil {
 		return 0, fmt.Errorf("dispatch alerts: claim: %w", err)
 	}
 	var batch []claimed
 	for rows.Next() {
 		var c claimed
-		if err := rows.Scan(&c.id, &c.alertID, &c.shopID, &c.kind, &c.target, &c.channelID, &c.message, &c.attempts, &c.enqueuedAt); err != nil {
+		if err := rows.Scan(&c.id, &c.alertID, &c.shopID, &c.kind, &c.target, &c.channelID, &c.message, &c.attempts, &c.enqueuedAt, &c.firstAttempt); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("dispatch alerts: claim: %w", err)
 		}
@@ -250,8 +262,14 @@ func (d *Dispatcher) deliver(ctx context.Context, c claimed) error {
 	if sendErr != nil {
 		errText = sendErr.Error()
 		retryAt := finished.Add(d.cfg.Backoff(attempt))
+		// The horizon runs from the first attempt: a delivery that waited
+		// for its sender to be configured gets its full share of retries.
+		first := started
+		if c.firstAttempt.Valid {
+			first = c.firstAttempt.Time
+		}
 		switch {
-		case IsPermanent(sendErr), retryAt.After(c.enqueuedAt.Add(d.cfg.GiveUpAfter)):
+		case IsPermanent(sendErr), retryAt.After(first.Add(d.cfg.GiveUpAfter)):
 			status, result = DeliveryFailed, "failed"
 			done = sql.NullTime{Time: finished, Valid: true}
 		default:

@@ -194,6 +194,16 @@ func threshold(scope string, shop, listing int64, key string, n int64, minute in
 	})
 }
 
+func thresholdCleared(scope string, shop, listing int64, key string, minute int) events.Event {
+	stream := events.ListingStream(listing)
+	if scope == events.ScopeShop {
+		stream = events.ShopStream(shop)
+	}
+	return events.New(stream, shop, at(minute), events.StockThresholdCleared{
+		Scope: scope, ShopID: shop, ListingID: listing, VariantKey: key, Actor: "test",
+	})
+}
+
 func settings(shop int64, def *int64, channels []events.AlertChannel, minute int) events.Event {
 	return events.New(events.ShopStream(shop), shop, at(minute), events.ShopSettingsChanged{
 		ShopID: shop, DefaultLowStockThreshold: def, AlertChannels: channels,

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -20,36 +21,146 @@ import (
 )
 
 // ErrForbiddenAddress means a webhook URL resolved to an address alerts may
-// not be sent to (loopback, private, link-local): sellers choose the URLs,
-// and the ledger must not become their way into its own network.
+// not be sent to (loopback, private, link-local, shared, reserved…):
+// sellers choose the URLs, and the ledger must not become their way into
+// its own network or its provider's.
 var ErrForbiddenAddress = errors.New("webhook address not allowed")
+
+// deniedPrefixes are the special-purpose ranges (IANA's IPv4 and IPv6
+// special-purpose address registries) that no seller's receiver lives in,
+// beyond what netip's predicates already cover (loopback, private,
+// link-local, multicast, unspecified). IPv4-mapped IPv6 addresses are
+// checked as the IPv4 address they carry.
+var deniedPrefixes = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8",       // "this network"
+		"10.0.0.0/8",      // private
+		"100.64.0.0/10",   // shared address space (carrier-grade NAT)
+		"127.0.0.0/8",     // loopback
+		"169.254.0.0/16",  // link-local, cloud metadata services
+		"172.16.0.0/12",   // private
+		"192.0.0.0/24",    // IETF protocol assignments
+		"192.0.2.0/24",    // documentation (TEST-NET-1)
+		"192.88.99.0/24",  // 6to4 relay anycast
+		"192.168.0.0/16",  // private
+		"198.18.0.0/15",   // benchmarking
+		"198.51.100.0/24", // documentation (TEST-NET-2)
+		"203.0.113.0/24",  // documentation (TEST-NET-3)
+		"224.0.0.0/4",     // multicast
+		"240.0.0.0/4",     // reserved, and 255.255.255.255 broadcast
+		"::/128",          // unspecified
+		"::1/128",         // loopback
+		"::/96",           // IPv4-compatible (deprecated)
+		"64:ff9b::/96",    // NAT64: would reach any IPv4 address through the translator
+		"64:ff9b:1::/48",  // local-use NAT64
+		"100::/64",        // discard-only
+		"2001::/23",       // IETF protocol assignments, Teredo among them
+		"2001:db8::/32",   // documentation
+		"2002::/16",       // 6to4: embeds any IPv4 address
+		"3fff::/20",       // documentation
+		"5f00::/16",       // segment routing SIDs
+		"fc00::/7",        // unique local
+		"fe80::/10",       // link-local
+		"fec0::/10",       // site-local (deprecated)
+		"ff00::/8",        // multicast
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
+// CheckAddress reports, as ErrForbiddenAddress, whether alert deliveries
+// may not connect to ip.
+func CheckAddress(ip netip.Addr) error {
+	ip = ip.WithZone("").Unmap()
+	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
+		return fmt.Errorf("%s: %w", ip, ErrForbiddenAddress)
+	}
+	for _, p := range deniedPrefixes {
+		if p.Contains(ip) {
+			return fmt.Errorf("%s (in %s): %w", ip, p, ErrForbiddenAddress)
+		}
+	}
+	return nil
+}
+
+// guardedDialer resolves a host itself, refuses it if any of its
+// addresses is forbidden, and connects to the checked address: the check
+// happens on every connection, so a DNS answer that changes after a
+// channel was added (or between two deliveries) is judged as it is then.
+// Redirects are never followed (see NewHTTPClient), so a receiver cannot
+// bounce a delivery elsewhere either.
+type guardedDialer struct {
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	dial   func(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+func (g *guardedDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{ip}
+	} else if addrs, err = g.lookup(ctx, host); err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%s has no address", host)
+	}
+	// One forbidden answer refuses the host: a name that resolves both
+	// inside and outside is not a receiver to trust with either.
+	for _, ip := range addrs {
+		if err := CheckAddress(ip); err != nil {
+			return nil, err
+		}
+	}
+	var errs []error
+	for _, ip := range addrs {
+		conn, err := g.dial(ctx, network, net.JoinHostPort(ip.Unmap().String(), port))
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
 
 // NewHTTPClient returns the client of webhook and Slack deliveries: a
 // timeout (Standard Webhooks suggests 15–30 s), no redirects (a 3xx is a
 // failure, as for Etsy's own deliveries) and, unless allowPrivate, no
-// connections to loopback, private or link-local addresses.
+// connections to any address CheckAddress refuses.
 func NewHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
 	if timeout <= 0 {
 		timeout = 15 * time.Second
 	}
 	dialer := &net.Dialer{Timeout: timeout}
+	dial := dialer.DialContext
 	if !allowPrivate {
+		// Checked again at the socket: whatever resolved the address.
 		dialer.Control = func(_, address string, _ syscall.RawConn) error {
-			host, _, err := net.SplitHostPort(address)
+			ap, err := netip.ParseAddrPort(address)
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", address, ErrForbiddenAddress)
 			}
-			ip := net.ParseIP(host)
-			if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-				ip.IsUnspecified() || ip.IsMulticast() {
-				return fmt.Errorf("%s: %w", host, ErrForbiddenAddress)
-			}
-			return nil
+			return CheckAddress(ap.Addr())
 		}
+		dial = (&guardedDialer{lookup: lookupNetIP, dial: dialer.DialContext}).DialContext
 	}
+	return newHTTPClient(timeout, dial)
+}
+
+func lookupNetIP(ctx context.Context, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+func newHTTPClient(timeout time.Duration, dial func(ctx context.Context, network, address string) (net.Conn, error)) *http.Client {
 	transport := &http.Transport{
 		Proxy:               nil,
-		DialContext:         dialer.DialContext,
+		DialContext:         dial,
 		TLSHandshakeTimeout: timeout,
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     90 * time.Second,

@@ -13,30 +13,31 @@ type Money struct {
 
 // Stable event type names. Renaming one is a data migration, not a refactor.
 const (
-	TypeWebhookReceived      = "etsy.webhook.received"
-	TypeFetchFailed          = "etsy.fetch_failed"
-	TypeShopConnected        = "shop.connected"
-	TypeShopDisconnected     = "shop.disconnected"
-	TypeShopSettingsChanged  = "shop.settings_changed"
-	TypeShopReauthRequired   = "shop.reauth_required"
-	TypeReconciliationDone   = "reconciliation.completed"
-	TypeListingImported      = "listing.imported"
-	TypeListingUpdated       = "listing.updated"
-	TypeListingStateChanged  = "listing.state_changed"
-	TypeListingDeleted       = "listing.deleted"
-	TypeStockSold            = "stock.sold"
-	TypeStockAdjusted        = "stock.adjusted"
-	TypeStockObserved        = "stock.observed"
-	TypeStockDriftDetected   = "stock.drift_detected"
-	TypeStockThresholdSet    = "stock.threshold_set"
-	TypeSaleRecorded         = "sale.recorded"
-	TypeSalePaid             = "sale.paid"
-	TypeSaleShipped          = "sale.shipped"
-	TypeSaleDelivered        = "sale.delivered"
-	TypeSaleCanceled         = "sale.canceled"
-	TypeSaleRefunded         = "sale.refunded"
-	TypeAlertLowStockRaised  = "alert.low_stock_raised"
-	TypeAlertLowStockCleared = "alert.low_stock_cleared"
+	TypeWebhookReceived       = "etsy.webhook.received"
+	TypeFetchFailed           = "etsy.fetch_failed"
+	TypeShopConnected         = "shop.connected"
+	TypeShopDisconnected      = "shop.disconnected"
+	TypeShopSettingsChanged   = "shop.settings_changed"
+	TypeShopReauthRequired    = "shop.reauth_required"
+	TypeReconciliationDone    = "reconciliation.completed"
+	TypeListingImported       = "listing.imported"
+	TypeListingUpdated        = "listing.updated"
+	TypeListingStateChanged   = "listing.state_changed"
+	TypeListingDeleted        = "listing.deleted"
+	TypeStockSold             = "stock.sold"
+	TypeStockAdjusted         = "stock.adjusted"
+	TypeStockObserved         = "stock.observed"
+	TypeStockDriftDetected    = "stock.drift_detected"
+	TypeStockThresholdSet     = "stock.threshold_set"
+	TypeStockThresholdCleared = "stock.threshold_cleared"
+	TypeSaleRecorded          = "sale.recorded"
+	TypeSalePaid              = "sale.paid"
+	TypeSaleShipped           = "sale.shipped"
+	TypeSaleDelivered         = "sale.delivered"
+	TypeSaleCanceled          = "sale.canceled"
+	TypeSaleRefunded          = "sale.refunded"
+	TypeAlertLowStockRaised   = "alert.low_stock_raised"
+	TypeAlertLowStockCleared  = "alert.low_stock_cleared"
 )
 
 // Reasons a stock adjustment can carry.
@@ -119,6 +120,10 @@ type ReconciliationCompleted struct {
 	APICalls       int       `json:"api_calls"`
 	DurationMillis int64     `json:"duration_ms"`
 	Scope          string    `json:"scope,omitempty"` // all, products, sales
+	// IntervalSeconds is the polling interval in force for the shop when
+	// the run completed: its own setting, else the scheduler's default.
+	// Zero when the reconciler was not told its default.
+	IntervalSeconds int64 `json:"interval_seconds,omitempty"`
 }
 
 // Variant is one purchasable combination of a listing as Etsy describes it.
@@ -227,6 +232,20 @@ type StockThresholdSet struct {
 	Actor      string `json:"actor"`
 }
 
+// StockThresholdCleared takes back the low-stock line of a variant, a
+// listing or a shop's default set before: the variant or listing falls
+// back to the line above it, the shop to the built-in default. It is the
+// compensating fact for a threshold set by mistake.
+type StockThresholdCleared struct {
+	Scope      string `json:"scope"`
+	ShopID     int64  `json:"shop_id"`
+	ListingID  int64  `json:"listing_id,omitempty"`
+	VariantKey string `json:"variant_key,omitempty"`
+	Actor      string `json:"actor"`
+	// Reason says why, for whoever reads the log later.
+	Reason string `json:"reason,omitempty"`
+}
+
 // SaleItem is one line of a receipt.
 type SaleItem struct {
 	TransactionID int64  `json:"transaction_id"`
@@ -333,6 +352,7 @@ func (StockAdjusted) EventType() string           { return TypeStockAdjusted }
 func (StockObserved) EventType() string           { return TypeStockObserved }
 func (StockDriftDetected) EventType() string      { return TypeStockDriftDetected }
 func (StockThresholdSet) EventType() string       { return TypeStockThresholdSet }
+func (StockThresholdCleared) EventType() string   { return TypeStockThresholdCleared }
 func (SaleRecorded) EventType() string            { return TypeSaleRecorded }
 func (SalePaid) EventType() string                { return TypeSalePaid }
 func (SaleShipped) EventType() string             { return TypeSaleShipped }
@@ -359,6 +379,7 @@ func init() {
 	register(1, StockObserved{})
 	register(1, StockDriftDetected{})
 	register(2, StockThresholdSet{})
+	register(1, StockThresholdCleared{})
 	register(1, SaleRecorded{})
 	register(1, SalePaid{})
 	register(1, SaleShipped{})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -29,11 +30,20 @@ type Config struct {
 	QueryTimeout time.Duration
 
 	// TokenRate and TokenBurst limit requests per API token; AddressRate
-	// and AddressBurst per client address. Zero rate means unlimited.
-	TokenRate    float64
-	TokenBurst   int
-	AddressRate  float64
-	AddressBurst int
+	// and AddressBurst authenticated requests per client address;
+	// AuthFailureRate and AuthFailureBurst failed authentications per
+	// client address, in a bucket of their own. Zero rate means unlimited.
+	TokenRate        float64
+	TokenBurst       int
+	AddressRate      float64
+	AddressBurst     int
+	AuthFailureRate  float64
+	AuthFailureBurst int
+
+	// TrustedProxies are the proxies whose ProxyHeader names the client
+	// (see clientAddr); empty trusts none, and RemoteAddr is the client.
+	TrustedProxies []netip.Prefix
+	ProxyHeader    ProxyHeader
 
 	// Now is the clock of rate limits and token expiry (tests fix it).
 	Now func() time.Time
@@ -51,11 +61,12 @@ type Readers struct {
 }
 
 type server struct {
-	cfg       Config
-	errs      errorWriter
-	metrics   *metrics
-	byToken   *limiters
-	byAddress *limiters
+	cfg           Config
+	errs          errorWriter
+	metrics       *metrics
+	byToken       *limiters
+	byAddress     *limiters
+	byAuthFailure *limiters
 }
 
 // New returns the API handler: /openapi.json and everything under /v1.
@@ -80,11 +91,12 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{
-		cfg:       cfg,
-		errs:      errorWriter{logger: cfg.Logger},
-		metrics:   m,
-		byToken:   newLimiters(cfg.TokenRate, cfg.TokenBurst),
-		byAddress: newLimiters(cfg.AddressRate, cfg.AddressBurst),
+		cfg:           cfg,
+		errs:          errorWriter{logger: cfg.Logger},
+		metrics:       m,
+		byToken:       newLimiters(cfg.TokenRate, cfg.TokenBurst),
+		byAddress:     newLimiters(cfg.AddressRate, cfg.AddressBurst),
+		byAuthFailure: newLimiters(cfg.AuthFailureRate, cfg.AuthFailureBurst),
 	}
 	return s.routes(), nil
 }

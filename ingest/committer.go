@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/events"
@@ -16,6 +18,18 @@ import (
 
 // ErrCommitterClosed means the committer stopped before taking the event.
 var ErrCommitterClosed = errors.New("group committer closed")
+
+// ErrUnstorable means PostgreSQL refused the event's content itself (a
+// data exception, such as a NUL character, which jsonb cannot hold):
+// sending it again cannot help.
+var ErrUnstorable = errors.New("event content cannot be stored")
+
+// isDataException reports whether err is PostgreSQL refusing a value
+// (SQLSTATE class 22), not the database being unavailable.
+func isDataException(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
+}
 
 // CommitterConfig tunes a Committer.
 type CommitterConfig struct {
@@ -97,7 +111,7 @@ func NewCommitter(store *eventstore.Store, cfg CommitterConfig, reg prometheus.R
 		}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ingest_group_commit_failures_total",
-			Help: "Group-commit transactions that failed; every request in them was answered 503.",
+			Help: "Group-commit transactions that failed: every request in them was answered 503, or, when an event's content was refused, retried one by one.",
 		}),
 	}
 	if c.log == nil {
@@ -194,6 +208,22 @@ func (c *Committer) commit(batch []*pendingAppend) {
 		evs[i] = p.ev
 	}
 	res, err := c.commitEvents(ctx, evs)
+	if err != nil && len(batch) > 1 && isDataException(err) {
+		// One event's content failed the shared statement: commit each
+		// alone, so that only the events PostgreSQL refuses fail.
+		c.failures.Inc()
+		c.log.Warn("group commit refused an event's content; committing its events one by one", "events", len(batch), "err", err)
+		for _, p := range batch {
+			res, err := c.commitEvents(ctx, []events.Event{p.ev})
+			if err != nil {
+				c.log.Error("event not stored", "event_id", p.ev.ID, "err", err)
+				p.done <- appendOutcome{err: err}
+				continue
+			}
+			p.done <- appendOutcome{duplicate: res[0].Duplicate}
+		}
+		return
+	}
 	if err != nil {
 		c.failures.Inc()
 		c.log.Error("group commit failed", "events", len(batch), "err", err)
@@ -218,6 +248,9 @@ func (c *Committer) commitEvents(ctx context.Context, evs []events.Event) ([]eve
 	// durable (synchronous_commit on). Each webhook's evidence stands
 	// alone, so nothing needs a wider transaction.
 	res, err := c.store.AppendEachCommitted(ctx, evs)
+	if err != nil && len(evs) == 1 && isDataException(err) {
+		return nil, fmt.Errorf("group commit: %w: %w", ErrUnstorable, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("group commit: %w", err)
 	}

@@ -31,3 +31,6 @@ func CountParses(h *WebhookHandler, onParse func()) {
 func SetDecode(f *Fetcher, decode func(*message.Message) (events.Record, error)) {
 	f.decode = decode
 }
+
+// Queued is how many appends wait for a committer worker to take them.
+func Queued(c *Committer) int { return len(c.reqs) }

@@ -169,6 +169,15 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header[canonicalWebhookID][0]
 	ts, _ := strconv.ParseInt(r.Header[canonicalWebhookTimestamp][0], 10, 64)
 	p := h.parse(body)
+	if strings.ContainsRune(p.EventType, 0) || strings.ContainsRune(p.ResourceURL, 0) {
+		// jsonb cannot hold a NUL character: the evidence could never be
+		// stored, however often Etsy retried. Refused alone, before it
+		// reaches a shared transaction.
+		h.count(resultRejected, "unstorable")
+		h.log.WarnContext(r.Context(), "webhook rejected", "reason", "unstorable", "webhook_id", id)
+		writeStatus(w, http.StatusUnprocessableEntity)
+		return
+	}
 	ev := events.New(events.WebhookStream(id), p.ShopID, time.Unix(ts, 0), events.WebhookReceived{
 		WebhookID:     id,
 		Timestamp:     ts,
@@ -185,6 +194,12 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RequestID:     id,
 	})
 	dup, err := h.store.Append(r.Context(), ev)
+	if errors.Is(err, ErrUnstorable) {
+		h.count(resultRejected, "unstorable")
+		h.log.WarnContext(r.Context(), "webhook rejected", "reason", "unstorable", "webhook_id", id, "err", err)
+		writeStatus(w, http.StatusUnprocessableEntity)
+		return
+	}
 	if err != nil {
 		h.failedDB.Inc()
 		h.log.ErrorContext(r.Context(), "webhook not stored", "webhook_id", id, "err", err)
@@ -307,17 +322,26 @@ func parsePayload(body []byte) payloadFields {
 }
 
 // storedHeaders keeps the delivery's headers for the evidence, with the
-// values of anything credential-like replaced. The webhook-* headers stay
-// whole so the stored body can be verified again later.
+// values of anything credential-like replaced. The webhook-* headers are
+// kept as verification read them, so that the stored body verifies again
+// later from the stored headers alone: webhook-signature lines joined with
+// the space that separates signatures within a line (", " would glue a
+// comma to the signature before it), and webhook-id and webhook-timestamp
+// as their first line, the one verified and recorded in the evidence.
 func storedHeaders(h http.Header) map[string]string {
 	out := make(map[string]string, len(h))
 	for name, vals := range h {
 		key := strings.ToLower(name)
-		if sensitiveHeader(key) {
+		switch {
+		case sensitiveHeader(key):
 			out[key] = "[redacted]"
-			continue
+		case key == etsy.HeaderWebhookSignature:
+			out[key] = strings.Join(vals, " ")
+		case (key == etsy.HeaderWebhookID || key == etsy.HeaderWebhookTimestamp) && len(vals) > 0:
+			out[key] = vals[0]
+		default:
+			out[key] = strings.Join(vals, ", ")
 		}
-		out[key] = strings.Join(vals, ", ")
 	}
 	return out
 }

@@ -162,6 +162,10 @@ func listingOf(rec events.Record) (int64, bool) {
 		if d.Scope == events.ScopeVariant || d.Scope == events.ScopeListing {
 			return d.ListingID, true
 		}
+	case events.StockThresholdCleared:
+		if d.Scope == events.ScopeVariant || d.Scope == events.ScopeListing {
+			return d.ListingID, true
+		}
 	}
 	return 0, false
 }
@@ -209,6 +213,13 @@ func foldListing(l *listing, rec events.Record) {
 			l.touchVariant(rec, d.ListingID, d.VariantKey).OwnThreshold = int64Ptr(d.Threshold)
 		case events.ScopeListing:
 			l.touchProduct(rec, d.ShopID, d.ListingID).LowStockThreshold = int64Ptr(d.Threshold)
+		}
+	case events.StockThresholdCleared:
+		switch d.Scope {
+		case events.ScopeVariant:
+			l.touchVariant(rec, d.ListingID, d.VariantKey).OwnThreshold = nil
+		case events.ScopeListing:
+			l.touchProduct(rec, d.ShopID, d.ListingID).LowStockThreshold = nil
 		}
 	}
 }
@@ -261,7 +272,7 @@ func (*Products) Handles(typ string) bool {
 	switch typ {
 	case events.TypeListingImported, events.TypeListingUpdated, events.TypeListingStateChanged,
 		events.TypeListingDeleted, events.TypeStockSold, events.TypeStockAdjusted, events.TypeStockObserved,
-		events.TypeStockDriftDetected, events.TypeStockThresholdSet:
+		events.TypeStockDriftDetected, events.TypeStockThresholdSet, events.TypeStockThresholdCleared:
 		return true
 	}
 	return false

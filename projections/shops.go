@@ -114,6 +114,10 @@ func shopOf(rec events.Record) (int64, bool) {
 		if d.Scope == events.ScopeShop {
 			return d.ShopID, true
 		}
+	case events.StockThresholdCleared:
+		if d.Scope == events.ScopeShop {
+			return d.ShopID, true
+		}
 	}
 	return 0, false
 }
@@ -149,6 +153,12 @@ func foldShop(s *Shop, rec events.Record) bool {
 			s.AlertChannels = append([]events.AlertChannel{}, d.AlertChannels...)
 		}
 	case events.ReconciliationCompleted:
+		// The interval the scheduler polls the shop at: the shop's own
+		// setting or, without one, the scheduler's default, which only
+		// ingest knows.
+		if d.IntervalSeconds > 0 {
+			s.SyncIntervalSeconds = d.IntervalSeconds
+		}
 		s.LastReconciliation = Reconciliation{
 			StartedAt:      timePtr(d.StartedAt.UTC()),
 			FinishedAt:     timePtr(d.FinishedAt.UTC()),
@@ -163,6 +173,8 @@ func foldShop(s *Shop, rec events.Record) bool {
 		}
 	case events.StockThresholdSet:
 		s.DefaultLowStockThreshold = d.Threshold
+	case events.StockThresholdCleared:
+		s.DefaultLowStockThreshold = DefaultLowStockThreshold
 	default:
 		return false
 	}
@@ -189,7 +201,8 @@ func (*Shops) Tables() []string { return []string{shopsTable.name} }
 func (*Shops) Handles(typ string) bool {
 	switch typ {
 	case events.TypeShopConnected, events.TypeShopDisconnected, events.TypeShopReauthRequired,
-		events.TypeShopSettingsChanged, events.TypeReconciliationDone, events.TypeStockThresholdSet:
+		events.TypeShopSettingsChanged, events.TypeReconciliationDone, events.TypeStockThresholdSet,
+		events.TypeStockThresholdCleared:
 		return true
 	}
 	return false

@@ -54,8 +54,9 @@ type env struct {
 }
 
 type envOptions struct {
-	sim       etsysim.Options
-	clientQPS int
+	sim             etsysim.Options
+	clientQPS       int
+	defaultInterval time.Duration
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -111,7 +112,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.rec, err = reconcile.New(reconcile.Config{
 		DB: e.db.DB, Events: e.es, Client: e.client, Tokens: e.store, Translator: e.tr,
-		Logger: e.logger(), Now: sim.Now,
+		Logger: e.logger(), Now: sim.Now, DefaultInterval: o.defaultInterval,
 	}, e.reg)
 	if err != nil {
 		t.Fatal(err)

@@ -88,6 +88,10 @@ type Config struct {
 	// Lease bounds how long a crashed run keeps others off the shop.
 	// Default 1 hour.
 	Lease time.Duration
+	// DefaultInterval is the scheduler's interval for shops without one
+	// of their own; each completed run records the interval in force, so
+	// that what the shop reports is what polls it. Zero records none.
+	DefaultInterval time.Duration
 }
 
 // Reconciler runs reconciliation passes.
@@ -103,6 +107,7 @@ type Reconciler struct {
 	lookback time.Duration
 	states   []string
 	lease    time.Duration
+	interval time.Duration
 	m        metrics
 }
 
@@ -129,7 +134,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Reconciler, error) {
 	r := &Reconciler{
 		db: cfg.DB, es: cfg.Events, client: cfg.Client, tokens: cfg.Tokens, tr: cfg.Translator,
 		log: cfg.Logger, now: cfg.Now, overlap: cfg.Overlap, lookback: cfg.Lookback,
-		states: cfg.ListingStates, lease: cfg.Lease,
+		states: cfg.ListingStates, lease: cfg.Lease, interval: cfg.DefaultInterval,
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -533,11 +538,23 @@ func (r *Reconciler) complete(ctx context.Context, sum *Summary) error {
 	if sum.Scope.sales() {
 		sum.Watermark = sum.StartedAt
 	}
+	var interval time.Duration
+	if r.interval > 0 {
+		sets, err := r.syncSettings(ctx, []int64{sum.ShopID})
+		if err != nil {
+			return fmt.Errorf("complete: %w", err)
+		}
+		interval = r.interval
+		if own := sets[sum.ShopID].interval; own > 0 {
+			interval = own
+		}
+	}
 	ev := events.New(Stream(sum.ShopID), sum.ShopID, sum.FinishedAt, events.ReconciliationCompleted{
 		ShopID: sum.ShopID, StartedAt: sum.StartedAt, FinishedAt: sum.FinishedAt, Watermark: sum.Watermark,
 		ReceiptsSeen: sum.ReceiptsSeen, ListingsSeen: sum.ListingsSeen, EventsAppended: sum.Appended,
 		DriftFound: sum.DriftFound, APICalls: sum.APICalls,
 		DurationMillis: sum.FinishedAt.Sub(sum.StartedAt).Milliseconds(), Scope: string(sum.Scope),
+		IntervalSeconds: int64(interval / time.Second),
 	}).WithMetadata(events.Metadata{CorrelationID: sum.RunID.String(), Source: ingest.SourceReconciliation})
 	// The run's id is the completed event's id: every event the run
 	// appended names it as its cause.

@@ -301,6 +301,32 @@ func TestScheduleFollowsSettingsMostStaleFirst(t *testing.T) {
 	}
 }
 
+// Each completed run records the interval that polls the shop: the
+// scheduler's default until the shop has one of its own.
+func TestCompletedRunsRecordTheIntervalInForce(t *testing.T) {
+	e := newEnv(t, envOptions{defaultInterval: 5 * time.Minute})
+	shop := e.shop("Intervals", 1)
+	e.run(shop.ShopID, reconcile.ScopeAll)
+	hour := int64(3600)
+	ch := events.ShopSettingsChanged{ShopID: shop.ShopID, SyncIntervalSeconds: &hour}
+	if _, err := e.es.Append(context.Background(), events.ShopStream(shop.ShopID), eventstore.Any,
+		events.New(events.ShopStream(shop.ShopID), shop.ShopID, e.sim.Now(), ch)); err != nil {
+		t.Fatal(err)
+	}
+	e.run(shop.ShopID, reconcile.ScopeAll)
+	recs, err := e.es.ReadStream(context.Background(), reconcile.Stream(shop.ShopID), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, r := range recs {
+		got = append(got, r.Data.(events.ReconciliationCompleted).IntervalSeconds)
+	}
+	if diff := cmp.Diff([]int64{300, 3600}, got); diff != "" {
+		t.Errorf("intervals recorded (-want +got):\n%s", diff)
+	}
+}
+
 // A refusal by Etsy's rate limiter (another process spent the key's
 // second) is waited out for all callers, and the run completes.
 func TestRateLimitRefusalsAreWaitedOut(t *testing.T) {

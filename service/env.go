@@ -119,13 +119,110 @@ func (e *Env) Fail(format string, args ...any) {
 // DefaultDatabaseURL is where make run's database lives.
 const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/shopledger?sslmode=disable"
 
-// RedactURL hides a password in a connection URL for logs.
+// redacted replaces a secret in logged connection strings.
+const redacted = "xxxxx"
+
+// RedactURL returns a database or service URL fit for logs: the password
+// of user:password@, and the value of every query parameter whose name
+// looks secret (password, sslpassword, token, key, secret, signature…),
+// are replaced. A keyword/value DSN ("host=… password=…") is redacted the
+// same way. Something that cannot be parsed is not shown at all.
 func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
+	s := strings.TrimSpace(raw)
+	if !strings.Contains(s, "://") && strings.Contains(s, "=") {
+		return redactKeywordDSN(s)
+	}
+	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparseable url)"
 	}
-	return u.Redacted()
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), redacted)
+		}
+	}
+	if u.RawQuery != "" {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			return "(unparseable url)"
+		}
+		for name, vals := range q {
+			if secretName(name) {
+				for i := range vals {
+					vals[i] = redacted
+				}
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
+}
+
+// secretName reports whether a connection parameter's value is secret.
+func secretName(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{"pass", "pwd", "secret", "token", "key", "sig", "auth", "credential"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactKeywordDSN redacts a libpq keyword/value string: key=value pairs
+// separated by spaces, a value either bare or single-quoted with
+// backslash escapes.
+func redactKeywordDSN(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] == ' ' || s[i] == '\t' || s[i] == '\n' {
+			i++
+			continue
+		}
+		start := i
+		for i < len(s) && s[i] != '=' && s[i] != ' ' {
+			i++
+		}
+		key := s[start:i]
+		for i < len(s) && s[i] == ' ' {
+			i++
+		}
+		if key == "" || i >= len(s) || s[i] != '=' {
+			return "(unparseable dsn)"
+		}
+		i++
+		for i < len(s) && s[i] == ' ' {
+			i++
+		}
+		vstart := i
+		if i < len(s) && s[i] == '\'' {
+			i++
+			for i < len(s) && s[i] != '\'' {
+				if s[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(s) {
+				return "(unparseable dsn)"
+			}
+			i++
+		} else {
+			for i < len(s) && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' {
+				i++
+			}
+		}
+		value := s[vstart:i]
+		if secretName(key) {
+			value = redacted
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(key + "=" + value)
+	}
+	return b.String()
 }
 
 // Mask shows that a secret is set without showing it.

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,15 +28,18 @@ func WatchLog(reg prometheus.Registerer, ready *Readiness, db *sql.DB, grace tim
 	}
 	ready.Add("log", func(ctx context.Context) error {
 		if err := eventstore.CheckOrder(ctx, db); err != nil {
+			if errors.Is(err, eventstore.ErrLogOutOfOrder) {
+				return ReadyDetail{Detail: err.Error()}
+			}
 			return err
 		}
 		h, err := eventstore.ReadHorizon(ctx, db)
 		if err != nil {
-			return fmt.Errorf("cannot read the visibility horizon")
+			return err
 		}
 		if h.Hidden > 0 && time.Since(h.OldestHidden) > grace {
-			return fmt.Errorf("%d committed events hidden from consumers for %s behind the oldest open appending transaction (%s)",
-				h.Hidden, time.Since(h.OldestHidden).Round(time.Second), h.Holder)
+			return ReadyDetail{Detail: fmt.Sprintf("%d committed events hidden from consumers for %s behind the oldest open appending transaction (%s)",
+				h.Hidden, time.Since(h.OldestHidden).Round(time.Second), h.Holder)}
 		}
 		return nil
 	})

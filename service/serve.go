@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
 
@@ -92,8 +93,12 @@ func OpenDB(ctx context.Context, url string, maxConns int32, logger *slog.Logger
 }
 
 // Readiness collects named checks for /readyz. A check returning an error
-// makes the process not ready and says why.
+// makes the process not ready.
 type Readiness struct {
+	// Logger receives the failing checks' errors, which /readyz never
+	// shows: they can carry database errors and addresses.
+	Logger *slog.Logger
+
 	mu     sync.Mutex
 	checks map[string]func(context.Context) error
 }
@@ -108,7 +113,8 @@ func (r *Readiness) Add(name string, check func(context.Context) error) {
 	r.checks[name] = check
 }
 
-// ServeHTTP answers 200 "ready" or 503 with each failing check.
+// ServeHTTP answers 200 "ready" or 503 naming each failing check ("database:
+// not ready"); the errors themselves go to the log.
 func (r *Readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 	defer cancel()
@@ -119,67 +125,136 @@ func (r *Readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Unlock()
 	var failed []string
+	details := map[string]string{}
 	for name, check := range checks {
 		if err := check(ctx); err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", name, err))
+			failed = append(failed, name)
+			var d ReadyDetail
+			if errors.As(err, &d) {
+				details[name] = d.Detail
+			}
+			if r.Logger != nil {
+				r.Logger.Warn("not ready", "check", name, "err", err)
+			}
 		}
 	}
+	sort.Strings(failed)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	if len(failed) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		for _, f := range failed {
-			fmt.Fprintln(w, f)
+			if d := details[f]; d != "" {
+				fmt.Fprintf(w, "%s: not ready: %s\n", f, d)
+				continue
+			}
+			fmt.Fprintf(w, "%s: not ready\n", f)
 		}
 		return
 	}
 	fmt.Fprintln(w, "ready")
 }
 
-// OpsMux returns a mux serving /healthz, /readyz and /metrics; callers mount
-// their own routes beside them.
+// ReadyDetail is a readiness failure whose text was written for operators
+// (no raw database error in it), so /readyz shows it.
+type ReadyDetail struct{ Detail string }
+
+func (d ReadyDetail) Error() string { return d.Detail }
+
+// Healthz answers "ok" while the process serves. It says nothing else, so
+// it can stay on a public listener.
+func Healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintln(w, "ok")
+}
+
+// OpsMux returns the ops listener's mux: /healthz, /readyz and /metrics.
+// It belongs on an address only operators and their scrapers reach.
 func OpsMux(reg *prometheus.Registry, ready *Readiness) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("GET /healthz", Healthz)
 	mux.Handle("GET /readyz", ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return mux
 }
 
-// Serve listens on addr, prints the bound address to stdout (tests start
-// binaries on port 0 and read it), and serves until ctx ends, then drains
-// for up to 10 seconds.
+// Listener is one HTTP listener of a binary.
+type Listener struct {
+	Addr    string
+	Handler http.Handler
+	// Banner starts the line printed to stdout once the listener is
+	// bound, followed by its URL: tests and scripts start binaries on
+	// port 0 and read it.
+	Banner string
+}
+
+// Serve listens on addr, prints "<name> listening on http://ADDR", and
+// serves until ctx ends, then drains for up to 10 seconds.
 func Serve(ctx context.Context, addr string, h http.Handler, name string, stdout io.Writer, logger *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", addr, err)
+	return ServeAll(ctx, stdout, logger, Listener{Addr: addr, Handler: h, Banner: name + " listening on"})
+}
+
+// OpsBanner is the line an ops listener announces itself with.
+func OpsBanner(name string) string { return name + " ops endpoints on" }
+
+// ServeAll binds every listener (all or none), prints each banner with
+// its bound address, and serves until ctx ends or one of them fails; then
+// it drains all of them for up to 10 seconds.
+func ServeAll(ctx context.Context, stdout io.Writer, logger *slog.Logger, ls ...Listener) error {
+	lns := make([]net.Listener, 0, len(ls))
+	for _, l := range ls {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			for _, o := range lns {
+				o.Close()
+			}
+			return fmt.Errorf("listen %s: %w", l.Addr, err)
+		}
+		lns = append(lns, ln)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	srvs := make([]*http.Server, len(ls))
+	errc := make(chan error, len(ls))
+	for i, l := range ls {
+		srvs[i] = &http.Server{
+			Handler:           l.Handler,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		fmt.Fprintf(stdout, "%s http://%s\n", l.Banner, lns[i].Addr())
+		logger.Info("listening", "addr", lns[i].Addr().String(), "listener", l.Banner)
 	}
-	fmt.Fprintf(stdout, "%s listening on http://%s\n", name, ln.Addr())
-	logger.Info("listening", "addr", ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	for i := range srvs {
+		go func() { errc <- srvs[i].Serve(lns[i]) }()
+	}
+	var first error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+		first = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	var errs []error
+	if first != nil {
+		errs = append(errs, first)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for _, srv := range srvs {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		}
 	}
-	return nil
+	remaining := len(srvs)
+	if first != nil {
+		remaining--
+	}
+	for range remaining {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

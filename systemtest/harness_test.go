@@ -219,6 +219,15 @@ func (p *proc) listening(t *testing.T) (string, int) {
 	return strings.TrimPrefix(line, prefix), i
 }
 
+// ops waits for "<name> ops endpoints on http://ADDR" and returns the URL
+// of the process's ops listener (/readyz, /metrics).
+func (p *proc) ops(t *testing.T) string {
+	t.Helper()
+	prefix := p.name + " ops endpoints on "
+	_, line := p.waitLine(t, 0, time.Minute, func(s string) bool { return strings.HasPrefix(s, prefix) })
+	return strings.TrimPrefix(line, prefix)
+}
+
 // running fails the test if the process has exited.
 func (p *proc) running(t *testing.T) {
 	t.Helper()

@@ -99,6 +99,7 @@ func TestWholeSystem(t *testing.T) {
 		"SHOPLEDGER_DATABASE_URL":             db.URL,
 		"SHOPLEDGER_LOG_LEVEL":                "info",
 		"SHOPLEDGER_INGEST_ADDR":              ingestAddr,
+		"SHOPLEDGER_INGEST_OPS_ADDR":          "127.0.0.1:0",
 		"SHOPLEDGER_WEBHOOK_SECRETS":          webhookSecret,
 		"SHOPLEDGER_TOKEN_KEYS":               "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
 		"SHOPLEDGER_ETSY_KEYSTRING":           keyString,
@@ -119,7 +120,8 @@ func TestWholeSystem(t *testing.T) {
 	if u, _ := ingest.listening(t); u != ingestURL {
 		t.Fatalf("ingest listens on %s, want %s", u, ingestURL)
 	}
-	waitHealthy(t, ingestURL, "/readyz", ingest)
+	ingestOps := ingest.ops(t)
+	waitHealthy(t, ingestOps, "/readyz", ingest)
 
 	ledger := func(args ...string) string {
 		t.Helper()
@@ -134,13 +136,14 @@ func TestWholeSystem(t *testing.T) {
 
 	dbOnly := map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL, "SHOPLEDGER_LOG_LEVEL": "info"}
 	query := start(t, "query", bin+"/query", nil, environ(merge(dbOnly, map[string]string{
-		"SHOPLEDGER_QUERY_ADDR": "127.0.0.1:0",
+		"SHOPLEDGER_QUERY_ADDR":     "127.0.0.1:0",
+		"SHOPLEDGER_QUERY_OPS_ADDR": "127.0.0.1:0",
 		// The checks read every variant's history: no per-token limit.
 		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
 		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
 	})))
 	queryURL, _ := query.listening(t)
-	waitHealthy(t, queryURL, "/readyz", query)
+	waitHealthy(t, query.ops(t), "/readyz", query)
 
 	projectorEnv := environ(merge(dbOnly, map[string]string{
 		"SHOPLEDGER_PROJECTOR_ADDR":              "127.0.0.1:0",
@@ -177,11 +180,11 @@ func TestWholeSystem(t *testing.T) {
 	if _, err := ctl.GenerateCatalogue(ctx, shopID, listings); err != nil {
 		t.Fatalf("catalogue: %v", err)
 	}
-	waitQuiet(t, ctx, ctl, shopID, ingestURL)
+	waitQuiet(t, ctx, ctl, shopID, ingestOps)
 	d := newDriver(ctl, shopID)
 	for done := 0; done < operations; done += operations / rounds {
 		d.run(t, ctx, operations/rounds)
-		waitQuiet(t, ctx, ctl, shopID, ingestURL)
+		waitQuiet(t, ctx, ctl, shopID, ingestOps)
 	}
 	t.Logf("operations: %v", d.done)
 	checkDeliveries(t, ctx, ctl, shopID)
@@ -504,7 +507,8 @@ func (d *driver) restock(t *testing.T, ctx context.Context) bool {
 // waitQuiet waits until the simulator has nothing left to send (no
 // message in flight or waiting for a retry) and ingest's fetcher has
 // followed every webhook ingest stored.
-func waitQuiet(t *testing.T, ctx context.Context, ctl *etsysim.Control, shopID int64, ingestURL string) {
+// waitQuiet reads ingest's metrics at ingestOps, its ops listener.
+func waitQuiet(t *testing.T, ctx context.Context, ctl *etsysim.Control, shopID int64, ingestOps string) {
 	t.Helper()
 	converge(t, "simulator sending every webhook", 2*time.Minute, func(ctx context.Context) (string, error) {
 		if err := ctl.WaitDeliveries(ctx, 30*time.Second); err != nil {
@@ -519,7 +523,7 @@ func waitQuiet(t *testing.T, ctx context.Context, ctl *etsysim.Control, shopID i
 		}
 		return "", nil
 	})
-	waitFetcher(t, ctx, ingestURL)
+	waitFetcher(t, ctx, ingestOps)
 }
 
 // checkDeliveries checks that every webhook message was either dropped on
@@ -548,16 +552,16 @@ func checkDeliveries(t *testing.T, ctx context.Context, ctl *etsysim.Control, sh
 
 // waitFetcher waits until ingest's fetcher has an outcome for every piece
 // of webhook evidence ingest stored.
-func waitFetcher(t *testing.T, ctx context.Context, ingestURL string) {
+func waitFetcher(t *testing.T, ctx context.Context, ingestOps string) {
 	t.Helper()
 	converge(t, "fetcher following every stored webhook", 2*time.Minute, func(ctx context.Context) (string, error) {
-		stored, err := metricSum(ctx, ingestURL, "ingest_webhooks_total", map[string]string{"result": "accepted"})
+		stored, err := metricSum(ctx, ingestOps, "ingest_webhooks_total", map[string]string{"result": "accepted"})
 		if err != nil {
 			return "", err
 		}
 		var followed float64
 		for _, o := range []string{"applied", "ignored", "failed"} {
-			n, err := metricSum(ctx, ingestURL, "ingest_fetch_total", map[string]string{"outcome": o})
+			n, err := metricSum(ctx, ingestOps, "ingest_fetch_total", map[string]string{"outcome": o})
 			if err != nil {
 				return "", err
 			}

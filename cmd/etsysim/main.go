@@ -6,13 +6,33 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "etsysim: %v\n", err)
-		os.Exit(1)
+	os.Exit(cliMain(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+var errUsage = errors.New("usage")
+
+// cliMain runs a command line and turns its outcome into the exit status:
+// 0, 1 for a failure, or 2 for a usage error, which it explains on stderr
+// followed by the usage.
+func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, getenv, stdout)
+	if err == nil {
+		return 0
 	}
+	fmt.Fprintf(stderr, "etsysim: %v\n", err)
+	if errors.Is(err, errUsage) {
+		fmt.Fprintln(stderr)
+		fs := flags(&config{})
+		fs.SetOutput(stderr)
+		fs.Usage()
+		return 2
+	}
+	return 1
 }

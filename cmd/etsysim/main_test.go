@@ -155,6 +155,27 @@ func TestRunServesTheSimulator(t *testing.T) {
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// /metrics and /readyz live on the ops listener, announced third.
+	var opsURL string
+	for opsURL == "" {
+		if ls := out.get(); len(ls) >= 3 {
+			var ok bool
+			if _, opsURL, ok = strings.Cut(ls[2], "etsysim ops endpoints on "); !ok {
+				t.Fatalf("third line %q", ls[2])
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for url, want := range map[string]int{opsURL + "/metrics": 200, opsURL + "/readyz": 200, sum.URL + "/metrics": 404, sum.URL + "/readyz": 404} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
+		}
+	}
 	ctl := &etsysim.Control{BaseURL: sum.URL}
 	shop := sum.Shops[0]
 	tok, err := ctl.IssueToken(tctx, shop.ShopID, nil)

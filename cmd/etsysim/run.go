@@ -32,6 +32,7 @@ const envPrefix = "SHOPLEDGER_ETSYSIM_"
 
 type config struct {
 	addr            string
+	opsAddr         string
 	port            int
 	publicURL       string
 	seed            uint64
@@ -70,6 +71,7 @@ type config struct {
 func flags(c *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("etsysim", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8090", "listen address host:port (also from SHOPLEDGER_HTTP_ADDR)")
+	fs.StringVar(&c.opsAddr, "ops-addr", "127.0.0.1:0", "listen address of /readyz and /metrics, apart from the simulated Etsy (0: any free port)")
 	fs.IntVar(&c.port, "port", 0, "listen port, overriding the port of --addr when given (0: any free port)")
 	fs.StringVar(&c.publicURL, "public-url", "", "base URL put in webhook resource_url values (default http://<listen address>)")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed: the same seed gives the same shops, ids, orders and faults")
@@ -110,9 +112,10 @@ func flags(c *config) *flag.FlagSet {
 It serves Etsy's Open API v3 paths (/v3/application/...), OAuth
 (/oauth/connect approves at once; /v3/public/oauth/token checks PKCE and
 rotates refresh tokens), per-key rate limits, signed webhooks, and a control
-API under /_sim/ (see etsy/etsysim/README.md). /healthz, /readyz and
-/metrics are served too. It prints "etsysim listening on http://ADDR",
-then one JSON line with the credentials and demo shops.
+API under /_sim/ (see etsy/etsysim/README.md), and /healthz. It prints
+"etsysim listening on http://ADDR", then one JSON line with the credentials
+and demo shops, then "etsysim ops endpoints on http://ADDR": /readyz and
+/metrics, on a listener of their own (--ops-addr).
 
 Every flag can also be set through SHOPLEDGER_ETSYSIM_<FLAG>, for example
 SHOPLEDGER_ETSYSIM_ORDER_RATE=5; the command line wins.
@@ -130,10 +133,13 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	fs := flags(&c)
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return c, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -195,11 +201,14 @@ type summary struct {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := parse(args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) || (len(args) > 0 && args[0] == "help") {
 		fs := flags(&config{})
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return nil
+	}
+	if errors.Is(err, errUsage) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -217,6 +226,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("listen %s: %w", cfg.addr, err)
 	}
 	defer ln.Close()
+	opsLn, err := net.Listen("tcp", cfg.opsAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.opsAddr, err)
+	}
+	defer opsLn.Close()
 	base := "http://" + ln.Addr().String()
 	if cfg.publicURL == "" {
 		cfg.publicURL = base
@@ -272,9 +286,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ready") })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/", sim)
+	opsMux := http.NewServeMux()
+	opsMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	opsMux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ready") })
+	opsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	opsSrv := &http.Server{
+		Handler:           opsMux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -296,14 +319,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fmt.Fprintf(stdout, "etsysim listening on %s\n", base)
 	line, _ := json.Marshal(sum)
 	fmt.Fprintf(stdout, "%s\n", line)
+	fmt.Fprintf(stdout, "etsysim ops endpoints on http://%s\n", opsLn.Addr())
 	logger.Info("listening", "addr", ln.Addr().String(), "shops", len(sum.Shops), "listings_per_shop", cfg.listings,
 		"order_rate", cfg.orderRate, "time_scale", cfg.timeScale, "webhook_url", cfg.webhookURL)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	opsErrc := make(chan error, 1)
+	go func() { opsErrc <- opsSrv.Serve(opsLn) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-opsErrc:
+		return fmt.Errorf("serve ops: %w", err)
 	case err := <-scenarioDone:
 		if err != nil {
 			return fmt.Errorf("scenario: %w", err)
@@ -313,6 +341,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if err := opsSrv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown ops: %w", err)
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -21,13 +21,15 @@ import (
 
 // process is the ingest binary, restartable on one address.
 type process struct {
-	t      *testing.T
-	bin    string
-	env    []string
-	addr   string
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	t    *testing.T
+	bin  string
+	env  []string
+	addr string
+	// opsAddr serves /readyz and /metrics.
+	opsAddr string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	stderr  *lockedBuffer
 }
 
 type lockedBuffer struct {
@@ -212,7 +214,7 @@ func TestKillDuringSoak(t *testing.T) {
 func startIngestBinary(t *testing.T, databaseURL, logLevel string) (*process, string) {
 	t.Helper()
 	bin := buildBinary(t)
-	addr := freeAddr(t)
+	addr, opsAddr := freeAddr(t), freeAddr(t)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SHOPLEDGER_") {
@@ -222,11 +224,12 @@ func startIngestBinary(t *testing.T, databaseURL, logLevel string) (*process, st
 	env = append(env,
 		"SHOPLEDGER_DATABASE_URL="+databaseURL,
 		"SHOPLEDGER_INGEST_ADDR="+addr,
+		"SHOPLEDGER_INGEST_OPS_ADDR="+opsAddr,
 		"SHOPLEDGER_WEBHOOK_SECRETS="+testSecret,
 		"SHOPLEDGER_FETCHER_ENABLED=false",
 		"SHOPLEDGER_LOG_LEVEL="+logLevel,
 	)
-	p := &process{t: t, bin: bin, env: env, addr: addr, stderr: &lockedBuffer{}}
+	p := &process{t: t, bin: bin, env: env, addr: addr, opsAddr: opsAddr, stderr: &lockedBuffer{}}
 	p.start()
 	t.Cleanup(p.kill)
 	return p, addr

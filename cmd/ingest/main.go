@@ -27,18 +27,83 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "ingest: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(cliMain(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
+
+var errUsage = errors.New("usage")
+
+// subcommand is a one-shot command of the ingest binary; without one,
+// ingest serves.
+type subcommand struct {
+	usage func() string
+	run   func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error
+}
+
+// subcommands is every subcommand: dispatch and help both read it.
+var subcommands = map[string]subcommand{
+	"reconcile": {usage: reconcileHelp, run: runReconcile},
+}
+
+// cliMain runs a command line and turns its outcome into the exit status:
+// 0, 1 for a failure, or 2 for a usage error, which it explains on stderr
+// followed by the usage concerned.
+func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, getenv, stdout)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "ingest: %v\n", err)
+	if errors.Is(err, errUsage) {
+		fmt.Fprintf(stderr, "\n%s", usageOf(args))
+		return 2
+	}
+	return 1
+}
+
+// usageOf is the usage of the subcommand args name, else ingest's.
+func usageOf(args []string) string {
+	if len(args) > 0 {
+		if sub, ok := subcommands[args[0]]; ok {
+			return sub.usage()
+		}
+	}
+	return usage
+}
+
+const usage = `ingest [command]
+
+Without a command, ingest serves: Etsy's webhooks at POST /webhooks/etsy and
+the shop connect flow under /connect/etsy/ on SHOPLEDGER_INGEST_ADDR
+(/healthz too), /metrics and /readyz on SHOPLEDGER_INGEST_OPS_ADDR. It
+follows each webhook's resource_url and reconciles connected shops on
+their interval.
+
+Commands:
+  reconcile   run one reconciliation pass now and print what it found
+
+"ingest <command> --help" shows a command's usage.
+
+Environment (the main settings; docs/operations.md lists them all):
+  SHOPLEDGER_DATABASE_URL         PostgreSQL URL (default ` + service.DefaultDatabaseURL + `)
+  SHOPLEDGER_INGEST_ADDR          public listener (default 127.0.0.1:8081)
+  SHOPLEDGER_INGEST_OPS_ADDR      /metrics and /readyz (default 127.0.0.1:9081; keep it private)
+  SHOPLEDGER_WEBHOOK_SECRETS      whsec_ signing secrets, current first (webhooks answer 503 without)
+  SHOPLEDGER_TOKEN_KEYS           id:base64key,... encrypting shop tokens (shop connections and
+                                  reconciliation are off without)
+  SHOPLEDGER_ETSY_KEYSTRING, SHOPLEDGER_ETSY_SHARED_SECRET   the Etsy app's key
+  SHOPLEDGER_ETSY_API_URL         default ` + etsy.DefaultBaseURL + `
+  SHOPLEDGER_RECONCILE_INTERVAL   default polling interval of a shop (default 15m)
+  SHOPLEDGER_LOG_LEVEL            debug, info, warn or error (default info)
+`
 
 // config is everything ingest reads from SHOPLEDGER_* variables.
 type config struct {
 	DatabaseURL string
 	Addr        string
-	LogLevel    string
-	DBMaxConns  int64
+	// OpsAddr serves /metrics and /readyz, apart from the public Addr.
+	OpsAddr    string
+	LogLevel   string
+	DBMaxConns int64
 	// AllowNonDurableDB starts on a database whose commits are not durable.
 	AllowNonDurableDB bool
 
@@ -65,6 +130,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
 		DatabaseURL: env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
 		Addr:        env.String("SHOPLEDGER_INGEST_ADDR", "127.0.0.1:8081"),
+		OpsAddr:     env.String("SHOPLEDGER_INGEST_OPS_ADDR", "127.0.0.1:9081"),
 		LogLevel:    env.String("SHOPLEDGER_LOG_LEVEL", "info"),
 		DBMaxConns:  env.Int("SHOPLEDGER_INGEST_DB_MAX_CONNS", 20),
 
@@ -131,6 +197,7 @@ func (c config) logValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("database", service.RedactURL(c.DatabaseURL)),
 		slog.String("addr", c.Addr),
+		slog.String("ops_addr", c.OpsAddr),
 		slog.Bool("allow_nondurable_database", c.AllowNonDurableDB),
 		slog.Any("webhook_secrets", masked),
 		slog.Int64("webhook_max_batch", c.CommitMaxBatch),
@@ -159,11 +226,21 @@ func (noShopsConnected) ForShop(_ context.Context, shopID int64) (etsy.TokenSour
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "reconcile" { // the one-shot pass, reconcile.go
-		return runReconcile(ctx, args[1:], getenv, stdout)
+	// Help is answered before any setting is read or anything opened.
+	if len(args) > 0 && args[0] == "help" {
+		fmt.Fprint(stdout, usageOf(args[1:]))
+		return nil
+	}
+	if service.HelpRequested(args) {
+		fmt.Fprint(stdout, usageOf(args))
+		return nil
 	}
 	if len(args) > 0 {
-		return fmt.Errorf("unknown argument %q: ingest takes its settings from SHOPLEDGER_* variables", args[0])
+		sub, ok := subcommands[args[0]]
+		if !ok {
+			return fmt.Errorf("%w: unknown command %q: ingest takes its settings from SHOPLEDGER_* variables", errUsage, args[0])
+		}
+		return sub.run(ctx, args[1:], getenv, stdout)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -220,10 +297,13 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 	defer db.Close()
 
 	reg := service.NewRegistry()
-	ready := &service.Readiness{}
+	ready := &service.Readiness{Logger: logger}
 	ready.Add("database", db.PingContext)
 	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
-	mux := service.OpsMux(reg, ready)
+	// The public listener serves Etsy and sellers (webhooks, the connect
+	// flow) and a bare /healthz; metrics and readiness stay on the ops one.
+	public := http.NewServeMux()
+	public.HandleFunc("GET /healthz", service.Healthz)
 	store := eventstore.New(db)
 
 	committer, err := ingest.NewCommitter(store, ingest.CommitterConfig{
@@ -264,7 +344,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 		if err != nil {
 			return err
 		}
-		if err := sw.mount(mux); err != nil {
+		if err := sw.mount(public); err != nil {
 			return err
 		}
 		d.Tokens, d.Limiter = sw.store, sw.limiter
@@ -286,7 +366,9 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 		logger.Warn("fetcher disabled: webhooks are stored but not followed")
 	}
 
-	return service.Serve(ctx, cfg.Addr, routes(webhooks, mux), "ingest", stdout, logger)
+	return service.ServeAll(ctx, stdout, logger,
+		service.Listener{Addr: cfg.Addr, Handler: routes(webhooks, public), Banner: "ingest listening on"},
+		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("ingest")})
 }
 
 // startFetcher runs the fetcher's consumer group until ctx ends. Without
@@ -334,10 +416,10 @@ func startFetcher(ctx context.Context, cfg config, store *eventstore.Store, tran
 	return nil
 }
 
-// routes serves the webhook endpoint and the ops endpoints. It never
+// routes serves the webhook endpoint and the other public routes. It never
 // answers with a redirect: Etsy counts a 3xx as a failed delivery, and
 // http.ServeMux would redirect unclean paths, so those get 404 instead.
-func routes(webhooks http.Handler, ops http.Handler) http.Handler {
+func routes(webhooks http.Handler, public http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if p == ingest.WebhookPath {
@@ -348,6 +430,6 @@ func routes(webhooks http.Handler, ops http.Handler) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		ops.ServeHTTP(w, r)
+		public.ServeHTTP(w, r)
 	})
 }

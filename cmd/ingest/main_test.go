@@ -39,6 +39,7 @@ func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
 		"SHOPLEDGER_DATABASE_URL":    dbURL,
 		"SHOPLEDGER_INGEST_ADDR":     "127.0.0.1:0",
+		"SHOPLEDGER_INGEST_OPS_ADDR": "127.0.0.1:0",
 		"SHOPLEDGER_WEBHOOK_SECRETS": testSecret,
 		"SHOPLEDGER_FETCHER_ENABLED": "false",
 		"SHOPLEDGER_LOG_LEVEL":       "warn",
@@ -49,6 +50,13 @@ func baseEnv(dbURL string) map[string]string {
 // base URL and a stop function that waits for a clean exit.
 func startInProcess(t testing.TB, env map[string]string) (string, func()) {
 	t.Helper()
+	base, _, stop := startWithOps(t, env)
+	return base, stop
+}
+
+// startWithOps is startInProcess that also returns the ops listener's URL.
+func startWithOps(t testing.TB, env map[string]string) (base, ops string, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
 	done := make(chan error, 1)
@@ -56,9 +64,9 @@ func startInProcess(t testing.TB, env map[string]string) (string, func()) {
 		done <- run(ctx, nil, service.MapEnv(env), w)
 		w.Close()
 	}()
-	base := readBaseURL(t, out)
+	base, ops = readURLs(t, out)
 	stopped := false
-	stop := func() {
+	stop = func() {
 		if stopped {
 			return
 		}
@@ -74,20 +82,30 @@ func startInProcess(t testing.TB, env map[string]string) (string, func()) {
 		}
 	}
 	t.Cleanup(stop)
-	return base, stop
+	return base, ops, stop
 }
 
-func TestStartsServesOpsAndStops(t *testing.T) {
+// TestStartsServesOpsApartAndStops: the ops endpoints answer on the ops
+// listener only; the public one has /healthz, which says nothing more.
+func TestStartsServesOpsApartAndStops(t *testing.T) {
 	db := pgtest.New(t)
-	base, stop := startInProcess(t, baseEnv(db.URL))
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
-		resp, err := http.Get(base + path)
+	base, ops, stop := startWithOps(t, baseEnv(db.URL))
+	for url, want := range map[string]int{
+		ops + "/healthz": http.StatusOK, ops + "/readyz": http.StatusOK, ops + "/metrics": http.StatusOK,
+		base + "/healthz": http.StatusOK, base + "/readyz": http.StatusNotFound, base + "/metrics": http.StatusNotFound,
+		base + "/debug/pprof/": http.StatusNotFound,
+	} {
+		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s = %d, want 200", path, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
+		}
+		if url == base+"/healthz" && string(body) != "ok\n" {
+			t.Errorf("public /healthz says %q, want only ok", body)
 		}
 	}
 	stop()
@@ -144,15 +162,20 @@ func TestWithoutSecretsWebhooksAre503(t *testing.T) {
 	db := pgtest.New(t)
 	env := baseEnv(db.URL)
 	delete(env, "SHOPLEDGER_WEBHOOK_SECRETS")
-	base, _ := startInProcess(t, env)
-	for path, want := range map[string]int{"/readyz": http.StatusServiceUnavailable, "/healthz": http.StatusOK} {
-		resp, err := http.Get(base + path)
+	base, ops, _ := startWithOps(t, env)
+	for url, want := range map[string]int{ops + "/readyz": http.StatusServiceUnavailable, base + "/healthz": http.StatusOK} {
+		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != want {
-			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
+		}
+		// The reason goes to the log; /readyz names the check only.
+		if url == ops+"/readyz" && string(body) != "webhooks: not ready\n" {
+			t.Errorf("/readyz says %q", body)
 		}
 	}
 	resp, err := http.Post(base+ingest.WebhookPath, "application/json", strings.NewReader("{}"))
@@ -345,30 +368,45 @@ func TestSoak(t *testing.T) {
 	}
 }
 
-func readBaseURL(t testing.TB, r io.Reader) string {
+// readURLs reads the public and the ops listener's URLs from a starting
+// binary's stdout, then keeps draining it.
+func readURLs(t testing.TB, r io.Reader) (base, ops string) {
 	t.Helper()
-	lines := make(chan string)
+	type found struct {
+		ops bool
+		u   string
+	}
+	lines := make(chan found)
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			if _, after, ok := strings.Cut(sc.Text(), " listening on "); ok {
-				lines <- after
+				lines <- found{false, after}
+			} else if _, after, ok := strings.Cut(sc.Text(), " ops endpoints on "); ok {
+				lines <- found{true, after}
 			}
 		}
 		close(lines)
 	}()
-	select {
-	case u, ok := <-lines:
-		if !ok {
-			t.Fatal("binary exited before listening")
-		}
-		go func() {
-			for range lines {
+	deadline := time.After(30 * time.Second)
+	for base == "" || ops == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("binary exited before listening")
 			}
-		}()
-		return u
-	case <-time.After(30 * time.Second):
-		t.Fatal("binary did not start listening")
+			if l.ops {
+				ops = l.u
+			} else {
+				base = l.u
+			}
+		case <-deadline:
+			t.Fatal("binary did not start listening")
+		}
 	}
-	return ""
+	go func() {
+		for range lines {
+		}
+	}()
+	return base, ops
 }

@@ -307,7 +307,7 @@ func TestPostgresRestartAndPauseDuringSoak(t *testing.T) {
 	}
 
 	// Recovered without a manual step: the same process, ready again.
-	waitReady(t, "http://"+addr, 20*time.Second)
+	waitReady(t, "http://"+p.opsAddr, 20*time.Second)
 	checkBeforeResend(t, h, stored(t, db))
 	resend(context.Background(), t, cfg, h, 30*time.Second)
 	got := stored(t, db)

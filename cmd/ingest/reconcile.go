@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,36 +15,61 @@ import (
 	"github.com/shopledger/shopledger/service"
 )
 
-var errReconcileUsage = errors.New("usage")
-
 const reconcileUsage = `ingest reconcile [--shop ID] [--products-only | --sales-only]
 
 Runs one reconciliation pass now, for one shop or every connected shop, and
 prints what it found. It shares nothing with a running ingest except the
 database; both draw on the same Etsy key, so keep SHOPLEDGER_ETSY_QPS low
-enough for the two together.
+enough for the two together. It needs SHOPLEDGER_DATABASE_URL,
+SHOPLEDGER_TOKEN_KEYS, SHOPLEDGER_ETSY_KEYSTRING and
+SHOPLEDGER_ETSY_SHARED_SECRET, as ingest does.
+
+Flags:
 `
+
+type reconcileOptions struct {
+	shopID                  int64
+	productsOnly, salesOnly bool
+}
+
+func reconcileFlags() (*flag.FlagSet, *reconcileOptions) {
+	var o reconcileOptions
+	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Int64Var(&o.shopID, "shop", 0, "reconcile only this shop (default: every connected shop)")
+	fs.BoolVar(&o.productsOnly, "products-only", false, "only listings and stock")
+	fs.BoolVar(&o.salesOnly, "sales-only", false, "only receipts")
+	return fs, &o
+}
+
+// reconcileHelp is the usage text with each flag described.
+func reconcileHelp() string {
+	var b strings.Builder
+	b.WriteString(reconcileUsage)
+	fs, _ := reconcileFlags()
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	return b.String()
+}
 
 // runReconcile is the one-shot command: one pass, a summary per shop.
 func runReconcile(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	fs.Usage = func() { fmt.Fprint(stdout, reconcileUsage); fs.PrintDefaults() }
-	shopID := fs.Int64("shop", 0, "reconcile only this shop (default: every connected shop)")
-	productsOnly := fs.Bool("products-only", false, "only listings and stock")
-	salesOnly := fs.Bool("sales-only", false, "only receipts")
+	fs, o := reconcileFlags()
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errReconcileUsage, err)
+		return fmt.Errorf("%w: reconcile: %v", errUsage, err)
 	}
-	if fs.NArg() > 0 || (*productsOnly && *salesOnly) {
-		fs.Usage()
-		return fmt.Errorf("%w: --products-only and --sales-only exclude each other, and no arguments are taken", errReconcileUsage)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: reconcile takes no argument %q", errUsage, fs.Arg(0))
 	}
+	if o.productsOnly && o.salesOnly {
+		return fmt.Errorf("%w: --products-only and --sales-only exclude each other", errUsage)
+	}
+	shopID := &o.shopID
 	scope := reconcile.ScopeAll
 	switch {
-	case *productsOnly:
+	case o.productsOnly:
 		scope = reconcile.ScopeProducts
-	case *salesOnly:
+	case o.salesOnly:
 		scope = reconcile.ScopeSales
 	}
 

@@ -159,7 +159,7 @@ func wireShops(cfg shopsConfig, db *sql.DB, limiter *etsy.Limiter, translator *i
 	}
 	rec, err := reconcile.New(reconcile.Config{
 		DB: db, Events: es, Client: client, Tokens: store, Translator: translator, Logger: logger,
-		Overlap: cfg.ReconcileOverlap, Lookback: cfg.ReconcileLookback,
+		Overlap: cfg.ReconcileOverlap, Lookback: cfg.ReconcileLookback, DefaultInterval: cfg.ReconcileInterval,
 	}, reg)
 	if err != nil {
 		return nil, err

@@ -54,6 +54,7 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 	vars := map[string]string{
 		"SHOPLEDGER_DATABASE_URL":             db.URL,
 		"SHOPLEDGER_INGEST_ADDR":              addr,
+		"SHOPLEDGER_INGEST_OPS_ADDR":          "127.0.0.1:0",
 		"SHOPLEDGER_ETSY_KEYSTRING":           etsysim.DefaultKeyString,
 		"SHOPLEDGER_ETSY_SHARED_SECRET":       etsysim.DefaultSharedSecret,
 		"SHOPLEDGER_ETSY_API_URL":             srv.URL,
@@ -73,7 +74,7 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 		done <- run(ctx, nil, service.MapEnv(vars), w)
 		w.Close()
 	}()
-	base := readBaseURL(t, out)
+	base, ops := readURLs(t, out)
 
 	resp, err := http.Get(base + "/connect/etsy")
 	if err != nil {
@@ -87,7 +88,7 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		m := scrape(t, base)
+		m := scrape(t, ops)
 		if strings.Contains(m, `shopledger_reconcile_runs_total{result="ok"} 1`) {
 			for _, want := range []string{`shopledger_shops{status="connected"} 1`, `etsy_ratelimit_remaining{limiter="etsy",window="day"}`, "shopledger_reconcile_oldest_staleness_seconds", "shopledger_reconcile_drift_total 0", "shopledger_reconcile_api_calls_total", "shopledger_token_refreshes_total"} {
 				if !strings.Contains(m, want) {

@@ -2,69 +2,72 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
 	"github.com/shopledger/shopledger/shops"
 )
 
 func init() {
-	commands["keys"] = command{summary: "generate token encryption keys; re-encrypt stored tokens under the current key", run: runKeys}
+	commands["keys"] = command{
+		summary: "generate token encryption keys; re-encrypt stored tokens under the current key",
+		usage:   keysUsage,
+		subs:    map[string]func(context.Context, *cli, []string) error{"generate": keysGenerate, "rotate": keysRotate},
+	}
 }
 
 const keysUsage = `ledger keys generate --id ID
 ledger keys rotate
 
+  generate  prints a new key as id:base64key (--id names it, e.g. k2);
+            it touches neither the database nor the environment.
+  rotate    re-encrypts every stored token under the first key of
+            SHOPLEDGER_TOKEN_KEYS (required).
+
 Tokens are encrypted with the first key of SHOPLEDGER_TOKEN_KEYS
 (id:base64key,...); the others only decrypt. To rotate: generate a key, put
 it first in SHOPLEDGER_TOKEN_KEYS everywhere (ingest, ledger), restart, run
-"ledger keys rotate" until it reports no failures, then drop the old key.`
+"ledger keys rotate" until it reports no failures, then drop the old key.
+`
 
-func runKeys(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(c.stdout, keysUsage)
-		return fmt.Errorf("%w: keys needs generate or rotate", errUsage)
+func keysGenerate(_ context.Context, c *cli, args []string) error {
+	fs := newFlags("keys generate")
+	id := fs.String("id", "", "the new key's id, e.g. k2")
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
-	switch args[0] {
-	case "generate":
-		fs := flag.NewFlagSet("keys generate", flag.ContinueOnError)
-		fs.SetOutput(c.stdout)
-		id := fs.String("id", "", "the new key's id, e.g. k2")
-		if err := fs.Parse(args[1:]); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		k, err := shops.GenerateKey(*id)
-		if err != nil {
-			return err
-		}
-		if _, err := shops.NewKeyring(k); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		// The one place a key is printed: the operator asked for it.
-		fmt.Fprintln(c.stdout, k.Spec())
-		return nil
-	case "rotate":
-		cfg, err := loadEtsyConfig(c.getenv, false)
-		if err != nil {
-			return err
-		}
-		if cfg.TokenKeys == "" {
-			return fmt.Errorf("config: SHOPLEDGER_TOKEN_KEYS is required")
-		}
-		store, _, closeDB, err := c.shopStore(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		defer closeDB()
-		res, err := store.RotateKeys(ctx)
-		fmt.Fprintf(c.stdout, "re-encrypted %d shops' tokens and %d pending authorizations under the current key\n", res.Credentials, res.PendingAuths)
-		if err != nil {
-			fmt.Fprintf(c.stdout, "could not re-encrypt shops %v; keep their old key configured\n", res.Failed)
-			return err
-		}
-		return nil
-	default:
-		fmt.Fprintln(c.stdout, keysUsage)
-		return fmt.Errorf("%w: unknown keys command %q", errUsage, args[0])
+	k, err := shops.GenerateKey(*id)
+	if err != nil {
+		return err
 	}
+	if _, err := shops.NewKeyring(k); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	// The one place a key is printed: the operator asked for it.
+	fmt.Fprintln(c.stdout, k.Spec())
+	return nil
+}
+
+func keysRotate(ctx context.Context, c *cli, args []string) error {
+	if err := parseFlags(newFlags("keys rotate"), args); err != nil {
+		return err
+	}
+	cfg, err := loadEtsyConfig(c.getenv, false)
+	if err != nil {
+		return err
+	}
+	if cfg.TokenKeys == "" {
+		return fmt.Errorf("config: SHOPLEDGER_TOKEN_KEYS is required")
+	}
+	store, _, closeDB, err := c.shopStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	res, err := store.RotateKeys(ctx)
+	fmt.Fprintf(c.stdout, "re-encrypted %d shops' tokens and %d pending authorizations under the current key\n", res.Credentials, res.PendingAuths)
+	if err != nil {
+		fmt.Fprintf(c.stdout, "could not re-encrypt shops %v; keep their old key configured\n", res.Failed)
+		return err
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,23 +21,53 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "ledger: %v\n", err)
-		if errors.Is(err, errUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	os.Exit(cliMain(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// cliMain runs a command line and turns its outcome into the exit status:
+// 0, 1 for a failure, or 2 for a usage error, which it explains on stderr
+// followed by the usage of the command concerned.
+func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, getenv, stdout)
+	if err == nil {
+		return 0
 	}
+	fmt.Fprintf(stderr, "ledger: %v\n", err)
+	if errors.Is(err, errUsage) {
+		text := usage()
+		if len(args) > 0 {
+			if cmd, ok := commands[args[0]]; ok {
+				text = cmd.usage
+			}
+		}
+		fmt.Fprintf(stderr, "\n%s", text)
+		return 2
+	}
+	return 1
 }
 
 var errUsage = errors.New("usage")
 
-// command is one ledger subcommand. Each lives in its own file and
-// registers itself in commands from an init function, so that work on one
-// command never touches another's file.
+// command is one ledger command. Each lives in its own file and registers
+// itself in commands from an init function, so that work on one command
+// never touches another's file. A command either runs itself (run) or
+// dispatches to its subcommands (subs); help walks both.
 type command struct {
 	summary string
-	run     func(ctx context.Context, c *cli, args []string) error
+	// usage is printed by --help and after a usage error.
+	usage string
+	run   func(ctx context.Context, c *cli, args []string) error
+	subs  map[string]func(ctx context.Context, c *cli, args []string) error
+}
+
+// subNames lists a command's subcommands in order.
+func (c command) subNames() []string {
+	names := make([]string, 0, len(c.subs))
+	for name := range c.subs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 var commands = map[string]command{}
@@ -61,9 +92,28 @@ func (c *cli) openDB(ctx context.Context, opts ...service.DBOption) (*sql.DB, fu
 	return db, func() { db.Close(); pool.Close() }, nil
 }
 
+// newFlags returns a flag set that prints nothing: its errors come back to
+// the caller, and cliMain reports them on stderr with the command's usage.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseFlags parses a command line that takes flags only.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %s: %v", errUsage, fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: %s takes no argument %q", errUsage, fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
 func usage() string {
 	var b strings.Builder
-	b.WriteString("ledger <command> [flags]\n\nCommands:\n")
+	b.WriteString("ledger <command> [subcommand] [flags]\n\nCommands:\n")
 	names := make([]string, 0, len(commands))
 	for name := range commands {
 		names = append(names, name)
@@ -72,6 +122,7 @@ func usage() string {
 	for _, name := range names {
 		fmt.Fprintf(&b, "  %-18s %s\n", name, commands[name].summary)
 	}
+	b.WriteString("\n\"ledger <command> --help\" (or \"ledger help <command>\") shows a command's usage.\n")
 	b.WriteString(usageEnv)
 	return b.String()
 }
@@ -90,13 +141,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage())
-		if len(args) == 0 {
-			return fmt.Errorf("%w: a command is required", errUsage)
+	// Help is answered before any setting is read or anything opened.
+	if len(args) == 0 {
+		return fmt.Errorf("%w: a command is required", errUsage)
+	}
+	if args[0] == "help" || service.HelpRequested(args[:1]) {
+		if len(args) > 1 {
+			// "ledger help tokens"
+			return run(ctx, []string{args[1], "--help"}, getenv, stdout)
 		}
+		fmt.Fprint(stdout, usage())
 		return nil
 	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+	if service.HelpRequested(args[1:]) || (len(args) > 1 && args[1] == "help") {
+		fmt.Fprint(stdout, cmd.usage)
+		return nil
+	}
+	var sub func(ctx context.Context, c *cli, args []string) error
+	if cmd.subs != nil {
+		if len(args) < 2 {
+			return fmt.Errorf("%w: %s needs one of: %s", errUsage, args[0], strings.Join(cmd.subNames(), ", "))
+		}
+		if sub, ok = cmd.subs[args[1]]; !ok {
+			return fmt.Errorf("%w: unknown %s command %q (known: %s)", errUsage, args[0], args[1], strings.Join(cmd.subNames(), ", "))
+		}
+	}
+
 	env := service.NewEnv(getenv)
 	dbURL := env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL)
 	allowNonDurable := env.Bool(service.AllowNonDurableEnv, false)
@@ -105,10 +179,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprint(stdout, usage())
-		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	c := &cli{dbURL: dbURL, allowNonDurable: allowNonDurable, getenv: getenv, stdout: stdout, logger: logger}
+	if sub != nil {
+		return sub(ctx, c, args[2:])
 	}
-	return cmd.run(ctx, &cli{dbURL: dbURL, allowNonDurable: allowNonDurable, getenv: getenv, stdout: stdout, logger: logger}, args[1:])
+	return cmd.run(ctx, c, args[1:])
 }

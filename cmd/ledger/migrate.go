@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
 	"github.com/shopledger/shopledger/eventstore"
@@ -10,14 +9,22 @@ import (
 )
 
 func init() {
-	commands["migrate"] = command{summary: "apply pending database migrations and adopt a log restored from another cluster", run: runMigrate}
+	commands["migrate"] = command{summary: "apply pending database migrations and adopt a log restored from another cluster", usage: migrateUsage, run: runMigrate}
 }
 
+const migrateUsage = `ledger migrate
+
+Applies the pending migrations to SHOPLEDGER_DATABASE_URL under an advisory
+lock, so that several processes started together migrate once, re-applies
+the runtime role and its grants, and adopts a log restored from another
+cluster (so that its events keep their order and new ones follow them;
+every other binary refuses such a log until then). Running it again changes
+nothing.
+` + usageEnv
+
 func runMigrate(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(newFlags("migrate"), args); err != nil {
+		return err
 	}
 	// A database restored from another cluster is adopted here (see
 	// eventstore.Adopt); every other binary refuses it until then.

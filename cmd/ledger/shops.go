@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,7 +20,13 @@ import (
 )
 
 func init() {
-	commands["shops"] = command{summary: "connect, list and disconnect Etsy shops; change their sync settings", run: runShops}
+	commands["shops"] = command{
+		summary: "connect, list and disconnect Etsy shops; change their sync settings",
+		usage:   shopsUsage,
+		subs: map[string]func(context.Context, *cli, []string) error{
+			"connect": shopsConnect, "list": shopsList, "disconnect": shopsDisconnect, "sync": shopsSync,
+		},
+	}
 }
 
 const shopsUsage = `ledger shops connect [--no-follow] [--sim-shop ID]
@@ -40,27 +45,8 @@ Environment (shared with ingest):
   SHOPLEDGER_ETSY_API_URL          default ` + etsy.DefaultBaseURL + `
   SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL  default ` + etsy.DefaultAuthURL + `
   SHOPLEDGER_ETSY_OAUTH_TOKEN_URL  default ` + etsy.DefaultTokenURL + `
-  SHOPLEDGER_ETSY_REDIRECT_URL     default http://$SHOPLEDGER_INGEST_ADDR/connect/etsy/callback`
-
-func runShops(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(c.stdout, shopsUsage)
-		return fmt.Errorf("%w: shops needs connect, list, disconnect or sync", errUsage)
-	}
-	switch args[0] {
-	case "connect":
-		return shopsConnect(ctx, c, args[1:])
-	case "list":
-		return shopsList(ctx, c, args[1:])
-	case "disconnect":
-		return shopsDisconnect(ctx, c, args[1:])
-	case "sync":
-		return shopsSync(ctx, c, args[1:])
-	default:
-		fmt.Fprintln(c.stdout, shopsUsage)
-		return fmt.Errorf("%w: unknown shops command %q", errUsage, args[0])
-	}
-}
+  SHOPLEDGER_ETSY_REDIRECT_URL     default http://$SHOPLEDGER_INGEST_ADDR/connect/etsy/callback
+` + usageEnv
 
 // etsyConfig is the part of ingest's settings the ledger needs.
 type etsyConfig struct {
@@ -125,12 +111,11 @@ func (c *cli) shopStore(ctx context.Context, cfg etsyConfig) (*shops.Store, *sql
 }
 
 func shopsConnect(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("shops connect", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+	fs := newFlags("shops connect")
 	noFollow := fs.Bool("no-follow", false, "only print the authorization URL")
 	simShop := fs.Int64("sim-shop", 0, "simulator only: the shop whose owner consents (default the simulator's first shop)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := loadEtsyConfig(c.getenv, true)
 	if err != nil {
@@ -203,10 +188,9 @@ func followConsent(ctx context.Context, authURL, redirectURL string) (*url.URL, 
 }
 
 func shopsList(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("shops list", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	fs := newFlags("shops list")
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := loadEtsyConfig(c.getenv, false)
 	if err != nil {
@@ -254,12 +238,11 @@ func dash(s string) string {
 }
 
 func shopsDisconnect(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("shops disconnect", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+	fs := newFlags("shops disconnect")
 	shopID := fs.Int64("shop", 0, "the shop to disconnect")
 	reason := fs.String("reason", "disconnected by an operator", "why, recorded in shop.disconnected")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *shopID <= 0 {
 		return fmt.Errorf("%w: --shop is required", errUsage)
@@ -281,13 +264,12 @@ func shopsDisconnect(ctx context.Context, c *cli, args []string) error {
 }
 
 func shopsSync(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("shops sync", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+	fs := newFlags("shops sync")
 	shopID := fs.Int64("shop", 0, "the shop")
 	enabled := fs.String("enabled", "", "true or false: poll the shop or not")
 	interval := fs.Duration("interval", 0, "polling interval, at least 1m")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	ch := events.ShopSettingsChanged{ShopID: *shopID}
 	switch *enabled {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,59 +19,137 @@ import (
 )
 
 func init() {
-	commands["thresholds"] = command{summary: "set low-stock thresholds (shop default, listing, variant)", run: runThresholds}
-	commands["alert-channels"] = command{summary: "configure where a shop's low-stock alerts go, and its webhook secret", run: runAlertChannels}
+	commands["thresholds"] = command{
+		summary: "set or clear low-stock thresholds (shop default, listing, variant)",
+		usage:   thresholdsUsage,
+		subs:    map[string]func(context.Context, *cli, []string) error{"set": thresholdsSet, "clear": thresholdsClear},
+	}
+	alertChannelSubs := map[string]func(context.Context, *cli, []string) error{}
+	for _, sub := range []string{"add", "list", "remove", "secret"} {
+		alertChannelSubs[sub] = func(ctx context.Context, c *cli, args []string) error {
+			return runAlertChannels(ctx, c, sub, args)
+		}
+	}
+	commands["alert-channels"] = command{
+		summary: "configure where a shop's low-stock alerts go, and its webhook secret",
+		usage:   alertChannelsUsage,
+		subs:    alertChannelSubs,
+	}
 }
 
 const thresholdsUsage = `ledger thresholds set --shop <shop id> [--listing <listing id> [--variant <variant key>]] <threshold> --actor <who>
+ledger thresholds clear --shop <shop id> [--listing <listing id> [--variant <variant key>]] --actor <who> [--reason text]
 
-  Without --listing it sets the shop default (5 unless set); with --listing
-  the listing's line; with --variant that variant's own. An alert is raised
-  when a variant's balance is at or below its line.`
+  set    Without --listing it sets the shop default (5 unless set); with
+         --listing the listing's line; with --variant that variant's own.
+         An alert is raised when a variant's balance is at or below its
+         line.
+  clear  takes a line set before back: a variant falls back to its
+         listing's line, a listing to the shop default, a shop to 5. It is
+         how a threshold set by mistake is undone: the log keeps both
+         facts (see docs/operations.md).
 
-func runThresholds(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 || args[0] != "set" {
-		fmt.Fprintln(c.stdout, thresholdsUsage)
-		return fmt.Errorf("%w: thresholds needs set", errUsage)
+  Both refuse shops, listings and variants the ledger does not know (a
+  connected shop; a listing and variant Etsy described to it, as the read
+  models show them), say which they found, and write nothing then. --actor
+  (required) names who asked; it is recorded in the event.
+` + usageEnv
+
+// thresholdTarget is the line a thresholds command is about.
+type thresholdTarget struct {
+	shop, listing int64
+	variant       string
+	actor         string
+}
+
+func thresholdFlags(name string) (*flag.FlagSet, *thresholdTarget) {
+	var t thresholdTarget
+	fs := newFlags(name)
+	fs.Int64Var(&t.shop, "shop", 0, "shop id (required)")
+	fs.Int64Var(&t.listing, "listing", 0, "listing id: the listing's line")
+	fs.StringVar(&t.variant, "variant", "", "variant key (with --listing): the variant's own line")
+	fs.StringVar(&t.actor, "actor", "", "who asks for the change, recorded in the event (required)")
+	return fs, &t
+}
+
+func (t *thresholdTarget) validate() error {
+	t.actor = strings.TrimSpace(t.actor)
+	if t.shop <= 0 {
+		return fmt.Errorf("%w: --shop <shop id> is required", errUsage)
 	}
-	fs := flag.NewFlagSet("thresholds set", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
-	shop := fs.Int64("shop", 0, "shop id (required)")
-	listing := fs.Int64("listing", 0, "listing id: set the listing's threshold")
-	variant := fs.String("variant", "", "variant key (with --listing): set the variant's threshold")
-	actor := fs.String("actor", "", "who asks for the change, recorded in the event (required)")
-	pos, err := parseInterleaved(fs, args[1:])
+	if t.actor == "" {
+		return fmt.Errorf("%w: --actor <who> is required: every threshold change names who made it", errUsage)
+	}
+	if t.variant != "" && t.listing <= 0 {
+		return fmt.Errorf("%w: --variant needs --listing", errUsage)
+	}
+	return nil
+}
+
+// scope returns the event scope, the stream it goes to and how to name it.
+func (t *thresholdTarget) scope() (scope, stream, what string) {
+	switch {
+	case t.variant != "":
+		return events.ScopeVariant, events.ListingStream(t.listing), fmt.Sprintf("variant %q of listing %d", t.variant, t.listing)
+	case t.listing > 0:
+		return events.ScopeListing, events.ListingStream(t.listing), fmt.Sprintf("listing %d", t.listing)
+	}
+	return events.ScopeShop, events.ShopStream(t.shop), fmt.Sprintf("default of shop %d", t.shop)
+}
+
+// checkKnown looks the target up and prints what it found.
+func (t *thresholdTarget) checkKnown(ctx context.Context, c *cli, db *sql.DB) error {
+	k, err := newKnowledge(db, c)
+	if err != nil {
+		return err
+	}
+	var chk check
+	what, ok, err := k.shop(ctx, t.shop)
+	if err != nil {
+		return err
+	}
+	chk.add(what, ok)
+	if t.listing > 0 {
+		what, ok, err := k.listing(ctx, t.shop, t.listing)
+		if err != nil {
+			return err
+		}
+		chk.add(what, ok)
+		if ok && t.variant != "" {
+			what, ok, err := k.variant(ctx, t.shop, t.listing, t.variant)
+			if err != nil {
+				return err
+			}
+			chk.add(what, ok)
+		}
+	}
+	if err := chk.err(); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "found %s\n", strings.Join(chk.found, ", "))
+	return nil
+}
+
+func thresholdsSet(ctx context.Context, c *cli, args []string) error {
+	fs, t := thresholdFlags("thresholds set")
+	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("%w: exactly one threshold is required\n%s", errUsage, thresholdsUsage)
+		return fmt.Errorf("%w: exactly one threshold is required", errUsage)
 	}
 	n, err := strconv.ParseInt(pos[0], 10, 64)
 	if err != nil || n < 0 {
 		return fmt.Errorf("%w: threshold %q is not a whole number >= 0", errUsage, pos[0])
 	}
-	if *shop <= 0 {
-		return fmt.Errorf("%w: --shop <shop id> is required", errUsage)
+	if err := t.validate(); err != nil {
+		return err
 	}
-	if strings.TrimSpace(*actor) == "" {
-		return fmt.Errorf("%w: --actor <who> is required: every threshold change names who made it", errUsage)
-	}
-	if *variant != "" && *listing <= 0 {
-		return fmt.Errorf("%w: --variant needs --listing", errUsage)
-	}
-	p := events.StockThresholdSet{Scope: events.ScopeShop, ShopID: *shop, Threshold: n, Actor: strings.TrimSpace(*actor)}
-	stream := events.ShopStream(*shop)
-	what := fmt.Sprintf("default of shop %d", *shop)
-	switch {
-	case *variant != "":
-		p.Scope, p.ListingID, p.VariantKey = events.ScopeVariant, *listing, *variant
-		stream = events.ListingStream(*listing)
-		what = fmt.Sprintf("variant %q of listing %d", *variant, *listing)
-	case *listing > 0:
-		p.Scope, p.ListingID = events.ScopeListing, *listing
-		stream = events.ListingStream(*listing)
-		what = fmt.Sprintf("listing %d", *listing)
+	scope, stream, what := t.scope()
+	p := events.StockThresholdSet{Scope: scope, ShopID: t.shop, Threshold: n, Actor: t.actor}
+	if scope != events.ScopeShop {
+		p.ListingID, p.VariantKey = t.listing, t.variant
 	}
 
 	db, closeDB, err := c.openDB(ctx)
@@ -78,13 +157,48 @@ func runThresholds(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer closeDB()
+	if err := t.checkKnown(ctx, c, db); err != nil {
+		return err
+	}
 	// A person's decision happens now: its business time is the clock.
-	ev := events.New(stream, *shop, time.Now(), p).WithMetadata(events.Metadata{Actor: p.Actor, Source: "ledger"})
+	ev := events.New(stream, t.shop, time.Now(), p).WithMetadata(events.Metadata{Actor: p.Actor, Source: "ledger"})
 	if _, err := eventstore.New(db).Append(ctx, stream, eventstore.Any, ev); err != nil {
 		return fmt.Errorf("set threshold: %w", err)
 	}
-	c.logger.Info("threshold set", "event_id", ev.ID, "shop_id", *shop, "scope", p.Scope, "threshold", n, "actor", p.Actor)
+	c.logger.Info("threshold set", "event_id", ev.ID, "shop_id", t.shop, "scope", p.Scope, "threshold", n, "actor", p.Actor)
 	fmt.Fprintf(c.stdout, "low-stock threshold of %s set to %d by %s (event %s)\n", what, n, p.Actor, ev.ID)
+	return nil
+}
+
+func thresholdsClear(ctx context.Context, c *cli, args []string) error {
+	fs, t := thresholdFlags("thresholds clear")
+	reason := fs.String("reason", "", "why, recorded in the event (for example: set on the wrong listing)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := t.validate(); err != nil {
+		return err
+	}
+	scope, stream, what := t.scope()
+	p := events.StockThresholdCleared{Scope: scope, ShopID: t.shop, Actor: t.actor, Reason: strings.TrimSpace(*reason)}
+	if scope != events.ScopeShop {
+		p.ListingID, p.VariantKey = t.listing, t.variant
+	}
+
+	db, closeDB, err := c.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if err := t.checkKnown(ctx, c, db); err != nil {
+		return err
+	}
+	ev := events.New(stream, t.shop, time.Now(), p).WithMetadata(events.Metadata{Actor: p.Actor, Source: "ledger"})
+	if _, err := eventstore.New(db).Append(ctx, stream, eventstore.Any, ev); err != nil {
+		return fmt.Errorf("clear threshold: %w", err)
+	}
+	c.logger.Info("threshold cleared", "event_id", ev.ID, "shop_id", t.shop, "scope", p.Scope, "actor", p.Actor)
+	fmt.Fprintf(c.stdout, "low-stock threshold of %s cleared by %s (event %s)\n", what, p.Actor, ev.ID)
 	return nil
 }
 
@@ -111,27 +225,33 @@ ledger alert-channels list [--shop <shop id>]
 ledger alert-channels remove --shop <shop id> <channel id>
 ledger alert-channels secret --shop <shop id> [--rotate]
 
-  Channels set here add to those of the shop's settings. A Slack incoming
+  Channels set here add to those of the shop's settings; add refuses a
+  shop the ledger never connected. A Slack incoming
   webhook URL is a secret: it is stored here, never in the event log, and
   listed masked. "secret" prints the key our alert webhooks are signed with
-  (Standard Webhooks, "whsec_…"); sellers verify webhook-signature with it.`
+  (Standard Webhooks, "whsec_…"); sellers verify webhook-signature with it.
+` + usageEnv
 
-func runAlertChannels(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(c.stdout, alertChannelsUsage)
-		return fmt.Errorf("%w: alert-channels needs add, list, remove or secret", errUsage)
-	}
-	fs := flag.NewFlagSet("alert-channels "+args[0], flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+func runAlertChannels(ctx context.Context, c *cli, sub string, args []string) error {
+	fs := newFlags("alert-channels " + sub)
 	shop := fs.Int64("shop", 0, "shop id")
-	kind := fs.String("kind", "", "email, webhook or slack")
-	target := fs.String("target", "", "email address or URL")
-	rotate := fs.Bool("rotate", false, "replace the signing secret")
-	pos, err := parseInterleaved(fs, args[1:])
+	var kind, target *string
+	var rotate *bool
+	switch sub {
+	case "add":
+		kind = fs.String("kind", "", "email, webhook or slack")
+		target = fs.String("target", "", "email address or URL")
+	case "secret":
+		rotate = fs.Bool("rotate", false, "replace the signing secret")
+	}
+	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if args[0] != "list" && *shop <= 0 {
+	if sub != "remove" && len(pos) > 0 {
+		return fmt.Errorf("%w: alert-channels %s takes no argument %q", errUsage, sub, pos[0])
+	}
+	if sub != "list" && *shop <= 0 {
 		return fmt.Errorf("%w: --shop <shop id> is required", errUsage)
 	}
 	db, closeDB, err := c.openDB(ctx)
@@ -140,8 +260,19 @@ func runAlertChannels(ctx context.Context, c *cli, args []string) error {
 	}
 	defer closeDB()
 	chans := alerts.NewChannels(db)
-	switch args[0] {
+	switch sub {
 	case "add":
+		k, err := newKnowledge(db, c)
+		if err != nil {
+			return err
+		}
+		what, ok, err := k.shop(ctx, *shop)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %s was never connected; nothing was written", errUnknown, what)
+		}
 		ch, err := chans.Add(ctx, *shop, *kind, *target)
 		if errors.Is(err, alerts.ErrInvalidChannel) {
 			return fmt.Errorf("%w: %v", errUsage, err)
@@ -150,7 +281,7 @@ func runAlertChannels(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		c.logger.Info("alert channel added", "channel_id", ch.ChannelID, "shop_id", ch.ShopID, "kind", ch.Kind)
-		fmt.Fprintf(c.stdout, "added %s channel %s for shop %d\n", ch.Kind, ch.ChannelID, ch.ShopID)
+		fmt.Fprintf(c.stdout, "added %s channel %s for %s\n", ch.Kind, ch.ChannelID, what)
 	case "list":
 		list, err := chans.List(ctx, *shop)
 		if err != nil {
@@ -187,9 +318,6 @@ func runAlertChannels(ctx context.Context, c *cli, args []string) error {
 		// The secret goes to stdout only, never to the log.
 		c.logger.Info("alert webhook secret shown", "shop_id", *shop, "rotated", *rotate)
 		fmt.Fprintln(c.stdout, secret)
-	default:
-		fmt.Fprintln(c.stdout, alertChannelsUsage)
-		return fmt.Errorf("%w: unknown alert-channels command %q", errUsage, args[0])
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 
 func TestThresholdsSetAppendsAnEventWithItsActor(t *testing.T) {
 	db := pgtest.New(t)
+	seedShop(t, db.DB, 7, 700, "Knots")
+	seedListing(t, db.DB, 7, 70, "Mug", "sku:M-1")
 	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
 	for _, args := range [][]string{
 		{"thresholds", "set", "--shop", "7", "3", "--actor", "ann"},
@@ -81,6 +83,7 @@ func TestThresholdsSetRefusesBadInput(t *testing.T) {
 
 func TestAlertChannelsAddListAndSecret(t *testing.T) {
 	db := pgtest.New(t)
+	seedShop(t, db.DB, 7, 700, "Knots")
 	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
 	ledger := func(args ...string) string {
 		t.Helper()
@@ -105,5 +108,108 @@ func TestAlertChannelsAddListAndSecret(t *testing.T) {
 	err := run(context.Background(), []string{"alert-channels", "add", "--shop", "7", "--kind", "pager", "--target", "x"}, env, &out)
 	if !errors.Is(err, errUsage) {
 		t.Errorf("unknown kind: err = %v, want a usage error", err)
+	}
+}
+
+// The ledger refuses, before writing anything, thresholds and channels for
+// what it does not know, and says what it found and what it did not.
+func TestThresholdsAndChannelsRefuseWhatTheLedgerDoesNotKnow(t *testing.T) {
+	db := pgtest.New(t)
+	seedShop(t, db.DB, 7, 700, "Knots")
+	seedShop(t, db.DB, 8, 800, "Other")
+	seedListing(t, db.DB, 7, 70, "Mug", "sku:M-1", "sku:M-2")
+	seedListing(t, db.DB, 8, 80, "Scarf")
+	// A listing row that only a stray threshold made: never described.
+	if _, err := db.DB.Exec(`INSERT INTO products (shop_id, listing_id, created_at, updated_at, last_position) VALUES (7, 999, now(), now(), 1)`); err != nil {
+		t.Fatal(err)
+	}
+	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
+	for _, tc := range []struct {
+		args  []string
+		found []string
+		not   []string
+	}{
+		{[]string{"thresholds", "set", "--shop", "9", "3", "--actor", "ann"}, nil, []string{"shop 9"}},
+		{[]string{"thresholds", "set", "--shop", "7", "--listing", "999", "3", "--actor", "ann"}, []string{"shop 7 (Knots)"}, []string{"listing 999 (never imported)"}},
+		{[]string{"thresholds", "set", "--shop", "7", "--listing", "71", "3", "--actor", "ann"}, []string{"shop 7 (Knots)"}, []string{"listing 71"}},
+		{[]string{"thresholds", "set", "--shop", "7", "--listing", "80", "3", "--actor", "ann"}, []string{"shop 7 (Knots)"}, []string{"listing 80 (of shop 8, not 7)"}},
+		{[]string{"thresholds", "set", "--shop", "7", "--listing", "70", "--variant", "NOPE", "3", "--actor", "ann"},
+			[]string{"shop 7 (Knots)", `listing 70 ("Mug")`}, []string{`variant "NOPE" (the listing has sku:M-1, sku:M-2)`}},
+		{[]string{"thresholds", "clear", "--shop", "7", "--listing", "70", "--variant", "sku:M-9", "--actor", "ann"},
+			[]string{"shop 7 (Knots)"}, []string{`variant "sku:M-9"`}},
+		{[]string{"alert-channels", "add", "--shop", "9", "--kind", "email", "--target", "a@example.com"}, nil, []string{"shop 9"}},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), tc.args, env, &out)
+		if !errors.Is(err, errUnknown) {
+			t.Errorf("%v: err = %v, want errUnknown", tc.args, err)
+			continue
+		}
+		for _, s := range append(tc.found, tc.not...) {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("%v: %q does not name %s", tc.args, err, s)
+			}
+		}
+		if len(tc.found) > 0 && !strings.Contains(err.Error(), "found: "+tc.found[0]) {
+			t.Errorf("%v: %q does not say what it found", tc.args, err)
+		}
+	}
+	var n int
+	if err := db.DB.QueryRow(`SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM alert_channels)`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d events or channels written, want none", n)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"thresholds", "set", "--shop", "7", "--listing", "70", "--variant", "sku:M-2", "2", "--actor", "ann"}, env, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `found shop 7 (Knots), listing 70 ("Mug"), variant "sku:M-2"`) {
+		t.Errorf("set printed %q, want what it found", out.String())
+	}
+}
+
+// A threshold set by mistake is taken back by thresholds clear: the log
+// keeps both facts, and the clear names the same line, its actor and why.
+func TestThresholdsClearCompensatesAMistake(t *testing.T) {
+	db := pgtest.New(t)
+	seedShop(t, db.DB, 7, 700, "Knots")
+	seedListing(t, db.DB, 7, 70, "Mug", "sku:M-1")
+	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
+	for _, args := range [][]string{
+		{"thresholds", "set", "--shop", "7", "--listing", "70", "--variant", "sku:M-1", "40", "--actor", "ann"},
+		{"thresholds", "clear", "--shop", "7", "--listing", "70", "--variant", "sku:M-1", "--actor", "bob", "--reason", "meant 4, not 40"},
+		{"thresholds", "clear", "--shop", "7", "--actor", "bob"},
+	} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, env, &out); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	rows, err := db.DB.Query(`SELECT ` + eventstore.RecordColumns + ` FROM events ORDER BY position`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []any
+	for rows.Next() {
+		r, err := eventstore.ScanRecord(rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r.Data)
+	}
+	want := []any{
+		events.StockThresholdSet{Scope: events.ScopeVariant, ShopID: 7, ListingID: 70, VariantKey: "sku:M-1", Threshold: 40, Actor: "ann"},
+		events.StockThresholdCleared{Scope: events.ScopeVariant, ShopID: 7, ListingID: 70, VariantKey: "sku:M-1", Actor: "bob", Reason: "meant 4, not 40"},
+		events.StockThresholdCleared{Scope: events.ScopeShop, ShopID: 7, Actor: "bob"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"thresholds", "clear", "--shop", "7", "--listing", "70"}, env, &out); !errors.Is(err, errUsage) {
+		t.Errorf("clear without --actor: %v, want a usage error", err)
 	}
 }

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,30 +15,24 @@ import (
 )
 
 func init() {
-	commands["tokens"] = command{summary: "create, list and revoke query API tokens", run: runTokens}
+	commands["tokens"] = command{
+		summary: "create, list and revoke query API tokens",
+		usage:   tokensUsage,
+		subs:    map[string]func(context.Context, *cli, []string) error{"create": tokensCreate, "list": tokensList, "revoke": tokensRevoke},
+	}
 }
 
 const tokensUsage = `ledger tokens create --seller <etsy user id> [--role seller|auditor] [--shop <shop id>]... [--label text] [--ttl 720h]
 ledger tokens list [--seller <etsy user id>]
-ledger tokens revoke <token id>`
+ledger tokens revoke <token id>
 
-func runTokens(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(c.stdout, tokensUsage)
-		return fmt.Errorf("%w: tokens needs create, list or revoke", errUsage)
-	}
-	switch args[0] {
-	case "create":
-		return tokensCreate(ctx, c, args[1:])
-	case "list":
-		return tokensList(ctx, c, args[1:])
-	case "revoke":
-		return tokensRevoke(ctx, c, args[1:])
-	default:
-		fmt.Fprintln(c.stdout, tokensUsage)
-		return fmt.Errorf("%w: unknown tokens command %q", errUsage, args[0])
-	}
-}
+  create  issues a token for a seller the ledger knows (one of its
+          connected shops belongs to them) and prints it once. --shop
+          (repeatable or comma-separated) limits it to some of the
+          seller's shops; default all of them. --ttl 0 never expires.
+  list    shows tokens by id and prefix, never the token itself.
+  revoke  stops a token at once (see list for ids).
+` + usageEnv
 
 // shopList collects --shop, repeated or comma-separated.
 type shopList []int64
@@ -56,16 +50,15 @@ func (s *shopList) Set(v string) error {
 }
 
 func tokensCreate(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("tokens create", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+	fs := newFlags("tokens create")
 	seller := fs.Int64("seller", 0, "Etsy user id of the seller the token reads for (required)")
 	role := fs.String("role", "seller", "seller or auditor")
 	label := fs.String("label", "", "a note to tell tokens apart")
 	ttl := fs.Duration("ttl", 0, "lifetime, for example 720h; 0 never expires")
 	var shops shopList
 	fs.Var(&shops, "shop", "limit the token to this shop id (repeatable); default all the seller's shops")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *seller <= 0 {
 		return fmt.Errorf("%w: --seller <etsy user id> is required", errUsage)
@@ -82,6 +75,29 @@ func tokensCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer closeDB()
+	k, err := newKnowledge(db, c)
+	if err != nil {
+		return err
+	}
+	owned, err := k.sellerShops(ctx, *seller)
+	if err != nil {
+		return err
+	}
+	if len(owned) == 0 {
+		return fmt.Errorf("%w: no shop of Etsy user %d was ever connected; nothing was written", errUnknown, *seller)
+	}
+	var chk check
+	for _, id := range shops {
+		if slices.Contains(owned, id) {
+			chk.add(fmt.Sprintf("shop %d", id), true)
+		} else {
+			chk.add(fmt.Sprintf("shop %d (not one of seller %d's: %s)", id, *seller, shopScope(owned)), false)
+		}
+	}
+	if err := chk.err(); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "found seller %d with shops %s\n", *seller, shopScope(owned))
 	secret, tok, err := httpapi.NewTokenStore(db).Create(ctx, httpapi.NewToken{SellerID: *seller, Role: r, ShopIDs: shops, Label: *label, TTL: *ttl})
 	if err != nil {
 		return err
@@ -97,11 +113,10 @@ func tokensCreate(ctx context.Context, c *cli, args []string) error {
 }
 
 func tokensList(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("tokens list", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+	fs := newFlags("tokens list")
 	seller := fs.Int64("seller", 0, "only this seller's tokens")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	db, closeDB, err := c.openDB(ctx)
 	if err != nil {
@@ -122,12 +137,16 @@ func tokensList(ctx context.Context, c *cli, args []string) error {
 }
 
 func tokensRevoke(ctx context.Context, c *cli, args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("%w: tokens revoke <token id>", errUsage)
-	}
-	id, err := uuid.Parse(args[0])
+	pos, err := parseInterleaved(newFlags("tokens revoke"), args)
 	if err != nil {
-		return fmt.Errorf("%w: token id %q is not a uuid (see ledger tokens list)", errUsage, args[0])
+		return fmt.Errorf("%w: tokens revoke: %v", errUsage, err)
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: tokens revoke takes one token id", errUsage)
+	}
+	id, err := uuid.Parse(pos[0])
+	if err != nil {
+		return fmt.Errorf("%w: token id %q is not a uuid (see ledger tokens list)", errUsage, pos[0])
 	}
 	db, closeDB, err := c.openDB(ctx)
 	if err != nil {

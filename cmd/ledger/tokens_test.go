@@ -15,6 +15,9 @@ import (
 
 func TestTokensCreateListRevoke(t *testing.T) {
 	db := pgtest.New(t)
+	for _, shop := range []int64{7, 8, 9} {
+		seedShop(t, db.DB, shop, 4242, "Books")
+	}
 	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
 	ctx := context.Background()
 	ledger := func(args ...string) (string, error) {
@@ -67,5 +70,36 @@ func TestTokensCreateListRevoke(t *testing.T) {
 		if _, err := ledger(bad...); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want usage error", bad, err)
 		}
+	}
+}
+
+func TestTokensCreateRefusesUnknownSellersAndOthersShops(t *testing.T) {
+	db := pgtest.New(t)
+	seedShop(t, db.DB, 7, 4242, "Books")
+	seedShop(t, db.DB, 8, 5353, "Other")
+	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
+	for args, names := range map[string][]string{
+		"--seller 99999":           {"Etsy user 99999"},
+		"--seller 4242 --shop 8":   {"shop 8 (not one of seller 4242's: 7)"},
+		"--seller 4242 --shop 7,9": {"shop 9 (not one of seller 4242's: 7)", "found: shop 7"},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"tokens", "create"}, strings.Fields(args)...), env, &out)
+		if !errors.Is(err, errUnknown) {
+			t.Errorf("tokens create %s: err = %v, want errUnknown", args, err)
+			continue
+		}
+		for _, n := range names {
+			if !strings.Contains(err.Error(), n) {
+				t.Errorf("tokens create %s: %q does not name %s", args, err, n)
+			}
+		}
+	}
+	var n int
+	if err := db.DB.QueryRow(`SELECT count(*) FROM api_tokens`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d tokens stored, want none", n)
 	}
 }

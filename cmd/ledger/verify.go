@@ -5,26 +5,39 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 
 	"github.com/shopledger/shopledger/projections"
 )
 
 func init() {
-	commands["verify"] = command{summary: "recompute the log's hash chain and report the first mismatch", run: runVerify}
-	commands["export"] = command{summary: "write the sealed log as JSON lines (seq, hashes, canonical event)", run: runExport}
+	commands["verify"] = command{summary: "recompute the log's hash chain and report the first mismatch", usage: verifyUsage, run: runVerify}
+	commands["export"] = command{summary: "write the sealed log as JSON lines (seq, hashes, canonical event)", usage: exportUsage, run: runExport}
 }
+
+const verifyUsage = `ledger verify [--json]
+
+Recomputes the seal's hash chain over the log and reports the first row
+that does not match; exits 1 on a mismatch. --json prints the report as
+JSON.
+` + usageEnv
+
+const exportUsage = `ledger export [--after SEQ] [--shop ID]
+
+Writes the sealed log to stdout as JSON lines {seq, hash, prev_hash,
+canonical}: hash = sha256(prev_hash || canonical) can be checked offline.
+--after starts after a seq; --shop keeps one shop's events (the chain still
+needs the whole log to verify).
+` + usageEnv
 
 // errMismatch makes ledger verify exit non-zero when the chain is broken.
 var errMismatch = errors.New("the log does not match its seal")
 
 func runVerify(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+	fs := newFlags("verify")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	db, closeDB, err := c.openDB(ctx)
 	if err != nil {
@@ -92,12 +105,11 @@ type exportLine struct {
 }
 
 func runExport(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+	fs := newFlags("export")
 	after := fs.Int64("after", 0, "start after this seq")
 	shop := fs.Int64("shop", 0, "only this shop's events (the chain still needs the whole log to verify)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	db, closeDB, err := c.openDB(ctx)
 	if err != nil {

@@ -112,7 +112,7 @@ func setupAlerts(d deps) ([]projections.Projection, []func(context.Context) erro
 		}
 		senders[alerts.KindEmail] = email
 	} else {
-		logger.Warn("SHOPLEDGER_SMTP_ADDR is not set: email deliveries will fail")
+		logger.Warn("SHOPLEDGER_SMTP_ADDR is not set: e-mail deliveries wait, pending, until a projector runs with it")
 	}
 	dispatcher, err := alerts.NewDispatcher(d.db, alerts.DispatcherConfig{
 		Senders: senders, InitialBackoff: c.InitialBackoff, MaxBackoff: c.MaxBackoff, GiveUpAfter: c.RetryFor,

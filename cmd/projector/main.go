@@ -29,20 +29,53 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "projector: %v\n", err)
-		if errors.Is(err, errUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+	os.Exit(cliMain(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
 var errUsage = errors.New("usage")
 
+// subcommand is a one-shot command of the projector binary; without one,
+// the projector consumes the log.
+type subcommand struct {
+	usage func() string
+	run   func(ctx context.Context, cfg config, args []string, stdout io.Writer, logger *slog.Logger) error
+}
+
+// subcommands is every subcommand: dispatch and help both read it.
+var subcommands = map[string]subcommand{
+	"rebuild": {usage: rebuildHelp, run: runRebuild},
+}
+
+// cliMain runs a command line and turns its outcome into the exit status:
+// 0, 1 for a failure, or 2 for a usage error, which it explains on stderr
+// followed by the usage concerned.
+func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, getenv, stdout)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "projector: %v\n", err)
+	if errors.Is(err, errUsage) {
+		fmt.Fprintf(stderr, "\n%s", usageOf(args))
+		return 2
+	}
+	return 1
+}
+
+// usageOf is the usage of the subcommand args name, else projector's.
+func usageOf(args []string) string {
+	if len(args) > 0 {
+		if sub, ok := subcommands[args[0]]; ok {
+			return sub.usage()
+		}
+	}
+	return usage
+}
+
 // config is everything projector reads from SHOPLEDGER_* variables.
 type config struct {
-	DatabaseURL   string
+	DatabaseURL string
+	// Addr is the projector's only listener: its ops endpoints.
 	Addr          string
 	LogLevel      string
 	DBConns       int64
@@ -64,7 +97,7 @@ type config struct {
 func loadConfig(env *service.Env) config {
 	c := config{
 		DatabaseURL:   env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
-		Addr:          env.String("SHOPLEDGER_PROJECTOR_ADDR", "127.0.0.1:8082"),
+		Addr:          env.String("SHOPLEDGER_PROJECTOR_OPS_ADDR", env.String("SHOPLEDGER_PROJECTOR_ADDR", "127.0.0.1:8082")),
 		LogLevel:      env.String("SHOPLEDGER_LOG_LEVEL", "info"),
 		DBConns:       env.Int("SHOPLEDGER_PROJECTOR_DB_CONNS", 20),
 		BatchSize:     env.Int("SHOPLEDGER_PROJECTOR_BATCH_SIZE", 2000),
@@ -134,6 +167,24 @@ type plugin struct {
 var plugins []plugin
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	// Help is answered before any setting is read or anything opened.
+	if len(args) > 0 && args[0] == "help" {
+		fmt.Fprint(stdout, usageOf(args[1:]))
+		return nil
+	}
+	if service.HelpRequested(args) {
+		fmt.Fprint(stdout, usageOf(args))
+		return nil
+	}
+	var sub *subcommand
+	if len(args) > 0 {
+		s, ok := subcommands[args[0]]
+		if !ok {
+			return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+		}
+		sub = &s
+	}
+
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -143,18 +194,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "projector")
-
-	if len(args) > 0 {
-		switch args[0] {
-		case "rebuild":
-			return runRebuild(ctx, cfg, args[1:], stdout, logger)
-		case "help", "-h", "--help":
-			fmt.Fprint(stdout, usage)
-			return nil
-		default:
-			fmt.Fprint(stdout, usage)
-			return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
-		}
+	if sub != nil {
+		return sub.run(ctx, cfg, args[1:], stdout, logger)
 	}
 
 	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr,
@@ -193,7 +234,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	ready := &service.Readiness{}
+	ready := &service.Readiness{Logger: logger}
 	ready.Add("database", db.PingContext)
 	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
 	ready.Add("projections", runner.Ready)
@@ -248,13 +289,59 @@ func selected(names []string) []projections.Projection {
 const usage = `projector [command]
 
 Commands:
-  (none)                                  consume the log, maintain read models, seal the log
+  (none)                                  consume the log, maintain read models, seal the log,
+                                          deliver alerts; /healthz, /readyz and /metrics on
+                                          SHOPLEDGER_PROJECTOR_OPS_ADDR
   rebuild [--projection NAME]... [--no-swap]
                                           rebuild read models from the log into shadow tables,
                                           swap them in and move their consumer groups; default
                                           every rebuildable projection (shops, products,
                                           stock_movements, sales). The seal is never rebuilt.
+
+"projector <command> --help" shows a command's usage.
+
+Environment (the main settings; docs/operations.md lists them all):
+  SHOPLEDGER_DATABASE_URL         PostgreSQL URL (default ` + service.DefaultDatabaseURL + `)
+  SHOPLEDGER_PROJECTOR_OPS_ADDR   its only listener: /healthz, /readyz and /metrics
+                                  (default 127.0.0.1:8082; keep it private; SHOPLEDGER_PROJECTOR_ADDR
+                                  is read when it is unset)
+  SHOPLEDGER_PROJECTOR_PROJECTIONS  comma-separated projections to run (default all)
+  SHOPLEDGER_SMTP_ADDR            mail server for e-mail alerts (unset: they wait, pending)
+  SHOPLEDGER_LOG_LEVEL            debug, info, warn or error (default info)
 `
+
+const rebuildUsage = `projector rebuild [--projection NAME]... [--no-swap]
+
+Rebuilds read models from the log into shadow tables, swaps them in and
+moves their consumer groups on, then exits. The seal is never rebuilt and
+no alert is sent again.
+
+Flags:
+`
+
+type rebuildOptions struct {
+	names  multiFlag
+	noSwap bool
+}
+
+func rebuildFlags() (*flag.FlagSet, *rebuildOptions) {
+	var o rebuildOptions
+	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(&o.names, "projection", "projection to rebuild (repeatable); default all")
+	fs.BoolVar(&o.noSwap, "no-swap", false, "leave the filled <table>_rebuild tables in place instead of swapping them in")
+	return fs, &o
+}
+
+// rebuildHelp is the usage text with each flag described.
+func rebuildHelp() string {
+	var b strings.Builder
+	b.WriteString(rebuildUsage)
+	fs, _ := rebuildFlags()
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	return b.String()
+}
 
 // rebuildConns is the pool a rebuild of targets needs: projections.Rebuild
 // holds, all at once, its lock's connection, the snapshot that reads the
@@ -274,14 +361,14 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func runRebuild(ctx context.Context, cfg config, args []string, stdout io.Writer, logger *slog.Logger) error {
-	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	var names multiFlag
-	fs.Var(&names, "projection", "projection to rebuild (repeatable); default all")
-	noSwap := fs.Bool("no-swap", false, "leave the filled <table>_rebuild tables in place instead of swapping them in")
+	fs, o := rebuildFlags()
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: rebuild: %v", errUsage, err)
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: rebuild takes no argument %q", errUsage, fs.Arg(0))
+	}
+	names, noSwap := o.names, &o.noSwap
 	var targets []projections.Rebuildable
 	var known []string
 	for _, p := range projections.Default() {

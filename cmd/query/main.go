@@ -4,8 +4,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -19,16 +22,55 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "query: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(cliMain(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
+
+var errUsage = errors.New("usage")
+
+// cliMain runs a command line and turns its outcome into the exit status:
+// 0, 1 for a failure, or 2 for a usage error, which it explains on stderr
+// followed by the usage.
+func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, getenv, stdout)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "query: %v\n", err)
+	if errors.Is(err, errUsage) {
+		fmt.Fprintf(stderr, "\n%s", usage)
+		return 2
+	}
+	return 1
+}
+
+const usage = `query
+
+Serves sellers and auditors: the JSON API under /v1 (docs/api.md),
+/openapi.json and /healthz on SHOPLEDGER_QUERY_ADDR; /metrics and /readyz on
+SHOPLEDGER_QUERY_OPS_ADDR. It takes no arguments: every setting comes from
+the environment.
+
+Environment (docs/operations.md lists them all):
+  SHOPLEDGER_DATABASE_URL          PostgreSQL URL (default ` + service.DefaultDatabaseURL + `)
+  SHOPLEDGER_QUERY_ADDR            public listener (default 127.0.0.1:8080)
+  SHOPLEDGER_QUERY_OPS_ADDR        /metrics and /readyz (default 127.0.0.1:9080; keep it private)
+  SHOPLEDGER_QUERY_TIMEOUT         per-request database time (default 5s)
+  SHOPLEDGER_QUERY_TOKEN_RATE, SHOPLEDGER_QUERY_TOKEN_BURST       requests a second per token (20, 40)
+  SHOPLEDGER_QUERY_ADDRESS_RATE, SHOPLEDGER_QUERY_ADDRESS_BURST   requests a second per client (100, 200)
+  SHOPLEDGER_QUERY_AUTH_FAILURE_RATE, SHOPLEDGER_QUERY_AUTH_FAILURE_BURST
+                                   failed authentications a second per client (1, 10)
+  SHOPLEDGER_QUERY_TRUSTED_PROXIES comma-separated proxy addresses or CIDRs whose
+                                   SHOPLEDGER_QUERY_PROXY_HEADER names the client (default none)
+  SHOPLEDGER_QUERY_PROXY_HEADER    X-Forwarded-For (default) or Forwarded: the one the proxies set
+  SHOPLEDGER_LOG_LEVEL             debug, info, warn or error (default info)
+`
 
 // config is everything query reads from SHOPLEDGER_* variables.
 type config struct {
-	DatabaseURL  string
-	Addr         string
+	DatabaseURL string
+	Addr        string
+	// OpsAddr serves /metrics and /readyz, apart from the public Addr.
+	OpsAddr      string
 	LogLevel     string
 	DBConns      int64
 	QueryTimeout time.Duration
@@ -36,6 +78,13 @@ type config struct {
 	TokenBurst   int64
 	AddressRate  float64
 	AddressBurst int64
+	// AuthFailureRate and AuthFailureBurst limit failed authentications
+	// per client, in a bucket of their own.
+	AuthFailureRate  float64
+	AuthFailureBurst int64
+	// TrustedProxies may name the client in ProxyHeader.
+	TrustedProxies []netip.Prefix
+	ProxyHeader    httpapi.ProxyHeader
 	// AllowNonDurableDB starts on a database whose commits are not durable.
 	AllowNonDurableDB bool
 }
@@ -45,6 +94,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
 		DatabaseURL:  env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
 		Addr:         env.String("SHOPLEDGER_QUERY_ADDR", "127.0.0.1:8080"),
+		OpsAddr:      env.String("SHOPLEDGER_QUERY_OPS_ADDR", "127.0.0.1:9080"),
 		LogLevel:     env.String("SHOPLEDGER_LOG_LEVEL", "info"),
 		DBConns:      env.Int("SHOPLEDGER_QUERY_DB_CONNS", 20),
 		QueryTimeout: env.Duration("SHOPLEDGER_QUERY_TIMEOUT", 5*time.Second),
@@ -52,6 +102,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		TokenBurst:   env.Int("SHOPLEDGER_QUERY_TOKEN_BURST", 40),
 		AddressRate:  env.Float("SHOPLEDGER_QUERY_ADDRESS_RATE", 100),
 		AddressBurst: env.Int("SHOPLEDGER_QUERY_ADDRESS_BURST", 200),
+
+		AuthFailureRate:  env.Float("SHOPLEDGER_QUERY_AUTH_FAILURE_RATE", 1),
+		AuthFailureBurst: env.Int("SHOPLEDGER_QUERY_AUTH_FAILURE_BURST", 10),
 
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 	}
@@ -66,6 +119,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.TokenBurst < 1 || c.AddressBurst < 1 {
 		env.Fail("SHOPLEDGER_QUERY_TOKEN_BURST and SHOPLEDGER_QUERY_ADDRESS_BURST must be at least 1")
+	}
+	if c.AuthFailureRate < 0 || c.AuthFailureBurst < 1 {
+		env.Fail("SHOPLEDGER_QUERY_AUTH_FAILURE_RATE must not be negative and SHOPLEDGER_QUERY_AUTH_FAILURE_BURST must be at least 1")
+	}
+	proxies, err := httpapi.ParseTrustedProxies(env.List("SHOPLEDGER_QUERY_TRUSTED_PROXIES", nil))
+	if err != nil {
+		env.Fail("SHOPLEDGER_QUERY_TRUSTED_PROXIES: %v", err)
+	}
+	c.TrustedProxies = proxies
+	if c.ProxyHeader, err = httpapi.ParseProxyHeader(env.String("SHOPLEDGER_QUERY_PROXY_HEADER", "X-Forwarded-For")); err != nil {
+		env.Fail("SHOPLEDGER_QUERY_PROXY_HEADER: %v", err)
 	}
 	return c, env.Err()
 }
@@ -86,6 +150,14 @@ func withStatementTimeout(dbURL string, d time.Duration) (string, error) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	// Help is answered before any setting is read or anything opened.
+	if service.HelpRequested(args) || (len(args) > 0 && args[0] == "help") {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	if len(args) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q: query takes its settings from SHOPLEDGER_* variables", errUsage, args[0])
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -94,9 +166,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "query")
-	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr,
+	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr, "ops_addr", cfg.OpsAddr,
 		"query_timeout", cfg.QueryTimeout, "db_conns", cfg.DBConns, "allow_nondurable_database", cfg.AllowNonDurableDB,
-		"token_rate", cfg.TokenRate, "token_burst", cfg.TokenBurst, "address_rate", cfg.AddressRate, "address_burst", cfg.AddressBurst)
+		"token_rate", cfg.TokenRate, "token_burst", cfg.TokenBurst, "address_rate", cfg.AddressRate, "address_burst", cfg.AddressBurst,
+		"auth_failure_rate", cfg.AuthFailureRate, "auth_failure_burst", cfg.AuthFailureBurst,
+		"trusted_proxies", fmt.Sprint(cfg.TrustedProxies), "proxy_header", cfg.ProxyHeader)
 
 	// Migrations run on their own short-lived pool: the serving pool's
 	// statement_timeout would cut a long migration short. OpenDB also
@@ -121,7 +195,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer db.Close()
 
 	reg := service.NewRegistry()
-	ready := &service.Readiness{}
+	ready := &service.Readiness{Logger: logger}
 	ready.Add("database", db.PingContext)
 	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
 
@@ -145,11 +219,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		TokenBurst:   int(cfg.TokenBurst),
 		AddressRate:  cfg.AddressRate,
 		AddressBurst: int(cfg.AddressBurst),
+
+		AuthFailureRate:  cfg.AuthFailureRate,
+		AuthFailureBurst: int(cfg.AuthFailureBurst),
+		TrustedProxies:   cfg.TrustedProxies,
+		ProxyHeader:      cfg.ProxyHeader,
 	})
 	if err != nil {
 		return err
 	}
-	mux := service.OpsMux(reg, ready)
-	mux.Handle("/", api)
-	return service.Serve(ctx, cfg.Addr, mux, "query", stdout, logger)
+	// The public listener serves the API and a bare /healthz; metrics and
+	// readiness stay on the ops one.
+	public := http.NewServeMux()
+	public.HandleFunc("GET /healthz", service.Healthz)
+	public.Handle("/", api)
+	return service.ServeAll(ctx, stdout, logger,
+		service.Listener{Addr: cfg.Addr, Handler: public, Banner: "query listening on"},
+		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("query")})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -15,7 +16,9 @@ import (
 	"github.com/shopledger/shopledger/service"
 )
 
-func TestStartsServesOpsAndStops(t *testing.T) {
+// TestStartsServesOpsApartAndStops: /metrics and /readyz answer on the ops
+// listener only; the public one serves the API and a bare /healthz.
+func TestStartsServesOpsApartAndStops(t *testing.T) {
 	db := pgtest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -23,20 +26,35 @@ func TestStartsServesOpsAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, service.MapEnv(map[string]string{
-			"SHOPLEDGER_DATABASE_URL": db.URL,
-			"SHOPLEDGER_QUERY_ADDR":   "127.0.0.1:0",
+			"SHOPLEDGER_DATABASE_URL":   db.URL,
+			"SHOPLEDGER_QUERY_ADDR":     "127.0.0.1:0",
+			"SHOPLEDGER_QUERY_OPS_ADDR": "127.0.0.1:0",
 		}), w)
 		w.Close()
 	}()
-	base := readBaseURL(t, out)
-	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json"} {
-		resp, err := http.Get(base + path)
+	base, ops := readURLs(t, out)
+	for url, want := range map[string]int{
+		ops + "/healthz": http.StatusOK, ops + "/readyz": http.StatusOK, ops + "/metrics": http.StatusOK,
+		base + "/healthz": http.StatusOK, base + "/openapi.json": http.StatusOK,
+	} {
+		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s = %d, want 200", path, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
+		}
+	}
+	for _, path := range []string{"/readyz", "/metrics", "/debug/pprof/"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 400 || strings.HasPrefix(string(body), "ready") || strings.Contains(string(body), "not ready") || strings.Contains(string(body), "go_goroutines") {
+			t.Errorf("public GET %s = %d %q, want an error that shows nothing", path, resp.StatusCode, body)
 		}
 	}
 	// The API answers beside the ops endpoints, with a token from the
@@ -67,32 +85,47 @@ func TestStartsServesOpsAndStops(t *testing.T) {
 	}
 }
 
-func readBaseURL(t *testing.T, r io.Reader) string {
+// readURLs reads the public and the ops listener's URLs from a starting
+// binary's stdout, then keeps draining it.
+func readURLs(t *testing.T, r io.Reader) (base, ops string) {
 	t.Helper()
-	lines := make(chan string)
+	type found struct {
+		ops bool
+		u   string
+	}
+	lines := make(chan found)
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			if _, after, ok := strings.Cut(sc.Text(), " listening on "); ok {
-				lines <- after
+				lines <- found{false, after}
+			} else if _, after, ok := strings.Cut(sc.Text(), " ops endpoints on "); ok {
+				lines <- found{true, after}
 			}
 		}
 		close(lines)
 	}()
-	select {
-	case u, ok := <-lines:
-		if !ok {
-			t.Fatal("binary exited before listening")
-		}
-		go func() {
-			for range lines {
+	deadline := time.After(30 * time.Second)
+	for base == "" || ops == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("binary exited before listening")
 			}
-		}()
-		return u
-	case <-time.After(30 * time.Second):
-		t.Fatal("binary did not start listening")
+			if l.ops {
+				ops = l.u
+			} else {
+				base = l.u
+			}
+		case <-deadline:
+			t.Fatal("binary did not start listening")
+		}
 	}
-	return ""
+	go func() {
+		for range lines {
+		}
+	}()
+	return base, ops
 }
 
 // The serving pool carries a statement_timeout a little above the request
@@ -132,6 +165,29 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		"SHOPLEDGER_QUERY_DB_CONNS":    "many",
 	}))
 	for _, name := range []string{"SHOPLEDGER_QUERY_TIMEOUT", "SHOPLEDGER_QUERY_TOKEN_RATE", "SHOPLEDGER_QUERY_TOKEN_BURST", "SHOPLEDGER_QUERY_DB_CONNS"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("config error %v does not name %s", err, name)
+		}
+	}
+}
+
+func TestConfigReadsTrustedProxies(t *testing.T) {
+	cfg, err := loadConfig(service.MapEnv(map[string]string{
+		"SHOPLEDGER_QUERY_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.10",
+		"SHOPLEDGER_QUERY_PROXY_HEADER":    "forwarded",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintln(cfg.TrustedProxies, cfg.ProxyHeader, cfg.AuthFailureRate, cfg.AuthFailureBurst); got != "[10.0.0.0/8 192.0.2.10/32] Forwarded 1 10\n" {
+		t.Errorf("config = %s", got)
+	}
+	_, err = loadConfig(service.MapEnv(map[string]string{
+		"SHOPLEDGER_QUERY_TRUSTED_PROXIES":    "10.0.0.0/8, proxy.internal",
+		"SHOPLEDGER_QUERY_PROXY_HEADER":       "X-Real-IP",
+		"SHOPLEDGER_QUERY_AUTH_FAILURE_BURST": "0",
+	}))
+	for _, name := range []string{"SHOPLEDGER_QUERY_TRUSTED_PROXIES", "SHOPLEDGER_QUERY_PROXY_HEADER", "SHOPLEDGER_QUERY_AUTH_FAILURE_BURST"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("config error %v does not name %s", err, name)
 		}

@@ -1,0 +1,71 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/shopledger/shopledger/service"
+)
+
+func TestReadyzNamesFailingChecksAndLogsWhy(t *testing.T) {
+	var logs bytes.Buffer
+	ready := &service.Readiness{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	raw := errors.New(`failed to connect to host=10.0.3.7 user=app: FATAL: password authentication failed`)
+	ready.Add("database", func(context.Context) error { return raw })
+	ready.Add("projections", func(context.Context) error { return nil })
+	mux := service.OpsMux(service.NewRegistry(), ready)
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "database: not ready\n" {
+		t.Errorf("/readyz = %d %q, want 503 naming the check only", rec.Code, rec.Body.String())
+	}
+	if !strings.Contains(logs.String(), "password authentication failed") {
+		t.Errorf("the log lacks the reason:\n%s", logs.String())
+	}
+}
+
+func TestServeAllServesEveryListenerUntilCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &lines{}
+	done := make(chan error, 1)
+	hello := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("public")) })
+	go func() {
+		done <- service.ServeAll(ctx, out, slog.New(slog.DiscardHandler),
+			service.Listener{Addr: "127.0.0.1:0", Handler: hello, Banner: "x listening on"},
+			service.Listener{Addr: "127.0.0.1:0", Handler: http.HandlerFunc(service.Healthz), Banner: service.OpsBanner("x")})
+	}()
+	public, ops := out.after("x listening on "), out.after("x ops endpoints on ")
+	for url, want := range map[string]string{public: "public", ops: "ok\n"} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if b.String() != want {
+			t.Errorf("GET %s = %q, want %q", url, b.String(), want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("ServeAll after cancel: %v", err)
+	}
+}
+
+func TestServeAllBindsAllOrNone(t *testing.T) {
+	err := service.ServeAll(context.Background(), &bytes.Buffer{}, slog.New(slog.DiscardHandler),
+		service.Listener{Addr: "127.0.0.1:0", Handler: http.NotFoundHandler(), Banner: "a"},
+		service.Listener{Addr: "256.0.0.1:0", Handler: http.NotFoundHandler(), Banner: "b"})
+	if err == nil || !strings.Contains(err.Error(), "listen 256.0.0.1:0") {
+		t.Errorf("ServeAll with an unusable address = %v", err)
+	}
+}
