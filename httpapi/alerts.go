@@ -128,12 +128,10 @@ func (s *server) listAlerts(w http.ResponseWriter, r *http.Request, p Principal)
 		return err
 	}
 	q := r.URL.Query()
-	f := AlertFilter{Shops: p.Shops, Status: q.Get("status")}
+	f := AlertFilter{Shops: p.Shops}
 	var err error
-	switch f.Status {
-	case "", alerts.StatusOpen, alerts.StatusCleared:
-	default:
-		return badInput("status", "want open or cleared")
+	if f.Status, err = optEnum(q, "status", []string{alerts.StatusOpen, alerts.StatusCleared}); err != nil {
+		return err
 	}
 	if f.ShopID, err = optShop(q, p); err != nil {
 		return err

@@ -6,11 +6,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
+
+	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/projections"
 )
 
 // EventLog is what the auditor endpoints read: the log itself, filtered to
@@ -111,8 +117,11 @@ func (s *server) auditorRoutes(r chi.Router) {
 
 func (s *server) eventFilter(r *http.Request, p Principal) (EventFilter, error) {
 	q := r.URL.Query()
-	f := EventFilter{Shops: p.Shops, Stream: q.Get("stream"), Type: q.Get("type")}
+	f := EventFilter{Shops: p.Shops, Stream: q.Get("stream")}
 	var err error
+	if f.Type, err = optEnum(q, "type", eventTypes); err != nil {
+		return f, err
+	}
 	if f.ShopID, err = optShop(q, p); err != nil {
 		return f, err
 	}
@@ -263,6 +272,25 @@ func optShop(q url.Values, p Principal) (int64, error) {
 		return 0, ErrNotFound
 	}
 	return id, nil
+}
+
+// The values the enum filters accept, from their sources of truth: Etsy's
+// listing states, the sales projection's statuses, the event registry.
+var (
+	listingStates = etsy.ListingStates()
+	saleStatuses  = projections.SaleStatuses()
+	eventTypes    = events.Types()
+)
+
+// optEnum reads a parameter that, when given, must be one of known. An
+// unknown value is an error rather than a filter that matches nothing,
+// so that a typo does not read as "there are none".
+func optEnum(q url.Values, name string, known []string) (string, error) {
+	v := q.Get(name)
+	if v == "" || slices.Contains(known, v) {
+		return v, nil
+	}
+	return "", badInput(name, "want one of: %s", strings.Join(known, ", "))
 }
 
 func optInt(q url.Values, name string) (int64, error) {

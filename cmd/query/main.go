@@ -150,5 +150,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	mux := service.OpsMux(reg, ready)
 	mux.Handle("/", api)
-	return service.Serve(ctx, cfg.Addr, mux, "query", stdout, logger)
+	// In front of the mux: http.ServeMux answers a path with // or ..
+	// segments with a redirect and an HTML body before the API sees it.
+	return service.Serve(ctx, cfg.Addr, httpapi.CanonicalPaths(mux), "query", stdout, logger)
 }
