@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -185,12 +186,10 @@ func (s *server) chainStatus(w http.ResponseWriter, r *http.Request, p Principal
 	return nil
 }
 
-// exportBatch is how many events one export query reads.
-const exportBatch = 1000
-
 // exportEvents streams any range of the sealed log as NDJSON, one event a
-// line, in sequence order. It reads in batches so that memory stays flat
-// whatever the range, and each batch has the usual query timeout.
+// line, in sequence order, then one trailer line (see ExportTrailer). It
+// reads in batches so that memory stays flat whatever the range, and each
+// batch has the usual query timeout.
 func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principal) error {
 	f, err := s.eventFilter(r, p)
 	q := r.URL.Query()
@@ -203,11 +202,12 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principa
 	if err != nil {
 		return err
 	}
-	f.Limit = exportBatch
+	f.Limit = s.cfg.ExportBatch
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	started := false
+	var tr ExportTrailer
 	for {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 		evs, err := s.cfg.Data.Events.ListEvents(ctx, f)
@@ -216,9 +216,11 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principa
 			if !started {
 				return err
 			}
-			// Headers are gone: end the stream short. A client that counts
-			// lines against to_seq sees the gap; the log says why.
+			// Headers are gone: the status cannot change any more, so the
+			// trailer says the export is short and where to resume.
 			s.cfg.Logger.Error("export interrupted", "after_seq", f.AfterSeq, "err", err)
+			tr.Error = fmt.Sprintf("the export stopped early; resume with after_seq=%d", tr.LastSeq)
+			_ = enc.Encode(exportTrailerLine{Trailer: tr})
 			_ = bw.Flush()
 			return nil
 		}
@@ -232,6 +234,8 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principa
 			if err := enc.Encode(&evs[i]); err != nil {
 				return nil // the client went away
 			}
+			tr.Count++
+			tr.LastSeq, tr.HeadHash = evs[i].Seq, evs[i].Hash
 		}
 		if len(evs) < f.Limit {
 			break
@@ -245,6 +249,8 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principa
 		}
 		_ = rc.Flush()
 	}
+	tr.Complete = true
+	_ = enc.Encode(exportTrailerLine{Trailer: tr})
 	_ = bw.Flush()
 	return nil
 }

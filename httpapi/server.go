@@ -29,6 +29,10 @@ type Config struct {
 	// line of defence.
 	QueryTimeout time.Duration
 
+	// ExportBatch is how many events one export query reads (default
+	// 1000).
+	ExportBatch int
+
 	// TokenRate and TokenBurst limit requests per API token; AddressRate
 	// and AddressBurst per client address. Zero rate means unlimited.
 	TokenRate    float64
@@ -76,6 +80,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = 5 * time.Second
+	}
+	if cfg.ExportBatch <= 0 {
+		cfg.ExportBatch = 1000
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
