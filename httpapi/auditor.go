@@ -81,9 +81,15 @@ type ChainStatus struct {
 	HeadHash      string `json:"head_hash"`
 	// Unsealed counts the caller's events not yet sealed.
 	Unsealed int64 `json:"unsealed"`
-	// Checked counts the caller's sealed events whose link was recomputed.
+	// VerifiedThrough is how far along the whole seal the service has
+	// recomputed the chain; below SealedThrough while it catches up (after
+	// a restart, or behind a burst of sealing), a bounded step a request.
+	VerifiedThrough int64 `json:"verified_through"`
+	// Checked counts the caller's sealed events, up to VerifiedThrough,
+	// whose link and hash were recomputed.
 	Checked int64 `json:"checked"`
-	Valid   bool  `json:"valid"`
+	// Valid says that every checked event verified.
+	Valid bool `json:"valid"`
 	// FirstMismatchSeq is the first sequence whose hash did not verify.
 	FirstMismatchSeq *int64    `json:"first_mismatch_seq"`
 	CheckedAt        time.Time `json:"checked_at"`

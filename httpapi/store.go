@@ -16,11 +16,12 @@ import (
 // writes them; this file only reads, and every query is filtered by the
 // caller's shop set so that no row of another tenant is ever read.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	chain *chainVerifier
 }
 
 // NewStore returns a reader over db.
-func NewStore(db *sql.DB) *Store { return &Store{db: db} }
+func NewStore(db *sql.DB) *Store { return &Store{db: db, chain: newChainVerifier()} }
 
 // nullTime turns the zero time into NULL, the "no bound" of the queries.
 func nullTime(t time.Time) any {
