@@ -362,6 +362,7 @@ func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Princi
 	if err != nil {
 		return err
 	}
+	linkMovements(items, p.Role)
 	page := historyPage{ListingID: hf.ListingID, VariantKey: hf.VariantKey}
 	page.Items, page.NextCursor = pageOf(items, hf.Limit, func(last Movement) any { return historyCursor{Seq: last.Seq, Desc: hf.Desc} })
 	nextLink(w, r, page.NextCursor)
