@@ -234,8 +234,18 @@ func (s *Store) ChainStatus(ctx context.Context, shops []int64) (ChainStatus, er
 	}
 	st.HeadHash = hex.EncodeToString(head)
 
+	// The walk gets half of the request's remaining time. Rows are kept as
+	// they are checked, so a walk cut short by that still moves on, and
+	// the request keeps time to answer.
 	v := s.chain
-	if err := v.walk(ctx, s.db); err != nil {
+	walkCtx, cancel := ctx, context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		walkCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+	}
+	err = v.walk(walkCtx, s.db)
+	cutShort := walkCtx.Err() != nil && ctx.Err() == nil
+	cancel()
+	if err != nil && !cutShort {
 		return st, fmt.Errorf("chain status: %w", err)
 	}
 	v.mu.Lock()
