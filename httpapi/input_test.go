@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
 )
 
@@ -350,5 +353,38 @@ func TestCursorsBelongToTheirSort(t *testing.T) {
 	forged := base64.RawURLEncoding.EncodeToString([]byte(`{"l":1,"t":"a\u0000b","o":"title"}`))
 	if got := do(t, h, call{path: "/v1/products?sort=title&cursor=" + forged, token: tok}); got.Code != http.StatusBadRequest {
 		t.Errorf("cursor with a NUL = %d %s, want 400", got.Code, got.Body)
+	}
+}
+
+// slowThresholds takes longer than the body's read deadline to append, as
+// a busy database might.
+type slowThresholds struct {
+	httpapi.ThresholdSetter
+	delay time.Duration
+}
+
+func (s slowThresholds) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, evs ...events.Event) (eventstore.Result, error) {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return eventstore.Result{}, ctx.Err()
+	}
+	return s.ThresholdSetter.Append(ctx, stream, expected, evs...)
+}
+
+// The deadline that bounds reading a body ends with the body: a write
+// whose work takes longer than that still completes.
+func TestSlowWriteAfterItsBodyCompletes(t *testing.T) {
+	t.Parallel()
+	w, _ := newWorldAPI(t, 24, nil)
+	h, _ := newAPI(t, w.db, apiOpts{mod: func(c *httpapi.Config) {
+		c.Data.Thresholds = slowThresholds{ThresholdSetter: c.Data.Thresholds, delay: 3 * time.Second}
+	}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	got := send(t, srv.URL, rawRequest{method: http.MethodPut, target: "/v1/shops/11/threshold", body: `{"threshold": 3}`,
+		contentType: "application/json", token: w.tokens[1].seller})
+	if got.status != http.StatusAccepted {
+		t.Fatalf("slow write = %d, want 202: %s", got.status, got.body)
 	}
 }
