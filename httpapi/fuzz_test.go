@@ -40,7 +40,7 @@ func (shortBody) Close() error { return nil }
 // the API must refuse cleanly; they run in every go test, and make fuzz
 // searches further.
 func FuzzRouter(f *testing.F) {
-	w, h := newWorldAPI(f, 19, func(c *httpapi.Config) { c.QueryTimeout = fuzzTimeout })
+	w, h := newWorldAPI(f, 90, func(c *httpapi.Config) { c.QueryTimeout = fuzzTimeout })
 	v := firstVariantOf(w, 11)
 	_, _, _, receipt, eventID := w.firstOf(1)
 	alertID := w.alertOf(11)

@@ -104,7 +104,7 @@ func firstVariantOf(w *world, shop int64) variantRef {
 // redirect or an HTML page.
 func TestMalformedInputAnswersProblems(t *testing.T) {
 	t.Parallel()
-	w, h := newWorldAPI(t, 19, nil)
+	w, h := newWorldAPI(t, 91, nil)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	seller, auditor := w.tokens[1].seller, w.tokens[1].auditor
