@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
@@ -386,5 +388,30 @@ func TestSlowWriteAfterItsBodyCompletes(t *testing.T) {
 		contentType: "application/json", token: w.tokens[1].seller})
 	if got.status != http.StatusAccepted {
 		t.Fatalf("slow write = %d, want 202: %s", got.status, got.body)
+	}
+}
+
+// encodingErrors is a ProductReader whose database refuses the text it
+// was given, as PostgreSQL does (SQLSTATE 22021) for bytes that are not
+// UTF-8.
+type encodingErrors struct{ httpapi.ProductReader }
+
+func (encodingErrors) ListProducts(context.Context, httpapi.ProductFilter) ([]httpapi.Product, error) {
+	return nil, fmt.Errorf("list products: %w", &pgconn.PgError{Code: "22021", Message: "invalid byte sequence for encoding \"UTF8\": 0xff"})
+}
+
+// Text the database cannot hold is the client's input, so it stays a 400
+// even if a check before the query missed it, and the database's message
+// is not shown.
+func TestDatabaseEncodingErrorsAreBadInput(t *testing.T) {
+	t.Parallel()
+	w, _ := newWorldAPI(t, 25, nil)
+	h, _ := newAPI(t, w.db, apiOpts{mod: func(c *httpapi.Config) { c.Data.Products = encodingErrors{c.Data.Products} }})
+	got := do(t, h, call{path: "/v1/products", token: w.tokens[1].seller})
+	if got.Code != http.StatusBadRequest {
+		t.Fatalf("22021 = %d, want 400: %s", got.Code, got.Body)
+	}
+	if p := problemOf(t, got); strings.Contains(p.Detail, "0xff") {
+		t.Errorf("problem shows the database's message: %+v", p)
 	}
 }
