@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -69,11 +70,15 @@ func TestExportTrailerMakesATruncatedExportDetectable(t *testing.T) {
 		c.ExportBatch = 5
 		c.Data.Events = &cutLog{EventLog: c.Data.Events, db: w.db.DB, ok: 2}
 	}})
-	got := do(t, cut, call{path: "/v1/events/export", token: tok})
-	if got.Code != http.StatusOK {
-		t.Fatalf("cut export = %d, want 200 (the error comes after the stream began): %s", got.Code, got.Body)
+	// Over a real connection: the status and the first batches are on the
+	// wire before the cut.
+	srv := httptest.NewServer(cut)
+	defer srv.Close()
+	got := send(t, srv.URL, rawRequest{target: "/v1/events/export", token: tok})
+	if got.status != http.StatusOK {
+		t.Fatalf("cut export = %d, want 200 (the error comes after the stream began): %s", got.status, got.body)
 	}
-	part, tr, err := readAll(t, got.Body.Bytes())
+	part, tr, err := readAll(t, got.body)
 	if !errors.Is(err, httpapi.ErrExportIncomplete) {
 		t.Fatalf("ReadExport of a cut export: %v, want ErrExportIncomplete", err)
 	}
