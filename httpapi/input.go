@@ -228,3 +228,63 @@ func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, 
 		return nil, badInput("body", "the body could not be read")
 	}
 }
+
+// CloseUnreadBodies closes the connection after any answer given before
+// the request's body was read to its end (a 401, a 404, a 415). net/http
+// would otherwise read the rest of the body before answering, to keep the
+// connection open, and a body shorter than its Content-Length would hold
+// the answer until the server's read timeout.
+func CloseUnreadBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body := &eofBody{ReadCloser: r.Body}
+		r.Body = body
+		next.ServeHTTP(&closeIfUnread{ResponseWriter: w, body: body}, r)
+	})
+}
+
+// eofBody notes whether a request body was read to its end.
+type eofBody struct {
+	io.ReadCloser
+	eof bool
+}
+
+func (b *eofBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+// closeIfUnread asks for the connection to close when the answer starts
+// before its request's body has been read.
+type closeIfUnread struct {
+	http.ResponseWriter
+	body        *eofBody
+	wroteHeader bool
+}
+
+func (w *closeIfUnread) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.wroteHeader = true
+		if !w.body.eof {
+			w.Header().Set("Connection", "close")
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closeIfUnread) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushes).
+func (w *closeIfUnread) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -415,3 +415,47 @@ func TestDatabaseEncodingErrorsAreBadInput(t *testing.T) {
 		t.Errorf("problem shows the database's message: %+v", p)
 	}
 }
+
+// An answer given before the body is read (the token, the path or the
+// content type is wrong) does not wait for a body that never comes: the
+// connection closes after it instead.
+func TestEarlyAnswersDoNotWaitForTheBody(t *testing.T) {
+	t.Parallel()
+	w, h := newWorldAPI(t, 26, nil)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	cases := []struct {
+		name, method, path, token, contentType string
+		status                                 int
+	}{
+		{"another seller's shop", "PUT", "/v1/shops/21/threshold", w.tokens[1].seller, "application/json", 404},
+		{"no token", "PUT", "/v1/shops/11/threshold", "", "application/json", 401},
+		{"wrong content type", "PUT", "/v1/shops/11/threshold", w.tokens[1].seller, "text/plain", 415},
+		{"method not allowed", "POST", "/v1/shops", w.tokens[1].seller, "application/json", 405},
+		{"unknown path", "PUT", "/nothing", w.tokens[1].seller, "application/json", 404},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+			auth := ""
+			if tc.token != "" {
+				auth = "Authorization: Bearer " + tc.token + "\r\n"
+			}
+			fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: test\r\n%sContent-Type: %s\r\nContent-Length: 100\r\n\r\n{\"threshold\": 3",
+				tc.method, tc.path, auth, tc.contentType)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer before the client's 15 s deadline: %v", err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.status || !resp.Close {
+				t.Errorf("%s %s = %d, closing %v; want %d and the connection closed", tc.method, tc.path, resp.StatusCode, resp.Close, tc.status)
+			}
+		})
+	}
+}

@@ -102,7 +102,7 @@ func (s *server) routes() chi.Router {
 	r := chi.NewRouter()
 	s.router = r
 	// GetHead sends HEAD through the GET routes (net/http drops the body).
-	r.Use(requestID, securityHeaders, s.metrics.observe, CanonicalPaths, middleware.GetHead)
+	r.Use(requestID, securityHeaders, s.metrics.observe, CloseUnreadBodies, CanonicalPaths, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.errs.write(w, r, ErrNotFound) })
 	r.MethodNotAllowed(s.methodNotAllowed)
 	r.Get("/openapi.json", serveOpenAPI)

@@ -151,6 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	mux := service.OpsMux(reg, ready)
 	mux.Handle("/", api)
 	// In front of the mux: http.ServeMux answers a path with // or ..
-	// segments with a redirect and an HTML body before the API sees it.
-	return service.Serve(ctx, cfg.Addr, httpapi.CanonicalPaths(mux), "query", stdout, logger)
+	// segments with a redirect and an HTML body before the API sees it,
+	// and its own answers (a 405 on an ops path) leave bodies unread.
+	return service.Serve(ctx, cfg.Addr, httpapi.CanonicalPaths(httpapi.CloseUnreadBodies(mux)), "query", stdout, logger)
 }
