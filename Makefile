@@ -9,7 +9,7 @@ GO ?= go
 export GO
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-clean test test-fresh build lint bench
+.PHONY: help run run-clean test test-fresh build lint bench fuzz
 
 help:
 	@echo 'make run        the whole system on this machine (scripts/run); Ctrl-C stops it'
@@ -19,6 +19,7 @@ help:
 	@echo 'make build      go build -o bin/ ./cmd/...'
 	@echo 'make lint       gofmt, vet, staticcheck and the grep rules (scripts/lint)'
 	@echo 'make bench      pgbench baselines, Go benchmarks, BENCH and RATIO lines (scripts/bench)'
+	@echo 'make fuzz       fuzz the query router for FUZZTIME (default 60s) on real PostgreSQL'
 
 run:
 	scripts/run
@@ -35,7 +36,7 @@ test:
 	export SHOPLEDGER_TEST_DATABASE_URL=$$url; \
 	scripts/lint; \
 	echo "== go test -race -count=1 ./... (SHOPLEDGER_TEST_DATABASE_URL=$$url)" >&2; \
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # A brand-new cluster's transaction counter is in the hundreds: the log's
 # order must not depend on a long-used one (scripts/test-fresh).
@@ -50,3 +51,11 @@ lint:
 
 bench:
 	scripts/bench
+
+# make test runs FuzzRouter's seed corpus; this searches beyond it. Inputs
+# that fail are saved under httpapi/testdata/fuzz and then run in make test.
+FUZZTIME ?= 60s
+fuzz:
+	@url=$$(SHOPLEDGER_DATABASE_URL="$${SHOPLEDGER_TEST_DATABASE_URL:-$${SHOPLEDGER_DATABASE_URL:-}}" scripts/pg-ensure); \
+	export SHOPLEDGER_TEST_DATABASE_URL=$$url; \
+	$(GO) test -run '^$$' -fuzz '^FuzzRouter$$' -fuzztime $(FUZZTIME) ./httpapi/

@@ -19,6 +19,12 @@ const (
 	ListingExpired  = "expired"
 )
 
+// ListingStates returns every listing state Etsy documents, the values a
+// listing's state can take.
+func ListingStates() []string {
+	return []string{ListingActive, ListingInactive, ListingSoldOut, ListingDraft, ListingExpired}
+}
+
 // Receipt statuses as Etsy spells them.
 const (
 	ReceiptPaid              = "paid"

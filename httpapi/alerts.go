@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -53,8 +55,8 @@ type Alert struct {
 	Deliveries      []AlertDelivery `json:"deliveries"`
 }
 
-// AlertDelivery is the state of one channel's delivery. Targets and error
-// texts stay in: a webhook URL or an SMTP error can carry secrets.
+// AlertDelivery is the state of one channel's delivery. Targets and raw
+// error texts stay in: a webhook URL or an SMTP error can carry secrets.
 type AlertDelivery struct {
 	Kind          string     `json:"kind"`
 	Status        string     `json:"status"`
@@ -63,6 +65,23 @@ type AlertDelivery struct {
 	LastAttemptAt *time.Time `json:"last_attempt_at"`
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
 	FinishedAt    *time.Time `json:"finished_at"`
+	// History lists every attempt, oldest first. One alert's answer
+	// carries it; lists leave it out.
+	History []AlertAttempt `json:"history,omitzero"`
+}
+
+// AlertAttempt is one try of a delivery.
+type AlertAttempt struct {
+	Attempt    int       `json:"attempt"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	// Result is delivered or failed; the delivery's status says whether
+	// another attempt follows a failure.
+	Result string `json:"result"`
+	// Error says why a failed attempt failed, in words that carry no
+	// target, credential or internal detail (see attemptError); empty
+	// when the attempt delivered.
+	Error string `json:"error"`
 }
 
 type alertPage struct {
@@ -87,6 +106,78 @@ func alertOf(a alerts.Alert) Alert {
 			EnqueuedAt: d.EnqueuedAt.UTC(), LastAttemptAt: d.LastAttemptAt, NextAttemptAt: d.NextAttemptAt, FinishedAt: d.FinishedAt})
 	}
 	return out
+}
+
+// alertWithHistory is alertOf with every delivery's attempts.
+func alertWithHistory(a alerts.Alert) Alert {
+	out := alertOf(a)
+	for i, d := range a.Deliveries {
+		h := make([]AlertAttempt, 0, len(d.History))
+		for _, at := range d.History {
+			result := alerts.DeliveryDelivered
+			if at.Error != "" {
+				result = alerts.DeliveryFailed
+			}
+			h = append(h, AlertAttempt{Attempt: at.Attempt, StartedAt: at.StartedAt.UTC(), FinishedAt: at.FinishedAt.UTC(),
+				Result: result, Error: attemptError(at.Error)})
+		}
+		out.Deliveries[i].History = h
+	}
+	return out
+}
+
+// attemptErrors turn the dispatcher's error texts into what a seller may
+// read. The texts can hold a webhook or Slack URL (itself a secret), an
+// SMTP user name or a database error, so only the kind of failure is
+// shown; the full text is in the projector's log. The first matching
+// entry wins.
+var attemptErrors = []struct{ contains, say string }{
+	{"receiver answered", ""}, // the receiver's own status line; see attemptError
+	{alerts.ErrForbiddenAddress.Error(), "the receiver's address is not allowed (a private or reserved network)"},
+	{"sender is configured", "this server has no sender for this kind of channel"},
+	{"was removed", "the channel was removed"},
+	{"is not an http(s) URL", "the channel's URL is not an http(s) URL"},
+	{"email address", "the e-mail address is not valid"},
+	{"refusing to send SMTP credentials", "the mail server does not offer STARTTLS"},
+	{"auth as", "the mail server refused the credentials"},
+	{"deadline exceeded", "the receiver did not answer in time"},
+	{"timeout", "the receiver did not answer in time"},
+	{"connection refused", "the receiver refused the connection"},
+	{"no such host", "the receiver's host name does not resolve"},
+	{"x509", "the receiver's TLS certificate was not accepted"},
+	{"tls", "the TLS handshake with the receiver failed"},
+}
+
+// attemptError is the seller-facing form of a delivery attempt's error.
+func attemptError(text string) string {
+	if text == "" {
+		return ""
+	}
+	lower := strings.ToLower(text)
+	for _, e := range attemptErrors {
+		if !strings.Contains(lower, strings.ToLower(e.contains)) {
+			continue
+		}
+		if e.say == "" {
+			// "receiver answered 503 Service Unavailable": the status the
+			// seller's own endpoint sent, cut to a status line's length.
+			_, status, _ := strings.Cut(text, "receiver answered ")
+			return "the receiver answered " + truncateText(strings.TrimSpace(status), 60)
+		}
+		return e.say
+	}
+	return "the delivery failed (the details are in the server log)"
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // ListAlerts pages alerts.
@@ -115,7 +206,7 @@ func (s *AlertStore) GetAlert(ctx context.Context, shops []int64, id uuid.UUID) 
 	if err != nil {
 		return Alert{}, err
 	}
-	return alertOf(a), nil
+	return alertWithHistory(a), nil
 }
 
 func (s *server) alertRoutes(r chi.Router) {
@@ -128,12 +219,10 @@ func (s *server) listAlerts(w http.ResponseWriter, r *http.Request, p Principal)
 		return err
 	}
 	q := r.URL.Query()
-	f := AlertFilter{Shops: p.Shops, Status: q.Get("status")}
+	f := AlertFilter{Shops: p.Shops}
 	var err error
-	switch f.Status {
-	case "", alerts.StatusOpen, alerts.StatusCleared:
-	default:
-		return badInput("status", "want open or cleared")
+	if f.Status, err = optEnum(q, "status", []string{alerts.StatusOpen, alerts.StatusCleared}); err != nil {
+		return err
 	}
 	if f.ShopID, err = optShop(q, p); err != nil {
 		return err

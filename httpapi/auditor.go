@@ -4,13 +4,20 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
+
+	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/projections"
 )
 
 // EventLog is what the auditor endpoints read: the log itself, filtered to
@@ -74,9 +81,15 @@ type ChainStatus struct {
 	HeadHash      string `json:"head_hash"`
 	// Unsealed counts the caller's events not yet sealed.
 	Unsealed int64 `json:"unsealed"`
-	// Checked counts the caller's sealed events whose link was recomputed.
+	// VerifiedThrough is how far along the whole seal the service has
+	// recomputed the chain; below SealedThrough while it catches up (after
+	// a restart, or behind a burst of sealing), a bounded step a request.
+	VerifiedThrough int64 `json:"verified_through"`
+	// Checked counts the caller's sealed events, up to VerifiedThrough,
+	// whose link and hash were recomputed.
 	Checked int64 `json:"checked"`
-	Valid   bool  `json:"valid"`
+	// Valid says that every checked event verified.
+	Valid bool `json:"valid"`
 	// FirstMismatchSeq is the first sequence whose hash did not verify.
 	FirstMismatchSeq *int64    `json:"first_mismatch_seq"`
 	CheckedAt        time.Time `json:"checked_at"`
@@ -111,8 +124,11 @@ func (s *server) auditorRoutes(r chi.Router) {
 
 func (s *server) eventFilter(r *http.Request, p Principal) (EventFilter, error) {
 	q := r.URL.Query()
-	f := EventFilter{Shops: p.Shops, Stream: q.Get("stream"), Type: q.Get("type")}
+	f := EventFilter{Shops: p.Shops, Stream: q.Get("stream")}
 	var err error
+	if f.Type, err = optEnum(q, "type", eventTypes); err != nil {
+		return f, err
+	}
 	if f.ShopID, err = optShop(q, p); err != nil {
 		return f, err
 	}
@@ -176,12 +192,10 @@ func (s *server) chainStatus(w http.ResponseWriter, r *http.Request, p Principal
 	return nil
 }
 
-// exportBatch is how many events one export query reads.
-const exportBatch = 1000
-
 // exportEvents streams any range of the sealed log as NDJSON, one event a
-// line, in sequence order. It reads in batches so that memory stays flat
-// whatever the range, and each batch has the usual query timeout.
+// line, in sequence order, then one trailer line (see ExportTrailer). It
+// reads in batches so that memory stays flat whatever the range, and each
+// batch has the usual query timeout.
 func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principal) error {
 	f, err := s.eventFilter(r, p)
 	q := r.URL.Query()
@@ -194,11 +208,12 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principa
 	if err != nil {
 		return err
 	}
-	f.Limit = exportBatch
+	f.Limit = s.cfg.ExportBatch
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	started := false
+	var tr ExportTrailer
 	for {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 		evs, err := s.cfg.Data.Events.ListEvents(ctx, f)
@@ -207,9 +222,11 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principa
 			if !started {
 				return err
 			}
-			// Headers are gone: end the stream short. A client that counts
-			// lines against to_seq sees the gap; the log says why.
+			// Headers are gone: the status cannot change any more, so the
+			// trailer says the export is short and where to resume.
 			s.cfg.Logger.Error("export interrupted", "after_seq", f.AfterSeq, "err", err)
+			tr.Error = fmt.Sprintf("the export stopped early; resume with after_seq=%d", tr.LastSeq)
+			_ = enc.Encode(exportTrailerLine{Trailer: tr})
 			_ = bw.Flush()
 			return nil
 		}
@@ -223,6 +240,8 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principa
 			if err := enc.Encode(&evs[i]); err != nil {
 				return nil // the client went away
 			}
+			tr.Count++
+			tr.LastSeq, tr.HeadHash = evs[i].Seq, evs[i].Hash
 		}
 		if len(evs) < f.Limit {
 			break
@@ -236,6 +255,8 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principa
 		}
 		_ = rc.Flush()
 	}
+	tr.Complete = true
+	_ = enc.Encode(exportTrailerLine{Trailer: tr})
 	_ = bw.Flush()
 	return nil
 }
@@ -263,6 +284,25 @@ func optShop(q url.Values, p Principal) (int64, error) {
 		return 0, ErrNotFound
 	}
 	return id, nil
+}
+
+// The values the enum filters accept, from their sources of truth: Etsy's
+// listing states, the sales projection's statuses, the event registry.
+var (
+	listingStates = etsy.ListingStates()
+	saleStatuses  = projections.SaleStatuses()
+	eventTypes    = events.Types()
+)
+
+// optEnum reads a parameter that, when given, must be one of known. An
+// unknown value is an error rather than a filter that matches nothing,
+// so that a typo does not read as "there are none".
+func optEnum(q url.Values, name string, known []string) (string, error) {
+	v := q.Get(name)
+	if v == "" || slices.Contains(known, v) {
+		return v, nil
+	}
+	return "", badInput(name, "want one of: %s", strings.Join(known, ", "))
 }
 
 func optInt(q url.Values, name string) (int64, error) {

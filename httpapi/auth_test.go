@@ -39,7 +39,7 @@ type apiOpts struct {
 }
 
 // newAPI builds the handler over a fresh database.
-func newAPI(t *testing.T, db *pgtest.Database, o apiOpts) (http.Handler, *prometheus.Registry) {
+func newAPI(t testing.TB, db *pgtest.Database, o apiOpts) (http.Handler, *prometheus.Registry) {
 	t.Helper()
 	store := httpapi.NewStore(db.DB)
 	reg := prometheus.NewRegistry()
@@ -66,7 +66,7 @@ func newAPI(t *testing.T, db *pgtest.Database, o apiOpts) (http.Handler, *promet
 	return h, reg
 }
 
-func createToken(t *testing.T, db *pgtest.Database, nt httpapi.NewToken) (string, httpapi.Token) {
+func createToken(t testing.TB, db *pgtest.Database, nt httpapi.NewToken) (string, httpapi.Token) {
 	t.Helper()
 	if nt.Role == "" {
 		nt.Role = httpapi.RoleSeller
@@ -84,7 +84,7 @@ type call struct {
 	remote                    string
 }
 
-func do(t *testing.T, h http.Handler, c call) *httptest.ResponseRecorder {
+func do(t testing.TB, h http.Handler, c call) *httptest.ResponseRecorder {
 	t.Helper()
 	if c.method == "" {
 		c.method = http.MethodGet

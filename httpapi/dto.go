@@ -112,14 +112,41 @@ type Movement struct {
 	Actor         string        `json:"actor"`
 	EventID       string        `json:"event_id"`
 	Links         MovementLinks `json:"links"`
+
+	// webhookEvent is the id of the webhook evidence the movement
+	// follows from, when it came by webhook.
+	webhookEvent string
 }
 
-// MovementLinks point at the API resources behind a movement; auditor
-// links need an auditor token.
+// MovementLinks point at the API resources behind a movement. A response
+// carries only links its token may follow: event and webhook point into
+// the event log, so they are set for auditor tokens and null for seller
+// tokens (event_id and webhook_id name the same things for both).
 type MovementLinks struct {
-	Event   string  `json:"event"`
+	Event   *string `json:"event"`
 	Receipt *string `json:"receipt"`
 	Webhook *string `json:"webhook"`
+}
+
+// linkMovements sets the links of movements that role may follow.
+func linkMovements(ms []Movement, role Role) {
+	for i := range ms {
+		m := &ms[i]
+		m.Links = MovementLinks{}
+		if m.ReceiptID != nil {
+			l := "/v1/sales/" + strconv.FormatInt(*m.ReceiptID, 10)
+			m.Links.Receipt = &l
+		}
+		if role != RoleAuditor {
+			continue
+		}
+		ev := "/v1/events/" + m.EventID
+		m.Links.Event = &ev
+		if m.webhookEvent != "" {
+			wh := "/v1/events/" + m.webhookEvent
+			m.Links.Webhook = &wh
+		}
+	}
 }
 
 type historyPage struct {

@@ -11,9 +11,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/projections"
 )
 
 type openAPIDoc struct {
@@ -22,6 +27,13 @@ type openAPIDoc struct {
 }
 
 type openAPIOperation struct {
+	Parameters []struct {
+		Name   string `json:"name"`
+		In     string `json:"in"`
+		Schema struct {
+			Enum []string `json:"enum"`
+		} `json:"schema"`
+	} `json:"parameters"`
 	Responses map[string]struct {
 		Ref     string `json:"$ref"`
 		Content map[string]struct {
@@ -228,4 +240,64 @@ func TestOpenAPIDocumentsEveryRouteAndExamplesMatch(t *testing.T) {
 			t.Errorf("%s: problem does not match its schema: %#v", c.path, err)
 		}
 	}
+}
+
+// The documented values of the enumerated filters are the ones the API
+// accepts, read from the same sources of truth, and every example of a
+// variant key has the form the ledger uses (sku:…, listing:…), never a
+// bare SKU, which names no variant.
+func TestOpenAPIEnumsAndVariantKeysAreTrue(t *testing.T) {
+	raw := httpapi.OpenAPI()
+	var doc openAPIDoc
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, param string
+		accepted    []string
+	}{
+		{"/v1/products", "state", etsy.ListingStates()},
+		{"/v1/sales", "status", projections.SaleStatuses()},
+		{"/v1/alerts", "status", []string{alerts.StatusOpen, alerts.StatusCleared}},
+		{"/v1/events", "type", events.Types()},
+		{"/v1/events/export", "type", events.Types()},
+	} {
+		var documented []string
+		found := false
+		for _, p := range doc.Paths[tc.path]["get"].Parameters {
+			if p.Name == tc.param && p.In == "query" {
+				documented, found = p.Schema.Enum, true
+			}
+		}
+		if !found {
+			t.Errorf("GET %s: %s is not documented", tc.path, tc.param)
+			continue
+		}
+		if diff := cmp.Diff(tc.accepted, documented); diff != "" {
+			t.Errorf("GET %s %s values (-accepted +documented):\n%s", tc.path, tc.param, diff)
+		}
+	}
+	var walk func(at string, v any)
+	walk = func(at string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, child := range x {
+				if k == "variant_key" {
+					if s, ok := child.(string); ok && s != "" && !strings.HasPrefix(s, "sku:") && !strings.HasPrefix(s, "listing:") {
+						t.Errorf("%s.variant_key example %q is not a variant key", at, s)
+					}
+				}
+				walk(at+"."+k, child)
+			}
+		case []any:
+			for i, child := range x {
+				walk(fmt.Sprintf("%s[%d]", at, i), child)
+			}
+		}
+	}
+	var all any
+	if err := json.Unmarshal(raw, &all); err != nil {
+		t.Fatal(err)
+	}
+	walk("$", all)
 }

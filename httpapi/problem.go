@@ -31,8 +31,12 @@ var (
 // InputError is a problem with the request that the client can fix. Its
 // message is shown to the client, so it must never carry internal detail.
 type InputError struct {
+	// Param names the query or path parameter, header or body field at
+	// fault, when there is one.
 	Param string
 	Msg   string
+	// Status is the HTTP status to answer; zero means 400.
+	Status int
 }
 
 func (e *InputError) Error() string {
@@ -44,6 +48,19 @@ func (e *InputError) Error() string {
 
 func badInput(param, format string, args ...any) error {
 	return &InputError{Param: param, Msg: fmt.Sprintf(format, args...)}
+}
+
+// inputStatus is badInput with another 4xx status (413, 415).
+func inputStatus(status int, param, format string, args ...any) error {
+	return &InputError{Param: param, Msg: fmt.Sprintf(format, args...), Status: status}
+}
+
+// inputProblems names the problem type and title of each status an
+// InputError can carry.
+var inputProblems = map[int][2]string{
+	http.StatusBadRequest:            {"invalid-request", "Invalid request"},
+	http.StatusRequestEntityTooLarge: {"body-too-large", "Request body too large"},
+	http.StatusUnsupportedMediaType:  {"unsupported-media-type", "Unsupported media type"},
 }
 
 // Problem is an RFC 7807 problem document.
@@ -67,7 +84,18 @@ func problemFor(err error) (p Problem, internal bool) {
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &in):
-		return Problem{Type: problemBase + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest, Detail: in.Msg, Param: in.Param}, false
+		status := in.Status
+		if _, known := inputProblems[status]; !known {
+			status = http.StatusBadRequest
+		}
+		kind := inputProblems[status]
+		return Problem{Type: problemBase + kind[0], Title: kind[1], Status: status, Detail: in.Msg, Param: in.Param}, false
+	case errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05"):
+		// character_not_in_repertoire, untranslatable_character: text the
+		// database cannot hold came from the request. The handlers check
+		// their input first; this keeps anything they miss a 400.
+		return Problem{Type: problemBase + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest,
+			Detail: "the request holds text that is not valid UTF-8 or contains a NUL byte"}, false
 	case errors.Is(err, ErrNotFound):
 		return Problem{Type: problemBase + "not-found", Title: "Not found", Status: http.StatusNotFound}, false
 	case errors.Is(err, ErrUnauthenticated):

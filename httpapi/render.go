@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -178,7 +180,10 @@ func encodeCursor(v any) string {
 
 func decodeCursor(s string, v any) error {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
+	// The API's cursors hold text from the database, which is never
+	// anything but UTF-8 without NUL; a cursor with other bytes (raw or
+	// as a JSON escape) was not made here and would reach a query.
+	if err != nil || !utf8.Valid(b) || bytes.Contains(bytes.ToLower(b), []byte(`\u0000`)) {
 		return badInput("cursor", "not a cursor this API returned")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))

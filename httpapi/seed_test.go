@@ -24,7 +24,7 @@ import (
 // package's own Apply. Expected answers are computed from the log, never
 // written down by hand.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	db     *pgtest.Database
 	es     *eventstore.Store
 	cursor eventstore.Cursor
@@ -54,7 +54,7 @@ type tenantTokens struct {
 // Variant keys with characters that need escaping in a path.
 var skuShapes = []string{"MUG-%d-%d", "TEE/%d %d", "%d:%d+ä", "%d%%off%d", ""}
 
-func newWorld(t *testing.T, db *pgtest.Database, seed uint64) *world {
+func newWorld(t testing.TB, db *pgtest.Database, seed uint64) *world {
 	es := eventstore.New(db.DB)
 	alerter, err := alerts.NewAlerter(es, alerts.AlerterConfig{DefaultThreshold: alerts.DefaultThreshold}, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -354,7 +354,7 @@ func variantPath(v variantRef) string {
 
 // newWorldAPI seeds two sellers (1 has shops 11 and 12, 2 has shop 21),
 // projects the log and returns the API over it.
-func newWorldAPI(t *testing.T, seed uint64, mod func(*httpapi.Config)) (*world, http.Handler) {
+func newWorldAPI(t testing.TB, seed uint64, mod func(*httpapi.Config)) (*world, http.Handler) {
 	t.Helper()
 	db := pgtest.New(t)
 	w := newWorld(t, db, seed)

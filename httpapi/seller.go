@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,12 +45,15 @@ type ProductSort struct {
 	Desc bool
 }
 
-// ProductCursor is the sort key of the last row of a page.
+// ProductCursor is the sort key of the last row of a page, and the sort it
+// was made for: it means nothing under another.
 type ProductCursor struct {
 	ListingID int64     `json:"l"`
 	Title     string    `json:"t,omitempty"`
 	Quantity  int64     `json:"q,omitempty"`
 	UpdatedAt time.Time `json:"u,omitzero"`
+	// Sort is the sort parameter's value; empty is the default sort.
+	Sort string `json:"o,omitempty"`
 }
 
 // ProductReader reads products and their variants.
@@ -211,6 +215,14 @@ func (s *server) getShop(w http.ResponseWriter, r *http.Request, p Principal) er
 
 var productSortKeys = map[string]bool{"listing_id": true, "title": true, "quantity": true, "updated_at": true}
 
+// param is the sort as the sort parameter spells it.
+func (ps ProductSort) param() string {
+	if ps.Desc {
+		return "-" + ps.Key
+	}
+	return ps.Key
+}
+
 func parseProductSort(s string) (ProductSort, error) {
 	if s == "" {
 		return ProductSort{Key: "listing_id"}, nil
@@ -240,7 +252,10 @@ func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principa
 		return err
 	}
 	q := r.URL.Query()
-	pf := ProductFilter{Shops: p.Shops, State: q.Get("state"), Search: strings.TrimSpace(q.Get("q"))}
+	pf := ProductFilter{Shops: p.Shops, Search: strings.TrimSpace(q.Get("q"))}
+	if pf.State, err = optEnum(q, "state", listingStates); err != nil {
+		return err
+	}
 	if pf.ShopID, err = optShop(q, p); err != nil {
 		return err
 	}
@@ -261,6 +276,9 @@ func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principa
 		if err := decodeCursor(c, pf.After); err != nil {
 			return err
 		}
+		if made := cmp.Or(pf.After.Sort, "listing_id"); made != pf.Sort.param() {
+			return badInput("cursor", "this cursor was made for sort=%s; send that sort, or start again without a cursor", made)
+		}
 	}
 	pf.Limit++
 	items, err := s.cfg.Data.Products.ListProducts(r.Context(), pf)
@@ -269,7 +287,7 @@ func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principa
 	}
 	var page productPage
 	page.Items, page.NextCursor = pageOf(items, pf.Limit, func(last Product) any {
-		return ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt}
+		return ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt, Sort: pf.Sort.param()}
 	})
 	nextLink(w, r, page.NextCursor)
 	respond(w, f, "products", page)
@@ -289,8 +307,11 @@ func (s *server) getProduct(w http.ResponseWriter, r *http.Request, p Principal)
 	return nil
 }
 
+// historyCursor is the last movement of a page and the order it was made
+// for: a cursor of an ascending walk continues nothing in a descending one.
 type historyCursor struct {
-	Seq int64 `json:"s"`
+	Seq  int64 `json:"s"`
+	Desc bool  `json:"d,omitempty"`
 }
 
 func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Principal) error {
@@ -324,6 +345,9 @@ func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Princi
 		if err := decodeCursor(c, &cur); err != nil {
 			return err
 		}
+		if cur.Desc != hf.Desc {
+			return badInput("cursor", "this cursor was made for another order; send the same order, or start again without a cursor")
+		}
 		hf.AfterSeq = cur.Seq
 	}
 	// The variant must exist and be the caller's, even when the range
@@ -338,8 +362,9 @@ func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Princi
 	if err != nil {
 		return err
 	}
+	linkMovements(items, p.Role)
 	page := historyPage{ListingID: hf.ListingID, VariantKey: hf.VariantKey}
-	page.Items, page.NextCursor = pageOf(items, hf.Limit, func(last Movement) any { return historyCursor{Seq: last.Seq} })
+	page.Items, page.NextCursor = pageOf(items, hf.Limit, func(last Movement) any { return historyCursor{Seq: last.Seq, Desc: hf.Desc} })
 	nextLink(w, r, page.NextCursor)
 	respond(w, f, "stock-history", page)
 	return nil
@@ -424,7 +449,10 @@ func (s *server) listSales(w http.ResponseWriter, r *http.Request, p Principal) 
 		return err
 	}
 	q := r.URL.Query()
-	sf := SaleFilter{Shops: p.Shops, Status: q.Get("status")}
+	sf := SaleFilter{Shops: p.Shops}
+	if sf.Status, err = optEnum(q, "status", saleStatuses); err != nil {
+		return err
+	}
 	if sf.ShopID, err = optShop(q, p); err != nil {
 		return err
 	}
@@ -553,16 +581,10 @@ const maxThreshold = 1_000_000
 // maxBody bounds write bodies; a threshold is a few bytes.
 const maxBody = 4 << 10
 
-func decodeThreshold(r *http.Request) (int64, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return 0, badInput("", "send application/json")
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+func decodeThreshold(w http.ResponseWriter, r *http.Request) (int64, error) {
+	body, err := readJSONBody(w, r, maxBody)
 	if err != nil {
-		return 0, fmt.Errorf("read body: %w", err)
-	}
-	if len(body) > maxBody {
-		return 0, badInput("", "body larger than %d bytes", maxBody)
+		return 0, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -621,7 +643,7 @@ func (s *server) putShopThreshold(w http.ResponseWriter, r *http.Request, p Prin
 	if err != nil {
 		return err
 	}
-	th, err := decodeThreshold(r)
+	th, err := decodeThreshold(w, r)
 	if err != nil {
 		return err
 	}
@@ -634,11 +656,12 @@ func (s *server) putListingThreshold(w http.ResponseWriter, r *http.Request, p P
 	if err != nil {
 		return err
 	}
-	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
+	// The body first: a slow or short body must not hold anything else.
+	th, err := decodeThreshold(w, r)
 	if err != nil {
 		return err
 	}
-	th, err := decodeThreshold(r)
+	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
 	if err != nil {
 		return err
 	}
@@ -655,6 +678,10 @@ func (s *server) putVariantThreshold(w http.ResponseWriter, r *http.Request, p P
 	if err != nil {
 		return err
 	}
+	th, err := decodeThreshold(w, r)
+	if err != nil {
+		return err
+	}
 	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
 	if err != nil {
 		return err
@@ -665,10 +692,6 @@ func (s *server) putVariantThreshold(w http.ResponseWriter, r *http.Request, p P
 	}
 	if !found {
 		return ErrNotFound
-	}
-	th, err := decodeThreshold(r)
-	if err != nil {
-		return err
 	}
 	return s.appendThreshold(w, r, p, events.ListingStream(listingID),
 		events.StockThresholdSet{Scope: events.ScopeVariant, ShopID: prod.ShopID, ListingID: listingID, VariantKey: key, Threshold: th})

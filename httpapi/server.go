@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -28,6 +29,10 @@ type Config struct {
 	// each batch instead). The database's statement_timeout is the second
 	// line of defence.
 	QueryTimeout time.Duration
+
+	// ExportBatch is how many events one export query reads (default
+	// 1000).
+	ExportBatch int
 
 	// TokenRate and TokenBurst limit requests per API token; AddressRate
 	// and AddressBurst authenticated requests per client address;
@@ -61,6 +66,7 @@ type Readers struct {
 }
 
 type server struct {
+	router        *chi.Mux
 	cfg           Config
 	errs          errorWriter
 	metrics       *metrics
@@ -86,6 +92,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = 5 * time.Second
 	}
+	if cfg.ExportBatch <= 0 {
+		cfg.ExportBatch = 1000
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -103,24 +112,24 @@ func New(cfg Config) (http.Handler, error) {
 
 func (s *server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, s.metrics.observe)
+	s.router = r
+	// GetHead sends HEAD through the GET routes (net/http drops the body).
+	r.Use(requestID, securityHeaders, s.metrics.observe, CloseUnreadBodies, CanonicalPaths, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.errs.write(w, r, ErrNotFound) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, Problem{Type: problemBase + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed, Instance: r.URL.Path})
-	})
+	r.MethodNotAllowed(s.methodNotAllowed)
 	r.Get("/openapi.json", serveOpenAPI)
 
 	r.Route("/v1", func(r chi.Router) {
-		r.Use(s.limitAddress, s.authenticate)
+		r.Use(noStore, s.limitAddress, s.authenticate)
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.errs.write(w, r, ErrNotFound) })
 
 		r.Group(func(r chi.Router) {
-			r.Use(s.timeout)
+			r.Use(checkInput, s.timeout)
 			s.sellerRoutes(r)
 			s.alertRoutes(r)
 		})
 		r.Group(func(r chi.Router) {
-			r.Use(s.requireRole(RoleAuditor))
+			r.Use(s.requireRole(RoleAuditor), checkInput)
 			s.auditorRoutes(r)
 		})
 	})

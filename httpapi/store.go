@@ -5,9 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/shopledger/shopledger/events"
 )
 
 // Store reads the projector's read models (shops, products,
@@ -16,11 +17,12 @@ import (
 // writes them; this file only reads, and every query is filtered by the
 // caller's shop set so that no row of another tenant is ever read.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	chain *chainVerifier
 }
 
 // NewStore returns a reader over db.
-func NewStore(db *sql.DB) *Store { return &Store{db: db} }
+func NewStore(db *sql.DB) *Store { return &Store{db: db, chain: newChainVerifier()} }
 
 // nullTime turns the zero time into NULL, the "no bound" of the queries.
 func nullTime(t time.Time) any {
@@ -327,13 +329,30 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]Movement, error
 	if f.Desc {
 		dir = "DESC"
 	}
+	// A movement that came by webhook has the webhook's evidence as its
+	// event's cause (metadata.causation_id). Sales carry a receipt as
+	// their cause, so the webhook is found through that link, not the
+	// movement's own cause text. The page is cut first, so the lookups
+	// are bounded by the page size.
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT seq, occurred_at, recorded_at, delta, balance, reason, cause, receipt_id, transaction_id, webhook_id,
-		       coalesce(actor, ''), event_id
-		FROM stock_movements
-		WHERE `+w.sql()+`
-		ORDER BY seq `+dir+`
-		LIMIT `+w.arg(f.Limit), w.args...)
+		SELECT page.seq, page.occurred_at, page.recorded_at, page.delta, page.balance, page.reason, page.cause,
+		       page.receipt_id, page.transaction_id, coalesce(page.webhook_id, wh.webhook_id), coalesce(page.actor, ''),
+		       page.event_id, wh.event_id
+		FROM (
+		    SELECT seq, occurred_at, recorded_at, delta, balance, reason, cause, receipt_id, transaction_id, webhook_id,
+		           actor, event_id
+		    FROM stock_movements
+		    WHERE `+w.sql()+`
+		    ORDER BY seq `+dir+`
+		    LIMIT `+w.arg(f.Limit)+`
+		) page
+		LEFT JOIN LATERAL (
+		    SELECT ev.data->>'webhook_id' AS webhook_id, ev.event_id
+		    FROM events e
+		    JOIN events ev ON ev.event_id = `+fmt.Sprintf(causationUUID, "e.metadata->>'causation_id'")+`
+		    WHERE e.event_id = page.event_id AND ev.type = `+w.arg(events.TypeWebhookReceived)+`
+		) wh ON true
+		ORDER BY page.seq `+dir, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("stock history: %w", err)
 	}
@@ -342,24 +361,18 @@ func (s *Store) History(ctx context.Context, f HistoryFilter) ([]Movement, error
 	for rows.Next() {
 		var m Movement
 		var receipt, txn sql.NullInt64
-		var webhook sql.NullString
+		var webhook, webhookEvent sql.NullString
 		if err := rows.Scan(&m.Seq, &m.OccurredAt, &m.RecordedAt, &m.Delta, &m.Balance, &m.Reason, &m.Cause, &receipt, &txn, &webhook,
-			&m.Actor, &m.EventID); err != nil {
+			&m.Actor, &m.EventID, &webhookEvent); err != nil {
 			return nil, fmt.Errorf("stock history: %w", err)
 		}
 		m.OccurredAt, m.RecordedAt = m.OccurredAt.UTC(), m.RecordedAt.UTC()
 		m.ReceiptID, m.TransactionID = int64Ptr(receipt), int64Ptr(txn)
-		m.Links.Event = "/v1/events/" + m.EventID
-		if m.ReceiptID != nil {
-			l := fmt.Sprintf("/v1/sales/%d", *m.ReceiptID)
-			m.Links.Receipt = &l
-		}
 		if webhook.Valid && webhook.String != "" {
 			id := webhook.String
 			m.WebhookID = &id
-			l := "/v1/events?stream=" + url.QueryEscape("etsy-webhook-"+id)
-			m.Links.Webhook = &l
 		}
+		m.webhookEvent = webhookEvent.String
 		out = append(out, m)
 	}
 	return out, rows.Err()

@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -140,38 +142,162 @@ func (s *Store) Causation(ctx context.Context, shops []int64, id uuid.UUID) (cau
 	return causes, effects, nil
 }
 
-// ChainStatus verifies the caller's part of the seal: for each of its
-// sealed events, prev_hash must be the hash of the row before it (empty for
-// seq 1; other tenants' rows are compared by hash only, never shown) and
-// hash must equal sha256(prev_hash || event_canonical(seq, event)),
-// recomputed from the event as the log holds it now. The canonical text is
-// the database function the sealer itself hashes.
+// Chain verification reads each sealed event once per process, not once
+// per request. chainVerifier walks the whole seal in seq order: for each
+// row, prev_hash must be the stored hash of the row before it (empty for
+// seq 1; a missing row breaks the link) and hash must equal
+// sha256(prev_hash || event_canonical(seq, event)), recomputed from the
+// event as the log holds it. The canonical text is the database function
+// the sealer itself hashes. What it found is kept per shop, so a request
+// reads its shops' counts instead of re-hashing their history; each
+// request advances the walk by at most chainStep rows, and re-checks the
+// caller's newest chainWindow sealed events, so that a change to recent
+// events shows at once. ledger verify re-hashes everything.
+type chainVerifier struct {
+	// walking is held by the one request advancing the walk; others
+	// answer from what is known without waiting.
+	walking sync.Mutex
+	mu      sync.Mutex
+	// through is the last seq walked and last its stored hash.
+	through int64
+	last    []byte
+	checked map[int64]int64 // shop → sealed events walked
+	first   map[int64]int64 // shop → first seq that did not verify
+	// step and window are chainStep and chainWindow (tests lower them).
+	step, window int
+}
+
+const (
+	chainStep   = 20_000
+	chainWindow = 1_000
+)
+
+func newChainVerifier() *chainVerifier {
+	return &chainVerifier{last: []byte{}, checked: map[int64]int64{}, first: map[int64]int64{}, step: chainStep, window: chainWindow}
+}
+
+// walk verifies up to step more seal rows after the last one walked.
+func (v *chainVerifier) walk(ctx context.Context, db *sql.DB) error {
+	if !v.walking.TryLock() {
+		return nil
+	}
+	defer v.walking.Unlock()
+	v.mu.Lock()
+	through := v.through
+	v.mu.Unlock()
+	rows, err := db.QueryContext(ctx, `
+		SELECT s.seq, coalesce(s.shop_id, 0), s.prev_hash, s.hash,
+		       e.position IS NOT NULL AND s.hash = sha256(s.prev_hash || convert_to(event_canonical(s.seq, e), 'UTF8'))
+		FROM event_seal s
+		LEFT JOIN events e ON e.position = s.position AND e.event_id = s.event_id
+		WHERE s.seq > $1
+		ORDER BY s.seq
+		LIMIT $2`, through, v.step)
+	if err != nil {
+		return fmt.Errorf("walk seal after %d: %w", through, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq, shop int64
+		var prev, hash []byte
+		var hashOK bool
+		if err := rows.Scan(&seq, &shop, &prev, &hash, &hashOK); err != nil {
+			return fmt.Errorf("walk seal after %d: %w", through, err)
+		}
+		v.mu.Lock()
+		linkOK := seq == v.through+1 && bytes.Equal(prev, v.last)
+		v.checked[shop]++
+		if first, seen := v.first[shop]; !(hashOK && linkOK) && (!seen || seq < first) {
+			v.first[shop] = seq
+		}
+		v.through, v.last = seq, hash
+		v.mu.Unlock()
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("walk seal after %d: %w", through, err)
+	}
+	return nil
+}
+
+// ChainStatus reports the seal's head and how the caller's part of the
+// chain verifies, in time bounded by chainStep and chainWindow whatever
+// the length of the log.
 func (s *Store) ChainStatus(ctx context.Context, shops []int64) (ChainStatus, error) {
 	st := ChainStatus{CheckedAt: time.Now().UTC()}
 	var head []byte
-	err := s.db.QueryRowContext(ctx, `SELECT seq, hash FROM event_seal ORDER BY seq DESC LIMIT 1`).Scan(&st.SealedThrough, &head)
+	var headTxn string
+	var headPos int64
+	err := s.db.QueryRowContext(ctx, `SELECT seq, hash, transaction_id::text, position FROM event_seal ORDER BY seq DESC LIMIT 1`).
+		Scan(&st.SealedThrough, &head, &headTxn, &headPos)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return st, fmt.Errorf("chain status: head: %w", err)
 	}
 	st.HeadHash = hex.EncodeToString(head)
-	var mismatch sql.NullInt64
-	err = s.db.QueryRowContext(ctx, `
-		SELECT count(*), min(s.seq) FILTER (WHERE
-		        CASE WHEN s.seq = 1 THEN '\x'::bytea ELSE p.hash END IS DISTINCT FROM s.prev_hash
-		     OR e.position IS NULL
-		     OR s.hash IS DISTINCT FROM sha256(s.prev_hash || convert_to(event_canonical(s.seq, e), 'UTF8')))
-		FROM event_seal s
-		LEFT JOIN event_seal p ON p.seq = s.seq - 1
-		LEFT JOIN events e ON e.position = s.position AND e.event_id = s.event_id
-		WHERE s.shop_id = ANY($1)`, shops).Scan(&st.Checked, &mismatch)
-	if err != nil {
-		return st, fmt.Errorf("chain status: verify: %w", err)
+
+	// The walk gets half of the request's remaining time. Rows are kept as
+	// they are checked, so a walk cut short by that still moves on, and
+	// the request keeps time to answer.
+	v := s.chain
+	walkCtx, cancel := ctx, context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		walkCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
 	}
-	st.FirstMismatchSeq = int64Ptr(mismatch)
-	st.Valid = !mismatch.Valid
+	err = v.walk(walkCtx, s.db)
+	cutShort := walkCtx.Err() != nil && ctx.Err() == nil
+	cancel()
+	if err != nil && !cutShort {
+		return st, fmt.Errorf("chain status: %w", err)
+	}
+	v.mu.Lock()
+	st.VerifiedThrough = v.through
+	var first int64
+	for _, shop := range shops {
+		st.Checked += v.checked[shop]
+		if f, ok := v.first[shop]; ok && (first == 0 || f < first) {
+			first = f
+		}
+	}
+	v.mu.Unlock()
+
+	// The caller's newest walked events, hashed again on every request.
+	var recent sql.NullInt64
+	err = s.db.QueryRowContext(ctx, `
+		SELECT min(w.seq) FILTER (WHERE
+		        CASE WHEN w.seq = 1 THEN '\x'::bytea ELSE p.hash END IS DISTINCT FROM w.prev_hash
+		     OR e.position IS NULL
+		     OR w.hash IS DISTINCT FROM sha256(w.prev_hash || convert_to(event_canonical(w.seq, e), 'UTF8')))
+		FROM (
+		    SELECT r.* FROM unnest($1::bigint[]) AS shop(id)
+		    CROSS JOIN LATERAL (
+		        SELECT s.seq, s.position, s.event_id, s.prev_hash, s.hash FROM event_seal s
+		        WHERE s.shop_id = shop.id AND s.seq <= $2
+		        ORDER BY s.seq DESC LIMIT $3
+		    ) r
+		    ORDER BY r.seq DESC LIMIT $3
+		) w
+		LEFT JOIN event_seal p ON p.seq = w.seq - 1
+		LEFT JOIN events e ON e.position = w.position AND e.event_id = w.event_id`, shops, st.VerifiedThrough, v.window).Scan(&recent)
+	if err != nil {
+		return st, fmt.Errorf("chain status: recent: %w", err)
+	}
+	if recent.Valid && (first == 0 || recent.Int64 < first) {
+		first = recent.Int64
+	}
+	if first != 0 {
+		st.FirstMismatchSeq = &first
+	}
+	st.Valid = first == 0
+
+	// The sealer seals in commit order, so only events after the last
+	// sealed one can be unsealed: a range of the tail index as long as the
+	// seal's lag.
+	if headTxn == "" {
+		headTxn = "0" // nothing sealed: every event counts
+	}
 	err = s.db.QueryRowContext(ctx, `
 		SELECT count(*) FROM events e
-		WHERE e.shop_id = ANY($1) AND NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)`, shops).Scan(&st.Unsealed)
+		WHERE e.shop_id = ANY($1) AND (e.transaction_id, e.position) > ($2::text::xid8, $3)
+		  AND NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)`, shops, headTxn, headPos).Scan(&st.Unsealed)
 	if err != nil {
 		return st, fmt.Errorf("chain status: unsealed: %w", err)
 	}

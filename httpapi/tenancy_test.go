@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -127,6 +126,8 @@ func rowsOf(t *testing.T, h http.Handler, token, path string) []map[string]any {
 	return out
 }
 
+// exportRows reads a whole export the way a client should: through
+// httpapi.ReadExport, which fails unless the trailer says it is complete.
 func exportRows(t *testing.T, h http.Handler, token, path string) []map[string]any {
 	t.Helper()
 	w := do(t, h, call{path: path, token: token})
@@ -137,14 +138,19 @@ func exportRows(t *testing.T, h http.Handler, token, path string) []map[string]a
 		t.Errorf("export Content-Type %q", ct)
 	}
 	var out []map[string]any
-	sc := bufio.NewScanner(w.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	if _, err := httpapi.ReadExport(w.Body, func(ev httpapi.LoggedEvent) error {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
 		var row map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-			t.Fatalf("export line %q: %v", sc.Text(), err)
+		if err := json.Unmarshal(b, &row); err != nil {
+			return err
 		}
 		out = append(out, row)
+		return nil
+	}); err != nil {
+		t.Fatalf("export %s: %v", path, err)
 	}
 	return out
 }

@@ -37,6 +37,17 @@ var statusRank = map[string]int{
 	SaleRefunded:          5, "fully refunded": 5,
 }
 
+// SaleStatuses returns, sorted, every status statusRank knows: the ones
+// status facts set and Etsy's receipt statuses that sale.recorded carries.
+func SaleStatuses() []string {
+	out := make([]string, 0, len(statusRank))
+	for s := range statusRank {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Sale is an Etsy receipt: status and integer money in minor units.
 type Sale struct {
 	ShopID    int64 `json:"shop_id"`

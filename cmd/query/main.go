@@ -229,11 +229,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	// The public listener serves the API and a bare /healthz; metrics and
-	// readiness stay on the ops one.
+	// readiness stay on the ops one. In front of its mux: http.ServeMux
+	// answers a path with // or .. segments with a redirect and an HTML
+	// body before the API sees it, and its own answers leave bodies unread.
 	public := http.NewServeMux()
 	public.HandleFunc("GET /healthz", service.Healthz)
 	public.Handle("/", api)
 	return service.ServeAll(ctx, stdout, logger,
-		service.Listener{Addr: cfg.Addr, Handler: public, Banner: "query listening on"},
+		service.Listener{Addr: cfg.Addr, Handler: httpapi.CanonicalPaths(httpapi.CloseUnreadBodies(public)), Banner: "query listening on"},
 		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("query")})
 }

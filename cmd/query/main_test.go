@@ -74,6 +74,21 @@ func TestStartsServesOpsApartAndStops(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"items":[]}` {
 		t.Errorf("GET /v1/shops = %d %s, want 200 and no shops", resp.StatusCode, body)
 	}
+	// Paths that http.ServeMux would redirect (with an HTML body) are a
+	// problem document from the API instead, ops paths included.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range []string{"/v1/../v1/shops", "//v1/shops", "/v1/./shops", "/v1/shops/%2e%2e/shops", "/../healthz"} {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("GET %s = %d %s, want 400 application/problem+json", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
 	cancel()
 	select {
 	case err := <-done:
