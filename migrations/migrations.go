@@ -1,6 +1,8 @@
 // Package migrations holds the database schema as embedded SQL files applied
-// with goose. Every binary applies them on start under an advisory lock, so
-// several processes may start at once.
+// with goose, and the services' runtime roles. Only `ledger migrate` (and
+// the other ledger commands) apply them, as the role that owns the schema,
+// under an advisory lock; services check that nothing is pending and
+// refuse to start otherwise.
 package migrations
 
 import (
@@ -23,6 +25,11 @@ var runtimeRole string
 
 // FS returns the migration files, for tools that fingerprint the schema.
 func FS() fs.FS { return files }
+
+// RuntimeRoles returns the SQL that creates the services' roles and grants
+// them their privileges, which Up applies after migrating; for tools that
+// fingerprint the schema.
+func RuntimeRoles() string { return runtimeRole }
 
 // Up applies every pending migration. Versions are numbered in ranges per
 // area (0001 log, 01xx ingest, 02xx projections, 03xx alerts, 04xx query),
@@ -50,6 +57,26 @@ func Up(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 		return fmt.Errorf("migrate: runtime role: %w", err)
 	}
 	return nil
+}
+
+// Pending returns the versions of the migrations this binary holds that
+// the database has not applied, in order.
+func Pending(ctx context.Context, db *sql.DB) ([]int64, error) {
+	p, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithAllowOutofOrder(true))
+	if err != nil {
+		return nil, fmt.Errorf("migration status: %w", err)
+	}
+	statuses, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migration status: %w", err)
+	}
+	var out []int64
+	for _, st := range statuses {
+		if st.State == goose.StatePending {
+			out = append(out, st.Source.Version)
+		}
+	}
+	return out, nil
 }
 
 // applyRuntimeRole runs roles/runtime.sql under a lock: binaries that start

@@ -181,7 +181,30 @@ func schemaHash() (string, error) {
 		h.Write([]byte(n))
 		h.Write(b)
 	}
+	h.Write([]byte(migrations.RuntimeRoles()))
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Runtime login roles of the services, created by the migrations.
+const (
+	IngestRole    = "shopledger_ingest"
+	ProjectorRole = "shopledger_projector"
+	QueryRole     = "shopledger_query"
+)
+
+// RoleURL is the database's URL for logging in as role (trust
+// authentication, as on the test server): services run as their own
+// runtime role, never as the superuser that owns the schema.
+func (d *Database) RoleURL(role string) string { return WithUser(d.URL, role) }
+
+// WithUser returns raw with its user replaced by role and no password.
+func WithUser(raw, role string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.User = url.User(role)
+	return u.String()
 }
 
 func withDatabase(raw, name string) string {

@@ -59,7 +59,7 @@ func startProjector(t *testing.T, bin, dbURL string, logs *syncBuffer) *exec.Cmd
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
-		"SHOPLEDGER_DATABASE_URL="+dbURL,
+		"SHOPLEDGER_DATABASE_URL="+pgtest.WithUser(dbURL, pgtest.ProjectorRole),
 		"SHOPLEDGER_PROJECTOR_ADDR=127.0.0.1:0",
 		"SHOPLEDGER_PROJECTOR_POLL_INTERVAL=20ms",
 		"SHOPLEDGER_PROJECTOR_BATCH_SIZE=200",

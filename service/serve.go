@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,9 @@ type DBOption func(*dbOptions)
 type dbOptions struct {
 	allowNonDurable bool
 	adopt           bool
+	migrate         bool
+	service         bool
+	allowPrivileged bool
 }
 
 // AdoptMovedLog makes OpenDB adopt a log restored from another cluster
@@ -50,9 +54,37 @@ func AllowNonDurable(allow bool) DBOption {
 	return func(o *dbOptions) { o.allowNonDurable = allow }
 }
 
-// OpenDB connects to the database, refuses it unless its commits are
-// durable (see CheckDurability), and applies pending migrations under an
-// advisory lock, so binaries started together migrate once.
+// Migrate makes OpenDB apply pending migrations (and the runtime roles)
+// under an advisory lock. Only operator commands (`ledger`) pass it: the
+// schema belongs to the migrator, and services never change it.
+func Migrate() DBOption {
+	return func(o *dbOptions) { o.migrate = true }
+}
+
+// AllowPrivilegedEnv names the escape hatch that lets a service run as a
+// role that could rewrite the log (development only).
+const AllowPrivilegedEnv = "SHOPLEDGER_ALLOW_PRIVILEGED_DATABASE_ROLE"
+
+// ErrPrivilegedRole means a service was pointed at a role that could
+// disable the log's triggers: a superuser, a role that bypasses row
+// security, or the owner of the events table (or a member of its role).
+var ErrPrivilegedRole = errors.New("database role may rewrite the log")
+
+// ErrSchemaBehind means migrations this binary knows are not applied.
+var ErrSchemaBehind = errors.New("database schema is behind this binary")
+
+// AsService makes OpenDB refuse a privileged role (ErrPrivilegedRole)
+// unless allow, the value of AllowPrivilegedEnv, is set.
+func AsService(allow bool) DBOption {
+	return func(o *dbOptions) { o.service, o.allowPrivileged = true, allow }
+}
+
+// OpenDB connects to the database and refuses it unless its commits are
+// durable (see CheckDurability). With Migrate it applies pending
+// migrations; without, it refuses a schema that lacks some (ErrSchemaBehind,
+// naming `ledger migrate`). With AsService it refuses a role that could
+// rewrite the log. It always refuses a log it cannot order (see
+// eventstore.CheckOrder), unless AdoptMovedLog adopts it first.
 func OpenDB(ctx context.Context, url string, maxConns int32, logger *slog.Logger, opts ...DBOption) (*sql.DB, *pgxpool.Pool, error) {
 	var o dbOptions
 	for _, opt := range opts {
@@ -62,34 +94,79 @@ func OpenDB(ctx context.Context, url string, maxConns int32, logger *slog.Logger
 	if err != nil {
 		return nil, nil, err
 	}
-	// Before migrating: a refused database is left exactly as it was.
-	if err := CheckDurability(ctx, db, o.allowNonDurable, logger); err != nil {
+	fail := func(err error) (*sql.DB, *pgxpool.Pool, error) {
 		db.Close()
 		pool.Close()
 		return nil, nil, fmt.Errorf("open database: %w", err)
 	}
-	if err := migrations.Up(ctx, db, logger); err != nil {
-		db.Close()
-		pool.Close()
-		return nil, nil, err
+	// Before migrating: a refused database is left exactly as it was.
+	if err := CheckDurability(ctx, db, o.allowNonDurable, logger); err != nil {
+		return fail(err)
+	}
+	if o.service {
+		if err := checkRole(ctx, db, o.allowPrivileged, logger); err != nil {
+			return fail(err)
+		}
+	}
+	if o.migrate {
+		if err := migrations.Up(ctx, db, logger); err != nil {
+			return fail(err)
+		}
+	} else {
+		pending, err := migrations.Pending(ctx, db)
+		if err != nil {
+			return fail(err)
+		}
+		if len(pending) > 0 {
+			return fail(fmt.Errorf("%w: %d migrations not applied (first %d): run `ledger migrate` with the migrator's SHOPLEDGER_DATABASE_URL", ErrSchemaBehind, len(pending), pending[0]))
+		}
 	}
 	if o.adopt {
 		raised, err := eventstore.Adopt(ctx, db)
 		if err != nil {
-			db.Close()
-			pool.Close()
-			return nil, nil, fmt.Errorf("open database: %w", err)
+			return fail(err)
 		}
 		if raised > 0 && logger != nil {
 			logger.Warn("adopted a log restored from another cluster: log transaction ids now run ahead of this cluster's", "shift_raised_by", raised)
 		}
 	}
 	if err := eventstore.CheckOrder(ctx, db); err != nil {
-		db.Close()
-		pool.Close()
-		return nil, nil, fmt.Errorf("open database: %w", err)
+		return fail(err)
 	}
 	return db, pool, nil
+}
+
+// checkRole refuses a role that could disable the log's triggers.
+func checkRole(ctx context.Context, db *sql.DB, allow bool, logger *slog.Logger) error {
+	var role string
+	var super, bypass, owner bool
+	err := db.QueryRowContext(ctx, `SELECT current_user, r.rolsuper, r.rolbypassrls,
+			coalesce(pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = to_regclass('events')), 'MEMBER'), false)
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&role, &super, &bypass, &owner)
+	if err != nil {
+		return fmt.Errorf("check database role: %w", err)
+	}
+	var why []string
+	if super {
+		why = append(why, "a superuser")
+	}
+	if bypass {
+		why = append(why, "bypasses row security")
+	}
+	if owner {
+		why = append(why, "owns the events table")
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	if allow {
+		if logger != nil {
+			logger.Warn("running as a role that could rewrite the log; starting anyway because "+AllowPrivilegedEnv+" is set (development only)", "role", role, "why", strings.Join(why, ", "))
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: role %s is %s; point SHOPLEDGER_DATABASE_URL at the service's own role (shopledger_ingest, shopledger_projector or shopledger_query, created by `ledger migrate`), or set %s=true for development only",
+		ErrPrivilegedRole, role, strings.Join(why, " and "), AllowPrivilegedEnv)
 }
 
 // Readiness collects named checks for /readyz. A check returning an error

@@ -96,7 +96,7 @@ func TestWholeSystem(t *testing.T) {
 	// 2. ingest, the shop connected through the simulator's OAuth, the
 	// alert channel, query and projector, tokens.
 	env := map[string]string{
-		"SHOPLEDGER_DATABASE_URL":             db.URL,
+		"SHOPLEDGER_DATABASE_URL":             db.RoleURL(pgtest.IngestRole),
 		"SHOPLEDGER_LOG_LEVEL":                "info",
 		"SHOPLEDGER_INGEST_ADDR":              ingestAddr,
 		"SHOPLEDGER_INGEST_OPS_ADDR":          "127.0.0.1:0",
@@ -116,6 +116,9 @@ func TestWholeSystem(t *testing.T) {
 		"SHOPLEDGER_RECONCILE_ENABLED": "false",
 	}
 	ingestEnv := environ(env)
+	// The operator's commands run as the role that owns the schema; each
+	// service as its own runtime role.
+	ledgerEnv := environ(merge(env, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
 	ingest := start(t, "ingest", bin+"/ingest", nil, ingestEnv)
 	if u, _ := ingest.listening(t); u != ingestURL {
 		t.Fatalf("ingest listens on %s, want %s", u, ingestURL)
@@ -125,7 +128,7 @@ func TestWholeSystem(t *testing.T) {
 
 	ledger := func(args ...string) string {
 		t.Helper()
-		return runCmd(t, time.Minute, bin+"/ledger", args, ingestEnv)
+		return runCmd(t, time.Minute, bin+"/ledger", args, ledgerEnv)
 	}
 	shop := strconv.FormatInt(shopID, 10)
 	if out := ledger("shops", "connect", "--sim-shop", shop); !strings.Contains(out, "connected shop "+shop) {
@@ -134,8 +137,9 @@ func TestWholeSystem(t *testing.T) {
 	ledger("alert-channels", "add", "--shop", shop, "--kind", "webhook", "--target", rsrv.URL+"/alerts")
 	rcv.setSecret(strings.TrimSpace(ledger("alert-channels", "secret", "--shop", shop)))
 
-	dbOnly := map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL, "SHOPLEDGER_LOG_LEVEL": "info"}
+	dbOnly := map[string]string{"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.ProjectorRole), "SHOPLEDGER_LOG_LEVEL": "info"}
 	query := start(t, "query", bin+"/query", nil, environ(merge(dbOnly, map[string]string{
+		"SHOPLEDGER_DATABASE_URL":   db.RoleURL(pgtest.QueryRole),
 		"SHOPLEDGER_QUERY_ADDR":     "127.0.0.1:0",
 		"SHOPLEDGER_QUERY_OPS_ADDR": "127.0.0.1:0",
 		// The checks read every variant's history: no per-token limit.
@@ -306,7 +310,8 @@ func TestWholeSystem(t *testing.T) {
 	// 5. A rebuild under the running projector gives the same answers.
 	waitProjector(t, ctx, projectorURL)
 	before := snapshot(t, ctx, seller, shopID, truth)
-	out := runCmd(t, 2*time.Minute, bin+"/projector", []string{"rebuild"}, projectorEnv)
+	// A rebuild swaps tables: an operator's command, as the schema's owner.
+	out := runCmd(t, 2*time.Minute, bin+"/projector", []string{"rebuild"}, environ(merge(dbOnly, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})))
 	t.Logf("projector rebuild:\n%s", strings.TrimSpace(out))
 	movements := 0
 	for _, n := range reasons {

@@ -222,7 +222,7 @@ func startIngestBinary(t *testing.T, databaseURL, logLevel string) (*process, st
 		}
 	}
 	env = append(env,
-		"SHOPLEDGER_DATABASE_URL="+databaseURL,
+		"SHOPLEDGER_DATABASE_URL="+pgtest.WithUser(databaseURL, pgtest.IngestRole),
 		"SHOPLEDGER_INGEST_ADDR="+addr,
 		"SHOPLEDGER_INGEST_OPS_ADDR="+opsAddr,
 		"SHOPLEDGER_WEBHOOK_SECRETS="+testSecret,

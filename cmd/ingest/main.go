@@ -106,6 +106,8 @@ type config struct {
 	DBMaxConns int64
 	// AllowNonDurableDB starts on a database whose commits are not durable.
 	AllowNonDurableDB bool
+	// AllowPrivilegedDB starts as a role that could rewrite the log.
+	AllowPrivilegedDB bool
 
 	// WebhookSecrets are the endpoint's whsec_ secrets, current first.
 	WebhookSecrets []string
@@ -135,6 +137,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DBMaxConns:  env.Int("SHOPLEDGER_INGEST_DB_MAX_CONNS", 20),
 
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
+		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
 
 		WebhookSecrets: env.List("SHOPLEDGER_WEBHOOK_SECRETS", nil),
 		CommitMaxBatch: env.Int("SHOPLEDGER_WEBHOOK_MAX_BATCH", 256),
@@ -289,7 +292,7 @@ type deps struct {
 
 // serve runs the ingest process until ctx ends.
 func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *slog.Logger) error {
-	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), logger, service.AllowNonDurable(cfg.AllowNonDurableDB))
+	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), logger, service.AllowNonDurable(cfg.AllowNonDurableDB), service.AsService(cfg.AllowPrivilegedDB))
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func mustSecret() string {
 // baseEnv is the least configuration ingest starts with.
 func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
-		"SHOPLEDGER_DATABASE_URL":    dbURL,
+		"SHOPLEDGER_DATABASE_URL":    pgtest.WithUser(dbURL, pgtest.IngestRole),
 		"SHOPLEDGER_INGEST_ADDR":     "127.0.0.1:0",
 		"SHOPLEDGER_INGEST_OPS_ADDR": "127.0.0.1:0",
 		"SHOPLEDGER_WEBHOOK_SECRETS": testSecret,

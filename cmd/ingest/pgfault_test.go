@@ -19,6 +19,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/shopledger/shopledger/migrations"
 )
 
 // cluster is a private PostgreSQL server for one test, so the test may
@@ -252,6 +254,10 @@ func TestPostgresRestartAndPauseDuringSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// As `ledger migrate` would: ingest itself never migrates.
+	if err := migrations.Up(context.Background(), db, nil); err != nil {
+		t.Fatal(err)
+	}
 
 	p, addr := startIngestBinary(t, pg.url("ingest"), "warn")
 	p.mu.Lock()

@@ -77,6 +77,7 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	dbURL := env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL)
 	logLevel := env.String("SHOPLEDGER_LOG_LEVEL", "info")
 	allowNonDurable := env.Bool(service.AllowNonDurableEnv, false)
+	allowPrivileged := env.Bool(service.AllowPrivilegedEnv, false)
 	cfg := loadShopsConfig(env, env.String("SHOPLEDGER_INGEST_ADDR", "127.0.0.1:8081"))
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -85,7 +86,7 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 		return errors.New("config: reconciling needs SHOPLEDGER_TOKEN_KEYS, SHOPLEDGER_ETSY_KEYSTRING and SHOPLEDGER_ETSY_SHARED_SECRET")
 	}
 	logger := service.NewLogger(logLevel, os.Stderr).With("service", "ingest", "command", "reconcile")
-	db, pool, err := service.OpenDB(ctx, dbURL, 8, logger, service.AllowNonDurable(allowNonDurable))
+	db, pool, err := service.OpenDB(ctx, dbURL, 8, logger, service.AllowNonDurable(allowNonDurable), service.AsService(allowPrivileged))
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	vars := map[string]string{
-		"SHOPLEDGER_DATABASE_URL":             db.URL,
+		"SHOPLEDGER_DATABASE_URL":             db.RoleURL(pgtest.IngestRole),
 		"SHOPLEDGER_INGEST_ADDR":              addr,
 		"SHOPLEDGER_INGEST_OPS_ADDR":          "127.0.0.1:0",
 		"SHOPLEDGER_ETSY_KEYSTRING":           etsysim.DefaultKeyString,

@@ -144,7 +144,7 @@ func shortHash(h string) string {
 // openPool opens the database like openDB, keeping the pgx pool that
 // backups and rebuilds work on, with at least conns connections.
 func (c *cli) openPool(ctx context.Context, conns int32, opts ...service.DBOption) (*sql.DB, func(), *pgxpool.Pool, error) {
-	opts = append(opts, service.AllowNonDurable(c.allowNonDurable))
+	opts = append(opts, service.AllowNonDurable(c.allowNonDurable), service.Migrate())
 	db, pool, err := service.OpenDB(ctx, c.dbURL, conns, c.logger, opts...)
 	if err != nil {
 		return nil, nil, nil, err

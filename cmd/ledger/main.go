@@ -84,7 +84,7 @@ type cli struct {
 
 // openDB connects and migrates.
 func (c *cli) openDB(ctx context.Context, opts ...service.DBOption) (*sql.DB, func(), error) {
-	opts = append(opts, service.AllowNonDurable(c.allowNonDurable))
+	opts = append(opts, service.AllowNonDurable(c.allowNonDurable), service.Migrate())
 	db, pool, err := service.OpenDB(ctx, c.dbURL, 4, c.logger, opts...)
 	if err != nil {
 		return nil, nil, err

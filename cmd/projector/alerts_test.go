@@ -78,7 +78,7 @@ func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, service.MapEnv(map[string]string{
-			"SHOPLEDGER_DATABASE_URL":                db.URL,
+			"SHOPLEDGER_DATABASE_URL":                db.RoleURL(pgtest.ProjectorRole),
 			"SHOPLEDGER_PROJECTOR_ADDR":              "127.0.0.1:0",
 			"SHOPLEDGER_PROJECTOR_POLL_INTERVAL":     "20ms",
 			"SHOPLEDGER_SMTP_ADDR":                   ln.Addr().String(),
@@ -142,7 +142,7 @@ func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
 
 func TestAlertsConfigErrorsAreReported(t *testing.T) {
 	err := run(context.Background(), nil, service.MapEnv(map[string]string{
-		"SHOPLEDGER_DATABASE_URL":                pgtest.New(t).URL,
+		"SHOPLEDGER_DATABASE_URL":                pgtest.New(t).RoleURL(pgtest.ProjectorRole),
 		"SHOPLEDGER_PROJECTOR_ADDR":              "127.0.0.1:0",
 		"SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD": "-1",
 		"SHOPLEDGER_ALERT_COOLDOWN":              "soon",

@@ -92,6 +92,8 @@ type config struct {
 	Projections []string
 	// AllowNonDurableDB starts on a database whose commits are not durable.
 	AllowNonDurableDB bool
+	// AllowPrivilegedDB starts as a role that could rewrite the log.
+	AllowPrivilegedDB bool
 }
 
 func loadConfig(env *service.Env) config {
@@ -110,6 +112,7 @@ func loadConfig(env *service.Env) config {
 		RebuildMemoryMiB: env.Int("SHOPLEDGER_PROJECTOR_REBUILD_MEMORY_MIB", 192),
 
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
+		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
 	}
 	if c.RebuildMemoryMiB < 32 {
 		env.Fail("SHOPLEDGER_PROJECTOR_REBUILD_MEMORY_MIB: %d is below 32", c.RebuildMemoryMiB)
@@ -201,7 +204,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr,
 		"batch_size", cfg.BatchSize, "poll_interval", cfg.PollInterval.String(), "ack_deadline", cfg.AckDeadline.String(),
 		"retry_interval", cfg.RetryInterval.String(), "projections", cfg.Projections)
-	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, int32(cfg.DBConns), logger, service.AllowNonDurable(cfg.AllowNonDurableDB))
+	db, pool, err := service.OpenDB(ctx, cfg.DatabaseURL, int32(cfg.DBConns), logger, service.AllowNonDurable(cfg.AllowNonDurableDB), service.AsService(cfg.AllowPrivilegedDB))
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func TestStartsServesOpsAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, service.MapEnv(map[string]string{
-			"SHOPLEDGER_DATABASE_URL":   db.URL,
+			"SHOPLEDGER_DATABASE_URL":   db.RoleURL(pgtest.ProjectorRole),
 			"SHOPLEDGER_PROJECTOR_ADDR": "127.0.0.1:0",
 		}), w)
 		w.Close()

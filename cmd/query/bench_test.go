@@ -112,7 +112,7 @@ func startQueryBinary(b *testing.B, dbURL string) (base string, peakRSS func() i
 	}
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
-		"SHOPLEDGER_DATABASE_URL="+dbURL,
+		"SHOPLEDGER_DATABASE_URL="+pgtest.WithUser(dbURL, pgtest.QueryRole),
 		"SHOPLEDGER_QUERY_ADDR=127.0.0.1:0",
 		"SHOPLEDGER_QUERY_OPS_ADDR=127.0.0.1:0",
 		"SHOPLEDGER_QUERY_TOKEN_RATE=0",

@@ -87,6 +87,8 @@ type config struct {
 	ProxyHeader    httpapi.ProxyHeader
 	// AllowNonDurableDB starts on a database whose commits are not durable.
 	AllowNonDurableDB bool
+	// AllowPrivilegedDB starts as a role that could rewrite the log.
+	AllowPrivilegedDB bool
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -107,6 +109,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AuthFailureBurst: env.Int("SHOPLEDGER_QUERY_AUTH_FAILURE_BURST", 10),
 
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
+		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
 	}
 	if c.DBConns < 1 || c.DBConns > 1000 {
 		env.Fail("SHOPLEDGER_QUERY_DB_CONNS: %d is not between 1 and 1000", c.DBConns)
@@ -172,11 +175,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		"auth_failure_rate", cfg.AuthFailureRate, "auth_failure_burst", cfg.AuthFailureBurst,
 		"trusted_proxies", fmt.Sprint(cfg.TrustedProxies), "proxy_header", cfg.ProxyHeader)
 
-	// Migrations run on their own short-lived pool: the serving pool's
-	// statement_timeout would cut a long migration short. OpenDB also
-	// checks durability there, for the serving pool too: both come from
-	// the same URL, which differs only in statement_timeout.
-	mdb, mpool, err := service.OpenDB(ctx, cfg.DatabaseURL, 2, logger, service.AllowNonDurable(cfg.AllowNonDurableDB))
+	// The checks (durability, the role, the schema, the log's order) run
+	// on their own short-lived pool, without the serving pool's
+	// statement_timeout; both come from the same URL, which differs only
+	// in statement_timeout.
+	mdb, mpool, err := service.OpenDB(ctx, cfg.DatabaseURL, 2, logger, service.AllowNonDurable(cfg.AllowNonDurableDB), service.AsService(cfg.AllowPrivilegedDB))
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func TestStartsServesOpsApartAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, service.MapEnv(map[string]string{
-			"SHOPLEDGER_DATABASE_URL":   db.URL,
+			"SHOPLEDGER_DATABASE_URL":   db.RoleURL(pgtest.QueryRole),
 			"SHOPLEDGER_QUERY_ADDR":     "127.0.0.1:0",
 			"SHOPLEDGER_QUERY_OPS_ADDR": "127.0.0.1:0",
 		}), w)

@@ -1,26 +1,70 @@
--- The runtime role and what it may do now, applied after every migration
--- run. Roles belong to the cluster, not to a database, so a dump restored
--- into another cluster arrives without them (and its GRANTs fail); applying
--- this again re-creates the role and its privileges. Keep it equal to the
--- GRANTs of the migrations.
+-- The runtime roles and what each may do, applied by `ledger migrate` after
+-- every migration run. Roles belong to the cluster, not to a database, so a
+-- dump restored into another cluster arrives without them (and its GRANTs
+-- fail); applying this again re-creates the roles and their privileges.
+--
+-- The schema belongs to whoever runs `ledger migrate` (the migrator). Each
+-- service logs in as a role of its own that owns nothing, so none can
+-- disable the log's triggers, and holds only the privileges its code uses:
+--
+--   shopledger_app        (no login) read and append the log, keep consumer
+--                         offsets; every service is a member
+--   shopledger_ingest     webhooks, the fetcher, shop connections and
+--                         credentials, reconciliation
+--   shopledger_projector  read models, the seal and its signed heads, the
+--                         alerter and alert delivery
+--   shopledger_query      reads read models, the seal and alerts for
+--                         sellers and auditors, API tokens, appends
+--                         threshold facts through shopledger_app
+--
+-- pg_read_all_stats lets a service name the transaction holding the log's
+-- horizon back (pg_stat_activity hides other roles' transaction ids).
+-- Set passwords with ALTER ROLE ... PASSWORD where the server asks for one.
 DO $$
+DECLARE
+    r text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'shopledger_app') THEN
         CREATE ROLE shopledger_app NOLOGIN;
     END IF;
+    FOREACH r IN ARRAY ARRAY['shopledger_ingest', 'shopledger_projector', 'shopledger_query'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', r);
+        END IF;
+        EXECUTE format('GRANT shopledger_app TO %I', r);
+        EXECUTE format('GRANT pg_read_all_stats TO %I', r);
+    END LOOP;
 END
 $$;
+
 REVOKE ALL ON events FROM shopledger_app;
 GRANT SELECT, INSERT ON events TO shopledger_app;
 GRANT USAGE ON SEQUENCE events_position_seq TO shopledger_app;
 GRANT SELECT, INSERT, UPDATE ON event_offsets TO shopledger_app;
 GRANT SELECT ON log_clock TO shopledger_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON shop_connections, shop_credentials, oauth_pending TO shopledger_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON reconcile_state TO shopledger_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON projection_checkpoints, shops, products, product_variants, stock_movements,
-    sales, sale_items, sales_daily TO shopledger_app;
-GRANT SELECT, INSERT ON event_seal TO shopledger_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON alerter_shops, alerter_listings, alerter_variants,
-    alert_channels, alert_webhook_secrets, alert_deliveries, alert_delivery_attempts, alerts TO shopledger_app;
-GRANT SELECT, INSERT, UPDATE ON api_tokens TO shopledger_app;
-GRANT SELECT, INSERT ON seal_anchors TO shopledger_app;
+-- Readers of the seal: the projector seals, query and the CLI check.
+GRANT SELECT ON event_seal, seal_anchors TO shopledger_app;
+
+-- Older releases granted these to shopledger_app; they now go to the one
+-- service that uses them.
+REVOKE ALL ON shop_connections, shop_credentials, oauth_pending, reconcile_state,
+    ingest_parked_evidence, shop_token_refresh_leases,
+    projection_checkpoints, shops, products, product_variants, stock_movements, sales, sale_items, sales_daily,
+    alerter_shops, alerter_listings, alerter_variants, alert_channels, alert_webhook_secrets,
+    alert_deliveries, alert_delivery_attempts, alerts, api_tokens FROM shopledger_app;
+REVOKE INSERT ON event_seal, seal_anchors FROM shopledger_app;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON shop_connections, shop_credentials, oauth_pending, reconcile_state,
+    ingest_parked_evidence, shop_token_refresh_leases TO shopledger_ingest;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON projection_checkpoints, shops, products, product_variants,
+    stock_movements, sales, sale_items, sales_daily,
+    alerter_shops, alerter_listings, alerter_variants, alert_deliveries, alert_delivery_attempts, alerts
+    TO shopledger_projector;
+GRANT SELECT ON alert_channels, alert_webhook_secrets TO shopledger_projector;
+GRANT INSERT ON event_seal, seal_anchors TO shopledger_projector;
+
+GRANT SELECT ON shops, products, product_variants, stock_movements, sales, sale_items, sales_daily,
+    alerts, alert_deliveries, alert_delivery_attempts TO shopledger_query;
+GRANT SELECT, UPDATE ON api_tokens TO shopledger_query;
+GRANT SELECT ON goose_db_version TO shopledger_app;
