@@ -9,7 +9,7 @@ GO ?= go
 export GO
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-clean test test-fresh build lint bench
+.PHONY: help run run-clean test test-fresh build lint bench image
 
 help:
 	@echo 'make run        the whole system on this machine (scripts/run); Ctrl-C stops it'
@@ -19,6 +19,7 @@ help:
 	@echo 'make build      go build -o bin/ ./cmd/...'
 	@echo 'make lint       gofmt, vet, staticcheck and the grep rules (scripts/lint)'
 	@echo 'make bench      pgbench baselines, Go benchmarks, BENCH and RATIO lines (scripts/bench)'
+	@echo 'make image      static binaries and the container image holding them, with podman (scripts/image)'
 
 run:
 	scripts/run
@@ -28,11 +29,14 @@ run-clean:
 
 # pg-ensure first, so that a missing database fails fast (and, under CI=true,
 # never turns into skipped tests).
+# podman-ensure installs podman for the image test under CI=true (as root);
+# elsewhere a missing podman only makes that test skip.
 # A SHOPLEDGER_TEST_DATABASE_URL (or SHOPLEDGER_DATABASE_URL) already set
 # names the server to try first.
 test:
 	@url=$$(SHOPLEDGER_DATABASE_URL="$${SHOPLEDGER_TEST_DATABASE_URL:-$${SHOPLEDGER_DATABASE_URL:-}}" scripts/pg-ensure); \
 	export SHOPLEDGER_TEST_DATABASE_URL=$$url; \
+	scripts/podman-ensure || [ "$${CI:-}" != true ]; \
 	scripts/lint; \
 	echo "== go test -race -count=1 ./... (SHOPLEDGER_TEST_DATABASE_URL=$$url)" >&2; \
 	$(GO) test -race -count=1 ./...
@@ -50,3 +54,8 @@ lint:
 
 bench:
 	scripts/bench
+
+# Offline: FROM scratch, with CA certificates and time-zone data from this
+# machine (deploy/Containerfile).
+image:
+	scripts/image
