@@ -1,5 +1,11 @@
 package ingest
 
+import (
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/shopledger/shopledger/events"
+)
+
 // Test-only access to the fault hooks and the payload parser, for the
 // black-box tests in package ingest_test.
 
@@ -18,4 +24,10 @@ func CountParses(h *WebhookHandler, onParse func()) {
 		onParse()
 		return inner(b)
 	}
+}
+
+// SetDecode makes f decode the log's messages with decode, as an older
+// binary that cannot read some evidence would.
+func SetDecode(f *Fetcher, decode func(*message.Message) (events.Record, error)) {
+	f.decode = decode
 }

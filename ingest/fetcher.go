@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,6 +76,11 @@ type FetcherConfig struct {
 	// after a storage error before the fetcher records it as failed and
 	// moves on. Default 5.
 	StoreRetries int
+	// BatchSize is how many events of the log one read takes. Default 50.
+	BatchSize int
+	// PollInterval is the pause between reads of a log with nothing new,
+	// and after a failed read or commit. Default 200 ms.
+	PollInterval time.Duration
 	Now          func() time.Time
 	Logger       *slog.Logger
 }
@@ -82,6 +88,17 @@ type FetcherConfig struct {
 // Fetcher follows each webhook's resource_url and hands what Etsy returns
 // to the Applier. It consumes the log as its own group; Etsy failures end
 // in an etsy.fetch_failed event so one bad message never stalls the rest.
+//
+// It never holds a transaction id while it waits for Etsy: every consumer
+// in the cluster reads the log only below the oldest open transaction, so
+// a transaction kept open across a slow or rate-limited Etsy would stall
+// stock, alerts and the seal for everyone. It reads a batch with plain
+// statements, calls Etsy, lets the Applier append (each stream in a short
+// transaction of its own), and then moves the group's offset past the
+// evidence in one short transaction, together with the etsy.fetch_failed
+// or parked record that ends it, if any. A crash in between handles the
+// evidence again; the dedupe keys and the domain's comparisons with the
+// log make that add nothing.
 type Fetcher struct {
 	store  *eventstore.Store
 	api    EtsyAPI
@@ -93,9 +110,14 @@ type Fetcher struct {
 	mu       sync.Mutex
 	failures map[string]int // storage failures per evidence event
 
+	// decode turns a message of the log into its record; tests stand in
+	// an older binary that cannot decode some evidence.
+	decode func(*message.Message) (events.Record, error)
+
 	outcomes *prometheus.CounterVec
 	lag      prometheus.Gauge
 	duration prometheus.Histogram
+	parked   prometheus.Gauge
 }
 
 // Fetch outcomes, the label of ingest_fetch_total.
@@ -104,10 +126,17 @@ const (
 	OutcomeIgnored = "ignored"
 	OutcomeFailed  = "failed"
 	OutcomeRetried = "retried"
+	// OutcomeParked counts evidence this binary cannot decode, recorded in
+	// ingest_parked_evidence and retried when a fetcher starts.
+	OutcomeParked = "parked"
+	// OutcomeUnparked counts parked evidence that a later start decoded
+	// and handled.
+	OutcomeUnparked = "unparked"
 )
 
 // NewFetcher registers ingest_fetch_total{outcome},
-// ingest_fetcher_lag_seconds and ingest_fetch_duration_seconds on reg.
+// ingest_fetcher_lag_seconds, ingest_fetch_duration_seconds and
+// ingest_fetcher_parked_evidence on reg.
 func NewFetcher(store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply Applier, cfg FetcherConfig, reg prometheus.Registerer) (*Fetcher, error) {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
@@ -127,15 +156,22 @@ func NewFetcher(store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply
 	if cfg.StoreRetries <= 0 {
 		cfg.StoreRetries = 5
 	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 50
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 200 * time.Millisecond
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	f := &Fetcher{
 		store: store, api: api, tokens: tokens, apply: apply, cfg: cfg, log: cfg.Logger,
 		failures: map[string]int{},
+		decode:   eventstore.RecordFromMessage,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ingest_fetch_total",
-			Help: "Webhook evidence handled by the fetcher, by outcome (applied, ignored, failed, retried).",
+			Help: "Webhook evidence handled by the fetcher, by outcome (applied, ignored, failed, retried, parked, unparked).",
 		}, []string{"outcome"}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ingest_fetcher_lag_seconds",
@@ -146,12 +182,19 @@ func NewFetcher(store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply
 			Help:    "Time to fetch and translate one piece of evidence.",
 			Buckets: prometheus.DefBuckets,
 		}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ingest_fetcher_parked_evidence",
+			Help: "Evidence in ingest_parked_evidence: stored webhooks this fetcher could not decode, waiting for a binary that can.",
+		}),
+	}
+	for _, o := range []string{OutcomeApplied, OutcomeIgnored, OutcomeFailed, OutcomeRetried, OutcomeParked, OutcomeUnparked} {
+		f.outcomes.WithLabelValues(o) // so alerts see 0, not nothing
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{f.outcomes, f.lag, f.duration} {
+		for _, c := range []prometheus.Collector{f.outcomes, f.lag, f.duration, f.parked} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("new fetcher: register metrics: %w", err)
 			}
@@ -160,52 +203,162 @@ func NewFetcher(store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply
 	return f, nil
 }
 
-// Run consumes the log through sub (a subscriber of FetcherGroup) until
-// ctx ends. A message is acknowledged once its outcome is stored;
-// storage errors leave it to be redelivered.
-func (f *Fetcher) Run(ctx context.Context, sub message.Subscriber) error {
-	msgs, err := sub.Subscribe(ctx, eventstore.Topic)
-	if err != nil {
-		return fmt.Errorf("fetcher: subscribe: %w", err)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case msg, ok := <-msgs:
-			if !ok {
-				return nil
-			}
-			rec, err := eventstore.RecordFromMessage(msg)
-			if err != nil {
-				// Cannot be decoded now, and will not be later; a type
-				// this binary does not know is not evidence anyway.
-				if !errors.Is(err, events.ErrUnknownType) {
-					f.log.Error("fetcher: undecodable event skipped", "event_id", msg.UUID, "err", err)
-				}
-				msg.Ack()
+// Run follows the log as the consumer group FetcherGroup until ctx ends.
+// One fetcher of the group works at a time (a session advisory lock,
+// which holds no transaction id); another waits. On start, the active
+// fetcher first retries the evidence that was parked as undecodable.
+func (f *Fetcher) Run(ctx context.Context) error {
+	g := eventstore.NewGroup(f.store.DB(), FetcherGroup, f.cfg.BatchSize)
+	lease := &groupLease{db: f.store.DB(), key: FetcherGroup}
+	defer lease.release()
+	ready, parkedRetried := false, false
+	for ctx.Err() == nil {
+		if !ready {
+			if err := g.Init(ctx); err != nil {
+				f.log.Warn("fetcher: cannot start the consumer group, retrying", "err", err)
+				f.pause(ctx, f.cfg.PollInterval)
 				continue
 			}
-			if rec.Type() != events.TypeWebhookReceived {
-				msg.Ack()
-				continue
-			}
-			if err := f.Handle(msg.Context(), rec); err != nil {
-				f.log.Warn("fetcher: evidence will be redelivered", "event_id", rec.ID, "err", err)
-				msg.Nack()
-				continue
-			}
-			msg.Ack()
+			ready = true
 		}
+		if !lease.hold(ctx) {
+			f.log.Debug("fetcher: another fetcher of the group is active; waiting")
+			f.pause(ctx, 5*f.cfg.PollInterval)
+			continue
+		}
+		if !parkedRetried {
+			parkedRetried = f.retryParked(ctx) == nil
+		}
+		n, err := f.step(ctx, g)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			f.log.Warn("fetcher: evidence will be read again", "err", err)
+			f.pause(ctx, f.cfg.PollInterval)
+		case n < f.cfg.BatchSize:
+			f.pause(ctx, f.cfg.PollInterval)
+		}
+	}
+	return nil
+}
+
+func (f *Fetcher) pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
-// Handle processes one etsy.webhook.received record. It returns an error
-// only when the outcome could not be stored; the caller retries then.
+// commitTimeout bounds the transaction that moves the fetcher's offset.
+const commitTimeout = 10 * time.Second
+
+// step handles one batch of the log and returns how many events it read.
+// The offset moves past each piece of evidence once its outcome is
+// stored, and past the events that are not evidence at the end; an error
+// leaves the offset at the last evidence fully handled, so the rest is
+// read again.
+func (f *Fetcher) step(ctx context.Context, g *eventstore.Group) (int, error) {
+	at, batch, err := g.Read(ctx)
+	if err != nil || len(batch) == 0 {
+		return 0, err
+	}
+	read := at // the last event read; at is the last one committed
+	for _, m := range batch {
+		if m.Type != events.TypeWebhookReceived {
+			read = m.Cursor
+			continue
+		}
+		rec, decodeErr := f.decode(m.Msg)
+		if decodeErr != nil {
+			// A newer binary wrote it (or it is damaged): record it where
+			// an operator sees it and a later start retries it, never
+			// acknowledge and forget it.
+			park := func(ctx context.Context, tx *sql.Tx) error { return f.park(ctx, tx, m, decodeErr) }
+			if err := f.commit(ctx, g, at, m.Cursor, park); err != nil {
+				return len(batch), err
+			}
+			f.outcomes.WithLabelValues(OutcomeParked).Inc()
+			f.log.Error("fetcher: evidence parked: this binary cannot decode it", "event_id", m.Msg.UUID,
+				"schema_version", m.SchemaVersion, "err", decodeErr)
+			f.countParked(ctx)
+			at, read = m.Cursor, m.Cursor
+			continue
+		}
+		failed, err := f.handle(ctx, rec)
+		if err != nil {
+			if read != at {
+				if cerr := f.commit(ctx, g, at, read, nil); cerr != nil {
+					err = errors.Join(err, cerr)
+				}
+			}
+			return len(batch), fmt.Errorf("evidence %s: %w", rec.ID, err)
+		}
+		var record func(context.Context, *sql.Tx) error
+		if failed != nil {
+			record = func(ctx context.Context, tx *sql.Tx) error { return f.appendFailure(ctx, tx, *failed) }
+		}
+		if err := f.commit(ctx, g, at, m.Cursor, record); err != nil {
+			return len(batch), fmt.Errorf("evidence %s: %w", rec.ID, err)
+		}
+		at, read = m.Cursor, m.Cursor
+	}
+	if read != at {
+		if err := f.commit(ctx, g, at, read, nil); err != nil {
+			return len(batch), err
+		}
+	}
+	return len(batch), nil
+}
+
+// commit moves the group's offset from from to to in one short
+// transaction, with record's writes (if any) in it. It outlives ctx by a
+// few seconds, so evidence handled just before a shutdown is not handled
+// again after it.
+func (f *Fetcher) commit(ctx context.Context, g *eventstore.Group, from, to eventstore.Cursor, record func(context.Context, *sql.Tx) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	tx, err := eventstore.BeginAppend(ctx, f.store.DB())
+	if err != nil {
+		return fmt.Errorf("commit fetcher offset: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if record != nil {
+		if err := record(ctx, tx); err != nil {
+			return fmt.Errorf("commit fetcher offset: %w", err)
+		}
+	}
+	if err := g.AdvanceIn(ctx, tx, from, to); err != nil {
+		return fmt.Errorf("commit fetcher offset: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit fetcher offset: %w", err)
+	}
+	return nil
+}
+
+// Handle processes one etsy.webhook.received record, storing its
+// etsy.fetch_failed if it fails for good. It returns an error only when
+// the outcome could not be stored; the caller retries then.
 func (f *Fetcher) Handle(ctx context.Context, rec events.Record) error {
+	failed, err := f.handle(ctx, rec)
+	if err != nil || failed == nil {
+		return err
+	}
+	if _, err := f.store.Append(ctx, failed.StreamID, eventstore.Any, *failed); err != nil {
+		return fmt.Errorf("record fetch failure of %s: %w", failed.StreamID, err)
+	}
+	return nil
+}
+
+// handle follows one piece of evidence. It returns the etsy.fetch_failed
+// to store when the evidence failed for good, or an error when a storage
+// failure is worth another try.
+func (f *Fetcher) handle(ctx context.Context, rec events.Record) (*events.Event, error) {
 	ev, ok := rec.Data.(events.WebhookReceived)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	start := time.Now()
 	f.lag.Set(f.cfg.Now().Sub(rec.RecordedAt).Seconds())
@@ -215,18 +368,16 @@ func (f *Fetcher) Handle(ctx context.Context, rec events.Record) error {
 	switch {
 	case err == nil:
 		f.forget(rec)
-		return nil
+		return nil, nil
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return nil, ctx.Err()
 	case isStorageError(err) && f.countFailure(rec) <= f.cfg.StoreRetries:
 		f.outcomes.WithLabelValues(OutcomeRetried).Inc()
-		return err
-	}
-	if err := f.recordFailure(ctx, rec, ev, attempts, err); err != nil {
-		return err
+		return nil, err
 	}
 	f.forget(rec)
-	return nil
+	failed := f.failure(rec, ev, attempts, err)
+	return &failed, nil
 }
 
 // follow checks, fetches and applies; it returns how many fetch attempts
@@ -481,16 +632,20 @@ func (f *Fetcher) forget(rec events.Record) {
 // FetchFailedKey is the natural key of a webhook's failure record.
 func FetchFailedKey(webhookID string) string { return WebhookDedupeKey(webhookID) + ":fetch_failed" }
 
-func (f *Fetcher) recordFailure(ctx context.Context, rec events.Record, ev events.WebhookReceived, attempts int, cause error) error {
+// failure is the etsy.fetch_failed that ends a piece of evidence.
+func (f *Fetcher) failure(rec events.Record, ev events.WebhookReceived, attempts int, cause error) events.Event {
 	f.outcomes.WithLabelValues(OutcomeFailed).Inc()
 	f.log.Warn("fetcher: giving up on webhook", "webhook_id", ev.WebhookID, "event_type", ev.EtsyEventType,
 		"shop_id", ev.ShopID, "attempts", attempts, "err", cause)
-	failed := events.New(events.WebhookStream(ev.WebhookID), ev.ShopID, f.cfg.Now(), events.FetchFailed{
+	return events.New(events.WebhookStream(ev.WebhookID), ev.ShopID, f.cfg.Now(), events.FetchFailed{
 		WebhookEventID: rec.ID.String(), WebhookID: ev.WebhookID, ResourceURL: ev.ResourceURL,
 		Reason: cause.Error(), Attempts: attempts,
 	}).WithDedupe(FetchFailedKey(ev.WebhookID)).WithMetadata(WebhookCause(rec).metadata())
-	if _, err := f.store.Append(ctx, failed.StreamID, eventstore.Any, failed); err != nil {
-		return fmt.Errorf("record fetch failure of webhook %s: %w", ev.WebhookID, err)
+}
+
+func (f *Fetcher) appendFailure(ctx context.Context, tx *sql.Tx, failed events.Event) error {
+	if _, err := f.store.AppendIn(ctx, tx, failed.StreamID, eventstore.Any, failed); err != nil {
+		return fmt.Errorf("record fetch failure of %s: %w", failed.StreamID, err)
 	}
 	return nil
 }

@@ -581,3 +581,46 @@ func TestChecklist28WebhookAndReconciliationShareApplyReceipt(t *testing.T) {
 		t.Errorf("log has %d sale.recorded and %d stock.sold, want 1 and 2", recorded, sold)
 	}
 }
+
+// Two ingest processes run a fetcher each: one works while the other
+// waits, so no piece of evidence is fetched twice.
+func TestOneFetcherOfTheGroupWorksAtATime(t *testing.T) {
+	t.Parallel()
+	srv, calls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"error":"Receipt not found"}`)
+	})
+	r := newRig(t, rigOptions{realClock: true})
+	u, _ := url.Parse(srv.URL)
+	for range 2 {
+		tr, err := ingest.NewTranslator(r.store, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := ingest.NewFetcher(r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
+			Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, Backoff: time.Millisecond, PollInterval: 20 * time.Millisecond,
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		(&pipeline{rig: r, fetcher: f}).run(t)
+	}
+	const n = 20
+	for i := range n {
+		body := fmt.Sprintf(`{"event_type":"order.paid","resource_url":"%s/v3/application/shops/3/receipts/%d","shop_id":3}`, srv.URL, i+1)
+		if code := r.send(t, signed(t, secretA, fmt.Sprintf("msg_twice_%d", i), time.Now(), body)); code != http.StatusOK {
+			t.Fatalf("deliver %d: %d", i, code)
+		}
+	}
+	waitFor(t, func() bool {
+		var failed int
+		if err := r.db.DB.QueryRow(`SELECT count(*) FROM events WHERE type = $1`, events.TypeFetchFailed).Scan(&failed); err != nil {
+			t.Fatal(err)
+		}
+		return failed == n
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := calls.Load(); got != n {
+		t.Errorf("Etsy called %d times for %d webhooks, want one call each", got, n)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/events"
@@ -136,7 +138,18 @@ type pipeline struct {
 
 func newPipeline(t *testing.T, e *etsyRig, cfg ingest.FetcherConfig) *pipeline {
 	t.Helper()
-	r := newRig(t, rigOptions{realClock: true})
+	return newFetcherOn(t, newRig(t, rigOptions{realClock: true}), e, cfg)
+}
+
+// newPipelineOn is another fetcher over p's database, with metrics of its
+// own, as a restarted or upgraded process runs it.
+func newPipelineOn(t *testing.T, p *pipeline, e *etsyRig, cfg ingest.FetcherConfig) *pipeline {
+	t.Helper()
+	return newFetcherOn(t, &rig{db: p.db, store: p.store, reg: prometheus.NewRegistry(), srv: p.srv}, e, cfg)
+}
+
+func newFetcherOn(t *testing.T, r *rig, e *etsyRig, cfg ingest.FetcherConfig) *pipeline {
+	t.Helper()
 	tr, err := ingest.NewTranslator(r.store, nil, r.reg)
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +159,9 @@ func newPipeline(t *testing.T, e *etsyRig, cfg ingest.FetcherConfig) *pipeline {
 	}
 	if cfg.Backoff == 0 {
 		cfg.Backoff = 5 * time.Millisecond
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 20 * time.Millisecond
 	}
 	f, err := ingest.NewFetcher(r.store, e.client, e.tokens, tr, cfg, r.reg)
 	if err != nil {
@@ -166,22 +182,15 @@ func (p *pipeline) deliver(t *testing.T, id, eventType, resourceURL string, shop
 	return rec
 }
 
-// run consumes the log with the fetcher until stop is closed.
+// run consumes the log with the fetcher until stop is called.
 func (p *pipeline) run(t *testing.T) (stop func()) {
 	t.Helper()
-	sub, err := eventstore.NewSubscriber(p.db.DB, eventstore.SubscriberConfig{
-		ConsumerGroup: ingest.FetcherGroup, BatchSize: 50, PollInterval: 20 * time.Millisecond, AckDeadline: time.Minute,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.fetcher.Run(ctx, sub) }()
+	go func() { done <- p.fetcher.Run(ctx) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
-			sub.Close()
 			cancel()
 			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				t.Errorf("fetcher run: %v", err)

@@ -41,19 +41,29 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 		t.Skip("builds two clusters and a 50,000-event log")
 	}
 	ctx := context.Background()
+	began := time.Now()
+	step := func(what string) {
+		t.Logf("%s: %s", what, time.Since(began).Round(time.Millisecond))
+		began = time.Now()
+	}
 	src := pgtest.NewCluster(t)
-	src.BurnXIDs(100_000)
+	src.BurnXIDs(30_000)
+	step("source cluster, 30,000 transactions burnt")
 	srcDB, srcPool := openCluster(t, src.CreateDatabase("ledger"))
 
 	w := newWorld(7, 4)
 	var initial []batch
 	initial = append(initial, w.start(6)...)
 	initial = append(initial, w.generate(50_500)...)
-	appendAll(t, eventstore.New(srcDB), coalesce(initial, 64))
+	appendInTransactions(t, srcDB, coalesce(initial, 64), 500)
+	step("50,000 events appended")
 	projs := projections.Default()
-	_, stopSrc := startRunner(t, srcDB, projs, fastConfig(), nil)
+	cfg := fastConfig()
+	cfg.BatchSize = 2000
+	_, stopSrc := startRunner(t, srcDB, projs, cfg, nil)
 	waitCaughtUp(t, srcDB, names(projs), 5*time.Minute)
 	stopSrc()
+	step("projected and sealed")
 	var logged int64
 	if err := srcDB.QueryRow(`SELECT count(*) FROM events`).Scan(&logged); err != nil {
 		t.Fatal(err)
@@ -73,7 +83,8 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 
 	// A truncated backup is refused and leaves the target empty.
 	dst := pgtest.NewCluster(t)
-	if src.NextXID() < dst.NextXID()+90_000 {
+	step("backup written, target cluster created")
+	if src.NextXID() < dst.NextXID()+25_000 {
 		t.Fatalf("source counter %d is not far ahead of the new cluster's %d", src.NextXID(), dst.NextXID())
 	}
 	dstDB, dstPool := openCluster(t, dst.CreateDatabase("ledger"))
@@ -84,6 +95,7 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	step("restored")
 	if rep.ShiftRaisedBy <= 0 {
 		t.Errorf("restore raised the log clock by %d, want it raised past the source's ids", rep.ShiftRaisedBy)
 	}
@@ -101,13 +113,14 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 
 	// The same new events on both sides, through the running projector.
 	more := w.generate(3_000)
-	appendAll(t, eventstore.New(srcDB), more)
-	appendAll(t, eventstore.New(dstDB), more)
+	appendInTransactions(t, srcDB, more, 50)
+	appendInTransactions(t, dstDB, more, 50)
 	for _, side := range []*sql.DB{srcDB, dstDB} {
-		_, stop := startRunner(t, side, projs, fastConfig(), nil)
+		_, stop := startRunner(t, side, projs, cfg, nil)
 		waitCaughtUp(t, side, names(projs), 2*time.Minute)
 		stop()
 	}
+	step("new events projected on both sides")
 	seal, err = projections.VerifySeal(ctx, dstDB)
 	if err != nil || !seal.OK() || seal.Pending != 0 || seal.Sealed != logged+int64(countEvents(more)) {
 		t.Fatalf("verify after new events = %+v, %v; want every one of %d events sealed", seal, err, logged+int64(countEvents(more)))
@@ -133,6 +146,7 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireSameTables(t, dstDB, tables, projections.ShadowSuffix)
+	step("compared and rebuilt")
 
 	// The plain PostgreSQL path, pg_dump and pg_restore into the new
 	// cluster: refused by every binary until `ledger migrate` adopts it.
@@ -162,6 +176,31 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 	}
 	if seal, err := projections.VerifySeal(ctx, adoptedDB); err != nil || !seal.OK() {
 		t.Errorf("verify after pg_restore = %+v, %v", seal, err)
+	}
+}
+
+// appendInTransactions appends batches, per transactions of n batches:
+// one commit (and one WAL flush) per n instead of per batch.
+func appendInTransactions(t *testing.T, db *sql.DB, batches []batch, n int) {
+	t.Helper()
+	ctx := context.Background()
+	s := eventstore.New(db)
+	for len(batches) > 0 {
+		chunk := batches[:min(n, len(batches))]
+		batches = batches[len(chunk):]
+		tx, err := eventstore.BeginAppend(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range chunk {
+			if _, err := s.AppendIn(ctx, tx, b.stream, eventstore.Any, b.evs...); err != nil {
+				tx.Rollback() //nolint:errcheck // failing anyway
+				t.Fatalf("append %s: %v", b.stream, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

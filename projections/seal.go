@@ -141,6 +141,10 @@ const (
 	ProblemHash         = "hash_mismatch" // the event no longer hashes to its seal
 	ProblemMissingEvent = "missing_event" // a sealed event is gone from the log
 	ProblemUnsealed     = "unsealed"      // an event appeared behind sealed ones
+	// ProblemAnchor: the chain no longer passes through a signed head.
+	ProblemAnchor = "anchor_mismatch"
+	// ProblemAnchorSignature: a signed head's signature does not verify.
+	ProblemAnchorSignature = "anchor_signature"
 )
 
 // Mismatch is the first place where the log and its seal disagree.
@@ -165,6 +169,13 @@ type VerifyReport struct {
 	// Pending counts events committed after the last sealed one, not yet
 	// sealed: normal while the projector catches up.
 	Pending int64 `json:"pending"`
+	// Anchors is how many signed heads the chain passes through;
+	// AnchorsVerified how many of their signatures were checked (all of
+	// them when the seal keys were given); AnchoredSeq the last anchored
+	// seq. Sealed events after it are chained but not yet signed.
+	Anchors         int64 `json:"anchors"`
+	AnchorsVerified int64 `json:"anchors_verified"`
+	AnchoredSeq     int64 `json:"anchored_seq"`
 	// First is the first disagreement, nil when the chain holds.
 	First *Mismatch `json:"first_mismatch,omitempty"`
 }
@@ -179,12 +190,25 @@ func (r VerifyReport) OK() bool { return r.First == nil }
 // mismatch. It reads in one snapshot so that a running sealer does not
 // disturb it.
 func VerifySeal(ctx context.Context, db *sql.DB) (VerifyReport, error) {
+	return VerifySealWith(ctx, db, nil)
+}
+
+// VerifySealWith is VerifySeal that also checks the chain against its
+// signed heads (seal_anchors): the recomputed hash at every anchored seq
+// must equal the signed one and, when keys are given, every signature must
+// verify. Without keys a superuser could rewrite anchors along with the
+// log; with them, not.
+func VerifySealWith(ctx context.Context, db *sql.DB, keys *SealKeys) (VerifyReport, error) {
 	var rep VerifyReport
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return rep, fmt.Errorf("verify seal: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
+	anchors, lastAnchor, err := loadAnchors(ctx, tx)
+	if err != nil {
+		return rep, fmt.Errorf("verify seal: %w", err)
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT s.seq, s.position, s.event_id, s.hash, s.prev_hash,
 			e.position IS NOT NULL, coalesce(event_canonical(s.seq, e), '')
 		FROM event_seal s LEFT JOIN events e ON e.position = s.position AND e.event_id = s.event_id
@@ -219,6 +243,8 @@ func VerifySeal(ctx context.Context, db *sql.DB) (VerifyReport, error) {
 			sum := sha256.Sum256(append(append([]byte{}, prev...), canonical...))
 			if !bytes.Equal(sum[:], hash) {
 				at(ProblemHash, fmt.Sprintf("stored %x, recomputed %x", hash, sum[:]))
+			} else if kind, detail := checkAnchor(anchors, keys, seq, hash, &rep); kind != "" {
+				at(kind, detail)
 			}
 		}
 		if rep.First != nil {
@@ -235,6 +261,11 @@ func VerifySeal(ctx context.Context, db *sql.DB) (VerifyReport, error) {
 		return rep, fmt.Errorf("verify seal: %w", err)
 	}
 	rep.Head = hex.EncodeToString(prev)
+	if lastAnchor > rep.Sealed {
+		rep.First = &Mismatch{Kind: ProblemAnchor, Seq: lastAnchor,
+			Detail: fmt.Sprintf("a head was signed at seq %d but the seal ends at seq %d: sealed rows were removed", lastAnchor, rep.Sealed)}
+		return rep, nil
+	}
 
 	// Events the sealer would have reached before the last sealed one but
 	// that are not sealed were inserted behind its back.

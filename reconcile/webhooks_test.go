@@ -12,7 +12,6 @@ import (
 
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/events"
-	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/reconcile"
 	"github.com/shopledger/shopledger/shops"
@@ -51,22 +50,15 @@ func (e *env) webhookPath() {
 	}
 	fetcher, err := ingest.NewFetcher(e.es, e.client, e.store, e.tr, ingest.FetcherConfig{
 		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, Backoff: 5 * time.Millisecond,
-		Now: e.sim.Now, Logger: e.logger(),
+		PollInterval: 20 * time.Millisecond, Now: e.sim.Now, Logger: e.logger(),
 	}, e.reg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	sub, err := eventstore.NewSubscriber(e.db.DB, eventstore.SubscriberConfig{
-		ConsumerGroup: ingest.FetcherGroup, BatchSize: 50, PollInterval: 20 * time.Millisecond, AckDeadline: time.Minute,
-	}, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- fetcher.Run(ctx, sub) }()
+	go func() { done <- fetcher.Run(ctx) }()
 	e.t.Cleanup(func() {
-		sub.Close()
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			e.t.Errorf("fetcher: %v", err)

@@ -68,9 +68,15 @@ type Config struct {
 	// RefreshSkew refreshes this long before the access token expires,
 	// so no request leaves with a token about to die. Default 5 minutes.
 	RefreshSkew time.Duration
-	// RefreshTimeout bounds one call to Etsy's token endpoint, which runs
-	// while the shop's credentials row is locked. Default 30 s.
+	// RefreshTimeout bounds one call to Etsy's token endpoint. Default
+	// 30 s.
 	RefreshTimeout time.Duration
+	// RefreshStoreWindow is how long storing the tokens Etsy rotated keeps
+	// retrying (with backoff) when the database fails: Etsy has spent the
+	// old refresh token by then, so giving up loses the grant and the
+	// shop must be connected again. Default 60 s, which outlasts a
+	// failover.
+	RefreshStoreWindow time.Duration
 }
 
 // Store keeps shop connections and their encrypted tokens.
@@ -83,6 +89,7 @@ type Store struct {
 	now     func() time.Time
 	skew    time.Duration
 	timeout time.Duration
+	window  time.Duration
 
 	mu     sync.Mutex
 	tokens map[int64]*shopTokens
@@ -100,7 +107,7 @@ func NewStore(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	}
 	s := &Store{
 		db: cfg.DB, es: cfg.Events, keys: cfg.Keys, oauth: cfg.OAuth, log: cfg.Logger,
-		now: cfg.Now, skew: cfg.RefreshSkew, timeout: cfg.RefreshTimeout,
+		now: cfg.Now, skew: cfg.RefreshSkew, timeout: cfg.RefreshTimeout, window: cfg.RefreshStoreWindow,
 		tokens: make(map[int64]*shopTokens),
 	}
 	if s.log == nil {
@@ -114,6 +121,9 @@ func NewStore(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	}
 	if s.timeout <= 0 {
 		s.timeout = 30 * time.Second
+	}
+	if s.window <= 0 {
+		s.window = 60 * time.Second
 	}
 	s.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shopledger_token_refreshes_total",

@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
@@ -14,7 +17,7 @@ import (
 
 // shopTokens is this process's view of one shop's access token. sem lets
 // one goroutine at a time look at or refresh it (single flight within the
-// process); the row lock on shop_credentials does the same across
+// process); a lease in shop_token_refresh_leases does the same across
 // processes.
 type shopTokens struct {
 	sem     chan struct{}
@@ -99,7 +102,7 @@ func (t *TokenSource) Token(ctx context.Context) (string, error) {
 		return st.access, nil
 	}
 	// Another process may have refreshed already: a plain read is enough
-	// to find out, and keeps the row lock for real refreshes.
+	// to find out, and keeps the lease for real refreshes.
 	row, err := s.loadCredentials(ctx, s.db, t.shopID, false)
 	if err != nil {
 		return "", fmt.Errorf("token for shop %d: %w", t.shopID, err)
@@ -135,14 +138,13 @@ type credentialsRow struct {
 	generation int64
 }
 
-func (s *Store) loadCredentials(ctx context.Context, q eventstore.Queryer, shopID int64, forUpdate bool) (credentialsRow, error) {
-	query := `
+// loadCredentials reads a shop's tokens; the refresh token is decrypted
+// only withRefresh.
+func (s *Store) loadCredentials(ctx context.Context, q eventstore.Queryer, shopID int64, withRefresh bool) (credentialsRow, error) {
+	const query = `
 SELECT c.status, cr.user_id, cr.access_token_key, cr.access_token, cr.refresh_token_key, cr.refresh_token, cr.expires_at, cr.generation
 FROM shop_connections c JOIN shop_credentials cr ON cr.shop_id = c.shop_id
 WHERE c.shop_id = $1`
-	if forUpdate {
-		query += ` FOR UPDATE OF cr`
-	}
 	var r credentialsRow
 	var accKey, refKey string
 	var acc, ref []byte
@@ -159,7 +161,7 @@ WHERE c.shop_id = $1`
 	if r.access, err = s.open(colAccess, r.userID, shopID, accKey, acc); err != nil {
 		return r, err
 	}
-	if forUpdate {
+	if withRefresh {
 		if r.refresh, err = s.open(colRefresh, r.userID, shopID, refKey, ref); err != nil {
 			return r, err
 		}
@@ -167,46 +169,45 @@ WHERE c.shop_id = $1`
 	return r, nil
 }
 
-// refresh runs with the shop's in-process lock held. It locks the
-// credentials row, so that processes refresh one at a time, and checks
-// whether the stored token still needs replacing before asking Etsy.
+// refresh runs with the shop's in-process lock held. Across processes it
+// takes the shop's refresh lease, in a statement that commits before Etsy
+// is called, so no transaction or row lock stays open across that call;
+// a process finding the lease taken waits for the holder's tokens.
 //
 // Etsy rotates the refresh token on every refresh: from its answer on,
-// only the new one works. So the new tokens are committed before the new
-// access token is used, and the work is detached from the caller's
-// cancellation. If the process dies between Etsy's answer and the commit,
-// the stored refresh token is spent; the next refresh gets invalid_grant
-// and the shop goes to reauth_required once, instead of retrying forever.
+// only the new one works. So the new tokens are stored before the new
+// access token is used, the work is detached from the caller's
+// cancellation, and storing retries with backoff for RefreshStoreWindow,
+// so a short database outage does not lose the grant. The lease lasts
+// longer than the call and that window, so nobody else spends the old
+// refresh token meanwhile. If the process dies between Etsy's answer and
+// the commit, the stored refresh token is spent: once the lease runs out,
+// the next refresh gets invalid_grant and the shop goes to
+// reauth_required once, instead of retrying forever.
 func (s *Store) refresh(ctx context.Context, shopID int64, st *shopTokens, stale string) (string, error) {
-	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout+10*time.Second)
-	defer cancel()
-	tx, err := eventstore.BeginAppend(work, s.db)
-	if err != nil {
-		return "", fmt.Errorf("refresh token of shop %d: begin: %w", shopID, err)
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	row, err := s.loadCredentials(work, tx, shopID, true)
+	owner := uuid.New()
+	row, done, err := s.takeLease(ctx, shopID, owner, stale)
 	if err != nil {
 		return "", fmt.Errorf("refresh token of shop %d: %w", shopID, err)
 	}
-	if row.access != stale && s.fresh(row.expires) {
-		// Someone refreshed while we waited for the lock.
-		if err := tx.Commit(); err != nil {
-			return "", fmt.Errorf("refresh token of shop %d: commit: %w", shopID, err)
-		}
+	if done {
+		// Someone refreshed while we waited for the lease.
 		st.access, st.expires = row.access, row.expires
 		return row.access, nil
 	}
+	defer s.releaseLease(shopID, owner)
 	if s.oauth == nil {
 		return "", fmt.Errorf("refresh token of shop %d: no oauth client configured: %w", shopID, etsy.ErrInvalidToken)
 	}
-	callCtx, callCancel := context.WithTimeout(work, s.timeout)
+	callCtx, callCancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	tok, err := s.oauth.Refresh(callCtx, row.refresh)
 	callCancel()
+	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.window)
+	defer cancel()
 	switch {
 	case errors.Is(err, etsy.ErrInvalidGrant):
 		s.refreshes.WithLabelValues("invalid_grant").Inc()
-		if merr := s.markReauth(work, tx, shopID, err); merr != nil {
+		if merr := s.markReauth(work, shopID, row.generation, err); merr != nil {
 			return "", fmt.Errorf("refresh token of shop %d: %w (marking reauth_required failed: %v)", shopID, err, merr)
 		}
 		st.access, st.expires = "", time.Time{}
@@ -221,20 +222,79 @@ func (s *Store) refresh(ctx context.Context, shopID int64, st *shopTokens, stale
 		s.refreshes.WithLabelValues("error").Inc()
 		return "", fmt.Errorf("refresh token of shop %d: token user %d, shop owner %d: %w", shopID, tok.UserID, row.userID, ErrGrantMismatch)
 	}
-	if err := s.storeRefreshed(work, tx, shopID, row, tok); err != nil {
-		// The transaction is gone (a dropped connection, a failed
-		// commit) but Etsy has rotated: try again on a new connection,
-		// guarded by the generation so nothing newer is overwritten.
-		s.log.WarnContext(ctx, "storing refreshed token failed, retrying", "shop_id", shopID, "err", err)
-		if err = s.retryStoreRefreshed(work, shopID, row, tok); err != nil {
-			s.refreshes.WithLabelValues("lost").Inc()
-			return "", fmt.Errorf("refresh token of shop %d: new token could not be stored: %w", shopID, err)
-		}
+	if err := s.storeRefreshed(work, shopID, row, tok); err != nil {
+		s.refreshes.WithLabelValues("lost").Inc()
+		s.log.ErrorContext(ctx, "etsy rotated the shop's tokens but they could not be stored; the grant is lost",
+			"shop_id", shopID, "user_id", row.userID, "err", err)
+		return "", fmt.Errorf("refresh token of shop %d: new token could not be stored: %w", shopID, err)
 	}
 	s.refreshes.WithLabelValues("ok").Inc()
 	st.access, st.expires = tok.AccessToken, tok.ExpiresAt
 	s.log.DebugContext(ctx, "shop token refreshed", "shop_id", shopID, "expires_at", tok.ExpiresAt)
 	return tok.AccessToken, nil
+}
+
+// leaseWait is the pause between looks at a lease another process holds.
+const leaseWait = 100 * time.Millisecond
+
+// takeLease takes the shop's refresh lease for owner and returns the
+// credentials to refresh, read after the lease was taken. done means no
+// refresh is needed (any more): the returned row holds a token that is
+// fresh and not stale. While another process holds the lease it waits,
+// as long as ctx allows.
+func (s *Store) takeLease(ctx context.Context, shopID int64, owner uuid.UUID, stale string) (credentialsRow, bool, error) {
+	// Long enough for the holder's call to Etsy and its storing window.
+	hold := s.timeout + s.window + 2*time.Second
+	for {
+		row, err := s.loadCredentials(ctx, s.db, shopID, true)
+		if err != nil {
+			return row, false, err
+		}
+		if row.access != stale && s.fresh(row.expires) {
+			return row, true, nil
+		}
+		var got uuid.UUID
+		err = s.db.QueryRowContext(ctx, `
+INSERT INTO shop_token_refresh_leases (shop_id, owner, until)
+VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+ON CONFLICT (shop_id) DO UPDATE SET owner = excluded.owner, until = excluded.until
+WHERE shop_token_refresh_leases.until < now()
+RETURNING owner`, shopID, owner, hold.Milliseconds()).Scan(&got)
+		switch {
+		case err == nil:
+			// Read again under the lease: the previous holder may have
+			// stored new tokens between our read and its release.
+			row, err := s.loadCredentials(ctx, s.db, shopID, true)
+			if err != nil {
+				s.releaseLease(shopID, owner)
+				return row, false, err
+			}
+			if row.access != stale && s.fresh(row.expires) {
+				s.releaseLease(shopID, owner)
+				return row, true, nil
+			}
+			return row, false, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return row, false, fmt.Errorf("take refresh lease: %w", err)
+		}
+		t := time.NewTimer(leaseWait/2 + time.Duration(rand.Int64N(int64(leaseWait))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return row, false, fmt.Errorf("wait for another process's refresh: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// releaseLease ends owner's lease on the shop's refresh. If it fails the
+// lease runs out on its own.
+func (s *Store) releaseLease(shopID int64, owner uuid.UUID) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM shop_token_refresh_leases WHERE shop_id = $1 AND owner = $2`, shopID, owner); err != nil {
+		s.log.Warn("release token refresh lease; it runs out on its own", "shop_id", shopID, "err", err)
+	}
 }
 
 const updateTokensSQL = `
@@ -252,60 +312,81 @@ func (s *Store) sealPair(shopID int64, row credentialsRow, tok etsy.Token) (acc,
 	return acc, ref, err
 }
 
-func (s *Store) storeRefreshed(ctx context.Context, tx *sql.Tx, shopID int64, row credentialsRow, tok etsy.Token) error {
-	acc, ref, err := s.sealPair(shopID, row, tok)
-	if err != nil {
-		return err
-	}
-	res, err := tx.ExecContext(ctx, updateTokensSQL, shopID, row.generation, acc.keyID, acc.sealed, ref.keyID, ref.sealed, tok.ExpiresAt.UTC(), s.now().UTC())
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return errors.New("credentials row changed under the lock")
-	}
-	return tx.Commit()
-}
+// Backoff between attempts to store rotated tokens, and the bound of one
+// attempt: a database that does not answer at all (frozen, or a network
+// partition) must not use up the whole window in one attempt.
+const (
+	storeBackoff    = 100 * time.Millisecond
+	storeMaxBackoff = 2 * time.Second
+	storeAttempt    = 5 * time.Second
+)
 
-func (s *Store) retryStoreRefreshed(ctx context.Context, shopID int64, row credentialsRow, tok etsy.Token) error {
+// storeRefreshed stores the rotated tokens, guarded by the generation so
+// that nothing newer is overwritten, retrying with jittered exponential
+// backoff until ctx ends.
+func (s *Store) storeRefreshed(ctx context.Context, shopID int64, row credentialsRow, tok etsy.Token) error {
 	acc, ref, err := s.sealPair(shopID, row, tok)
 	if err != nil {
 		return err
 	}
-	var last error
-	for attempt := range 3 {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return errors.Join(last, ctx.Err())
-			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+	pause := storeBackoff
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, storeAttempt)
+		res, err := s.db.ExecContext(actx, updateTokensSQL, shopID, row.generation, acc.keyID, acc.sealed, ref.keyID, ref.sealed, tok.ExpiresAt.UTC(), s.now().UTC())
+		cancel()
+		if err == nil {
+			if n, _ := res.RowsAffected(); n == 1 {
+				return nil
 			}
-		}
-		res, err := s.db.ExecContext(ctx, updateTokensSQL, shopID, row.generation, acc.keyID, acc.sealed, ref.keyID, ref.sealed, tok.ExpiresAt.UTC(), s.now().UTC())
-		if err != nil {
-			last = err
-			continue
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
+			// An earlier attempt may have committed although its answer
+			// was lost; then the stored refresh token is ours.
+			if attempt > 1 {
+				if cur, lerr := s.loadCredentials(ctx, s.db, shopID, true); lerr == nil && cur.refresh == tok.RefreshToken {
+					return nil
+				}
+			}
 			return errors.New("credentials changed meanwhile (reconnected, disconnected or reauth_required)")
 		}
-		return nil
+		if ctx.Err() != nil {
+			return fmt.Errorf("after %d attempts: %w", attempt, errors.Join(err, ctx.Err()))
+		}
+		d := pause/2 + time.Duration(rand.Int64N(int64(pause/2)+1))
+		s.log.WarnContext(ctx, "storing the refreshed token failed, retrying", "shop_id", shopID, "attempt", attempt, "pause", d, "err", err)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("after %d attempts: %w", attempt, errors.Join(err, ctx.Err()))
+		case <-t.C:
+		}
+		pause = min(pause*2, storeMaxBackoff)
 	}
-	return last
 }
 
-// markReauth records, in the refresh's transaction, that Etsy refused the
-// refresh token: the shop stops being polled until the seller connects it
-// again.
-func (s *Store) markReauth(ctx context.Context, tx *sql.Tx, shopID int64, cause error) error {
+// markReauth records that Etsy refused the refresh token: the shop stops
+// being polled until the seller connects it again. It changes nothing if
+// the credentials moved on since generation (the seller connected again
+// meanwhile).
+func (s *Store) markReauth(ctx context.Context, shopID, generation int64, cause error) error {
 	now := s.now().UTC()
 	reason := "invalid_grant"
 	var apiErr *etsy.APIError
 	if errors.As(cause, &apiErr) && apiErr.Description != "" {
 		reason = "invalid_grant: " + apiErr.Description
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE shop_connections SET status = 'reauth_required', status_reason = $2, status_changed_at = $3 WHERE shop_id = $1`, shopID, reason, now); err != nil {
+	tx, err := eventstore.BeginAppend(ctx, s.db)
+	if err != nil {
 		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	res, err := tx.ExecContext(ctx, `UPDATE shop_connections c SET status = 'reauth_required', status_reason = $2, status_changed_at = $3
+		WHERE c.shop_id = $1 AND c.status = 'connected'
+		  AND EXISTS (SELECT 1 FROM shop_credentials cr WHERE cr.shop_id = c.shop_id AND cr.generation = $4)`, shopID, reason, now, generation)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
 	}
 	ev := events.New(events.ShopStream(shopID), shopID, now, events.ShopReauthRequired{ShopID: shopID, Reason: reason}).
 		WithMetadata(events.Metadata{Source: "shops", Actor: "token-refresh"})

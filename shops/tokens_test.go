@@ -288,9 +288,11 @@ func TestCrashChild(t *testing.T) {
 	var shopID int64
 	fmt.Sscan(os.Getenv("SHOPS_CRASH_SHOP"), &shopID)
 	oauth := etsy.OAuthConfig{ClientID: "simkeystring00000000000", TokenURL: os.Getenv("SHOPS_CRASH_TOKEN_URL"), Now: func() time.Time { return now }}
+	// A short call and store window keep the refresh lease the crash
+	// leaves behind short, so the parent does not wait long for it.
 	store, err := shops.NewStore(shops.Config{
 		DB: db, Events: eventstore.New(db), Keys: keys, Now: func() time.Time { return now },
-		OAuth: crashAfterRefresh{oauth},
+		OAuth: crashAfterRefresh{oauth}, RefreshTimeout: time.Second, RefreshStoreWindow: time.Second,
 	}, nil)
 	if err != nil {
 		t.Fatal(err)

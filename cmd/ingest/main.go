@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/etsy"
@@ -280,11 +279,9 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 		logger.Warn("shop connections and reconciliation are off: SHOPLEDGER_TOKEN_KEYS is unset")
 	}
 	if cfg.FetcherEnabled {
-		stopFetcher, err := startFetcher(bg, cfg, store, translator, d, reg, logger, &background)
-		if err != nil {
+		if err := startFetcher(bg, cfg, store, translator, d, reg, logger, &background); err != nil {
 			return err
 		}
-		defer stopFetcher()
 	} else {
 		logger.Warn("fetcher disabled: webhooks are stored but not followed")
 	}
@@ -296,7 +293,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 // an Etsy app key it still runs: no shop can be fetched then, so evidence
 // is parked as fetch_failed.
 func startFetcher(ctx context.Context, cfg config, store *eventstore.Store, translator *ingest.Translator, d deps,
-	reg prometheus.Registerer, logger *slog.Logger, wg *sync.WaitGroup) (func(), error) {
+	reg prometheus.Registerer, logger *slog.Logger, wg *sync.WaitGroup) error {
 	var api ingest.EtsyAPI
 	if cfg.EtsyKeyString != "" {
 		limiter := d.Limiter
@@ -304,7 +301,7 @@ func startFetcher(ctx context.Context, cfg config, store *eventstore.Store, tran
 			var err error
 			// One limiter for the app key: reconciliation must share it.
 			if limiter, err = etsy.NewLimiter(etsy.LimiterConfig{QPS: int(cfg.EtsyQPS), QPD: int(cfg.EtsyQPD)}, reg); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		client, err := etsy.NewClient(etsy.Config{
@@ -315,39 +312,26 @@ func startFetcher(ctx context.Context, cfg config, store *eventstore.Store, tran
 			MaxRetries: 1,
 		}, reg)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		api = client
 	}
 	fetcher, err := ingest.NewFetcher(store, api, d.Tokens, translator, ingest.FetcherConfig{
 		Policy:      ingest.URLPolicy{Hosts: cfg.EtsyAllowedHosts, AllowHTTP: cfg.EtsyAllowHTTP},
 		MaxAttempts: int(cfg.FetchAttempts), Backoff: cfg.FetchBackoff, SettleWindow: cfg.SettleWindow,
-		Logger: logger,
+		BatchSize: 50, PollInterval: 200 * time.Millisecond, Logger: logger,
 	}, reg)
 	if err != nil {
-		return nil, err
-	}
-	sub, err := eventstore.NewSubscriber(store.DB(), eventstore.SubscriberConfig{
-		ConsumerGroup: ingest.FetcherGroup, BatchSize: 50, PollInterval: 200 * time.Millisecond,
-		// Long enough for the slowest fetch: retries plus a settle at
-		// Etsy's default 10 requests a second.
-		AckDeadline: 5 * time.Minute,
-	}, watermill.NewSlogLogger(logger))
-	if err != nil {
-		return nil, err
+		return err
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := fetcher.Run(ctx, sub); err != nil {
+		if err := fetcher.Run(ctx); err != nil {
 			logger.Error("fetcher stopped", "err", err)
 		}
 	}()
-	return func() {
-		if err := sub.Close(); err != nil {
-			logger.Warn("close fetcher subscriber", "err", err)
-		}
-	}, nil
+	return nil
 }
 
 // routes serves the webhook endpoint and the ops endpoints. It never

@@ -101,7 +101,11 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	fmt.Fprintf(c.stdout, "restored %d events and %d tables from %s (taken %s); log clock raised by %d\n",
 		rep.Manifest.Rows["events"], len(rep.Manifest.Rows), *in, rep.Manifest.CreatedAt.Format(time.RFC3339), rep.ShiftRaisedBy)
 
-	seal, err := projections.VerifySeal(ctx, db)
+	keys, err := c.sealKeys()
+	if err != nil {
+		return err
+	}
+	seal, err := projections.VerifySealWith(ctx, db, keys)
 	if err != nil {
 		return err
 	}
@@ -112,6 +116,7 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("restore: %w: restored chain head %s, the backup's trailer says %s", errMismatch, seal.Head, rep.Manifest.SealHead)
 	}
 	fmt.Fprintf(c.stdout, "verified: %d events sealed, chain head %s, %d not sealed yet\n", seal.Sealed, shortHash(seal.Head), seal.Pending)
+	fmt.Fprintln(c.stdout, anchorLine(seal, keys != nil))
 
 	if *noRebuild {
 		return nil

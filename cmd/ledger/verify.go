@@ -31,7 +31,11 @@ func runVerify(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer closeDB()
-	rep, err := projections.VerifySeal(ctx, db)
+	keys, err := c.sealKeys()
+	if err != nil {
+		return err
+	}
+	rep, err := projections.VerifySealWith(ctx, db, keys)
 	if err != nil {
 		return err
 	}
@@ -43,6 +47,7 @@ func runVerify(ctx context.Context, c *cli, args []string) error {
 		}
 	} else if rep.OK() {
 		fmt.Fprintf(c.stdout, "ok: %d events sealed, chain head %s, %d not sealed yet\n", rep.Sealed, rep.Head, rep.Pending)
+		fmt.Fprintln(c.stdout, anchorLine(rep, keys != nil))
 	} else {
 		fmt.Fprintf(c.stdout, "MISMATCH: %s\n%d seal rows verified before it\n", rep.First, rep.Sealed)
 	}
@@ -50,6 +55,31 @@ func runVerify(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("verify: %w: %s", errMismatch, rep.First)
 	}
 	return nil
+}
+
+// sealKeys reads SHOPLEDGER_SEAL_KEYS; nil when unset.
+func (c *cli) sealKeys() (*projections.SealKeys, error) {
+	spec := c.getenv("SHOPLEDGER_SEAL_KEYS")
+	if spec == "" {
+		return nil, nil
+	}
+	keys, err := projections.ParseSealKeys(spec)
+	if err != nil {
+		return nil, fmt.Errorf("SHOPLEDGER_SEAL_KEYS: %w", err)
+	}
+	return keys, nil
+}
+
+// anchorLine says how far the chain is covered by signed heads.
+func anchorLine(rep projections.VerifyReport, withKeys bool) string {
+	switch {
+	case rep.Anchors == 0:
+		return "signed heads: none (set SHOPLEDGER_SEAL_KEYS on the projector to sign the seal's head)"
+	case !withKeys:
+		return fmt.Sprintf("signed heads: %d, the last at seq %d (%d sealed after it); signatures NOT checked: set SHOPLEDGER_SEAL_KEYS", rep.Anchors, rep.AnchoredSeq, rep.Sealed-rep.AnchoredSeq)
+	default:
+		return fmt.Sprintf("signed heads: %d, all signatures valid, the last at seq %d (%d sealed after it)", rep.Anchors, rep.AnchoredSeq, rep.Sealed-rep.AnchoredSeq)
+	}
 }
 
 // exportLine is one sealed event. Canonical is the exact text the seal

@@ -24,6 +24,9 @@ type counters struct {
 	webhookSucceeded int64
 	webhookFailed    int64
 	webhookDropped   int64
+	// resource fetches slowed down or refused by APIFaults
+	resourceDelayed   int64
+	resourceThrottled int64
 }
 
 var shopWords = []string{"Amber", "Birch", "Cedar", "Dune", "Ember", "Fern", "Grove", "Harbor", "Indigo", "Juniper", "Kiln", "Linen", "Moss", "Nook", "Olive", "Pine"}
@@ -441,6 +444,7 @@ func (s *Sim) Stats() Stats {
 		Authorizations: c.authorizations, Orders: c.orders, WebhookMessages: c.webhookMessages,
 		WebhookAttempts: c.webhookAttempts, WebhookSucceeded: c.webhookSucceeded,
 		WebhookFailed: c.webhookFailed, WebhookDropped: c.webhookDropped,
+		ResourceDelayed: c.resourceDelayed, ResourceThrottled: c.resourceThrottled,
 	}
 	now := s.clock.now()
 	for key, k := range s.limits {

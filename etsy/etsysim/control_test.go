@@ -3,6 +3,7 @@ package etsysim_test
 import (
 	"errors"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -170,5 +171,54 @@ func TestControlClient(t *testing.T) {
 	}
 	if err := c.RemoveWebhook(ctx, "ep_nope"); !errors.Is(err, etsysim.ErrNotFound) {
 		t.Errorf("unknown webhook = %v, want ErrNotFound", err)
+	}
+}
+
+// API faults slow down or rate-limit the fetches a webhook's resource_url
+// leads to, and nothing else.
+func TestAPIFaultsHitResourceFetchesOnly(t *testing.T) {
+	w := newWorld(t, etsysim.Options{})
+	srv := httptest.NewServer(w.sim)
+	t.Cleanup(srv.Close)
+	c := &etsysim.Control{BaseURL: srv.URL}
+	ctx := ctxT(t)
+	l, err := w.sim.CreateListing(w.shop.ShopID, etsysim.ListingSpec{Quantity: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listing := "/v3/application/listings/" + strconv.FormatInt(l.ListingID, 10)
+	shopPath := "/v3/application/shops/" + strconv.FormatInt(w.shop.ShopID, 10)
+
+	want := etsysim.APIFaults{ResourceRetryAfter: 60 * time.Second}
+	if err := c.SetAPIFaults(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.APIFaults(ctx); err != nil || got != want {
+		t.Fatalf("api faults = %+v, %v; want %+v", got, err, want)
+	}
+	rec := call(t, w.sim, "GET", listing, w.token.AccessToken, "")
+	if rec.Code != 429 || rec.Header().Get("retry-after") != "60" {
+		t.Errorf("resource fetch while rate limited: %d retry-after %q, want 429 and 60", rec.Code, rec.Header().Get("retry-after"))
+	}
+	if rec := call(t, w.sim, "GET", shopPath, w.token.AccessToken, ""); rec.Code != 200 {
+		t.Errorf("getShop while resource fetches are rate limited: %d, want 200", rec.Code)
+	}
+
+	if err := c.SetAPIFaults(ctx, etsysim.APIFaults{ResourceDelay: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if rec := call(t, w.sim, "GET", listing, w.token.AccessToken, ""); rec.Code != 200 || time.Since(began) < 300*time.Millisecond {
+		t.Errorf("delayed resource fetch: %d after %v, want 200 after at least 300ms", rec.Code, time.Since(began))
+	}
+	if err := c.SetAPIFaults(ctx, etsysim.APIFaults{}); err != nil {
+		t.Fatal(err)
+	}
+	st := w.sim.Stats()
+	if st.ResourceThrottled != 1 || st.ResourceDelayed != 1 {
+		t.Errorf("stats throttled %d, delayed %d; want 1 and 1", st.ResourceThrottled, st.ResourceDelayed)
+	}
+	if err := c.SetAPIFaults(ctx, etsysim.APIFaults{ResourceDelay: -time.Second}); !errors.Is(err, etsysim.ErrInvalid) {
+		t.Errorf("negative delay: err = %v, want ErrInvalid", err)
 	}
 }

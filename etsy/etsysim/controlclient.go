@@ -270,6 +270,17 @@ func (c *Control) SetFaults(ctx context.Context, f Faults) error {
 	return c.do(ctx, http.MethodPut, "/_sim/faults", nil, f, nil)
 }
 
+// APIFaults returns the API faults in force.
+func (c *Control) APIFaults(ctx context.Context) (APIFaults, error) {
+	var out APIFaults
+	return out, c.do(ctx, http.MethodGet, "/_sim/api-faults", nil, nil, &out)
+}
+
+// SetAPIFaults slows down or rate-limits resource fetches.
+func (c *Control) SetAPIFaults(ctx context.Context, f APIFaults) error {
+	return c.do(ctx, http.MethodPut, "/_sim/api-faults", nil, f, nil)
+}
+
 // Stats returns the counters.
 func (c *Control) Stats(ctx context.Context) (Stats, error) {
 	var out Stats

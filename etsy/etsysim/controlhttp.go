@@ -346,6 +346,17 @@ func (s *Sim) routeControl() {
 		}
 		return s.Faults(), nil
 	})
+	handle("GET /_sim/api-faults", func(*http.Request) (any, error) { return s.APIFaults(), nil })
+	handle("PUT /_sim/api-faults", func(r *http.Request) (any, error) {
+		var f APIFaults
+		if err := decodeBody(r, &f); err != nil {
+			return nil, err
+		}
+		if err := s.SetAPIFaults(f); err != nil {
+			return nil, err
+		}
+		return s.APIFaults(), nil
+	})
 	handle("GET /_sim/stats", func(*http.Request) (any, error) { return s.Stats(), nil })
 	handle("POST /_sim/tokens", func(r *http.Request) (any, error) {
 		var body struct {

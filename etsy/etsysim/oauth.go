@@ -66,13 +66,15 @@ func (s *Sim) routeOAuth() {
 // opaqueLocked makes the random part of a token or code from the seeded
 // source, so runs repeat under a seed.
 func (s *Sim) opaqueLocked(n int) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 	b := make([]byte, n)
 	for i := range b {
-		b[i] = alphabet[s.rng.IntN(len(alphabet))]
+		b[i] = opaqueAlphabet[s.rng.IntN(len(opaqueAlphabet))]
 	}
 	return string(b)
 }
+
+// opaqueAlphabet is what ids, tokens and codes are made of.
+const opaqueAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 func (s *Sim) redirectAllowed(app *App, uri string) bool {
 	if len(app.RedirectURIs) > 0 {

@@ -120,6 +120,13 @@ type Options struct {
 	// an offset keeps its new orders from reusing ids that a ledger kept
 	// from the previous run (make run does this).
 	OrderIDOffset int64
+	// WebhookIDNonce is the start of every webhook id this simulator
+	// sends (at most 16 of Etsy's id characters, A–Z, a–z, 0–9); the
+	// rest comes from the seeded source. Default: random per New, so a
+	// simulator restarted with the same seed, which rebuilds the same
+	// data and so raises the same events, never sends a webhook id a
+	// receiver already holds (it would be taken for a retry and dropped).
+	WebhookIDNonce string
 }
 
 // Sim is an in-memory Etsy. Create it with New and Close it when done.
@@ -143,8 +150,10 @@ type Sim struct {
 	limits  map[string]*keyLimits // by keystring
 	stats   counters
 	hooks   webhookState
-	demoSeq int
-	closed  bool
+	// apiFaults slow down or refuse resource fetches (apifaults.go).
+	apiFaults APIFaults
+	demoSeq   int
+	closed    bool
 
 	stop   context.CancelFunc
 	ctx    context.Context
@@ -207,6 +216,12 @@ func New(opts Options) (*Sim, error) {
 	opts.HTTPClient = &hc
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.WebhookIDNonce == "" {
+		opts.WebhookIDNonce = randomNonce()
+	}
+	if len(opts.WebhookIDNonce) > maxNonce || strings.Trim(opts.WebhookIDNonce, opaqueAlphabet) != "" {
+		return nil, fmt.Errorf("new sim: webhook id nonce %q: at most %d of A-Z, a-z, 0-9: %w", opts.WebhookIDNonce, maxNonce, ErrInvalid)
 	}
 	s := &Sim{
 		opts:    opts,

@@ -246,4 +246,8 @@ type Stats struct {
 	WebhookFailed    int64               `json:"webhook_failed"`
 	WebhookDropped   int64               `json:"webhook_dropped"`
 	WebhookPending   int                 `json:"webhook_pending"`
+	// ResourceDelayed and ResourceThrottled count resource fetches held
+	// back or answered 429 by APIFaults.
+	ResourceDelayed   int64 `json:"resource_delayed"`
+	ResourceThrottled int64 `json:"resource_throttled"`
 }

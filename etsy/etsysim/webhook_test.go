@@ -2,6 +2,7 @@ package etsysim_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -368,5 +369,60 @@ func TestWebhookSecretRotation(t *testing.T) {
 	g = hook.all()[1]
 	if err := etsy.Verify(g.header, g.body, []string{old, rotated.Secret}, w.sim.Now()); err == nil {
 		t.Error("a secret rotated away still verifies")
+	}
+}
+
+// A simulator restarted with the same seed rebuilds the same shops,
+// listings and orders, so it raises the same events; their webhook ids
+// must still be new, or a receiver that already holds them drops every
+// one as a retry. A fixed nonce gives the same ids again.
+func TestRestartWithSameSeedSendsNewWebhookIDs(t *testing.T) {
+	run := func(nonce string) (ids, bodies []string) {
+		w := newWorld(t, etsysim.Options{Seed: 7, WebhookIDNonce: nonce})
+		hook := newReceiver(t)
+		if _, err := w.sim.AddWebhook(etsysim.WebhookSpec{URL: hook.srv.URL}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := w.sim.CreateListing(w.shop.ShopID, etsysim.ListingSpec{Quantity: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := w.sim.CreateOrder(w.shop.ShopID, etsysim.OrderSpec{Items: []etsysim.OrderItem{{ListingID: l.ListingID, Quantity: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.sim.WaitDeliveries(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range hook.all() {
+			ids = append(ids, g.header.Get("webhook-id"))
+			bodies = append(bodies, string(g.body))
+		}
+		return ids, bodies
+	}
+	firstIDs, firstBodies := run("")
+	secondIDs, secondBodies := run("")
+	if len(firstIDs) != 4 {
+		t.Fatalf("%d deliveries, want 4 (listing.created and 3 order.paid)", len(firstIDs))
+	}
+	if diff := cmp.Diff(firstBodies, secondBodies); diff != "" {
+		t.Errorf("the same seed raised different events (-first +second):\n%s", diff)
+	}
+	for _, id := range secondIDs {
+		if slices.Contains(firstIDs, id) {
+			t.Errorf("webhook id %s sent by both starts", id)
+		}
+		if len(id) != 31 || id[:4] != "msg_" {
+			t.Errorf("webhook id %q is not msg_ and 27 characters", id)
+		}
+	}
+	fixedA, _ := run("Run1")
+	fixedB, _ := run("Run1")
+	if diff := cmp.Diff(fixedA, fixedB); diff != "" {
+		t.Errorf("the same seed and nonce gave different ids (-first +second):\n%s", diff)
+	}
+	if _, err := etsysim.New(etsysim.Options{WebhookIDNonce: "not-base62"}); !errors.Is(err, etsysim.ErrInvalid) {
+		t.Errorf("nonce with a dash: err = %v, want ErrInvalid", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -176,7 +177,34 @@ func (s *Sim) Faults() Faults {
 	return s.hooks.faults
 }
 
-func (s *Sim) newMessageIDLocked() string { return "msg_" + s.opaqueLocked(27) }
+// newMessageIDLocked returns "msg_" and 27 characters, as Etsy's (Svix's)
+// ids look: the start's nonce, then the seeded source's characters. It
+// draws 27 characters whatever the nonce's length, so the data a seed
+// produces does not depend on the nonce.
+func (s *Sim) newMessageIDLocked() string {
+	opaque := s.opaqueLocked(messageIDChars)
+	return "msg_" + s.opts.WebhookIDNonce + opaque[len(s.opts.WebhookIDNonce):]
+}
+
+const (
+	messageIDChars = 27
+	// maxNonce leaves 11 seeded characters to tell one start's ids apart.
+	maxNonce = 16
+	// nonceChars is the length of a generated nonce: 62^8 (about 2e14)
+	// values make two starts sharing one negligible.
+	nonceChars = 8
+)
+
+// randomNonce draws a webhook id nonce from the operating system's
+// randomness, never from the seed: its whole point is to differ between
+// runs of one seed.
+func randomNonce() string {
+	b := make([]byte, nonceChars)
+	for i := range b {
+		b[i] = opaqueAlphabet[rand.IntN(len(opaqueAlphabet))]
+	}
+	return string(b)
+}
 
 // emitLocked raises an event: one message (one webhook-id) delivered to
 // every endpoint subscribed, each with its own fault decisions.

@@ -23,3 +23,4 @@ GRANT SELECT, INSERT ON event_seal TO shopledger_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON alerter_shops, alerter_listings, alerter_variants,
     alert_channels, alert_webhook_secrets, alert_deliveries, alert_delivery_attempts, alerts TO shopledger_app;
 GRANT SELECT, INSERT, UPDATE ON api_tokens TO shopledger_app;
+GRANT SELECT, INSERT ON seal_anchors TO shopledger_app;
