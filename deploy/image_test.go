@@ -128,6 +128,18 @@ func TestImageServesQueryAgainstTheDatabase(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// The process itself, seen from the host: not root. (podman top would
+	// need ps inside the image.)
+	pid, err := podman(time.Minute, "inspect", "--format", "{{.State.Pid}}", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, err := os.ReadFile("/proc/" + pid + "/status"); err != nil {
+		t.Logf("cannot read query's process status from the host: %v", err)
+	} else if uid := procUID(string(status)); uid != "65532" {
+		t.Errorf("query in the container runs as uid %q, want 65532", uid)
+	}
+
 	// The image's HEALTHCHECK, run the way the runtime runs it.
 	if out, err := podman(time.Minute, "healthcheck", "run", name); err != nil {
 		t.Errorf("podman healthcheck run: %v (%s)", err, out)
@@ -176,3 +188,22 @@ func tail(s string, n int) string {
 }
 
 func lastLine(s string) string { return tail(s, 1) }
+
+// procUID is the real uid of a /proc/PID/status, or the whole Uid line
+// when its ids differ.
+func procUID(status string) string {
+	for _, line := range strings.Split(status, "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			ids := strings.Fields(rest)
+			for _, id := range ids {
+				if id != ids[0] {
+					return strings.Join(ids, " ")
+				}
+			}
+			if len(ids) > 0 {
+				return ids[0]
+			}
+		}
+	}
+	return ""
+}
