@@ -9,7 +9,7 @@ GO ?= go
 export GO
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-clean test test-fresh build lint bench fuzz
+.PHONY: help run run-clean test test-fresh build lint bench fuzz image
 
 help:
 	@echo 'make run        the whole system on this machine (scripts/run); Ctrl-C stops it'
@@ -20,6 +20,7 @@ help:
 	@echo 'make lint       gofmt, vet, staticcheck and the grep rules (scripts/lint)'
 	@echo 'make bench      pgbench baselines, Go benchmarks, BENCH and RATIO lines (scripts/bench)'
 	@echo 'make fuzz       fuzz the query router for FUZZTIME (default 60s) on real PostgreSQL'
+	@echo 'make image      static binaries and the container image holding them, with podman (scripts/image)'
 
 run:
 	scripts/run
@@ -29,11 +30,14 @@ run-clean:
 
 # pg-ensure first, so that a missing database fails fast (and, under CI=true,
 # never turns into skipped tests).
+# podman-ensure installs podman for the image test under CI=true (as root);
+# elsewhere a missing podman only makes that test skip.
 # A SHOPLEDGER_TEST_DATABASE_URL (or SHOPLEDGER_DATABASE_URL) already set
 # names the server to try first.
 test:
 	@url=$$(SHOPLEDGER_DATABASE_URL="$${SHOPLEDGER_TEST_DATABASE_URL:-$${SHOPLEDGER_DATABASE_URL:-}}" scripts/pg-ensure); \
 	export SHOPLEDGER_TEST_DATABASE_URL=$$url; \
+	scripts/podman-ensure || [ "$${CI:-}" != true ]; \
 	scripts/lint; \
 	echo "== go test -race -count=1 ./... (SHOPLEDGER_TEST_DATABASE_URL=$$url)" >&2; \
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -59,3 +63,7 @@ fuzz:
 	@url=$$(SHOPLEDGER_DATABASE_URL="$${SHOPLEDGER_TEST_DATABASE_URL:-$${SHOPLEDGER_DATABASE_URL:-}}" scripts/pg-ensure); \
 	export SHOPLEDGER_TEST_DATABASE_URL=$$url; \
 	$(GO) test -run '^$$' -fuzz '^FuzzRouter$$' -fuzztime $(FUZZTIME) ./httpapi/
+# Offline: FROM scratch, with CA certificates and time-zone data from this
+# machine (deploy/Containerfile).
+image:
+	scripts/image

@@ -1,0 +1,40 @@
+// Package deploy_test checks the deployment artifacts in this folder
+// against the code and against the tools that consume them: the image is
+// built and run with podman, the compose file is held to the variables the
+// binaries read, the systemd units pass systemd-analyze verify, and the
+// GitHub workflow runs what .ci/run runs.
+package deploy_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// repoRoot is the module root: tests run in deploy/.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot tell where the test file is")
+	}
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// needTool returns the path of an external tool. Without it the test is
+// skipped with the way to get it, except under CI=true, where the scripts
+// install it and its absence is a failure.
+func needTool(t *testing.T, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not found under CI=true (%s)", name, install)
+	}
+	t.Skipf("%s not found; %s", name, install)
+	return ""
+}
