@@ -123,11 +123,25 @@ func TestUnitsAreSandboxed(t *testing.T) {
 		"CapabilityBoundingSet":   "",
 		"RestrictSUIDSGID":        "yes",
 		"SystemCallArchitectures": "native",
-		"EnvironmentFile":         "/etc/shopledger/shopledger.env",
+	}
+	// The long-running services connect as their own database role, set
+	// in a file of their own read after the shared one; the operator's
+	// oneshots use the shared file's owner role.
+	services := map[string]string{
+		"shopledger-ingest.service":    "ingest",
+		"shopledger-projector.service": "projector",
+		"shopledger-query.service":     "query",
 	}
 	for _, u := range readUnits(t) {
 		if !strings.HasSuffix(u.name, ".service") {
 			continue
+		}
+		wantEnv := []string{"/etc/shopledger/shopledger.env"}
+		if svc, ok := services[u.name]; ok {
+			wantEnv = append(wantEnv, "/etc/shopledger/"+svc+".env")
+		}
+		if got := u.settings["EnvironmentFile"]; !slices.Equal(got, wantEnv) {
+			t.Errorf("%s: EnvironmentFile=%q, want %q", u.name, got, wantEnv)
 		}
 		for k, v := range want {
 			if got := u.settings[k]; !slices.Equal(got, []string{v}) {
