@@ -43,10 +43,11 @@ $$;
 
 -- The highest log id stored anywhere: in the log itself, in consumer
 -- offsets, in the seal and in projection checkpoints. Each is read through
--- an index or a small table.
+-- an index or a small table. It runs with its owner's rights, so that
+-- every service can check the log's order without reading those tables.
 -- +goose StatementBegin
 CREATE FUNCTION log_highest_xid(OUT highest xid8, OUT held_by text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     x xid8;
 BEGIN

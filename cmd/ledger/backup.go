@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,16 +17,37 @@ import (
 )
 
 func init() {
-	commands["backup"] = command{summary: "write a portable backup of the log and everything it cannot rebuild", run: runBackup}
-	commands["restore"] = command{summary: "restore a backup into an empty database on any cluster, verify it and rebuild the read models", run: runRestore}
+	commands["backup"] = command{summary: "write a portable backup of the log and everything it cannot rebuild", usage: backupUsage, run: runBackup}
+	commands["restore"] = command{summary: "restore a backup into an empty database on any cluster, verify it and rebuild the read models", usage: restoreUsage, run: runRestore}
 }
 
+const backupUsage = `ledger backup --out FILE
+
+Writes one snapshot of every table (the log and its seal, shop connections
+and their encrypted credentials, settings, API tokens, alert channels and
+their secrets, the alert outbox, consumer offsets) to FILE as a gzip stream
+ending in a trailer (row counts, the seal's head). The file is written
+under a temporary name and renamed when complete. Tokens in it stay
+encrypted: keep SHOPLEDGER_TOKEN_KEYS and SHOPLEDGER_SEAL_KEYS elsewhere.
+` + usageEnv
+
+const restoreUsage = `ledger restore --in FILE [--no-rebuild]
+
+Restores a backup written by ledger backup into the empty database at
+SHOPLEDGER_DATABASE_URL, on any cluster: migrates it, loads every table in
+one transaction (checking the trailer's row counts), adopts the log so that
+its events keep their order and new ones follow them, verifies the seal
+(and its signed heads with SHOPLEDGER_SEAL_KEYS) against the trailer's
+head, and rebuilds the read models from the log (--no-rebuild keeps the
+backup's). Refuses a database that holds events or shops, and a file cut
+short.
+` + usageEnv
+
 func runBackup(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+	fs := newFlags("backup")
 	out := fs.String("out", "", "file to write (required; written to a temporary name and renamed when complete)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *out == "" {
 		return fmt.Errorf("%w: backup: --out is required", errUsage)
@@ -65,12 +85,11 @@ func runBackup(ctx context.Context, c *cli, args []string) error {
 }
 
 func runRestore(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
-	fs.SetOutput(c.stdout)
+	fs := newFlags("restore")
 	in := fs.String("in", "", "backup file to restore (required)")
 	noRebuild := fs.Bool("no-rebuild", false, "keep the read models as the backup holds them instead of rebuilding them from the log")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *in == "" {
 		return fmt.Errorf("%w: restore: --in is required", errUsage)
