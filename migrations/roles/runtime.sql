@@ -61,7 +61,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON projection_checkpoints, shops, products,
     stock_movements, sales, sale_items, sales_daily,
     alerter_shops, alerter_listings, alerter_variants, alert_deliveries, alert_delivery_attempts, alerts
     TO shopledger_projector;
-GRANT SELECT ON alert_channels, alert_webhook_secrets TO shopledger_projector;
+GRANT SELECT ON alert_channels TO shopledger_projector;
+-- The dispatcher makes a shop's signing secret on its first webhook delivery.
+GRANT SELECT, INSERT ON alert_webhook_secrets TO shopledger_projector;
 GRANT INSERT ON event_seal, seal_anchors TO shopledger_projector;
 
 GRANT SELECT ON shops, products, product_variants, stock_movements, sales, sale_items, sales_daily,
