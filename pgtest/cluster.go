@@ -114,8 +114,71 @@ func NewCluster(t testing.TB) *Cluster {
 		t.Fatal(err)
 	}
 	f.Close()
-	c.run(70*time.Second, "pg_ctl", "-D", c.data, "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60", "start")
+	if err := c.PGCtl(60*time.Second, "start"); err != nil {
+		t.Fatal(err)
+	}
 	return c
+}
+
+// PGCtl runs `pg_ctl action` (start, restart, stop) with extra arguments
+// such as "-m", "fast" and waits for it; safe from any goroutine.
+func (c *Cluster) PGCtl(timeout time.Duration, action string, extra ...string) error {
+	args := append([]string{"-D", c.data, "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", strconv.Itoa(int(timeout.Seconds()))}, extra...)
+	if out, err := c.command(timeout+5*time.Second, "pg_ctl", append(args, action)...); err != nil {
+		return fmt.Errorf("pg_ctl %s: %v\n%s\nserver log:\n%s", action, err, out, c.log())
+	}
+	return nil
+}
+
+// Pause freezes the whole server (SIGSTOP to the postmaster and every
+// child) for d: connections stay open and nothing answers.
+func (c *Cluster) Pause(d time.Duration) error {
+	pids, err := c.processes()
+	if err != nil {
+		return fmt.Errorf("pause: %w", err)
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	// Whatever happens next, the server must not stay frozen.
+	defer func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	time.Sleep(d)
+	return nil
+}
+
+// processes are the postmaster and its children (backends, checkpointer,
+// WAL writer...), postmaster first.
+func (c *Cluster) processes() ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(c.data, "postmaster.pid"))
+	if err != nil {
+		return nil, err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	postmaster, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return nil, fmt.Errorf("postmaster.pid starts with %q", first)
+	}
+	pids := []int{postmaster}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(postmaster) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
 }
 
 // URL is the URL of database db on the cluster, as the superuser.
@@ -213,8 +276,13 @@ func (c *Cluster) log() string {
 	return s
 }
 
+// destroy stops the server however it is (thawing a paused one) and
+// removes its directory.
 func (c *Cluster) destroy() {
-	if _, err := os.Stat(filepath.Join(c.data, "postmaster.pid")); err == nil {
+	if pids, err := c.processes(); err == nil {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
 		if out, err := c.command(30*time.Second, "pg_ctl", "-D", c.data, "-m", "immediate", "-w", "-t", "20", "stop"); err != nil {
 			c.t.Errorf("stop private cluster: %v\n%s", err, out)
 		}
