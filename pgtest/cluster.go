@@ -63,9 +63,25 @@ func BinDir() (string, error) {
 }
 
 // NewCluster initdbs and starts a cluster; it is stopped and removed when
-// t ends. Without initdb the test is skipped, except under CI=true where
-// that is a failure.
-func NewCluster(t testing.TB) *Cluster {
+// t ends. Each of conf is a line added to its postgresql.conf (settings
+// other than the listen address and port). Without initdb the test is
+// skipped, except under CI=true where that is a failure.
+func NewCluster(t testing.TB, conf ...string) *Cluster {
+	t.Helper()
+	c := prepareCluster(t)
+	// --no-sync speeds up initdb's own writes only; the server runs with
+	// fsync and synchronous_commit on, as the binaries insist.
+	c.run(60*time.Second, "initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	c.configure(conf)
+	if err := c.PGCtl(60*time.Second, "start"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// prepareCluster makes the cluster's folder (owned by the postgres user
+// when the test runs as root) and picks a free port.
+func prepareCluster(t testing.TB) *Cluster {
 	t.Helper()
 	bin, err := BinDir()
 	if err != nil {
@@ -102,22 +118,119 @@ func NewCluster(t testing.TB) *Cluster {
 	}
 	c.Port = ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	// --no-sync speeds up initdb's own writes only; the server runs with
-	// fsync and synchronous_commit on, as the binaries insist.
-	c.run(60*time.Second, "initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
-	conf := fmt.Sprintf("listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = ''\nmax_connections = 60\nshared_buffers = 64MB\n", c.Port)
+	return c
+}
+
+// configure appends the cluster's own settings, then conf, to
+// postgresql.conf: later lines win, so a copied configuration gets this
+// cluster's port.
+func (c *Cluster) configure(conf []string) {
+	c.t.Helper()
+	lines := fmt.Sprintf("listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = ''\nmax_connections = 60\nshared_buffers = 64MB\n", c.Port)
+	for _, l := range conf {
+		lines += l + "\n"
+	}
 	f, err := os.OpenFile(filepath.Join(c.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(lines); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// ArchiveConf are the settings that archive every WAL segment into the
+// cluster's folder (ArchiveDir), for point-in-time recovery.
+func (c *Cluster) ArchiveConf() []string {
+	return []string{"wal_level = replica", "archive_mode = on",
+		fmt.Sprintf("archive_command = 'test ! -f %s/%%f && cp %%p %s/%%f'", c.ArchiveDir(), c.ArchiveDir())}
+}
+
+// ArchiveDir is where ArchiveConf archives WAL.
+func (c *Cluster) ArchiveDir() string { return filepath.Join(c.dir, "archive") }
+
+// NewArchivingCluster is NewCluster with WAL archiving on (ArchiveConf).
+func NewArchivingCluster(t testing.TB) *Cluster {
+	t.Helper()
+	c := prepareCluster(t)
+	c.run(60*time.Second, "initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if err := os.Mkdir(c.ArchiveDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteString(conf); err != nil {
-		t.Fatal(err)
+	if c.owner != nil {
+		if err := os.Chown(c.ArchiveDir(), int(c.owner.Uid), int(c.owner.Gid)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	f.Close()
+	c.configure(c.ArchiveConf())
 	if err := c.PGCtl(60*time.Second, "start"); err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// BaseBackup takes a physical base backup with pg_basebackup into a folder
+// of the cluster's and returns its path.
+func (c *Cluster) BaseBackup() string {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, "base")
+	if out, err := c.command(5*time.Minute, "pg_basebackup", "--dbname="+c.URL("postgres"), "--pgdata="+dir,
+		"--format=plain", "--wal-method=stream", "--checkpoint=fast"); err != nil {
+		c.t.Fatalf("pg_basebackup: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// RecoverCluster starts a new cluster from the base backup at base and
+// replays the WAL archived in archive up to target (a timestamp PostgreSQL
+// parses), then promotes it: point-in-time recovery.
+func RecoverCluster(t testing.TB, base, archive, target string) *Cluster {
+	t.Helper()
+	c := prepareCluster(t)
+	cp, err := exec.LookPath("cp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the cluster's owner, so that the copy is the server's to read.
+	if out, err := c.command(2*time.Minute, cp, "-a", base, c.data); err != nil {
+		t.Fatalf("copy the base backup: %v\n%s", err, out)
+	}
+	c.configure([]string{
+		fmt.Sprintf("restore_command = 'cp %s/%%f %%p'", archive),
+		fmt.Sprintf("recovery_target_time = '%s'", target),
+		"recovery_target_action = 'promote'",
+		"archive_mode = off",
+	})
+	if err := os.WriteFile(filepath.Join(c.data, "recovery.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c.owner != nil {
+		if err := os.Chown(filepath.Join(c.data, "recovery.signal"), int(c.owner.Uid), int(c.owner.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.PGCtl(2*time.Minute, "start"); err != nil {
+		t.Fatal(err)
+	}
+	// Promoted once the target is reached.
+	ctx := context.Background()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var inRecovery bool
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err == nil {
+			err = conn.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery)
+			conn.Close(ctx)
+		}
+		if err == nil && !inRecovery {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recovered cluster not promoted after 2 minutes (%v)\nserver log:\n%s", err, c.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // PGCtl runs `pg_ctl action` (start, restart, stop) with extra arguments
@@ -249,10 +362,16 @@ func (c *Cluster) run(timeout time.Duration, name string, args ...string) {
 	}
 }
 
+// command runs one of PostgreSQL's programs (or a program named by an
+// absolute path) as the cluster's owner.
 func (c *Cluster) command(timeout time.Duration, name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
+	path := name
+	if !filepath.IsAbs(name) {
+		path = filepath.Join(c.bin, name)
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C"}
 	if c.owner != nil {
