@@ -94,7 +94,7 @@ func TestImageServesQueryAgainstTheDatabase(t *testing.T) {
 	addr := freeAddr(t)
 	name := "shopledger-test-" + suffix
 	if _, err := podman(2*time.Minute, "run", "--detach", "--name", name, "--network", "host",
-		"--env", "SHOPLEDGER_DATABASE_URL="+db.URL,
+		"--env", "SHOPLEDGER_DATABASE_URL="+db.RoleURL(pgtest.QueryRole),
 		"--env", "SHOPLEDGER_QUERY_ADDR="+addr,
 		"--env", "SHOPLEDGER_HEALTHCHECK_URL=http://"+addr+"/healthz",
 		tag, "query"); err != nil {
