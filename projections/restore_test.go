@@ -21,7 +21,7 @@ import (
 
 func openCluster(t *testing.T, url string) (*sql.DB, *pgxpool.Pool) {
 	t.Helper()
-	db, pool, err := service.OpenDB(context.Background(), url, 20, testLogger(t))
+	db, pool, err := service.OpenDB(context.Background(), url, 20, testLogger(t), service.Migrate())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 	if _, _, err := service.OpenDB(ctx, dumpedURL, 2, nil); !errors.Is(err, eventstore.ErrLogOutOfOrder) {
 		t.Fatalf("a binary opening the pg_restored database: %v, want ErrLogOutOfOrder", err)
 	}
-	adoptedDB, adoptedPool, err := service.OpenDB(ctx, dumpedURL, 4, nil, service.AdoptMovedLog())
+	adoptedDB, adoptedPool, err := service.OpenDB(ctx, dumpedURL, 4, nil, service.Migrate(), service.AdoptMovedLog())
 	if err != nil {
 		t.Fatalf("ledger migrate's open of the pg_restored database: %v", err)
 	}
