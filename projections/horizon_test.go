@@ -52,3 +52,29 @@ func TestAStrangersTransactionDoesNotStallProjections(t *testing.T) {
 	}
 	t.Logf("worst projection lag while the stranger held a transaction id: %s", worst.Round(time.Millisecond))
 }
+
+// An event that lands behind the seal's offset (as one appended into an
+// unadopted restored log would) is never sealed: the seal's lag counts it
+// instead of reading 0.
+func TestSealLagCountsEventsBehindItsOffset(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	s := eventstore.New(db.DB)
+	w := newWorld(5, 1)
+	appendAll(t, s, w.start(2))
+	seal := projections.NewSeal()
+	startRunner(t, db.DB, []projections.Projection{seal}, fastConfig(), nil)
+	waitCaughtUp(t, db.DB, []string{seal.Name()}, time.Minute)
+
+	if _, err := db.DB.ExecContext(ctx, `INSERT INTO events (transaction_id, event_id, stream_id, stream_version, type, schema_version, data, occurred_at)
+		VALUES ('3', gen_random_uuid(), 'receipt-999', 1, 'sale.paid', 1, '{"receipt_id": 999}', now())`); err != nil {
+		t.Fatal(err)
+	}
+	lags, err := projections.GroupLag(ctx, db.DB, []string{seal.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lags[0].Events != 1 {
+		t.Errorf("seal lag with one event behind its offset = %d, want 1", lags[0].Events)
+	}
+}

@@ -914,6 +914,16 @@ func GroupLag(ctx context.Context, q Queryer, groups []string) ([]Lag, error) {
 			l.Oldest = oldest.Time.UTC()
 			l.Age = time.Duration(max(age.Float64, 0) * float64(time.Second))
 		}
+		if g == (&Seal{}).Name() {
+			// The seal knows exactly what it has not covered: an event
+			// that landed behind its offset (a log moved without being
+			// adopted) counts as lag too, instead of hiding.
+			var unsealed int64
+			if err := q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM events) - (SELECT count(*) FROM event_seal)`).Scan(&unsealed); err != nil {
+				return nil, fmt.Errorf("lag of %s: %w", g, err)
+			}
+			l.Events = max(l.Events, unsealed)
+		}
 		out = append(out, l)
 	}
 	return out, nil
