@@ -1,4 +1,4 @@
-// Package systemtest holds the whole-system test (issue 9): it builds the
+// Package systemtest holds the whole-system test: it builds the
 // real binaries (etsysim, ingest, projector, query, ledger), runs them as
 // separate processes against a fresh PostgreSQL database and the local Etsy
 // simulator over HTTP, drives orders, restocks, listing edits,
@@ -6,7 +6,9 @@
 // duplicated, reconciles once, and checks through the query API alone that
 // the ledger agrees with the simulator, that low-stock alerts were raised
 // and delivered exactly as the stock history says, that the sealed log
-// verifies, and that a rebuild of the read models gives the same answers.
+// verifies (its signed heads too), that a rebuild of the read models gives
+// the same answers, and that the whole ledger, backed up and restored into
+// a brand-new cluster, carries on there with new orders.
 //
 // The package has no code of its own: the test is system_test.go, its
 // process and HTTP plumbing harness_test.go. It is skipped under -short

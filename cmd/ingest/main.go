@@ -219,9 +219,10 @@ func (c config) logValue() slog.Value {
 	)
 }
 
-// noShopsConnected is the TokenSources until the credentials store (issue
-// 5) is wired in: no shop has a token, so every webhook is stored and then
-// recorded as fetch_failed without calling Etsy.
+// noShopsConnected is the TokenSources when shop connections are off
+// (no SHOPLEDGER_TOKEN_KEYS or Etsy app settings): no shop has a token, so
+// every webhook is stored and then recorded as fetch_failed without
+// calling Etsy.
 type noShopsConnected struct{}
 
 func (noShopsConnected) ForShop(_ context.Context, shopID int64) (etsy.TokenSource, error) {
