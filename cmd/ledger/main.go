@@ -28,22 +28,14 @@ func main() {
 // 0, 1 for a failure, or 2 for a usage error, which it explains on stderr
 // followed by the usage of the command concerned.
 func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	err := run(ctx, args, getenv, stdout)
-	if err == nil {
-		return 0
-	}
-	fmt.Fprintf(stderr, "ledger: %v\n", err)
-	if errors.Is(err, errUsage) {
-		text := usage()
+	return service.ExitStatus("ledger", run(ctx, args, getenv, stdout), errUsage, stderr, func() string {
 		if len(args) > 0 {
 			if cmd, ok := commands[args[0]]; ok {
-				text = cmd.usage
+				return cmd.usage
 			}
 		}
-		fmt.Fprintf(stderr, "\n%s", text)
-		return 2
-	}
-	return 1
+		return usage()
+	})
 }
 
 var errUsage = errors.New("usage")

@@ -50,16 +50,7 @@ var subcommands = map[string]subcommand{
 // 0, 1 for a failure, or 2 for a usage error, which it explains on stderr
 // followed by the usage concerned.
 func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	err := run(ctx, args, getenv, stdout)
-	if err == nil {
-		return 0
-	}
-	fmt.Fprintf(stderr, "projector: %v\n", err)
-	if errors.Is(err, errUsage) {
-		fmt.Fprintf(stderr, "\n%s", usageOf(args))
-		return 2
-	}
-	return 1
+	return service.ExitStatus("projector", run(ctx, args, getenv, stdout), errUsage, stderr, func() string { return usageOf(args) })
 }
 
 // usageOf is the usage of the subcommand args name, else projector's.

@@ -31,16 +31,7 @@ var errUsage = errors.New("usage")
 // 0, 1 for a failure, or 2 for a usage error, which it explains on stderr
 // followed by the usage.
 func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	err := run(ctx, args, getenv, stdout)
-	if err == nil {
-		return 0
-	}
-	fmt.Fprintf(stderr, "query: %v\n", err)
-	if errors.Is(err, errUsage) {
-		fmt.Fprintf(stderr, "\n%s", usage)
-		return 2
-	}
-	return 1
+	return service.ExitStatus("query", run(ctx, args, getenv, stdout), errUsage, stderr, func() string { return usage })
 }
 
 const usage = `query
