@@ -151,19 +151,9 @@ func thresholdsSet(ctx context.Context, c *cli, args []string) error {
 	if scope != events.ScopeShop {
 		p.ListingID, p.VariantKey = t.listing, t.variant
 	}
-
-	db, closeDB, err := c.openDB(ctx)
+	ev, err := t.record(ctx, c, "set threshold", stream, p)
 	if err != nil {
 		return err
-	}
-	defer closeDB()
-	if err := t.checkKnown(ctx, c, db); err != nil {
-		return err
-	}
-	// A person's decision happens now: its business time is the clock.
-	ev := events.New(stream, t.shop, time.Now(), p).WithMetadata(events.Metadata{Actor: p.Actor, Source: "ledger"})
-	if _, err := eventstore.New(db).Append(ctx, stream, eventstore.Any, ev); err != nil {
-		return fmt.Errorf("set threshold: %w", err)
 	}
 	c.logger.Info("threshold set", "event_id", ev.ID, "shop_id", t.shop, "scope", p.Scope, "threshold", n, "actor", p.Actor)
 	fmt.Fprintf(c.stdout, "low-stock threshold of %s set to %d by %s (event %s)\n", what, n, p.Actor, ev.ID)
@@ -184,22 +174,32 @@ func thresholdsClear(ctx context.Context, c *cli, args []string) error {
 	if scope != events.ScopeShop {
 		p.ListingID, p.VariantKey = t.listing, t.variant
 	}
-
-	db, closeDB, err := c.openDB(ctx)
+	ev, err := t.record(ctx, c, "clear threshold", stream, p)
 	if err != nil {
 		return err
-	}
-	defer closeDB()
-	if err := t.checkKnown(ctx, c, db); err != nil {
-		return err
-	}
-	ev := events.New(stream, t.shop, time.Now(), p).WithMetadata(events.Metadata{Actor: p.Actor, Source: "ledger"})
-	if _, err := eventstore.New(db).Append(ctx, stream, eventstore.Any, ev); err != nil {
-		return fmt.Errorf("clear threshold: %w", err)
 	}
 	c.logger.Info("threshold cleared", "event_id", ev.ID, "shop_id", t.shop, "scope", p.Scope, "actor", p.Actor)
 	fmt.Fprintf(c.stdout, "low-stock threshold of %s cleared by %s (event %s)\n", what, p.Actor, ev.ID)
 	return nil
+}
+
+// record checks that the ledger knows the target, then appends p, the
+// actor's decision, to stream. A person's decision happens now: its
+// business time is the clock.
+func (t *thresholdTarget) record(ctx context.Context, c *cli, op, stream string, p events.Payload) (events.Event, error) {
+	db, closeDB, err := c.openDB(ctx)
+	if err != nil {
+		return events.Event{}, err
+	}
+	defer closeDB()
+	if err := t.checkKnown(ctx, c, db); err != nil {
+		return events.Event{}, err
+	}
+	ev := events.New(stream, t.shop, time.Now(), p).WithMetadata(events.Metadata{Actor: t.actor, Source: "ledger"})
+	if _, err := eventstore.New(db).Append(ctx, stream, eventstore.Any, ev); err != nil {
+		return events.Event{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return ev, nil
 }
 
 // parseInterleaved parses flags that may come before and after positional
