@@ -917,9 +917,10 @@ func GroupLag(ctx context.Context, q Queryer, groups []string) ([]Lag, error) {
 		if g == (&Seal{}).Name() {
 			// The seal knows exactly what it has not covered: an event
 			// that landed behind its offset (a log moved without being
-			// adopted) counts as lag too, instead of hiding.
+			// adopted) counts as lag too, instead of hiding. Its seq is
+			// gap-free, so the last one is how many events it sealed.
 			var unsealed int64
-			if err := q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM events) - (SELECT count(*) FROM event_seal)`).Scan(&unsealed); err != nil {
+			if err := q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM events) - coalesce((SELECT max(seq) FROM event_seal), 0)`).Scan(&unsealed); err != nil {
 				return nil, fmt.Errorf("lag of %s: %w", g, err)
 			}
 			l.Events = max(l.Events, unsealed)

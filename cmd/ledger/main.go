@@ -76,12 +76,8 @@ type cli struct {
 
 // openDB connects and migrates.
 func (c *cli) openDB(ctx context.Context, opts ...service.DBOption) (*sql.DB, func(), error) {
-	opts = append(opts, service.AllowNonDurable(c.allowNonDurable), service.Migrate())
-	db, pool, err := service.OpenDB(ctx, c.dbURL, 4, c.logger, opts...)
-	if err != nil {
-		return nil, nil, err
-	}
-	return db, func() { db.Close(); pool.Close() }, nil
+	db, closeDB, _, err := c.openPool(ctx, 4, opts...)
+	return db, closeDB, err
 }
 
 // newFlags returns a flag set that prints nothing: its errors come back to
