@@ -68,10 +68,28 @@ func BinDir() (string, error) {
 // skipped, except under CI=true where that is a failure.
 func NewCluster(t testing.TB, conf ...string) *Cluster {
 	t.Helper()
+	return newCluster(t, false, conf)
+}
+
+// newCluster initdbs, configures (archiving WAL into ArchiveDir when
+// archive) and starts a cluster.
+func newCluster(t testing.TB, archive bool, conf []string) *Cluster {
+	t.Helper()
 	c := prepareCluster(t)
 	// --no-sync speeds up initdb's own writes only; the server runs with
 	// fsync and synchronous_commit on, as the binaries insist.
 	c.run(60*time.Second, "initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if archive {
+		if err := os.Mkdir(c.ArchiveDir(), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if c.owner != nil {
+			if err := os.Chown(c.ArchiveDir(), int(c.owner.Uid), int(c.owner.Gid)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conf = append(c.ArchiveConf(), conf...)
+	}
 	c.configure(conf)
 	if err := c.PGCtl(60*time.Second, "start"); err != nil {
 		t.Fatal(err)
@@ -153,21 +171,7 @@ func (c *Cluster) ArchiveDir() string { return filepath.Join(c.dir, "archive") }
 // NewArchivingCluster is NewCluster with WAL archiving on (ArchiveConf).
 func NewArchivingCluster(t testing.TB) *Cluster {
 	t.Helper()
-	c := prepareCluster(t)
-	c.run(60*time.Second, "initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
-	if err := os.Mkdir(c.ArchiveDir(), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if c.owner != nil {
-		if err := os.Chown(c.ArchiveDir(), int(c.owner.Uid), int(c.owner.Gid)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.configure(c.ArchiveConf())
-	if err := c.PGCtl(60*time.Second, "start"); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return newCluster(t, true, nil)
 }
 
 // BaseBackup takes a physical base backup with pg_basebackup into a folder
