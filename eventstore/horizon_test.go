@@ -45,6 +45,28 @@ func TestRandomAppendersStrangersAndConsumers(t *testing.T) {
 		}()
 	}
 
+	// Horizons sampled all along, each with the snapshot it was computed
+	// in: once the appenders are done, no committed event may lie below a
+	// sampled horizon and yet have been invisible in that snapshot.
+	stopSampling := make(chan struct{})
+	var sampling sync.WaitGroup
+	var samples []horizonSample
+	sampling.Add(1)
+	go func() {
+		defer sampling.Done()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			default:
+			}
+			if h, ok := sampleHorizon(t, db.DB); ok {
+				samples = append(samples, h)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+
 	stopStrangers := make(chan struct{})
 	var strangers sync.WaitGroup
 	for i := range 2 {
@@ -133,6 +155,9 @@ func TestRandomAppendersStrangersAndConsumers(t *testing.T) {
 	appenders.Wait()
 	close(stopStrangers)
 	strangers.Wait()
+	close(stopSampling)
+	sampling.Wait()
+	checkHorizonSamples(t, db.DB, samples)
 
 	want := logOrder(t, db.DB)
 	if int64(len(want)) != committedEvents.Load() {
@@ -188,6 +213,57 @@ func runConsumer(t *testing.T, ctx context.Context, db *sql.DB, group string) {
 			m.Ack()
 		}
 	}
+}
+
+// horizonSample is one consumer's view: the horizon it would read below,
+// the snapshot it would read in, and the locks as they were just after.
+type horizonSample struct {
+	horizon, snapshot, locks string
+}
+
+func sampleHorizon(t *testing.T, db *sql.DB) (horizonSample, bool) {
+	t.Helper()
+	var h horizonSample
+	tx, err := db.BeginTx(context.Background(), &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		t.Error(err)
+		return h, false
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	err = tx.QueryRow(`SELECT pg_current_snapshot()::text, log_horizon()::text,
+			coalesce((SELECT string_agg(locktype || ':' || coalesce(transactionid::text, objid::text) || '@' || virtualtransaction, ' ' ORDER BY virtualtransaction)
+			 FROM pg_locks WHERE granted AND ((locktype = 'transactionid' AND mode = 'ExclusiveLock')
+			     OR (locktype = 'advisory' AND classid = 7316 AND objid = 206 AND objsubid = 2))), '')`).Scan(&h.snapshot, &h.horizon, &h.locks)
+	if err != nil {
+		t.Error(err)
+		return h, false
+	}
+	return h, true
+}
+
+// checkHorizonSamples fails the test for every committed event that lies
+// below a sampled horizon but was invisible in that horizon's snapshot: a
+// consumer reading there would have passed it for good.
+func checkHorizonSamples(t *testing.T, db *sql.DB, samples []horizonSample) {
+	t.Helper()
+	bad := 0
+	for _, h := range samples {
+		var n int
+		var positions string
+		err := db.QueryRow(`SELECT count(*), coalesce(string_agg(position::text || '@' || transaction_id::text, ' '), '')
+			FROM events WHERE transaction_id < $1::text::xid8
+			  AND NOT pg_visible_in_snapshot(transaction_id, $2::text::pg_snapshot)`, h.horizon, h.snapshot).Scan(&n, &positions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			bad++
+			if bad <= 5 {
+				t.Errorf("horizon %s passed events invisible in its snapshot %s: %s (locks: %s)", h.horizon, h.snapshot, positions, h.locks)
+			}
+		}
+	}
+	t.Logf("%d horizon samples checked, %d passed an invisible event", len(samples), bad)
 }
 
 func logOrder(t *testing.T, db *sql.DB) []int64 {

@@ -174,6 +174,14 @@ type SubscriberConfig struct {
 // NewSubscriber returns a watermill subscriber that reads the log for one
 // consumer group. Handlers get the transaction that will store the group's
 // offset from wsql.TxFromContext(msg.Context()).
+//
+// A handler that writes on that transaction must recognise an event it
+// applied before, as projections do with their checkpoint: when the
+// subscriber closes at the moment a handler acks, watermill-sql chooses
+// between the ack and the close at random, and on the close it stores the
+// offset of the event before while the transaction, with the handler's
+// writes, still commits. The event is then delivered again after a
+// restart, at most once per close.
 func NewSubscriber(db *sql.DB, cfg SubscriberConfig, logger watermill.LoggerAdapter) (*wsql.Subscriber, error) {
 	if cfg.ConsumerGroup == "" {
 		return nil, errors.New("new subscriber: consumer group is required")

@@ -18,7 +18,9 @@ import (
 )
 
 // consume reads the log as group until want events arrived or the deadline
-// passed, acking each, and returns the positions in delivery order.
+// passed, acking each, and returns the positions in delivery order of the
+// events it applied. An event the group applied before is recorded in
+// replayed and not returned (see eventstore.NewSubscriber).
 func consume(t *testing.T, db *sql.DB, group string, want int, within time.Duration) []int64 {
 	t.Helper()
 	sub, err := eventstore.NewSubscriber(db, eventstore.SubscriberConfig{ConsumerGroup: group, BatchSize: 500, PollInterval: 20 * time.Millisecond}, watermill.NopLogger{})
@@ -46,11 +48,27 @@ func consume(t *testing.T, db *sql.DB, group string, want int, within time.Durat
 			if !ok {
 				t.Fatal("message carries no subscriber transaction")
 			}
-			// Like a read model: the effect commits with the group's offset.
-			if _, err := tx.ExecContext(m.Context(), `INSERT INTO consumed (consumer_group, position) VALUES ($1, $2)`, group, rec.Position); err != nil {
+			// Like a read model: the effect and the group's checkpoint
+			// commit with the group's offset.
+			var applied bool
+			err = tx.QueryRowContext(m.Context(), `WITH cp AS (
+					INSERT INTO consumed_upto AS c VALUES ($1, $2::text::xid8, $3)
+					ON CONFLICT (consumer_group) DO UPDATE SET transaction_id = excluded.transaction_id, position = excluded.position
+					WHERE (c.transaction_id, c.position) < (excluded.transaction_id, excluded.position)
+					RETURNING 1
+				), fresh AS (
+					INSERT INTO consumed (consumer_group, position) SELECT $1, $3 FROM cp RETURNING 1
+				), again AS (
+					INSERT INTO replayed (consumer_group, position) SELECT $1, $3 WHERE NOT EXISTS (SELECT 1 FROM cp) RETURNING 1
+				)
+				SELECT EXISTS (SELECT 1 FROM fresh) OR NOT EXISTS (SELECT 1 FROM again)`,
+				group, fmt.Sprint(rec.TransactionID), rec.Position).Scan(&applied)
+			if err != nil {
 				t.Fatalf("record effect: %v", err)
 			}
-			got = append(got, rec.Position)
+			if applied {
+				got = append(got, rec.Position)
+			}
 			m.Ack()
 		case <-timeout:
 			return got
@@ -62,7 +80,9 @@ func consume(t *testing.T, db *sql.DB, group string, want int, within time.Durat
 func newConsumedDB(t *testing.T) *pgtest.Database {
 	t.Helper()
 	db := pgtest.New(t)
-	if _, err := db.DB.Exec(`CREATE TABLE consumed (consumer_group text, position bigint)`); err != nil {
+	if _, err := db.DB.Exec(`CREATE TABLE consumed (consumer_group text, position bigint);
+		CREATE TABLE replayed (consumer_group text, position bigint);
+		CREATE TABLE consumed_upto (consumer_group text PRIMARY KEY, transaction_id xid8, position bigint)`); err != nil {
 		t.Fatal(err)
 	}
 	return db
@@ -71,7 +91,19 @@ func newConsumedDB(t *testing.T) *pgtest.Database {
 // committed returns how many times each position's effect committed.
 func committed(t *testing.T, db *sql.DB, group string) map[int64]int {
 	t.Helper()
-	rows, err := db.Query(`SELECT position, count(*) FROM consumed WHERE consumer_group = $1 GROUP BY position`, group)
+	return countPositions(t, db, `SELECT position, count(*) FROM consumed WHERE consumer_group = $1 GROUP BY position`, group)
+}
+
+// replays returns how many times each position was delivered again after
+// its effect committed.
+func replays(t *testing.T, db *sql.DB, group string) map[int64]int {
+	t.Helper()
+	return countPositions(t, db, `SELECT position, count(*) FROM replayed WHERE consumer_group = $1 GROUP BY position`, group)
+}
+
+func countPositions(t *testing.T, db *sql.DB, q string, args ...any) map[int64]int {
+	t.Helper()
+	rows, err := db.Query(q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +116,9 @@ func committed(t *testing.T, db *sql.DB, group string) map[int64]int {
 			t.Fatal(err)
 		}
 		out[p] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -160,9 +195,11 @@ func TestSubscriberRoundTripTwoGroupsRestart(t *testing.T) {
 		// subscriber's batches, then let a fresh subscriber finish.
 		consume(t, db.DB, group, 3333, 60*time.Second)
 		consume(t, db.DB, group, 2717, 60*time.Second)
+		closes := 2
 		deadline := time.Now().Add(90 * time.Second)
 		for len(committed(t, db.DB, group)) < total && time.Now().Before(deadline) {
 			consume(t, db.DB, group, total, 2*time.Second)
+			closes++
 		}
 		seen := committed(t, db.DB, group)
 		if len(seen) != total {
@@ -175,6 +212,19 @@ func TestSubscriberRoundTripTwoGroupsRestart(t *testing.T) {
 		}
 		if extra := consume(t, db.DB, group, 1, 300*time.Millisecond); len(extra) != 0 {
 			t.Errorf("group %s: delivered again after everything was acked: %v", group, extra)
+		}
+		closes++
+		// Only a close racing an ack may deliver an applied event again,
+		// once (see eventstore.NewSubscriber).
+		again := 0
+		for p, n := range replays(t, db.DB, group) {
+			again += n
+			if seen[p] != 1 {
+				t.Errorf("group %s: position %d delivered again but never applied", group, p)
+			}
+		}
+		if again > closes {
+			t.Errorf("group %s: %d events delivered again across %d closes, want at most one per close", group, again, closes)
 		}
 	}
 }
