@@ -231,7 +231,7 @@ func sampleHorizon(t *testing.T, db *sql.DB) (horizonSample, bool) {
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
 	err = tx.QueryRow(`SELECT pg_current_snapshot()::text, log_horizon()::text,
-			coalesce((SELECT string_agg(locktype || ':' || coalesce(transactionid::text, objid::text) || '@' || virtualtransaction, ' ' ORDER BY virtualtransaction)
+			coalesce((SELECT string_agg(locktype || ':' || coalesce(transactionid::text, objid::text) || '@' || pid, ' ' ORDER BY pid)
 			 FROM pg_locks WHERE granted AND ((locktype = 'transactionid' AND mode = 'ExclusiveLock')
 			     OR (locktype = 'advisory' AND classid = 7316 AND objid = 206 AND objsubid = 2))), '')`).Scan(&h.snapshot, &h.horizon, &h.locks)
 	if err != nil {
