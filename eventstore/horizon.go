@@ -56,6 +56,7 @@ func ReadHorizon(ctx context.Context, q Queryer) (Horizon, error) {
 			extract(epoch FROM now() - coalesce(xact_start, now()))::float8
 		FROM pg_stat_activity
 		WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+		  AND datname = current_database()
 		  AND pid IN (SELECT pid FROM pg_locks WHERE granted AND locktype = 'advisory'
 		              AND classid = 7316 AND objid = 206 AND objsubid = 2)
 		ORDER BY age(backend_xid) DESC LIMIT 1`).Scan(&h.Holder.PID, &h.Holder.Application, &h.Holder.State, &h.Holder.Database, &age)

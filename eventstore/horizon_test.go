@@ -293,3 +293,39 @@ func positions(t *testing.T, db *sql.DB, q string, args ...any) []int64 {
 	}
 	return out
 }
+
+// Transaction ids are the cluster's but a session writes only to its own
+// database: an appender of another database on the same cluster, held
+// open, holds back nobody here.
+func TestAnotherDatabasesAppenderHoldsNothingBack(t *testing.T) {
+	here, elsewhere := pgtest.New(t), pgtest.New(t)
+	ctx := context.Background()
+	other, err := eventstore.BeginAppend(ctx, elsewhere.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback() //nolint:errcheck // never committed
+	if _, err := eventstore.New(elsewhere.DB).AppendIn(ctx, other, "listing-1", eventstore.Any, adjusted(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	s := eventstore.New(here.DB)
+	res, err := s.Append(ctx, "listing-2", eventstore.Any, adjusted(2, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadAll(ctx, eventstore.Cursor{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Position != res.Events[0].Position {
+		t.Fatalf("ReadAll while another database's appender is open = %d events, want the one appended here", len(got))
+	}
+	h, err := eventstore.ReadHorizon(ctx, here.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Hidden != 0 || h.Holder.PID != 0 {
+		t.Errorf("horizon here = %d hidden, holder %s; want nothing held back", h.Hidden, h.Holder)
+	}
+}

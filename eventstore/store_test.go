@@ -262,8 +262,8 @@ func TestReadAllIsGapSafe(t *testing.T) {
 	if err := txA.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	// xmin is cluster-wide: other databases' transactions on a shared test
-	// server may hold it back for a moment, so wait for it to pass.
+	// Another appender of this database may hold the horizon for a
+	// moment; wait for it to pass.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got, err = s.ReadAll(ctx, eventstore.Cursor{}, 100)

@@ -2,8 +2,6 @@ package ingest_test
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -123,26 +121,6 @@ WHERE datname = $1 AND pid <> pg_backend_pid() AND xact_start < now() - interval
 	return out
 }
 
-// strangerHolding names a session of another database of the cluster
-// that has held a transaction id for over a second, or returns "". While
-// one does, every consumer in the cluster waits for it, whatever the
-// fetcher does: other tests (and other test runs) share this cluster, so
-// the checks below do not count what such a session caused.
-func strangerHolding(t *testing.T, p *pipeline) string {
-	t.Helper()
-	var who string
-	err := p.db.DB.QueryRow(`
-SELECT coalesce(datname, '') || ' pid ' || pid || ' (' || coalesce(application_name, '') || ') xid ' || backend_xid::text
-       || ' for ' || extract(epoch FROM now() - xact_start)::numeric(10, 1)::text || 's: ' || left(query, 60)
-FROM pg_stat_activity
-WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM $1 AND xact_start < now() - interval '1 second'
-ORDER BY xact_start LIMIT 1`, p.db.Name).Scan(&who)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		t.Fatal(err)
-	}
-	return who
-}
-
 func TestFetcherHoldsNoTransactionIDWhileEtsyIsSlow(t *testing.T) {
 	t.Parallel()
 	w := newSlowWorld(t)
@@ -175,13 +153,9 @@ func TestFetcherHoldsNoTransactionIDWhileEtsyIsSlow(t *testing.T) {
 
 	var seen time.Duration
 	samples := 0
-	stranger := ""
 	for until := heldSince.Add(held / 2); time.Now().Before(until); {
 		for _, h := range xidHolders(t, w.pipeline) {
 			t.Errorf("while Etsy held the fetch: %s", h)
-		}
-		if s := strangerHolding(t, w.pipeline); s != "" {
-			stranger = s
 		}
 		samples++
 		select {
@@ -196,10 +170,7 @@ func TestFetcherHoldsNoTransactionIDWhileEtsyIsSlow(t *testing.T) {
 	if n := len(streamOf(t, w.store, events.ReceiptStream(r.ReceiptID))); n != 0 {
 		t.Fatalf("the receipt has %d events already: Etsy did not hold the fetch", n)
 	}
-	switch {
-	case (seen == 0 || seen > 2*time.Second) && stranger != "":
-		t.Logf("the probe consumer saw the new event after %v; not counted: another database's transaction held every consumer back: %s", seen, stranger)
-	case seen == 0 || seen > 2*time.Second:
+	if seen == 0 || seen > 2*time.Second {
 		t.Errorf("a consumer of another group saw an event appended during the fetch after %v, want within 2s", seen)
 	}
 	t.Logf("%d samples of pg_stat_activity over %v of a held fetch; probe consumer saw the new event after %v", samples, time.Since(heldSince).Round(time.Millisecond), seen.Round(time.Millisecond))
@@ -249,25 +220,12 @@ func TestSlowEtsyDoesNotStallProjections(t *testing.T) {
 				t.Fatal(err)
 			}
 			var maxLag float64
-			var strangerSeen time.Time
-			orders, counted := 0, 0
+			orders := 0
 			for until := time.Now().Add(slow); time.Now().Before(until); {
 				w.order(t)
 				orders++
 				time.Sleep(250 * time.Millisecond)
 				lag := metricValue(t, w.projReg, "shopledger_projection_lag_seconds", map[string]string{"projection": "products"})
-				if s := strangerHolding(t, w.pipeline); s != "" {
-					strangerSeen = time.Now()
-					if lag >= 1 {
-						t.Logf("lag %.2fs not counted: another database's transaction holds every consumer back: %s", lag, s)
-					}
-				}
-				// A stranger's transaction that just ended still shows in
-				// the lag until the projection caught up.
-				if time.Since(strangerSeen) < 3*time.Second {
-					continue
-				}
-				counted++
 				maxLag = max(maxLag, lag)
 			}
 			wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -285,11 +243,7 @@ func TestSlowEtsyDoesNotStallProjections(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%d orders, %d webhooks stored, %d sales recorded by the fetcher, resource fetches delayed %d and refused %d; products lag at most %.2fs over %d samples",
-				orders, evidence, recorded, st.ResourceDelayed, st.ResourceThrottled, maxLag, counted)
-			// Ten samples are 2.5 s of orders flowing past a waiting fetcher.
-			if counted < 10 {
-				t.Fatalf("only %d of %d lag samples were free of other databases' long transactions: the shared cluster is too busy to judge", counted, orders)
-			}
+				orders, evidence, recorded, st.ResourceDelayed, st.ResourceThrottled, maxLag, orders)
 			if evidence < orders {
 				t.Errorf("%d webhooks stored for %d orders", evidence, orders)
 			}

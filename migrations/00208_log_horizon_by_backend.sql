@@ -11,6 +11,12 @@
 -- The backend's pid does not change during a transaction, and the
 -- appender lock is transaction-scoped, so an id lock and an appender lock
 -- held by one pid belong to one transaction.
+--
+-- The appender lock is also counted only in this database: transaction
+-- ids are the cluster's, advisory locks are per database, and a session
+-- connected to another database cannot append to this log. Counting its
+-- appender lock let another database's long consumer or appender hold
+-- back every consumer of this one.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION log_horizon() RETURNS xid8
 LANGUAGE sql STABLE AS $$
@@ -21,7 +27,8 @@ LANGUAGE sql STABLE AS $$
         FROM pg_locks
         WHERE granted AND (
             (locktype = 'transactionid' AND mode = 'ExclusiveLock')
-            OR (locktype = 'advisory' AND classid = 7316 AND objid = 206 AND objsubid = 2))
+            OR (locktype = 'advisory' AND classid = 7316 AND objid = 206 AND objsubid = 2
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())))
     ), strangers AS (
         SELECT t.transactionid::text::bigint AS x32
         FROM locks t
