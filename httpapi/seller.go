@@ -158,8 +158,6 @@ func (s *server) getShop(w http.ResponseWriter, r *http.Request, p Principal) er
 	return nil
 }
 
-var productSortKeys = map[string]bool{"listing_id": true, "title": true, "quantity": true, "updated_at": true}
-
 // param is the sort as the sort parameter spells it.
 func sortParam(ps projections.ProductSort) string {
 	if ps.Desc {
@@ -173,7 +171,7 @@ func parseProductSort(s string) (projections.ProductSort, error) {
 		return projections.ProductSort{Key: "listing_id"}, nil
 	}
 	ps := projections.ProductSort{Key: strings.TrimPrefix(s, "-"), Desc: strings.HasPrefix(s, "-")}
-	if !productSortKeys[ps.Key] {
+	if !projections.KnownProductSort(ps.Key) {
 		return ps, badInput("sort", "want listing_id, title, quantity or updated_at, with - for descending")
 	}
 	return ps, nil

@@ -15,57 +15,57 @@ import (
 
 // productRow is an Etsy listing with its variants.
 type productRow struct {
-	ShopID    int64        `json:"shop_id"`
-	ListingID int64        `json:"listing_id"`
-	Title     string       `json:"title"`
-	State     string       `json:"state"`
-	URL       string       `json:"url,omitempty"`
-	Price     events.Money `json:"price"`
+	ShopID    int64
+	ListingID int64
+	Title     string
+	State     string
+	URL       string
+	Price     events.Money
 	// LowStockThreshold is the listing-wide line when one was set.
-	LowStockThreshold *int64     `json:"low_stock_threshold,omitempty"`
-	Deleted           bool       `json:"deleted"`
-	EtsyUpdatedAt     *time.Time `json:"etsy_updated_at,omitempty"`
-	CreatedAt         time.Time  `json:"created_at"`
-	UpdatedAt         time.Time  `json:"updated_at"`
-	LastPosition      int64      `json:"last_position"`
+	LowStockThreshold *int64
+	Deleted           bool
+	EtsyUpdatedAt     *time.Time
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	LastPosition      int64
 
 	// Filled by readers.
-	Quantity int64        `json:"quantity"` // sum over active variants
-	Variants []variantRow `json:"variants"`
+	Quantity int64 // sum over active variants
+	Variants []variantRow
 }
 
 // variantRow is one purchasable variant of a listing and its stock.
 type variantRow struct {
-	ShopID     int64        `json:"shop_id"`
-	ListingID  int64        `json:"listing_id"`
-	Key        string       `json:"variant_key"`
-	SKU        string       `json:"sku,omitempty"`
-	ProductID  int64        `json:"product_id,omitempty"`
-	Properties string       `json:"properties,omitempty"`
-	Price      events.Money `json:"price"`
-	Enabled    bool         `json:"enabled"`
+	ShopID     int64
+	ListingID  int64
+	Key        string
+	SKU        string
+	ProductID  int64
+	Properties string
+	Price      events.Money
+	Enabled    bool
 	// Active is false when the listing's latest description no longer has
 	// the variant, or the variant was only seen in a stock movement.
-	Active bool `json:"active"`
+	Active bool
 	// Quantity is the ledger's balance: the sum of the variant's movements.
-	Quantity int64 `json:"quantity"`
+	Quantity int64
 	// OwnThreshold is the variant's own low-stock line when one was set.
-	OwnThreshold     *int64     `json:"-"`
-	ObservedQuantity *int64     `json:"observed_quantity,omitempty"`
-	ObservedAt       *time.Time `json:"observed_at,omitempty"`
-	DriftExpected    *int64     `json:"drift_expected,omitempty"`
-	DriftObserved    *int64     `json:"drift_observed,omitempty"`
-	DriftAt          *time.Time `json:"drift_at,omitempty"`
-	LastMovementAt   *time.Time `json:"last_movement_at,omitempty"`
-	UpdatedAt        time.Time  `json:"updated_at"`
-	LastPosition     int64      `json:"last_position"`
+	OwnThreshold     *int64
+	ObservedQuantity *int64
+	ObservedAt       *time.Time
+	DriftExpected    *int64
+	DriftObserved    *int64
+	DriftAt          *time.Time
+	LastMovementAt   *time.Time
+	UpdatedAt        time.Time
+	LastPosition     int64
 
 	// Filled by readers: the line that applies (variant, else listing,
 	// else shop default, else DefaultLowStockThreshold) and where it
 	// comes from.
-	LowStockThreshold int64  `json:"low_stock_threshold"`
-	ThresholdSource   string `json:"threshold_source"` // variant, listing, shop, default
-	LowStock          bool   `json:"low_stock"`
+	LowStockThreshold int64
+	ThresholdSource   string // variant, listing, shop, default
+	LowStock          bool
 }
 
 var productsTable = table{
@@ -571,8 +571,8 @@ var productOrder = map[string]string{
 	"updated_at": "p.updated_at",
 }
 
-// ProductSortKeys reports whether key is a sort ListProducts knows.
-func ProductSortKeys(key string) bool {
+// KnownProductSort reports whether key is a sort ListProducts knows.
+func KnownProductSort(key string) bool {
 	_, ok := productOrder[key]
 	return ok
 }

@@ -50,62 +50,62 @@ func SaleStatuses() []string {
 
 // saleRow is an Etsy receipt: status and integer money in minor units.
 type saleRow struct {
-	ShopID    int64 `json:"shop_id"`
-	ReceiptID int64 `json:"receipt_id"`
+	ShopID    int64
+	ReceiptID int64
 	// Recorded is false while only status facts arrived, before the
 	// receipt itself.
-	Recorded      bool       `json:"recorded"`
-	Status        string     `json:"status"`
-	Currency      string     `json:"currency"`
-	Subtotal      int64      `json:"subtotal"`
-	Shipping      int64      `json:"shipping"`
-	Tax           int64      `json:"tax"`
-	Discount      int64      `json:"discount"`
-	GrandTotal    int64      `json:"grand_total"`
-	Refunded      int64      `json:"refunded"`
-	RefundKeys    []string   `json:"-"`
-	ItemCount     int64      `json:"item_count"`
-	Units         int64      `json:"units"`
-	CreatedAt     *time.Time `json:"created_at,omitempty"`
-	EtsyUpdatedAt *time.Time `json:"etsy_updated_at,omitempty"`
-	PaidAt        *time.Time `json:"paid_at,omitempty"`
-	ShippedAt     *time.Time `json:"shipped_at,omitempty"`
-	Carrier       string     `json:"carrier,omitempty"`
-	TrackingCode  string     `json:"tracking_code,omitempty"`
-	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
-	CanceledAt    *time.Time `json:"canceled_at,omitempty"`
-	CancelReason  string     `json:"cancel_reason,omitempty"`
-	RefundedAt    *time.Time `json:"refunded_at,omitempty"`
-	UpdatedAt     time.Time  `json:"updated_at"`
+	Recorded      bool
+	Status        string
+	Currency      string
+	Subtotal      int64
+	Shipping      int64
+	Tax           int64
+	Discount      int64
+	GrandTotal    int64
+	Refunded      int64
+	RefundKeys    []string
+	ItemCount     int64
+	Units         int64
+	CreatedAt     *time.Time
+	EtsyUpdatedAt *time.Time
+	PaidAt        *time.Time
+	ShippedAt     *time.Time
+	Carrier       string
+	TrackingCode  string
+	DeliveredAt   *time.Time
+	CanceledAt    *time.Time
+	CancelReason  string
+	RefundedAt    *time.Time
+	UpdatedAt     time.Time
 
-	Items []saleItemRow `json:"items"`
+	Items []saleItemRow
 }
 
 // saleItemRow is one line of a receipt.
 type saleItemRow struct {
-	ShopID        int64  `json:"shop_id"`
-	ReceiptID     int64  `json:"receipt_id"`
-	TransactionID int64  `json:"transaction_id"`
-	Line          int    `json:"line"`
-	ListingID     int64  `json:"listing_id"`
-	VariantKey    string `json:"variant_key"`
-	SKU           string `json:"sku,omitempty"`
-	Title         string `json:"title,omitempty"`
-	Quantity      int64  `json:"quantity"`
-	UnitPrice     int64  `json:"unit_price"`
-	Currency      string `json:"currency"`
+	ShopID        int64
+	ReceiptID     int64
+	TransactionID int64
+	Line          int
+	ListingID     int64
+	VariantKey    string
+	SKU           string
+	Title         string
+	Quantity      int64
+	UnitPrice     int64
+	Currency      string
 }
 
 // dailyRow sums a shop's receipts by the UTC day they were created.
 type dailyRow struct {
-	ShopID         int64     `json:"shop_id"`
-	Day            time.Time `json:"day"`
-	Currency       string    `json:"currency"`
-	Orders         int64     `json:"orders"`
-	Units          int64     `json:"units"`
-	Gross          int64     `json:"gross"`
-	CanceledOrders int64     `json:"canceled_orders"`
-	Refunded       int64     `json:"refunded"`
+	ShopID         int64
+	Day            time.Time
+	Currency       string
+	Orders         int64
+	Units          int64
+	Gross          int64
+	CanceledOrders int64
+	Refunded       int64
 }
 
 var salesTable = table{

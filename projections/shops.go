@@ -21,38 +21,38 @@ const (
 
 // shopRow is a connected (or once connected) Etsy shop.
 type shopRow struct {
-	ShopID              int64    `json:"shop_id"`
-	UserID              int64    `json:"user_id"` // Etsy seller id
-	Name                string   `json:"name"`
-	Currency            string   `json:"currency"`
-	Scopes              []string `json:"scopes"`
-	ConnectionState     string   `json:"connection_state"`
-	StateReason         string   `json:"state_reason,omitempty"`
-	SyncEnabled         bool     `json:"sync_enabled"`
-	SyncIntervalSeconds int64    `json:"sync_interval_seconds"`
+	ShopID              int64
+	UserID              int64 // Etsy seller id
+	Name                string
+	Currency            string
+	Scopes              []string
+	ConnectionState     string
+	StateReason         string
+	SyncEnabled         bool
+	SyncIntervalSeconds int64
 	// DefaultLowStockThreshold is the shop's own default line, nil until
 	// the seller sets one (readers then apply the configured default).
-	DefaultLowStockThreshold *int64                `json:"default_low_stock_threshold"`
-	AlertChannels            []events.AlertChannel `json:"alert_channels"`
-	ConnectedAt              *time.Time            `json:"connected_at,omitempty"`
-	DisconnectedAt           *time.Time            `json:"disconnected_at,omitempty"`
-	LastReconciliation       Reconciliation        `json:"last_reconciliation"`
-	UpdatedAt                time.Time             `json:"updated_at"`
-	LastPosition             int64                 `json:"last_position"`
+	DefaultLowStockThreshold *int64
+	AlertChannels            []events.AlertChannel
+	ConnectedAt              *time.Time
+	DisconnectedAt           *time.Time
+	LastReconciliation       lastReconciliation
+	UpdatedAt                time.Time
+	LastPosition             int64
 }
 
-// Reconciliation summarises a shop's last polling pass.
-type Reconciliation struct {
-	StartedAt      *time.Time `json:"started_at,omitempty"`
-	FinishedAt     *time.Time `json:"finished_at,omitempty"`
-	Watermark      *time.Time `json:"watermark,omitempty"`
-	Scope          string     `json:"scope,omitempty"`
-	ReceiptsSeen   int64      `json:"receipts_seen"`
-	ListingsSeen   int64      `json:"listings_seen"`
-	EventsAppended int64      `json:"events_appended"`
-	DriftFound     int64      `json:"drift_found"`
-	APICalls       int64      `json:"api_calls"`
-	DurationMillis int64      `json:"duration_ms"`
+// lastReconciliation summarises a shop's last polling pass.
+type lastReconciliation struct {
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+	Watermark      *time.Time
+	Scope          string
+	ReceiptsSeen   int64
+	ListingsSeen   int64
+	EventsAppended int64
+	DriftFound     int64
+	APICalls       int64
+	DurationMillis int64
 }
 
 var shopsTable = table{
@@ -149,7 +149,7 @@ func foldShop(s *shopRow, rec events.Record) bool {
 		if d.IntervalSeconds > 0 {
 			s.SyncIntervalSeconds = d.IntervalSeconds
 		}
-		s.LastReconciliation = Reconciliation{
+		s.LastReconciliation = lastReconciliation{
 			StartedAt:      timePtr(d.StartedAt.UTC()),
 			FinishedAt:     timePtr(d.FinishedAt.UTC()),
 			Watermark:      timePtr(d.Watermark.UTC()),

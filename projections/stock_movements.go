@@ -19,25 +19,25 @@ const ReasonSale = "sale"
 
 // movementRow is one change of a variant's stock with the balance after it.
 type movementRow struct {
-	ShopID     int64  `json:"shop_id"`
-	ListingID  int64  `json:"listing_id"`
-	VariantKey string `json:"variant_key"`
+	ShopID     int64
+	ListingID  int64
+	VariantKey string
 	// Seq numbers the variant's movements 1, 2, 3 … in log order.
-	Seq     int64  `json:"seq"`
-	Delta   int64  `json:"delta"`
-	Balance int64  `json:"balance"`
-	Reason  string `json:"reason"`
+	Seq     int64
+	Delta   int64
+	Balance int64
+	Reason  string
 	// Cause is what made the movement, as recorded ("receipt:5",
 	// "webhook:msg_1", "reconciliation", "actor:token:abc").
-	Cause         string    `json:"cause,omitempty"`
-	ReceiptID     *int64    `json:"receipt_id,omitempty"`
-	TransactionID *int64    `json:"transaction_id,omitempty"`
-	WebhookID     *string   `json:"webhook_id,omitempty"`
-	Actor         *string   `json:"actor,omitempty"`
-	EventID       uuid.UUID `json:"event_id"`
-	Position      int64     `json:"position"`
-	OccurredAt    time.Time `json:"occurred_at"`
-	RecordedAt    time.Time `json:"recorded_at"`
+	Cause         string
+	ReceiptID     *int64
+	TransactionID *int64
+	WebhookID     *string
+	Actor         *string
+	EventID       uuid.UUID
+	Position      int64
+	OccurredAt    time.Time
+	RecordedAt    time.Time
 }
 
 var movementsTable = table{
