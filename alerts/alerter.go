@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 )
@@ -28,7 +29,8 @@ var idSpace = uuid.MustParse("6f1c1b0e-6a39-4f0e-9d55-7c3e0f4a2b11")
 // AlerterConfig tunes the alerter.
 type AlerterConfig struct {
 	// DefaultThreshold applies where no variant, listing or shop threshold
-	// was set.
+	// was set (domain.Lines.Resolve); the query API and the CLI read the
+	// same setting.
 	DefaultThreshold int64
 	// Cooldown mutes a raise that comes less than Cooldown after the last
 	// delivered raise of the same variant, measured in the events'
@@ -390,14 +392,13 @@ func (x *applier) evaluate(ctx context.Context, cond string, args []any, clearRe
 		return err
 	}
 	for _, v := range vs {
-		threshold := Resolve(v.own, v.listing, v.shop, x.a.cfg.DefaultThreshold)
-		low := v.balance <= threshold
-		switch {
-		case low && !v.open.Valid && !v.deleted:
+		threshold, _ := domain.Lines{Variant: v.own, Listing: v.listing, Shop: v.shop}.Resolve(x.a.cfg.DefaultThreshold)
+		switch domain.LowStockCrossing(v.balance, threshold, v.open.Valid, v.deleted) {
+		case domain.Raise:
 			err = x.raise(ctx, v, threshold)
-		case v.open.Valid && v.deleted:
+		case domain.ClearDeleted:
 			err = x.clear(ctx, v, threshold, events.ClearedListingDeleted)
-		case v.open.Valid && !low:
+		case domain.Clear:
 			err = x.clear(ctx, v, threshold, clearReason)
 		}
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
@@ -244,7 +245,7 @@ func TestAlerterRaisesAndClearsExactlyAtTheLine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := pgtest.New(t)
 			store := eventstore.New(db.DB)
-			a, err := alerts.NewAlerter(store, alerts.AlerterConfig{DefaultThreshold: alerts.DefaultThreshold, Cooldown: tc.cooldown}, discard(), nil)
+			a, err := alerts.NewAlerter(store, alerts.AlerterConfig{DefaultThreshold: domain.DefaultLowStockThreshold, Cooldown: tc.cooldown}, discard(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -280,22 +281,5 @@ func TestAlertEventsNameTheirCause(t *testing.T) {
 	want := []string{"alert-" + p.AlertID, "alert-raised:" + p.AlertID, trigger.ID.String(), alerts.AlerterName, "1", trigger.OccurredAt.String()}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("stream, dedupe key, causation, source, shop, time (-want +got):\n%s", diff)
-	}
-}
-
-func TestResolveThreshold(t *testing.T) {
-	cases := []struct {
-		variant, listing, shop *int64
-		want                   int64
-	}{
-		{nil, nil, nil, 5},
-		{nil, nil, n(3), 3},
-		{nil, n(0), n(3), 0},
-		{n(9), n(0), n(3), 9},
-	}
-	for _, tc := range cases {
-		if got := alerts.Resolve(tc.variant, tc.listing, tc.shop, 5); got != tc.want {
-			t.Errorf("Resolve(%v, %v, %v, 5) = %d, want %d", tc.variant, tc.listing, tc.shop, got, tc.want)
-		}
 	}
 }

@@ -29,9 +29,6 @@ import (
 	"time"
 )
 
-// DefaultThreshold is the shop default when nothing else was set.
-const DefaultThreshold = 5
-
 // Channel kinds.
 const (
 	KindEmail   = "email"
@@ -42,17 +39,6 @@ const (
 // ErrNotFound means the alert does not exist or is not in the caller's
 // shops; callers answer both the same way so tenants cannot probe.
 var ErrNotFound = errors.New("alert not found")
-
-// Resolve returns the threshold in force for a variant: its own, else its
-// listing's, else the shop default, else def.
-func Resolve(variant, listing, shop *int64, def int64) int64 {
-	for _, t := range []*int64{variant, listing, shop} {
-		if t != nil {
-			return *t
-		}
-	}
-	return def
-}
 
 // Message is what a seller is told about a raised alert. It is captured
 // when the alert is raised so that a delivery says what was true then.

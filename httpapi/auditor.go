@@ -17,93 +17,30 @@ import (
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
 )
 
 // EventLog is what the auditor endpoints read: the log itself, filtered to
 // the caller's shops.
 type EventLog interface {
-	ListEvents(ctx context.Context, f EventFilter) ([]LoggedEvent, error)
-	GetEvent(ctx context.Context, shops []int64, id uuid.UUID) (LoggedEvent, error)
+	ListEvents(ctx context.Context, f projections.EventFilter) ([]eventstore.LoggedEvent, error)
+	GetEvent(ctx context.Context, shops []int64, id uuid.UUID) (eventstore.LoggedEvent, error)
 	// Causation returns the events that led to id (oldest first) and the
 	// events it led to (in log order), both limited to shops.
-	Causation(ctx context.Context, shops []int64, id uuid.UUID) (causes, effects []LoggedEvent, err error)
-	ChainStatus(ctx context.Context, shops []int64) (ChainStatus, error)
-}
-
-// EventFilter selects sealed events. Shops is the caller's set and is
-// always applied; the other fields narrow it.
-type EventFilter struct {
-	Shops    []int64
-	ShopID   int64
-	Stream   string
-	Type     string
-	From, To time.Time // business time, To exclusive
-	AfterSeq int64
-	ToSeq    int64 // inclusive; zero means no bound
-	Limit    int
-}
-
-// LoggedEvent is one event of the log as auditors see it: the stored fact
-// and its place in the sealed chain.
-type LoggedEvent struct {
-	Seq           int64           `json:"seq"`
-	Hash          string          `json:"hash"`
-	PrevHash      string          `json:"prev_hash"`
-	Position      int64           `json:"position"`
-	EventID       string          `json:"event_id"`
-	StreamID      string          `json:"stream_id"`
-	StreamVersion int64           `json:"stream_version"`
-	Type          string          `json:"type"`
-	SchemaVersion int             `json:"schema_version"`
-	ShopID        int64           `json:"shop_id"`
-	OccurredAt    time.Time       `json:"occurred_at"`
-	RecordedAt    time.Time       `json:"recorded_at"`
-	DedupeKey     string          `json:"dedupe_key"`
-	Metadata      EventMetadata   `json:"metadata"`
-	Data          json.RawMessage `json:"data"`
-}
-
-// EventMetadata is the allow-listed part of an event's metadata.
-type EventMetadata struct {
-	CorrelationID string `json:"correlation_id"`
-	CausationID   string `json:"causation_id"`
-	Source        string `json:"source"`
-	Actor         string `json:"actor"`
-	RequestID     string `json:"request_id"`
-}
-
-// ChainStatus says how far the log is sealed and whether the caller's part
-// of the chain verifies.
-type ChainStatus struct {
-	// SealedThrough is the highest sealed sequence number of the whole log.
-	SealedThrough int64  `json:"sealed_through"`
-	HeadHash      string `json:"head_hash"`
-	// Unsealed counts the caller's events not yet sealed.
-	Unsealed int64 `json:"unsealed"`
-	// VerifiedThrough is how far along the whole seal the service has
-	// recomputed the chain; below SealedThrough while it catches up (after
-	// a restart, or behind a burst of sealing), a bounded step a request.
-	VerifiedThrough int64 `json:"verified_through"`
-	// Checked counts the caller's sealed events, up to VerifiedThrough,
-	// whose link and hash were recomputed.
-	Checked int64 `json:"checked"`
-	// Valid says that every checked event verified.
-	Valid bool `json:"valid"`
-	// FirstMismatchSeq is the first sequence whose hash did not verify.
-	FirstMismatchSeq *int64    `json:"first_mismatch_seq"`
-	CheckedAt        time.Time `json:"checked_at"`
+	Causation(ctx context.Context, shops []int64, id uuid.UUID) (causes, effects []eventstore.LoggedEvent, err error)
+	ChainStatus(ctx context.Context, shops []int64) (projections.ChainStatus, error)
 }
 
 type eventPage struct {
-	Items      []LoggedEvent `json:"items"`
-	NextCursor string        `json:"next_cursor"`
+	Items      []eventstore.LoggedEvent `json:"items"`
+	NextCursor string                   `json:"next_cursor"`
 }
 
 type eventDetail struct {
-	Event    LoggedEvent   `json:"event"`
-	CausedBy []LoggedEvent `json:"caused_by"`
-	Caused   []LoggedEvent `json:"caused"`
+	Event    eventstore.LoggedEvent   `json:"event"`
+	CausedBy []eventstore.LoggedEvent `json:"caused_by"`
+	Caused   []eventstore.LoggedEvent `json:"caused"`
 }
 
 type seqCursor struct {
@@ -122,9 +59,9 @@ func (s *server) auditorRoutes(r chi.Router) {
 	r.Get("/events/export", s.handle(s.exportEvents))
 }
 
-func (s *server) eventFilter(r *http.Request, p Principal) (EventFilter, error) {
+func (s *server) eventFilter(r *http.Request, p Principal) (projections.EventFilter, error) {
 	q := r.URL.Query()
-	f := EventFilter{Shops: p.Shops, Stream: q.Get("stream")}
+	f := projections.EventFilter{Shops: p.Shops, Stream: q.Get("stream")}
 	var err error
 	if f.Type, err = optEnum(q, "type", eventTypes); err != nil {
 		return f, err
@@ -160,7 +97,7 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request, p Principal)
 		return err
 	}
 	var page eventPage
-	page.Items, page.NextCursor = pageOf(evs, f.Limit, func(last LoggedEvent) any { return seqCursor{Seq: last.Seq} })
+	page.Items, page.NextCursor = pageOf(evs, f.Limit, func(last eventstore.LoggedEvent) any { return seqCursor{Seq: last.Seq} })
 	nextLink(w, r, page.NextCursor)
 	writeJSON(w, http.StatusOK, page)
 	return nil

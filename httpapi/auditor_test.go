@@ -8,16 +8,17 @@ import (
 	"testing"
 
 	"github.com/shopledger/shopledger/events"
-	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/projections"
 )
 
 type eventDetail struct {
-	Event    httpapi.LoggedEvent   `json:"event"`
-	CausedBy []httpapi.LoggedEvent `json:"caused_by"`
-	Caused   []httpapi.LoggedEvent `json:"caused"`
+	Event    eventstore.LoggedEvent   `json:"event"`
+	CausedBy []eventstore.LoggedEvent `json:"caused_by"`
+	Caused   []eventstore.LoggedEvent `json:"caused"`
 }
 
-func ids(evs []httpapi.LoggedEvent) []string {
+func ids(evs []eventstore.LoggedEvent) []string {
 	var out []string
 	for _, e := range evs {
 		out = append(out, e.EventID)
@@ -145,13 +146,13 @@ func TestChainStatusFindsATamperedEvent(t *testing.T) {
 	t.Parallel()
 	w, h := newWorldAPI(t, 52, nil)
 	tok := w.tokens[1].auditor
-	status := func() httpapi.ChainStatus {
+	status := func() projections.ChainStatus {
 		t.Helper()
 		got := do(t, h, call{path: "/v1/chain", token: tok})
 		if got.Code != http.StatusOK {
 			t.Fatalf("GET /v1/chain = %d %s", got.Code, got.Body)
 		}
-		var st httpapi.ChainStatus
+		var st projections.ChainStatus
 		if err := json.Unmarshal(got.Body.Bytes(), &st); err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +187,7 @@ func TestChainStatusFindsATamperedEvent(t *testing.T) {
 	}
 	// The other seller's part of the chain still verifies.
 	got := do(t, h, call{path: "/v1/chain", token: w.tokens[2].auditor})
-	var other httpapi.ChainStatus
+	var other projections.ChainStatus
 	if err := json.Unmarshal(got.Body.Bytes(), &other); err != nil {
 		t.Fatal(err)
 	}

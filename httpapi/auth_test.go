@@ -15,9 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/projections"
 )
 
 // fixedShops is a ShopDirectory for tests that need no read model.
@@ -41,7 +43,7 @@ type apiOpts struct {
 // newAPI builds the handler over a fresh database.
 func newAPI(t testing.TB, db *pgtest.Database, o apiOpts) (http.Handler, *prometheus.Registry) {
 	t.Helper()
-	store := httpapi.NewStore(db.DB)
+	store := projections.NewReader(db.DB, projections.ReaderConfig{DefaultThreshold: domain.DefaultLowStockThreshold})
 	reg := prometheus.NewRegistry()
 	cfg := httpapi.Config{
 		Registerer: reg,

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/projections"
 )
 
 // /v1/chain walks the seal a bounded step per request and reports what it
@@ -17,20 +19,18 @@ func TestChainStatusWalksTheSealInBoundedSteps(t *testing.T) {
 	t.Parallel()
 	w, _ := newWorldAPI(t, 55, nil)
 	const step, window = 25, 10
-	newStore := func() *httpapi.Store {
-		st := httpapi.NewStore(w.db.DB)
-		httpapi.SetChainSteps(st, step, window)
-		return st
+	newStore := func() *projections.Reader {
+		return projections.NewReader(w.db.DB, projections.ReaderConfig{DefaultThreshold: domain.DefaultLowStockThreshold, ChainStep: step, ChainWindow: window})
 	}
-	apiOver := func(st *httpapi.Store) http.Handler {
+	apiOver := func(st *projections.Reader) http.Handler {
 		h, _ := newAPI(t, w.db, apiOpts{mod: func(c *httpapi.Config) { c.Data.Events = st }})
 		return h
 	}
 	tok := w.tokens[1].auditor
 	mine := w.shops[1]
-	status := func(h http.Handler) httpapi.ChainStatus {
+	status := func(h http.Handler) projections.ChainStatus {
 		t.Helper()
-		return getJSON[httpapi.ChainStatus](t, h, tok, "/v1/chain")
+		return getJSON[projections.ChainStatus](t, h, tok, "/v1/chain")
 	}
 	// fullCheck is what re-hashing every one of the caller's sealed events
 	// says: the count and the first seq that does not verify.
@@ -60,7 +60,7 @@ func TestChainStatusWalksTheSealInBoundedSteps(t *testing.T) {
 	if err := w.db.DB.QueryRow(`SELECT max(seq) FROM event_seal`).Scan(&sealed); err != nil {
 		t.Fatal(err)
 	}
-	var st httpapi.ChainStatus
+	var st projections.ChainStatus
 	for prev, requests := int64(0), 0; ; requests++ {
 		st = status(h)
 		if st.VerifiedThrough-prev > step || st.VerifiedThrough < prev {
@@ -119,7 +119,7 @@ func TestChainStatusWalksTheSealInBoundedSteps(t *testing.T) {
 		t.Errorf("fresh walk after changing seq %d: %+v; re-hashing everything says first mismatch %v", oldSeq, st, first)
 	}
 	// The other seller's chain is untouched.
-	if other := getJSON[httpapi.ChainStatus](t, fresh, w.tokens[2].auditor, "/v1/chain"); !other.Valid {
+	if other := getJSON[projections.ChainStatus](t, fresh, w.tokens[2].auditor, "/v1/chain"); !other.Valid {
 		t.Errorf("seller 2's chain: %+v, want valid", other)
 	}
 }

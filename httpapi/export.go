@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/shopledger/shopledger/eventstore"
 )
 
 // ExportTrailer is the last line of an NDJSON export, wrapped as
@@ -41,7 +43,7 @@ var ErrExportIncomplete = errors.New("export incomplete")
 // incomplete, or when the trailer's count, last sequence or head hash do
 // not match the events read; this is the check a client of
 // /v1/events/export makes before trusting the file.
-func ReadExport(r io.Reader, fn func(LoggedEvent) error) (ExportTrailer, error) {
+func ReadExport(r io.Reader, fn func(eventstore.LoggedEvent) error) (ExportTrailer, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	var (
@@ -68,7 +70,7 @@ func ReadExport(r io.Reader, fn func(LoggedEvent) error) (ExportTrailer, error) 
 			tr = probe.Trailer
 			continue
 		}
-		var ev LoggedEvent
+		var ev eventstore.LoggedEvent
 		if err := json.Unmarshal(line, &ev); err != nil {
 			return ExportTrailer{}, fmt.Errorf("read export: line %d: %w", count+1, err)
 		}

@@ -15,7 +15,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/projections"
 )
 
 // cutLog is an EventLog whose reads fail from the (ok+1)th on, the way a
@@ -29,7 +31,7 @@ type cutLog struct {
 	calls atomic.Int32
 }
 
-func (c *cutLog) ListEvents(ctx context.Context, f httpapi.EventFilter) ([]httpapi.LoggedEvent, error) {
+func (c *cutLog) ListEvents(ctx context.Context, f projections.EventFilter) ([]eventstore.LoggedEvent, error) {
 	if c.calls.Add(1) > c.ok {
 		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
@@ -39,10 +41,10 @@ func (c *cutLog) ListEvents(ctx context.Context, f httpapi.EventFilter) ([]httpa
 	return c.EventLog.ListEvents(ctx, f)
 }
 
-func readAll(t *testing.T, body []byte) ([]httpapi.LoggedEvent, httpapi.ExportTrailer, error) {
+func readAll(t *testing.T, body []byte) ([]eventstore.LoggedEvent, httpapi.ExportTrailer, error) {
 	t.Helper()
-	var evs []httpapi.LoggedEvent
-	tr, err := httpapi.ReadExport(bytes.NewReader(body), func(ev httpapi.LoggedEvent) error {
+	var evs []eventstore.LoggedEvent
+	tr, err := httpapi.ReadExport(bytes.NewReader(body), func(ev eventstore.LoggedEvent) error {
 		evs = append(evs, ev)
 		return nil
 	})

@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shopledger/shopledger/events"
-	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/projections"
 )
 
 func getJSON[T any](t *testing.T, h http.Handler, token, path string) T {
@@ -30,12 +30,12 @@ func getJSON[T any](t *testing.T, h http.Handler, token, path string) T {
 	return v
 }
 
-func allProducts(t *testing.T, h http.Handler, token, query string) []httpapi.Product {
+func allProducts(t *testing.T, h http.Handler, token, query string) []projections.Product {
 	t.Helper()
-	var out []httpapi.Product
+	var out []projections.Product
 	for _, row := range rowsOf(t, h, token, "/v1/products?limit=2&"+query) {
 		b, _ := json.Marshal(row)
-		var p httpapi.Product
+		var p projections.Product
 		if err := json.Unmarshal(b, &p); err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func allProducts(t *testing.T, h http.Handler, token, query string) []httpapi.Pr
 	return out
 }
 
-func listingIDs(ps []httpapi.Product) []int64 {
+func listingIDs(ps []projections.Product) []int64 {
 	var out []int64
 	for _, p := range ps {
 		out = append(out, p.ListingID)
@@ -59,11 +59,11 @@ func TestProductFiltersAndSorts(t *testing.T) {
 	w, h := newWorldAPI(t, 70, nil)
 	tok := w.tokens[1].seller
 	all := allProducts(t, h, tok, "")
-	details := map[int64]httpapi.ProductDetail{}
+	details := map[int64]projections.ProductDetail{}
 	for _, p := range all {
-		details[p.ListingID] = getJSON[httpapi.ProductDetail](t, h, tok, fmt.Sprintf("/v1/products/%d", p.ListingID))
+		details[p.ListingID] = getJSON[projections.ProductDetail](t, h, tok, fmt.Sprintf("/v1/products/%d", p.ListingID))
 	}
-	filter := func(keep func(httpapi.ProductDetail) bool) []int64 {
+	filter := func(keep func(projections.ProductDetail) bool) []int64 {
 		var out []int64
 		for _, p := range all {
 			if keep(details[p.ListingID]) {
@@ -74,22 +74,22 @@ func TestProductFiltersAndSorts(t *testing.T) {
 	}
 	cases := []struct {
 		query string
-		keep  func(httpapi.ProductDetail) bool
+		keep  func(projections.ProductDetail) bool
 	}{
-		{"state=active", func(d httpapi.ProductDetail) bool { return d.State == "active" }},
-		{"shop_id=12", func(d httpapi.ProductDetail) bool { return d.ShopID == 12 }},
-		{"low_stock=true", func(d httpapi.ProductDetail) bool {
-			return slices.ContainsFunc(d.Variants, func(v httpapi.Variant) bool { return v.LowStock })
+		{"state=active", func(d projections.ProductDetail) bool { return d.State == "active" }},
+		{"shop_id=12", func(d projections.ProductDetail) bool { return d.ShopID == 12 }},
+		{"low_stock=true", func(d projections.ProductDetail) bool {
+			return slices.ContainsFunc(d.Variants, func(v projections.Variant) bool { return v.LowStock })
 		}},
-		{"q=MUG", func(d httpapi.ProductDetail) bool {
+		{"q=MUG", func(d projections.ProductDetail) bool {
 			return strings.Contains(strings.ToLower(d.Title), "mug") ||
-				slices.ContainsFunc(d.Variants, func(v httpapi.Variant) bool { return strings.Contains(strings.ToLower(v.SKU), "mug") })
+				slices.ContainsFunc(d.Variants, func(v projections.Variant) bool { return strings.Contains(strings.ToLower(v.SKU), "mug") })
 		}},
-		{"q=" + url.QueryEscape("%off"), func(d httpapi.ProductDetail) bool {
-			return slices.ContainsFunc(d.Variants, func(v httpapi.Variant) bool { return strings.Contains(v.SKU, "%off") })
+		{"q=" + url.QueryEscape("%off"), func(d projections.ProductDetail) bool {
+			return slices.ContainsFunc(d.Variants, func(v projections.Variant) bool { return strings.Contains(v.SKU, "%off") })
 		}},
-		{"q=" + url.QueryEscape("TEE/"), func(d httpapi.ProductDetail) bool {
-			return slices.ContainsFunc(d.Variants, func(v httpapi.Variant) bool { return strings.Contains(v.SKU, "TEE/") })
+		{"q=" + url.QueryEscape("TEE/"), func(d projections.ProductDetail) bool {
+			return slices.ContainsFunc(d.Variants, func(v projections.Variant) bool { return strings.Contains(v.SKU, "TEE/") })
 		}},
 	}
 	for _, tc := range cases {
@@ -113,19 +113,19 @@ func TestProductFiltersAndSorts(t *testing.T) {
 		}
 	}
 
-	sorts := map[string]func(a, b httpapi.Product) int{
-		"title":       func(a, b httpapi.Product) int { return strings.Compare(a.Title, b.Title) },
-		"quantity":    func(a, b httpapi.Product) int { return int(a.Quantity - b.Quantity) },
-		"updated_at":  func(a, b httpapi.Product) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
-		"listing_id":  func(a, b httpapi.Product) int { return int(a.ListingID - b.ListingID) },
-		"-title":      func(a, b httpapi.Product) int { return -strings.Compare(a.Title, b.Title) },
-		"-quantity":   func(a, b httpapi.Product) int { return int(b.Quantity - a.Quantity) },
-		"-updated_at": func(a, b httpapi.Product) int { return b.UpdatedAt.Compare(a.UpdatedAt) },
+	sorts := map[string]func(a, b projections.Product) int{
+		"title":       func(a, b projections.Product) int { return strings.Compare(a.Title, b.Title) },
+		"quantity":    func(a, b projections.Product) int { return int(a.Quantity - b.Quantity) },
+		"updated_at":  func(a, b projections.Product) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
+		"listing_id":  func(a, b projections.Product) int { return int(a.ListingID - b.ListingID) },
+		"-title":      func(a, b projections.Product) int { return -strings.Compare(a.Title, b.Title) },
+		"-quantity":   func(a, b projections.Product) int { return int(b.Quantity - a.Quantity) },
+		"-updated_at": func(a, b projections.Product) int { return b.UpdatedAt.Compare(a.UpdatedAt) },
 	}
 	for key, cmpFn := range sorts {
 		got := allProducts(t, h, tok, "sort="+key)
 		want := slices.Clone(all)
-		slices.SortStableFunc(want, func(a, b httpapi.Product) int {
+		slices.SortStableFunc(want, func(a, b projections.Product) int {
 			if c := cmpFn(a, b); c != 0 {
 				return c
 			}
@@ -214,7 +214,7 @@ func TestSalesFiltersSeriesAndTopProducts(t *testing.T) {
 		}
 	}
 	top := getJSON[struct {
-		Items []httpapi.TopProduct `json:"items"`
+		Items []projections.TopProduct `json:"items"`
 	}](t, h, tok, "/v1/shops/11/top-products?by=revenue&from=2026-01-01&to=2026-03-01&limit=100")
 	if len(top.Items) != len(units) {
 		t.Errorf("top products lists %d listings, log sold %d", len(top.Items), len(units))
@@ -229,7 +229,7 @@ func TestSalesFiltersSeriesAndTopProducts(t *testing.T) {
 	}
 
 	series := getJSON[struct {
-		Days []httpapi.DailySales `json:"days"`
+		Days []projections.DailySales `json:"days"`
 	}](t, h, tok, "/v1/shops/11/sales/daily?from=2026-01-01&to=2026-03-01")
 	if len(series.Days) != 59 {
 		t.Errorf("series has %d points, want one per day of Jan and Feb (59)", len(series.Days))

@@ -19,6 +19,7 @@ import (
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/projections"
 )
 
 // rawRequest is a request as a client puts it on the wire: the path and
@@ -396,7 +397,7 @@ func TestSlowWriteAfterItsBodyCompletes(t *testing.T) {
 // UTF-8.
 type encodingErrors struct{ httpapi.ProductReader }
 
-func (encodingErrors) ListProducts(context.Context, httpapi.ProductFilter) ([]httpapi.Product, error) {
+func (encodingErrors) ListProducts(context.Context, projections.ProductFilter) ([]projections.Product, error) {
 	return nil, fmt.Errorf("list products: %w", &pgconn.PgError{Code: "22021", Message: "invalid byte sequence for encoding \"UTF8\": 0xff"})
 }
 

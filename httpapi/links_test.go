@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/projections"
 )
 
 // A sale that came by webhook links to the webhook's evidence for an
@@ -29,10 +30,10 @@ func TestMovementLinksFollowTheWebhookAndTheRole(t *testing.T) {
 		ReceiptID: 119999, TransactionID: 1199990}).WithMetadata(cause)).Events[0].EventID
 	w.project()
 
-	movement := func(token string) httpapi.Movement {
+	movement := func(token string) linkedMovement {
 		t.Helper()
 		page := getJSON[struct {
-			Items []httpapi.Movement `json:"items"`
+			Items []linkedMovement `json:"items"`
 		}](t, h, token, variantPath(v)+"/history?order=desc&limit=100")
 		for _, m := range page.Items {
 			if m.EventID == sold.String() {
@@ -40,7 +41,7 @@ func TestMovementLinksFollowTheWebhookAndTheRole(t *testing.T) {
 			}
 		}
 		t.Fatalf("the webhook's sale is not in the history")
-		return httpapi.Movement{}
+		return linkedMovement{}
 	}
 	str := func(s string) *string { return &s }
 	asAuditor := movement(w.tokens[1].auditor)
@@ -60,7 +61,7 @@ func TestMovementLinksFollowTheWebhookAndTheRole(t *testing.T) {
 	}
 	// Every link a seller is given answers the seller.
 	page := getJSON[struct {
-		Items []httpapi.Movement `json:"items"`
+		Items []linkedMovement `json:"items"`
 	}](t, h, w.tokens[1].seller, variantPath(v)+"/history?limit=100")
 	for _, m := range page.Items {
 		for _, l := range []*string{m.Links.Event, m.Links.Receipt, m.Links.Webhook} {
@@ -72,4 +73,10 @@ func TestMovementLinksFollowTheWebhookAndTheRole(t *testing.T) {
 			}
 		}
 	}
+}
+
+// linkedMovement is a movement of a history page as the API sends it.
+type linkedMovement struct {
+	projections.Movement
+	Links httpapi.MovementLinks `json:"links"`
 }

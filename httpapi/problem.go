@@ -14,6 +14,8 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shopledger/shopledger/projections"
 )
 
 // Errors handlers return; problemFor maps them to HTTP answers.
@@ -96,7 +98,7 @@ func problemFor(err error) (p Problem, internal bool) {
 		// their input first; this keeps anything they miss a 400.
 		return Problem{Type: problemBase + "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest,
 			Detail: "the request holds text that is not valid UTF-8 or contains a NUL byte"}, false
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, projections.ErrNotFound):
 		return Problem{Type: problemBase + "not-found", Title: "Not found", Status: http.StatusNotFound}, false
 	case errors.Is(err, ErrUnauthenticated):
 		return Problem{Type: problemBase + "unauthenticated", Title: "Unauthenticated", Status: http.StatusUnauthorized,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
@@ -56,7 +57,7 @@ var skuShapes = []string{"MUG-%d-%d", "TEE/%d %d", "%d:%d+ä", "%d%%off%d", ""}
 
 func newWorld(t testing.TB, db *pgtest.Database, seed uint64) *world {
 	es := eventstore.New(db.DB)
-	alerter, err := alerts.NewAlerter(es, alerts.AlerterConfig{DefaultThreshold: alerts.DefaultThreshold}, slog.New(slog.DiscardHandler), nil)
+	alerter, err := alerts.NewAlerter(es, alerts.AlerterConfig{DefaultThreshold: domain.DefaultLowStockThreshold}, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,96 +16,41 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/projections"
 )
 
 // ShopReader reads the shops read model.
 type ShopReader interface {
-	ListShops(ctx context.Context, shops []int64) ([]Shop, error)
-	GetShop(ctx context.Context, shops []int64, shopID int64) (Shop, error)
-}
-
-// ProductFilter selects products among Shops.
-type ProductFilter struct {
-	Shops          []int64
-	ShopID         int64
-	State          string
-	LowStockOnly   bool
-	Search         string // substring of the title or of a variant's SKU
-	IncludeDeleted bool
-	Sort           ProductSort
-	After          *ProductCursor
-	Limit          int
-}
-
-// ProductSort is a sort key and direction.
-type ProductSort struct {
-	Key  string // listing_id, title, quantity, updated_at
-	Desc bool
-}
-
-// ProductCursor is the sort key of the last row of a page, and the sort it
-// was made for: it means nothing under another.
-type ProductCursor struct {
-	ListingID int64     `json:"l"`
-	Title     string    `json:"t,omitempty"`
-	Quantity  int64     `json:"q,omitempty"`
-	UpdatedAt time.Time `json:"u,omitzero"`
-	// Sort is the sort parameter's value; empty is the default sort.
-	Sort string `json:"o,omitempty"`
+	ListShops(ctx context.Context, shops []int64) ([]projections.Shop, error)
+	GetShop(ctx context.Context, shops []int64, shopID int64) (projections.Shop, error)
 }
 
 // ProductReader reads products and their variants.
 type ProductReader interface {
-	ListProducts(ctx context.Context, f ProductFilter) ([]Product, error)
-	GetProduct(ctx context.Context, shops []int64, listingID int64) (ProductDetail, error)
-}
-
-// HistoryFilter selects one variant's movements.
-type HistoryFilter struct {
-	Shops      []int64
-	ListingID  int64
-	VariantKey string
-	From, To   time.Time // business time, To exclusive
-	AfterSeq   int64     // with Desc, the page continues below this seq
-	Desc       bool
-	Limit      int
+	ListProducts(ctx context.Context, f projections.ProductFilter) ([]projections.Product, error)
+	GetProduct(ctx context.Context, shops []int64, listingID int64) (projections.ProductDetail, error)
 }
 
 // StockReader reads stock movements and balances as of an instant.
 type StockReader interface {
 	// VariantShop returns the shop of a variant among shops, or ErrNotFound.
 	VariantShop(ctx context.Context, shops []int64, listingID int64, variantKey string) (int64, error)
-	History(ctx context.Context, f HistoryFilter) ([]Movement, error)
-	VariantStockAt(ctx context.Context, shops []int64, listingID int64, variantKey string, at time.Time) (VariantStock, error)
+	History(ctx context.Context, f projections.HistoryFilter) ([]projections.Movement, error)
+	VariantStockAt(ctx context.Context, shops []int64, listingID int64, variantKey string, at time.Time) (projections.VariantStock, error)
 	// ShopStockAt pages the shop's variants by (listing_id, variant_key)
 	// after the given key.
-	ShopStockAt(ctx context.Context, shops []int64, shopID int64, at time.Time, afterListing int64, afterKey string, limit int) ([]VariantStock, error)
-}
-
-// SaleFilter selects sales among Shops, newest first.
-type SaleFilter struct {
-	Shops    []int64
-	ShopID   int64
-	Status   string
-	From, To time.Time // creation time, To exclusive
-	After    *SaleCursor
-	Limit    int
-}
-
-// SaleCursor is the last row of a sales page.
-type SaleCursor struct {
-	CreatedAt time.Time `json:"c"`
-	ReceiptID int64     `json:"r"`
+	ShopStockAt(ctx context.Context, shops []int64, shopID int64, at time.Time, afterListing int64, afterKey string, limit int) ([]projections.VariantStock, error)
 }
 
 // SalesReader reads sales, their items and aggregates.
 type SalesReader interface {
-	ListSales(ctx context.Context, f SaleFilter) ([]Sale, error)
-	GetSale(ctx context.Context, shops []int64, receiptID int64) (SaleDetail, error)
-	DailySales(ctx context.Context, shops []int64, shopID int64, from, to time.Time) ([]DailySales, error)
-	TopProducts(ctx context.Context, shops []int64, shopID int64, from, to time.Time, byRevenue bool, limit int) ([]TopProduct, error)
+	ListSales(ctx context.Context, f projections.SaleFilter) ([]projections.Sale, error)
+	GetSale(ctx context.Context, shops []int64, receiptID int64) (projections.SaleDetail, error)
+	DailySales(ctx context.Context, shops []int64, shopID int64, from, to time.Time) ([]projections.DailySales, error)
+	TopProducts(ctx context.Context, shops []int64, shopID int64, from, to time.Time, byRevenue bool, limit int) ([]projections.TopProduct, error)
 }
 
 // ThresholdSetter appends threshold events; *eventstore.Store is one.
@@ -213,22 +158,20 @@ func (s *server) getShop(w http.ResponseWriter, r *http.Request, p Principal) er
 	return nil
 }
 
-var productSortKeys = map[string]bool{"listing_id": true, "title": true, "quantity": true, "updated_at": true}
-
 // param is the sort as the sort parameter spells it.
-func (ps ProductSort) param() string {
+func sortParam(ps projections.ProductSort) string {
 	if ps.Desc {
 		return "-" + ps.Key
 	}
 	return ps.Key
 }
 
-func parseProductSort(s string) (ProductSort, error) {
+func parseProductSort(s string) (projections.ProductSort, error) {
 	if s == "" {
-		return ProductSort{Key: "listing_id"}, nil
+		return projections.ProductSort{Key: "listing_id"}, nil
 	}
-	ps := ProductSort{Key: strings.TrimPrefix(s, "-"), Desc: strings.HasPrefix(s, "-")}
-	if !productSortKeys[ps.Key] {
+	ps := projections.ProductSort{Key: strings.TrimPrefix(s, "-"), Desc: strings.HasPrefix(s, "-")}
+	if !projections.KnownProductSort(ps.Key) {
 		return ps, badInput("sort", "want listing_id, title, quantity or updated_at, with - for descending")
 	}
 	return ps, nil
@@ -252,7 +195,7 @@ func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principa
 		return err
 	}
 	q := r.URL.Query()
-	pf := ProductFilter{Shops: p.Shops, Search: strings.TrimSpace(q.Get("q"))}
+	pf := projections.ProductFilter{Shops: p.Shops, Search: strings.TrimSpace(q.Get("q"))}
 	if pf.State, err = optEnum(q, "state", listingStates); err != nil {
 		return err
 	}
@@ -272,11 +215,11 @@ func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principa
 		return err
 	}
 	if c := q.Get("cursor"); c != "" {
-		pf.After = &ProductCursor{}
+		pf.After = &projections.ProductCursor{}
 		if err := decodeCursor(c, pf.After); err != nil {
 			return err
 		}
-		if made := cmp.Or(pf.After.Sort, "listing_id"); made != pf.Sort.param() {
+		if made := cmp.Or(pf.After.Sort, "listing_id"); made != sortParam(pf.Sort) {
 			return badInput("cursor", "this cursor was made for sort=%s; send that sort, or start again without a cursor", made)
 		}
 	}
@@ -286,8 +229,8 @@ func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principa
 		return err
 	}
 	var page productPage
-	page.Items, page.NextCursor = pageOf(items, pf.Limit, func(last Product) any {
-		return ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt, Sort: pf.Sort.param()}
+	page.Items, page.NextCursor = pageOf(items, pf.Limit, func(last projections.Product) any {
+		return projections.ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt, Sort: sortParam(pf.Sort)}
 	})
 	nextLink(w, r, page.NextCursor)
 	respond(w, f, "products", page)
@@ -319,7 +262,7 @@ func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Princi
 	if err != nil {
 		return err
 	}
-	hf := HistoryFilter{Shops: p.Shops}
+	hf := projections.HistoryFilter{Shops: p.Shops}
 	if hf.ListingID, err = pathID(r, "listingID"); err != nil {
 		return err
 	}
@@ -362,9 +305,8 @@ func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Princi
 	if err != nil {
 		return err
 	}
-	linkMovements(items, p.Role)
 	page := historyPage{ListingID: hf.ListingID, VariantKey: hf.VariantKey}
-	page.Items, page.NextCursor = pageOf(items, hf.Limit, func(last Movement) any { return historyCursor{Seq: last.Seq, Desc: hf.Desc} })
+	page.Items, page.NextCursor = pageOf(linkMovements(items, p.Role), hf.Limit, func(last movement) any { return historyCursor{Seq: last.Seq, Desc: hf.Desc} })
 	nextLink(w, r, page.NextCursor)
 	respond(w, f, "stock-history", page)
 	return nil
@@ -449,7 +391,7 @@ func (s *server) listSales(w http.ResponseWriter, r *http.Request, p Principal) 
 		return err
 	}
 	q := r.URL.Query()
-	sf := SaleFilter{Shops: p.Shops}
+	sf := projections.SaleFilter{Shops: p.Shops}
 	if sf.Status, err = optEnum(q, "status", saleStatuses); err != nil {
 		return err
 	}
@@ -463,7 +405,7 @@ func (s *server) listSales(w http.ResponseWriter, r *http.Request, p Principal) 
 		return err
 	}
 	if c := q.Get("cursor"); c != "" {
-		sf.After = &SaleCursor{}
+		sf.After = &projections.SaleCursor{}
 		if err := decodeCursor(c, sf.After); err != nil {
 			return err
 		}
@@ -474,8 +416,8 @@ func (s *server) listSales(w http.ResponseWriter, r *http.Request, p Principal) 
 		return err
 	}
 	var page salePage
-	page.Items, page.NextCursor = pageOf(items, sf.Limit, func(last Sale) any {
-		return SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
+	page.Items, page.NextCursor = pageOf(items, sf.Limit, func(last projections.Sale) any {
+		return projections.SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
 	})
 	nextLink(w, r, page.NextCursor)
 	respond(w, f, "sales", page)
@@ -575,9 +517,6 @@ type thresholdBody struct {
 	Threshold *int64 `json:"threshold"`
 }
 
-// maxThreshold keeps thresholds within what a seller could mean.
-const maxThreshold = 1_000_000
-
 // maxBody bounds write bodies; a threshold is a few bytes.
 const maxBody = 4 << 10
 
@@ -610,21 +549,24 @@ func decodeThreshold(w http.ResponseWriter, r *http.Request) (int64, error) {
 	if b.Threshold == nil {
 		return 0, badInput("threshold", "required")
 	}
-	if *b.Threshold < 0 || *b.Threshold > maxThreshold {
-		return 0, badInput("threshold", "want 0 to %d", maxThreshold)
+	if domain.CheckThreshold(*b.Threshold) != nil {
+		return 0, badInput("threshold", "want 0 to %d", domain.MaxThreshold)
 	}
 	return *b.Threshold, nil
 }
 
-func (s *server) appendThreshold(w http.ResponseWriter, r *http.Request, p Principal, stream string, ts events.StockThresholdSet) error {
-	ts.Actor = p.Actor()
-	ev := events.New(stream, ts.ShopID, s.cfg.Now(), ts).WithMetadata(events.Metadata{
+func (s *server) appendThreshold(w http.ResponseWriter, r *http.Request, p Principal, target domain.ThresholdTarget, threshold int64) error {
+	ts, err := domain.SetThreshold(target, threshold, p.Actor())
+	if err != nil {
+		return fmt.Errorf("set threshold: %w", err)
+	}
+	ev := events.New(target.Stream(), ts.ShopID, s.cfg.Now(), ts).WithMetadata(events.Metadata{
 		Source:        "query-api",
 		Actor:         ts.Actor,
 		RequestID:     requestIDOf(r.Context()),
 		CorrelationID: requestIDOf(r.Context()),
 	})
-	res, err := s.cfg.Data.Thresholds.Append(r.Context(), stream, eventstore.Any, ev)
+	res, err := s.cfg.Data.Thresholds.Append(r.Context(), target.Stream(), eventstore.Any, ev)
 	if err != nil {
 		return fmt.Errorf("set threshold: %w", err)
 	}
@@ -647,8 +589,7 @@ func (s *server) putShopThreshold(w http.ResponseWriter, r *http.Request, p Prin
 	if err != nil {
 		return err
 	}
-	return s.appendThreshold(w, r, p, events.ShopStream(shopID),
-		events.StockThresholdSet{Scope: events.ScopeShop, ShopID: shopID, Threshold: th})
+	return s.appendThreshold(w, r, p, domain.ThresholdTarget{ShopID: shopID}, th)
 }
 
 func (s *server) putListingThreshold(w http.ResponseWriter, r *http.Request, p Principal) error {
@@ -665,8 +606,7 @@ func (s *server) putListingThreshold(w http.ResponseWriter, r *http.Request, p P
 	if err != nil {
 		return err
 	}
-	return s.appendThreshold(w, r, p, events.ListingStream(listingID),
-		events.StockThresholdSet{Scope: events.ScopeListing, ShopID: prod.ShopID, ListingID: listingID, Threshold: th})
+	return s.appendThreshold(w, r, p, domain.ThresholdTarget{ShopID: prod.ShopID, ListingID: listingID}, th)
 }
 
 func (s *server) putVariantThreshold(w http.ResponseWriter, r *http.Request, p Principal) error {
@@ -693,6 +633,5 @@ func (s *server) putVariantThreshold(w http.ResponseWriter, r *http.Request, p P
 	if !found {
 		return ErrNotFound
 	}
-	return s.appendThreshold(w, r, p, events.ListingStream(listingID),
-		events.StockThresholdSet{Scope: events.ScopeVariant, ShopID: prod.ShopID, ListingID: listingID, VariantKey: key, Threshold: th})
+	return s.appendThreshold(w, r, p, domain.ThresholdTarget{ShopID: prod.ShopID, ListingID: listingID, VariantKey: key}, th)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/projections"
 )
 
 // Checklist 44: a write takes only the fields it documents; owner and
@@ -110,7 +111,7 @@ func TestThresholdWritesRejectUnknownAndTenantFields(t *testing.T) {
 	// Once projected, the product shows the variant's new line.
 	w.project()
 	prod := do(t, h, call{path: fmt.Sprintf("/v1/products/%d", v.listing), token: tok})
-	var detail httpapi.ProductDetail
+	var detail projections.ProductDetail
 	if err := json.Unmarshal(prod.Body.Bytes(), &detail); err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +139,8 @@ func TestPageSizeIsCapped(t *testing.T) {
 			t.Fatalf("limit=%s: %d %s", limit, got.Code, got.Body)
 		}
 		var page struct {
-			Items      []httpapi.Movement `json:"items"`
-			NextCursor string             `json:"next_cursor"`
+			Items      []linkedMovement `json:"items"`
+			NextCursor string           `json:"next_cursor"`
 		}
 		if err := json.Unmarshal(got.Body.Bytes(), &page); err != nil {
 			t.Fatal(err)
@@ -175,7 +176,7 @@ type slowProducts struct {
 	db *sql.DB
 }
 
-func (s slowProducts) ListProducts(ctx context.Context, _ httpapi.ProductFilter) ([]httpapi.Product, error) {
+func (s slowProducts) ListProducts(ctx context.Context, _ projections.ProductFilter) ([]projections.Product, error) {
 	_, err := s.db.ExecContext(ctx, `SELECT pg_sleep(60) /* slow-products-test */`)
 	return nil, err
 }

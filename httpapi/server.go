@@ -15,8 +15,8 @@ import (
 )
 
 // Config is what the API needs. Every reader is a small interface declared
-// next to the handlers that use it; cmd/query passes a *Store for all of
-// them.
+// next to the handlers that use it; cmd/query passes one
+// *projections.Reader for the read models and the log.
 type Config struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
 )
 
@@ -138,7 +139,7 @@ func exportRows(t *testing.T, h http.Handler, token, path string) []map[string]a
 		t.Errorf("export Content-Type %q", ct)
 	}
 	var out []map[string]any
-	if _, err := httpapi.ReadExport(w.Body, func(ev httpapi.LoggedEvent) error {
+	if _, err := httpapi.ReadExport(w.Body, func(ev eventstore.LoggedEvent) error {
 		b, err := json.Marshal(ev)
 		if err != nil {
 			return err

@@ -9,62 +9,63 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
 )
 
-// Product is an Etsy listing with its variants.
-type Product struct {
-	ShopID    int64        `json:"shop_id"`
-	ListingID int64        `json:"listing_id"`
-	Title     string       `json:"title"`
-	State     string       `json:"state"`
-	URL       string       `json:"url,omitempty"`
-	Price     events.Money `json:"price"`
+// productRow is an Etsy listing with its variants.
+type productRow struct {
+	ShopID    int64
+	ListingID int64
+	Title     string
+	State     string
+	URL       string
+	Price     events.Money
 	// LowStockThreshold is the listing-wide line when one was set.
-	LowStockThreshold *int64     `json:"low_stock_threshold,omitempty"`
-	Deleted           bool       `json:"deleted"`
-	EtsyUpdatedAt     *time.Time `json:"etsy_updated_at,omitempty"`
-	CreatedAt         time.Time  `json:"created_at"`
-	UpdatedAt         time.Time  `json:"updated_at"`
-	LastPosition      int64      `json:"last_position"`
+	LowStockThreshold *int64
+	Deleted           bool
+	EtsyUpdatedAt     *time.Time
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	LastPosition      int64
 
 	// Filled by readers.
-	Quantity int64     `json:"quantity"` // sum over active variants
-	Variants []Variant `json:"variants"`
+	Quantity int64 // sum over active variants
+	Variants []variantRow
 }
 
-// Variant is one purchasable variant of a listing and its stock.
-type Variant struct {
-	ShopID     int64        `json:"shop_id"`
-	ListingID  int64        `json:"listing_id"`
-	Key        string       `json:"variant_key"`
-	SKU        string       `json:"sku,omitempty"`
-	ProductID  int64        `json:"product_id,omitempty"`
-	Properties string       `json:"properties,omitempty"`
-	Price      events.Money `json:"price"`
-	Enabled    bool         `json:"enabled"`
+// variantRow is one purchasable variant of a listing and its stock.
+type variantRow struct {
+	ShopID     int64
+	ListingID  int64
+	Key        string
+	SKU        string
+	ProductID  int64
+	Properties string
+	Price      events.Money
+	Enabled    bool
 	// Active is false when the listing's latest description no longer has
 	// the variant, or the variant was only seen in a stock movement.
-	Active bool `json:"active"`
+	Active bool
 	// Quantity is the ledger's balance: the sum of the variant's movements.
-	Quantity int64 `json:"quantity"`
+	Quantity int64
 	// OwnThreshold is the variant's own low-stock line when one was set.
-	OwnThreshold     *int64     `json:"-"`
-	ObservedQuantity *int64     `json:"observed_quantity,omitempty"`
-	ObservedAt       *time.Time `json:"observed_at,omitempty"`
-	DriftExpected    *int64     `json:"drift_expected,omitempty"`
-	DriftObserved    *int64     `json:"drift_observed,omitempty"`
-	DriftAt          *time.Time `json:"drift_at,omitempty"`
-	LastMovementAt   *time.Time `json:"last_movement_at,omitempty"`
-	UpdatedAt        time.Time  `json:"updated_at"`
-	LastPosition     int64      `json:"last_position"`
+	OwnThreshold     *int64
+	ObservedQuantity *int64
+	ObservedAt       *time.Time
+	DriftExpected    *int64
+	DriftObserved    *int64
+	DriftAt          *time.Time
+	LastMovementAt   *time.Time
+	UpdatedAt        time.Time
+	LastPosition     int64
 
 	// Filled by readers: the line that applies (variant, else listing,
 	// else shop default, else DefaultLowStockThreshold) and where it
 	// comes from.
-	LowStockThreshold int64  `json:"low_stock_threshold"`
-	ThresholdSource   string `json:"threshold_source"` // variant, listing, shop, default
-	LowStock          bool   `json:"low_stock"`
+	LowStockThreshold int64
+	ThresholdSource   string // variant, listing, shop, default
+	LowStock          bool
 }
 
 var productsTable = table{
@@ -74,7 +75,7 @@ var productsTable = table{
 	key: []string{"listing_id"},
 }
 
-func (p *Product) fields() []any {
+func (p *productRow) fields() []any {
 	return []any{&p.ShopID, &p.ListingID, &p.Title, &p.State, &p.URL, &p.Price.Amount, &p.Price.Currency,
 		&p.LowStockThreshold, &p.Deleted, &p.EtsyUpdatedAt, &p.CreatedAt, &p.UpdatedAt, &p.LastPosition}
 }
@@ -88,7 +89,7 @@ var variantsTable = table{
 	key: []string{"listing_id", "variant_key"},
 }
 
-func (v *Variant) fields() []any {
+func (v *variantRow) fields() []any {
 	return []any{&v.ShopID, &v.ListingID, &v.Key, &v.SKU, &v.ProductID, &v.Properties,
 		&v.Price.Amount, &v.Price.Currency, &v.Enabled, &v.Active, &v.Quantity, &v.OwnThreshold,
 		&v.ObservedQuantity, &v.ObservedAt, &v.DriftExpected, &v.DriftObserved, &v.DriftAt,
@@ -98,23 +99,23 @@ func (v *Variant) fields() []any {
 // listing is the unit the products projection loads and folds: a listing
 // and every variant it ever had.
 type listing struct {
-	product  *Product // nil until a listing event arrives
-	variants map[string]*Variant
+	product  *productRow // nil until a listing event arrives
+	variants map[string]*variantRow
 
 	dirtyProduct  bool
 	dirtyVariants map[string]bool
 }
 
 func newListing() *listing {
-	return &listing{variants: map[string]*Variant{}, dirtyVariants: map[string]bool{}}
+	return &listing{variants: map[string]*variantRow{}, dirtyVariants: map[string]bool{}}
 }
 
-func (l *listing) touchProduct(rec events.Record, shopID int64, listingID int64) *Product {
+func (l *listing) touchProduct(rec events.Record, shopID int64, listingID int64) *productRow {
 	if l.product == nil {
 		if shopID == 0 {
 			shopID = rec.ShopID
 		}
-		l.product = &Product{ShopID: shopID, ListingID: listingID, CreatedAt: rec.OccurredAt}
+		l.product = &productRow{ShopID: shopID, ListingID: listingID, CreatedAt: rec.OccurredAt}
 	}
 	l.product.UpdatedAt = rec.OccurredAt
 	l.product.LastPosition = rec.Position
@@ -122,14 +123,14 @@ func (l *listing) touchProduct(rec events.Record, shopID int64, listingID int64)
 	return l.product
 }
 
-func (l *listing) touchVariant(rec events.Record, listingID int64, key string) *Variant {
+func (l *listing) touchVariant(rec events.Record, listingID int64, key string) *variantRow {
 	v := l.variants[key]
 	if v == nil {
 		shopID := rec.ShopID
 		if l.product != nil {
 			shopID = l.product.ShopID
 		}
-		v = &Variant{ShopID: shopID, ListingID: listingID, Key: key, Enabled: true}
+		v = &variantRow{ShopID: shopID, ListingID: listingID, Key: key, Enabled: true}
 		l.variants[key] = v
 	}
 	v.UpdatedAt = rec.OccurredAt
@@ -321,7 +322,7 @@ func (p *Products) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]s
 
 func loadListing(ctx context.Context, tx *sql.Tx, id int64) (*listing, error) {
 	l := newListing()
-	p := &Product{}
+	p := &productRow{}
 	err := tx.QueryRowContext(ctx, `SELECT `+productsTable.columnList("")+` FROM products WHERE listing_id = $1`, id).Scan(p.fields()...)
 	switch {
 	case err == nil:
@@ -335,7 +336,7 @@ func loadListing(ctx context.Context, tx *sql.Tx, id int64) (*listing, error) {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		v := &Variant{}
+		v := &variantRow{}
 		if err := rows.Scan(v.fields()...); err != nil {
 			return nil, fmt.Errorf("load variants of %d: %w", id, err)
 		}
@@ -372,7 +373,7 @@ func (p *Products) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Recor
 		return fmt.Errorf("prefetch listings: %w", err)
 	}
 	for rows.Next() {
-		pr := &Product{}
+		pr := &productRow{}
 		if err := rows.Scan(pr.fields()...); err != nil {
 			rows.Close()
 			return fmt.Errorf("prefetch listings: %w", err)
@@ -389,7 +390,7 @@ func (p *Products) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Recor
 	}
 	defer rows.Close()
 	for rows.Next() {
-		v := &Variant{}
+		v := &variantRow{}
 		if err := rows.Scan(v.fields()...); err != nil {
 			return fmt.Errorf("prefetch variants: %w", err)
 		}
@@ -443,216 +444,251 @@ func (r *productsRebuild) finish(emit emitFunc) error {
 	return nil
 }
 
-// ProductFilter narrows ListProducts.
+// Readers.
+
+// Product is a listing with its stock summed over its active variants.
+type Product struct {
+	ListingID int64        `json:"listing_id"`
+	ShopID    int64        `json:"shop_id"`
+	Title     string       `json:"title"`
+	State     string       `json:"state"`
+	URL       string       `json:"url"`
+	Price     events.Money `json:"price"`
+	Quantity  int64        `json:"quantity"`
+	// VariantCount and LowStockVariants count active variants only.
+	VariantCount     int64 `json:"variant_count"`
+	LowStockVariants int64 `json:"low_stock_variants"`
+	// LowStockThreshold is the listing-wide line, null when unset.
+	LowStockThreshold *int64    `json:"low_stock_threshold"`
+	Deleted           bool      `json:"deleted"`
+	UpdatedAt         time.Time `json:"updated_at"`
+}
+
+// Variant is one purchasable variant with its ledger balance.
+type Variant struct {
+	VariantKey string       `json:"variant_key"`
+	SKU        string       `json:"sku"`
+	Properties string       `json:"properties"`
+	Price      events.Money `json:"price"`
+	Enabled    bool         `json:"enabled"`
+	Active     bool         `json:"active"`
+	Quantity   int64        `json:"quantity"`
+	// LowStockThreshold is the line in force and ThresholdSource where it
+	// comes from: variant, listing, shop or default (domain.Lines).
+	LowStockThreshold int64      `json:"low_stock_threshold"`
+	ThresholdSource   string     `json:"threshold_source"`
+	LowStock          bool       `json:"low_stock"`
+	ObservedQuantity  *int64     `json:"observed_quantity"`
+	ObservedAt        *time.Time `json:"observed_at"`
+	LastMovementAt    *time.Time `json:"last_movement_at"`
+}
+
+// ProductDetail is a product with all its variants, inactive ones too.
+type ProductDetail struct {
+	Product
+	Variants []Variant `json:"variants"`
+}
+
+// ProductFilter selects products among Shops.
 type ProductFilter struct {
-	Scope Scope
-	// ListingIDs keeps only these listings.
-	ListingIDs []int64
-	// State keeps listings in one Etsy state (active, sold_out, …).
-	State string
-	// Search keeps listings whose title contains it, case-insensitively.
-	Search string
+	Shops  []int64
+	ShopID int64
+	State  string
 	// LowStockOnly keeps listings with an active variant at or below its
-	// low-stock line.
+	// line.
 	LowStockOnly   bool
+	Search         string // substring of the title or of a variant's SKU
 	IncludeDeleted bool
-	// After is the last listing id of the previous page.
-	After int64
-	Limit int
+	Sort           ProductSort
+	After          *ProductCursor
+	Limit          int
 }
 
-// GetProduct returns one listing in scope with its variants.
-func (r *Reader) GetProduct(ctx context.Context, scope Scope, listingID int64) (Product, error) {
-	ps, err := r.ListProducts(ctx, ProductFilter{Scope: scope, ListingIDs: []int64{listingID}, Limit: 1, IncludeDeleted: true})
-	if err != nil {
-		return Product{}, fmt.Errorf("get product %d: %w", listingID, err)
-	}
-	if len(ps) == 0 || ps[0].ListingID != listingID {
-		return Product{}, fmt.Errorf("get product %d: %w", listingID, ErrNotFound)
-	}
-	return ps[0], nil
+// ProductSort is a sort key and direction.
+type ProductSort struct {
+	Key  string // listing_id, title, quantity, updated_at
+	Desc bool
 }
 
-// variantSelect is the variants with the low-stock line that applies.
-const variantSelect = `SELECT v.shop_id, v.listing_id, v.variant_key, v.sku, v.product_id, v.properties,
-	v.price_amount, v.price_currency, v.enabled, v.active, v.quantity, v.low_stock_threshold,
-	v.observed_quantity, v.observed_at, v.drift_expected, v.drift_observed, v.drift_at,
-	v.last_movement_at, v.updated_at, v.last_position,
-	coalesce(v.low_stock_threshold, p.low_stock_threshold, s.default_low_stock_threshold, 5) AS threshold,
-	CASE WHEN v.low_stock_threshold IS NOT NULL THEN 'variant'
-	     WHEN p.low_stock_threshold IS NOT NULL THEN 'listing'
-	     WHEN s.default_low_stock_threshold IS NOT NULL THEN 'shop'
-	     ELSE 'default' END AS threshold_source
-FROM product_variants v
-LEFT JOIN products p ON p.listing_id = v.listing_id
-LEFT JOIN shops s ON s.shop_id = v.shop_id`
+// ProductCursor is the sort key of the last row of a page, and the sort it
+// was made for: it means nothing under another.
+type ProductCursor struct {
+	ListingID int64     `json:"l"`
+	Title     string    `json:"t,omitempty"`
+	Quantity  int64     `json:"q,omitempty"`
+	UpdatedAt time.Time `json:"u,omitzero"`
+	// Sort is the sort parameter's value; empty is the default sort.
+	Sort string `json:"o,omitempty"`
+}
 
-// lowStockCond is true for an active variant at or below its line.
-const lowStockCond = `v.active AND v.quantity <= coalesce(v.low_stock_threshold, p.low_stock_threshold, s.default_low_stock_threshold, 5)`
+// productSQL builds the product and variant selects around the line in
+// force for a variant row pv of product p in shop sh: domain.Lines.Resolve
+// written in SQL, so that the low_stock filter and the counts are
+// answered by the database. The default is a number the reader was
+// configured with, written as a literal so that every query keeps one
+// plan.
+func productSQL(def int64) (products, variants string) {
+	threshold := fmt.Sprintf(`coalesce(pv.low_stock_threshold, p.low_stock_threshold, sh.default_low_stock_threshold, %d)`, def)
+	products = `
+SELECT p.listing_id, p.shop_id, p.title, p.state, p.url, p.price_amount, p.price_currency,
+       v.quantity, v.variants, v.low, p.low_stock_threshold, p.deleted, p.updated_at
+FROM products p
+LEFT JOIN shops sh ON sh.shop_id = p.shop_id
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(pv.quantity), 0)::bigint AS quantity, count(*) AS variants,
+           count(*) FILTER (WHERE pv.quantity <= ` + threshold + `) AS low
+    FROM product_variants pv
+    WHERE pv.listing_id = p.listing_id AND pv.active
+) v`
+	variants = `
+SELECT pv.variant_key, pv.sku, pv.properties, pv.price_amount, pv.price_currency, pv.enabled, pv.active, pv.quantity,
+       pv.low_stock_threshold, p.low_stock_threshold, sh.default_low_stock_threshold,
+       pv.observed_quantity, pv.observed_at, pv.last_movement_at
+FROM product_variants pv
+JOIN products p ON p.listing_id = pv.listing_id
+LEFT JOIN shops sh ON sh.shop_id = p.shop_id
+WHERE pv.listing_id = $1 AND pv.shop_id = $2
+ORDER BY pv.variant_key`
+	return products, variants
+}
 
-func scanVariants(rows *sql.Rows) ([]Variant, error) {
-	defer rows.Close()
-	var out []Variant
-	for rows.Next() {
-		var v Variant
-		dest := append(v.fields(), &v.LowStockThreshold, &v.ThresholdSource)
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
+func scanProduct(row interface{ Scan(...any) error }) (Product, error) {
+	var p Product
+	err := row.Scan(&p.ListingID, &p.ShopID, &p.Title, &p.State, &p.URL, &p.Price.Amount, &p.Price.Currency,
+		&p.Quantity, &p.VariantCount, &p.LowStockVariants, &p.LowStockThreshold, &p.Deleted, &p.UpdatedAt)
+	p.UpdatedAt = utc(p.UpdatedAt)
+	return p, err
+}
+
+// productOrder maps a sort key to its SQL expression. Keys come from an
+// allow-list; nothing from the client reaches the SQL text.
+var productOrder = map[string]string{
+	"listing_id": "p.listing_id",
+	// Byte order, so that pages come in the order a client's plain string
+	// comparison expects, whatever the database's collation.
+	"title":      `p.title COLLATE "C"`,
+	"quantity":   "v.quantity",
+	"updated_at": "p.updated_at",
+}
+
+// KnownProductSort reports whether key is a sort ListProducts knows.
+func KnownProductSort(key string) bool {
+	_, ok := productOrder[key]
+	return ok
+}
+
+// likePattern escapes LIKE's wildcards so a search is a plain substring.
+func likePattern(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(s) + "%"
+}
+
+// ListProducts pages products by the filter's sort key, then listing id.
+func (r *Reader) ListProducts(ctx context.Context, f ProductFilter) ([]Product, error) {
+	col, ok := productOrder[f.Sort.Key]
+	if !ok {
+		return nil, fmt.Errorf("list products: unknown sort %q", f.Sort.Key)
+	}
+	var w where
+	w.add("p.shop_id = ANY(%s)", f.Shops)
+	if f.ShopID != 0 {
+		w.add("p.shop_id = %s", f.ShopID)
+	}
+	if f.State != "" {
+		w.add("p.state = %s", f.State)
+	}
+	if !f.IncludeDeleted {
+		w.conds = append(w.conds, "NOT p.deleted")
+	}
+	if f.LowStockOnly {
+		w.conds = append(w.conds, "v.low > 0")
+	}
+	if f.Search != "" {
+		pat := w.arg(likePattern(f.Search))
+		w.conds = append(w.conds, fmt.Sprintf(`(p.title ILIKE %[1]s OR EXISTS (
+			SELECT 1 FROM product_variants sv WHERE sv.listing_id = p.listing_id AND sv.sku ILIKE %[1]s))`, pat))
+	}
+	dir, cmp := "ASC", ">"
+	if f.Sort.Desc {
+		dir, cmp = "DESC", "<"
+	}
+	if c := f.After; c != nil {
+		var key any
+		switch f.Sort.Key {
+		case "title":
+			key = c.Title
+		case "quantity":
+			key = c.Quantity
+		case "updated_at":
+			key = c.UpdatedAt.UTC()
 		}
-		v.ObservedAt, v.DriftAt, v.LastMovementAt = utcPtr(v.ObservedAt), utcPtr(v.DriftAt), utcPtr(v.LastMovementAt)
-		v.UpdatedAt = utc(v.UpdatedAt)
-		v.LowStock = v.Active && v.Quantity <= v.LowStockThreshold
-		out = append(out, v)
+		if key == nil {
+			w.add("p.listing_id "+cmp+" %s", c.ListingID)
+		} else {
+			w.add("("+col+", p.listing_id) "+cmp+" (%s, %s)", key, c.ListingID)
+		}
+	}
+	order := fmt.Sprintf("%s %s, p.listing_id %s", col, dir, dir)
+	if f.Sort.Key == "listing_id" {
+		order = "p.listing_id " + dir
+	}
+	rows, err := r.db.QueryContext(ctx, r.productSelect+" WHERE "+w.sql()+" ORDER BY "+order+" LIMIT "+w.arg(f.Limit), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", err)
+	}
+	defer rows.Close()
+	var out []Product
+	for rows.Next() {
+		p, err := scanProduct(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list products: %w", err)
+		}
+		out = append(out, p)
 	}
 	return out, rows.Err()
 }
 
-// ListProducts returns listings in scope ordered by listing id, each with
-// all its variants (inactive ones too).
-func (r *Reader) ListProducts(ctx context.Context, f ProductFilter) ([]Product, error) {
-	if f.Scope.empty() {
-		return nil, nil
+// GetProduct returns a listing of shops with all its variants.
+func (r *Reader) GetProduct(ctx context.Context, shops []int64, listingID int64) (ProductDetail, error) {
+	p, err := scanProduct(r.db.QueryRowContext(ctx, r.productSelect+` WHERE p.listing_id = $2 AND p.shop_id = ANY($1)`, shops, listingID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ProductDetail{}, fmt.Errorf("get product %d: %w", listingID, ErrNotFound)
 	}
-	var b query
-	f.Scope.where(&b, "p.shop_id")
-	if len(f.ListingIDs) > 0 {
-		b.cond("p.listing_id = ANY($?)", f.ListingIDs)
-	}
-	if f.State != "" {
-		b.cond("p.state = $?", f.State)
-	}
-	if f.Search != "" {
-		b.cond("p.title ILIKE $?", "%"+escapeLike(f.Search)+"%")
-	}
-	if !f.IncludeDeleted {
-		b.cond("NOT p.deleted")
-	}
-	if f.LowStockOnly {
-		b.cond(`EXISTS (SELECT 1 FROM product_variants v LEFT JOIN shops s ON s.shop_id = v.shop_id
-			WHERE v.listing_id = p.listing_id AND ` + lowStockCond + `)`)
-	}
-	b.cond("p.listing_id > $?", f.After)
-	sqlText := `SELECT ` + productsTable.columnList("p") + ` FROM products p` + b.whereSQL() +
-		` ORDER BY p.listing_id LIMIT ` + b.arg(clampLimit(f.Limit))
-	rows, err := r.q.QueryContext(ctx, sqlText, b.args...)
 	if err != nil {
-		return nil, fmt.Errorf("list products: %w", err)
+		return ProductDetail{}, fmt.Errorf("get product %d: %w", listingID, err)
 	}
-	var out []Product
-	index := map[int64]int{}
-	var ids []int64
+	rows, err := r.db.QueryContext(ctx, r.variantSelect, listingID, p.ShopID)
+	if err != nil {
+		return ProductDetail{}, fmt.Errorf("get product %d variants: %w", listingID, err)
+	}
+	defer rows.Close()
+	d := ProductDetail{Product: p, Variants: []Variant{}}
 	for rows.Next() {
-		var p Product
-		if err := rows.Scan(p.fields()...); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list products: %w", err)
+		var v Variant
+		var lines domain.Lines
+		if err := rows.Scan(&v.VariantKey, &v.SKU, &v.Properties, &v.Price.Amount, &v.Price.Currency, &v.Enabled, &v.Active, &v.Quantity,
+			&lines.Variant, &lines.Listing, &lines.Shop, &v.ObservedQuantity, &v.ObservedAt, &v.LastMovementAt); err != nil {
+			return ProductDetail{}, fmt.Errorf("get product %d variants: %w", listingID, err)
 		}
-		p.EtsyUpdatedAt = utcPtr(p.EtsyUpdatedAt)
-		p.CreatedAt, p.UpdatedAt = utc(p.CreatedAt), utc(p.UpdatedAt)
-		p.Variants = []Variant{}
-		index[p.ListingID] = len(out)
-		ids = append(ids, p.ListingID)
-		out = append(out, p)
+		v.LowStockThreshold, v.ThresholdSource = lines.Resolve(r.cfg.DefaultThreshold)
+		v.LowStock = v.Active && domain.LowStock(v.Quantity, v.LowStockThreshold)
+		v.ObservedAt, v.LastMovementAt = utcPtr(v.ObservedAt), utcPtr(v.LastMovementAt)
+		d.Variants = append(d.Variants, v)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list products: %w", err)
-	}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	vrows, err := r.q.QueryContext(ctx, variantSelect+` WHERE v.listing_id = ANY($1) ORDER BY v.listing_id, v.variant_key`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("list products: variants: %w", err)
-	}
-	vs, err := scanVariants(vrows)
-	if err != nil {
-		return nil, fmt.Errorf("list products: variants: %w", err)
-	}
-	for _, v := range vs {
-		p := &out[index[v.ListingID]]
-		p.Variants = append(p.Variants, v)
-		if v.Active {
-			p.Quantity += v.Quantity
-		}
-	}
-	return out, nil
+	return d, rows.Err()
 }
 
-// VariantFilter narrows ListVariants.
-type VariantFilter struct {
-	Scope     Scope
-	ListingID int64
-	SKU       string
-	// LowStockOnly keeps active variants at or below their line.
-	LowStockOnly    bool
-	IncludeInactive bool
-	// After is the last variant of the previous page.
-	After VariantCursor
-	Limit int
-}
-
-// VariantCursor orders variants by listing id, then key.
-type VariantCursor struct {
-	ListingID int64
-	Key       string
-}
-
-// GetVariant returns one variant in scope.
-func (r *Reader) GetVariant(ctx context.Context, scope Scope, listingID int64, key string) (Variant, error) {
-	if scope.empty() {
-		return Variant{}, fmt.Errorf("get variant %d/%s: %w", listingID, key, ErrNotFound)
+// ProductShop returns the shop a listing belongs to, whoever's it is:
+// operator tools name the owner when a listing is not the shop's they
+// were told. Seller-facing code uses GetProduct.
+func (r *Reader) ProductShop(ctx context.Context, listingID int64) (int64, error) {
+	var shop int64
+	err := r.db.QueryRowContext(ctx, `SELECT shop_id FROM products WHERE listing_id = $1`, listingID).Scan(&shop)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("shop of listing %d: %w", listingID, ErrNotFound)
 	}
-	var b query
-	scope.where(&b, "v.shop_id")
-	b.cond("v.listing_id = $?", listingID)
-	b.cond("v.variant_key = $?", key)
-	rows, err := r.q.QueryContext(ctx, variantSelect+b.whereSQL(), b.args...)
 	if err != nil {
-		return Variant{}, fmt.Errorf("get variant %d/%s: %w", listingID, key, err)
+		return 0, fmt.Errorf("shop of listing %d: %w", listingID, err)
 	}
-	vs, err := scanVariants(rows)
-	if err != nil {
-		return Variant{}, fmt.Errorf("get variant %d/%s: %w", listingID, key, err)
-	}
-	if len(vs) == 0 {
-		return Variant{}, fmt.Errorf("get variant %d/%s: %w", listingID, key, ErrNotFound)
-	}
-	return vs[0], nil
-}
-
-// ListVariants returns variants in scope ordered by listing id and key.
-func (r *Reader) ListVariants(ctx context.Context, f VariantFilter) ([]Variant, error) {
-	if f.Scope.empty() {
-		return nil, nil
-	}
-	var b query
-	f.Scope.where(&b, "v.shop_id")
-	if f.ListingID != 0 {
-		b.cond("v.listing_id = $?", f.ListingID)
-	}
-	if f.SKU != "" {
-		b.cond("v.sku = $?", f.SKU)
-	}
-	if !f.IncludeInactive {
-		b.cond("v.active")
-	}
-	if f.LowStockOnly {
-		b.cond(lowStockCond)
-	}
-	b.cond("(v.listing_id, v.variant_key) > ($?, $?)", f.After.ListingID, f.After.Key)
-	rows, err := r.q.QueryContext(ctx, variantSelect+b.whereSQL()+
-		` ORDER BY v.listing_id, v.variant_key LIMIT `+b.arg(clampLimit(f.Limit)), b.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list variants: %w", err)
-	}
-	vs, err := scanVariants(rows)
-	if err != nil {
-		return nil, fmt.Errorf("list variants: %w", err)
-	}
-	return vs, nil
-}
-
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+	return shop, nil
 }

@@ -2,11 +2,12 @@
 // auditors query: shops, products and their variants, stock movements,
 // sales and daily sales, and the seal (hash chain) over the log.
 //
-// Each read model lives in one file with its writer (Apply, run by the
-// projector inside the consumer group's transaction) and its readers (Get,
-// List, …, used by the query service). Apply is a pure fold of the log: it
-// reads no clock and no randomness, so rebuilding from zero gives the same
-// rows as applying live.
+// Each read model lives in one file with its tables, its fold (Apply, run
+// by the projector inside the consumer group's transaction, and the
+// in-memory fold a rebuild uses) and its readers (methods of Reader, the
+// only code that reads its tables; the query API and the CLI use them).
+// Apply is a pure fold of the log: it reads no clock and no randomness,
+// so rebuilding from zero gives the same rows as applying live.
 package projections
 
 import (
@@ -22,92 +23,49 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
 )
 
 // ErrNotFound means the object does not exist or is not in the caller's
 // shops; callers answer both the same way (404) so tenants cannot probe.
 var ErrNotFound = errors.New("not found")
 
-// Page sizes of List readers.
-const (
-	DefaultLimit = 100
-	MaxLimit     = 1000
-)
-
-func clampLimit(n int) int {
-	switch {
-	case n <= 0:
-		return DefaultLimit
-	case n > MaxLimit:
-		return MaxLimit
-	}
-	return n
-}
-
-// Queryer is what readers need: *sql.DB, *sql.Tx or *sql.Conn.
+// Queryer is what a read needs: *sql.DB, *sql.Tx or *sql.Conn.
 type Queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// Reader answers questions about the read models. Every method is scoped
-// to a set of shops: a seller sees only the shops in the set, and an empty
-// set sees nothing (Scope.All is the operator's explicit "every shop").
+// ReaderConfig tunes a Reader.
+type ReaderConfig struct {
+	// DefaultThreshold is the low-stock line where neither a variant, its
+	// listing nor its shop sets one (domain.Lines.Resolve). Binaries take
+	// it from SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD, as the alerter does,
+	// so that every reader draws the line in the same place.
+	DefaultThreshold int64
+	// ChainStep and ChainWindow bound the seal verification a request
+	// does (see ChainStatus); zero takes the defaults.
+	ChainStep, ChainWindow int
+}
+
+// Reader answers the questions sellers and auditors ask of the read
+// models: the readers in each read model's file. Every method takes the
+// caller's shops and reads nothing outside them; an empty set sees
+// nothing. The query API and the web pages read through it alike.
 type Reader struct {
-	q Queryer
+	db    *sql.DB
+	log   *eventstore.Store
+	cfg   ReaderConfig
+	chain *chainVerifier
+	// SQL that embeds the configured default threshold, built once.
+	productSelect, variantSelect string
 }
 
-// NewReader returns a reader over q.
-func NewReader(q Queryer) *Reader { return &Reader{q: q} }
-
-// Scope is the tenancy of a read: the shops a caller may see.
-type Scope struct {
-	ShopIDs []int64
-	// All lifts the filter; only operator tools set it.
-	All bool
-}
-
-// ShopScope returns a scope over the given shops.
-func ShopScope(ids ...int64) Scope { return Scope{ShopIDs: ids} }
-
-// AllShops is the operator's scope.
-func AllShops() Scope { return Scope{All: true} }
-
-func (s Scope) empty() bool { return !s.All && len(s.ShopIDs) == 0 }
-
-// where appends the tenancy condition on col to a query builder.
-func (s Scope) where(b *query, col string) {
-	if s.All {
-		return
-	}
-	b.cond(col+" = ANY($?)", s.ShopIDs)
-}
-
-// query builds a SELECT with numbered placeholders: cond takes "$?" and
-// numbers it, so filters can be added in any order.
-type query struct {
-	conds []string
-	args  []any
-}
-
-func (b *query) cond(expr string, args ...any) {
-	for _, a := range args {
-		b.args = append(b.args, a)
-		expr = strings.Replace(expr, "$?", fmt.Sprintf("$%d", len(b.args)), 1)
-	}
-	b.conds = append(b.conds, expr)
-}
-
-func (b *query) arg(a any) string {
-	b.args = append(b.args, a)
-	return fmt.Sprintf("$%d", len(b.args))
-}
-
-func (b *query) whereSQL() string {
-	if len(b.conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(b.conds, " AND ")
+// NewReader returns a reader over db.
+func NewReader(db *sql.DB, cfg ReaderConfig) *Reader {
+	r := &Reader{db: db, log: eventstore.New(db), cfg: cfg, chain: newChainVerifier(cfg.ChainStep, cfg.ChainWindow)}
+	r.productSelect, r.variantSelect = productSQL(cfg.DefaultThreshold)
+	return r
 }
 
 // Projection is one consumer of the log with its own consumer group. The
@@ -412,3 +370,27 @@ func (c *txCache[K, V]) reset() {
 	c.tx = nil
 	c.m = nil
 }
+
+// where collects conditions and their arguments. Queries are built with
+// only the conditions a request uses: a catch-all "$n IS NULL OR col > $n"
+// defeats the index once PostgreSQL switches to a generic plan.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return fmt.Sprintf("$%d", len(w.args))
+}
+
+// add appends a condition whose %s verbs each take the next argument.
+func (w *where) add(format string, args ...any) {
+	refs := make([]any, len(args))
+	for i, a := range args {
+		refs[i] = w.arg(a)
+	}
+	w.conds = append(w.conds, fmt.Sprintf(format, refs...))
+}
+
+func (w *where) sql() string { return strings.Join(w.conds, " AND ") }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
@@ -58,15 +57,16 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 	startRunner(t, db.DB, projs, fastConfig(), nil)
 	waitCaughtUp(t, db.DB, names(projs), 30*time.Second)
 
-	r := projections.NewReader(db.DB)
-	mine := projections.ShopScope(shop)
+	r := reader(db.DB)
+	mine := []int64{shop}
 
 	p, err := r.GetProduct(ctx, mine, listing)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Quantity != 9 || p.Title != "Mug" || p.LowStockThreshold == nil || *p.LowStockThreshold != 8 {
-		t.Errorf("product = quantity %d, title %q, threshold %v; want 9, Mug, 8", p.Quantity, p.Title, p.LowStockThreshold)
+	if p.Quantity != 9 || p.Title != "Mug" || p.LowStockThreshold == nil || *p.LowStockThreshold != 8 || p.VariantCount != 2 || p.LowStockVariants != 1 {
+		t.Errorf("product = quantity %d, title %q, threshold %v, %d variants, %d low; want 9, Mug, 8, 2, 1",
+			p.Quantity, p.Title, p.LowStockThreshold, p.VariantCount, p.LowStockVariants)
 	}
 	type vsum struct {
 		Key              string
@@ -78,7 +78,7 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 	}
 	var gotV []vsum
 	for _, v := range p.Variants {
-		gotV = append(gotV, vsum{v.Key, v.Quantity, v.LowStockThreshold, v.ThresholdSource, v.LowStock, v.ObservedQuantity})
+		gotV = append(gotV, vsum{v.VariantKey, v.Quantity, v.LowStockThreshold, v.ThresholdSource, v.LowStock, v.ObservedQuantity})
 	}
 	wantV := []vsum{
 		{"sku:BLUE", 7, 8, "listing", true, ptr(int64(7))},
@@ -88,7 +88,7 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 		t.Errorf("variants (-want +got):\n%s", diff)
 	}
 
-	moves, err := r.ListMovements(ctx, projections.MovementFilter{Scope: mine, ListingID: listing, VariantKey: "sku:BLUE"})
+	moves, err := r.History(ctx, projections.HistoryFilter{Shops: mine, ListingID: listing, VariantKey: "sku:BLUE", Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,32 +105,42 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 	if diff := cmp.Diff(wantM, gotM); diff != "" {
 		t.Errorf("movements (-want +got):\n%s", diff)
 	}
-	levels, err := r.StockAt(ctx, projections.StockAtFilter{Scope: mine, At: at(1)})
+	levels, err := r.ShopStockAt(ctx, mine, shop, at(1), 0, "", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLevels := []projections.StockLevel{{ShopID: shop, ListingID: listing, VariantKey: "sku:BLUE", Quantity: 10}, {ShopID: shop, ListingID: listing, VariantKey: "sku:RED", Quantity: 2}}
+	wantLevels := []projections.VariantStock{
+		{ListingID: listing, VariantKey: "sku:BLUE", SKU: "BLUE", Quantity: 10, Movements: 1, LastMovementAt: ptr(at(1))},
+		{ListingID: listing, VariantKey: "sku:RED", SKU: "RED", Quantity: 2, Movements: 1, LastMovementAt: ptr(at(1))},
+	}
 	if diff := cmp.Diff(wantLevels, levels); diff != "" {
 		t.Errorf("stock at minute 1 (-want +got):\n%s", diff)
+	}
+	one, err := r.VariantStockAt(ctx, mine, listing, "sku:BLUE", at(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.Quantity != 7 || one.Movements != 2 {
+		t.Errorf("stock of sku:BLUE at minute 2 = %d after %d movements, want 7 after 2", one.Quantity, one.Movements)
 	}
 
 	sale, err := r.GetSale(ctx, mine, receipt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSale := projections.Sale{ShopID: shop, ReceiptID: receipt, Recorded: true, Status: projections.SalePartiallyRefunded, Currency: "EUR",
-		Subtotal: 3750, Shipping: 400, GrandTotal: 4150, Refunded: 1000, RefundKeys: []string{"r1"}, ItemCount: 1, Units: 3,
-		CreatedAt: ptr(at(2)), EtsyUpdatedAt: ptr(at(2)), PaidAt: ptr(at(3)), ShippedAt: ptr(at(4)), Carrier: "dhl", TrackingCode: "T1",
-		RefundedAt: ptr(at(5)), UpdatedAt: at(5),
-		Items: []projections.SaleItem{{ShopID: shop, ReceiptID: receipt, TransactionID: 9001, Line: 1, ListingID: listing, VariantKey: "sku:BLUE", SKU: "BLUE", Title: "Mug", Quantity: 3, UnitPrice: 1250, Currency: "EUR"}}}
+	wantSale := projections.SaleDetail{
+		Sale: projections.Sale{ShopID: shop, ReceiptID: receipt, Status: projections.SalePartiallyRefunded, Currency: "EUR",
+			Subtotal: 3750, Shipping: 400, GrandTotal: 4150, Refunded: 1000, ItemCount: 1, Units: 3,
+			CreatedAt: at(2), PaidAt: ptr(at(3)), ShippedAt: ptr(at(4)), Carrier: "dhl", RefundedAt: ptr(at(5))},
+		Items: []projections.SaleItem{{TransactionID: 9001, ListingID: listing, VariantKey: "sku:BLUE", SKU: "BLUE", Title: "Mug", Quantity: 3, UnitPrice: eur(1250)}}}
 	if diff := cmp.Diff(wantSale, sale); diff != "" {
 		t.Errorf("sale (-want +got):\n%s", diff)
 	}
-	daily, err := r.ListSalesDaily(ctx, projections.DailyFilter{Scope: mine})
+	daily, err := r.DailySales(ctx, mine, shop, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantDaily := []projections.DailySales{{ShopID: shop, Day: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Currency: "EUR", Orders: 1, Units: 3, Gross: 4150, Refunded: 1000}}
+	wantDaily := []projections.DailySales{{Day: "2026-03-01", Currency: "EUR", Orders: 1, Units: 3, Gross: 4150, Refunded: 1000}}
 	if diff := cmp.Diff(wantDaily, daily); diff != "" {
 		t.Errorf("daily sales (-want +got):\n%s", diff)
 	}
@@ -139,24 +149,32 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantShop := projections.Shop{ShopID: shop, UserID: 77, Name: "Knots", Currency: "EUR", Scopes: []string{"listings_r"}, ConnectionState: projections.ShopConnected,
-		SyncEnabled: true, SyncIntervalSeconds: 900, DefaultLowStockThreshold: 3, AlertChannels: []events.AlertChannel{}, ConnectedAt: ptr(at(0)), UpdatedAt: at(10)}
-	if diff := cmp.Diff(wantShop, sh, cmpopts.IgnoreFields(projections.Shop{}, "LastPosition")); diff != "" {
+	wantShop := projections.Shop{ShopID: shop, Name: "Knots", Currency: "EUR", ConnectionState: projections.ShopConnected,
+		SyncEnabled: true, SyncIntervalSeconds: 900, DefaultLowStockThreshold: 3, ConnectedAt: ptr(at(0)), UpdatedAt: at(10)}
+	if diff := cmp.Diff(wantShop, sh); diff != "" {
 		t.Errorf("shop (-want +got):\n%s", diff)
 	}
 
-	// Tenancy: another seller's scope sees none of it.
-	theirs := projections.ShopScope(8)
-	if _, err := r.GetProduct(ctx, theirs, listing); !errors.Is(err, projections.ErrNotFound) {
-		t.Errorf("GetProduct in another shop's scope: err = %v, want ErrNotFound", err)
-	}
-	if _, err := r.GetSale(ctx, theirs, receipt); !errors.Is(err, projections.ErrNotFound) {
-		t.Errorf("GetSale in another shop's scope: err = %v, want ErrNotFound", err)
-	}
-	if ms, err := r.ListMovements(ctx, projections.MovementFilter{Scope: theirs}); err != nil || len(ms) != 0 {
-		t.Errorf("ListMovements in another shop's scope = %d rows, %v; want none", len(ms), err)
-	}
-	if ms, err := r.ListMovements(ctx, projections.MovementFilter{}); err != nil || len(ms) != 0 {
-		t.Errorf("ListMovements without a scope = %d rows, %v; want none", len(ms), err)
+	// Tenancy: another seller's shops see none of it, and no shops see
+	// nothing.
+	for _, theirs := range [][]int64{{8}, nil} {
+		if _, err := r.GetProduct(ctx, theirs, listing); !errors.Is(err, projections.ErrNotFound) {
+			t.Errorf("GetProduct for shops %v: err = %v, want ErrNotFound", theirs, err)
+		}
+		if _, err := r.GetSale(ctx, theirs, receipt); !errors.Is(err, projections.ErrNotFound) {
+			t.Errorf("GetSale for shops %v: err = %v, want ErrNotFound", theirs, err)
+		}
+		if _, err := r.VariantShop(ctx, theirs, listing, "sku:BLUE"); !errors.Is(err, projections.ErrNotFound) {
+			t.Errorf("VariantShop for shops %v: err = %v, want ErrNotFound", theirs, err)
+		}
+		if ms, err := r.History(ctx, projections.HistoryFilter{Shops: theirs, ListingID: listing, VariantKey: "sku:BLUE", Limit: 10}); err != nil || len(ms) != 0 {
+			t.Errorf("History for shops %v = %d rows, %v; want none", theirs, len(ms), err)
+		}
+		if ps, err := r.ListProducts(ctx, projections.ProductFilter{Shops: theirs, Sort: projections.ProductSort{Key: "listing_id"}, Limit: 10}); err != nil || len(ps) != 0 {
+			t.Errorf("ListProducts for shops %v = %d rows, %v; want none", theirs, len(ps), err)
+		}
+		if ss, err := r.ListShops(ctx, theirs); err != nil || len(ss) != 0 {
+			t.Errorf("ListShops for shops %v = %d rows, %v; want none", theirs, len(ss), err)
+		}
 	}
 }

@@ -48,64 +48,64 @@ func SaleStatuses() []string {
 	return out
 }
 
-// Sale is an Etsy receipt: status and integer money in minor units.
-type Sale struct {
-	ShopID    int64 `json:"shop_id"`
-	ReceiptID int64 `json:"receipt_id"`
+// saleRow is an Etsy receipt: status and integer money in minor units.
+type saleRow struct {
+	ShopID    int64
+	ReceiptID int64
 	// Recorded is false while only status facts arrived, before the
 	// receipt itself.
-	Recorded      bool       `json:"recorded"`
-	Status        string     `json:"status"`
-	Currency      string     `json:"currency"`
-	Subtotal      int64      `json:"subtotal"`
-	Shipping      int64      `json:"shipping"`
-	Tax           int64      `json:"tax"`
-	Discount      int64      `json:"discount"`
-	GrandTotal    int64      `json:"grand_total"`
-	Refunded      int64      `json:"refunded"`
-	RefundKeys    []string   `json:"-"`
-	ItemCount     int64      `json:"item_count"`
-	Units         int64      `json:"units"`
-	CreatedAt     *time.Time `json:"created_at,omitempty"`
-	EtsyUpdatedAt *time.Time `json:"etsy_updated_at,omitempty"`
-	PaidAt        *time.Time `json:"paid_at,omitempty"`
-	ShippedAt     *time.Time `json:"shipped_at,omitempty"`
-	Carrier       string     `json:"carrier,omitempty"`
-	TrackingCode  string     `json:"tracking_code,omitempty"`
-	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
-	CanceledAt    *time.Time `json:"canceled_at,omitempty"`
-	CancelReason  string     `json:"cancel_reason,omitempty"`
-	RefundedAt    *time.Time `json:"refunded_at,omitempty"`
-	UpdatedAt     time.Time  `json:"updated_at"`
+	Recorded      bool
+	Status        string
+	Currency      string
+	Subtotal      int64
+	Shipping      int64
+	Tax           int64
+	Discount      int64
+	GrandTotal    int64
+	Refunded      int64
+	RefundKeys    []string
+	ItemCount     int64
+	Units         int64
+	CreatedAt     *time.Time
+	EtsyUpdatedAt *time.Time
+	PaidAt        *time.Time
+	ShippedAt     *time.Time
+	Carrier       string
+	TrackingCode  string
+	DeliveredAt   *time.Time
+	CanceledAt    *time.Time
+	CancelReason  string
+	RefundedAt    *time.Time
+	UpdatedAt     time.Time
 
-	Items []SaleItem `json:"items"`
+	Items []saleItemRow
 }
 
-// SaleItem is one line of a receipt.
-type SaleItem struct {
-	ShopID        int64  `json:"shop_id"`
-	ReceiptID     int64  `json:"receipt_id"`
-	TransactionID int64  `json:"transaction_id"`
-	Line          int    `json:"line"`
-	ListingID     int64  `json:"listing_id"`
-	VariantKey    string `json:"variant_key"`
-	SKU           string `json:"sku,omitempty"`
-	Title         string `json:"title,omitempty"`
-	Quantity      int64  `json:"quantity"`
-	UnitPrice     int64  `json:"unit_price"`
-	Currency      string `json:"currency"`
+// saleItemRow is one line of a receipt.
+type saleItemRow struct {
+	ShopID        int64
+	ReceiptID     int64
+	TransactionID int64
+	Line          int
+	ListingID     int64
+	VariantKey    string
+	SKU           string
+	Title         string
+	Quantity      int64
+	UnitPrice     int64
+	Currency      string
 }
 
-// DailySales sums a shop's receipts by the UTC day they were created.
-type DailySales struct {
-	ShopID         int64     `json:"shop_id"`
-	Day            time.Time `json:"day"`
-	Currency       string    `json:"currency"`
-	Orders         int64     `json:"orders"`
-	Units          int64     `json:"units"`
-	Gross          int64     `json:"gross"`
-	CanceledOrders int64     `json:"canceled_orders"`
-	Refunded       int64     `json:"refunded"`
+// dailyRow sums a shop's receipts by the UTC day they were created.
+type dailyRow struct {
+	ShopID         int64
+	Day            time.Time
+	Currency       string
+	Orders         int64
+	Units          int64
+	Gross          int64
+	CanceledOrders int64
+	Refunded       int64
 }
 
 var salesTable = table{
@@ -117,18 +117,11 @@ var salesTable = table{
 	key: []string{"receipt_id"},
 }
 
-func (s *Sale) fields() []any {
+func (s *saleRow) fields() []any {
 	return []any{&s.ShopID, &s.ReceiptID, &s.Recorded, &s.Status, &s.Currency, &s.Subtotal, &s.Shipping, &s.Tax,
 		&s.Discount, &s.GrandTotal, &s.Refunded, jsonOf(&s.RefundKeys), &s.ItemCount, &s.Units, &s.CreatedAt, &s.EtsyUpdatedAt,
 		&s.PaidAt, &s.ShippedAt, &s.Carrier, &s.TrackingCode, &s.DeliveredAt, &s.CanceledAt, &s.CancelReason,
 		&s.RefundedAt, &s.UpdatedAt}
-}
-
-func (s *Sale) normalise() {
-	for _, p := range []**time.Time{&s.CreatedAt, &s.EtsyUpdatedAt, &s.PaidAt, &s.ShippedAt, &s.DeliveredAt, &s.CanceledAt, &s.RefundedAt} {
-		*p = utcPtr(*p)
-	}
-	s.UpdatedAt = utc(s.UpdatedAt)
 }
 
 var saleItemsTable = table{
@@ -138,7 +131,7 @@ var saleItemsTable = table{
 	key: []string{"receipt_id", "line"},
 }
 
-func (i *SaleItem) fields() []any {
+func (i *saleItemRow) fields() []any {
 	return []any{&i.ShopID, &i.ReceiptID, &i.TransactionID, &i.Line, &i.ListingID, &i.VariantKey, &i.SKU, &i.Title,
 		&i.Quantity, &i.UnitPrice, &i.Currency}
 }
@@ -149,7 +142,7 @@ var salesDailyTable = table{
 	key:     []string{"shop_id", "day", "currency"},
 }
 
-func (d *DailySales) fields() []any {
+func (d *dailyRow) fields() []any {
 	return []any{&d.ShopID, &d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded}
 }
 
@@ -161,13 +154,13 @@ type dayKey struct {
 
 // contribution is what a sale adds to its day; an unrecorded sale adds
 // nothing because its day and totals are not known yet.
-func (s *Sale) contribution() (dayKey, DailySales, bool) {
+func (s *saleRow) contribution() (dayKey, dailyRow, bool) {
 	if !s.Recorded || s.CreatedAt == nil {
-		return dayKey{}, DailySales{}, false
+		return dayKey{}, dailyRow{}, false
 	}
 	t := s.CreatedAt.UTC()
 	k := dayKey{s.ShopID, time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC), s.Currency}
-	d := DailySales{ShopID: k.shopID, Day: k.day, Currency: k.currency, Orders: 1, Units: s.Units, Gross: s.GrandTotal, Refunded: s.Refunded}
+	d := dailyRow{ShopID: k.shopID, Day: k.day, Currency: k.currency, Orders: 1, Units: s.Units, Gross: s.GrandTotal, Refunded: s.Refunded}
 	if s.Status == SaleCanceled {
 		d.CanceledOrders = 1
 	}
@@ -177,10 +170,10 @@ func (s *Sale) contribution() (dayKey, DailySales, bool) {
 // dailyDelta is the change of one day row.
 type dailyDelta struct {
 	key dayKey
-	DailySales
+	dailyRow
 }
 
-func (d *dailyDelta) add(o DailySales, sign int64) {
+func (d *dailyDelta) add(o dailyRow, sign int64) {
 	d.Orders += sign * o.Orders
 	d.Units += sign * o.Units
 	d.Gross += sign * o.Gross
@@ -207,11 +200,11 @@ func saleOf(rec events.Record) (int64, bool) {
 	return 0, false
 }
 
-func newSale(rec events.Record, receiptID int64) *Sale {
-	return &Sale{ShopID: rec.ShopID, ReceiptID: receiptID, RefundKeys: []string{}, UpdatedAt: rec.OccurredAt}
+func newSale(rec events.Record, receiptID int64) *saleRow {
+	return &saleRow{ShopID: rec.ShopID, ReceiptID: receiptID, RefundKeys: []string{}, UpdatedAt: rec.OccurredAt}
 }
 
-func (s *Sale) setStatus(status string) {
+func (s *saleRow) setStatus(status string) {
 	cur, next := statusRank[s.Status], statusRank[status]
 	if next > cur || (next == cur && status > s.Status) {
 		s.Status = status
@@ -244,7 +237,7 @@ type saleChange struct {
 // statuses only move forward, times keep the earliest (or latest) fact, and
 // a refund counts once per refund key. Shuffled and duplicated facts of a
 // receipt therefore give the same row as the facts in order.
-func foldSale(s *Sale, items *[]SaleItem, rec events.Record) saleChange {
+func foldSale(s *saleRow, items *[]saleItemRow, rec events.Record) saleChange {
 	at := rec.OccurredAt
 	beforeKey, before, hadDay := s.contribution()
 	switch d := rec.Data.(type) {
@@ -257,14 +250,14 @@ func foldSale(s *Sale, items *[]SaleItem, rec events.Record) saleChange {
 		s.Subtotal, s.Shipping, s.Tax, s.Discount, s.GrandTotal = d.Subtotal.Amount, d.Shipping.Amount, d.Tax.Amount, d.Discount.Amount, d.GrandTotal.Amount
 		s.CreatedAt, s.EtsyUpdatedAt = timePtr(d.CreatedAt.UTC()), timePtr(d.EtsyUpdatedAt.UTC())
 		s.setStatus(strings.ToLower(d.Status))
-		next := make([]SaleItem, len(d.Items))
+		next := make([]saleItemRow, len(d.Items))
 		s.ItemCount, s.Units = int64(len(d.Items)), 0
 		for i, it := range d.Items {
 			cur := it.UnitPrice.Currency
 			if cur == "" {
 				cur = s.Currency
 			}
-			next[i] = SaleItem{ShopID: d.ShopID, ReceiptID: d.ReceiptID, TransactionID: it.TransactionID, Line: i + 1,
+			next[i] = saleItemRow{ShopID: d.ShopID, ReceiptID: d.ReceiptID, TransactionID: it.TransactionID, Line: i + 1,
 				ListingID: it.ListingID, VariantKey: it.VariantKey, SKU: it.SKU, Title: it.Title,
 				Quantity: it.Quantity, UnitPrice: it.UnitPrice.Amount, Currency: cur}
 			s.Units += it.Quantity
@@ -322,7 +315,7 @@ func foldSale(s *Sale, items *[]SaleItem, rec events.Record) saleChange {
 		d := dailyDelta{key: afterKey}
 		d.add(after, 1)
 		d.add(before, -1)
-		if d.DailySales != (DailySales{}) {
+		if d.dailyRow != (dailyRow{}) {
 			ch.daily = append(ch.daily, d)
 		}
 		return ch
@@ -342,7 +335,7 @@ func foldSale(s *Sale, items *[]SaleItem, rec events.Record) saleChange {
 
 // Sales maintains sales, sale_items and sales_daily.
 type Sales struct {
-	cache txCache[int64, *Sale]
+	cache txCache[int64, *saleRow]
 }
 
 // NewSales returns the sales projection.
@@ -395,7 +388,7 @@ func (p *Sales) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt
 		s, ok = newSale(rec, id), true
 	}
 	if !ok {
-		s = &Sale{}
+		s = &saleRow{}
 		err := tx.QueryRowContext(ctx, `SELECT `+salesTable.columnList("")+` FROM sales WHERE receipt_id = $1`, id).Scan(s.fields()...)
 		if errors.Is(err, sql.ErrNoRows) {
 			s, err = newSale(rec, id), nil
@@ -405,7 +398,7 @@ func (p *Sales) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt
 			return nil, fmt.Errorf("load sale %d: %w", id, err)
 		}
 	}
-	var items []SaleItem
+	var items []saleItemRow
 	wasRecorded := s.Recorded
 	ch := foldSale(s, &items, rec)
 	if !ch.changed {
@@ -445,9 +438,9 @@ func (p *Sales) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) 
 		return fmt.Errorf("prefetch sales: %w", err)
 	}
 	defer rows.Close()
-	found := map[int64]*Sale{}
+	found := map[int64]*saleRow{}
 	for rows.Next() {
-		s := &Sale{}
+		s := &saleRow{}
 		if err := rows.Scan(s.fields()...); err != nil {
 			return fmt.Errorf("prefetch sales: %w", err)
 		}
@@ -464,7 +457,7 @@ func (p *Sales) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) 
 
 // insertItems inserts a receipt's items, one statement a row (a batch's
 // rows are then written together, see compactWrites).
-func insertItems(items []SaleItem) []stmt {
+func insertItems(items []saleItemRow) []stmt {
 	out := make([]stmt, len(items))
 	for i := range items {
 		out[i] = stmt{sql: saleItemsTable.insertSQL(), args: valuesOf(items[i].fields())}
@@ -518,12 +511,12 @@ func (*Sales) compact(stmts []stmt) ([]stmt, error) {
 }
 
 type salesRebuild struct {
-	sales map[int64]*Sale
-	daily map[dayKey]*DailySales
+	sales map[int64]*saleRow
+	daily map[dayKey]*dailyRow
 }
 
 func (*Sales) newRebuild() rebuild {
-	return &salesRebuild{sales: map[int64]*Sale{}, daily: map[dayKey]*DailySales{}}
+	return &salesRebuild{sales: map[int64]*saleRow{}, daily: map[dayKey]*dailyRow{}}
 }
 
 func (r *salesRebuild) apply(rec events.Record, _ emitFunc) error {
@@ -545,12 +538,12 @@ func (r *salesRebuild) apply(rec events.Record, _ emitFunc) error {
 	for _, d := range ch.daily {
 		row := r.daily[d.key]
 		if row == nil {
-			row = &DailySales{ShopID: d.key.shopID, Day: d.key.day, Currency: d.key.currency}
+			row = &dailyRow{ShopID: d.key.shopID, Day: d.key.day, Currency: d.key.currency}
 			r.daily[d.key] = row
 		}
-		acc := dailyDelta{DailySales: *row}
-		acc.add(d.DailySales, 1)
-		*row = acc.DailySales
+		acc := dailyDelta{dailyRow: *row}
+		acc.add(d.dailyRow, 1)
+		*row = acc.dailyRow
 	}
 	return nil
 }
@@ -574,142 +567,223 @@ func (r *salesRebuild) finish(emit emitFunc) error {
 	return nil
 }
 
-// SaleFilter narrows ListSales.
+// Readers.
+
+// Sale is a receipt with integer-money totals. Buyer details stay at Etsy.
+type Sale struct {
+	ReceiptID   int64      `json:"receipt_id"`
+	ShopID      int64      `json:"shop_id"`
+	Status      string     `json:"status"`
+	CreatedAt   time.Time  `json:"created_at"`
+	Currency    string     `json:"currency"`
+	Subtotal    int64      `json:"subtotal"`
+	Shipping    int64      `json:"shipping"`
+	Tax         int64      `json:"tax"`
+	Discount    int64      `json:"discount"`
+	GrandTotal  int64      `json:"grand_total"`
+	Refunded    int64      `json:"refunded"`
+	ItemCount   int64      `json:"item_count"`
+	Units       int64      `json:"units"`
+	PaidAt      *time.Time `json:"paid_at"`
+	ShippedAt   *time.Time `json:"shipped_at"`
+	Carrier     string     `json:"carrier"`
+	DeliveredAt *time.Time `json:"delivered_at"`
+	CanceledAt  *time.Time `json:"canceled_at"`
+	RefundedAt  *time.Time `json:"refunded_at"`
+}
+
+// SaleItem is one line of a receipt.
+type SaleItem struct {
+	TransactionID int64        `json:"transaction_id"`
+	ListingID     int64        `json:"listing_id"`
+	VariantKey    string       `json:"variant_key"`
+	SKU           string       `json:"sku"`
+	Title         string       `json:"title"`
+	Quantity      int64        `json:"quantity"`
+	UnitPrice     events.Money `json:"unit_price"`
+}
+
+// SaleDetail is a sale with its items.
+type SaleDetail struct {
+	Sale
+	Items []SaleItem `json:"items"`
+}
+
+// SaleFilter selects sales among Shops, newest first.
 type SaleFilter struct {
-	Scope Scope
-	// ReceiptIDs keeps only these receipts.
-	ReceiptIDs []int64
-	Status     string
-	// From and To bound Etsy's creation time, [From, To).
-	From, To time.Time
-	// Before is the last receipt id of the previous page: pages run from
-	// the newest receipt down.
-	Before int64
-	Limit  int
-	// IncludeUnrecorded also returns receipts known only from status facts.
-	IncludeUnrecorded bool
+	Shops    []int64
+	ShopID   int64
+	Status   string
+	From, To time.Time // creation time, To exclusive
+	After    *SaleCursor
+	Limit    int
 }
 
-// GetSale returns one receipt in scope with its items.
-func (r *Reader) GetSale(ctx context.Context, scope Scope, receiptID int64) (Sale, error) {
-	ss, err := r.ListSales(ctx, SaleFilter{Scope: scope, ReceiptIDs: []int64{receiptID}, Limit: 1, IncludeUnrecorded: true})
-	if err != nil {
-		return Sale{}, fmt.Errorf("get sale %d: %w", receiptID, err)
-	}
-	if len(ss) == 0 {
-		return Sale{}, fmt.Errorf("get sale %d: %w", receiptID, ErrNotFound)
-	}
-	return ss[0], nil
+// SaleCursor is the last row of a sales page.
+type SaleCursor struct {
+	CreatedAt time.Time `json:"c"`
+	ReceiptID int64     `json:"r"`
 }
 
-// ListSales returns receipts in scope, newest receipt id first, with items.
+const saleColumns = `receipt_id, shop_id, status, created_at, currency, subtotal, shipping, tax, discount, grand_total, refunded,
+	item_count, units, paid_at, shipped_at, carrier, delivered_at, canceled_at, refunded_at`
+
+func scanSale(row interface{ Scan(...any) error }) (Sale, error) {
+	var s Sale
+	err := row.Scan(&s.ReceiptID, &s.ShopID, &s.Status, &s.CreatedAt, &s.Currency, &s.Subtotal, &s.Shipping, &s.Tax, &s.Discount,
+		&s.GrandTotal, &s.Refunded, &s.ItemCount, &s.Units, &s.PaidAt, &s.ShippedAt, &s.Carrier, &s.DeliveredAt, &s.CanceledAt, &s.RefundedAt)
+	s.CreatedAt = utc(s.CreatedAt)
+	s.PaidAt, s.ShippedAt, s.DeliveredAt, s.CanceledAt, s.RefundedAt = utcPtr(s.PaidAt), utcPtr(s.ShippedAt), utcPtr(s.DeliveredAt), utcPtr(s.CanceledAt), utcPtr(s.RefundedAt)
+	return s, err
+}
+
+// ListSales pages recorded sales newest first. Receipts known only from
+// status facts (not yet recorded) have no totals and are left out.
 func (r *Reader) ListSales(ctx context.Context, f SaleFilter) ([]Sale, error) {
-	if f.Scope.empty() {
-		return nil, nil
-	}
-	var b query
-	f.Scope.where(&b, "shop_id")
-	if len(f.ReceiptIDs) > 0 {
-		b.cond("receipt_id = ANY($?)", f.ReceiptIDs)
+	var w where
+	w.add("shop_id = ANY(%s)", f.Shops)
+	w.conds = append(w.conds, "recorded")
+	if f.ShopID != 0 {
+		w.add("shop_id = %s", f.ShopID)
 	}
 	if f.Status != "" {
-		b.cond("status = $?", f.Status)
+		w.add("status = %s", f.Status)
 	}
 	if !f.From.IsZero() {
-		b.cond("created_at >= $?", f.From)
+		w.add("created_at >= %s", f.From.UTC())
 	}
 	if !f.To.IsZero() {
-		b.cond("created_at < $?", f.To)
+		w.add("created_at < %s", f.To.UTC())
 	}
-	if f.Before > 0 {
-		b.cond("receipt_id < $?", f.Before)
+	if f.After != nil {
+		w.add("(created_at, receipt_id) < (%s, %s)", f.After.CreatedAt.UTC(), f.After.ReceiptID)
 	}
-	if !f.IncludeUnrecorded {
-		b.cond("recorded")
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT `+salesTable.columnList("")+` FROM sales`+b.whereSQL()+
-		` ORDER BY receipt_id DESC LIMIT `+b.arg(clampLimit(f.Limit)), b.args...)
+	rows, err := r.db.QueryContext(ctx, `SELECT `+saleColumns+` FROM sales WHERE `+w.sql()+`
+		ORDER BY created_at DESC, receipt_id DESC LIMIT `+w.arg(f.Limit), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list sales: %w", err)
 	}
+	defer rows.Close()
 	var out []Sale
-	index := map[int64]int{}
-	var ids []int64
 	for rows.Next() {
-		var s Sale
-		if err := rows.Scan(s.fields()...); err != nil {
-			rows.Close()
+		sale, err := scanSale(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list sales: %w", err)
 		}
-		s.normalise()
-		s.Items = []SaleItem{}
-		index[s.ReceiptID] = len(out)
-		ids = append(ids, s.ReceiptID)
-		out = append(out, s)
+		out = append(out, sale)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sales: %w", err)
+	return out, rows.Err()
+}
+
+// GetSale returns a recorded sale of shops with its items.
+func (r *Reader) GetSale(ctx context.Context, shops []int64, receiptID int64) (SaleDetail, error) {
+	sale, err := scanSale(r.db.QueryRowContext(ctx, `SELECT `+saleColumns+` FROM sales WHERE receipt_id = $2 AND shop_id = ANY($1) AND recorded`, shops, receiptID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return SaleDetail{}, fmt.Errorf("get sale %d: %w", receiptID, ErrNotFound)
 	}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	irows, err := r.q.QueryContext(ctx, `SELECT `+saleItemsTable.columnList("")+` FROM sale_items
-		WHERE receipt_id = ANY($1) ORDER BY receipt_id, line`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("list sales: items: %w", err)
+		return SaleDetail{}, fmt.Errorf("get sale %d: %w", receiptID, err)
 	}
-	defer irows.Close()
-	for irows.Next() {
+	rows, err := r.db.QueryContext(ctx, `SELECT transaction_id, listing_id, variant_key, sku, title, quantity, unit_price, currency
+		FROM sale_items WHERE receipt_id = $1 AND shop_id = $2 ORDER BY line`, receiptID, sale.ShopID)
+	if err != nil {
+		return SaleDetail{}, fmt.Errorf("get sale %d items: %w", receiptID, err)
+	}
+	defer rows.Close()
+	d := SaleDetail{Sale: sale, Items: []SaleItem{}}
+	for rows.Next() {
 		var it SaleItem
-		if err := irows.Scan(it.fields()...); err != nil {
-			return nil, fmt.Errorf("list sales: items: %w", err)
+		if err := rows.Scan(&it.TransactionID, &it.ListingID, &it.VariantKey, &it.SKU, &it.Title, &it.Quantity, &it.UnitPrice.Amount, &it.UnitPrice.Currency); err != nil {
+			return SaleDetail{}, fmt.Errorf("get sale %d items: %w", receiptID, err)
 		}
-		s := &out[index[it.ReceiptID]]
-		s.Items = append(s.Items, it)
+		d.Items = append(d.Items, it)
 	}
-	return out, irows.Err()
+	return d, rows.Err()
 }
 
-// DailyFilter narrows ListSalesDaily.
-type DailyFilter struct {
-	Scope Scope
-	// From and To are UTC days, both included; zero means open.
-	From, To time.Time
-	Currency string
+// DailySales is one point of the daily series of a shop in one currency.
+type DailySales struct {
+	Day            string `json:"day"` // YYYY-MM-DD, UTC
+	Currency       string `json:"currency"`
+	Orders         int64  `json:"orders"`
+	Units          int64  `json:"units"`
+	Gross          int64  `json:"gross"`
+	CanceledOrders int64  `json:"canceled_orders"`
+	Refunded       int64  `json:"refunded"`
 }
 
-// ListSalesDaily returns day rows in scope ordered by shop, day and
-// currency.
-func (r *Reader) ListSalesDaily(ctx context.Context, f DailyFilter) ([]DailySales, error) {
-	if f.Scope.empty() {
-		return nil, nil
-	}
-	var b query
-	f.Scope.where(&b, "shop_id")
-	if !f.From.IsZero() {
-		b.cond("day >= $?::date", f.From.UTC().Format(time.DateOnly))
-	}
-	if !f.To.IsZero() {
-		b.cond("day <= $?::date", f.To.UTC().Format(time.DateOnly))
-	}
-	if f.Currency != "" {
-		b.cond("currency = $?", f.Currency)
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT `+salesDailyTable.columnList("")+` FROM sales_daily`+b.whereSQL()+
-		` ORDER BY shop_id, day, currency LIMIT 10000`, b.args...)
+// DailySales returns one point per day of [from, to) for each currency the
+// shop sold in (its own currency when it sold nothing), zeros included, so
+// a chart needs no gap filling.
+func (r *Reader) DailySales(ctx context.Context, shops []int64, shopID int64, from, to time.Time) ([]DailySales, error) {
+	rows, err := r.db.QueryContext(ctx, `
+		WITH cur AS (
+		    SELECT DISTINCT currency FROM sales_daily
+		    WHERE shop_id = $2 AND shop_id = ANY($1) AND day >= $3::date AND day < $4::date
+		    UNION
+		    SELECT currency FROM shops WHERE shop_id = $2 AND shop_id = ANY($1) AND currency <> ''
+		      AND NOT EXISTS (SELECT 1 FROM sales_daily WHERE shop_id = $2 AND day >= $3::date AND day < $4::date)
+		), days AS (
+		    SELECT d::date AS day FROM generate_series($3::date, $4::date - 1, interval '1 day') d
+		)
+		SELECT to_char(days.day, 'YYYY-MM-DD'), cur.currency, coalesce(sd.orders, 0), coalesce(sd.units, 0), coalesce(sd.gross, 0),
+		       coalesce(sd.canceled_orders, 0), coalesce(sd.refunded, 0)
+		FROM days CROSS JOIN cur
+		LEFT JOIN sales_daily sd ON sd.shop_id = $2 AND sd.day = days.day AND sd.currency = cur.currency
+		ORDER BY days.day, cur.currency`, shops, shopID, from.UTC(), to.UTC())
 	if err != nil {
-		return nil, fmt.Errorf("list daily sales: %w", err)
+		return nil, fmt.Errorf("daily sales of shop %d: %w", shopID, err)
 	}
 	defer rows.Close()
 	var out []DailySales
 	for rows.Next() {
 		var d DailySales
-		if err := rows.Scan(d.fields()...); err != nil {
-			return nil, fmt.Errorf("list daily sales: %w", err)
+		if err := rows.Scan(&d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded); err != nil {
+			return nil, fmt.Errorf("daily sales of shop %d: %w", shopID, err)
 		}
-		d.Day = time.Date(d.Day.Year(), d.Day.Month(), d.Day.Day(), 0, 0, 0, 0, time.UTC)
 		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// TopProduct is a listing's sales over a period in one currency.
+type TopProduct struct {
+	ListingID int64        `json:"listing_id"`
+	Title     string       `json:"title"`
+	Units     int64        `json:"units"`
+	Revenue   events.Money `json:"revenue"`
+	Orders    int64        `json:"orders"`
+}
+
+// TopProducts ranks a shop's listings by units or revenue over sales
+// created in [from, to), canceled sales left out.
+func (r *Reader) TopProducts(ctx context.Context, shops []int64, shopID int64, from, to time.Time, byRevenue bool, limit int) ([]TopProduct, error) {
+	order := "units DESC, revenue DESC"
+	if byRevenue {
+		order = "revenue DESC, units DESC"
+	}
+	rows, err := r.db.QueryContext(ctx, `
+		SELECT si.listing_id, coalesce(max(p.title), max(si.title), ''), sum(si.quantity)::bigint AS units,
+		       sum(si.quantity * si.unit_price)::bigint AS revenue, si.currency, count(DISTINCT si.receipt_id) AS orders
+		FROM sale_items si
+		JOIN sales sa ON sa.receipt_id = si.receipt_id AND sa.shop_id = si.shop_id
+		LEFT JOIN products p ON p.listing_id = si.listing_id
+		WHERE si.shop_id = $2 AND si.shop_id = ANY($1) AND sa.recorded AND sa.canceled_at IS NULL
+		  AND sa.created_at >= $3 AND sa.created_at < $4
+		GROUP BY si.listing_id, si.currency
+		ORDER BY `+order+`, si.listing_id
+		LIMIT $5`, shops, shopID, from.UTC(), to.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("top products of shop %d: %w", shopID, err)
+	}
+	defer rows.Close()
+	var out []TopProduct
+	for rows.Next() {
+		var t TopProduct
+		if err := rows.Scan(&t.ListingID, &t.Title, &t.Units, &t.Revenue.Amount, &t.Revenue.Currency, &t.Orders); err != nil {
+			return nil, fmt.Errorf("top products of shop %d: %w", shopID, err)
+		}
+		out = append(out, t)
 	}
 	return out, rows.Err()
 }

@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -78,61 +81,6 @@ func (*Seal) compact(stmts []stmt) ([]stmt, error) {
 // payloadless tells the runner that the seal needs only the event's place
 // in the log, not its decoded payload.
 func (*Seal) payloadless() {}
-
-// SealedEvent is an event with its place in the seal.
-type SealedEvent struct {
-	Seq      int64  `json:"seq"`
-	Hash     []byte `json:"hash"`
-	PrevHash []byte `json:"prev_hash"`
-	events.Record
-}
-
-// SealFilter pages the sealed log.
-type SealFilter struct {
-	Scope Scope
-	// After is the last seq of the previous page.
-	After int64
-	Limit int
-}
-
-type prefixScanner struct {
-	row    interface{ Scan(...any) error }
-	prefix []any
-}
-
-func (p prefixScanner) Scan(dest ...any) error {
-	return p.row.Scan(append(append([]any{}, p.prefix...), dest...)...)
-}
-
-// ListSealed returns sealed events in scope in seal order. A shop's page
-// skips the seq numbers of other shops' events; the chain itself is
-// verified over the whole log.
-func (r *Reader) ListSealed(ctx context.Context, f SealFilter) ([]SealedEvent, error) {
-	if f.Scope.empty() {
-		return nil, nil
-	}
-	var b query
-	f.Scope.where(&b, "s.shop_id")
-	b.cond("s.seq > $?", f.After)
-	rows, err := r.q.QueryContext(ctx, `SELECT seq, hash, prev_hash, `+eventstore.RecordColumns+` FROM (
-		SELECT s.seq, s.hash, s.prev_hash, e.* FROM event_seal s JOIN events e ON e.position = s.position`+
-		b.whereSQL()+` ORDER BY s.seq LIMIT `+b.arg(clampLimit(f.Limit))+`) x ORDER BY seq`, b.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list sealed events: %w", err)
-	}
-	defer rows.Close()
-	var out []SealedEvent
-	for rows.Next() {
-		var s SealedEvent
-		rec, err := eventstore.ScanRecord(prefixScanner{row: rows, prefix: []any{&s.Seq, &s.Hash, &s.PrevHash}})
-		if err != nil {
-			return nil, fmt.Errorf("list sealed events: %w", err)
-		}
-		s.Record = rec
-		out = append(out, s)
-	}
-	return out, rows.Err()
-}
 
 // Problems VerifySeal reports.
 const (
@@ -294,4 +242,170 @@ func VerifySealWith(ctx context.Context, db *sql.DB, keys *SealKeys) (VerifyRepo
 		return rep, fmt.Errorf("verify seal: pending events: %w", err)
 	}
 	return rep, nil
+}
+
+// Readers: the auditors' view of the sealed log. The log itself is read
+// through the event store; what is kept here is what verifying the chain
+// for each request has learnt.
+
+// EventFilter selects sealed events. Shops is the caller's set and is
+// always applied; the other fields narrow it.
+type EventFilter = eventstore.SealedFilter
+
+// ListEvents pages sealed events of the filter's shops by seq.
+func (r *Reader) ListEvents(ctx context.Context, f EventFilter) ([]eventstore.LoggedEvent, error) {
+	return r.log.ListSealed(ctx, f)
+}
+
+// GetEvent returns one event of shops, sealed or not yet.
+func (r *Reader) GetEvent(ctx context.Context, shops []int64, id uuid.UUID) (eventstore.LoggedEvent, error) {
+	ev, err := r.log.GetLogged(ctx, shops, id)
+	if errors.Is(err, eventstore.ErrNoEvent) {
+		return ev, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return ev, err
+}
+
+// Causation returns the events that led to id (oldest first) and the
+// events it led to (in log order), both limited to shops.
+func (r *Reader) Causation(ctx context.Context, shops []int64, id uuid.UUID) (causes, effects []eventstore.LoggedEvent, err error) {
+	return r.log.Causation(ctx, shops, id)
+}
+
+// ChainStatus says how far the log is sealed and whether the caller's part
+// of the chain verifies.
+type ChainStatus struct {
+	// SealedThrough is the highest sealed sequence number of the whole log.
+	SealedThrough int64  `json:"sealed_through"`
+	HeadHash      string `json:"head_hash"`
+	// Unsealed counts the caller's events not yet sealed.
+	Unsealed int64 `json:"unsealed"`
+	// VerifiedThrough is how far along the whole seal the service has
+	// recomputed the chain; below SealedThrough while it catches up (after
+	// a restart, or behind a burst of sealing), a bounded step a request.
+	VerifiedThrough int64 `json:"verified_through"`
+	// Checked counts the caller's sealed events, up to VerifiedThrough,
+	// whose link and hash were recomputed.
+	Checked int64 `json:"checked"`
+	// Valid says that every checked event verified.
+	Valid bool `json:"valid"`
+	// FirstMismatchSeq is the first sequence whose hash did not verify.
+	FirstMismatchSeq *int64    `json:"first_mismatch_seq"`
+	CheckedAt        time.Time `json:"checked_at"`
+}
+
+// Chain verification reads each sealed event once per process, not once
+// per request. chainVerifier walks the whole seal in seq order: for each
+// row, prev_hash must be the stored hash of the row before it (empty for
+// seq 1; a missing row breaks the link) and hash must equal
+// sha256(prev_hash || event_canonical(seq, event)), recomputed from the
+// event as the log holds it (eventstore.WalkSeal). What it found is kept
+// per shop, so a request reads its shops' counts instead of re-hashing
+// their history; each request advances the walk by at most step rows, and
+// re-checks the caller's newest window sealed events, so that a change to
+// recent events shows at once. ledger verify re-hashes everything.
+type chainVerifier struct {
+	// walking is held by the one request advancing the walk; others
+	// answer from what is known without waiting.
+	walking sync.Mutex
+	mu      sync.Mutex
+	// through is the last seq walked and last its stored hash.
+	through int64
+	last    []byte
+	checked map[int64]int64 // shop → sealed events walked
+	first   map[int64]int64 // shop → first seq that did not verify
+	step    int
+	window  int
+}
+
+// Default bounds of a request's chain verification.
+const (
+	chainStep   = 20_000
+	chainWindow = 1_000
+)
+
+func newChainVerifier(step, window int) *chainVerifier {
+	if step <= 0 {
+		step = chainStep
+	}
+	if window <= 0 {
+		window = chainWindow
+	}
+	return &chainVerifier{last: []byte{}, checked: map[int64]int64{}, first: map[int64]int64{}, step: step, window: window}
+}
+
+// walk verifies up to step more seal rows after the last one walked.
+func (v *chainVerifier) walk(ctx context.Context, log *eventstore.Store) error {
+	if !v.walking.TryLock() {
+		return nil
+	}
+	defer v.walking.Unlock()
+	v.mu.Lock()
+	through := v.through
+	v.mu.Unlock()
+	return log.WalkSeal(ctx, through, v.step, func(l eventstore.SealedLink) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		linkOK := l.Seq == v.through+1 && bytes.Equal(l.PrevHash, v.last)
+		v.checked[l.ShopID]++
+		if first, seen := v.first[l.ShopID]; !(l.HashOK && linkOK) && (!seen || l.Seq < first) {
+			v.first[l.ShopID] = l.Seq
+		}
+		v.through, v.last = l.Seq, l.Hash
+	})
+}
+
+// ChainStatus reports the seal's head and how the caller's part of the
+// chain verifies, in time bounded by the reader's chain step and window
+// whatever the length of the log.
+func (r *Reader) ChainStatus(ctx context.Context, shops []int64) (ChainStatus, error) {
+	st := ChainStatus{CheckedAt: time.Now().UTC()}
+	head, err := r.log.LastSealed(ctx)
+	if err != nil {
+		return st, fmt.Errorf("chain status: %w", err)
+	}
+	st.SealedThrough, st.HeadHash = head.Seq, hex.EncodeToString(head.Hash)
+
+	// The walk gets half of the request's remaining time. Rows are kept as
+	// they are checked, so a walk cut short by that still moves on, and
+	// the request keeps time to answer.
+	v := r.chain
+	walkCtx, cancel := ctx, context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		walkCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+	}
+	err = v.walk(walkCtx, r.log)
+	cutShort := walkCtx.Err() != nil && ctx.Err() == nil
+	cancel()
+	if err != nil && !cutShort {
+		return st, fmt.Errorf("chain status: %w", err)
+	}
+	v.mu.Lock()
+	st.VerifiedThrough = v.through
+	var first int64
+	for _, shop := range shops {
+		st.Checked += v.checked[shop]
+		if f, ok := v.first[shop]; ok && (first == 0 || f < first) {
+			first = f
+		}
+	}
+	v.mu.Unlock()
+
+	// The caller's newest walked events, hashed again on every request.
+	recent, found, err := r.log.FirstRecentMismatch(ctx, shops, st.VerifiedThrough, v.window)
+	if err != nil {
+		return st, fmt.Errorf("chain status: %w", err)
+	}
+	if found && (first == 0 || recent < first) {
+		first = recent
+	}
+	if first != 0 {
+		st.FirstMismatchSeq = &first
+	}
+	st.Valid = first == 0
+
+	if st.Unsealed, err = r.log.CountUnsealed(ctx, shops, head); err != nil {
+		return st, fmt.Errorf("chain status: %w", err)
+	}
+	return st, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
 )
 
@@ -18,42 +19,40 @@ const (
 	ShopReauthRequired = "reauth_required"
 )
 
-// DefaultLowStockThreshold applies when neither variant, listing nor shop
-// sets one.
-const DefaultLowStockThreshold = 5
-
-// Shop is a connected (or once connected) Etsy shop.
-type Shop struct {
-	ShopID                   int64                 `json:"shop_id"`
-	UserID                   int64                 `json:"user_id"` // Etsy seller id
-	Name                     string                `json:"name"`
-	Currency                 string                `json:"currency"`
-	Scopes                   []string              `json:"scopes"`
-	ConnectionState          string                `json:"connection_state"`
-	StateReason              string                `json:"state_reason,omitempty"`
-	SyncEnabled              bool                  `json:"sync_enabled"`
-	SyncIntervalSeconds      int64                 `json:"sync_interval_seconds"`
-	DefaultLowStockThreshold int64                 `json:"default_low_stock_threshold"`
-	AlertChannels            []events.AlertChannel `json:"alert_channels"`
-	ConnectedAt              *time.Time            `json:"connected_at,omitempty"`
-	DisconnectedAt           *time.Time            `json:"disconnected_at,omitempty"`
-	LastReconciliation       Reconciliation        `json:"last_reconciliation"`
-	UpdatedAt                time.Time             `json:"updated_at"`
-	LastPosition             int64                 `json:"last_position"`
+// shopRow is a connected (or once connected) Etsy shop.
+type shopRow struct {
+	ShopID              int64
+	UserID              int64 // Etsy seller id
+	Name                string
+	Currency            string
+	Scopes              []string
+	ConnectionState     string
+	StateReason         string
+	SyncEnabled         bool
+	SyncIntervalSeconds int64
+	// DefaultLowStockThreshold is the shop's own default line, nil until
+	// the seller sets one (readers then apply the configured default).
+	DefaultLowStockThreshold *int64
+	AlertChannels            []events.AlertChannel
+	ConnectedAt              *time.Time
+	DisconnectedAt           *time.Time
+	LastReconciliation       lastReconciliation
+	UpdatedAt                time.Time
+	LastPosition             int64
 }
 
-// Reconciliation summarises a shop's last polling pass.
-type Reconciliation struct {
-	StartedAt      *time.Time `json:"started_at,omitempty"`
-	FinishedAt     *time.Time `json:"finished_at,omitempty"`
-	Watermark      *time.Time `json:"watermark,omitempty"`
-	Scope          string     `json:"scope,omitempty"`
-	ReceiptsSeen   int64      `json:"receipts_seen"`
-	ListingsSeen   int64      `json:"listings_seen"`
-	EventsAppended int64      `json:"events_appended"`
-	DriftFound     int64      `json:"drift_found"`
-	APICalls       int64      `json:"api_calls"`
-	DurationMillis int64      `json:"duration_ms"`
+// lastReconciliation summarises a shop's last polling pass.
+type lastReconciliation struct {
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+	Watermark      *time.Time
+	Scope          string
+	ReceiptsSeen   int64
+	ListingsSeen   int64
+	EventsAppended int64
+	DriftFound     int64
+	APICalls       int64
+	DurationMillis int64
 }
 
 var shopsTable = table{
@@ -68,7 +67,7 @@ var shopsTable = table{
 	key: []string{"shop_id"},
 }
 
-func (s *Shop) fields() []any {
+func (s *shopRow) fields() []any {
 	r := &s.LastReconciliation
 	return []any{&s.ShopID, &s.UserID, &s.Name, &s.Currency, jsonOf(&s.Scopes), &s.ConnectionState, &s.StateReason,
 		&s.SyncEnabled, &s.SyncIntervalSeconds, &s.DefaultLowStockThreshold, jsonOf(&s.AlertChannels),
@@ -77,23 +76,14 @@ func (s *Shop) fields() []any {
 		&r.EventsAppended, &r.DriftFound, &r.APICalls, &r.DurationMillis, &s.UpdatedAt, &s.LastPosition}
 }
 
-func (s *Shop) normalise() {
-	s.ConnectedAt = utcPtr(s.ConnectedAt)
-	s.DisconnectedAt = utcPtr(s.DisconnectedAt)
-	r := &s.LastReconciliation
-	r.StartedAt, r.FinishedAt, r.Watermark = utcPtr(r.StartedAt), utcPtr(r.FinishedAt), utcPtr(r.Watermark)
-	s.UpdatedAt = utc(s.UpdatedAt)
-}
-
-func newShop(id int64) *Shop {
-	return &Shop{
-		ShopID:                   id,
-		Scopes:                   []string{},
-		ConnectionState:          ShopUnknown,
-		SyncEnabled:              true,
-		SyncIntervalSeconds:      900,
-		DefaultLowStockThreshold: DefaultLowStockThreshold,
-		AlertChannels:            []events.AlertChannel{},
+func newShop(id int64) *shopRow {
+	return &shopRow{
+		ShopID:              id,
+		Scopes:              []string{},
+		ConnectionState:     ShopUnknown,
+		SyncEnabled:         true,
+		SyncIntervalSeconds: 900,
+		AlertChannels:       []events.AlertChannel{},
 	}
 }
 
@@ -123,7 +113,7 @@ func shopOf(rec events.Record) (int64, bool) {
 }
 
 // foldShop applies rec to s and reports whether the row changed.
-func foldShop(s *Shop, rec events.Record) bool {
+func foldShop(s *shopRow, rec events.Record) bool {
 	at := rec.OccurredAt
 	switch d := rec.Data.(type) {
 	case events.ShopConnected:
@@ -147,7 +137,7 @@ func foldShop(s *Shop, rec events.Record) bool {
 			s.SyncIntervalSeconds = *d.SyncIntervalSeconds
 		}
 		if d.DefaultLowStockThreshold != nil {
-			s.DefaultLowStockThreshold = *d.DefaultLowStockThreshold
+			s.DefaultLowStockThreshold = int64Ptr(*d.DefaultLowStockThreshold)
 		}
 		if d.AlertChannels != nil {
 			s.AlertChannels = append([]events.AlertChannel{}, d.AlertChannels...)
@@ -159,7 +149,7 @@ func foldShop(s *Shop, rec events.Record) bool {
 		if d.IntervalSeconds > 0 {
 			s.SyncIntervalSeconds = d.IntervalSeconds
 		}
-		s.LastReconciliation = Reconciliation{
+		s.LastReconciliation = lastReconciliation{
 			StartedAt:      timePtr(d.StartedAt.UTC()),
 			FinishedAt:     timePtr(d.FinishedAt.UTC()),
 			Watermark:      timePtr(d.Watermark.UTC()),
@@ -172,9 +162,9 @@ func foldShop(s *Shop, rec events.Record) bool {
 			DurationMillis: d.DurationMillis,
 		}
 	case events.StockThresholdSet:
-		s.DefaultLowStockThreshold = d.Threshold
+		s.DefaultLowStockThreshold = int64Ptr(d.Threshold)
 	case events.StockThresholdCleared:
-		s.DefaultLowStockThreshold = DefaultLowStockThreshold
+		s.DefaultLowStockThreshold = nil
 	default:
 		return false
 	}
@@ -185,7 +175,7 @@ func foldShop(s *Shop, rec events.Record) bool {
 
 // Shops maintains the shops read model.
 type Shops struct {
-	cache txCache[int64, *Shop]
+	cache txCache[int64, *shopRow]
 }
 
 // NewShops returns the shops projection.
@@ -241,8 +231,8 @@ func (p *Shops) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt
 	return []stmt{{sql: shopsTable.upsertSQL(), args: valuesOf(s.fields())}}, nil
 }
 
-func loadShop(ctx context.Context, q Queryer, id int64) (*Shop, error) {
-	s := &Shop{}
+func loadShop(ctx context.Context, q Queryer, id int64) (*shopRow, error) {
+	s := &shopRow{}
 	err := q.QueryRowContext(ctx, `SELECT `+shopsTable.columnList("")+` FROM shops WHERE shop_id = $1`, id).Scan(s.fields()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -254,10 +244,10 @@ func loadShop(ctx context.Context, q Queryer, id int64) (*Shop, error) {
 }
 
 type shopsRebuild struct {
-	shops map[int64]*Shop
+	shops map[int64]*shopRow
 }
 
-func (*Shops) newRebuild() rebuild { return &shopsRebuild{shops: map[int64]*Shop{}} }
+func (*Shops) newRebuild() rebuild { return &shopsRebuild{shops: map[int64]*shopRow{}} }
 
 func (r *shopsRebuild) apply(rec events.Record, _ emitFunc) error {
 	id, ok := shopOf(rec)
@@ -283,64 +273,87 @@ func (r *shopsRebuild) finish(emit emitFunc) error {
 	return nil
 }
 
-// ShopFilter narrows ListShops.
-type ShopFilter struct {
-	Scope Scope
-	// IDs keeps only these shops.
-	IDs []int64
-	// UserIDs keeps the shops of these Etsy sellers.
-	UserIDs []int64
-	// State keeps shops in one connection state.
-	State string
-	// After is the last shop id of the previous page.
-	After int64
-	Limit int
+// Readers.
+
+// Shop is one of a seller's shops.
+type Shop struct {
+	ShopID              int64  `json:"shop_id"`
+	Name                string `json:"name"`
+	Currency            string `json:"currency"`
+	ConnectionState     string `json:"connection_state"`
+	StateReason         string `json:"state_reason"`
+	SyncEnabled         bool   `json:"sync_enabled"`
+	SyncIntervalSeconds int64  `json:"sync_interval_seconds"`
+	// DefaultLowStockThreshold is the line of the shop's variants that
+	// set none and whose listing sets none: the shop's own, else the
+	// configured default.
+	DefaultLowStockThreshold int64      `json:"default_low_stock_threshold"`
+	ConnectedAt              *time.Time `json:"connected_at"`
+	DisconnectedAt           *time.Time `json:"disconnected_at"`
+	LastReconciledAt         *time.Time `json:"last_reconciled_at"`
+	LastDriftFound           int64      `json:"last_drift_found"`
+	UpdatedAt                time.Time  `json:"updated_at"`
 }
 
-// GetShop returns one shop in scope.
-func (r *Reader) GetShop(ctx context.Context, scope Scope, shopID int64) (Shop, error) {
-	shops, err := r.ListShops(ctx, ShopFilter{Scope: scope, IDs: []int64{shopID}, Limit: 1})
+const shopColumns = `shop_id, name, currency, connection_state, state_reason, sync_enabled, sync_interval_seconds,
+	default_low_stock_threshold, connected_at, disconnected_at, last_reconciliation_finished_at, last_reconciliation_drift, updated_at`
+
+func (r *Reader) scanShop(row interface{ Scan(...any) error }) (Shop, error) {
+	var sh Shop
+	var own *int64
+	err := row.Scan(&sh.ShopID, &sh.Name, &sh.Currency, &sh.ConnectionState, &sh.StateReason, &sh.SyncEnabled, &sh.SyncIntervalSeconds,
+		&own, &sh.ConnectedAt, &sh.DisconnectedAt, &sh.LastReconciledAt, &sh.LastDriftFound, &sh.UpdatedAt)
+	sh.DefaultLowStockThreshold, _ = domain.Lines{Shop: own}.Resolve(r.cfg.DefaultThreshold)
+	sh.ConnectedAt, sh.DisconnectedAt, sh.LastReconciledAt = utcPtr(sh.ConnectedAt), utcPtr(sh.DisconnectedAt), utcPtr(sh.LastReconciledAt)
+	sh.UpdatedAt = utc(sh.UpdatedAt)
+	return sh, err
+}
+
+// SellerShopIDs returns the shops of an Etsy seller (user id) that the
+// shops read model knows.
+func (r *Reader) SellerShopIDs(ctx context.Context, sellerID int64) ([]int64, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT shop_id FROM shops WHERE user_id = $1 ORDER BY shop_id`, sellerID)
 	if err != nil {
-		return Shop{}, fmt.Errorf("get shop %d: %w", shopID, err)
+		return nil, fmt.Errorf("shops of seller: %w", err)
 	}
-	if len(shops) == 0 || shops[0].ShopID != shopID {
-		return Shop{}, fmt.Errorf("get shop %d: %w", shopID, ErrNotFound)
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("shops of seller: %w", err)
+		}
+		ids = append(ids, id)
 	}
-	return shops[0], nil
+	return ids, rows.Err()
 }
 
-// ListShops returns shops in scope ordered by shop id.
-func (r *Reader) ListShops(ctx context.Context, f ShopFilter) ([]Shop, error) {
-	if f.Scope.empty() {
-		return nil, nil
-	}
-	var b query
-	f.Scope.where(&b, "shop_id")
-	if len(f.IDs) > 0 {
-		b.cond("shop_id = ANY($?)", f.IDs)
-	}
-	if len(f.UserIDs) > 0 {
-		b.cond("user_id = ANY($?)", f.UserIDs)
-	}
-	if f.State != "" {
-		b.cond("connection_state = $?", f.State)
-	}
-	b.cond("shop_id > $?", f.After)
-	sqlText := `SELECT ` + shopsTable.columnList("") + ` FROM shops` + b.whereSQL() +
-		` ORDER BY shop_id LIMIT ` + b.arg(clampLimit(f.Limit))
-	rows, err := r.q.QueryContext(ctx, sqlText, b.args...)
+// ListShops returns the shops in the set.
+func (r *Reader) ListShops(ctx context.Context, shops []int64) ([]Shop, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT `+shopColumns+` FROM shops WHERE shop_id = ANY($1) ORDER BY shop_id`, shops)
 	if err != nil {
 		return nil, fmt.Errorf("list shops: %w", err)
 	}
 	defer rows.Close()
 	var out []Shop
 	for rows.Next() {
-		var s Shop
-		if err := rows.Scan(s.fields()...); err != nil {
+		sh, err := r.scanShop(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list shops: %w", err)
 		}
-		s.normalise()
-		out = append(out, s)
+		out = append(out, sh)
 	}
 	return out, rows.Err()
+}
+
+// GetShop returns one shop of the set.
+func (r *Reader) GetShop(ctx context.Context, shops []int64, shopID int64) (Shop, error) {
+	sh, err := r.scanShop(r.db.QueryRowContext(ctx, `SELECT `+shopColumns+` FROM shops WHERE shop_id = $2 AND shop_id = ANY($1)`, shops, shopID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return sh, fmt.Errorf("get shop %d: %w", shopID, ErrNotFound)
+	}
+	if err != nil {
+		return sh, fmt.Errorf("get shop %d: %w", shopID, err)
+	}
+	return sh, nil
 }

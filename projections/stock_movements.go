@@ -17,27 +17,27 @@ import (
 // ReasonSale is the reason of a movement recorded by stock.sold.
 const ReasonSale = "sale"
 
-// Movement is one change of a variant's stock with the balance after it.
-type Movement struct {
-	ShopID     int64  `json:"shop_id"`
-	ListingID  int64  `json:"listing_id"`
-	VariantKey string `json:"variant_key"`
+// movementRow is one change of a variant's stock with the balance after it.
+type movementRow struct {
+	ShopID     int64
+	ListingID  int64
+	VariantKey string
 	// Seq numbers the variant's movements 1, 2, 3 … in log order.
-	Seq     int64  `json:"seq"`
-	Delta   int64  `json:"delta"`
-	Balance int64  `json:"balance"`
-	Reason  string `json:"reason"`
+	Seq     int64
+	Delta   int64
+	Balance int64
+	Reason  string
 	// Cause is what made the movement, as recorded ("receipt:5",
 	// "webhook:msg_1", "reconciliation", "actor:token:abc").
-	Cause         string    `json:"cause,omitempty"`
-	ReceiptID     *int64    `json:"receipt_id,omitempty"`
-	TransactionID *int64    `json:"transaction_id,omitempty"`
-	WebhookID     *string   `json:"webhook_id,omitempty"`
-	Actor         *string   `json:"actor,omitempty"`
-	EventID       uuid.UUID `json:"event_id"`
-	Position      int64     `json:"position"`
-	OccurredAt    time.Time `json:"occurred_at"`
-	RecordedAt    time.Time `json:"recorded_at"`
+	Cause         string
+	ReceiptID     *int64
+	TransactionID *int64
+	WebhookID     *string
+	Actor         *string
+	EventID       uuid.UUID
+	Position      int64
+	OccurredAt    time.Time
+	RecordedAt    time.Time
 }
 
 var movementsTable = table{
@@ -47,7 +47,7 @@ var movementsTable = table{
 	key: []string{"listing_id", "variant_key", "seq"},
 }
 
-func (m *Movement) fields() []any {
+func (m *movementRow) fields() []any {
 	return []any{&m.ShopID, &m.ListingID, &m.VariantKey, &m.Seq, &m.Delta, &m.Balance, &m.Reason, &m.Cause,
 		&m.ReceiptID, &m.TransactionID, &m.WebhookID, &m.Actor, &m.EventID, &m.Position, &m.OccurredAt, &m.RecordedAt}
 }
@@ -64,8 +64,8 @@ type balance struct {
 
 // movementOf returns the movement an event records, without its place in
 // the variant's history.
-func movementOf(rec events.Record) (Movement, bool) {
-	m := Movement{ShopID: rec.ShopID, EventID: rec.ID, Position: rec.Position, OccurredAt: rec.OccurredAt, RecordedAt: rec.RecordedAt}
+func movementOf(rec events.Record) (movementRow, bool) {
+	m := movementRow{ShopID: rec.ShopID, EventID: rec.ID, Position: rec.Position, OccurredAt: rec.OccurredAt, RecordedAt: rec.RecordedAt}
 	switch d := rec.Data.(type) {
 	case events.StockSold:
 		m.ListingID, m.VariantKey, m.Delta = d.ListingID, d.VariantKey, -d.Quantity
@@ -87,7 +87,7 @@ func movementOf(rec events.Record) (Movement, bool) {
 			m.Actor = &ref
 		}
 	default:
-		return Movement{}, false
+		return movementRow{}, false
 	}
 	if m.Actor == nil && rec.Metadata.Actor != "" {
 		actor := rec.Metadata.Actor
@@ -230,102 +230,199 @@ func (r *movementsRebuild) apply(rec events.Record, emit emitFunc) error {
 
 func (*movementsRebuild) finish(emitFunc) error { return nil }
 
-// MovementFilter narrows ListMovements.
-type MovementFilter struct {
-	Scope      Scope
-	ListingID  int64
-	VariantKey string // with ListingID: one variant's history
-	ReceiptID  int64
-	// From and To bound the business time, [From, To).
-	From, To time.Time
-	// After is the last position of the previous page.
-	After int64
-	Limit int
+// Readers.
+
+// Movement is one change of a variant's stock with what caused it.
+type Movement struct {
+	Seq           int64     `json:"seq"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	RecordedAt    time.Time `json:"recorded_at"`
+	Delta         int64     `json:"delta"`
+	Balance       int64     `json:"balance"`
+	Reason        string    `json:"reason"`
+	Cause         string    `json:"cause"`
+	ReceiptID     *int64    `json:"receipt_id"`
+	TransactionID *int64    `json:"transaction_id"`
+	WebhookID     *string   `json:"webhook_id"`
+	Actor         string    `json:"actor"`
+	EventID       string    `json:"event_id"`
+	// WebhookEventID is the webhook evidence the movement follows from,
+	// when it came by webhook. It points into the event log, so only
+	// auditors are shown it.
+	WebhookEventID string `json:"-"`
 }
 
-// ListMovements returns movements in scope in log order.
-func (r *Reader) ListMovements(ctx context.Context, f MovementFilter) ([]Movement, error) {
-	if f.Scope.empty() {
-		return nil, nil
+// HistoryFilter selects one variant's movements.
+type HistoryFilter struct {
+	Shops      []int64
+	ListingID  int64
+	VariantKey string
+	From, To   time.Time // business time, To exclusive
+	AfterSeq   int64     // with Desc, the page continues below this seq
+	Desc       bool
+	Limit      int
+}
+
+// VariantShop returns the shop of a variant among shops, or ErrNotFound.
+// It is a key lookup, cheaper than anything that sums movements.
+func (r *Reader) VariantShop(ctx context.Context, shops []int64, listingID int64, variantKey string) (int64, error) {
+	var shop int64
+	err := r.db.QueryRowContext(ctx, `SELECT shop_id FROM product_variants WHERE listing_id = $2 AND variant_key = $3 AND shop_id = ANY($1)`,
+		shops, listingID, variantKey).Scan(&shop)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("variant %d/%s: %w", listingID, variantKey, ErrNotFound)
 	}
-	var b query
-	f.Scope.where(&b, "shop_id")
-	if f.ListingID != 0 {
-		b.cond("listing_id = $?", f.ListingID)
-		if f.VariantKey != "" {
-			b.cond("variant_key = $?", f.VariantKey)
-		}
+	if err != nil {
+		return 0, fmt.Errorf("variant %d/%s: %w", listingID, variantKey, err)
 	}
-	if f.ReceiptID != 0 {
-		b.cond("receipt_id = $?", f.ReceiptID)
-	}
+	return shop, nil
+}
+
+// History pages one variant's movements by seq. A movement that came by
+// webhook names the webhook: its own cause says so, or (for sales, whose
+// cause is the receipt) its event's cause in the log is the webhook's
+// evidence, which the event store looks up for the page's events only.
+func (r *Reader) History(ctx context.Context, f HistoryFilter) ([]Movement, error) {
+	var w where
+	w.add("listing_id = %s", f.ListingID)
+	w.add("variant_key = %s", f.VariantKey)
+	w.add("shop_id = ANY(%s)", f.Shops)
 	if !f.From.IsZero() {
-		b.cond("occurred_at >= $?", f.From)
+		w.add("occurred_at >= %s", f.From.UTC())
 	}
 	if !f.To.IsZero() {
-		b.cond("occurred_at < $?", f.To)
+		w.add("occurred_at < %s", f.To.UTC())
 	}
-	b.cond("position > $?", f.After)
-	rows, err := r.q.QueryContext(ctx, `SELECT `+movementsTable.columnList("")+` FROM stock_movements`+b.whereSQL()+
-		` ORDER BY position LIMIT `+b.arg(clampLimit(f.Limit)), b.args...)
+	dir := "ASC"
+	switch {
+	case f.Desc && f.AfterSeq > 0:
+		w.add("seq < %s", f.AfterSeq)
+	case !f.Desc && f.AfterSeq > 0:
+		w.add("seq > %s", f.AfterSeq)
+	}
+	if f.Desc {
+		dir = "DESC"
+	}
+	rows, err := r.db.QueryContext(ctx, `
+		SELECT seq, occurred_at, recorded_at, delta, balance, reason, cause, receipt_id, transaction_id, webhook_id,
+		       coalesce(actor, ''), event_id
+		FROM stock_movements
+		WHERE `+w.sql()+`
+		ORDER BY seq `+dir+`
+		LIMIT `+w.arg(f.Limit), w.args...)
 	if err != nil {
-		return nil, fmt.Errorf("list movements: %w", err)
+		return nil, fmt.Errorf("stock history: %w", err)
 	}
 	defer rows.Close()
 	var out []Movement
+	var ids []uuid.UUID
 	for rows.Next() {
 		var m Movement
-		if err := rows.Scan(m.fields()...); err != nil {
-			return nil, fmt.Errorf("list movements: %w", err)
+		var id uuid.UUID
+		if err := rows.Scan(&m.Seq, &m.OccurredAt, &m.RecordedAt, &m.Delta, &m.Balance, &m.Reason, &m.Cause,
+			&m.ReceiptID, &m.TransactionID, &m.WebhookID, &m.Actor, &id); err != nil {
+			return nil, fmt.Errorf("stock history: %w", err)
 		}
 		m.OccurredAt, m.RecordedAt = utc(m.OccurredAt), utc(m.RecordedAt)
+		m.EventID = id.String()
+		ids = append(ids, id)
 		out = append(out, m)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("stock history: %w", err)
+	}
+	causes, err := r.log.WebhookCauses(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("stock history: %w", err)
+	}
+	for i := range out {
+		m := &out[i]
+		c, ok := causes[ids[i]]
+		if ok {
+			m.WebhookEventID = c.EventID.String()
+			if m.WebhookID == nil {
+				m.WebhookID = &c.WebhookID
+			}
+		}
+		if m.WebhookID != nil && *m.WebhookID == "" {
+			m.WebhookID = nil
+		}
+	}
+	return out, nil
 }
 
-// StockLevel is a variant's balance at a point in business time.
-type StockLevel struct {
-	ShopID     int64  `json:"shop_id"`
+// VariantStock is a variant's balance as of an instant.
+type VariantStock struct {
 	ListingID  int64  `json:"listing_id"`
 	VariantKey string `json:"variant_key"`
+	SKU        string `json:"sku"`
 	Quantity   int64  `json:"quantity"`
+	// Movements counts the movements at or before the instant.
+	Movements      int64      `json:"movements"`
+	LastMovementAt *time.Time `json:"last_movement_at"`
 }
 
-// StockAtFilter asks for balances at a time.
-type StockAtFilter struct {
-	Scope Scope
-	// At is the business time; movements that occurred at or before it
-	// count.
-	At        time.Time
-	ListingID int64
-}
-
-// StockAt returns each variant's balance at f.At, summing the movements
-// that occurred by then, ordered by listing and key.
-func (r *Reader) StockAt(ctx context.Context, f StockAtFilter) ([]StockLevel, error) {
-	if f.Scope.empty() {
-		return nil, nil
+// VariantStockAt returns a variant's balance as of at: the sum of the
+// movements whose business time is at or before it, which is what a
+// replay of the log up to that instant gives.
+func (r *Reader) VariantStockAt(ctx context.Context, shops []int64, listingID int64, variantKey string, at time.Time) (VariantStock, error) {
+	st := VariantStock{ListingID: listingID, VariantKey: variantKey}
+	err := r.db.QueryRowContext(ctx, `
+		SELECT pv.sku, m.quantity, m.movements, m.last
+		FROM product_variants pv
+		CROSS JOIN LATERAL (
+		    SELECT coalesce(sum(sm.delta), 0)::bigint AS quantity, count(*) AS movements, max(sm.occurred_at) AS last
+		    FROM stock_movements sm
+		    WHERE sm.listing_id = pv.listing_id AND sm.variant_key = pv.variant_key
+		      AND sm.occurred_at <= $4
+		) m
+		WHERE pv.listing_id = $2 AND pv.variant_key = $3 AND pv.shop_id = ANY($1)`,
+		shops, listingID, variantKey, at.UTC()).Scan(&st.SKU, &st.Quantity, &st.Movements, &st.LastMovementAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, fmt.Errorf("stock of %d/%s: %w", listingID, variantKey, ErrNotFound)
 	}
-	var b query
-	f.Scope.where(&b, "shop_id")
-	b.cond("occurred_at <= $?", f.At)
-	if f.ListingID != 0 {
-		b.cond("listing_id = $?", f.ListingID)
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT shop_id, listing_id, variant_key, sum(delta)::bigint FROM stock_movements`+
-		b.whereSQL()+` GROUP BY shop_id, listing_id, variant_key ORDER BY listing_id, variant_key`, b.args...)
 	if err != nil {
-		return nil, fmt.Errorf("stock at %s: %w", f.At.Format(time.RFC3339), err)
+		return st, fmt.Errorf("stock of %d/%s: %w", listingID, variantKey, err)
+	}
+	st.LastMovementAt = utcPtr(st.LastMovementAt)
+	return st, nil
+}
+
+// ShopStockAt returns the balances of a shop's variants as of at, paged by
+// (listing_id, variant_key) after the given key.
+func (r *Reader) ShopStockAt(ctx context.Context, shops []int64, shopID int64, at time.Time, afterListing int64, afterKey string, limit int) ([]VariantStock, error) {
+	rows, err := r.db.QueryContext(ctx, `
+		WITH page AS (
+		    SELECT pv.listing_id, pv.variant_key, pv.sku
+		    FROM product_variants pv
+		    WHERE pv.shop_id = $2 AND pv.shop_id = ANY($1)
+		      AND (pv.listing_id > $4 OR (pv.listing_id = $4 AND pv.variant_key COLLATE "C" > $5))
+		    ORDER BY pv.listing_id, pv.variant_key COLLATE "C"
+		    LIMIT $6
+		)
+		SELECT page.listing_id, page.variant_key, page.sku, coalesce(m.quantity, 0), coalesce(m.movements, 0), m.last
+		FROM page
+		LEFT JOIN (
+		    SELECT sm.listing_id, sm.variant_key, sum(sm.delta)::bigint AS quantity, count(*) AS movements, max(sm.occurred_at) AS last
+		    FROM stock_movements sm
+		    WHERE sm.shop_id = $2 AND sm.occurred_at <= $3
+		      AND (sm.listing_id, sm.variant_key) IN (SELECT listing_id, variant_key FROM page)
+		    GROUP BY sm.listing_id, sm.variant_key
+		) m ON m.listing_id = page.listing_id AND m.variant_key = page.variant_key
+		ORDER BY page.listing_id, page.variant_key COLLATE "C"`,
+		shops, shopID, at.UTC(), afterListing, afterKey, limit)
+	if err != nil {
+		return nil, fmt.Errorf("stock of shop %d: %w", shopID, err)
 	}
 	defer rows.Close()
-	var out []StockLevel
+	var out []VariantStock
 	for rows.Next() {
-		var s StockLevel
-		if err := rows.Scan(&s.ShopID, &s.ListingID, &s.VariantKey, &s.Quantity); err != nil {
-			return nil, fmt.Errorf("stock at: %w", err)
+		var v VariantStock
+		if err := rows.Scan(&v.ListingID, &v.VariantKey, &v.SKU, &v.Quantity, &v.Movements, &v.LastMovementAt); err != nil {
+			return nil, fmt.Errorf("stock of shop %d: %w", shopID, err)
 		}
-		out = append(out, s)
+		v.LastMovementAt = utcPtr(v.LastMovementAt)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

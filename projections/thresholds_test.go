@@ -62,7 +62,7 @@ func TestClearedThresholdsFallBack(t *testing.T) {
 	}
 	lines := func() []line {
 		t.Helper()
-		p, err := projections.NewReader(db.DB).GetProduct(ctx, projections.ShopScope(shop), listing)
+		p, err := reader(db.DB).GetProduct(ctx, []int64{shop}, listing)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestClearedThresholdsFallBack(t *testing.T) {
 		}
 		var out []line
 		for _, v := range p.Variants {
-			out = append(out, line{v.Key, v.LowStockThreshold, v.ThresholdSource})
+			out = append(out, line{v.VariantKey, v.LowStockThreshold, v.ThresholdSource})
 		}
 		return out
 	}
@@ -82,12 +82,16 @@ func TestClearedThresholdsFallBack(t *testing.T) {
 
 	appendAll(t, s, []batch{{ss, []events.Event{events.New(ss, shop, at(8), clear(events.ScopeShop, ""))}}})
 	waitCaughtUp(t, db.DB, names(projs), 30*time.Second)
-	sh, err := projections.NewReader(db.DB).GetShop(ctx, projections.ShopScope(shop), shop)
+	sh, err := reader(db.DB).GetShop(ctx, []int64{shop}, shop)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sh.DefaultLowStockThreshold != projections.DefaultLowStockThreshold {
-		t.Errorf("shop default = %d after it was cleared, want %d", sh.DefaultLowStockThreshold, projections.DefaultLowStockThreshold)
+	if sh.DefaultLowStockThreshold != testDefaultThreshold {
+		t.Errorf("shop default = %d after it was cleared, want the configured %d", sh.DefaultLowStockThreshold, testDefaultThreshold)
+	}
+	want = []line{{"sku:BLUE", testDefaultThreshold, "default"}, {"sku:RED", 1, "variant"}}
+	if diff := cmp.Diff(want, lines()); diff != "" {
+		t.Errorf("lines after clearing the shop's (-want +got):\n%s", diff)
 	}
 
 	targets, _ := rebuildable(t)
@@ -116,7 +120,7 @@ func TestShopReportsTheIntervalInForce(t *testing.T) {
 	interval := func() int64 {
 		t.Helper()
 		waitCaughtUp(t, db.DB, names(projs), 30*time.Second)
-		sh, err := projections.NewReader(db.DB).GetShop(context.Background(), projections.ShopScope(shop), shop)
+		sh, err := reader(db.DB).GetShop(context.Background(), []int64{shop}, shop)
 		if err != nil {
 			t.Fatal(err)
 		}

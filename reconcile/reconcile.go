@@ -427,10 +427,9 @@ func (r *Reconciler) applyListing(ctx context.Context, sum *Summary, l etsy.List
 
 // recordDrift appends stock.drift_detected for each variant of a listing
 // the ledger already holds whose Etsy quantity differs from the ledger's
-// balance once the receipts are in: the webhook path should have kept
-// them equal, so the ledger expected otherwise. The translator then
-// appends the stock.observed and stock.adjusted that settle it; asking the
-// domain what it would append keeps both decisions on the same rules.
+// balance once the receipts are in (domain.Listing.Drift decides). The
+// translator then appends the stock.observed and stock.adjusted that
+// settle it.
 func (r *Reconciler) recordDrift(ctx context.Context, shopID int64, l etsy.Listing, cause ingest.Cause) (int, error) {
 	if l.Inventory == nil {
 		return 0, nil
@@ -443,25 +442,10 @@ func (r *Reconciler) recordDrift(ctx context.Context, shopID int64, l etsy.Listi
 		if err != nil {
 			return 0, fmt.Errorf("drift of listing %d: %w", l.ListingID, err)
 		}
-		before := domain.ReplayListing(l.ListingID, past)
-		if !before.Imported() || len(past) == 0 {
-			return 0, nil // a first import is not drift
-		}
 		now := r.now().UTC()
-		would, err := domain.ReplayListing(l.ListingID, past).Observe(view, domain.Observation{At: now, Source: cause.Source, Cause: cause.Ref})
-		if err != nil {
-			return 0, nil // the translator reports the same error
-		}
 		var drift []events.Event
-		for _, ev := range would {
-			adj, ok := ev.Data.(events.StockAdjusted)
-			if !ok || adj.Reason != events.ReasonEtsyChange {
-				continue
-			}
-			expected := before.Balance(adj.VariantKey)
-			drift = append(drift, events.New(stream, shopID, now, events.StockDriftDetected{
-				ListingID: l.ListingID, VariantKey: adj.VariantKey, Expected: expected, Observed: expected + adj.Delta,
-			}).WithMetadata(meta))
+		for _, d := range domain.ReplayListing(l.ListingID, past).Drift(view, domain.Observation{At: now, Source: cause.Source, Cause: cause.Ref}) {
+			drift = append(drift, events.New(stream, shopID, now, d).WithMetadata(meta))
 		}
 		if len(drift) == 0 {
 			return 0, nil

@@ -32,7 +32,11 @@ func newKnowledge(db *sql.DB, c *cli) (*knowledge, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &knowledge{conns: conns, read: projections.NewReader(db)}, nil
+	def, err := c.defaultThreshold()
+	if err != nil {
+		return nil, err
+	}
+	return &knowledge{conns: conns, read: projections.NewReader(db, projections.ReaderConfig{DefaultThreshold: def})}, nil
 }
 
 // shop describes a shop the ledger knows ("shop 7 (CeramicsByAda)"): one
@@ -44,7 +48,7 @@ func (k *knowledge) shop(ctx context.Context, id int64) (string, bool, error) {
 	} else if !errors.Is(err, shops.ErrUnknownShop) {
 		return "", false, err
 	}
-	sh, err := k.read.GetShop(ctx, projections.ShopScope(id), id)
+	sh, err := k.read.GetShop(ctx, []int64{id}, id)
 	if errors.Is(err, projections.ErrNotFound) || (err == nil && sh.ConnectionState == projections.ShopUnknown) {
 		return fmt.Sprintf("shop %d", id), false, nil
 	}
@@ -57,15 +61,19 @@ func (k *knowledge) shop(ctx context.Context, id int64) (string, bool, error) {
 // listing describes a listing of shop that Etsy described to the ledger.
 // A listing of another shop is not known for this one.
 func (k *knowledge) listing(ctx context.Context, shop, id int64) (string, bool, error) {
-	p, err := k.read.GetProduct(ctx, projections.AllShops(), id)
+	owner, err := k.read.ProductShop(ctx, id)
 	if errors.Is(err, projections.ErrNotFound) {
 		return fmt.Sprintf("listing %d", id), false, nil
 	}
 	if err != nil {
 		return "", false, err
 	}
-	if p.ShopID != shop {
-		return fmt.Sprintf("listing %d (of shop %d, not %d)", id, p.ShopID, shop), false, nil
+	if owner != shop {
+		return fmt.Sprintf("listing %d (of shop %d, not %d)", id, owner, shop), false, nil
+	}
+	p, err := k.read.GetProduct(ctx, []int64{shop}, id)
+	if err != nil {
+		return "", false, err
 	}
 	if p.Title == "" && p.State == "" {
 		// Made by a stray threshold or movement, never described by Etsy.
@@ -77,21 +85,17 @@ func (k *knowledge) listing(ctx context.Context, shop, id int64) (string, bool, 
 // variant describes a variant of a listing the ledger knows. When it is
 // not known, the description lists the listing's variants.
 func (k *knowledge) variant(ctx context.Context, shop, listing int64, key string) (string, bool, error) {
-	v, err := k.read.GetVariant(ctx, projections.ShopScope(shop), listing, key)
-	if err == nil && (v.Active || v.SKU != "" || v.Properties != "" || v.LastMovementAt != nil) {
-		return fmt.Sprintf("variant %q", key), true, nil
-	}
-	if err != nil && !errors.Is(err, projections.ErrNotFound) {
-		return "", false, err
-	}
-	p, err := k.read.GetProduct(ctx, projections.ShopScope(shop), listing)
+	p, err := k.read.GetProduct(ctx, []int64{shop}, listing)
 	if err != nil && !errors.Is(err, projections.ErrNotFound) {
 		return "", false, err
 	}
 	var keys []string
 	for _, v := range p.Variants {
-		if v.Key != key && (v.Active || v.SKU != "" || v.Properties != "") {
-			keys = append(keys, v.Key)
+		if v.VariantKey == key && (v.Active || v.SKU != "" || v.Properties != "" || v.LastMovementAt != nil) {
+			return fmt.Sprintf("variant %q", key), true, nil
+		}
+		if v.VariantKey != key && (v.Active || v.SKU != "" || v.Properties != "") {
+			keys = append(keys, v.VariantKey)
 		}
 	}
 	if len(keys) == 0 {
@@ -114,13 +118,13 @@ func (k *knowledge) sellerShops(ctx context.Context, seller int64) ([]int64, err
 			ids = append(ids, c.ShopID)
 		}
 	}
-	read, err := k.read.ListShops(ctx, projections.ShopFilter{Scope: projections.AllShops(), UserIDs: []int64{seller}, Limit: 1000})
+	read, err := k.read.SellerShopIDs(ctx, seller)
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range read {
-		if !slices.Contains(ids, s.ShopID) {
-			ids = append(ids, s.ShopID)
+	for _, id := range read {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
 	}
 	slices.Sort(ids)

@@ -14,15 +14,18 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/service"
 )
 
 func init() {
 	commands["thresholds"] = command{
 		summary: "set or clear low-stock thresholds (shop default, listing, variant)",
 		usage:   thresholdsUsage,
-		subs:    map[string]func(context.Context, *cli, []string) error{"set": thresholdsSet, "clear": thresholdsClear},
+		subs:    map[string]func(context.Context, *cli, []string) error{"set": thresholdsSet, "clear": thresholdsClear, "show": thresholdsShow},
 	}
 	alertChannelSubs := map[string]func(context.Context, *cli, []string) error{}
 	for _, sub := range []string{"add", "list", "remove", "secret"} {
@@ -39,15 +42,24 @@ func init() {
 
 const thresholdsUsage = `ledger thresholds set --shop <shop id> [--listing <listing id> [--variant <variant key>]] <threshold> --actor <who>
 ledger thresholds clear --shop <shop id> [--listing <listing id> [--variant <variant key>]] --actor <who> [--reason text]
+ledger thresholds show --shop <shop id> [--listing <listing id>]
 
-  set    Without --listing it sets the shop default (5 unless set); with
-         --listing the listing's line; with --variant that variant's own.
-         An alert is raised when a variant's balance is at or below its
-         line.
+  set    Without --listing it sets the shop default (the configured
+         default unless set); with --listing the listing's line; with
+         --variant that variant's own. An alert is raised when a
+         variant's balance is at or below its line.
   clear  takes a line set before back: a variant falls back to its
-         listing's line, a listing to the shop default, a shop to 5. It is
-         how a threshold set by mistake is undone: the log keeps both
-         facts (see docs/operations.md).
+         listing's line, a listing to the shop default, a shop to the
+         configured default. It is how a threshold set by mistake is
+         undone: the log keeps both facts (see docs/operations.md).
+  show   lists the line in force for each variant of the shop (or of one
+         listing), where it comes from (variant, listing, shop, default),
+         the balance and whether it is low, as the read models and the
+         query API show them.
+
+  A threshold is a whole number from 0 to 1000000. The configured default
+  is SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD (default 5); give ledger, the
+  projector and the query service the same value.
 
   Both refuse shops, listings and variants the ledger does not know (a
   connected shop; a listing and variant Etsy described to it, as the read
@@ -57,44 +69,34 @@ ledger thresholds clear --shop <shop id> [--listing <listing id> [--variant <var
 
 // thresholdTarget is the line a thresholds command is about.
 type thresholdTarget struct {
-	shop, listing int64
-	variant       string
-	actor         string
+	domain.ThresholdTarget
+	actor string
 }
 
 func thresholdFlags(name string) (*flag.FlagSet, *thresholdTarget) {
 	var t thresholdTarget
 	fs := newFlags(name)
-	fs.Int64Var(&t.shop, "shop", 0, "shop id (required)")
-	fs.Int64Var(&t.listing, "listing", 0, "listing id: the listing's line")
-	fs.StringVar(&t.variant, "variant", "", "variant key (with --listing): the variant's own line")
+	fs.Int64Var(&t.ShopID, "shop", 0, "shop id (required)")
+	fs.Int64Var(&t.ListingID, "listing", 0, "listing id: the listing's line")
+	fs.StringVar(&t.VariantKey, "variant", "", "variant key (with --listing): the variant's own line")
 	fs.StringVar(&t.actor, "actor", "", "who asks for the change, recorded in the event (required)")
 	return fs, &t
 }
 
+// validate names the flag a person got wrong; domain.SetThreshold and
+// domain.ClearThreshold check the same rules again on the command.
 func (t *thresholdTarget) validate() error {
 	t.actor = strings.TrimSpace(t.actor)
-	if t.shop <= 0 {
+	if t.ShopID <= 0 {
 		return fmt.Errorf("%w: --shop <shop id> is required", errUsage)
 	}
 	if t.actor == "" {
 		return fmt.Errorf("%w: --actor <who> is required: every threshold change names who made it", errUsage)
 	}
-	if t.variant != "" && t.listing <= 0 {
+	if t.VariantKey != "" && t.ListingID <= 0 {
 		return fmt.Errorf("%w: --variant needs --listing", errUsage)
 	}
 	return nil
-}
-
-// scope returns the event scope, the stream it goes to and how to name it.
-func (t *thresholdTarget) scope() (scope, stream, what string) {
-	switch {
-	case t.variant != "":
-		return events.ScopeVariant, events.ListingStream(t.listing), fmt.Sprintf("variant %q of listing %d", t.variant, t.listing)
-	case t.listing > 0:
-		return events.ScopeListing, events.ListingStream(t.listing), fmt.Sprintf("listing %d", t.listing)
-	}
-	return events.ScopeShop, events.ShopStream(t.shop), fmt.Sprintf("default of shop %d", t.shop)
 }
 
 // checkKnown looks the target up and prints what it found.
@@ -104,19 +106,19 @@ func (t *thresholdTarget) checkKnown(ctx context.Context, c *cli, db *sql.DB) er
 		return err
 	}
 	var chk check
-	what, ok, err := k.shop(ctx, t.shop)
+	what, ok, err := k.shop(ctx, t.ShopID)
 	if err != nil {
 		return err
 	}
 	chk.add(what, ok)
-	if t.listing > 0 {
-		what, ok, err := k.listing(ctx, t.shop, t.listing)
+	if t.ListingID > 0 {
+		what, ok, err := k.listing(ctx, t.ShopID, t.ListingID)
 		if err != nil {
 			return err
 		}
 		chk.add(what, ok)
-		if ok && t.variant != "" {
-			what, ok, err := k.variant(ctx, t.shop, t.listing, t.variant)
+		if ok && t.VariantKey != "" {
+			what, ok, err := k.variant(ctx, t.ShopID, t.ListingID, t.VariantKey)
 			if err != nil {
 				return err
 			}
@@ -140,23 +142,22 @@ func thresholdsSet(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("%w: exactly one threshold is required", errUsage)
 	}
 	n, err := strconv.ParseInt(pos[0], 10, 64)
-	if err != nil || n < 0 {
-		return fmt.Errorf("%w: threshold %q is not a whole number >= 0", errUsage, pos[0])
+	if err != nil {
+		return fmt.Errorf("%w: threshold %q is not a whole number", errUsage, pos[0])
 	}
 	if err := t.validate(); err != nil {
 		return err
 	}
-	scope, stream, what := t.scope()
-	p := events.StockThresholdSet{Scope: scope, ShopID: t.shop, Threshold: n, Actor: t.actor}
-	if scope != events.ScopeShop {
-		p.ListingID, p.VariantKey = t.listing, t.variant
+	p, err := domain.SetThreshold(t.ThresholdTarget, n, t.actor)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	ev, err := t.record(ctx, c, "set threshold", stream, p)
+	ev, err := t.record(ctx, c, "set threshold", p)
 	if err != nil {
 		return err
 	}
-	c.logger.Info("threshold set", "event_id", ev.ID, "shop_id", t.shop, "scope", p.Scope, "threshold", n, "actor", p.Actor)
-	fmt.Fprintf(c.stdout, "low-stock threshold of %s set to %d by %s (event %s)\n", what, n, p.Actor, ev.ID)
+	c.logger.Info("threshold set", "event_id", ev.ID, "shop_id", t.ShopID, "scope", p.Scope, "threshold", n, "actor", p.Actor)
+	fmt.Fprintf(c.stdout, "low-stock threshold of %s set to %d by %s (event %s)\n", t.ThresholdTarget, n, p.Actor, ev.ID)
 	return nil
 }
 
@@ -169,24 +170,24 @@ func thresholdsClear(ctx context.Context, c *cli, args []string) error {
 	if err := t.validate(); err != nil {
 		return err
 	}
-	scope, stream, what := t.scope()
-	p := events.StockThresholdCleared{Scope: scope, ShopID: t.shop, Actor: t.actor, Reason: strings.TrimSpace(*reason)}
-	if scope != events.ScopeShop {
-		p.ListingID, p.VariantKey = t.listing, t.variant
+	p, err := domain.ClearThreshold(t.ThresholdTarget, t.actor, *reason)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	ev, err := t.record(ctx, c, "clear threshold", stream, p)
+	ev, err := t.record(ctx, c, "clear threshold", p)
 	if err != nil {
 		return err
 	}
-	c.logger.Info("threshold cleared", "event_id", ev.ID, "shop_id", t.shop, "scope", p.Scope, "actor", p.Actor)
-	fmt.Fprintf(c.stdout, "low-stock threshold of %s cleared by %s (event %s)\n", what, p.Actor, ev.ID)
+	c.logger.Info("threshold cleared", "event_id", ev.ID, "shop_id", t.ShopID, "scope", p.Scope, "actor", p.Actor)
+	fmt.Fprintf(c.stdout, "low-stock threshold of %s cleared by %s (event %s)\n", t.ThresholdTarget, p.Actor, ev.ID)
 	return nil
 }
 
 // record checks that the ledger knows the target, then appends p, the
-// actor's decision, to stream. A person's decision happens now: its
-// business time is the clock.
-func (t *thresholdTarget) record(ctx context.Context, c *cli, op, stream string, p events.Payload) (events.Event, error) {
+// actor's decision, to the target's stream. A person's decision happens
+// now: its business time is the clock.
+func (t *thresholdTarget) record(ctx context.Context, c *cli, op string, p events.Payload) (events.Event, error) {
+	stream := t.Stream()
 	db, closeDB, err := c.openDB(ctx)
 	if err != nil {
 		return events.Event{}, err
@@ -195,7 +196,7 @@ func (t *thresholdTarget) record(ctx context.Context, c *cli, op, stream string,
 	if err := t.checkKnown(ctx, c, db); err != nil {
 		return events.Event{}, err
 	}
-	ev := events.New(stream, t.shop, time.Now(), p).WithMetadata(events.Metadata{Actor: t.actor, Source: "ledger"})
+	ev := events.New(stream, t.ShopID, time.Now(), p).WithMetadata(events.Metadata{Actor: t.actor, Source: "ledger"})
 	if _, err := eventstore.New(db).Append(ctx, stream, eventstore.Any, ev); err != nil {
 		return events.Event{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -320,4 +321,86 @@ func runAlertChannels(ctx context.Context, c *cli, sub string, args []string) er
 		fmt.Fprintln(c.stdout, secret)
 	}
 	return nil
+}
+
+// defaultThreshold is the configured low-stock default, the one the
+// projector's alerter and the query service read.
+func (c *cli) defaultThreshold() (int64, error) {
+	env := service.NewEnv(c.getenv)
+	def := env.Int("SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD", domain.DefaultLowStockThreshold)
+	if def < 0 {
+		env.Fail("SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD: %d is negative", def)
+	}
+	return def, env.Err()
+}
+
+// thresholdsShow prints every variant's line in force through the same
+// readers the query API uses.
+func thresholdsShow(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags("thresholds show")
+	shop := fs.Int64("shop", 0, "shop id (required)")
+	listing := fs.Int64("listing", 0, "only this listing")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *shop <= 0 {
+		return fmt.Errorf("%w: --shop <shop id> is required", errUsage)
+	}
+	def, err := c.defaultThreshold()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	db, closeDB, err := c.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	read := projections.NewReader(db, projections.ReaderConfig{DefaultThreshold: def})
+	scope := []int64{*shop}
+	sh, err := read.GetShop(ctx, scope, *shop)
+	if errors.Is(err, projections.ErrNotFound) {
+		return fmt.Errorf("%w: shop %d is not in the read models", errUnknown, *shop)
+	}
+	if err != nil {
+		return err
+	}
+	var listings []int64
+	if *listing > 0 {
+		listings = []int64{*listing}
+	} else {
+		const page = 500
+		f := projections.ProductFilter{Shops: scope, Sort: projections.ProductSort{Key: "listing_id"}, Limit: page}
+		for {
+			ps, err := read.ListProducts(ctx, f)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				listings = append(listings, p.ListingID)
+			}
+			if len(ps) < page {
+				break
+			}
+			f.After = &projections.ProductCursor{ListingID: ps[len(ps)-1].ListingID}
+		}
+	}
+	fmt.Fprintf(c.stdout, "shop %d (%s): default line %d\n", sh.ShopID, sh.Name, sh.DefaultLowStockThreshold)
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LISTING\tVARIANT\tQUANTITY\tTHRESHOLD\tSOURCE\tLOW")
+	for _, id := range listings {
+		p, err := read.GetProduct(ctx, scope, id)
+		if errors.Is(err, projections.ErrNotFound) {
+			return fmt.Errorf("%w: listing %d is not one of shop %d's", errUnknown, id, *shop)
+		}
+		if err != nil {
+			return err
+		}
+		for _, v := range p.Variants {
+			if !v.Active {
+				continue
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%v\n", id, v.VariantKey, v.Quantity, v.LowStockThreshold, v.ThresholdSource, v.LowStock)
+		}
+	}
+	return tw.Flush()
 }

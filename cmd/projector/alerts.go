@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service"
 )
@@ -39,7 +40,7 @@ type alertsConfig struct {
 func loadAlertsConfig(d deps) alertsConfig {
 	env := d.env
 	c := alertsConfig{
-		DefaultThreshold:    env.Int("SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD", alerts.DefaultThreshold),
+		DefaultThreshold:    env.Int("SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD", domain.DefaultLowStockThreshold),
 		Cooldown:            env.Duration("SHOPLEDGER_ALERT_COOLDOWN", time.Hour),
 		LinkBase:            env.String("SHOPLEDGER_ALERT_LINK_BASE", "http://127.0.0.1:8080"),
 		SMTPAddr:            env.String("SHOPLEDGER_SMTP_ADDR", ""),

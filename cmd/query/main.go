@@ -16,8 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service"
 )
 
@@ -53,6 +55,9 @@ Environment (docs/operations.md lists them all):
   SHOPLEDGER_QUERY_TRUSTED_PROXIES comma-separated proxy addresses or CIDRs whose
                                    SHOPLEDGER_QUERY_PROXY_HEADER names the client (default none)
   SHOPLEDGER_QUERY_PROXY_HEADER    X-Forwarded-For (default) or Forwarded: the one the proxies set
+  SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD
+                                   the low-stock line where no variant, listing or shop sets
+                                   one (default 5); give the projector the same value
   SHOPLEDGER_LOG_LEVEL             debug, info, warn or error (default info)
 `
 
@@ -76,6 +81,9 @@ type config struct {
 	// TrustedProxies may name the client in ProxyHeader.
 	TrustedProxies []netip.Prefix
 	ProxyHeader    httpapi.ProxyHeader
+	// DefaultThreshold is the low-stock line where no variant, listing or
+	// shop sets one; the projector's alerter reads the same variable.
+	DefaultThreshold int64
 	// AllowNonDurableDB starts on a database whose commits are not durable.
 	AllowNonDurableDB bool
 	// AllowPrivilegedDB starts as a role that could rewrite the log.
@@ -99,8 +107,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AuthFailureRate:  env.Float("SHOPLEDGER_QUERY_AUTH_FAILURE_RATE", 1),
 		AuthFailureBurst: env.Int("SHOPLEDGER_QUERY_AUTH_FAILURE_BURST", 10),
 
+		DefaultThreshold: env.Int("SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD", domain.DefaultLowStockThreshold),
+
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
+	}
+	if c.DefaultThreshold < 0 {
+		env.Fail("SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD: %d is negative", c.DefaultThreshold)
 	}
 	if c.DBConns < 1 || c.DBConns > 1000 {
 		env.Fail("SHOPLEDGER_QUERY_DB_CONNS: %d is not between 1 and 1000", c.DBConns)
@@ -164,7 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		"query_timeout", cfg.QueryTimeout, "db_conns", cfg.DBConns, "allow_nondurable_database", cfg.AllowNonDurableDB,
 		"token_rate", cfg.TokenRate, "token_burst", cfg.TokenBurst, "address_rate", cfg.AddressRate, "address_burst", cfg.AddressBurst,
 		"auth_failure_rate", cfg.AuthFailureRate, "auth_failure_burst", cfg.AuthFailureBurst,
-		"trusted_proxies", fmt.Sprint(cfg.TrustedProxies), "proxy_header", cfg.ProxyHeader)
+		"trusted_proxies", fmt.Sprint(cfg.TrustedProxies), "proxy_header", cfg.ProxyHeader, "default_threshold", cfg.DefaultThreshold)
 
 	// The checks (durability, the role, the schema, the log's order) run
 	// on their own short-lived pool, without the serving pool's
@@ -193,20 +206,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ready.Add("database", db.PingContext)
 	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
 
-	store := httpapi.NewStore(db)
+	read := projections.NewReader(db, projections.ReaderConfig{DefaultThreshold: cfg.DefaultThreshold})
 	api, err := httpapi.New(httpapi.Config{
 		Logger:     logger,
 		Registerer: reg,
 		Tokens:     httpapi.NewTokenStore(db),
-		Shops:      store,
+		Shops:      read,
 		Data: httpapi.Readers{
-			Shops:      store,
-			Products:   store,
-			Stock:      store,
-			Sales:      store,
+			Shops:      read,
+			Products:   read,
+			Stock:      read,
+			Sales:      read,
 			Alerts:     httpapi.NewAlertStore(db),
 			Thresholds: eventstore.New(db),
-			Events:     store,
+			Events:     read,
 		},
 		QueryTimeout: cfg.QueryTimeout,
 		TokenRate:    cfg.TokenRate,
