@@ -584,7 +584,7 @@ func TestReplayAndRebuildDeliverNothing(t *testing.T) {
 
 	// The replayed state goes on from where it was: S's open alert clears.
 	r.feed(adjusted(shop, listing, "S", 10, 100))
-	recs := alertEvents(t, r.store)
+	recs := alertEvents(t, r.db.DB)
 	last := recs[len(recs)-1].Data.(events.LowStockCleared)
 	if last.VariantKey != "S" || last.Quantity != 15 || last.AlertID != before.Open["S"] {
 		t.Errorf("after replay: %+v, want S's open alert %s cleared", last, before.Open["S"])
@@ -602,7 +602,7 @@ type state struct {
 func snapshot(t *testing.T, r *rig) state {
 	t.Helper()
 	var s state
-	for _, rec := range alertEvents(t, r.store) {
+	for _, rec := range alertEvents(t, r.db.DB) {
 		s.AlertEvents = append(s.AlertEvents, rec.ID.String())
 	}
 	as, err := alerts.List(context.Background(), r.db.DB, []int64{24}, alerts.Filter{})

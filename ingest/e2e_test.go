@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
@@ -64,7 +65,7 @@ func TestEndToEndOrdersWithDuplicatedAndReorderedWebhooks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := p.translator.ApplyListing(ctx, shop.ShopID, l, ingest.Cause{Source: ingest.SourceReconciliation, Ref: "reconciliation"}); err != nil {
+		if _, err := p.translator.ApplyListing(ctx, shop.ShopID, l, etsymap.Cause{Source: etsymap.SourceReconciliation, Ref: "reconciliation"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,9 +20,9 @@ import (
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
-	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/reconcile"
 	"github.com/shopledger/shopledger/shops"
@@ -43,7 +43,7 @@ type env struct {
 	client *etsy.Client
 	es     *eventstore.Store
 	store  *shops.Store
-	tr     *ingest.Translator
+	tr     *etsymap.Translator
 	rec    *reconcile.Reconciler
 	reg    *prometheus.Registry
 	logs   *syncBuffer
@@ -106,7 +106,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.tr, err = ingest.NewTranslator(e.es, sim.Now, e.reg)
+	e.tr, err = etsymap.NewTranslator(e.es, sim.Now, e.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// checkLogs is checklist item 53 for this package's tests.
+// checkLogs fails the test if a token or key reached a log.
 func (e *env) checkLogs() {
 	logs := e.logs.String()
 	e.mu.Lock()

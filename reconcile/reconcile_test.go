@@ -192,7 +192,7 @@ func TestRunThatDiesMidwayLeavesTheWatermark(t *testing.T) {
 	e.assertLedgerEqualsTruth(shop.ShopID)
 }
 
-// Checklist 31: after 30 hours of downtime, past Etsy's ~27.6-hour retry
+// After 30 hours of downtime, past Etsy's ~27.6-hour retry
 // horizon, the sender has given up and reconciliation recovers everything.
 func TestThirtyHourOutageIsRecovered(t *testing.T) {
 	e := newEnv(t, envOptions{})

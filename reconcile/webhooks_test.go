@@ -48,7 +48,7 @@ func (e *env) webhookPath() {
 	if _, err := e.sim.AddWebhook(etsysim.WebhookSpec{URL: hooks.URL, Secret: secret}); err != nil {
 		e.t.Fatal(err)
 	}
-	fetcher, err := ingest.NewFetcher(e.es, e.client, e.store, e.tr, ingest.FetcherConfig{
+	fetcher, err := ingest.NewFetcher(e.db.DB, e.es, e.client, e.store, e.tr, ingest.FetcherConfig{
 		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, Backoff: 5 * time.Millisecond,
 		PollInterval: 20 * time.Millisecond, Now: e.sim.Now, Logger: e.logger(),
 	}, e.reg)
@@ -96,7 +96,7 @@ func (e *env) waitFetched() {
 	}
 }
 
-// Checklist 30: the simulator drops one webhook in ten; the fetcher applies
+// The simulator drops one webhook in ten; the fetcher applies
 // the rest; one reconciliation makes the ledger whole, appending only what
 // was missed.
 func TestTenPercentDroppedWebhooksAreRecovered(t *testing.T) {
@@ -133,7 +133,7 @@ func TestTenPercentDroppedWebhooksAreRecovered(t *testing.T) {
 	}
 }
 
-// Checklist 32: twenty shops reconciled at once by the scheduler share one
+// Twenty shops reconciled at once by the scheduler share one
 // limiter, and Etsy (the simulator, counting in any sliding second) never
 // sees more than the key's QPS nor refuses a request.
 func TestTwentyShopsNeverExceedTheKeysQPS(t *testing.T) {

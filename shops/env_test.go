@@ -131,7 +131,7 @@ func (e *env) knownSecrets() []string {
 	return out
 }
 
-// checkLogs is checklist item 53: no token or key ever reaches a log.
+// checkLogs fails the test if a token or key reached a log.
 func (e *env) checkLogs() {
 	logs := e.logs.String()
 	for _, s := range e.knownSecrets() {

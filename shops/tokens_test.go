@@ -49,7 +49,7 @@ func TestTokenIsServedFromStorageUntilItNearsExpiry(t *testing.T) {
 	e.secret(got)
 }
 
-// Checklist 51: 20 goroutines with an expired token cause one refresh, also
+// 20 goroutines with an expired token cause one refresh, also
 // when they are spread over two processes.
 func TestRefreshIsSingleFlight(t *testing.T) {
 	e := newEnv(t)
@@ -206,7 +206,7 @@ func TestInvalidGrantRequiresReauth(t *testing.T) {
 	}
 }
 
-// Checklist 52: the process dies after Etsy rotated the refresh token and
+// The process dies after Etsy rotated the refresh token and
 // before the new one was committed. The stored refresh token is spent;
 // the next refresh gets invalid_grant and the shop goes to
 // reauth_required once, instead of looping.

@@ -139,7 +139,7 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// Checklist 36 and 38: SIGKILL the binary at random moments while the
+// SIGKILL the binary at random moments while the
 // soak runs (between any INSERT, COMMIT and answer), restart it, resend
 // every non-ok id; the checker passes. A kill between COMMIT and the
 // answer leaves an indeterminate id whose resend must find the duplicate.
@@ -197,7 +197,7 @@ func TestKillDuringSoak(t *testing.T) {
 	if len(got) != cfg.n {
 		t.Errorf("%d webhook ids stored, want %d", len(got), cfg.n)
 	}
-	// Checklist 53, for this binary: the signing secret never reached the
+	// The signing secret never reached the
 	// logs.
 	logs := p.stderr.String()
 	if strings.Contains(logs, testSecret) || strings.Contains(logs, strings.TrimPrefix(testSecret, "whsec_")) {

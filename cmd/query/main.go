@@ -19,6 +19,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/tokens"
 )
 
 func main() {
@@ -197,7 +198,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	api, err := httpapi.New(httpapi.Config{
 		Logger:     logger,
 		Registerer: reg,
-		Tokens:     httpapi.NewTokenStore(db),
+		Tokens:     tokens.NewStore(db),
 		Shops:      store,
 		Data: httpapi.Readers{
 			Shops:      store,
