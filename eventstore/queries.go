@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/shopledger/shopledger/events"
 )
 
@@ -81,4 +83,50 @@ func scanRecords(rows *sql.Rows) ([]events.Record, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// EmptyTx reports whether the log holds no event, inside tx's snapshot (a
+// restore checks its target with it before loading).
+func EmptyTx(ctx context.Context, tx pgx.Tx) (bool, error) {
+	var some bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events)`).Scan(&some); err != nil {
+		return false, fmt.Errorf("log empty: %w", err)
+	}
+	return !some, nil
+}
+
+// SealedLine is one sealed event as an auditor exports it: its place in
+// the seal's chain and its canonical form, which the hash covers.
+type SealedLine struct {
+	Seq       int64  `json:"seq"`
+	Hash      string `json:"hash"`      // hex
+	PrevHash  string `json:"prev_hash"` // hex
+	Canonical string `json:"canonical"`
+}
+
+// EachSealed calls each for the sealed events after seq after, in seal
+// order; shopID 0 means every shop. It stops at the first error each
+// returns.
+func (s *Store) EachSealed(ctx context.Context, after, shopID int64, each func(SealedLine) error) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT s.seq, encode(s.hash, 'hex'), encode(s.prev_hash, 'hex'), event_canonical(s.seq, e)
+		FROM event_seal s JOIN events e ON e.position = s.position
+		WHERE s.seq > $1 AND ($2 = 0 OR s.shop_id = $2)
+		ORDER BY s.seq`, after, shopID)
+	if err != nil {
+		return fmt.Errorf("sealed after %d: %w", after, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l SealedLine
+		if err := rows.Scan(&l.Seq, &l.Hash, &l.PrevHash, &l.Canonical); err != nil {
+			return fmt.Errorf("sealed after %d: %w", after, err)
+		}
+		if err := each(l); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sealed after %d: %w", after, err)
+	}
+	return nil
 }

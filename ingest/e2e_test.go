@@ -15,6 +15,7 @@ import (
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // The whole path against the simulator: its webhooks (10% delivered twice,
@@ -93,7 +94,7 @@ func TestEndToEndOrdersWithDuplicatedAndReorderedWebhooks(t *testing.T) {
 		}
 		done := 0.0
 		for _, o := range []string{ingest.OutcomeApplied, ingest.OutcomeIgnored, ingest.OutcomeFailed} {
-			done += metricValue(t, p.reg, "ingest_fetch_total", map[string]string{"outcome": o})
+			done += servicetest.Metric(t, p.reg, "ingest_fetch_total", map[string]string{"outcome": o})
 		}
 		return int(done) >= evidence
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/ingest"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 func (e *etsyRig) receiptURL(shopID, receiptID int64) string {
@@ -569,7 +570,7 @@ func TestWebhookAndReconciliationShareApplyReceipt(t *testing.T) {
 	}
 	calls := map[string]float64{}
 	for _, src := range []string{etsymap.SourceWebhook, etsymap.SourceReconciliation} {
-		calls[src] = metricValue(t, p.reg, "ingest_translate_calls_total", map[string]string{"kind": "receipt", "source": src})
+		calls[src] = servicetest.Metric(t, p.reg, "ingest_translate_calls_total", map[string]string{"kind": "receipt", "source": src})
 	}
 	if diff := cmp.Diff(map[string]float64{etsymap.SourceWebhook: 1, etsymap.SourceReconciliation: 1}, calls); diff != "" {
 		t.Errorf("ApplyReceipt calls by path (-want +got):\n%s", diff)

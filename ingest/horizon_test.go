@@ -18,6 +18,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // Every consumer of the log reads only below the oldest transaction that
@@ -255,7 +256,7 @@ func TestSlowEtsyDoesNotStallProjections(t *testing.T) {
 				w.order(t)
 				orders++
 				time.Sleep(250 * time.Millisecond)
-				lag := metricValue(t, w.projReg, "shopledger_projection_lag_seconds", map[string]string{"projection": "products"})
+				lag := servicetest.Metric(t, w.projReg, "shopledger_projection_lag_seconds", map[string]string{"projection": "products"})
 				if s := strangerHolding(t, w.pipeline); s != "" {
 					strangerSeen = time.Now()
 					if lag >= 1 {

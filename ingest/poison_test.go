@@ -16,6 +16,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
@@ -51,7 +52,7 @@ func TestNULInAPayloadIsRefusedAlone(t *testing.T) {
 	if n := eventCount(t, r.db.DB); n != len(codes)-1 {
 		t.Errorf("%d events stored, want %d", n, len(codes)-1)
 	}
-	if got := metricValue(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "rejected", "reason": "unstorable"}); got != 1 {
+	if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "rejected", "reason": "unstorable"}); got != 1 {
 		t.Errorf("unstorable rejections = %v, want 1", got)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
@@ -509,7 +510,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 	if n := eventCount(t, r.db.DB); n != 1 {
 		t.Errorf("%d events stored, want 1 (only the retried delivery)", n)
 	}
-	if got := metricValue(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "failed", "reason": "database"}); got != 3 {
+	if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "failed", "reason": "database"}); got != 3 {
 		t.Errorf("failed deliveries counted %v, want 3", got)
 	}
 }
@@ -599,7 +600,7 @@ func TestCrashAfterCommitThenRetry(t *testing.T) {
 	if n := evidenceCount(t, r.db.DB, d.id); n != 1 {
 		t.Errorf("after the retry stored %d times, want 1", n)
 	}
-	if got := metricValue(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "duplicate", "reason": ""}); got != 1 {
+	if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "duplicate", "reason": ""}); got != 1 {
 		t.Errorf("retry counted as duplicate %v times, want 1", got)
 	}
 }
@@ -873,7 +874,7 @@ func TestRejectionsAreCountedByReason(t *testing.T) {
 		{map[string]string{"result": "rejected", "reason": "expired"}, 1},
 		{map[string]string{"result": "accepted", "reason": ""}, 1},
 	} {
-		if got := metricValue(t, r.reg, "ingest_webhooks_total", c.labels); got != c.want {
+		if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", c.labels); got != c.want {
 			t.Errorf("ingest_webhooks_total%v = %v, want %v", c.labels, got, c.want)
 		}
 	}
@@ -890,41 +891,4 @@ func TestRejectionsAreCountedByReason(t *testing.T) {
 	if samples != 1 {
 		t.Errorf("append latency histogram has %d samples, want 1 (one stored delivery)", samples)
 	}
-}
-
-// metricValue reads one labelled series of a counter on reg; 0 when absent.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			// Empty label values may or may not be listed; compare the rest.
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				if l.GetValue() != "" {
-					got[l.GetName()] = l.GetValue()
-				}
-			}
-			want := map[string]string{}
-			for k, v := range labels {
-				if v != "" {
-					want[k] = v
-				}
-			}
-			if !cmp.Equal(want, got) {
-				continue
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }

@@ -386,12 +386,7 @@ func TestTwoProjectorsApplyEachEventOnce(t *testing.T) {
 	db := newRecorderDB(t)
 	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	other, otherPool, err := eventstore.Open(ctx, db.URL, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer otherPool.Close()
-	defer other.Close()
+	other := pgtest.Open(t, db.URL, 10)
 
 	cfg := fastConfig()
 	cfg.BatchSize = 50

@@ -1,7 +1,6 @@
 package reconcile_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/reconcile"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/shops"
 )
 
@@ -46,7 +46,7 @@ type env struct {
 	tr     *etsymap.Translator
 	rec    *reconcile.Reconciler
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *servicetest.Output
 	key    shops.Key
 
 	mu      sync.Mutex
@@ -61,7 +61,7 @@ type envOptions struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, db: pgtest.New(t), logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	e := &env{t: t, db: pgtest.New(t), logs: &servicetest.Output{}, reg: prometheus.NewRegistry()}
 	o.sim.Seed = 11
 	if o.sim.Start.IsZero() {
 		o.sim.Start = simStart
@@ -123,23 +123,6 @@ func newEnv(t *testing.T, o envOptions) *env {
 
 func (e *env) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // checkLogs fails the test if a token or key reached a log.

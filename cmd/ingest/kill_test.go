@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"math/rand/v2"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // process is the ingest binary, restartable on one address.
@@ -29,24 +29,7 @@ type process struct {
 	opsAddr string
 	mu      sync.Mutex
 	cmd     *exec.Cmd
-	stderr  *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr  *servicetest.Output
 }
 
 // start runs the binary and waits until it listens; a port still held by
@@ -229,7 +212,7 @@ func startIngestBinary(t *testing.T, databaseURL, logLevel string) (*process, st
 		"SHOPLEDGER_FETCHER_ENABLED=false",
 		"SHOPLEDGER_LOG_LEVEL="+logLevel,
 	)
-	p := &process{t: t, bin: bin, env: env, addr: addr, opsAddr: opsAddr, stderr: &lockedBuffer{}}
+	p := &process{t: t, bin: bin, env: env, addr: addr, opsAddr: opsAddr, stderr: &servicetest.Output{}}
 	p.start()
 	t.Cleanup(p.kill)
 	return p, addr

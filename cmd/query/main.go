@@ -182,7 +182,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	db, pool, err := eventstore.Open(ctx, servingURL, int32(cfg.DBConns))
+	db, pool, err := service.OpenDB(ctx, servingURL, int32(cfg.DBConns), logger, service.SkipChecks())
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/service/servicetest"
@@ -93,12 +92,7 @@ func TestServingPoolHasStatementTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sdb, pool, err := eventstore.Open(context.Background(), u, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	defer sdb.Close()
+	sdb := pgtest.Open(t, u, 1)
 	var got string
 	if err := sdb.QueryRow(`SHOW statement_timeout`).Scan(&got); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
-// Package servicetest starts a whole binary in a test: its run function in
-// this process (Start), or a built executable's output read for the URLs
-// it listens on (ReadURLs). Only tests import it.
+// Package servicetest is what tests of the services share: it starts a
+// whole binary (its run function in this process with Start, or reads a
+// built executable's output for its URLs with ReadURLs), checks its help,
+// collects output written from several goroutines, and reads metrics from
+// a registry. Only tests import it.
 package servicetest
 
 import (
@@ -9,8 +11,11 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/service"
 )
@@ -161,3 +166,73 @@ func CheckUsageErrors(t *testing.T, binary string, cliMain CLIMain, lines [][]st
 
 // HelpLines are the spellings of a binary's own help.
 func HelpLines() [][]string { return [][]string{{"--help"}, {"-h"}, {"-help"}, {"help"}} }
+
+// Output collects what a binary or a logger writes from several
+// goroutines, for a test to read while they still write.
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// Metric sums the counters and gauges named name on g whose labels include
+// labels (nil: every series of the metric); a series never touched reads
+// 0, as Prometheus would have it.
+func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	v, _ := gather(t, g, name, labels)
+	return v
+}
+
+// MetricExists reports whether g holds a series named name whose labels
+// include labels.
+func MetricExists(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) bool {
+	t.Helper()
+	_, ok := gather(t, g, name, labels)
+	return ok
+}
+
+func gather(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	sum, found := 0.0, false
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			found = true
+			if c := m.GetCounter(); c != nil {
+				sum += c.GetValue()
+			} else {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum, found
+}
