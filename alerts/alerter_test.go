@@ -252,7 +252,7 @@ func TestAlerterRaisesAndClearsExactlyAtTheLine(t *testing.T) {
 			appendAll(t, store, tc.history...)
 			run(t, db.DB, a)
 			catchUp(t, db.DB, alerts.AlerterName)
-			got := decisions(t, alertEvents(t, store))
+			got := decisions(t, alertEvents(t, db.DB))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("alerts (-want +got):\n%s", diff)
 			}
@@ -271,7 +271,7 @@ func TestAlertEventsNameTheirCause(t *testing.T) {
 	appendAll(t, store, adjusted(1, 10, "S", 6, 0), trigger)
 	run(t, db.DB, a)
 	catchUp(t, db.DB, alerts.AlerterName)
-	recs := alertEvents(t, store)
+	recs := alertEvents(t, db.DB)
 	if len(recs) != 1 {
 		t.Fatalf("got %d alert events, want 1", len(recs))
 	}

@@ -22,8 +22,6 @@
 package alerts
 
 import (
-	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -78,16 +76,4 @@ func (m Message) Variant() string {
 		return m.VariantLabel
 	}
 	return m.VariantKey
-}
-
-// Queryer is what readers need: *sql.DB, *sql.Tx or *sql.Conn.
-type Queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// execer is what writers need inside a caller's transaction.
-type execer interface {
-	Queryer
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }

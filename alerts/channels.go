@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // ErrChannelExists means the shop already has that channel.
@@ -135,7 +135,7 @@ func maskURL(raw string) string {
 // WebhookSecret returns the shop's signing secret, creating one the first
 // time it is asked for. It implements SecretSource.
 func (c *Channels) WebhookSecret(ctx context.Context, shopID int64) (string, error) {
-	fresh, err := etsy.NewSecret()
+	fresh, err := stdwebhooks.NewSecret()
 	if err != nil {
 		return "", fmt.Errorf("webhook secret of shop %d: %w", shopID, err)
 	}
@@ -161,7 +161,7 @@ func (c *Channels) WebhookSecret(ctx context.Context, shopID int64) (string, err
 // RotateWebhookSecret replaces the shop's signing secret and returns the
 // new one. Deliveries signed from now on use it.
 func (c *Channels) RotateWebhookSecret(ctx context.Context, shopID int64) (string, error) {
-	fresh, err := etsy.NewSecret()
+	fresh, err := stdwebhooks.NewSecret()
 	if err != nil {
 		return "", fmt.Errorf("rotate webhook secret of shop %d: %w", shopID, err)
 	}

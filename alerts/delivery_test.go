@@ -28,6 +28,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 const linkBase = "https://ledger.test"
@@ -43,31 +44,13 @@ type rig struct {
 	reg      *prometheus.Registry
 	alerter  *alerts.Alerter
 	stop     []func()
-	logs     *syncBuffer
-}
-
-// syncBuffer collects the logs of the alerter and the dispatcher.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs     *servicetest.Output
 }
 
 func newRig(t *testing.T, cooldown time.Duration) *rig {
 	t.Helper()
 	db := pgtest.New(t)
-	r := &rig{t: t, db: db, store: eventstore.New(db.DB), clock: newClock(), channels: alerts.NewChannels(db.DB), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	r := &rig{t: t, db: db, store: eventstore.New(db.DB), clock: newClock(), channels: alerts.NewChannels(db.DB), reg: prometheus.NewRegistry(), logs: &servicetest.Output{}}
 	a, err := alerts.NewAlerter(r.store, alerts.AlerterConfig{DefaultThreshold: 5, Cooldown: cooldown, Now: r.clock.Now}, r.logger(), r.reg)
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +296,7 @@ func TestAlertIsDeliveredByEmailWebhookAndSlack(t *testing.T) {
 	}
 
 	for _, c := range []string{"email", "webhook", "slack"} {
-		if n := metricValue(t, r.reg, "shopledger_alert_deliveries_total", map[string]string{"channel": c, "result": "delivered"}); n != 1 {
+		if n := servicetest.Metric(t, r.reg, "shopledger_alert_deliveries_total", map[string]string{"channel": c, "result": "delivered"}); n != 1 {
 			t.Errorf("deliveries_total{%s,delivered} = %v, want 1", c, n)
 		}
 	}
@@ -353,7 +336,7 @@ func TestSMTPDownThenUpDeliversEachAlertOnce(t *testing.T) {
 	if n := r.dispatch(d); n != 3 {
 		t.Fatalf("pass 2 attempted %d, want 3", n)
 	}
-	if got := metricValue(t, r.reg, "shopledger_alert_oldest_undelivered_seconds", nil); got != 60 {
+	if got := servicetest.Metric(t, r.reg, "shopledger_alert_oldest_undelivered_seconds", nil); got != 60 {
 		t.Errorf("oldest undelivered = %vs, want 60s", got)
 	}
 	r.clock.Advance(time.Minute) // the second backoff is 2 minutes
@@ -395,11 +378,11 @@ func TestSMTPDownThenUpDeliversEachAlertOnce(t *testing.T) {
 	if diff := cmp.Diff(want, perAlert); diff != "" {
 		t.Errorf("mails per alert (-want +got):\n%s", diff)
 	}
-	if got := metricValue(t, r.reg, "shopledger_alert_oldest_undelivered_seconds", nil); got != 0 {
+	if got := servicetest.Metric(t, r.reg, "shopledger_alert_oldest_undelivered_seconds", nil); got != 0 {
 		t.Errorf("oldest undelivered = %vs after delivery, want 0", got)
 	}
 	for result, want := range map[string]float64{"retry": 6, "delivered": 3, "failed": 0} {
-		if got := metricValue(t, r.reg, "shopledger_alert_deliveries_total", map[string]string{"channel": "email", "result": result}); got != want {
+		if got := servicetest.Metric(t, r.reg, "shopledger_alert_deliveries_total", map[string]string{"channel": "email", "result": result}); got != want {
 			t.Errorf("deliveries_total{email,%s} = %v, want %v", result, got, want)
 		}
 	}
@@ -449,7 +432,7 @@ func TestEmailWithoutSMTPWaitsPendingUntilASenderExists(t *testing.T) {
 	if diff := cmp.Diff(want, status()); diff != "" {
 		t.Errorf("deliveries without SMTP (-want +got):\n%s", diff)
 	}
-	if got := metricValue(t, r.reg, "shopledger_alert_oldest_undelivered_seconds", nil); got < 72*3600 {
+	if got := servicetest.Metric(t, r.reg, "shopledger_alert_oldest_undelivered_seconds", nil); got < 72*3600 {
 		t.Errorf("oldest undelivered = %vs, want the e-mail's three days", got)
 	}
 
@@ -584,7 +567,7 @@ func TestReplayAndRebuildDeliverNothing(t *testing.T) {
 
 	// The replayed state goes on from where it was: S's open alert clears.
 	r.feed(adjusted(shop, listing, "S", 10, 100))
-	recs := alertEvents(t, r.store)
+	recs := alertEvents(t, r.db.DB)
 	last := recs[len(recs)-1].Data.(events.LowStockCleared)
 	if last.VariantKey != "S" || last.Quantity != 15 || last.AlertID != before.Open["S"] {
 		t.Errorf("after replay: %+v, want S's open alert %s cleared", last, before.Open["S"])
@@ -602,7 +585,7 @@ type state struct {
 func snapshot(t *testing.T, r *rig) state {
 	t.Helper()
 	var s state
-	for _, rec := range alertEvents(t, r.store) {
+	for _, rec := range alertEvents(t, r.db.DB) {
 		s.AlertEvents = append(s.AlertEvents, rec.ID.String())
 	}
 	as, err := alerts.List(context.Background(), r.db.DB, []int64{24}, alerts.Filter{})
@@ -620,34 +603,6 @@ func snapshot(t *testing.T, r *rig) state {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// metricValue reads one counter or gauge from reg; a series never
-// touched reads 0.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
-					continue series
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }
 
 func TestRefusedSMTPCredentialsAreRetriedWithoutShowingThePassword(t *testing.T) {

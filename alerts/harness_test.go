@@ -3,6 +3,7 @@ package alerts_test
 import (
 	"context"
 	"database/sql"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -220,26 +221,14 @@ func appendAll(t *testing.T, s *eventstore.Store, evs ...events.Event) {
 }
 
 // alertEvents returns the alert events in the log, in commit order.
-func alertEvents(t *testing.T, s *eventstore.Store) []events.Record {
+func alertEvents(t *testing.T, db *sql.DB) []events.Record {
 	t.Helper()
 	// Committed rows in commit order, without ReadAll's wait for older
 	// transactions: those of other tests on the server may be running.
-	rows, err := s.DB().Query(`SELECT `+eventstore.RecordColumns+` FROM events WHERE type IN ($1, $2) ORDER BY transaction_id, position`,
-		events.TypeAlertLowStockRaised, events.TypeAlertLowStockCleared)
+	end := eventstore.Cursor{TransactionID: math.MaxInt64, Position: math.MaxInt64}
+	recs, err := eventstore.ReadTypeThrough(context.Background(), db, end, events.TypeAlertLowStockRaised, events.TypeAlertLowStockCleared)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	var out []events.Record
-	for rows.Next() {
-		r, err := eventstore.ScanRecord(rows)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return recs
 }

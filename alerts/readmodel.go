@@ -43,7 +43,7 @@ func (*ReadModel) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) erro
 	return nil
 }
 
-func applyAlert(ctx context.Context, q execer, rec events.Record) error {
+func applyAlert(ctx context.Context, q eventstore.Queryer, rec events.Record) error {
 	switch p := rec.Data.(type) {
 	case events.LowStockRaised:
 		_, err := q.ExecContext(ctx, `INSERT INTO alerts (alert_id, shop_id, listing_id, variant_key, status, threshold, quantity, muted, raised_at, raised_event_id, last_position)
@@ -84,24 +84,12 @@ func RebuildReadModel(ctx context.Context, db *sql.DB) (int, error) {
 	}
 	n := 0
 	if !noOffset {
-		rows, err := tx.QueryContext(ctx, `SELECT `+eventstore.RecordColumns+` FROM events
-			WHERE type IN ($1, $2) AND (transaction_id, position) <= ($3::text::xid8, $4)
-			ORDER BY events.transaction_id, events.position`,
-			events.TypeAlertLowStockRaised, events.TypeAlertLowStockCleared, txid, pos)
+		through := eventstore.Cursor{Position: pos}
+		if through.TransactionID, err = strconv.ParseUint(txid, 10, 64); err != nil {
+			return 0, fmt.Errorf("rebuild alerts: offset transaction %q: %w", txid, err)
+		}
+		recs, err := eventstore.ReadTypeThrough(ctx, tx, through, events.TypeAlertLowStockRaised, events.TypeAlertLowStockCleared)
 		if err != nil {
-			return 0, fmt.Errorf("rebuild alerts: read log: %w", err)
-		}
-		var recs []events.Record
-		for rows.Next() {
-			r, err := eventstore.ScanRecord(rows)
-			if err != nil {
-				rows.Close()
-				return 0, fmt.Errorf("rebuild alerts: %w", err)
-			}
-			recs = append(recs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return 0, fmt.Errorf("rebuild alerts: read log: %w", err)
 		}
 		for _, r := range recs {
@@ -231,7 +219,7 @@ func timePtr(t sql.NullTime) *time.Time {
 // List returns alerts of shopIDs, newest raise first, each with its
 // deliveries (without their attempt history). An empty shopIDs sees
 // nothing.
-func List(ctx context.Context, q Queryer, shopIDs []int64, f Filter) ([]Alert, error) {
+func List(ctx context.Context, q eventstore.Queryer, shopIDs []int64, f Filter) ([]Alert, error) {
 	if len(shopIDs) == 0 {
 		return []Alert{}, nil
 	}
@@ -312,7 +300,7 @@ func List(ctx context.Context, q Queryer, shopIDs []int64, f Filter) ([]Alert, e
 
 // Get returns one alert of shopIDs with its deliveries and their attempt
 // history, or ErrNotFound.
-func Get(ctx context.Context, q Queryer, shopIDs []int64, alertID uuid.UUID) (Alert, error) {
+func Get(ctx context.Context, q eventstore.Queryer, shopIDs []int64, alertID uuid.UUID) (Alert, error) {
 	if len(shopIDs) == 0 {
 		return Alert{}, fmt.Errorf("get alert %s: %w", alertID, ErrNotFound)
 	}
@@ -354,7 +342,7 @@ func Get(ctx context.Context, q Queryer, shopIDs []int64, alertID uuid.UUID) (Al
 	return a, nil
 }
 
-func deliveries(ctx context.Context, q Queryer, shopIDs []int64, alertIDs ...uuid.UUID) ([]Delivery, error) {
+func deliveries(ctx context.Context, q eventstore.Queryer, shopIDs []int64, alertIDs ...uuid.UUID) ([]Delivery, error) {
 	ids := make([]string, len(alertIDs))
 	for i, id := range alertIDs {
 		ids[i] = id.String()

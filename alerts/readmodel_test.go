@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 func TestListAndGetAreScopedToTheCallersShops(t *testing.T) {
@@ -131,7 +132,7 @@ func TestAlerterCountsRaisesAndClears(t *testing.T) {
 		{"shopledger_alerts_raised_total", map[string]string{"muted": "false"}, 2},
 		{"shopledger_alerts_cleared_total", map[string]string{"reason": events.ClearedStockAbove}, 1},
 	} {
-		if got := metricValue(t, r.reg, c.name, c.labels); got != c.want {
+		if got := servicetest.Metric(t, r.reg, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}

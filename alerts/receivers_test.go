@@ -22,7 +22,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/shopledger/shopledger/alerts"
-	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 const (
@@ -145,7 +145,7 @@ func (s *mailSession) Reset()        {}
 func (s *mailSession) Logout() error { return nil }
 
 // hookReceiver is a seller's endpoint: it verifies our Standard Webhooks
-// signature with etsy.Verify and keeps what verified, by webhook-id.
+// signature with stdwebhooks.Verify and keeps what verified, by webhook-id.
 type hookReceiver struct {
 	srv     *httptest.Server
 	secret  func() string
@@ -162,7 +162,7 @@ func startHookReceiver(t *testing.T, secret func() string) *hookReceiver {
 		body, _ := io.ReadAll(r.Body)
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if err := etsy.Verify(r.Header, body, []string{h.secret()}, time.Now()); err != nil {
+		if err := stdwebhooks.Verify(r.Header, body, []string{h.secret()}, time.Now()); err != nil {
 			h.refused = append(h.refused, err)
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
@@ -173,7 +173,7 @@ func startHookReceiver(t *testing.T, secret func() string) *hookReceiver {
 			http.Error(w, "bad json", http.StatusBadRequest)
 			return
 		}
-		h.byID[r.Header.Get(etsy.HeaderWebhookID)]++
+		h.byID[r.Header.Get(stdwebhooks.HeaderID)]++
 		h.bodies = append(h.bodies, p)
 		w.WriteHeader(http.StatusNoContent)
 	}))

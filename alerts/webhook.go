@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // ErrForbiddenAddress means a webhook URL resolved to an address alerts may
@@ -230,14 +230,14 @@ func (s *WebhookSender) Send(ctx context.Context, o Outgoing) error {
 	if err != nil {
 		return Permanent(fmt.Errorf("encode webhook: %w", err))
 	}
-	sig, err := etsy.Sign(secret, o.Message.AlertID, now, body)
+	sig, err := stdwebhooks.Sign(secret, o.Message.AlertID, now, body)
 	if err != nil {
 		return fmt.Errorf("sign webhook: %w", err)
 	}
 	return post(ctx, s.client, o.Target, body, http.Header{
-		etsy.HeaderWebhookID:        {o.Message.AlertID},
-		etsy.HeaderWebhookTimestamp: {strconv.FormatInt(now.Unix(), 10)},
-		etsy.HeaderWebhookSignature: {sig},
+		stdwebhooks.HeaderID:        {o.Message.AlertID},
+		stdwebhooks.HeaderTimestamp: {strconv.FormatInt(now.Unix(), 10)},
+		stdwebhooks.HeaderSignature: {sig},
 	}, func(code int) bool { return code == http.StatusGone })
 }
 

@@ -174,11 +174,15 @@ func Restore(ctx context.Context, pool *pgxpool.Pool, r io.Reader) (RestoreRepor
 		return rep, fmt.Errorf("restore: %w", err)
 	}
 
-	var nonEmpty bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM shop_connections)`).Scan(&nonEmpty); err != nil {
+	empty, err := eventstore.EmptyTx(ctx, tx)
+	if err != nil {
 		return rep, fmt.Errorf("restore: %w", err)
 	}
-	if nonEmpty {
+	var shops bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM shop_connections)`).Scan(&shops); err != nil {
+		return rep, fmt.Errorf("restore: %w", err)
+	}
+	if !empty || shops {
 		return rep, errors.New("restore: the target database already holds events or shops; restore only into an empty database")
 	}
 	targetMigrations, err := appliedMigrations(ctx, tx)

@@ -1,6 +1,6 @@
 // Package etsy speaks Etsy's Open API v3 wire format: an HTTP client with a
 // shared rate limiter and token refresh, OAuth 2.0 with PKCE, and
-// verification of Etsy's Standard Webhooks signatures.
+// the Etsy webhook payload (its signature is package stdwebhooks').
 //
 // Everything here is written against the facts in Etsy's public
 // documentation and generated OpenAPI spec, so the same code works against

@@ -26,6 +26,10 @@ var (
 	ErrForbidden = errors.New("etsy: forbidden")
 	// ErrBadRequest is Etsy's 400: a parameter or body Etsy refused.
 	ErrBadRequest = errors.New("etsy: bad request")
+	// ErrShopNotConnected means the ledger holds no usable OAuth grant for
+	// the shop, so it has no TokenSource and nothing of it can be fetched.
+	// Whoever hands out a shop's TokenSource returns it.
+	ErrShopNotConnected = errors.New("shop not connected")
 )
 
 // APIError is an error answer from Etsy, typed from its {"error": …} body.

@@ -7,7 +7,7 @@ import (
 )
 
 // events and domain are the vocabulary and the rules; infrastructure
-// depends on them, never the other way round (style.md rule 1).
+// depends on them, never the other way round.
 func TestNoInfrastructureImports(t *testing.T) {
 	banned := []string{"github.com/jackc/", "github.com/ThreeDotsLabs/", "github.com/go-chi/", "github.com/prometheus/", "database/sql", "net/http"}
 	for _, dir := range []string{".", "../domain"} {

@@ -38,7 +38,7 @@ func (s *Store) AppendEachIn(ctx context.Context, q Queryer, evs []events.Event)
 	return appendEach(evs, func(r *eachRows, pending []int) (map[uuid.UUID]Appended, error) {
 		return r.insert(ctx, q, pending)
 	}, func(keys []string) (map[string]Appended, error) {
-		return lookupDedupe(ctx, q, keys)
+		return lookupDedupe(keys, sqlQuery(ctx, q))
 	})
 }
 
@@ -229,24 +229,51 @@ func (r *eachRows) args(pending []int) []any {
 	return []any{ids, streams, types, versions, data, meta, shops, occurred, dedupe}
 }
 
-func lookupDedupe(ctx context.Context, q Queryer, keys []string) (map[string]Appended, error) {
+// dedupeSQL finds stored events by dedupe key.
+const dedupeSQL = `SELECT dedupe_key, event_id, position, stream_version FROM events WHERE dedupe_key = ANY($1::text[])`
+
+// dedupeRows is what lookupDedupe reads of *sql.Rows or pgx.Rows.
+type dedupeRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// lookupDedupe runs dedupeSQL through query, which returns the rows and
+// how to close them: database/sql for AppendEachIn, pgx for
+// AppendEachCommitted.
+func lookupDedupe(keys []string, query func(sql string, args ...any) (dedupeRows, func(), error)) (map[string]Appended, error) {
 	out := map[string]Appended{}
 	if len(keys) == 0 {
 		return out, nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT dedupe_key, event_id, position, stream_version FROM events WHERE dedupe_key = ANY($1::text[])`, keys)
+	rows, closeRows, err := query(dedupeSQL, keys)
 	if err != nil {
 		return nil, fmt.Errorf("look up dedupe keys: %w", err)
 	}
-	defer rows.Close()
+	defer closeRows()
 	for rows.Next() {
 		var key string
 		var a Appended
 		if err := rows.Scan(&key, &a.EventID, &a.Position, &a.StreamVersion); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("look up dedupe keys: %w", err)
 		}
 		a.Duplicate = true
 		out[key] = a
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up dedupe keys: %w", err)
+	}
+	return out, nil
+}
+
+// sqlQuery is lookupDedupe's query through database/sql.
+func sqlQuery(ctx context.Context, q Queryer) func(string, ...any) (dedupeRows, func(), error) {
+	return func(query string, args ...any) (dedupeRows, func(), error) {
+		rows, err := q.QueryContext(ctx, query, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rows, func() { rows.Close() }, nil
+	}
 }

@@ -65,9 +65,6 @@ func New(db *sql.DB) *Store {
 	return &Store{db: db, maxRetries: 10}
 }
 
-// DB returns the underlying handle.
-func (s *Store) DB() *sql.DB { return s.db }
-
 // Appended describes one event of an Append call.
 type Appended struct {
 	EventID       uuid.UUID
@@ -552,20 +549,7 @@ func (s *Store) ReadStreamIn(ctx context.Context, q Queryer, stream string, from
 }
 
 func readStream(ctx context.Context, q Queryer, stream string, from int64) ([]events.Record, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+selectColumns+` FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version`, stream, from)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []events.Record
-	for rows.Next() {
-		r, err := ScanRecord(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryRecords(ctx, q, `SELECT `+selectColumns+` FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version`, stream, from)
 }
 
 // Cursor is a place in the log's commit order.
@@ -592,7 +576,7 @@ func CursorOf(r events.Record) Cursor {
 // before it is running, so a reader that follows the returned cursors never
 // skips an event.
 func (s *Store) ReadAll(ctx context.Context, after Cursor, limit int) ([]events.Record, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+selectColumns+` FROM events
+	recs, err := queryRecords(ctx, s.db, `SELECT `+selectColumns+` FROM events
 		WHERE (transaction_id, position) > ($1::text::xid8, $2)
 		  AND transaction_id < log_horizon()
 		ORDER BY events.transaction_id, events.position
@@ -600,16 +584,7 @@ func (s *Store) ReadAll(ctx context.Context, after Cursor, limit int) ([]events.
 	if err != nil {
 		return nil, fmt.Errorf("read all after %v: %w", after, err)
 	}
-	defer rows.Close()
-	var out []events.Record
-	for rows.Next() {
-		r, err := ScanRecord(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read all after %v: %w", after, err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return recs, nil
 }
 
 // Get returns one event by id.

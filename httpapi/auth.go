@@ -8,12 +8,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/uuid"
+	"github.com/shopledger/shopledger/tokens"
 )
 
 // Authenticator turns a bearer secret into a live token.
 type Authenticator interface {
-	Authenticate(ctx context.Context, secret string) (Token, error)
+	Authenticate(ctx context.Context, secret string) (tokens.Token, error)
 }
 
 // ShopDirectory knows which shops belong to a seller (an Etsy user id).
@@ -21,22 +21,18 @@ type ShopDirectory interface {
 	SellerShopIDs(ctx context.Context, sellerID int64) ([]int64, error)
 }
 
-// Principal is who is asking and what they may see.
-type Principal struct {
-	TokenID  uuid.UUID
-	SellerID int64
-	Role     Role
-	// Shops are the shop ids the request may see: the seller's shops,
-	// narrowed to the token's shop scope when it has one. Every reader
-	// filters by this set; nothing outside it is ever read.
-	Shops []int64
-}
+// Principal is who is asking and what they may see; tokens owns the
+// type, handlers name it briefly.
+type Principal = tokens.Principal
 
-// Owns reports whether shopID is visible to the principal.
-func (p Principal) Owns(shopID int64) bool { return slices.Contains(p.Shops, shopID) }
+// Role says which endpoints a token may use.
+type Role = tokens.Role
 
-// Actor names the principal in events it causes.
-func (p Principal) Actor() string { return "token:" + p.TokenID.String() }
+// The roles, as tokens defines them.
+const (
+	RoleSeller  = tokens.RoleSeller
+	RoleAuditor = tokens.RoleAuditor
+)
 
 type principalKey struct{}
 
@@ -78,8 +74,9 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 		}
 		tok, err := s.cfg.Tokens.Authenticate(r.Context(), secret)
 		if err != nil {
-			if errors.Is(err, ErrUnauthenticated) {
+			if errors.Is(err, tokens.ErrBadToken) {
 				s.metrics.authFailures.WithLabelValues("invalid").Inc()
+				err = fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 			}
 			s.errs.write(w, r, err)
 			return

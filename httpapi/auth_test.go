@@ -20,6 +20,7 @@ import (
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/tokens"
 )
 
 // fixedShops is a ShopDirectory for tests that need no read model.
@@ -47,7 +48,7 @@ func newAPI(t testing.TB, db *pgtest.Database, o apiOpts) (http.Handler, *promet
 	reg := prometheus.NewRegistry()
 	cfg := httpapi.Config{
 		Registerer: reg,
-		Tokens:     httpapi.NewTokenStore(db.DB),
+		Tokens:     tokens.NewStore(db.DB),
 		Shops:      store,
 		Data: httpapi.Readers{
 			Shops: store, Products: store, Stock: store, Sales: store, Events: store, Alerts: httpapi.NewAlertStore(db.DB),
@@ -68,12 +69,12 @@ func newAPI(t testing.TB, db *pgtest.Database, o apiOpts) (http.Handler, *promet
 	return h, reg
 }
 
-func createToken(t testing.TB, db *pgtest.Database, nt httpapi.NewToken) (string, httpapi.Token) {
+func createToken(t testing.TB, db *pgtest.Database, nt tokens.NewToken) (string, tokens.Token) {
 	t.Helper()
 	if nt.Role == "" {
-		nt.Role = httpapi.RoleSeller
+		nt.Role = tokens.RoleSeller
 	}
-	secret, tok, err := httpapi.NewTokenStore(db.DB).Create(context.Background(), nt)
+	secret, tok, err := tokens.NewStore(db.DB).Create(context.Background(), nt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func problemOf(t *testing.T, w *httptest.ResponseRecorder) httpapi.Problem {
 func TestTokensAreStoredOnlyAsHashes(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	secret, tok := createToken(t, db, httpapi.NewToken{SellerID: 7, Label: "laptop"})
+	secret, tok := createToken(t, db, tokens.NewToken{SellerID: 7, Label: "laptop"})
 	var hash []byte
 	var row string
 	if err := db.DB.QueryRow(`SELECT token_hash, row_to_json(t)::text FROM api_tokens t WHERE id = $1`, tok.ID).Scan(&hash, &row); err != nil {
@@ -154,14 +155,14 @@ func TestTokensAreStoredOnlyAsHashes(t *testing.T) {
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	store := httpapi.NewTokenStore(db.DB)
+	store := tokens.NewStore(db.DB)
 	ctx := context.Background()
-	valid, _ := createToken(t, db, httpapi.NewToken{SellerID: 1})
-	revoked, revokedTok := createToken(t, db, httpapi.NewToken{SellerID: 1})
+	valid, _ := createToken(t, db, tokens.NewToken{SellerID: 1})
+	revoked, revokedTok := createToken(t, db, tokens.NewToken{SellerID: 1})
 	if err := store.Revoke(ctx, revokedTok.ID); err != nil {
 		t.Fatal(err)
 	}
-	expired, expiredTok := createToken(t, db, httpapi.NewToken{SellerID: 1, TTL: time.Hour})
+	expired, expiredTok := createToken(t, db, tokens.NewToken{SellerID: 1, TTL: time.Hour})
 	if _, err := db.DB.Exec(`UPDATE api_tokens SET expires_at = now() - interval '1 minute' WHERE id = $1`, expiredTok.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -260,8 +261,8 @@ func flipLast(s string) string {
 func TestRolesGuardAuditorAndWriteEndpoints(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	seller, _ := createToken(t, db, httpapi.NewToken{SellerID: 1, Role: httpapi.RoleSeller})
-	auditor, _ := createToken(t, db, httpapi.NewToken{SellerID: 1, Role: httpapi.RoleAuditor})
+	seller, _ := createToken(t, db, tokens.NewToken{SellerID: 1, Role: tokens.RoleSeller})
+	auditor, _ := createToken(t, db, tokens.NewToken{SellerID: 1, Role: tokens.RoleAuditor})
 	h, _ := newAPI(t, db, apiOpts{shops: fixedShops{1: {10}}})
 	cases := []struct {
 		name  string
@@ -291,8 +292,8 @@ func TestRolesGuardAuditorAndWriteEndpoints(t *testing.T) {
 func TestRateLimitPerTokenAndPerAddress(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	a, _ := createToken(t, db, httpapi.NewToken{SellerID: 1})
-	b, _ := createToken(t, db, httpapi.NewToken{SellerID: 1})
+	a, _ := createToken(t, db, tokens.NewToken{SellerID: 1})
+	b, _ := createToken(t, db, tokens.NewToken{SellerID: 1})
 	clock := &fixedClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	const burst = 4
 	h, reg := newAPI(t, db, apiOpts{shops: fixedShops{1: {10}}, mod: func(c *httpapi.Config) {

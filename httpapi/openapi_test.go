@@ -111,7 +111,7 @@ func shapeDiff(at string, example, real any) []string {
 // The OpenAPI document is kept true by this test: every route the router
 // serves is documented and nothing else is; every documented success
 // response is requested for real and validated against its schema (whose
-// objects allow no undocumented property, checklist 43); every example
+// objects allow no undocumented property); every example
 // validates too and has the keys of the real response.
 func TestOpenAPIDocumentsEveryRouteAndExamplesMatch(t *testing.T) {
 	t.Parallel()

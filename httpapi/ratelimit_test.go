@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/tokens"
 )
 
 func TestClientAddrBelievesOnlyTrustedProxies(t *testing.T) {
@@ -82,7 +83,7 @@ func TestParseTrustedProxiesAndHeader(t *testing.T) {
 func TestJunkTokensThrottleOnlyTheirSender(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	valid, _ := createToken(t, db, httpapi.NewToken{SellerID: 1})
+	valid, _ := createToken(t, db, tokens.NewToken{SellerID: 1})
 	proxies, err := httpapi.ParseTrustedProxies([]string{"10.0.0.0/8"})
 	if err != nil {
 		t.Fatal(err)

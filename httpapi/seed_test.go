@@ -18,6 +18,7 @@ import (
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/tokens"
 )
 
 // world is test data written the only way data gets in: events appended
@@ -118,8 +119,8 @@ func (w *world) seller(sellerID int64, shopIDs ...int64) {
 		// One variant of each shop runs low, so each shop has an alert.
 		w.adjust(w.variantOf(shop), -40, events.ReasonCorrection)
 	}
-	seller, _ := createToken(w.t, w.db, httpapi.NewToken{SellerID: sellerID, Role: httpapi.RoleSeller})
-	auditor, _ := createToken(w.t, w.db, httpapi.NewToken{SellerID: sellerID, Role: httpapi.RoleAuditor})
+	seller, _ := createToken(w.t, w.db, tokens.NewToken{SellerID: sellerID, Role: tokens.RoleSeller})
+	auditor, _ := createToken(w.t, w.db, tokens.NewToken{SellerID: sellerID, Role: tokens.RoleAuditor})
 	w.tokens[sellerID] = tenantTokens{seller: seller, auditor: auditor}
 }
 

@@ -19,9 +19,10 @@ import (
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/tokens"
 )
 
-// Checklist 44: a write takes only the fields it documents; owner and
+// A write takes only the fields it documents; owner and
 // tenant fields come from the path and the token, never from the body.
 func TestThresholdWritesRejectUnknownAndTenantFields(t *testing.T) {
 	t.Parallel()
@@ -74,13 +75,13 @@ func TestThresholdWritesRejectUnknownAndTenantFields(t *testing.T) {
 	if err := json.Unmarshal(got.Body.Bytes(), &ack); err != nil {
 		t.Fatal(err)
 	}
-	tokRow, err := httpapi.NewTokenStore(w.db.DB).List(context.Background(), 1)
+	tokRow, err := tokens.NewStore(w.db.DB).List(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sellerTokenID string
 	for _, tk := range tokRow {
-		if tk.Role == httpapi.RoleSeller {
+		if tk.Role == tokens.RoleSeller {
 			sellerTokenID = tk.ID.String()
 		}
 	}
@@ -122,7 +123,7 @@ func TestThresholdWritesRejectUnknownAndTenantFields(t *testing.T) {
 	}
 }
 
-// Checklist 45: however many rows a client asks for, a page holds at most
+// However many rows a client asks for, a page holds at most
 // 100, and the cursor walks the rest.
 func TestPageSizeIsCapped(t *testing.T) {
 	t.Parallel()
@@ -181,7 +182,7 @@ func (s slowProducts) ListProducts(ctx context.Context, _ projections.ProductFil
 	return nil, err
 }
 
-// Checklist 45: a slow query is cancelled on the server when the request's
+// A slow query is cancelled on the server when the request's
 // time is up, and the client gets a 503 problem rather than a hang.
 func TestSlowQueryIsCancelled(t *testing.T) {
 	t.Parallel()

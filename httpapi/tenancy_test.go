@@ -40,7 +40,7 @@ var shopScoped = map[string]bool{
 	"GET /v1/products": true, "GET /v1/sales": true, "GET /v1/events": true, "GET /v1/events/export": true, "GET /v1/alerts": true,
 }
 
-// Checklist 40: every route that names an object answers 404 when one
+// Every route that names an object answers 404 when one
 // seller's token names another seller's object, and 2xx for the owner. The
 // routes come from the router itself, so a new route is covered (or fails
 // this test) without anyone remembering to add it.
@@ -156,7 +156,7 @@ func exportRows(t *testing.T, h http.Handler, token, path string) []map[string]a
 	return out
 }
 
-// Checklist 41: whatever the data, every row a list returns belongs to the
+// Whatever the data, every row a list returns belongs to the
 // caller's shops, and the caller sees all of its own rows. Several random
 // worlds, every list endpoint, small pages so pagination is exercised.
 func TestListsReturnOnlyTheCallersRows(t *testing.T) {

@@ -11,9 +11,11 @@ import (
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // The whole path against the simulator: its webhooks (10% delivered twice,
@@ -64,7 +66,7 @@ func TestEndToEndOrdersWithDuplicatedAndReorderedWebhooks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := p.translator.ApplyListing(ctx, shop.ShopID, l, ingest.Cause{Source: ingest.SourceReconciliation, Ref: "reconciliation"}); err != nil {
+		if _, err := p.translator.ApplyListing(ctx, shop.ShopID, l, etsymap.Cause{Source: etsymap.SourceReconciliation, Ref: "reconciliation"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -92,7 +94,7 @@ func TestEndToEndOrdersWithDuplicatedAndReorderedWebhooks(t *testing.T) {
 		}
 		done := 0.0
 		for _, o := range []string{ingest.OutcomeApplied, ingest.OutcomeIgnored, ingest.OutcomeFailed} {
-			done += metricValue(t, p.reg, "ingest_fetch_total", map[string]string{"outcome": o})
+			done += servicetest.Metric(t, p.reg, "ingest_fetch_total", map[string]string{"outcome": o})
 		}
 		return int(done) >= evidence
 	})

@@ -17,13 +17,10 @@ import (
 
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 )
-
-// ErrShopNotConnected means the ledger holds no OAuth grant for the shop,
-// so nothing of it can be fetched.
-var ErrShopNotConnected = errors.New("shop not connected")
 
 // FetcherGroup is the fetcher's consumer group on the log.
 const FetcherGroup = "ingest-fetcher"
@@ -32,7 +29,7 @@ const FetcherGroup = "ingest-fetcher"
 // credentials store (encrypted OAuth tokens per shop) implements it.
 type TokenSources interface {
 	// ForShop returns the shop's token source, or an error wrapping
-	// ErrShopNotConnected.
+	// etsy.ErrShopNotConnected.
 	ForShop(ctx context.Context, shopID int64) (etsy.TokenSource, error)
 }
 
@@ -48,9 +45,9 @@ type EtsyAPI interface {
 // Applier turns fetched objects into domain events; *Translator is the
 // one implementation, shared with reconciliation.
 type Applier interface {
-	ApplyReceipt(ctx context.Context, shopID int64, r etsy.Receipt, cause Cause) (Applied, error)
-	ApplyListing(ctx context.Context, shopID int64, l etsy.Listing, cause Cause) (Applied, error)
-	ApplyListingDeleted(ctx context.Context, shopID, listingID int64, cause Cause) (Applied, error)
+	ApplyReceipt(ctx context.Context, shopID int64, r etsy.Receipt, cause etsymap.Cause) (etsymap.Applied, error)
+	ApplyListing(ctx context.Context, shopID int64, l etsy.Listing, cause etsymap.Cause) (etsymap.Applied, error)
+	ApplyListingDeleted(ctx context.Context, shopID, listingID int64, cause etsymap.Cause) (etsymap.Applied, error)
 }
 
 // FetcherConfig tunes a Fetcher.
@@ -100,6 +97,7 @@ type FetcherConfig struct {
 // evidence again; the dedupe keys and the domain's comparisons with the
 // log make that add nothing.
 type Fetcher struct {
+	db     *sql.DB
 	store  *eventstore.Store
 	api    EtsyAPI
 	tokens TokenSources
@@ -134,10 +132,12 @@ const (
 	OutcomeUnparked = "unparked"
 )
 
-// NewFetcher registers ingest_fetch_total{outcome},
+// NewFetcher returns a fetcher over store, whose database db also holds
+// the fetcher's lease and its parked evidence. It registers
+// ingest_fetch_total{outcome},
 // ingest_fetcher_lag_seconds, ingest_fetch_duration_seconds and
 // ingest_fetcher_parked_evidence on reg.
-func NewFetcher(store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply Applier, cfg FetcherConfig, reg prometheus.Registerer) (*Fetcher, error) {
+func NewFetcher(db *sql.DB, store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply Applier, cfg FetcherConfig, reg prometheus.Registerer) (*Fetcher, error) {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
 	}
@@ -166,7 +166,7 @@ func NewFetcher(store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply
 		cfg.Now = time.Now
 	}
 	f := &Fetcher{
-		store: store, api: api, tokens: tokens, apply: apply, cfg: cfg, log: cfg.Logger,
+		db: db, store: store, api: api, tokens: tokens, apply: apply, cfg: cfg, log: cfg.Logger,
 		failures: map[string]int{},
 		decode:   eventstore.RecordFromMessage,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -208,8 +208,8 @@ func NewFetcher(store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply
 // which holds no transaction id); another waits. On start, the active
 // fetcher first retries the evidence that was parked as undecodable.
 func (f *Fetcher) Run(ctx context.Context) error {
-	g := eventstore.NewGroup(f.store.DB(), FetcherGroup, f.cfg.BatchSize)
-	lease := &groupLease{db: f.store.DB(), key: FetcherGroup}
+	g := eventstore.NewGroup(f.db, FetcherGroup, f.cfg.BatchSize)
+	lease := &groupLease{db: f.db, key: FetcherGroup}
 	defer lease.release()
 	ready, parkedRetried := false, false
 	for ctx.Err() == nil {
@@ -319,7 +319,7 @@ func (f *Fetcher) step(ctx context.Context, g *eventstore.Group) (int, error) {
 func (f *Fetcher) commit(ctx context.Context, g *eventstore.Group, from, to eventstore.Cursor, record func(context.Context, *sql.Tx) error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
-	tx, err := eventstore.BeginAppend(ctx, f.store.DB())
+	tx, err := eventstore.BeginAppend(ctx, f.db)
 	if err != nil {
 		return fmt.Errorf("commit fetcher offset: begin: %w", err)
 	}
@@ -401,9 +401,9 @@ func (f *Fetcher) follow(ctx context.Context, rec events.Record, ev events.Webho
 		return 0, fmt.Errorf("token for shop %d: %w", ev.ShopID, err)
 	}
 	if f.api == nil {
-		return 0, fmt.Errorf("shop %d: no Etsy app key configured: %w", ev.ShopID, ErrShopNotConnected)
+		return 0, fmt.Errorf("shop %d: no Etsy app key configured: %w", ev.ShopID, etsy.ErrShopNotConnected)
 	}
-	cause := WebhookCause(rec)
+	cause := etsymap.WebhookCause(rec)
 	var attempts int
 	switch kind {
 	case ResourceReceipt:
@@ -471,7 +471,7 @@ func (f *Fetcher) follow(ctx context.Context, rec events.Record, ev events.Webho
 // settle applies the shop's recently modified receipts that hold a sale
 // the log lacks. It reads newest first, so SettleMaxReceipts cuts off the
 // oldest.
-func (f *Fetcher) settle(ctx context.Context, ts etsy.TokenSource, shopID int64, cause Cause) error {
+func (f *Fetcher) settle(ctx context.Context, ts etsy.TokenSource, shopID int64, cause etsymap.Cause) error {
 	if f.cfg.SettleWindow < 0 {
 		return nil
 	}
@@ -522,26 +522,14 @@ func (f *Fetcher) unrecordedSales(ctx context.Context, receipts []etsy.Receipt) 
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	rows, err := f.store.DB().QueryContext(ctx, `SELECT dedupe_key FROM events WHERE dedupe_key = ANY($1::text[])`, keys)
+	have, err := f.store.Recorded(ctx, keys)
 	if err != nil {
-		return nil, fmt.Errorf("look up recorded sales: %w", err)
-	}
-	defer rows.Close()
-	have := map[string]bool{}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, fmt.Errorf("look up recorded sales: %w", err)
-		}
-		have[k] = true
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("look up recorded sales: %w", err)
 	}
 	var out []etsy.Receipt
 	for _, r := range receipts {
 		for _, t := range r.Transactions {
-			if !have[domain.SoldKey(t.TransactionID)] {
+			if _, ok := have[domain.SoldKey(t.TransactionID)]; !ok {
 				out = append(out, r)
 				break
 			}
@@ -584,7 +572,7 @@ func transient(err error) bool {
 	case errors.As(err, &api):
 		return api.Status >= 500
 	case errors.Is(err, etsy.ErrNotFound), errors.Is(err, etsy.ErrForbidden), errors.Is(err, etsy.ErrBadRequest),
-		errors.Is(err, etsy.ErrInvalidGrant), errors.Is(err, etsy.ErrInvalidToken), errors.Is(err, ErrShopNotConnected):
+		errors.Is(err, etsy.ErrInvalidGrant), errors.Is(err, etsy.ErrInvalidToken), errors.Is(err, etsy.ErrShopNotConnected):
 		return false
 	case errors.Is(err, context.Canceled):
 		return false
@@ -597,7 +585,7 @@ func transient(err error) bool {
 // failure of Etsy's data or of the request (recorded as fetch_failed).
 func isStorageError(err error) bool {
 	for _, permanent := range []error{
-		ErrResourceURL, ErrShopNotConnected, ErrNoInventory,
+		ErrResourceURL, etsy.ErrShopNotConnected, etsymap.ErrNoInventory,
 		domain.ErrWrongShop, domain.ErrWrongListing, domain.ErrWrongReceipt, domain.ErrInvalidView,
 		eventstore.ErrInvalidEvent,
 	} {
@@ -640,7 +628,7 @@ func (f *Fetcher) failure(rec events.Record, ev events.WebhookReceived, attempts
 	return events.New(events.WebhookStream(ev.WebhookID), ev.ShopID, f.cfg.Now(), events.FetchFailed{
 		WebhookEventID: rec.ID.String(), WebhookID: ev.WebhookID, ResourceURL: ev.ResourceURL,
 		Reason: cause.Error(), Attempts: attempts,
-	}).WithDedupe(FetchFailedKey(ev.WebhookID)).WithMetadata(WebhookCause(rec).metadata())
+	}).WithDedupe(FetchFailedKey(ev.WebhookID)).WithMetadata(etsymap.WebhookCause(rec).Metadata())
 }
 
 func (f *Fetcher) appendFailure(ctx context.Context, tx *sql.Tx, failed events.Event) error {

@@ -17,8 +17,10 @@ import (
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/ingest"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 func (e *etsyRig) receiptURL(shopID, receiptID int64) string {
@@ -132,7 +134,7 @@ func TestFetcherOrderPaidRecordsSaleAndStock(t *testing.T) {
 		t.Fatalf("stock.sold = %+v, want one keyed by the transaction", sold)
 	}
 	for _, r := range append(recs, sold...) {
-		if r.Metadata.CausationID != paid.ID.String() || r.Metadata.CorrelationID != paid.Metadata.CorrelationID || r.Metadata.Source != ingest.SourceWebhook {
+		if r.Metadata.CausationID != paid.ID.String() || r.Metadata.CorrelationID != paid.Metadata.CorrelationID || r.Metadata.Source != etsymap.SourceWebhook {
 			t.Errorf("%s metadata = %+v, want causation %s and correlation %s", r.Type(), r.Metadata, paid.ID, paid.Metadata.CorrelationID)
 		}
 	}
@@ -170,7 +172,7 @@ func TestFetcherInventoryChangeAdjustsToEtsy(t *testing.T) {
 		}
 	}
 	want := []events.Payload{
-		events.StockObserved{ListingID: l.ListingID, VariantKey: "sku:BLUE", Quantity: 7, Source: ingest.SourceWebhook},
+		events.StockObserved{ListingID: l.ListingID, VariantKey: "sku:BLUE", Quantity: 7, Source: etsymap.SourceWebhook},
 		events.StockAdjusted{ListingID: l.ListingID, VariantKey: "sku:BLUE", Delta: 4, Reason: events.ReasonEtsyChange, Cause: "webhook:msg_restock"},
 	}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b time.Time) bool { return true })); diff != "" {
@@ -249,7 +251,7 @@ func fetchFailures(t *testing.T, p *pipeline, webhookID string) []events.FetchFa
 	return out
 }
 
-func TestChecklist20UnconnectedShopIsParkedWithoutAffectingOthers(t *testing.T) {
+func TestUnconnectedShopIsParkedWithoutAffectingOthers(t *testing.T) {
 	t.Parallel()
 	e := newEtsyRig(t, etsysim.Options{})
 	p := newPipeline(t, e, ingest.FetcherConfig{})
@@ -326,12 +328,12 @@ func TestFetcherRetriesEtsyErrorsThenRecordsFailure(t *testing.T) {
 		fmt.Fprint(w, `{"error":"Server Error"}`)
 	})
 	r := newRig(t, rigOptions{realClock: true})
-	tr, err := ingest.NewTranslator(r.store, nil, nil)
+	tr, err := etsymap.NewTranslator(r.store, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(srv.URL)
-	f, err := ingest.NewFetcher(r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
+	f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
 		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, MaxAttempts: 4, Backoff: time.Millisecond,
 	}, nil)
 	if err != nil {
@@ -361,9 +363,9 @@ func TestFetcherDoesNotRetryNotFound(t *testing.T) {
 		fmt.Fprint(w, `{"error":"Receipt not found"}`)
 	})
 	r := newRig(t, rigOptions{realClock: true})
-	tr, _ := ingest.NewTranslator(r.store, nil, nil)
+	tr, _ := etsymap.NewTranslator(r.store, nil, nil)
 	u, _ := url.Parse(srv.URL)
-	f, err := ingest.NewFetcher(r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
+	f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
 		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, MaxAttempts: 4, Backoff: time.Millisecond,
 	}, nil)
 	if err != nil {
@@ -379,7 +381,7 @@ func TestFetcherDoesNotRetryNotFound(t *testing.T) {
 	}
 }
 
-func TestChecklist29ResourceURLPolicy(t *testing.T) {
+func TestResourceURLPolicy(t *testing.T) {
 	t.Parallel()
 	policy := ingest.URLPolicy{Hosts: []string{"openapi.etsy.com", "api.etsy.com"}}
 	const shop = 42
@@ -466,14 +468,14 @@ func TestChecklist29ResourceURLPolicy(t *testing.T) {
 
 // A refused resource_url is never requested, and the evidence is parked
 // as fetch_failed.
-func TestChecklist29RefusedURLIsNeverFetched(t *testing.T) {
+func TestRefusedURLIsNeverFetched(t *testing.T) {
 	t.Parallel()
 	api, apiCalls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	evil, evilCalls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	r := newRig(t, rigOptions{realClock: true})
-	tr, _ := ingest.NewTranslator(r.store, nil, nil)
+	tr, _ := etsymap.NewTranslator(r.store, nil, nil)
 	u, _ := url.Parse(api.URL)
-	f, err := ingest.NewFetcher(r.store, fakeClient(t, api.URL), staticTokens{}, tr, ingest.FetcherConfig{
+	f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, api.URL), staticTokens{}, tr, ingest.FetcherConfig{
 		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true},
 	}, nil)
 	if err != nil {
@@ -506,7 +508,7 @@ func mustHost(t *testing.T, raw string) string {
 }
 
 // Etsy's answer redirecting elsewhere is not followed.
-func TestChecklist29RedirectsAreNotFollowed(t *testing.T) {
+func TestRedirectsAreNotFollowed(t *testing.T) {
 	t.Parallel()
 	evil, evilCalls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"receipt_id":4,"status":"paid","is_paid":true,"transactions":[]}`)
@@ -516,9 +518,9 @@ func TestChecklist29RedirectsAreNotFollowed(t *testing.T) {
 		w.WriteHeader(http.StatusFound)
 	})
 	r := newRig(t, rigOptions{realClock: true})
-	tr, _ := ingest.NewTranslator(r.store, nil, nil)
+	tr, _ := etsymap.NewTranslator(r.store, nil, nil)
 	u, _ := url.Parse(api.URL)
-	f, err := ingest.NewFetcher(r.store, fakeClient(t, api.URL), staticTokens{}, tr, ingest.FetcherConfig{
+	f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, api.URL), staticTokens{}, tr, ingest.FetcherConfig{
 		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, Backoff: time.Millisecond,
 	}, nil)
 	if err != nil {
@@ -537,9 +539,9 @@ func TestChecklist29RedirectsAreNotFollowed(t *testing.T) {
 	}
 }
 
-// Checklist 28: the webhook path and reconciliation call the same
+// The webhook path and reconciliation call the same
 // ApplyReceipt, and a receipt seen by both is recorded once.
-func TestChecklist28WebhookAndReconciliationShareApplyReceipt(t *testing.T) {
+func TestWebhookAndReconciliationShareApplyReceipt(t *testing.T) {
 	t.Parallel()
 	e := newEtsyRig(t, etsysim.Options{})
 	p := newPipeline(t, e, ingest.FetcherConfig{SettleWindow: -1})
@@ -559,7 +561,7 @@ func TestChecklist28WebhookAndReconciliationShareApplyReceipt(t *testing.T) {
 	if err != nil || len(page.Results) != 1 {
 		t.Fatalf("poll receipts: %d, %v", len(page.Results), err)
 	}
-	applied, err := p.translator.ApplyReceipt(context.Background(), shop.ShopID, page.Results[0], ingest.Cause{Source: ingest.SourceReconciliation, Ref: "reconciliation"})
+	applied, err := p.translator.ApplyReceipt(context.Background(), shop.ShopID, page.Results[0], etsymap.Cause{Source: etsymap.SourceReconciliation, Ref: "reconciliation"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,10 +569,10 @@ func TestChecklist28WebhookAndReconciliationShareApplyReceipt(t *testing.T) {
 		t.Errorf("reconciliation applied %+v, want 0 new and the 2 sales as duplicates", applied)
 	}
 	calls := map[string]float64{}
-	for _, src := range []string{ingest.SourceWebhook, ingest.SourceReconciliation} {
-		calls[src] = metricValue(t, p.reg, "ingest_translate_calls_total", map[string]string{"kind": "receipt", "source": src})
+	for _, src := range []string{etsymap.SourceWebhook, etsymap.SourceReconciliation} {
+		calls[src] = servicetest.Metric(t, p.reg, "ingest_translate_calls_total", map[string]string{"kind": "receipt", "source": src})
 	}
-	if diff := cmp.Diff(map[string]float64{ingest.SourceWebhook: 1, ingest.SourceReconciliation: 1}, calls); diff != "" {
+	if diff := cmp.Diff(map[string]float64{etsymap.SourceWebhook: 1, etsymap.SourceReconciliation: 1}, calls); diff != "" {
 		t.Errorf("ApplyReceipt calls by path (-want +got):\n%s", diff)
 	}
 	var recorded, sold int
@@ -593,11 +595,11 @@ func TestOneFetcherOfTheGroupWorksAtATime(t *testing.T) {
 	r := newRig(t, rigOptions{realClock: true})
 	u, _ := url.Parse(srv.URL)
 	for range 2 {
-		tr, err := ingest.NewTranslator(r.store, nil, nil)
+		tr, err := etsymap.NewTranslator(r.store, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, err := ingest.NewFetcher(r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
+		f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
 			Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, Backoff: time.Millisecond, PollInterval: 20 * time.Millisecond,
 		}, nil)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // Every consumer of the log reads only below the oldest transaction that
@@ -225,7 +226,7 @@ func TestSlowEtsyDoesNotStallProjections(t *testing.T) {
 				w.order(t)
 				orders++
 				time.Sleep(250 * time.Millisecond)
-				lag := metricValue(t, w.projReg, "shopledger_projection_lag_seconds", map[string]string{"projection": "products"})
+				lag := servicetest.Metric(t, w.projReg, "shopledger_projection_lag_seconds", map[string]string{"projection": "products"})
 				maxLag = max(maxLag, lag)
 			}
 			wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -36,7 +36,7 @@ ON CONFLICT (event_id) DO UPDATE SET
 // that stores its etsy.fetch_failed, if it failed. It returns an error
 // only when the parked rows could not be listed.
 func (f *Fetcher) retryParked(ctx context.Context) error {
-	rows, err := f.store.DB().QueryContext(ctx, `SELECT event_id FROM ingest_parked_evidence ORDER BY position`)
+	rows, err := f.db.QueryContext(ctx, `SELECT event_id FROM ingest_parked_evidence ORDER BY position`)
 	if err != nil {
 		f.log.Warn("fetcher: cannot list parked evidence, will try again", "err", err)
 		return fmt.Errorf("list parked evidence: %w", err)
@@ -62,7 +62,7 @@ func (f *Fetcher) retryParked(ctx context.Context) error {
 		rec, err := f.store.Get(ctx, id)
 		if err != nil {
 			f.log.Warn("fetcher: parked evidence still cannot be decoded", "event_id", id, "err", err)
-			if _, uerr := f.store.DB().ExecContext(ctx, `UPDATE ingest_parked_evidence
+			if _, uerr := f.db.ExecContext(ctx, `UPDATE ingest_parked_evidence
 				SET attempts = attempts + 1, last_attempt_at = now(), reason = $2 WHERE event_id = $1`, id, err.Error()); uerr != nil {
 				f.log.Warn("fetcher: cannot count an attempt on parked evidence", "event_id", id, "err", uerr)
 			}
@@ -86,7 +86,7 @@ func (f *Fetcher) retryParked(ctx context.Context) error {
 // unpark removes a handled event from the parked table, storing its
 // etsy.fetch_failed (if any) in the same transaction.
 func (f *Fetcher) unpark(ctx context.Context, id uuid.UUID, failed *events.Event) error {
-	tx, err := eventstore.BeginAppend(ctx, f.store.DB())
+	tx, err := eventstore.BeginAppend(ctx, f.db)
 	if err != nil {
 		return fmt.Errorf("unpark evidence %s: begin: %w", id, err)
 	}
@@ -108,7 +108,7 @@ func (f *Fetcher) unpark(ctx context.Context, id uuid.UUID, failed *events.Event
 // countParked refreshes ingest_fetcher_parked_evidence.
 func (f *Fetcher) countParked(ctx context.Context) {
 	var n int64
-	if err := f.store.DB().QueryRowContext(ctx, `SELECT count(*) FROM ingest_parked_evidence`).Scan(&n); err != nil {
+	if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM ingest_parked_evidence`).Scan(&n); err != nil {
 		f.log.Warn("fetcher: cannot count parked evidence", "err", err)
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 type parkedRow struct {
@@ -78,10 +79,10 @@ func TestUndecodableEvidenceIsParkedAndRetriedOnStart(t *testing.T) {
 	if diff := cmp.Diff(want, parkedRows(t, p)); diff != "" {
 		t.Errorf("parked evidence (-want +got):\n%s", diff)
 	}
-	if got := metricValue(t, p.reg, "ingest_fetch_total", map[string]string{"outcome": ingest.OutcomeParked}); got != 2 {
+	if got := servicetest.Metric(t, p.reg, "ingest_fetch_total", map[string]string{"outcome": ingest.OutcomeParked}); got != 2 {
 		t.Errorf("parked outcomes = %v, want 2", got)
 	}
-	if got := metricValue(t, p.reg, "ingest_fetcher_parked_evidence", nil); got != 2 {
+	if got := servicetest.Metric(t, p.reg, "ingest_fetcher_parked_evidence", nil); got != 2 {
 		t.Errorf("ingest_fetcher_parked_evidence = %v, want 2", got)
 	}
 	if n := len(streamOf(t, p.store, events.ReceiptStream(order.ReceiptID))); n != 0 {
@@ -98,8 +99,8 @@ func TestUndecodableEvidenceIsParkedAndRetriedOnStart(t *testing.T) {
 		t.Errorf("parked evidence after the upgrade (-want +got):\n%s", diff)
 	}
 	waitFor(t, func() bool {
-		return metricValue(t, upgraded.reg, "ingest_fetch_total", map[string]string{"outcome": ingest.OutcomeUnparked}) == 1 &&
-			metricValue(t, upgraded.reg, "ingest_fetcher_parked_evidence", nil) == 1
+		return servicetest.Metric(t, upgraded.reg, "ingest_fetch_total", map[string]string{"outcome": ingest.OutcomeUnparked}) == 1 &&
+			servicetest.Metric(t, upgraded.reg, "ingest_fetcher_parked_evidence", nil) == 1
 	})
 	// Nothing is followed twice: the offset had moved past all three.
 	time.Sleep(200 * time.Millisecond)

@@ -12,11 +12,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // A signed delivery whose event_type holds a NUL (which jsonb cannot
@@ -51,7 +52,7 @@ func TestNULInAPayloadIsRefusedAlone(t *testing.T) {
 	if n := eventCount(t, r.db.DB); n != len(codes)-1 {
 		t.Errorf("%d events stored, want %d", n, len(codes)-1)
 	}
-	if got := metricValue(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "rejected", "reason": "unstorable"}); got != 1 {
+	if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "rejected", "reason": "unstorable"}); got != 1 {
 		t.Errorf("unstorable rejections = %v, want 1", got)
 	}
 }
@@ -143,7 +144,7 @@ func TestGroupCommitIsolatesAnEventPostgreSQLRefuses(t *testing.T) {
 func TestRepeatedSignatureLinesAreStoredVerifiable(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
-	decoy, err := etsy.Sign(secretB, "x", clock, []byte("{}"))
+	decoy, err := stdwebhooks.Sign(secretB, "x", clock, []byte("{}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +155,12 @@ func TestRepeatedSignatureLinesAreStoredVerifiable(t *testing.T) {
 	} {
 		d := signed(t, secretA, fmt.Sprintf("msg_lines_%d", i), clock, orderBody(5, int64(i)))
 		req := d.request(t, r.srv.URL+ingest.WebhookPath)
-		req.Header.Del(etsy.HeaderWebhookSignature)
+		req.Header.Del(stdwebhooks.HeaderSignature)
 		for _, l := range lines {
 			if l == "" {
 				l = d.sig
 			}
-			req.Header.Add(etsy.HeaderWebhookSignature, l)
+			req.Header.Add(stdwebhooks.HeaderSignature, l)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -174,11 +175,11 @@ func TestRepeatedSignatureLinesAreStoredVerifiable(t *testing.T) {
 		for k, v := range ev.Headers {
 			h.Set(k, v)
 		}
-		if err := etsy.Verify(h, ev.RawBody, []string{secretA}, time.Unix(ev.Timestamp, 0)); err != nil {
-			t.Errorf("delivery %d: stored signature %q does not verify: %v", i, ev.Headers[etsy.HeaderWebhookSignature], err)
+		if err := stdwebhooks.Verify(h, ev.RawBody, []string{secretA}, time.Unix(ev.Timestamp, 0)); err != nil {
+			t.Errorf("delivery %d: stored signature %q does not verify: %v", i, ev.Headers[stdwebhooks.HeaderSignature], err)
 		}
-		if strings.Contains(ev.Headers[etsy.HeaderWebhookSignature], ", ") {
-			t.Errorf("delivery %d: signature lines stored joined with a comma: %q", i, ev.Headers[etsy.HeaderWebhookSignature])
+		if strings.Contains(ev.Headers[stdwebhooks.HeaderSignature], ", ") {
+			t.Errorf("delivery %d: signature lines stored joined with a comma: %q", i, ev.Headers[stdwebhooks.HeaderSignature])
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
@@ -123,7 +124,7 @@ func (m *memTokens) ForShop(_ context.Context, shopID int64) (etsy.TokenSource, 
 	defer m.mu.Unlock()
 	ts, ok := m.m[shopID]
 	if !ok {
-		return nil, fmt.Errorf("shop %d: %w", shopID, ingest.ErrShopNotConnected)
+		return nil, fmt.Errorf("shop %d: %w", shopID, etsy.ErrShopNotConnected)
 	}
 	return ts, nil
 }
@@ -132,7 +133,7 @@ func (m *memTokens) ForShop(_ context.Context, shopID int64) (etsy.TokenSource, 
 type pipeline struct {
 	*rig
 	etsy       *etsyRig
-	translator *ingest.Translator
+	translator *etsymap.Translator
 	fetcher    *ingest.Fetcher
 }
 
@@ -150,7 +151,7 @@ func newPipelineOn(t *testing.T, p *pipeline, e *etsyRig, cfg ingest.FetcherConf
 
 func newFetcherOn(t *testing.T, r *rig, e *etsyRig, cfg ingest.FetcherConfig) *pipeline {
 	t.Helper()
-	tr, err := ingest.NewTranslator(r.store, nil, r.reg)
+	tr, err := etsymap.NewTranslator(r.store, nil, r.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func newFetcherOn(t *testing.T, r *rig, e *etsyRig, cfg ingest.FetcherConfig) *p
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 20 * time.Millisecond
 	}
-	f, err := ingest.NewFetcher(r.store, e.client, e.tokens, tr, cfg, r.reg)
+	f, err := ingest.NewFetcher(r.db.DB, r.store, e.client, e.tokens, tr, cfg, r.reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // MaxWebhookBody is the largest webhook body accepted. Etsy's payload is a
@@ -56,7 +57,7 @@ type WebhookConfig struct {
 // bytes, stores it as an etsy.webhook.received event and answers 2xx only
 // once that event is committed.
 type WebhookHandler struct {
-	verifier *etsy.Verifier
+	verifier *stdwebhooks.Verifier
 	now      func() time.Time
 	log      *slog.Logger
 	store    Appender
@@ -77,12 +78,12 @@ func NewWebhookHandler(store Appender, cfg WebhookConfig, reg prometheus.Registe
 		return nil, errors.New("new webhook handler: no signing secret configured")
 	}
 	for i, s := range cfg.Secrets {
-		if _, err := etsy.ParseSecret(s); err != nil {
+		if _, err := stdwebhooks.ParseSecret(s); err != nil {
 			// The error never includes the secret itself.
 			return nil, fmt.Errorf("new webhook handler: secret %d: %w", i+1, err)
 		}
 	}
-	verifier, err := etsy.NewVerifier(cfg.Secrets)
+	verifier, err := stdwebhooks.NewVerifier(cfg.Secrets)
 	if err != nil {
 		return nil, fmt.Errorf("new webhook handler: %w", err)
 	}
@@ -117,8 +118,8 @@ func NewWebhookHandler(store Appender, cfg WebhookConfig, reg prometheus.Registe
 // The webhook-* header names as net/http stores them (looking up a
 // lowercase name would canonicalise it on every request).
 var (
-	canonicalWebhookID        = http.CanonicalHeaderKey(etsy.HeaderWebhookID)
-	canonicalWebhookTimestamp = http.CanonicalHeaderKey(etsy.HeaderWebhookTimestamp)
+	canonicalWebhookID        = http.CanonicalHeaderKey(stdwebhooks.HeaderID)
+	canonicalWebhookTimestamp = http.CanonicalHeaderKey(stdwebhooks.HeaderTimestamp)
 )
 
 // Results of a delivery, as counted and logged.
@@ -218,20 +219,20 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeStatus(w, http.StatusOK)
 }
 
-// verifyStatus maps etsy.Verify's errors to the answer and metric reason:
+// verifyStatus maps stdwebhooks.Verify's errors to the answer and metric reason:
 // a request that cannot be a valid delivery is 400, one that fails
 // authentication (wrong signature, stale timestamp) is 401.
 func verifyStatus(err error) (int, string) {
 	switch {
-	case errors.Is(err, etsy.ErrMissingHeader):
+	case errors.Is(err, stdwebhooks.ErrMissingHeader):
 		return http.StatusBadRequest, "missing_header"
-	case errors.Is(err, etsy.ErrInvalidHeader):
+	case errors.Is(err, stdwebhooks.ErrInvalidHeader):
 		return http.StatusBadRequest, "invalid_header"
-	case errors.Is(err, etsy.ErrInvalidTimestamp):
+	case errors.Is(err, stdwebhooks.ErrInvalidTimestamp):
 		return http.StatusBadRequest, "invalid_timestamp"
-	case errors.Is(err, etsy.ErrTimestampExpired):
+	case errors.Is(err, stdwebhooks.ErrTimestampExpired):
 		return http.StatusUnauthorized, "expired"
-	case errors.Is(err, etsy.ErrNoMatchingSignature):
+	case errors.Is(err, stdwebhooks.ErrNoMatchingSignature):
 		return http.StatusUnauthorized, "signature"
 	default:
 		// A secret that stopped decoding is our fault, not the sender's.
@@ -335,9 +336,9 @@ func storedHeaders(h http.Header) map[string]string {
 		switch {
 		case sensitiveHeader(key):
 			out[key] = "[redacted]"
-		case key == etsy.HeaderWebhookSignature:
+		case key == stdwebhooks.HeaderSignature:
 			out[key] = strings.Join(vals, " ")
-		case (key == etsy.HeaderWebhookID || key == etsy.HeaderWebhookTimestamp) && len(vals) > 0:
+		case (key == stdwebhooks.HeaderID || key == stdwebhooks.HeaderTimestamp) && len(vals) > 0:
 			out[key] = vals[0]
 		default:
 			out[key] = strings.Join(vals, ", ")
@@ -348,7 +349,7 @@ func storedHeaders(h http.Header) map[string]string {
 
 func sensitiveHeader(name string) bool {
 	switch name {
-	case etsy.HeaderWebhookID, etsy.HeaderWebhookTimestamp, etsy.HeaderWebhookSignature:
+	case stdwebhooks.HeaderID, stdwebhooks.HeaderTimestamp, stdwebhooks.HeaderSignature:
 		return false
 	case "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key":
 		return true

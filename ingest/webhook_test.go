@@ -21,14 +21,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
-// The Standard Webhooks known-answer vector (etsy-api.md §1.5).
+// The Standard Webhooks known-answer vector.
 const (
 	kavSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	kavID     = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -45,7 +46,7 @@ var (
 )
 
 func mustSecret() string {
-	s, err := etsy.NewSecret()
+	s, err := stdwebhooks.NewSecret()
 	if err != nil {
 		panic(err)
 	}
@@ -119,7 +120,7 @@ type delivery struct {
 
 func signed(t testing.TB, secret, id string, ts time.Time, body string) delivery {
 	t.Helper()
-	sig, err := etsy.Sign(secret, id, ts, []byte(body))
+	sig, err := stdwebhooks.Sign(secret, id, ts, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func (d delivery) request(t testing.TB, url string) *http.Request {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	for name, v := range map[string]string{etsy.HeaderWebhookID: d.id, etsy.HeaderWebhookTimestamp: d.ts, etsy.HeaderWebhookSignature: d.sig} {
+	for name, v := range map[string]string{stdwebhooks.HeaderID: d.id, stdwebhooks.HeaderTimestamp: d.ts, stdwebhooks.HeaderSignature: d.sig} {
 		if name != d.omit {
 			req.Header.Set(name, v)
 		}
@@ -198,7 +199,7 @@ func evidence(t testing.TB, s *eventstore.Store, webhookID string) (events.Recor
 
 func isSuccess(code int) bool { return code >= 200 && code < 300 }
 
-func TestChecklist01KnownAnswerVector(t *testing.T) {
+func TestKnownAnswerVector(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{secrets: []string{kavSecret}, now: time.Unix(kavTS, 0)})
 	d := delivery{id: kavID, ts: strconv.Itoa(kavTS), sig: kavSig, body: []byte(kavBody)}
@@ -216,10 +217,10 @@ func TestChecklist01KnownAnswerVector(t *testing.T) {
 	}
 }
 
-func TestChecklist02MissingHeaderIs400WithoutWrite(t *testing.T) {
+func TestMissingHeaderIs400WithoutWrite(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
-	for _, h := range []string{etsy.HeaderWebhookID, etsy.HeaderWebhookTimestamp, etsy.HeaderWebhookSignature} {
+	for _, h := range []string{stdwebhooks.HeaderID, stdwebhooks.HeaderTimestamp, stdwebhooks.HeaderSignature} {
 		t.Run(h, func(t *testing.T) {
 			before := eventCount(t, r.db.DB)
 			d := signed(t, secretA, "msg_missing_"+h, clock, orderBody(1, 1))
@@ -234,7 +235,7 @@ func TestChecklist02MissingHeaderIs400WithoutWrite(t *testing.T) {
 	}
 }
 
-func TestChecklist03TimestampToleranceBoundaries(t *testing.T) {
+func TestTimestampToleranceBoundaries(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for _, c := range []struct {
@@ -262,7 +263,7 @@ func TestChecklist03TimestampToleranceBoundaries(t *testing.T) {
 	}
 }
 
-func TestChecklist04NonIntegerTimestampIs400(t *testing.T) {
+func TestNonIntegerTimestampIs400(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for _, ts := range []string{"abc", "1.5", ""} {
@@ -271,7 +272,7 @@ func TestChecklist04NonIntegerTimestampIs400(t *testing.T) {
 			d.ts = ts
 			req := d.request(t, "http://ingest"+ingest.WebhookPath)
 			// An empty header must reach the handler as present-but-empty.
-			req.Header[http.CanonicalHeaderKey(etsy.HeaderWebhookTimestamp)] = []string{ts}
+			req.Header[http.CanonicalHeaderKey(stdwebhooks.HeaderTimestamp)] = []string{ts}
 			if code := r.serve(t, req); code != http.StatusBadRequest {
 				t.Errorf("timestamp %q = %d, want 400", ts, code)
 			}
@@ -282,7 +283,7 @@ func TestChecklist04NonIntegerTimestampIs400(t *testing.T) {
 	}
 }
 
-func TestChecklist05AnyV1SignatureAmongDecoys(t *testing.T) {
+func TestAnyV1SignatureAmongDecoys(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	good := signed(t, secretA, "msg_decoys", clock, orderBody(1, 1))
@@ -309,7 +310,7 @@ func TestChecklist05AnyV1SignatureAmongDecoys(t *testing.T) {
 	}
 }
 
-func TestChecklist06SecretRotation(t *testing.T) {
+func TestSecretRotation(t *testing.T) {
 	t.Parallel()
 	removed := mustSecret()
 	r := newRig(t, rigOptions{secrets: []string{secretA, secretB}})
@@ -329,7 +330,7 @@ func TestChecklist06SecretRotation(t *testing.T) {
 	}
 }
 
-func TestChecklist08VerifiesExactRawBytes(t *testing.T) {
+func TestVerifiesExactRawBytes(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	body := orderBody(5, 6)
@@ -358,10 +359,10 @@ func TestChecklist08VerifiesExactRawBytes(t *testing.T) {
 	}
 }
 
-// FuzzChecklist08NoDecodeBeforeVerification feeds bodies and headers that
+// FuzzNoDecodeBeforeVerification feeds bodies and headers that
 // are not signed with the configured secret: the handler must refuse each
 // without ever decoding the body.
-func FuzzChecklist08NoDecodeBeforeVerification(f *testing.F) {
+func FuzzNoDecodeBeforeVerification(f *testing.F) {
 	f.Add([]byte(orderBody(1, 2)), "msg_1", "v1,AAAA")
 	f.Add([]byte(`{"event_type":`), "msg_2", "")
 	f.Add([]byte(kavBody), kavID, kavSig)
@@ -377,9 +378,9 @@ func FuzzChecklist08NoDecodeBeforeVerification(f *testing.F) {
 	ingest.CountParses(h, func() { parses.Add(1) })
 	f.Fuzz(func(t *testing.T, body []byte, id, sig string) {
 		req := httptest.NewRequest(http.MethodPost, ingest.WebhookPath, bytes.NewReader(body))
-		req.Header.Set(etsy.HeaderWebhookID, id)
-		req.Header.Set(etsy.HeaderWebhookTimestamp, strconv.FormatInt(clock.Unix(), 10))
-		req.Header.Set(etsy.HeaderWebhookSignature, sig)
+		req.Header.Set(stdwebhooks.HeaderID, id)
+		req.Header.Set(stdwebhooks.HeaderTimestamp, strconv.FormatInt(clock.Unix(), 10))
+		req.Header.Set(stdwebhooks.HeaderSignature, sig)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if isSuccess(rec.Code) {
@@ -397,7 +398,7 @@ func (refuseAppender) Append(context.Context, events.Event) (bool, error) {
 	return false, errors.New("refuseAppender: nothing may be stored")
 }
 
-func TestChecklist09BodyOver64KiBIs413(t *testing.T) {
+func TestBodyOver64KiBIs413(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	big := `{"event_type":"order.paid","pad":"` + strings.Repeat("x", 1<<20) + `"}`
@@ -433,7 +434,7 @@ func TestChecklist09BodyOver64KiBIs413(t *testing.T) {
 	}
 }
 
-func TestChecklist10WebhookIDLimits(t *testing.T) {
+func TestWebhookIDLimits(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for name, c := range map[string]struct {
@@ -453,7 +454,7 @@ func TestChecklist10WebhookIDLimits(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			d := signed(t, secretA, c.id, clock, orderBody(1, 1))
 			req := d.request(t, "http://ingest"+ingest.WebhookPath)
-			req.Header[http.CanonicalHeaderKey(etsy.HeaderWebhookID)] = []string{c.id}
+			req.Header[http.CanonicalHeaderKey(stdwebhooks.HeaderID)] = []string{c.id}
 			if code := r.serve(t, req); code != c.want {
 				t.Errorf("id %q = %d, want %d", c.id, code, c.want)
 			}
@@ -464,7 +465,7 @@ func TestChecklist10WebhookIDLimits(t *testing.T) {
 	}
 }
 
-func TestChecklist12DatabaseDownIs503(t *testing.T) {
+func TestDatabaseDownIs503(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	ctx := context.Background()
@@ -509,12 +510,12 @@ func TestChecklist12DatabaseDownIs503(t *testing.T) {
 	if n := eventCount(t, r.db.DB); n != 1 {
 		t.Errorf("%d events stored, want 1 (only the retried delivery)", n)
 	}
-	if got := metricValue(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "failed", "reason": "database"}); got != 3 {
+	if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "failed", "reason": "database"}); got != 3 {
 		t.Errorf("failed deliveries counted %v, want 3", got)
 	}
 }
 
-func TestChecklist13NoSuccessUntilCommit(t *testing.T) {
+func TestNoSuccessUntilCommit(t *testing.T) {
 	t.Parallel()
 	var fail atomic.Bool
 	fail.Store(true)
@@ -544,7 +545,7 @@ func TestChecklist13NoSuccessUntilCommit(t *testing.T) {
 // the COMMIT itself (a deferred constraint trigger raises at commit time,
 // after the INSERT succeeded). The sender must not see 2xx and nothing may
 // be stored.
-func TestChecklist13CommitRefusedByDatabase(t *testing.T) {
+func TestCommitRefusedByDatabase(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for _, stmt := range []string{
@@ -575,7 +576,7 @@ func TestChecklist13CommitRefusedByDatabase(t *testing.T) {
 	}
 }
 
-func TestChecklist38CrashAfterCommitThenRetry(t *testing.T) {
+func TestCrashAfterCommitThenRetry(t *testing.T) {
 	t.Parallel()
 	var crashed atomic.Int64
 	r := newRig(t, rigOptions{after: func() error {
@@ -599,12 +600,12 @@ func TestChecklist38CrashAfterCommitThenRetry(t *testing.T) {
 	if n := evidenceCount(t, r.db.DB, d.id); n != 1 {
 		t.Errorf("after the retry stored %d times, want 1", n)
 	}
-	if got := metricValue(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "duplicate", "reason": ""}); got != 1 {
+	if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "duplicate", "reason": ""}); got != 1 {
 		t.Errorf("retry counted as duplicate %v times, want 1", got)
 	}
 }
 
-func TestChecklist14DedupeKeyIsUnique(t *testing.T) {
+func TestDedupeKeyIsUnique(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
 	var def string
@@ -644,7 +645,7 @@ func TestChecklist14DedupeKeyIsUnique(t *testing.T) {
 	}
 }
 
-func TestChecklist15DuplicateDeliveryAddsNothing(t *testing.T) {
+func TestDuplicateDeliveryAddsNothing(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for i := range 5 {
@@ -659,7 +660,7 @@ func TestChecklist15DuplicateDeliveryAddsNothing(t *testing.T) {
 	}
 }
 
-func TestChecklist16ConcurrentSameID(t *testing.T) {
+func TestConcurrentSameID(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	const senders = 50
@@ -693,7 +694,7 @@ func TestChecklist16ConcurrentSameID(t *testing.T) {
 	}
 }
 
-func TestChecklist17EvidenceRoundTrip(t *testing.T) {
+func TestEvidenceRoundTrip(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	body := orderBody(77, 88)
@@ -740,12 +741,12 @@ func TestChecklist17EvidenceRoundTrip(t *testing.T) {
 	for k, v := range ev.Headers {
 		h.Set(k, v)
 	}
-	if err := etsy.Verify(h, ev.RawBody, []string{secretA}, time.Unix(ev.Timestamp, 0)); err != nil {
+	if err := stdwebhooks.Verify(h, ev.RawBody, []string{secretA}, time.Unix(ev.Timestamp, 0)); err != nil {
 		t.Errorf("stored evidence does not verify: %v", err)
 	}
 }
 
-func TestChecklist18AppendOnlyForAppRole(t *testing.T) {
+func TestAppendOnlyForAppRole(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	if code := r.send(t, signed(t, secretA, "msg_immutable", clock, orderBody(1, 1))); code != http.StatusOK {
@@ -785,7 +786,7 @@ func TestChecklist18AppendOnlyForAppRole(t *testing.T) {
 	}
 }
 
-func TestChecklist19UnknownTypesAndShapesStored(t *testing.T) {
+func TestUnknownTypesAndShapesStored(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
 	for name, c := range map[string]struct {
@@ -811,7 +812,7 @@ func TestChecklist19UnknownTypesAndShapesStored(t *testing.T) {
 	}
 }
 
-func TestChecklist20UnconnectedShopAcknowledged(t *testing.T) {
+func TestUnconnectedShopAcknowledged(t *testing.T) {
 	t.Parallel()
 	// No shop is connected in this database at all: the evidence is still
 	// stored and acknowledged. The fetcher's side is in fetcher_test.go.
@@ -873,7 +874,7 @@ func TestRejectionsAreCountedByReason(t *testing.T) {
 		{map[string]string{"result": "rejected", "reason": "expired"}, 1},
 		{map[string]string{"result": "accepted", "reason": ""}, 1},
 	} {
-		if got := metricValue(t, r.reg, "ingest_webhooks_total", c.labels); got != c.want {
+		if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", c.labels); got != c.want {
 			t.Errorf("ingest_webhooks_total%v = %v, want %v", c.labels, got, c.want)
 		}
 	}
@@ -890,41 +891,4 @@ func TestRejectionsAreCountedByReason(t *testing.T) {
 	if samples != 1 {
 		t.Errorf("append latency histogram has %d samples, want 1 (one stored delivery)", samples)
 	}
-}
-
-// metricValue reads one labelled series of a counter on reg; 0 when absent.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			// Empty label values may or may not be listed; compare the rest.
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				if l.GetValue() != "" {
-					got[l.GetName()] = l.GetValue()
-				}
-			}
-			want := map[string]string{}
-			for k, v := range labels {
-				if v != "" {
-					want[k] = v
-				}
-			}
-			if !cmp.Equal(want, got) {
-				continue
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }

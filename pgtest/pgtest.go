@@ -25,8 +25,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/migrations"
+	"github.com/shopledger/shopledger/service"
 )
 
 const defaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
@@ -76,7 +76,7 @@ func New(t testing.TB) *Database {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	dbURL := withDatabase(AdminURL(), name)
-	db, pool, err := eventstore.Open(ctx, dbURL, 20)
+	db, pool, err := service.OpenDB(ctx, dbURL, 20, nil, service.SkipChecks())
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -96,6 +96,21 @@ func New(t testing.TB) *Database {
 		}
 	})
 	return &Database{Name: name, URL: dbURL, DB: db, Pool: pool}
+}
+
+// Open opens url again with its own pool of at most maxConns connections,
+// as a second process would, and closes it when the test ends.
+func Open(t testing.TB, url string, maxConns int32) *sql.DB {
+	t.Helper()
+	db, pool, err := service.OpenDB(context.Background(), url, maxConns, nil, service.SkipChecks())
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		pool.Close()
+	})
+	return db
 }
 
 func unavailable(t testing.TB, err error) {
@@ -141,16 +156,12 @@ func ensureTemplate(ctx context.Context) (string, error) {
 	if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s`, name)); err != nil {
 		return "", err
 	}
-	db, pool, err := eventstore.Open(ctx, withDatabase(AdminURL(), name), 2)
+	db, pool, err := service.OpenDB(ctx, withDatabase(AdminURL(), name), 2, nil, service.SkipChecks(), service.Migrate())
 	if err != nil {
 		return "", err
 	}
-	err = migrations.Up(ctx, db, nil)
 	db.Close()
 	pool.Close()
-	if err != nil {
-		return "", err
-	}
 	if _, err := conn.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s WITH IS_TEMPLATE true`, name)); err != nil {
 		return "", err
 	}

@@ -101,7 +101,7 @@ func startProjector(t *testing.T, bin, dbURL string, logs *syncBuffer) *exec.Cmd
 	return cmd
 }
 
-// TestKilledProjectorConverges is checklist item 24: the projector binary is
+// TestKilledProjectorConverges: the projector binary is
 // killed with SIGKILL at random moments (so also between an Apply and its
 // commit) while 20,000 events flow in; after the last restart the read
 // models equal a rebuild from the log and the seal verifies.

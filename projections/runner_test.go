@@ -104,7 +104,7 @@ func appendRoundRobin(t *testing.T, db *pgtest.Database, n, listings int) []int6
 	return positions
 }
 
-// TestProjectorWaitsForOlderOpenTransaction is checklist item 23 through the
+// TestProjectorWaitsForOlderOpenTransaction is the gap-safe read through the
 // projector: with transaction A open after inserting position N and B
 // committed at N+1, no projection passes N; once A commits, N is applied,
 // then N+1.
@@ -379,19 +379,14 @@ func TestFailingWriteInBatchStopsOnlyItsProjection(t *testing.T) {
 	}
 }
 
-// TestTwoProjectorsApplyEachEventOnce is checklist item 25: two runners
+// TestTwoProjectorsApplyEachEventOnce: two runners
 // (each with its own connection pool, like two processes) consume the same
 // groups while events are appended; every event is applied exactly once.
 func TestTwoProjectorsApplyEachEventOnce(t *testing.T) {
 	db := newRecorderDB(t)
 	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	other, otherPool, err := eventstore.Open(ctx, db.URL, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer otherPool.Close()
-	defer other.Close()
+	other := pgtest.Open(t, db.URL, 10)
 
 	cfg := fastConfig()
 	cfg.BatchSize = 50

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,9 +23,9 @@ import (
 
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
-	"github.com/shopledger/shopledger/ingest"
 )
 
 // Scope says what a run looks at.
@@ -72,7 +73,7 @@ type Config struct {
 	Events     *eventstore.Store
 	Client     *etsy.Client
 	Tokens     TokenSources
-	Translator *ingest.Translator
+	Translator *etsymap.Translator
 	Logger     *slog.Logger
 	// Now is the clock watermarks are taken from; default time.Now.
 	Now func() time.Time
@@ -100,7 +101,7 @@ type Reconciler struct {
 	es       *eventstore.Store
 	client   *etsy.Client
 	tokens   TokenSources
-	tr       *ingest.Translator
+	tr       *etsymap.Translator
 	log      *slog.Logger
 	now      func() time.Time
 	overlap  time.Duration
@@ -309,9 +310,9 @@ func (r *Reconciler) run(ctx context.Context, sum *Summary) error {
 	}
 	ts := &countingTokens{inner: inner}
 	defer func() { sum.APICalls = int(ts.n.Load()) }()
-	cause := ingest.Cause{
+	cause := etsymap.Cause{
 		EventID: sum.RunID, CorrelationID: sum.RunID.String(),
-		Source: ingest.SourceReconciliation, Ref: "reconciliation:" + sum.RunID.String(),
+		Source: etsymap.SourceReconciliation, Ref: "reconciliation:" + sum.RunID.String(),
 	}
 	// Sales first: a sale the webhooks missed then explains the stock
 	// Etsy shows, instead of surfacing as drift.
@@ -328,7 +329,7 @@ func (r *Reconciler) run(ctx context.Context, sum *Summary) error {
 	return nil
 }
 
-func (r *Reconciler) receipts(ctx context.Context, ts etsy.TokenSource, sum *Summary, cause ingest.Cause) error {
+func (r *Reconciler) receipts(ctx context.Context, ts etsy.TokenSource, sum *Summary, cause etsymap.Cause) error {
 	from := sum.StartedAt.Add(-r.lookback)
 	if !sum.Watermark.IsZero() {
 		from = sum.Watermark.Add(-r.overlap)
@@ -358,7 +359,7 @@ func (r *Reconciler) receipts(ctx context.Context, ts etsy.TokenSource, sum *Sum
 	return nil
 }
 
-func (r *Reconciler) listings(ctx context.Context, ts etsy.TokenSource, sum *Summary, cause ingest.Cause) error {
+func (r *Reconciler) listings(ctx context.Context, ts etsy.TokenSource, sum *Summary, cause etsymap.Cause) error {
 	seen := make(map[int64]bool)
 	for _, state := range r.states {
 		for l, err := range r.client.AllListingsByShop(ctx, ts, sum.ShopID, state, true) {
@@ -409,7 +410,7 @@ func (r *Reconciler) listings(ctx context.Context, ts etsy.TokenSource, sum *Sum
 	return nil
 }
 
-func (r *Reconciler) applyListing(ctx context.Context, sum *Summary, l etsy.Listing, cause ingest.Cause) error {
+func (r *Reconciler) applyListing(ctx context.Context, sum *Summary, l etsy.Listing, cause etsymap.Cause) error {
 	n, err := r.recordDrift(ctx, sum.ShopID, l, cause)
 	if err != nil {
 		return err
@@ -430,12 +431,12 @@ func (r *Reconciler) applyListing(ctx context.Context, sum *Summary, l etsy.List
 // balance once the receipts are in (domain.Listing.Drift decides). The
 // translator then appends the stock.observed and stock.adjusted that
 // settle it.
-func (r *Reconciler) recordDrift(ctx context.Context, shopID int64, l etsy.Listing, cause ingest.Cause) (int, error) {
+func (r *Reconciler) recordDrift(ctx context.Context, shopID int64, l etsy.Listing, cause etsymap.Cause) (int, error) {
 	if l.Inventory == nil {
 		return 0, nil
 	}
 	stream := events.ListingStream(l.ListingID)
-	view := ingest.ListingView(l)
+	view := etsymap.ListingView(l)
 	meta := events.Metadata{CorrelationID: cause.CorrelationID, CausationID: cause.EventID.String(), Source: cause.Source}
 	for range 5 {
 		past, err := r.es.ReadStream(ctx, stream, 0)
@@ -470,28 +471,21 @@ func (r *Reconciler) recordDrift(ctx context.Context, shopID int64, l etsy.Listi
 // knownListings are the shop's listings whose last description event is
 // not a deletion.
 func (r *Reconciler) knownListings(ctx context.Context, shopID int64) ([]int64, error) {
-	rows, err := r.db.QueryContext(ctx, `
-SELECT listing_id FROM (
-    SELECT (data->>'listing_id')::bigint AS listing_id, type,
-           row_number() OVER (PARTITION BY stream_id ORDER BY stream_version DESC) AS rn
-    FROM events
-    WHERE shop_id = $1 AND type IN ('listing.imported', 'listing.updated', 'listing.deleted')
-) last
-WHERE rn = 1 AND type <> 'listing.deleted'
-ORDER BY listing_id`, shopID)
+	last, err := r.es.LastOfType(ctx, shopID, events.TypeListingImported, events.TypeListingUpdated, events.TypeListingDeleted)
 	if err != nil {
 		return nil, fmt.Errorf("known listings of shop %d: %w", shopID, err)
 	}
-	defer rows.Close()
 	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("known listings of shop %d: %w", shopID, err)
+	for _, rec := range last {
+		switch d := rec.Data.(type) {
+		case events.ListingImported:
+			ids = append(ids, d.ListingID)
+		case events.ListingUpdated:
+			ids = append(ids, d.ListingID)
 		}
-		ids = append(ids, id)
 	}
-	return ids, rows.Err()
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // acquire takes the shop's lease and returns its receipts watermark.
@@ -539,7 +533,7 @@ func (r *Reconciler) complete(ctx context.Context, sum *Summary) error {
 		DriftFound: sum.DriftFound, APICalls: sum.APICalls,
 		DurationMillis: sum.FinishedAt.Sub(sum.StartedAt).Milliseconds(), Scope: string(sum.Scope),
 		IntervalSeconds: int64(interval / time.Second),
-	}).WithMetadata(events.Metadata{CorrelationID: sum.RunID.String(), Source: ingest.SourceReconciliation})
+	}).WithMetadata(events.Metadata{CorrelationID: sum.RunID.String(), Source: etsymap.SourceReconciliation})
 	// The run's id is the completed event's id: every event the run
 	// appended names it as its cause.
 	ev.ID = sum.RunID

@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/reconcile"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/shops"
 )
 
@@ -140,10 +140,10 @@ func TestOneRunRepairsEveryDroppedWebhook(t *testing.T) {
 	if second.APICalls < 7 {
 		t.Errorf("second run counted %d API calls; it needs at least 2 receipt and 5 listing pages", second.APICalls)
 	}
-	if got := metric(t, e.reg, "shopledger_reconcile_runs_total", map[string]string{"result": "ok"}); got != 3 {
+	if got := servicetest.Metric(t, e.reg, "shopledger_reconcile_runs_total", map[string]string{"result": "ok"}); got != 3 {
 		t.Errorf("runs{ok} = %v, want 3", got)
 	}
-	if got := metric(t, e.reg, "shopledger_reconcile_drift_total", nil); got != float64(second.DriftFound) {
+	if got := servicetest.Metric(t, e.reg, "shopledger_reconcile_drift_total", nil); got != float64(second.DriftFound) {
 		t.Errorf("drift metric = %v, want %d", got, second.DriftFound)
 	}
 }
@@ -178,7 +178,7 @@ func TestRunThatDiesMidwayLeavesTheWatermark(t *testing.T) {
 	if len(recs) != 1 {
 		t.Errorf("%d reconciliation.completed events, want 1", len(recs))
 	}
-	if got := metric(t, e.reg, "shopledger_reconcile_runs_total", map[string]string{"result": "failed"}); got != 1 {
+	if got := servicetest.Metric(t, e.reg, "shopledger_reconcile_runs_total", map[string]string{"result": "failed"}); got != 1 {
 		t.Errorf("runs{failed} = %v, want 1", got)
 	}
 
@@ -192,7 +192,7 @@ func TestRunThatDiesMidwayLeavesTheWatermark(t *testing.T) {
 	e.assertLedgerEqualsTruth(shop.ShopID)
 }
 
-// Checklist 31: after 30 hours of downtime, past Etsy's ~27.6-hour retry
+// After 30 hours of downtime, past Etsy's ~27.6-hour retry
 // horizon, the sender has given up and reconciliation recovers everything.
 func TestThirtyHourOutageIsRecovered(t *testing.T) {
 	e := newEnv(t, envOptions{})
@@ -237,7 +237,7 @@ func TestReauthRequiredStopsPolling(t *testing.T) {
 	if !errors.Is(err, etsy.ErrInvalidGrant) || !errors.Is(err, shops.ErrReauthRequired) {
 		t.Fatalf("run = %v, want invalid_grant and reauth required", err)
 	}
-	if got := metric(t, e.reg, "shopledger_reconcile_runs_total", map[string]string{"result": "reauth_required"}); got != 1 {
+	if got := servicetest.Metric(t, e.reg, "shopledger_reconcile_runs_total", map[string]string{"result": "reauth_required"}); got != 1 {
 		t.Errorf("runs{reauth_required} = %v, want 1", got)
 	}
 	sched, err := e.rec.Schedule(context.Background(), e.store, 0)
@@ -354,47 +354,9 @@ func TestRateLimitRefusalsAreWaitedOut(t *testing.T) {
 			t.Errorf("request %d came %s after the 429 with retry-after 1", n+1, gap)
 		}
 	}
-	if got := metric(t, e.reg, "etsy_requests_total", map[string]string{"status": "429"}); got != 2 {
+	if got := servicetest.Metric(t, e.reg, "etsy_requests_total", map[string]string{"status": "429"}); got != 2 {
 		t.Errorf("etsy_requests_total{status=429} = %v, want 2", got)
 	}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-// metric sums the samples of name whose labels include labels; -1 when
-// there is none.
-func metric(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, found := 0.0, false
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue next
-				}
-			}
-			found = true
-			if g := m.GetGauge(); g != nil {
-				sum += g.GetValue()
-			} else {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	if !found {
-		return -1
-	}
-	return sum
-}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/events"
-	"github.com/shopledger/shopledger/eventstore"
 )
 
 // ShopLister names the shops whose connection is usable; shops.Store is
@@ -139,18 +138,12 @@ func (r *Reconciler) syncSettings(ctx context.Context, ids []int64) (map[int64]s
 	for i, id := range ids {
 		streams[i] = events.ShopStream(id)
 	}
-	rows, err := r.db.QueryContext(ctx, `SELECT `+eventstore.RecordColumns+` FROM events
-WHERE stream_id = ANY($1) AND type = $2 ORDER BY stream_id, stream_version`, streams, events.TypeShopSettingsChanged)
+	recs, err := r.es.ReadStreamsOfType(ctx, streams, events.TypeShopSettingsChanged)
 	if err != nil {
 		return nil, fmt.Errorf("sync settings: %w", err)
 	}
-	defer rows.Close()
 	out := map[int64]syncSetting{}
-	for rows.Next() {
-		rec, err := eventstore.ScanRecord(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sync settings: %w", err)
-		}
+	for _, rec := range recs {
 		d, ok := rec.Data.(events.ShopSettingsChanged)
 		if !ok {
 			continue
@@ -165,7 +158,7 @@ WHERE stream_id = ANY($1) AND type = $2 ORDER BY stream_id, stream_version`, str
 		}
 		out[d.ShopID] = s
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 type runState struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/reconcile"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/shops"
 )
 
@@ -48,7 +49,7 @@ func (e *env) webhookPath() {
 	if _, err := e.sim.AddWebhook(etsysim.WebhookSpec{URL: hooks.URL, Secret: secret}); err != nil {
 		e.t.Fatal(err)
 	}
-	fetcher, err := ingest.NewFetcher(e.es, e.client, e.store, e.tr, ingest.FetcherConfig{
+	fetcher, err := ingest.NewFetcher(e.db.DB, e.es, e.client, e.store, e.tr, ingest.FetcherConfig{
 		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, Backoff: 5 * time.Millisecond,
 		PollInterval: 20 * time.Millisecond, Now: e.sim.Now, Logger: e.logger(),
 	}, e.reg)
@@ -81,7 +82,7 @@ func (e *env) waitFetched() {
 		}
 		var done float64
 		for _, o := range []string{ingest.OutcomeApplied, ingest.OutcomeIgnored, ingest.OutcomeFailed} {
-			if v := metric(e.t, e.reg, "ingest_fetch_total", map[string]string{"outcome": o}); v > 0 {
+			if v := servicetest.Metric(e.t, e.reg, "ingest_fetch_total", map[string]string{"outcome": o}); v > 0 {
 				done += v
 			}
 		}
@@ -96,7 +97,7 @@ func (e *env) waitFetched() {
 	}
 }
 
-// Checklist 30: the simulator drops one webhook in ten; the fetcher applies
+// The simulator drops one webhook in ten; the fetcher applies
 // the rest; one reconciliation makes the ledger whole, appending only what
 // was missed.
 func TestTenPercentDroppedWebhooksAreRecovered(t *testing.T) {
@@ -133,7 +134,7 @@ func TestTenPercentDroppedWebhooksAreRecovered(t *testing.T) {
 	}
 }
 
-// Checklist 32: twenty shops reconciled at once by the scheduler share one
+// Twenty shops reconciled at once by the scheduler share one
 // limiter, and Etsy (the simulator, counting in any sliding second) never
 // sees more than the key's QPS nor refuses a request.
 func TestTwentyShopsNeverExceedTheKeysQPS(t *testing.T) {
@@ -187,7 +188,7 @@ func TestTwentyShopsNeverExceedTheKeysQPS(t *testing.T) {
 			t.Errorf("shop %d: ledger differs from the simulator (-want +got):\n%s", id, diff)
 		}
 	}
-	if got := metric(t, e.reg, "shopledger_reconcile_oldest_staleness_seconds", nil); got < 0 {
+	if !servicetest.MetricExists(t, e.reg, "shopledger_reconcile_oldest_staleness_seconds", nil) {
 		t.Errorf("staleness gauge missing")
 	}
 }

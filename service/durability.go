@@ -2,11 +2,12 @@ package service
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/shopledger/shopledger/eventstore"
 )
 
 // AllowNonDurableEnv names the escape hatch for throwaway development and
@@ -51,14 +52,9 @@ func (d Durability) Check() error {
 	return nil
 }
 
-// RowQueryer is *sql.DB, *sql.Conn or *sql.Tx.
-type RowQueryer interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // ReadDurability asks the database for its durability settings. Through a
 // pool it sees what every connection of that pool gets.
-func ReadDurability(ctx context.Context, q RowQueryer) (Durability, error) {
+func ReadDurability(ctx context.Context, q eventstore.Queryer) (Durability, error) {
 	var d Durability
 	err := q.QueryRowContext(ctx, `SELECT current_setting('fsync'), current_setting('synchronous_commit')`).Scan(&d.Fsync, &d.SynchronousCommit)
 	if err != nil {
@@ -70,7 +66,7 @@ func ReadDurability(ctx context.Context, q RowQueryer) (Durability, error) {
 // CheckDurability is the startup self-check: it refuses a database whose
 // commits are not durable, unless allowNonDurable (the escape hatch named
 // by AllowNonDurableEnv) is set, in which case it logs a warning instead.
-func CheckDurability(ctx context.Context, q RowQueryer, allowNonDurable bool, logger *slog.Logger) error {
+func CheckDurability(ctx context.Context, q eventstore.Queryer, allowNonDurable bool, logger *slog.Logger) error {
 	d, err := ReadDurability(ctx, q)
 	if err != nil {
 		return err

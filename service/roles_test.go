@@ -39,7 +39,7 @@ func TestServicesRefuseARoleThatCouldRewriteTheLog(t *testing.T) {
 	}
 }
 
-// Checklist 18: no service role can change history, or switch off what
+// No service role can change history, or switch off what
 // prevents it.
 func TestServiceRolesCannotRewriteTheLog(t *testing.T) {
 	db := pgtest.New(t)

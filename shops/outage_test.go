@@ -12,7 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/etsy"
-	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/shops"
 )
 
@@ -137,11 +138,7 @@ func TestRotatedTokenSurvivesDatabaseOutage(t *testing.T) {
 	}
 	proxy := newCutProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
-	db, pool, err := eventstore.Open(context.Background(), u.String(), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close(); pool.Close() })
+	db := pgtest.Open(t, u.String(), 4)
 	const outage = 5 * time.Second
 	refresher := cutAfterRefresh{inner: e.oauth, proxy: proxy, outage: outage, restored: make(chan time.Time, 1)}
 	reg := prometheus.NewRegistry()
@@ -169,10 +166,10 @@ func TestRotatedTokenSurvivesDatabaseOutage(t *testing.T) {
 	default:
 		t.Fatal("Token returned while the database was still unreachable")
 	}
-	if n := metric(t, reg, "shopledger_token_refreshes_total", map[string]string{"result": "ok"}); n != 1 {
+	if n := servicetest.Metric(t, reg, "shopledger_token_refreshes_total", map[string]string{"result": "ok"}); n != 1 {
 		t.Errorf("ok refreshes = %v, want 1", n)
 	}
-	if n := metric(t, reg, "shopledger_token_refreshes_total", map[string]string{"result": "lost"}); n != 0 {
+	if n := servicetest.Metric(t, reg, "shopledger_token_refreshes_total", map[string]string{"result": "lost"}); n != 0 {
 		t.Errorf("lost refreshes = %v, want 0", n)
 	}
 

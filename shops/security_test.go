@@ -15,7 +15,7 @@ import (
 	"github.com/shopledger/shopledger/shops"
 )
 
-// Checklist 48: a ciphertext moved to another seller's row, or to the other
+// A ciphertext moved to another seller's row, or to the other
 // column, does not decrypt.
 func TestCiphertextIsBoundToSellerShopAndColumn(t *testing.T) {
 	tests := map[string]string{
@@ -48,7 +48,7 @@ func TestCiphertextIsBoundToSellerShopAndColumn(t *testing.T) {
 	}
 }
 
-// Checklist 50: old ciphertexts decrypt, new writes use the new key id, and
+// Old ciphertexts decrypt, new writes use the new key id, and
 // rotation converges.
 func TestRotateKeysConverges(t *testing.T) {
 	e := newEnv(t)
@@ -140,7 +140,7 @@ func TestRotateKeysReportsUnreadableRows(t *testing.T) {
 	}
 }
 
-// Checklist 49 and the dump test: neither tokens nor the key are
+// Neither tokens nor the key are
 // anywhere in the database, as pg_dump sees it.
 func TestNoPlaintextSecretsInDatabaseDump(t *testing.T) {
 	e := newEnv(t)
@@ -188,7 +188,7 @@ func TestNoPlaintextSecretsInDatabaseDump(t *testing.T) {
 	}
 }
 
-// Checklist 49: the schema has no column where a key or a plaintext token
+// The schema has no column where a key or a plaintext token
 // could live; token columns hold ciphertext next to a key id.
 func TestCredentialsSchemaHoldsOnlyCiphertext(t *testing.T) {
 	e := newEnv(t)

@@ -15,15 +15,14 @@ import (
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
-	"github.com/shopledger/shopledger/ingest"
 )
 
 var (
 	// ErrNotConnected means the shop has no usable connection: never
 	// connected, disconnected, or waiting for the seller to reconnect. It
-	// is the fetcher's ingest.ErrShopNotConnected, so the fetcher's
-	// errors.Is checks see it.
-	ErrNotConnected = ingest.ErrShopNotConnected
+	// is etsy.ErrShopNotConnected, so that the fetcher and reconciliation,
+	// which know shops only as token sources, see it with errors.Is.
+	ErrNotConnected = etsy.ErrShopNotConnected
 	// ErrReauthRequired means Etsy refused the shop's refresh token; only
 	// the seller connecting again repairs it. Errors carrying it also
 	// carry ErrNotConnected.

@@ -16,6 +16,8 @@ import (
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/shops"
 )
 
@@ -49,7 +51,7 @@ func TestTokenIsServedFromStorageUntilItNearsExpiry(t *testing.T) {
 	e.secret(got)
 }
 
-// Checklist 51: 20 goroutines with an expired token cause one refresh, also
+// 20 goroutines with an expired token cause one refresh, also
 // when they are spread over two processes.
 func TestRefreshIsSingleFlight(t *testing.T) {
 	e := newEnv(t)
@@ -178,11 +180,11 @@ func TestInvalidGrantRequiresReauth(t *testing.T) {
 		t.Errorf("connected shops (-want +got):\n%s", diff)
 	}
 	for status, want := range map[string]float64{"reauth_required": 1, "connected": 1, "disconnected": 0} {
-		if got := metric(t, e.reg, "shopledger_shops", map[string]string{"status": status}); got != want {
+		if got := servicetest.Metric(t, e.reg, "shopledger_shops", map[string]string{"status": status}); got != want {
 			t.Errorf("shopledger_shops{status=%q} = %v, want %v", status, got, want)
 		}
 	}
-	if got := metric(t, e.reg, "shopledger_token_refreshes_total", map[string]string{"result": "invalid_grant"}); got != 1 {
+	if got := servicetest.Metric(t, e.reg, "shopledger_token_refreshes_total", map[string]string{"result": "invalid_grant"}); got != 1 {
 		t.Errorf("refreshes{invalid_grant} = %v, want 1", got)
 	}
 
@@ -206,7 +208,7 @@ func TestInvalidGrantRequiresReauth(t *testing.T) {
 	}
 }
 
-// Checklist 52: the process dies after Etsy rotated the refresh token and
+// The process dies after Etsy rotated the refresh token and
 // before the new one was committed. The stored refresh token is spent;
 // the next refresh gets invalid_grant and the shop goes to
 // reauth_required once, instead of looping.
@@ -272,11 +274,7 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("runs only as the child of TestCrashBetweenRefreshAndCommit")
 	}
 	ctx := context.Background()
-	db, pool, err := eventstore.Open(ctx, os.Getenv("SHOPS_CRASH_DB"), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	db := pgtest.Open(t, os.Getenv("SHOPS_CRASH_DB"), 2)
 	keys, err := shops.ParseKeyring(os.Getenv("SHOPS_CRASH_KEYS"))
 	if err != nil {
 		t.Fatal(err)

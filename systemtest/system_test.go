@@ -26,6 +26,7 @@ import (
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 const (
@@ -55,7 +56,7 @@ func TestWholeSystem(t *testing.T) {
 	rsrv := httptest.NewServer(rcv)
 	t.Cleanup(rsrv.Close)
 
-	webhookSecret, err := etsy.NewSecret()
+	webhookSecret, err := stdwebhooks.NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1078,7 +1079,7 @@ func (r *alertReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	id := req.Header.Get(etsy.HeaderWebhookID)
+	id := req.Header.Get(stdwebhooks.HeaderID)
 	var p struct {
 		Type string       `json:"type"`
 		Data alertPayload `json:"data"`
@@ -1089,7 +1090,7 @@ func (r *alertReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if r.got == nil {
 		r.got, r.payloads = map[string]int{}, map[string]alertPayload{}
 	}
-	if err := etsy.Verify(req.Header, body, []string{r.secret}, time.Now()); err != nil {
+	if err := stdwebhooks.Verify(req.Header, body, []string{r.secret}, time.Now()); err != nil {
 		r.badSig = append(r.badSig, fmt.Sprintf("%s: %v", id, err))
 	}
 	if p.Type != "alert.low_stock_raised" {

@@ -21,8 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // envPrefix names the environment variable behind each flag:
@@ -171,7 +171,7 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		errs = append(errs, errors.New("shops and demo-listings must not be negative"))
 	}
 	if c.webhookSecret != "" {
-		if _, err := etsy.ParseSecret(c.webhookSecret); err != nil {
+		if _, err := stdwebhooks.ParseSecret(c.webhookSecret); err != nil {
 			errs = append(errs, fmt.Errorf("webhook-secret: %w", err))
 		}
 	}

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // BenchmarkIngestWebhooks sends N signed webhooks (SHOPLEDGER_BENCH_WEBHOOKS,
@@ -179,7 +179,7 @@ func measureCPU(db *sql.DB) cpuUse {
 // still built and signed afresh (HMAC over id, timestamp and body).
 type benchConn struct {
 	addr   string
-	signer *etsy.Signer
+	signer *stdwebhooks.Signer
 	conn   net.Conn
 	r      *bufio.Reader
 	// head is the request line and the headers every request shares, up
@@ -188,7 +188,7 @@ type benchConn struct {
 }
 
 func newBenchConn(addr, secret string) *benchConn {
-	s, err := etsy.NewSigner(secret)
+	s, err := stdwebhooks.NewSigner(secret)
 	if err != nil {
 		panic(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"math/rand/v2"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // process is the ingest binary, restartable on one address.
@@ -29,24 +29,7 @@ type process struct {
 	opsAddr string
 	mu      sync.Mutex
 	cmd     *exec.Cmd
-	stderr  *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr  *servicetest.Output
 }
 
 // start runs the binary and waits until it listens; a port still held by
@@ -139,7 +122,7 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// Checklist 36 and 38: SIGKILL the binary at random moments while the
+// SIGKILL the binary at random moments while the
 // soak runs (between any INSERT, COMMIT and answer), restart it, resend
 // every non-ok id; the checker passes. A kill between COMMIT and the
 // answer leaves an indeterminate id whose resend must find the duplicate.
@@ -197,7 +180,7 @@ func TestKillDuringSoak(t *testing.T) {
 	if len(got) != cfg.n {
 		t.Errorf("%d webhook ids stored, want %d", len(got), cfg.n)
 	}
-	// Checklist 53, for this binary: the signing secret never reached the
+	// The signing secret never reached the
 	// logs.
 	logs := p.stderr.String()
 	if strings.Contains(logs, testSecret) || strings.Contains(logs, strings.TrimPrefix(testSecret, "whsec_")) {
@@ -229,7 +212,7 @@ func startIngestBinary(t *testing.T, databaseURL, logLevel string) (*process, st
 		"SHOPLEDGER_FETCHER_ENABLED=false",
 		"SHOPLEDGER_LOG_LEVEL="+logLevel,
 	)
-	p := &process{t: t, bin: bin, env: env, addr: addr, opsAddr: opsAddr, stderr: &lockedBuffer{}}
+	p := &process{t: t, bin: bin, env: env, addr: addr, opsAddr: opsAddr, stderr: &servicetest.Output{}}
 	p.start()
 	t.Cleanup(p.kill)
 	return p, addr

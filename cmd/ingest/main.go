@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -21,9 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 func main() {
@@ -136,9 +139,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		// its COMMIT, so it holds every request that arrived meanwhile.
 		// More commits in flight split the same load into smaller
 		// batches, and each batch costs PostgreSQL a statement and a WAL
-		// flush and ingest a round trip (measured with make bench on two
-		// cores: 2 committers cost about 30 µs more of PostgreSQL's CPU
-		// and 20 µs more of ingest's per webhook, at half the batch size).
+		// flush and ingest a round trip (docs/benchmarks.md).
 		CommitWorkers: env.Int("SHOPLEDGER_WEBHOOK_COMMITTERS", 1),
 
 		FetcherEnabled:   env.Bool("SHOPLEDGER_FETCHER_ENABLED", true),
@@ -154,7 +155,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		SettleWindow:     env.Duration("SHOPLEDGER_FETCH_SETTLE_WINDOW", 30*time.Minute),
 	}
 	for i, s := range c.WebhookSecrets {
-		if _, err := etsy.ParseSecret(s); err != nil {
+		if _, err := stdwebhooks.ParseSecret(s); err != nil {
 			// Never echo the value: it is a secret.
 			env.Fail("SHOPLEDGER_WEBHOOK_SECRETS: secret %d is not a whsec_<base64> secret", i+1)
 		}
@@ -217,7 +218,7 @@ func (c config) logValue() slog.Value {
 type noShopsConnected struct{}
 
 func (noShopsConnected) ForShop(_ context.Context, shopID int64) (etsy.TokenSource, error) {
-	return nil, fmt.Errorf("shop %d: no credentials store configured: %w", shopID, ingest.ErrShopNotConnected)
+	return nil, fmt.Errorf("shop %d: no credentials store configured: %w", shopID, etsy.ErrShopNotConnected)
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -260,8 +261,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // allocates a few KiB (request, evidence, its encodings) and keeps none of
 // it, on a live heap of a few MiB, so at Go's default of 100 the collector
 // runs every few hundred webhooks; at 400 it runs a quarter as often, for
-// about 15 µs less CPU per webhook on two cores and a heap a few tens of
-// MiB larger.
+// less CPU per webhook at the price of a heap a few tens of MiB larger.
 const gcPercent = 400
 
 func setGCPercent() {
@@ -321,7 +321,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 		return err
 	}
 
-	translator, err := ingest.NewTranslator(store, nil, reg)
+	translator, err := etsymap.NewTranslator(store, nil, reg)
 	if err != nil {
 		return err
 	}
@@ -354,7 +354,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 		logger.Warn("shop connections and reconciliation are off: SHOPLEDGER_TOKEN_KEYS is unset")
 	}
 	if cfg.FetcherEnabled {
-		if err := startFetcher(bg, cfg, store, translator, d, reg, logger, &background); err != nil {
+		if err := startFetcher(bg, cfg, db, store, translator, d, reg, logger, &background); err != nil {
 			return err
 		}
 	} else {
@@ -369,7 +369,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 // startFetcher runs the fetcher's consumer group until ctx ends. Without
 // an Etsy app key it still runs: no shop can be fetched then, so evidence
 // is parked as fetch_failed.
-func startFetcher(ctx context.Context, cfg config, store *eventstore.Store, translator *ingest.Translator, d deps,
+func startFetcher(ctx context.Context, cfg config, db *sql.DB, store *eventstore.Store, translator *etsymap.Translator, d deps,
 	reg prometheus.Registerer, logger *slog.Logger, wg *sync.WaitGroup) error {
 	var api ingest.EtsyAPI
 	if cfg.EtsyKeyString != "" {
@@ -383,7 +383,8 @@ func startFetcher(ctx context.Context, cfg config, store *eventstore.Store, tran
 		}
 		client, err := etsy.NewClient(etsy.Config{
 			BaseURL: cfg.EtsyAPIURL, KeyString: cfg.EtsyKeyString, SharedSecret: cfg.EtsySharedSecret,
-			// Never follows redirects (webhook-checklist 29).
+			// Never follows redirects: a fetch goes only where the
+			// allow-list says.
 			HTTPClient: ingest.EtsyHTTPClient(30 * time.Second), Limiter: limiter, Logger: logger,
 			// The fetcher retries whole fetches with its own backoff.
 			MaxRetries: 1,
@@ -393,7 +394,7 @@ func startFetcher(ctx context.Context, cfg config, store *eventstore.Store, tran
 		}
 		api = client
 	}
-	fetcher, err := ingest.NewFetcher(store, api, d.Tokens, translator, ingest.FetcherConfig{
+	fetcher, err := ingest.NewFetcher(db, store, api, d.Tokens, translator, ingest.FetcherConfig{
 		Policy:      ingest.URLPolicy{Hosts: cfg.EtsyAllowedHosts, AllowHTTP: cfg.EtsyAllowHTTP},
 		MaxAttempts: int(cfg.FetchAttempts), Backoff: cfg.FetchBackoff, SettleWindow: cfg.SettleWindow,
 		BatchSize: 50, PollInterval: 200 * time.Millisecond, Logger: logger,

@@ -16,18 +16,19 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/service/servicetest"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 var testSecret = mustSecret()
 
 func mustSecret() string {
-	s, err := etsy.NewSecret()
+	s, err := stdwebhooks.NewSecret()
 	if err != nil {
 		panic(err)
 	}
@@ -50,39 +51,15 @@ func baseEnv(dbURL string) map[string]string {
 // base URL and a stop function that waits for a clean exit.
 func startInProcess(t testing.TB, env map[string]string) (string, func()) {
 	t.Helper()
-	base, _, stop := startWithOps(t, env)
-	return base, stop
+	p := servicetest.Start(t, run, env, true)
+	return p.Base, p.Stop
 }
 
 // startWithOps is startInProcess that also returns the ops listener's URL.
 func startWithOps(t testing.TB, env map[string]string) (base, ops string, stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, service.MapEnv(env), w)
-		w.Close()
-	}()
-	base, ops = readURLs(t, out)
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run after shutdown: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("run did not stop after its context ended")
-		}
-	}
-	t.Cleanup(stop)
-	return base, ops, stop
+	p := servicetest.Start(t, run, env, true)
+	return p.Base, p.Ops, p.Stop
 }
 
 // TestStartsServesOpsApartAndStops: the ops endpoints answer on the ops
@@ -188,9 +165,9 @@ func TestWithoutSecretsWebhooksAre503(t *testing.T) {
 	}
 }
 
-// Checklist 11: the endpoint never redirects and never answers 410, on
+// The endpoint never redirects and never answers 410, on
 // any path variant a sender or proxy might produce.
-func TestChecklist11NeverRedirectsOrGone(t *testing.T) {
+func TestNeverRedirectsOrGone(t *testing.T) {
 	db := pgtest.New(t)
 	base, _ := startInProcess(t, baseEnv(db.URL))
 	u, _ := url.Parse(base)
@@ -267,11 +244,11 @@ func TestFetcherRunsAndParksWithoutCredentials(t *testing.T) {
 	base, _ := startInProcess(t, env)
 	s := newSender(testSecret, 1)
 	body := fmt.Sprintf(`{"event_type":"order.paid","resource_url":"%s/v3/application/shops/5/receipts/6","shop_id":5}`, api.URL)
-	sig, _ := etsy.Sign(testSecret, "msg_parked", time.Now(), []byte(body))
+	sig, _ := stdwebhooks.Sign(testSecret, "msg_parked", time.Now(), []byte(body))
 	req, _ := http.NewRequest(http.MethodPost, base+ingest.WebhookPath, strings.NewReader(body))
-	req.Header.Set(etsy.HeaderWebhookID, "msg_parked")
-	req.Header.Set(etsy.HeaderWebhookTimestamp, fmt.Sprint(time.Now().Unix()))
-	req.Header.Set(etsy.HeaderWebhookSignature, sig)
+	req.Header.Set(stdwebhooks.HeaderID, "msg_parked")
+	req.Header.Set(stdwebhooks.HeaderTimestamp, fmt.Sprint(time.Now().Unix()))
+	req.Header.Set(stdwebhooks.HeaderSignature, sig)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +274,7 @@ func TestFetcherRunsAndParksWithoutCredentials(t *testing.T) {
 	}
 }
 
-// Checklist 37 (the part a shared server allows): the service's database
+// As far as a shared server allows: the service's database
 // sessions are terminated again and again during a soak; it recovers
 // without a restart and the checker passes.
 func TestSoakSurvivesTerminatedBackends(t *testing.T) {
@@ -366,47 +343,4 @@ func TestSoak(t *testing.T) {
 	if len(got) != cfg.n {
 		t.Errorf("%d webhook ids stored, want %d", len(got), cfg.n)
 	}
-}
-
-// readURLs reads the public and the ops listener's URLs from a starting
-// binary's stdout, then keeps draining it.
-func readURLs(t testing.TB, r io.Reader) (base, ops string) {
-	t.Helper()
-	type found struct {
-		ops bool
-		u   string
-	}
-	lines := make(chan found)
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			if _, after, ok := strings.Cut(sc.Text(), " listening on "); ok {
-				lines <- found{false, after}
-			} else if _, after, ok := strings.Cut(sc.Text(), " ops endpoints on "); ok {
-				lines <- found{true, after}
-			}
-		}
-		close(lines)
-	}()
-	deadline := time.After(30 * time.Second)
-	for base == "" || ops == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("binary exited before listening")
-			}
-			if l.ops {
-				ops = l.u
-			} else {
-				base = l.u
-			}
-		case <-deadline:
-			t.Fatal("binary did not start listening")
-		}
-	}
-	go func() {
-		for range lines {
-		}
-	}()
-	return base, ops
 }

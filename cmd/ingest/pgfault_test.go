@@ -13,7 +13,7 @@ import (
 	"github.com/shopledger/shopledger/pgtest"
 )
 
-// Checklist 37: restart PostgreSQL (pg_ctl restart -m fast), freeze it
+// Restart PostgreSQL (pg_ctl restart -m fast), freeze it
 // (SIGSTOP/SIGCONT for a few seconds) and terminate ingest's sessions
 // while the soak runs against the ingest binary. The process is never
 // restarted: it must recover by itself, and after resending every non-ok

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/reconcile"
@@ -122,7 +123,7 @@ type shopsWiring struct {
 // result): the app key has one limiter, and both paths translate alike.
 // Reconciliation gets its own client, with the client's default retries
 // for 429s, over that limiter.
-func wireShops(cfg shopsConfig, db *sql.DB, limiter *etsy.Limiter, translator *ingest.Translator, reg prometheus.Registerer, logger *slog.Logger) (*shopsWiring, error) {
+func wireShops(cfg shopsConfig, db *sql.DB, limiter *etsy.Limiter, translator *etsymap.Translator, reg prometheus.Registerer, logger *slog.Logger) (*shopsWiring, error) {
 	keys, err := shops.ParseKeyring(cfg.TokenKeys)
 	if err != nil {
 		return nil, fmt.Errorf("SHOPLEDGER_TOKEN_KEYS: %w", err)
@@ -153,7 +154,7 @@ func wireShops(cfg shopsConfig, db *sql.DB, limiter *etsy.Limiter, translator *i
 		return nil, err
 	}
 	if translator == nil {
-		if translator, err = ingest.NewTranslator(es, nil, reg); err != nil {
+		if translator, err = etsymap.NewTranslator(es, nil, reg); err != nil {
 			return nil, err
 		}
 	}

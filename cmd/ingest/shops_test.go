@@ -15,6 +15,7 @@ import (
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/shops"
 )
 
@@ -66,15 +67,8 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 		"SHOPLEDGER_ETSY_ALLOWED_HOSTS":       strings.TrimPrefix(srv.URL, "http://"),
 		"SHOPLEDGER_ETSY_ALLOW_HTTP":          "true",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, service.MapEnv(vars), w)
-		w.Close()
-	}()
-	base, ops := readURLs(t, out)
+	p := servicetest.Start(t, run, vars, true)
+	base, ops := p.Base, p.Ops
 
 	resp, err := http.Get(base + "/connect/etsy")
 	if err != nil {
@@ -125,10 +119,7 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
+	p.Stop()
 
 	var buf bytes.Buffer
 	if err := run(context.Background(), []string{"reconcile", "--shop", fmt.Sprint(shop.ShopID), "--sales-only"}, service.MapEnv(vars), &buf); err != nil {

@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/ingest"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
-// A history-checked soak (webhook-checklist items 34–35): a generator sends
+// A history-checked soak: a generator sends
 // signed webhooks with random duplicates at a fixed concurrency and
 // records each attempt's outcome; a checker compares the outcomes with
 // what the log holds.
@@ -126,7 +126,7 @@ func appendSoakBody(dst []byte, id string) []byte {
 func (s *sender) send(ctx context.Context, base, id string) (outcome, time.Duration) {
 	body := soakBody(id)
 	now := time.Now()
-	sig, err := etsy.Sign(s.secret, id, now, body)
+	sig, err := stdwebhooks.Sign(s.secret, id, now, body)
 	if err != nil {
 		panic(err)
 	}
@@ -135,9 +135,9 @@ func (s *sender) send(ctx context.Context, base, id string) (outcome, time.Durat
 		return outcomeUnknown, 0
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(etsy.HeaderWebhookID, id)
-	req.Header.Set(etsy.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set(etsy.HeaderWebhookSignature, sig)
+	req.Header.Set(stdwebhooks.HeaderID, id)
+	req.Header.Set(stdwebhooks.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(stdwebhooks.HeaderSignature, sig)
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Command ledger is the operator's and auditor's tool: it migrates the
-// database and, as later work lands, connects shops, issues API tokens and
-// exports and verifies the log.
+// database, connects shops, issues API tokens, sets thresholds and alert
+// channels, and exports, verifies and backs up the log.
 package main
 
 import (

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/tokens"
 )
 
 func init() {
@@ -63,7 +63,7 @@ func tokensCreate(ctx context.Context, c *cli, args []string) error {
 	if *seller <= 0 {
 		return fmt.Errorf("%w: --seller <etsy user id> is required", errUsage)
 	}
-	r, err := httpapi.ParseRole(*role)
+	r, err := tokens.ParseRole(*role)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -98,7 +98,7 @@ func tokensCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "found seller %d with shops %s\n", *seller, shopScope(owned))
-	secret, tok, err := httpapi.NewTokenStore(db).Create(ctx, httpapi.NewToken{SellerID: *seller, Role: r, ShopIDs: shops, Label: *label, TTL: *ttl})
+	secret, tok, err := tokens.NewStore(db).Create(ctx, tokens.NewToken{SellerID: *seller, Role: r, ShopIDs: shops, Label: *label, TTL: *ttl})
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func tokensList(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer closeDB()
-	toks, err := httpapi.NewTokenStore(db).List(ctx, *seller)
+	toks, err := tokens.NewStore(db).List(ctx, *seller)
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func tokensRevoke(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer closeDB()
-	if err := httpapi.NewTokenStore(db).Revoke(ctx, id); err != nil {
+	if err := tokens.NewStore(db).Revoke(ctx, id); err != nil {
 		return err
 	}
 	c.logger.Info("token revoked", "token_id", id)

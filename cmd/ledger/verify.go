@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
 )
 
@@ -95,15 +96,9 @@ func anchorLine(rep projections.VerifyReport, withKeys bool) string {
 	}
 }
 
-// exportLine is one sealed event. Canonical is the exact text the seal
-// hashed, so hash = sha256(prev_hash || canonical) can be checked offline.
-type exportLine struct {
-	Seq       int64  `json:"seq"`
-	Hash      string `json:"hash"`
-	PrevHash  string `json:"prev_hash"`
-	Canonical string `json:"canonical"`
-}
-
+// runExport writes the sealed log as JSON lines (eventstore.SealedLine).
+// Canonical is the exact text the seal hashed, so hash =
+// sha256(prev_hash || canonical) can be checked offline.
 func runExport(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags("export")
 	after := fs.Int64("after", 0, "start after this seq")
@@ -116,26 +111,10 @@ func runExport(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer closeDB()
-	rows, err := db.QueryContext(ctx, `SELECT s.seq, encode(s.hash, 'hex'), encode(s.prev_hash, 'hex'), event_canonical(s.seq, e)
-		FROM event_seal s JOIN events e ON e.position = s.position
-		WHERE s.seq > $1 AND ($2 = 0 OR s.shop_id = $2)
-		ORDER BY s.seq`, *after, *shop)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	defer rows.Close()
 	w := bufio.NewWriterSize(c.stdout, 1<<16)
 	enc := json.NewEncoder(w)
-	for rows.Next() {
-		var l exportLine
-		if err := rows.Scan(&l.Seq, &l.Hash, &l.PrevHash, &l.Canonical); err != nil {
-			return fmt.Errorf("export: %w", err)
-		}
-		if err := enc.Encode(l); err != nil {
-			return fmt.Errorf("export: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
+	err = eventstore.New(db).EachSealed(ctx, *after, *shop, func(l eventstore.SealedLine) error { return enc.Encode(l) })
+	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	return w.Flush()

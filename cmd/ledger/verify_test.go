@@ -108,7 +108,7 @@ func TestExportIsVerifiableOffline(t *testing.T) {
 	prev := ""
 	n := 0
 	for sc.Scan() {
-		var l exportLine
+		var l eventstore.SealedLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // inbox is a plain SMTP server on loopback that keeps what it receives.
@@ -72,24 +73,17 @@ func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, service.MapEnv(map[string]string{
-			"SHOPLEDGER_DATABASE_URL":                db.RoleURL(pgtest.ProjectorRole),
-			"SHOPLEDGER_PROJECTOR_ADDR":              "127.0.0.1:0",
-			"SHOPLEDGER_PROJECTOR_POLL_INTERVAL":     "20ms",
-			"SHOPLEDGER_SMTP_ADDR":                   ln.Addr().String(),
-			"SHOPLEDGER_SMTP_STARTTLS":               "false",
-			"SHOPLEDGER_ALERT_DISPATCH_INTERVAL":     "50ms",
-			"SHOPLEDGER_ALERT_LINK_BASE":             "https://ledger.test",
-			"SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD": "4",
-		}), w)
-		w.Close()
-	}()
-	base := readBaseURL(t, out)
+	p := servicetest.Start(t, run, map[string]string{
+		"SHOPLEDGER_DATABASE_URL":                db.RoleURL(pgtest.ProjectorRole),
+		"SHOPLEDGER_PROJECTOR_ADDR":              "127.0.0.1:0",
+		"SHOPLEDGER_PROJECTOR_POLL_INTERVAL":     "20ms",
+		"SHOPLEDGER_SMTP_ADDR":                   ln.Addr().String(),
+		"SHOPLEDGER_SMTP_STARTTLS":               "false",
+		"SHOPLEDGER_ALERT_DISPATCH_INTERVAL":     "50ms",
+		"SHOPLEDGER_ALERT_LINK_BASE":             "https://ledger.test",
+		"SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD": "4",
+	}, false)
+	base := p.Base
 
 	deadline := time.Now().Add(30 * time.Second)
 	for len(box.received()) == 0 && time.Now().Before(deadline) {
@@ -129,15 +123,7 @@ func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
 	for _, want := range missing {
 		t.Errorf("/metrics lacks %q", want)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run after shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not stop after its context ended")
-	}
+	p.Stop()
 }
 
 func TestAlertsConfigErrorsAreReported(t *testing.T) {

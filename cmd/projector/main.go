@@ -392,7 +392,7 @@ func runRebuild(ctx context.Context, cfg config, args []string, stdout io.Writer
 	defer pool.Close()
 	// The rebuild works on the pool alone. database/sql keeps the
 	// connections the migrations used as idle ones, acquired from the
-	// pool (eventstore.Open lets it); closing it gives them back.
+	// pool (service.OpenDB lets it keep half); closing it gives them back.
 	db.Close()
 	rep, err := projections.Rebuild(ctx, pool, targets, projections.RebuildOptions{NoSwap: *noSwap}, logger)
 	if err != nil {

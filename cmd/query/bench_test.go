@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -18,8 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
+	"github.com/shopledger/shopledger/tokens"
 )
 
 // Dataset of the query benchmark: 20 sellers with 5 shops each, 1,000
@@ -131,17 +131,7 @@ func startQueryBinary(b *testing.B, dbURL string) (base string, peakRSS func() i
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 	})
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if _, after, ok := strings.Cut(sc.Text(), " listening on "); ok {
-			base = after
-			break
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	if base == "" {
-		b.Fatal("query did not start")
-	}
+	base, _ = servicetest.ReadURLs(b, stdout, false)
 	pid := cmd.Process.Pid
 	return base, func() int64 {
 		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -216,13 +206,13 @@ func quantile(lat []time.Duration, q float64) float64 {
 func BenchmarkQueryAPI(b *testing.B) {
 	db := pgtest.New(b)
 	seedQueryBench(b, db)
-	tokens := make([]string, benchSellers)
-	for i := range tokens {
-		secret, _, err := httpapi.NewTokenStore(db.DB).Create(context.Background(), httpapi.NewToken{SellerID: int64(1000 + i), Role: httpapi.RoleSeller})
+	secrets := make([]string, benchSellers)
+	for i := range secrets {
+		secret, _, err := tokens.NewStore(db.DB).Create(context.Background(), tokens.NewToken{SellerID: int64(1000 + i), Role: tokens.RoleSeller})
 		if err != nil {
 			b.Fatal(err)
 		}
-		tokens[i] = secret
+		secrets[i] = secret
 	}
 	base, peakRSS := startQueryBinary(b, db.URL)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
@@ -232,7 +222,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 	lookup := func(i int) (string, string) {
 		listing := 1 + rng.IntN(benchListings)
 		shop := (listing-1)/benchListingsPerShop + 1
-		token := tokens[(shop-1)/shopsPerSeller]
+		token := secrets[(shop-1)/shopsPerSeller]
 		if i%2 == 0 {
 			return fmt.Sprintf("%s/v1/products/%d", base, listing), token
 		}
@@ -257,7 +247,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 				cursor := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"s":%d}`, rng.IntN(benchBusyMovements)))
 				q = "limit=100&cursor=" + cursor
 			}
-			return fmt.Sprintf("%s/v1/products/%d/variants/%s/history?%s", base, benchBusyListing, benchBusyVariantKey, q), tokens[0]
+			return fmt.Sprintf("%s/v1/products/%d/variants/%s/history?%s", base, benchBusyListing, benchBusyVariantKey, q), secrets[0]
 		})
 		b.StopTimer()
 		b.Logf("lookups: p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d", quantile(lat, .5), quantile(lat, .99), quantile(lat, 1), len(lat))

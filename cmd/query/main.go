@@ -21,6 +21,7 @@ import (
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/tokens"
 )
 
 func main() {
@@ -194,7 +195,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	db, pool, err := eventstore.Open(ctx, servingURL, int32(cfg.DBConns))
+	db, pool, err := service.OpenDB(ctx, servingURL, int32(cfg.DBConns), logger, service.SkipChecks())
 	if err != nil {
 		return err
 	}
@@ -210,7 +211,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	api, err := httpapi.New(httpapi.Config{
 		Logger:     logger,
 		Registerer: reg,
-		Tokens:     httpapi.NewTokenStore(db),
+		Tokens:     tokens.NewStore(db),
 		Shops:      read,
 		Data: httpapi.Readers{
 			Shops:      read,

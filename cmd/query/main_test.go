@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,29 +9,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/eventstore"
-	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/service/servicetest"
+	"github.com/shopledger/shopledger/tokens"
 )
 
 // TestStartsServesOpsApartAndStops: /metrics and /readyz answer on the ops
 // listener only; the public one serves the API and a bare /healthz.
 func TestStartsServesOpsApartAndStops(t *testing.T) {
 	db := pgtest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, service.MapEnv(map[string]string{
-			"SHOPLEDGER_DATABASE_URL":   db.RoleURL(pgtest.QueryRole),
-			"SHOPLEDGER_QUERY_ADDR":     "127.0.0.1:0",
-			"SHOPLEDGER_QUERY_OPS_ADDR": "127.0.0.1:0",
-		}), w)
-		w.Close()
-	}()
-	base, ops := readURLs(t, out)
+	p := servicetest.Start(t, run, map[string]string{
+		"SHOPLEDGER_DATABASE_URL":   db.RoleURL(pgtest.QueryRole),
+		"SHOPLEDGER_QUERY_ADDR":     "127.0.0.1:0",
+		"SHOPLEDGER_QUERY_OPS_ADDR": "127.0.0.1:0",
+	}, true)
+	base, ops := p.Base, p.Ops
 	for url, want := range map[string]int{
 		ops + "/healthz": http.StatusOK, ops + "/readyz": http.StatusOK, ops + "/metrics": http.StatusOK,
 		base + "/healthz": http.StatusOK, base + "/openapi.json": http.StatusOK,
@@ -59,7 +51,7 @@ func TestStartsServesOpsApartAndStops(t *testing.T) {
 	}
 	// The API answers beside the ops endpoints, with a token from the
 	// same database.
-	secret, _, err := httpapi.NewTokenStore(db.DB).Create(ctx, httpapi.NewToken{SellerID: 5, Role: httpapi.RoleSeller})
+	secret, _, err := tokens.NewStore(db.DB).Create(context.Background(), tokens.NewToken{SellerID: 5, Role: tokens.RoleSeller})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,58 +81,7 @@ func TestStartsServesOpsApartAndStops(t *testing.T) {
 			t.Errorf("GET %s = %d %s, want 400 application/problem+json", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run after shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not stop after its context ended")
-	}
-}
-
-// readURLs reads the public and the ops listener's URLs from a starting
-// binary's stdout, then keeps draining it.
-func readURLs(t *testing.T, r io.Reader) (base, ops string) {
-	t.Helper()
-	type found struct {
-		ops bool
-		u   string
-	}
-	lines := make(chan found)
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			if _, after, ok := strings.Cut(sc.Text(), " listening on "); ok {
-				lines <- found{false, after}
-			} else if _, after, ok := strings.Cut(sc.Text(), " ops endpoints on "); ok {
-				lines <- found{true, after}
-			}
-		}
-		close(lines)
-	}()
-	deadline := time.After(30 * time.Second)
-	for base == "" || ops == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("binary exited before listening")
-			}
-			if l.ops {
-				ops = l.u
-			} else {
-				base = l.u
-			}
-		case <-deadline:
-			t.Fatal("binary did not start listening")
-		}
-	}
-	go func() {
-		for range lines {
-		}
-	}()
-	return base, ops
+	p.Stop()
 }
 
 // The serving pool carries a statement_timeout a little above the request
@@ -151,12 +92,7 @@ func TestServingPoolHasStatementTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sdb, pool, err := eventstore.Open(context.Background(), u, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	defer sdb.Close()
+	sdb := pgtest.Open(t, u, 1)
 	var got string
 	if err := sdb.QueryRow(`SHOW statement_timeout`).Scan(&got); err != nil {
 		t.Fatal(err)

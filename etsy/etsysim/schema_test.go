@@ -50,7 +50,7 @@ var optionalProperties = map[string][]string{
 
 // nullableRefs are references Etsy answers with null although the subset
 // does not mark them nullable (the listing of getListingInventory without
-// includes=Listing, per the real sample in issue #134).
+// includes=Listing, as a real answer of Etsy's shows).
 var nullableRefs = map[string][]string{
 	"ListingInventoryWithAssociations": {"listing"},
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // receiver is a webhook endpoint that records what it gets and answers
@@ -89,7 +90,7 @@ func TestWebhookDeliveryIsSignedAndFlat(t *testing.T) {
 		t.Fatalf("%d deliveries, want 1 (order.paid only)", len(got))
 	}
 	g := got[0]
-	if err := etsy.Verify(g.header, g.body, []string{ep.Secret}, w.sim.Now()); err != nil {
+	if err := stdwebhooks.Verify(g.header, g.body, []string{ep.Secret}, w.sim.Now()); err != nil {
 		t.Fatalf("signature does not verify: %v", err)
 	}
 	wantBody := `{"event_type":"order.paid","resource_url":"http://sim.test/v3/application/shops/` + strconv.FormatInt(w.shop.ShopID, 10) +
@@ -155,7 +156,7 @@ func TestWebhookRetrySchedule(t *testing.T) {
 		if want := strconv.FormatInt(d.Attempts[i].At.Unix(), 10); g.header.Get("webhook-timestamp") != want {
 			t.Errorf("attempt %d timestamp %q, want %s", i, g.header.Get("webhook-timestamp"), want)
 		}
-		if err := etsy.Verify(g.header, g.body, []string{ep.Secret}, d.Attempts[i].At); err != nil {
+		if err := stdwebhooks.Verify(g.header, g.body, []string{ep.Secret}, d.Attempts[i].At); err != nil {
 			t.Errorf("attempt %d: %v", i, err)
 		}
 	}
@@ -321,7 +322,7 @@ func TestWebhookSpecValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := etsy.ParseSecret(ep.Secret); err != nil || ep.Secret[:6] != "whsec_" {
+	if _, err := stdwebhooks.ParseSecret(ep.Secret); err != nil || ep.Secret[:6] != "whsec_" {
 		t.Errorf("generated secret %q: %v", ep.Secret, err)
 	}
 	b, _ := json.Marshal(etsysim.Faults{Drop: 0.1, MaxDelay: 2 * time.Second})
@@ -353,7 +354,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 	// During rotation both a receiver with only the old secret and one
 	// with only the new one accept the delivery.
 	for _, secrets := range [][]string{{old}, {rotated.Secret}} {
-		if err := etsy.Verify(g.header, g.body, secrets, w.sim.Now()); err != nil {
+		if err := stdwebhooks.Verify(g.header, g.body, secrets, w.sim.Now()); err != nil {
 			t.Errorf("verify with %d secret(s): %v (header %q)", len(secrets), err, g.header.Get("webhook-signature"))
 		}
 	}
@@ -367,7 +368,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	g = hook.all()[1]
-	if err := etsy.Verify(g.header, g.body, []string{old, rotated.Secret}, w.sim.Now()); err == nil {
+	if err := stdwebhooks.Verify(g.header, g.body, []string{old, rotated.Secret}, w.sim.Now()); err == nil {
 		t.Error("a secret rotated away still verifies")
 	}
 }

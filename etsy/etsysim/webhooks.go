@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // RetrySchedule is Etsy's (Svix's) delay before each attempt, counted
@@ -75,12 +76,12 @@ func (s *Sim) AddWebhook(spec WebhookSpec) (WebhookEndpoint, error) {
 		}
 	}
 	if spec.Secret == "" {
-		sec, err := etsy.NewSecret()
+		sec, err := stdwebhooks.NewSecret()
 		if err != nil {
 			return WebhookEndpoint{}, fmt.Errorf("add webhook: %w", err)
 		}
 		spec.Secret = sec
-	} else if _, err := etsy.ParseSecret(spec.Secret); err != nil {
+	} else if _, err := stdwebhooks.ParseSecret(spec.Secret); err != nil {
 		return WebhookEndpoint{}, fmt.Errorf("add webhook: %w: %w", err, ErrInvalid)
 	}
 	s.mu.Lock()
@@ -100,10 +101,10 @@ func (s *Sim) AddWebhook(spec WebhookSpec) (WebhookEndpoint, error) {
 func (s *Sim) RotateWebhookSecret(id, secret string, keepPrevious bool) (WebhookEndpoint, error) {
 	if secret == "" {
 		var err error
-		if secret, err = etsy.NewSecret(); err != nil {
+		if secret, err = stdwebhooks.NewSecret(); err != nil {
 			return WebhookEndpoint{}, fmt.Errorf("rotate webhook secret: %w", err)
 		}
-	} else if _, err := etsy.ParseSecret(secret); err != nil {
+	} else if _, err := stdwebhooks.ParseSecret(secret); err != nil {
 		return WebhookEndpoint{}, fmt.Errorf("rotate webhook secret: %w: %w", err, ErrInvalid)
 	}
 	s.mu.Lock()
@@ -351,7 +352,7 @@ func (s *Sim) attempt(ctx context.Context, a attemptReq) {
 	var err error
 	for _, sec := range a.secrets {
 		var sig string
-		if sig, err = etsy.Sign(sec, a.id, sent, a.body); err != nil {
+		if sig, err = stdwebhooks.Sign(sec, a.id, sent, a.body); err != nil {
 			break
 		}
 		sigs = append(sigs, sig)
@@ -363,9 +364,9 @@ func (s *Sim) attempt(ctx context.Context, a attemptReq) {
 		if err == nil {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("User-Agent", "Svix-Webhooks/1.0 (etsysim)")
-			req.Header.Set(etsy.HeaderWebhookID, a.id)
-			req.Header.Set(etsy.HeaderWebhookTimestamp, strconv.FormatInt(sent.Unix(), 10))
-			req.Header.Set(etsy.HeaderWebhookSignature, strings.Join(sigs, " "))
+			req.Header.Set(stdwebhooks.HeaderID, a.id)
+			req.Header.Set(stdwebhooks.HeaderTimestamp, strconv.FormatInt(sent.Unix(), 10))
+			req.Header.Set(stdwebhooks.HeaderSignature, strings.Join(sigs, " "))
 			var resp *http.Response
 			resp, err = s.opts.HTTPClient.Do(req)
 			if err == nil {

@@ -1,4 +1,7 @@
-package httpapi
+// Package tokens issues, lists, revokes and authenticates API tokens, and
+// says what a token's holder (a Principal) may see. The ledger CLI creates
+// tokens; the API authenticates them.
+package tokens
 
 import (
 	"context"
@@ -9,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +37,23 @@ func ParseRole(s string) (Role, error) {
 	}
 	return "", fmt.Errorf("role %q: want seller or auditor", s)
 }
+
+// Principal is who is asking and what they may see.
+type Principal struct {
+	TokenID  uuid.UUID
+	SellerID int64
+	Role     Role
+	// Shops are the shop ids the request may see: the seller's shops,
+	// narrowed to the token's shop scope when it has one. Every reader
+	// filters by this set; nothing outside it is ever read.
+	Shops []int64
+}
+
+// Owns reports whether shopID is visible to the principal.
+func (p Principal) Owns(shopID int64) bool { return slices.Contains(p.Shops, shopID) }
+
+// Actor names the principal in events it causes.
+func (p Principal) Actor() string { return "token:" + p.TokenID.String() }
 
 // tokenPrefix marks shopledger tokens so that secret scanners and people
 // recognise them.
@@ -65,24 +86,24 @@ type NewToken struct {
 	TTL time.Duration
 }
 
-// ErrTokenNotFound is Revoke's answer for an id that names no token.
-var ErrTokenNotFound = errors.New("token not found")
+// ErrNotFound is Revoke's answer for an id that names no token.
+var ErrNotFound = errors.New("token not found")
 
-// errBadToken covers unknown, revoked, expired and malformed tokens alike:
+// ErrBadToken covers unknown, revoked, expired and malformed tokens alike:
 // the client learns only that it is not authenticated.
-var errBadToken = fmt.Errorf("bad token: %w", ErrUnauthenticated)
+var ErrBadToken = errors.New("bad token")
 
-// TokenStore keeps API tokens in api_tokens, hashed with SHA-256. Tokens
+// Store keeps API tokens in api_tokens, hashed with SHA-256. Tokens
 // carry 256 random bits, so a fast unsalted hash is enough: there is no
 // dictionary to attack, and lookups stay one indexed query.
-type TokenStore struct {
+type Store struct {
 	db  *sql.DB
 	now func() time.Time
 }
 
-// NewTokenStore returns a store over db.
-func NewTokenStore(db *sql.DB) *TokenStore {
-	return &TokenStore{db: db, now: time.Now}
+// NewStore returns a store over db.
+func NewStore(db *sql.DB) *Store {
+	return &Store{db: db, now: time.Now}
 }
 
 func hashToken(secret string) []byte {
@@ -92,7 +113,7 @@ func hashToken(secret string) []byte {
 
 // Create stores a new token and returns its secret. The secret exists only
 // in this return value.
-func (s *TokenStore) Create(ctx context.Context, nt NewToken) (string, Token, error) {
+func (s *Store) Create(ctx context.Context, nt NewToken) (string, Token, error) {
 	if nt.SellerID <= 0 {
 		return "", Token{}, fmt.Errorf("create token: seller id must be positive")
 	}
@@ -144,7 +165,7 @@ func (s *TokenStore) Create(ctx context.Context, nt NewToken) (string, Token, er
 
 // Revoke marks a token revoked; requests with it fail from then on. Revoking
 // a revoked token keeps its first revocation time.
-func (s *TokenStore) Revoke(ctx context.Context, id uuid.UUID) error {
+func (s *Store) Revoke(ctx context.Context, id uuid.UUID) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("revoke token %s: %w", id, err)
@@ -152,14 +173,14 @@ func (s *TokenStore) Revoke(ctx context.Context, id uuid.UUID) error {
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("revoke token %s: %w", id, err)
 	} else if n == 0 {
-		return fmt.Errorf("revoke token %s: %w", id, ErrTokenNotFound)
+		return fmt.Errorf("revoke token %s: %w", id, ErrNotFound)
 	}
 	return nil
 }
 
 // List returns the tokens of a seller, or of every seller when sellerID is
 // zero, oldest first.
-func (s *TokenStore) List(ctx context.Context, sellerID int64) ([]Token, error) {
+func (s *Store) List(ctx context.Context, sellerID int64) ([]Token, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens
 		WHERE $1 = 0 OR seller_id = $1 ORDER BY created_at, id`, sellerID)
 	if err != nil {
@@ -181,20 +202,20 @@ func (s *TokenStore) List(ctx context.Context, sellerID int64) ([]Token, error) 
 }
 
 // Authenticate returns the live token whose secret this is. Unknown,
-// revoked, expired and malformed secrets all fail with ErrUnauthenticated.
-func (s *TokenStore) Authenticate(ctx context.Context, secret string) (Token, error) {
+// revoked, expired and malformed secrets all fail with ErrBadToken.
+func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) {
 	if !wellFormed(secret) {
-		return Token{}, errBadToken
+		return Token{}, ErrBadToken
 	}
 	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE token_hash = $1`, hashToken(secret)))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Token{}, errBadToken
+		return Token{}, ErrBadToken
 	}
 	if err != nil {
 		return Token{}, fmt.Errorf("authenticate: %w", err)
 	}
 	if t.RevokedAt != nil || (t.ExpiresAt != nil && !s.now().Before(*t.ExpiresAt)) {
-		return Token{}, errBadToken
+		return Token{}, ErrBadToken
 	}
 	return t, nil
 }

@@ -1,4 +1,9 @@
-package etsy
+// Package stdwebhooks signs and verifies Standard Webhooks v1 deliveries
+// (https://www.standardwebhooks.com): an HMAC-SHA256 over the message id,
+// the timestamp and the raw body, keyed with a whsec_ secret. Etsy signs
+// its webhooks this way; shopledger signs its outbound alert webhooks the
+// same way.
+package stdwebhooks
 
 import (
 	"crypto/hmac"
@@ -15,11 +20,11 @@ import (
 	"time"
 )
 
-// Header names Etsy sends with every webhook delivery (Standard Webhooks).
+// Header names of a Standard Webhooks delivery.
 const (
-	HeaderWebhookID        = "webhook-id"
-	HeaderWebhookTimestamp = "webhook-timestamp"
-	HeaderWebhookSignature = "webhook-signature"
+	HeaderID        = "webhook-id"
+	HeaderTimestamp = "webhook-timestamp"
+	HeaderSignature = "webhook-signature"
 )
 
 // Tolerance is how far a webhook timestamp may lie from the receiver's clock.
@@ -110,7 +115,7 @@ func NewVerifier(secrets []string) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify is etsy.Verify with the Verifier's secrets: the same checks in
+// Verify is Verify with the Verifier's secrets: the same checks in
 // the same order, with the same errors.
 func (v *Verifier) Verify(h http.Header, body []byte, now time.Time) error {
 	d, err := checkDelivery(h, now)
@@ -132,9 +137,9 @@ func (v *Verifier) Verify(h http.Header, body []byte, now time.Time) error {
 // Header names as net/http stores them, so that looking one up does not
 // canonicalise (and allocate) the name on every request.
 var (
-	canonicalWebhookID        = http.CanonicalHeaderKey(HeaderWebhookID)
-	canonicalWebhookTimestamp = http.CanonicalHeaderKey(HeaderWebhookTimestamp)
-	canonicalWebhookSignature = http.CanonicalHeaderKey(HeaderWebhookSignature)
+	canonicalWebhookID        = http.CanonicalHeaderKey(HeaderID)
+	canonicalWebhookTimestamp = http.CanonicalHeaderKey(HeaderTimestamp)
+	canonicalWebhookSignature = http.CanonicalHeaderKey(HeaderSignature)
 )
 
 // delivery is what the headers of a delivery say, once they passed the
@@ -147,15 +152,15 @@ type delivery struct {
 // checkDelivery checks the headers and the timestamp against now: every
 // check that comes before any MAC is computed.
 func checkDelivery(h http.Header, now time.Time) (delivery, error) {
-	id, err := requiredHeader(h, canonicalWebhookID, HeaderWebhookID)
+	id, err := requiredHeader(h, canonicalWebhookID, HeaderID)
 	if err != nil {
 		return delivery{}, err
 	}
-	tsText, err := requiredHeader(h, canonicalWebhookTimestamp, HeaderWebhookTimestamp)
+	tsText, err := requiredHeader(h, canonicalWebhookTimestamp, HeaderTimestamp)
 	if err != nil && !errors.Is(err, errEmptyHeader) {
 		return delivery{}, err
 	}
-	if _, err := requiredHeader(h, canonicalWebhookSignature, HeaderWebhookSignature); err != nil {
+	if _, err := requiredHeader(h, canonicalWebhookSignature, HeaderSignature); err != nil {
 		return delivery{}, err
 	}
 	// A list split over several header lines is still one list.
@@ -168,7 +173,7 @@ func checkDelivery(h http.Header, now time.Time) (delivery, error) {
 		n += len(s)
 	}
 	if n > maxSignatureHdrLen {
-		return delivery{}, fmt.Errorf("verify webhook: %s longer than %d bytes: %w", HeaderWebhookSignature, maxSignatureHdrLen, ErrInvalidHeader)
+		return delivery{}, fmt.Errorf("verify webhook: %s longer than %d bytes: %w", HeaderSignature, maxSignatureHdrLen, ErrInvalidHeader)
 	}
 	ts, err := parseTimestamp(tsText)
 	if err != nil {
@@ -316,7 +321,7 @@ func requiredHeader(h http.Header, canonical, name string) (string, error) {
 		return "", fmt.Errorf("verify webhook: %s: %w", name, ErrMissingHeader)
 	}
 	if vals[0] == "" {
-		if name == HeaderWebhookTimestamp {
+		if name == HeaderTimestamp {
 			return "", errEmptyHeader
 		}
 		return "", fmt.Errorf("verify webhook: %s is empty: %w", name, ErrMissingHeader)
@@ -326,11 +331,11 @@ func requiredHeader(h http.Header, canonical, name string) (string, error) {
 
 func checkWebhookID(id string) error {
 	if len(id) > maxWebhookIDLen {
-		return fmt.Errorf("verify webhook: %s longer than %d bytes: %w", HeaderWebhookID, maxWebhookIDLen, ErrInvalidHeader)
+		return fmt.Errorf("verify webhook: %s longer than %d bytes: %w", HeaderID, maxWebhookIDLen, ErrInvalidHeader)
 	}
 	for i := 0; i < len(id); i++ {
 		if c := id[i]; c < 0x21 || c > 0x7e {
-			return fmt.Errorf("verify webhook: %s has a non-printable byte at %d: %w", HeaderWebhookID, i, ErrInvalidHeader)
+			return fmt.Errorf("verify webhook: %s has a non-printable byte at %d: %w", HeaderID, i, ErrInvalidHeader)
 		}
 	}
 	return nil

@@ -1,4 +1,8 @@
-package ingest
+// Package etsymap translates Etsy's receipts and listings into domain
+// events and appends them. The webhook fetcher (ingest) and polling
+// reconciliation (reconcile) both call it, so a fact seen by both paths is
+// decided by the same rules and stored once.
+package etsymap
 
 import (
 	"context"
@@ -59,7 +63,8 @@ func WebhookCause(evidence events.Record) Cause {
 	}
 }
 
-func (c Cause) metadata() events.Metadata {
+// Metadata is what every event appended for the cause carries.
+func (c Cause) Metadata() events.Metadata {
 	return events.Metadata{CorrelationID: c.CorrelationID, CausationID: c.EventID.String(), Source: c.Source}
 }
 
@@ -121,7 +126,7 @@ func (t *Translator) ApplyReceipt(ctx context.Context, shopID int64, r etsy.Rece
 	}
 	view := ReceiptView(shopID, r, cause.EtsyEvent == etsy.EventOrderDelivered)
 	now := t.now()
-	meta := cause.metadata()
+	meta := cause.Metadata()
 	res, err := t.store.Update(ctx, events.ReceiptStream(r.ReceiptID), func(past []events.Record) ([]events.Event, error) {
 		evs, err := domain.ReplayReceipt(r.ReceiptID, past).Observe(view, now)
 		return withMetadata(evs, meta), err
@@ -168,7 +173,7 @@ func (t *Translator) ApplyListing(ctx context.Context, shopID int64, l etsy.List
 	}
 	view := ListingView(l)
 	obs := domain.Observation{At: t.now(), Source: cause.Source, Cause: cause.Ref}
-	meta := cause.metadata()
+	meta := cause.Metadata()
 	res, err := t.store.Update(ctx, events.ListingStream(l.ListingID), func(past []events.Record) ([]events.Event, error) {
 		evs, err := domain.ReplayListing(l.ListingID, past).Observe(view, obs)
 		return withMetadata(evs, meta), err
@@ -185,7 +190,7 @@ func (t *Translator) ApplyListingDeleted(ctx context.Context, shopID, listingID 
 	t.calls.WithLabelValues("listing_deleted", cause.Source).Inc()
 	var out Applied
 	now := t.now()
-	meta := cause.metadata()
+	meta := cause.Metadata()
 	res, err := t.store.Update(ctx, events.ListingStream(listingID), func(past []events.Record) ([]events.Event, error) {
 		evs, err := domain.ReplayListing(listingID, past).Delete(shopID, now)
 		return withMetadata(evs, meta), err

@@ -1,4 +1,4 @@
-package etsy_test
+package stdwebhooks_test
 
 import (
 	"errors"
@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // The known-answer vector from the Standard Webhooks Go library's
-// TestWebhookSign (etsy-api.md §1.5).
+// TestWebhookSign.
 const (
 	kaSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	kaID     = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -29,29 +29,29 @@ func kaHeader(sig string) http.Header {
 	return h
 }
 
-// verifyBoth runs etsy.Verify and a Verifier made from the same secrets
+// verifyBoth runs stdwebhooks.Verify and a Verifier made from the same secrets
 // (twice, so its reused HMAC state is exercised) and fails the test unless
 // all three agree. It returns Verify's error.
 func verifyBoth(t *testing.T, h http.Header, body []byte, secrets []string, now time.Time) error {
 	t.Helper()
-	err := etsy.Verify(h, body, secrets, now)
-	v, nerr := etsy.NewVerifier(secrets)
+	err := stdwebhooks.Verify(h, body, secrets, now)
+	v, nerr := stdwebhooks.NewVerifier(secrets)
 	if nerr != nil {
-		if !errors.Is(nerr, etsy.ErrInvalidSecret) {
+		if !errors.Is(nerr, stdwebhooks.ErrInvalidSecret) {
 			t.Errorf("NewVerifier = %v, want ErrInvalidSecret", nerr)
 		}
 		return err
 	}
 	for range 2 {
 		if verr := v.Verify(h, body, now); (verr == nil) != (err == nil) || (err != nil && verr.Error() != err.Error()) {
-			t.Errorf("Verifier.Verify = %v, etsy.Verify = %v", verr, err)
+			t.Errorf("Verifier.Verify = %v, stdwebhooks.Verify = %v", verr, err)
 		}
 	}
 	return err
 }
 
 func TestSignerMatchesSign(t *testing.T) {
-	s, err := etsy.NewSigner(kaSecret)
+	s, err := stdwebhooks.NewSigner(kaSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +62,13 @@ func TestSignerMatchesSign(t *testing.T) {
 			t.Errorf("AppendSign = %q, want %q", buf, kaSig)
 		}
 	}
-	if _, err := etsy.NewSigner("whsec_***"); !errors.Is(err, etsy.ErrInvalidSecret) {
+	if _, err := stdwebhooks.NewSigner("whsec_***"); !errors.Is(err, stdwebhooks.ErrInvalidSecret) {
 		t.Errorf("NewSigner(bad) = %v, want ErrInvalidSecret", err)
 	}
 }
 
 func TestSignKnownAnswer(t *testing.T) {
-	got, err := etsy.Sign(kaSecret, kaID, time.Unix(kaTS, 0), []byte(kaBody))
+	got, err := stdwebhooks.Sign(kaSecret, kaID, time.Unix(kaTS, 0), []byte(kaBody))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestVerifyKnownAnswer(t *testing.T) {
 func TestVerifyRawBytes(t *testing.T) {
 	// The same JSON with other whitespace is a different message.
 	err := verifyBoth(t, kaHeader(kaSig), []byte(`{"test":2432232314}`), []string{kaSecret}, time.Unix(kaTS, 0))
-	if !errors.Is(err, etsy.ErrNoMatchingSignature) {
+	if !errors.Is(err, stdwebhooks.ErrNoMatchingSignature) {
 		t.Fatalf("Verify re-serialised body: got %v, want ErrNoMatchingSignature", err)
 	}
 }
@@ -106,12 +106,12 @@ func TestVerifySignatureList(t *testing.T) {
 		{"decoys both sides", decoyV1 + " " + kaSig + " " + decoyV1, nil},
 		{"double spaces", "  " + decoyV1 + "  " + kaSig + "  ", nil},
 		{"bare base64 accepted", strings.TrimPrefix(kaSig, "v1,"), nil},
-		{"only decoys", decoyV1 + " " + decoyV1, etsy.ErrNoMatchingSignature},
-		{"right bytes other version", rightBytesWrongVersion, etsy.ErrNoMatchingSignature},
-		{"v1a only", "v1a,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", etsy.ErrNoMatchingSignature},
-		{"bad base64", "v1,!!!notbase64", etsy.ErrNoMatchingSignature},
-		{"truncated signature", kaSig[:len(kaSig)-4], etsy.ErrNoMatchingSignature},
-		{"oversized list", strings.Repeat(decoyV1+" ", 200) + kaSig, etsy.ErrInvalidHeader},
+		{"only decoys", decoyV1 + " " + decoyV1, stdwebhooks.ErrNoMatchingSignature},
+		{"right bytes other version", rightBytesWrongVersion, stdwebhooks.ErrNoMatchingSignature},
+		{"v1a only", "v1a,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", stdwebhooks.ErrNoMatchingSignature},
+		{"bad base64", "v1,!!!notbase64", stdwebhooks.ErrNoMatchingSignature},
+		{"truncated signature", kaSig[:len(kaSig)-4], stdwebhooks.ErrNoMatchingSignature},
+		{"oversized list", strings.Repeat(decoyV1+" ", 200) + kaSig, stdwebhooks.ErrInvalidHeader},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,20 +132,20 @@ func TestVerifySignatureOverSeveralHeaderLines(t *testing.T) {
 }
 
 func TestVerifyRotation(t *testing.T) {
-	oldSecret, err := etsy.NewSecret()
+	oldSecret, err := stdwebhooks.NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
-	newSecret, err := etsy.NewSecret()
+	newSecret, err := stdwebhooks.NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
-	removed, err := etsy.NewSecret()
+	removed, err := stdwebhooks.NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1700000000, 0)
-	body := []byte(`{"event_type":"order.paid","resource_url":"https://openapi.etsy.com/v3/application/shops/1/receipts/2","shop_id":1}`)
+	body := []byte(`{"event_type":"order.paid","resource_url":"https://openapi.stdwebhooks.com/v3/application/shops/1/receipts/2","shop_id":1}`)
 	configured := []string{newSecret, oldSecret}
 	for _, tt := range []struct {
 		name   string
@@ -154,10 +154,10 @@ func TestVerifyRotation(t *testing.T) {
 	}{
 		{"current secret", newSecret, nil},
 		{"previous secret", oldSecret, nil},
-		{"removed secret", removed, etsy.ErrNoMatchingSignature},
+		{"removed secret", removed, stdwebhooks.ErrNoMatchingSignature},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			sig, err := etsy.Sign(tt.signer, "msg_rotation", now, body)
+			sig, err := stdwebhooks.Sign(tt.signer, "msg_rotation", now, body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,8 +173,8 @@ func TestVerifyRotation(t *testing.T) {
 	}
 	// A sender signing with both secrets during rotation passes a receiver
 	// that knows only one of them.
-	s1, _ := etsy.Sign(oldSecret, "msg_both", now, body)
-	s2, _ := etsy.Sign(newSecret, "msg_both", now, body)
+	s1, _ := stdwebhooks.Sign(oldSecret, "msg_both", now, body)
+	s2, _ := stdwebhooks.Sign(newSecret, "msg_both", now, body)
 	h := http.Header{}
 	h.Set("webhook-id", "msg_both")
 	h.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
@@ -194,9 +194,9 @@ func TestVerifyTolerance(t *testing.T) {
 		{"same second", 0, nil},
 		{"300 s late", 300 * time.Second, nil},
 		{"300 s early", -300 * time.Second, nil},
-		{"301 s late", 301 * time.Second, etsy.ErrTimestampExpired},
-		{"301 s early", -301 * time.Second, etsy.ErrTimestampExpired},
-		{"a day late", 24 * time.Hour, etsy.ErrTimestampExpired},
+		{"301 s late", 301 * time.Second, stdwebhooks.ErrTimestampExpired},
+		{"301 s early", -301 * time.Second, stdwebhooks.ErrTimestampExpired},
+		{"a day late", 24 * time.Hour, stdwebhooks.ErrTimestampExpired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,22 +215,22 @@ func TestVerifyHeaders(t *testing.T) {
 		mutate func(h http.Header)
 		want   error
 	}{
-		{"missing id", func(h http.Header) { h.Del("webhook-id") }, etsy.ErrMissingHeader},
-		{"missing timestamp", func(h http.Header) { h.Del("webhook-timestamp") }, etsy.ErrMissingHeader},
-		{"missing signature", func(h http.Header) { h.Del("webhook-signature") }, etsy.ErrMissingHeader},
-		{"empty id", func(h http.Header) { h.Set("webhook-id", "") }, etsy.ErrMissingHeader},
-		{"empty signature", func(h http.Header) { h.Set("webhook-signature", "") }, etsy.ErrMissingHeader},
-		{"timestamp abc", func(h http.Header) { h.Set("webhook-timestamp", "abc") }, etsy.ErrInvalidTimestamp},
-		{"timestamp 1.5", func(h http.Header) { h.Set("webhook-timestamp", "1.5") }, etsy.ErrInvalidTimestamp},
-		{"timestamp empty", func(h http.Header) { h.Set("webhook-timestamp", "") }, etsy.ErrInvalidTimestamp},
-		{"timestamp with plus", func(h http.Header) { h.Set("webhook-timestamp", "+1614265330") }, etsy.ErrInvalidTimestamp},
-		{"timestamp negative", func(h http.Header) { h.Set("webhook-timestamp", "-1614265330") }, etsy.ErrInvalidTimestamp},
-		{"timestamp with space", func(h http.Header) { h.Set("webhook-timestamp", " 1614265330") }, etsy.ErrInvalidTimestamp},
-		{"timestamp huge", func(h http.Header) { h.Set("webhook-timestamp", "99999999999999999999999") }, etsy.ErrInvalidTimestamp},
-		{"timestamp in ms", func(h http.Header) { h.Set("webhook-timestamp", "1614265330000") }, etsy.ErrTimestampExpired},
-		{"id too long", func(h http.Header) { h.Set("webhook-id", strings.Repeat("a", 257)) }, etsy.ErrInvalidHeader},
-		{"id with control char", func(h http.Header) { h.Set("webhook-id", "msg_\x01") }, etsy.ErrInvalidHeader},
-		{"id with space", func(h http.Header) { h.Set("webhook-id", "msg 1") }, etsy.ErrInvalidHeader},
+		{"missing id", func(h http.Header) { h.Del("webhook-id") }, stdwebhooks.ErrMissingHeader},
+		{"missing timestamp", func(h http.Header) { h.Del("webhook-timestamp") }, stdwebhooks.ErrMissingHeader},
+		{"missing signature", func(h http.Header) { h.Del("webhook-signature") }, stdwebhooks.ErrMissingHeader},
+		{"empty id", func(h http.Header) { h.Set("webhook-id", "") }, stdwebhooks.ErrMissingHeader},
+		{"empty signature", func(h http.Header) { h.Set("webhook-signature", "") }, stdwebhooks.ErrMissingHeader},
+		{"timestamp abc", func(h http.Header) { h.Set("webhook-timestamp", "abc") }, stdwebhooks.ErrInvalidTimestamp},
+		{"timestamp 1.5", func(h http.Header) { h.Set("webhook-timestamp", "1.5") }, stdwebhooks.ErrInvalidTimestamp},
+		{"timestamp empty", func(h http.Header) { h.Set("webhook-timestamp", "") }, stdwebhooks.ErrInvalidTimestamp},
+		{"timestamp with plus", func(h http.Header) { h.Set("webhook-timestamp", "+1614265330") }, stdwebhooks.ErrInvalidTimestamp},
+		{"timestamp negative", func(h http.Header) { h.Set("webhook-timestamp", "-1614265330") }, stdwebhooks.ErrInvalidTimestamp},
+		{"timestamp with space", func(h http.Header) { h.Set("webhook-timestamp", " 1614265330") }, stdwebhooks.ErrInvalidTimestamp},
+		{"timestamp huge", func(h http.Header) { h.Set("webhook-timestamp", "99999999999999999999999") }, stdwebhooks.ErrInvalidTimestamp},
+		{"timestamp in ms", func(h http.Header) { h.Set("webhook-timestamp", "1614265330000") }, stdwebhooks.ErrTimestampExpired},
+		{"id too long", func(h http.Header) { h.Set("webhook-id", strings.Repeat("a", 257)) }, stdwebhooks.ErrInvalidHeader},
+		{"id with control char", func(h http.Header) { h.Set("webhook-id", "msg_\x01") }, stdwebhooks.ErrInvalidHeader},
+		{"id with space", func(h http.Header) { h.Set("webhook-id", "msg 1") }, stdwebhooks.ErrInvalidHeader},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,9 +251,9 @@ func TestVerifySecrets(t *testing.T) {
 		secrets []string
 		want    error
 	}{
-		{"none", nil, etsy.ErrInvalidSecret},
-		{"not base64", []string{"whsec_***"}, etsy.ErrInvalidSecret},
-		{"empty key", []string{"whsec_"}, etsy.ErrInvalidSecret},
+		{"none", nil, stdwebhooks.ErrInvalidSecret},
+		{"not base64", []string{"whsec_***"}, stdwebhooks.ErrInvalidSecret},
+		{"empty key", []string{"whsec_"}, stdwebhooks.ErrInvalidSecret},
 		{"without prefix", []string{strings.TrimPrefix(kaSecret, "whsec_")}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,18 +266,18 @@ func TestVerifySecrets(t *testing.T) {
 }
 
 func TestNewSecret(t *testing.T) {
-	a, err := etsy.NewSecret()
+	a, err := stdwebhooks.NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := etsy.NewSecret()
+	b, err := stdwebhooks.NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(a, "whsec_") || a == b {
 		t.Fatalf("NewSecret gave %q and %q", a, b)
 	}
-	key, err := etsy.ParseSecret(a)
+	key, err := stdwebhooks.ParseSecret(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func FuzzVerify(f *testing.F) {
 		if perr != nil {
 			t.Fatalf("accepted unparsable timestamp %q", ts)
 		}
-		want, serr := etsy.Sign(kaSecret, id, time.Unix(n, 0), body)
+		want, serr := stdwebhooks.Sign(kaSecret, id, time.Unix(n, 0), body)
 		if serr != nil {
 			t.Fatal(serr)
 		}
