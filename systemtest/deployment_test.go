@@ -74,6 +74,9 @@ type deploymentConfig struct {
 	// qps and qpd are the simulator's limits for the app key (default
 	// generous: rate limits are not what most tests are about).
 	qps, qpd int
+	// webhookURL is where the simulator sends its webhooks, signed with
+	// the deployment's secret; empty sends none.
+	webhookURL string
 	// simArgs are extra etsysim flags.
 	simArgs []string
 }
@@ -114,6 +117,9 @@ func newDeployment(t *testing.T, bin string, cfg deploymentConfig) *deployment {
 		"--key-string", d.keyString, "--shared-secret", d.sharedSecret, "--redirect-uris", d.redirectURL,
 		"--qps", strconv.Itoa(cfg.qps), "--qpd", strconv.Itoa(cfg.qpd),
 	}, cfg.simArgs...)
+	if cfg.webhookURL != "" {
+		args = append(args, "--webhook-url", cfg.webhookURL, "--webhook-secret", d.webhookSecret)
+	}
 	d.sim = start(t, "etsysim", bin+"/etsysim", args, environ(nil))
 	simURL, at := d.sim.listening(t)
 	_, line := d.sim.waitLine(t, at+1, 10*time.Second, func(string) bool { return true })

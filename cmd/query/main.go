@@ -19,6 +19,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 func main() {
@@ -54,6 +55,10 @@ Environment (docs/operations.md lists them all):
                                    SHOPLEDGER_QUERY_PROXY_HEADER names the client (default none)
   SHOPLEDGER_QUERY_PROXY_HEADER    X-Forwarded-For (default) or Forwarded: the one the proxies set
   SHOPLEDGER_LOG_LEVEL             debug, info, warn or error (default info)
+  SHOPLEDGER_SENTRY_DSN            report errors and panics to this Sentry DSN (default none)
+  SHOPLEDGER_SENTRY_ENVIRONMENT    Sentry environment (default production)
+  SHOPLEDGER_OTLP_ENDPOINT         export traces over OTLP/HTTP to this base URL (default none)
+  SHOPLEDGER_TRACE_SAMPLE_RATIO    share of new traces recorded, 0 to 1 (default 1)
 `
 
 // config is everything query reads from SHOPLEDGER_* variables.
@@ -80,6 +85,8 @@ type config struct {
 	AllowNonDurableDB bool
 	// AllowPrivilegedDB starts as a role that could rewrite the log.
 	AllowPrivilegedDB bool
+
+	Telemetry telemetry.Config
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -101,6 +108,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
+		Telemetry: telemetry.Config{
+			SentryDSN:    env.String("SHOPLEDGER_SENTRY_DSN", ""),
+			Environment:  env.String("SHOPLEDGER_SENTRY_ENVIRONMENT", "production"),
+			OTLPEndpoint: env.String("SHOPLEDGER_OTLP_ENDPOINT", ""),
+			SampleRatio:  env.Float("SHOPLEDGER_TRACE_SAMPLE_RATIO", 1),
+		},
 	}
 	if c.DBConns < 1 || c.DBConns > 1000 {
 		env.Fail("SHOPLEDGER_QUERY_DB_CONNS: %d is not between 1 and 1000", c.DBConns)
@@ -160,6 +173,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "query")
+	tel, logger, err := telemetry.Start(ctx, cfg.Telemetry, "query", service.Version, logger)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer tel.Close()
+	defer tel.Recover()
 	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr, "ops_addr", cfg.OpsAddr,
 		"query_timeout", cfg.QueryTimeout, "db_conns", cfg.DBConns, "allow_nondurable_database", cfg.AllowNonDurableDB,
 		"token_rate", cfg.TokenRate, "token_burst", cfg.TokenBurst, "address_rate", cfg.AddressRate, "address_burst", cfg.AddressBurst,
@@ -230,6 +249,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	public.HandleFunc("GET /healthz", service.Healthz)
 	public.Handle("/", api)
 	return service.ServeAll(ctx, stdout, logger,
-		service.Listener{Addr: cfg.Addr, Handler: httpapi.CanonicalPaths(httpapi.CloseUnreadBodies(public)), Banner: "query listening on"},
+		service.Listener{Addr: cfg.Addr, Handler: tel.Handler(httpapi.CanonicalPaths(httpapi.CloseUnreadBodies(public)), "query"), Banner: "query listening on"},
 		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("query")})
 }
