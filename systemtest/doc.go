@@ -12,7 +12,9 @@
 //
 // Beside it, the deployment tests run the services as an operator would,
 // behind Caddy with deploy/caddy/Caddyfile (deployment_test.go sets such a
-// deployment up; proxy_test.go is the TLS proxy's test).
+// deployment up; proxy_test.go is the TLS proxy's test, traces_test.go
+// follows a webhook's trace, twoofeach_test.go kills one of two of each
+// service during a webhook soak).
 //
 // The package has no code of its own: the whole-system test is
 // system_test.go, its process and HTTP plumbing harness_test.go. It is skipped under -short
