@@ -31,8 +31,9 @@ run-clean:
 
 # pg-ensure first, so that a missing database fails fast (and, under CI=true,
 # never turns into skipped tests).
-# podman-ensure installs podman for the image test under CI=true (as root);
-# elsewhere a missing podman only makes that test skip.
+# podman-ensure installs podman for the image test, proxy-ensure Caddy and
+# promtool for the proxy and alert-rule tests, under CI=true (as root);
+# elsewhere a missing tool only makes its test skip.
 # A SHOPLEDGER_TEST_DATABASE_URL (or SHOPLEDGER_DATABASE_URL) already set
 # names the server to try first.
 # It ends with the total statement coverage of the project's packages:
@@ -42,6 +43,7 @@ test:
 	@url=$$(SHOPLEDGER_DATABASE_URL="$${SHOPLEDGER_TEST_DATABASE_URL:-$${SHOPLEDGER_DATABASE_URL:-}}" scripts/pg-ensure); \
 	export SHOPLEDGER_TEST_DATABASE_URL=$$url; \
 	scripts/podman-ensure || [ "$${CI:-}" != true ]; \
+	scripts/proxy-ensure || [ "$${CI:-}" != true ]; \
 	scripts/lint; \
 	echo "== go test -race -count=1 -coverpkg=./... ./... (SHOPLEDGER_TEST_DATABASE_URL=$$url)" >&2; \
 	$(GO) test -race -count=1 -timeout 30m -coverpkg=./... -coverprofile=coverage.out ./...; \

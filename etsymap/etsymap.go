@@ -47,6 +47,9 @@ type Cause struct {
 	// order.delivered webhook is Etsy saying the order was delivered,
 	// which its receipt object has no field for.
 	EtsyEvent string
+	// TraceParent continues the trace of what led here in the events
+	// appended for it.
+	TraceParent string
 }
 
 // WebhookCause is the cause of everything the fetcher appends for one
@@ -65,7 +68,7 @@ func WebhookCause(evidence events.Record) Cause {
 
 // Metadata is what every event appended for the cause carries.
 func (c Cause) Metadata() events.Metadata {
-	return events.Metadata{CorrelationID: c.CorrelationID, CausationID: c.EventID.String(), Source: c.Source}
+	return events.Metadata{CorrelationID: c.CorrelationID, CausationID: c.EventID.String(), Source: c.Source, TraceParent: c.TraceParent}
 }
 
 // Applied reports what one translation stored.

@@ -28,6 +28,10 @@ type Metadata struct {
 	Source        string `json:"source,omitempty"`
 	Actor         string `json:"actor,omitempty"`
 	RequestID     string `json:"request_id,omitempty"`
+	// TraceParent is the W3C traceparent of the span that appended the
+	// event, when tracing is on: whoever handles the event later
+	// continues that trace.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Event is a fact on its way into the log.

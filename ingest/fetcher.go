@@ -14,12 +14,16 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 // FetcherGroup is the fetcher's consumer group on the log.
@@ -364,7 +368,14 @@ func (f *Fetcher) handle(ctx context.Context, rec events.Record) (*events.Event,
 	f.lag.Set(f.cfg.Now().Sub(rec.RecordedAt).Seconds())
 	defer func() { f.duration.Observe(time.Since(start).Seconds()) }()
 
+	// The trace of the webhook's request goes on here.
+	ctx, span := telemetry.Tracer().Start(telemetry.FromTraceParent(ctx, rec.Metadata.TraceParent), "fetcher follow",
+		trace.WithAttributes(attribute.String("etsy.webhook_id", ev.WebhookID), attribute.String("etsy.event_type", ev.EtsyEventType), attribute.Int64("etsy.shop_id", ev.ShopID)))
+	defer span.End()
 	attempts, err := f.follow(ctx, rec, ev)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	switch {
 	case err == nil:
 		f.forget(rec)
@@ -404,6 +415,7 @@ func (f *Fetcher) follow(ctx context.Context, rec events.Record, ev events.Webho
 		return 0, fmt.Errorf("shop %d: no Etsy app key configured: %w", ev.ShopID, etsy.ErrShopNotConnected)
 	}
 	cause := etsymap.WebhookCause(rec)
+	cause.TraceParent = telemetry.TraceParent(ctx)
 	var attempts int
 	switch kind {
 	case ResourceReceipt:
@@ -655,7 +667,8 @@ func eventKind(eventType string) ResourceKind {
 // elsewhere cannot make the fetcher call a host nobody allowed.
 func EtsyHTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{
-		Timeout: timeout,
+		Timeout:   timeout,
+		Transport: telemetry.ClientTransport(nil),
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},

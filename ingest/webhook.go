@@ -18,10 +18,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/stdwebhooks"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 // MaxWebhookBody is the largest webhook body accepted. Etsy's payload is a
@@ -189,12 +193,19 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RawBody:       body,
 		ReceivedAt:    now.UTC(),
 	}).WithDedupe(WebhookDedupeKey(id))
+	ctx, span := telemetry.Tracer().Start(r.Context(), "webhook append",
+		trace.WithAttributes(attribute.String("etsy.webhook_id", id), attribute.String("etsy.event_type", p.EventType), attribute.Int64("etsy.shop_id", p.ShopID)))
+	defer span.End()
 	ev = ev.WithMetadata(events.Metadata{
 		CorrelationID: ev.ID.String(),
 		Source:        EvidenceSource,
 		RequestID:     id,
+		TraceParent:   telemetry.TraceParent(ctx),
 	})
-	dup, err := h.store.Append(r.Context(), ev)
+	dup, err := h.store.Append(ctx, ev)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	if errors.Is(err, ErrUnstorable) {
 		h.count(resultRejected, "unstorable")
 		h.log.WarnContext(r.Context(), "webhook rejected", "reason", "unstorable", "webhook_id", id, "err", err)

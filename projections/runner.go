@@ -18,9 +18,12 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 // RunnerConfig tunes the projector's consumers.
@@ -274,6 +277,13 @@ func (r *Runner) handleEvent(ctx context.Context, st *projectionState, tx *sql.T
 		return nil
 	}
 	start := time.Now()
+	if rec.Metadata.TraceParent != "" {
+		// The trace of the request that led to the event goes on here.
+		var span trace.Span
+		ctx, span = telemetry.Tracer().Start(telemetry.FromTraceParent(ctx, rec.Metadata.TraceParent), "project "+st.name,
+			trace.WithAttributes(attribute.String("event.type", rec.Type()), attribute.String("event.stream", rec.StreamID)))
+		defer span.End()
+	}
 	if pl, ok := st.p.(planner); ok {
 		return r.planEvent(ctx, st, pl, tx, rec, c, start)
 	}

@@ -10,8 +10,14 @@
 // the same answers, and that the whole ledger, backed up and restored into
 // a brand-new cluster, carries on there with new orders.
 //
-// The package has no code of its own: the test is system_test.go, its
-// process and HTTP plumbing harness_test.go. It is skipped under -short
+// Beside it, the deployment tests run the services as an operator would,
+// behind Caddy with deploy/caddy/Caddyfile (deployment_test.go sets such a
+// deployment up; proxy_test.go is the TLS proxy's test, traces_test.go
+// follows a webhook's trace, twoofeach_test.go kills one of two of each
+// service during a webhook soak).
+//
+// The package has no code of its own: the whole-system test is
+// system_test.go, its process and HTTP plumbing harness_test.go. It is skipped under -short
 // and needs the go tool and PostgreSQL (see pgtest); it never reads
 // anything outside the module.
 package systemtest

@@ -27,6 +27,7 @@ import (
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/stdwebhooks"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 func main() {
@@ -88,6 +89,10 @@ Environment (the main settings; docs/operations.md lists them all):
   SHOPLEDGER_ETSY_API_URL         default ` + etsy.DefaultBaseURL + `
   SHOPLEDGER_RECONCILE_INTERVAL   default polling interval of a shop (default 15m)
   SHOPLEDGER_LOG_LEVEL            debug, info, warn or error (default info)
+  SHOPLEDGER_SENTRY_DSN           report errors and panics to this Sentry DSN (default none)
+  SHOPLEDGER_SENTRY_ENVIRONMENT   Sentry environment (default production)
+  SHOPLEDGER_OTLP_ENDPOINT        export traces over OTLP/HTTP to this base URL (default none)
+  SHOPLEDGER_TRACE_SAMPLE_RATIO   share of new traces recorded, 0 to 1 (default 1)
 `
 
 // config is everything ingest reads from SHOPLEDGER_* variables.
@@ -119,6 +124,8 @@ type config struct {
 	FetchAttempts    int64
 	FetchBackoff     time.Duration
 	SettleWindow     time.Duration
+
+	Telemetry telemetry.Config
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -132,6 +139,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
+
+		Telemetry: telemetry.Config{
+			SentryDSN:    env.String("SHOPLEDGER_SENTRY_DSN", ""),
+			Environment:  env.String("SHOPLEDGER_SENTRY_ENVIRONMENT", "production"),
+			OTLPEndpoint: env.String("SHOPLEDGER_OTLP_ENDPOINT", ""),
+			SampleRatio:  env.Float("SHOPLEDGER_TRACE_SAMPLE_RATIO", 1),
+		},
 
 		WebhookSecrets: env.List("SHOPLEDGER_WEBHOOK_SECRETS", nil),
 		CommitMaxBatch: env.Int("SHOPLEDGER_WEBHOOK_MAX_BATCH", 256),
@@ -246,6 +260,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "ingest")
+	tel, logger, err := telemetry.Start(ctx, cfg.Telemetry, "ingest", service.Version, logger)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer tel.Close()
+	defer tel.Recover()
 	logger.Info("starting", "config", cfg.logValue())
 	// Shop connections and reconciliation (shops.go).
 	shopsEnv := service.NewEnv(getenv)
@@ -254,7 +274,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 	setGCPercent()
-	return serve(ctx, cfg, deps{Tokens: noShopsConnected{}, Shops: shopsCfg}, stdout, logger)
+	return serve(ctx, cfg, deps{Tokens: noShopsConnected{}, Shops: shopsCfg, Telemetry: tel}, stdout, logger)
 }
 
 // gcPercent is ingest's GOGC unless the environment sets one. Each webhook
@@ -280,6 +300,9 @@ type deps struct {
 	Limiter *etsy.Limiter
 	// Shops configures shop connections and reconciliation (shops.go).
 	Shops shopsConfig
+	// Telemetry reports panics in handlers and traces requests; nil for
+	// neither.
+	Telemetry *telemetry.Telemetry
 }
 
 // serve runs the ingest process until ctx ends.
@@ -362,7 +385,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 	}
 
 	return service.ServeAll(ctx, stdout, logger,
-		service.Listener{Addr: cfg.Addr, Handler: routes(webhooks, public), Banner: "ingest listening on"},
+		service.Listener{Addr: cfg.Addr, Handler: d.Telemetry.Handler(routes(webhooks, public), "ingest"), Banner: "ingest listening on"},
 		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("ingest")})
 }
 

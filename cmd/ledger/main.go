@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 func main() {
@@ -119,6 +120,9 @@ const usageEnv = `
 Environment:
   SHOPLEDGER_DATABASE_URL   PostgreSQL URL (default ` + service.DefaultDatabaseURL + `)
   SHOPLEDGER_LOG_LEVEL      debug, info, warn or error (default info)
+  SHOPLEDGER_SENTRY_DSN     report failed commands to this Sentry DSN (default none)
+  SHOPLEDGER_SENTRY_ENVIRONMENT
+                            Sentry environment (default production)
   SHOPLEDGER_ALLOW_NONDURABLE_DATABASE
                             true starts on a database with fsync or
                             synchronous_commit off (development only;
@@ -163,13 +167,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	dbURL := env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL)
 	allowNonDurable := env.Bool(service.AllowNonDurableEnv, false)
 	logger := service.NewLogger(env.String("SHOPLEDGER_LOG_LEVEL", "info"), os.Stderr).With("service", "ledger")
+	// Commands that run unattended (the backup timer) report failures to
+	// Sentry; traces have nothing to follow here.
+	telCfg := telemetry.Config{
+		SentryDSN:   env.String("SHOPLEDGER_SENTRY_DSN", ""),
+		Environment: env.String("SHOPLEDGER_SENTRY_ENVIRONMENT", "production"),
+	}
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	tel, logger, err := telemetry.Start(ctx, telCfg, "ledger", service.Version, logger)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer tel.Close()
+	defer tel.Recover()
 
 	c := &cli{dbURL: dbURL, allowNonDurable: allowNonDurable, getenv: getenv, stdout: stdout, logger: logger}
 	if sub != nil {
-		return sub(ctx, c, args[2:])
+		err = sub(ctx, c, args[2:])
+	} else {
+		err = cmd.run(ctx, c, args[1:])
 	}
-	return cmd.run(ctx, c, args[1:])
+	if err != nil && !errors.Is(err, errUsage) {
+		tel.CaptureError(ctx, fmt.Errorf("ledger %s: %w", strings.Join(args[:min(len(args), 2)], " "), err))
+	}
+	return err
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 func main() {
@@ -85,6 +86,8 @@ type config struct {
 	AllowNonDurableDB bool
 	// AllowPrivilegedDB starts as a role that could rewrite the log.
 	AllowPrivilegedDB bool
+
+	Telemetry telemetry.Config
 }
 
 func loadConfig(env *service.Env) config {
@@ -104,6 +107,12 @@ func loadConfig(env *service.Env) config {
 
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
+		Telemetry: telemetry.Config{
+			SentryDSN:    env.String("SHOPLEDGER_SENTRY_DSN", ""),
+			Environment:  env.String("SHOPLEDGER_SENTRY_ENVIRONMENT", "production"),
+			OTLPEndpoint: env.String("SHOPLEDGER_OTLP_ENDPOINT", ""),
+			SampleRatio:  env.Float("SHOPLEDGER_TRACE_SAMPLE_RATIO", 1),
+		},
 	}
 	if c.RebuildMemoryMiB < 32 {
 		env.Fail("SHOPLEDGER_PROJECTOR_REBUILD_MEMORY_MIB: %d is below 32", c.RebuildMemoryMiB)
@@ -188,6 +197,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "projector")
+	tel, logger, err := telemetry.Start(ctx, cfg.Telemetry, "projector", service.Version, logger)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer tel.Close()
+	defer tel.Recover()
 	if sub != nil {
 		return sub.run(ctx, cfg, args[1:], stdout, logger)
 	}
@@ -302,6 +317,10 @@ Environment (the main settings; docs/operations.md lists them all):
   SHOPLEDGER_PROJECTOR_PROJECTIONS  comma-separated projections to run (default all)
   SHOPLEDGER_SMTP_ADDR            mail server for e-mail alerts (unset: they wait, pending)
   SHOPLEDGER_LOG_LEVEL            debug, info, warn or error (default info)
+  SHOPLEDGER_SENTRY_DSN           report errors and panics to this Sentry DSN (default none)
+  SHOPLEDGER_SENTRY_ENVIRONMENT   Sentry environment (default production)
+  SHOPLEDGER_OTLP_ENDPOINT        export traces over OTLP/HTTP to this base URL (default none)
+  SHOPLEDGER_TRACE_SAMPLE_RATIO   share of new traces recorded, 0 to 1 (default 1)
 `
 
 const rebuildUsage = `projector rebuild [--projection NAME]... [--no-swap]

@@ -21,6 +21,7 @@ import (
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/telemetry"
 	"github.com/shopledger/shopledger/tokens"
 )
 
@@ -60,6 +61,10 @@ Environment (docs/operations.md lists them all):
                                    the low-stock line where no variant, listing or shop sets
                                    one (default 5); give the projector the same value
   SHOPLEDGER_LOG_LEVEL             debug, info, warn or error (default info)
+  SHOPLEDGER_SENTRY_DSN            report errors and panics to this Sentry DSN (default none)
+  SHOPLEDGER_SENTRY_ENVIRONMENT    Sentry environment (default production)
+  SHOPLEDGER_OTLP_ENDPOINT         export traces over OTLP/HTTP to this base URL (default none)
+  SHOPLEDGER_TRACE_SAMPLE_RATIO    share of new traces recorded, 0 to 1 (default 1)
 `
 
 // config is everything query reads from SHOPLEDGER_* variables.
@@ -89,6 +94,8 @@ type config struct {
 	AllowNonDurableDB bool
 	// AllowPrivilegedDB starts as a role that could rewrite the log.
 	AllowPrivilegedDB bool
+
+	Telemetry telemetry.Config
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -112,6 +119,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
+		Telemetry: telemetry.Config{
+			SentryDSN:    env.String("SHOPLEDGER_SENTRY_DSN", ""),
+			Environment:  env.String("SHOPLEDGER_SENTRY_ENVIRONMENT", "production"),
+			OTLPEndpoint: env.String("SHOPLEDGER_OTLP_ENDPOINT", ""),
+			SampleRatio:  env.Float("SHOPLEDGER_TRACE_SAMPLE_RATIO", 1),
+		},
 	}
 	if c.DefaultThreshold < 0 {
 		env.Fail("SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD: %d is negative", c.DefaultThreshold)
@@ -174,6 +187,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "query")
+	tel, logger, err := telemetry.Start(ctx, cfg.Telemetry, "query", service.Version, logger)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer tel.Close()
+	defer tel.Recover()
 	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr, "ops_addr", cfg.OpsAddr,
 		"query_timeout", cfg.QueryTimeout, "db_conns", cfg.DBConns, "allow_nondurable_database", cfg.AllowNonDurableDB,
 		"token_rate", cfg.TokenRate, "token_burst", cfg.TokenBurst, "address_rate", cfg.AddressRate, "address_burst", cfg.AddressBurst,
@@ -244,6 +263,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	public.HandleFunc("GET /healthz", service.Healthz)
 	public.Handle("/", api)
 	return service.ServeAll(ctx, stdout, logger,
-		service.Listener{Addr: cfg.Addr, Handler: httpapi.CanonicalPaths(httpapi.CloseUnreadBodies(public)), Banner: "query listening on"},
+		service.Listener{Addr: cfg.Addr, Handler: tel.Handler(httpapi.CanonicalPaths(httpapi.CloseUnreadBodies(public)), "query"), Banner: "query listening on"},
 		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("query")})
 }
