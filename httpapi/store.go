@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/events"
 )
 
@@ -48,22 +49,10 @@ func int64Ptr(n sql.NullInt64) *int64 {
 	return &v
 }
 
-// SellerShopIDs returns the shops the seller (an Etsy user id) connected.
-func (s *Store) SellerShopIDs(ctx context.Context, sellerID int64) ([]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT shop_id FROM shops WHERE user_id = $1 ORDER BY shop_id`, sellerID)
-	if err != nil {
-		return nil, fmt.Errorf("shops of seller: %w", err)
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("shops of seller: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+// OrganisationShopIDs returns the shops an organisation owns (see
+// accounts.OrganisationShopIDs: the one tenancy rule).
+func (s *Store) OrganisationShopIDs(ctx context.Context, orgID int64) ([]int64, error) {
+	return accounts.OrganisationShopIDs(ctx, s.db, orgID)
 }
 
 // Shops.
