@@ -264,10 +264,6 @@ func (s *Store) Login(ctx context.Context, email, password string, c Client) (Us
 	if err != nil {
 		return User{}, err
 	}
-	if err := throttled(wait); err != nil {
-		_ = s.Record(ctx, nil, AuditEntry{Actor: truncate(email, 254), Action: ActionLoginThrottled, Address: c.Address, UserAgent: c.UserAgent})
-		return User{}, err
-	}
 	var id uuid.UUID
 	var hash string
 	err = s.db.QueryRowContext(ctx, `SELECT id, password_hash FROM users WHERE email_key = $1`, key).Scan(&id, &hash)
@@ -275,6 +271,10 @@ func (s *Store) Login(ctx context.Context, email, password string, c Client) (Us
 		hash = s.dummyHash
 	} else if err != nil {
 		return User{}, fmt.Errorf("login: %w", err)
+	}
+	if err := throttled(wait); err != nil {
+		_ = s.Record(ctx, nil, AuditEntry{ActorID: id, Actor: truncate(email, 254), Action: ActionLoginThrottled, Address: c.Address, UserAgent: c.UserAgent})
+		return User{}, err
 	}
 	ok, stale, err := checkPassword(password, hash, s.argon)
 	if err != nil {
