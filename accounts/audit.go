@@ -58,17 +58,23 @@ type AuditEntry struct {
 	Detail    map[string]string
 }
 
-// execer is a *sql.DB or a *sql.Tx.
-type execer interface {
+// Execer is a *sql.DB or a *sql.Tx.
+type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // Record appends an entry to the trail. Within tx, it commits or rolls
 // back with the action it records.
-func (s *Store) Record(ctx context.Context, x execer, e AuditEntry) error {
+func (s *Store) Record(ctx context.Context, x Execer, e AuditEntry) error {
 	if x == nil {
 		x = s.db
 	}
+	return Record(ctx, x, s.now(), e)
+}
+
+// Record appends an entry to the trail through x, stamped at: for
+// services that act on accounts without a Store (ingest's connect flow).
+func Record(ctx context.Context, x Execer, at time.Time, e AuditEntry) error {
 	detail, err := json.Marshal(e.Detail)
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
@@ -78,7 +84,7 @@ func (s *Store) Record(ctx context.Context, x execer, e AuditEntry) error {
 	}
 	_, err = x.ExecContext(ctx, `INSERT INTO security_audit (at, org_id, actor_id, actor, action, target, address, user_agent, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		s.now().UTC(), nullInt(e.OrgID), nullUUID(e.ActorID), e.Actor, e.Action, e.Target, e.Address, truncate(e.UserAgent, 300), detail)
+		at.UTC(), nullInt(e.OrgID), nullUUID(e.ActorID), e.Actor, e.Action, e.Target, e.Address, truncate(e.UserAgent, 300), detail)
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}

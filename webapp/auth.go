@@ -26,7 +26,10 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.render(w, r, http.StatusOK, "home", view{Title: "Your shops", Data: shops})
+	a.render(w, r, http.StatusOK, "home", view{Title: "Your shops", Data: struct {
+		Shops      []httpapi.Shop
+		CanConnect bool
+	}{shops, a.cfg.ConnectURL != "" && s.Role.Manages()}})
 }
 
 func (a *app) signUpPage(w http.ResponseWriter, r *http.Request) {

@@ -98,7 +98,7 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: httpapi.NewTokenStore(qdb), Shops: readers})
+	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: httpapi.NewTokenStore(qdb), Shops: readers, ConnectURL: connectURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,6 +207,9 @@ func (s *site) link(addr, subject string) string {
 	}
 	return got[1]
 }
+
+// connectURL stands for ingest's /connect/etsy.
+const connectURL = "https://ingest.test/connect/etsy"
 
 const password = "correct horse battery"
 

@@ -44,6 +44,7 @@ var notices = map[string]string{
 	"joined":         "You joined the organisation.",
 	"switched":       "You switched organisation.",
 	"logged-out-all": "Every session of yours has ended.",
+	"connected":      "The shop is connected. Its listings and orders are being imported.",
 }
 
 func (a *app) render(w http.ResponseWriter, r *http.Request, status int, page string, v view) {

@@ -48,6 +48,9 @@ type Config struct {
 	ClientAddress func(*http.Request) string
 	// TokenMaxTTL bounds a self-service token's life (default one year).
 	TokenMaxTTL time.Duration
+	// ConnectURL is ingest's public /connect/etsy, where "Connect an Etsy
+	// shop" sends the browser; empty hides the button.
+	ConnectURL string
 }
 
 type app struct {
@@ -149,6 +152,7 @@ func (a *app) routes() http.Handler {
 
 		r.Group(func(r chi.Router) {
 			r.Use(a.requireMember)
+			r.Get("/shops/{shopID}", a.shopPage)
 			r.Get("/members", a.membersPage)
 			r.Get("/tokens", a.tokensPage)
 			r.Post("/tokens", a.createToken)
@@ -156,6 +160,7 @@ func (a *app) routes() http.Handler {
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(a.requireOwner)
+			r.Post("/shops/connect", a.connectShop)
 			r.Post("/members/invite", a.invite)
 			r.Post("/members/invitations/{invitationID}/revoke", a.revokeInvitation)
 			r.Post("/members/{userID}/role", a.changeRole)

@@ -237,6 +237,19 @@ func TestInvitationRolesRemovalAndTokens(t *testing.T) {
 			t.Errorf("%s GET /audit: %d, want 403", b.email, a.status)
 		}
 	}
+	// Only owners start connecting a shop; the browser goes on to ingest
+	// with a single-use intent, and the shop page shows it.
+	for _, b := range []*browser{staff, auditor} {
+		if a := b.post("/shops/connect", nil); a.status != http.StatusForbidden {
+			t.Errorf("%s starting a connection: %d, want 403", b.email, a.status)
+		}
+	}
+	if a := s.must(owner.post("/shops/connect", nil), http.StatusSeeOther, "connect"); !strings.HasPrefix(a.header.Get("Location"), connectURL+"?intent=") {
+		t.Errorf("connect sends the browser to %q", a.header.Get("Location"))
+	}
+	if page := s.must(auditor.get("/shops/501"), http.StatusOK, "shop page").body; !strings.Contains(page, "Olga&#39;s mugs") {
+		t.Errorf("the shop page does not name the shop:\n%s", page)
+	}
 	// Tokens never above the member's role.
 	if a := auditor.post("/tokens", url.Values{"role": {"seller"}}); a.status != http.StatusForbidden {
 		t.Fatalf("auditor creating a seller token: %d", a.status)
@@ -289,7 +302,7 @@ func TestInvitationRolesRemovalAndTokens(t *testing.T) {
 	}
 	got := s.actions(org)
 	for _, w := range []string{accounts.ActionInvited, accounts.ActionInvitationAccepted, accounts.ActionRoleChanged,
-		accounts.ActionMemberRemoved, accounts.ActionTokenCreated} {
+		accounts.ActionMemberRemoved, accounts.ActionTokenCreated, accounts.ActionShopConnectStarted} {
 		if !slices.Contains(got, w) {
 			t.Errorf("audit trail lacks %s: %v", w, got)
 		}
@@ -317,6 +330,7 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 		"{tokenID}":      query(s.db.DB, `SELECT id::text FROM api_tokens WHERE org_id = $1`, orgA),
 		"{invitationID}": query(s.db.DB, `SELECT id::text FROM invitations WHERE org_id = $1`, orgA),
 		"{userID}":       s.userID("alice@example.com"),
+		"{shopID}":       "601",
 	}
 	routes, err := webapp.Routes(s.pages)
 	if err != nil {

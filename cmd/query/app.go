@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/shopledger/shopledger/accounts"
@@ -31,6 +32,8 @@ type appConfig struct {
 	SMTPFrom      string
 	SMTPStartTLS  bool
 	TokenMaxTTL   time.Duration
+	// ConnectURL is ingest's public /connect/etsy.
+	ConnectURL string
 }
 
 func loadAppConfig(env *service.Env, addr string) appConfig {
@@ -50,6 +53,12 @@ func loadAppConfig(env *service.Env, addr string) appConfig {
 		env.Fail("SHOPLEDGER_APP_URL: %q is not an http(s) URL of a site's root", c.URL)
 		return c
 	}
+	// Behind the compose proxy ingest's /connect/etsy shares the app's
+	// host; make run points it at ingest's own port.
+	c.ConnectURL = env.String("SHOPLEDGER_APP_CONNECT_URL", strings.TrimRight(c.URL, "/")+"/connect/etsy")
+	if cu, err := url.Parse(c.ConnectURL); err != nil || (cu.Scheme != "http" && cu.Scheme != "https") || cu.Host == "" {
+		env.Fail("SHOPLEDGER_APP_CONNECT_URL: %q is not an http(s) URL", c.ConnectURL)
+	}
 	// Secure cookies by default wherever the app is served over HTTPS.
 	c.SessionSecure = env.Bool("SHOPLEDGER_SESSION_SECURE", u.Scheme == "https")
 	if c.SessionSecure && u.Scheme != "https" {
@@ -65,7 +74,7 @@ func loadAppConfig(env *service.Env, addr string) appConfig {
 }
 
 func (c appConfig) logAttrs() []any {
-	return []any{"app_url", c.URL, "session_secure", c.SessionSecure, "session_idle", c.SessionIdle.String(),
+	return []any{"app_url", c.URL, "connect_url", c.ConnectURL, "session_secure", c.SessionSecure, "session_idle", c.SessionIdle.String(),
 		"session_max_age", c.SessionMaxAge.String(), "smtp_addr", c.SMTPAddr, "smtp_username", c.SMTPUsername,
 		"smtp_password", service.Mask(c.SMTPPassword), "smtp_from", c.SMTPFrom, "smtp_starttls", c.SMTPStartTLS}
 }
@@ -92,6 +101,6 @@ func newApp(c appConfig, db *sql.DB, shops webapp.Shops, clientAddr func(*http.R
 	}
 	return webapp.New(webapp.Config{
 		Accounts: store, Tokens: httpapi.NewTokenStore(db), Shops: shops, Logger: logger,
-		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL,
+		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL, ConnectURL: c.ConnectURL,
 	})
 }

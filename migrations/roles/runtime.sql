@@ -82,3 +82,6 @@ GRANT INSERT ON api_tokens TO shopledger_query;
 -- Ingest records which organisation connected a shop and audits it.
 GRANT SELECT, INSERT ON organisation_shops, security_audit TO shopledger_ingest;
 GRANT SELECT ON organisations TO shopledger_ingest;
+-- Connecting a shop from the app: query records the intent, ingest takes it.
+GRANT SELECT, INSERT, DELETE ON connect_intents TO shopledger_query;
+GRANT SELECT, DELETE ON connect_intents TO shopledger_ingest;
