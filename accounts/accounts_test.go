@@ -3,7 +3,6 @@ package accounts_test
 import (
 	"context"
 	"errors"
-	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -33,13 +32,12 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	db := pgtest.New(t)
 	box := inbox.New(0, nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	smtpAddr, err := box.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = box.Serve(l) }()
 	t.Cleanup(func() { _ = box.Close() })
-	mailer, err := accounts.NewSMTPMailer(accounts.SMTPConfig{Addr: l.Addr().String(), From: "shopledger <noreply@example.test>"})
+	mailer, err := accounts.NewSMTPMailer(accounts.SMTPConfig{Addr: smtpAddr.String(), From: "shopledger <noreply@example.test>"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,8 +175,16 @@ func (s *TokenStore) Revoke(ctx context.Context, id uuid.UUID) error {
 // List returns the tokens of a seller, or of every seller when sellerID is
 // zero, oldest first.
 func (s *TokenStore) List(ctx context.Context, sellerID int64) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens
-		WHERE $1 = 0 OR seller_id = $1 ORDER BY created_at, id`, sellerID)
+	return s.list(ctx, `WHERE $1 = 0 OR seller_id = $1`, sellerID)
+}
+
+// ListOrganisation returns an organisation's tokens, oldest first.
+func (s *TokenStore) ListOrganisation(ctx context.Context, orgID int64) ([]Token, error) {
+	return s.list(ctx, `WHERE org_id = $1`, orgID)
+}
+
+func (s *TokenStore) list(ctx context.Context, where string, arg int64) ([]Token, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens `+where+` ORDER BY created_at, id`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -193,24 +201,6 @@ func (s *TokenStore) List(ctx context.Context, sellerID int64) ([]Token, error) 
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	return out, nil
-}
-
-// ListOrganisation returns an organisation's tokens, oldest first.
-func (s *TokenStore) ListOrganisation(ctx context.Context, orgID int64) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE org_id = $1 ORDER BY created_at, id`, orgID)
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	defer rows.Close()
-	var out []Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 // RevokeInOrganisation revokes a token of the organisation; a token of

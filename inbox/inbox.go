@@ -133,6 +133,21 @@ func (in *Inbox) Serve(l net.Listener) error {
 	return err
 }
 
+// Start listens for SMTP on addr (host:0 picks a free port) and serves
+// until Close; it returns the address bound.
+func (in *Inbox) Start(addr string) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: listen %s: %w", addr, err)
+	}
+	go func() {
+		if err := in.Serve(l); err != nil {
+			in.log.Error("inbox smtp stopped", "err", err)
+		}
+	}()
+	return l.Addr(), nil
+}
+
 // Close stops the SMTP server.
 func (in *Inbox) Close() error {
 	in.mu.Lock()

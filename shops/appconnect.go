@@ -161,7 +161,8 @@ var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
 <title>Connecting a shop · shopledger</title></head>
 <body><main><h1>Connecting a shop</h1><p>{{.Message}}</p><p><a href="{{.App}}/">Back to shopledger</a></p></main></body></html>`))
 
-// begin stores a fresh state bound to b and returns Etsy's consent URL.
+// begin stores a fresh state, bound to b unless nil, and returns Etsy's
+// consent URL.
 func (c *Connector) begin(ctx context.Context, b *Binding) (string, error) {
 	state, err := etsy.NewState()
 	if err != nil {

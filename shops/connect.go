@@ -85,18 +85,7 @@ func DefaultScopes() []string {
 // Begin starts an authorization: it stores a fresh single-use state with
 // its PKCE verifier and returns the Etsy URL to send the seller to.
 func (c *Connector) Begin(ctx context.Context) (string, error) {
-	state, err := etsy.NewState()
-	if err != nil {
-		return "", fmt.Errorf("begin authorization: %w", err)
-	}
-	verifier, challenge, err := etsy.NewPKCE()
-	if err != nil {
-		return "", fmt.Errorf("begin authorization: %w", err)
-	}
-	if err := c.store.savePending(ctx, state, verifier, c.ttl, nil); err != nil {
-		return "", fmt.Errorf("begin authorization: %w", err)
-	}
-	return c.oauth.AuthCodeURL(state, challenge), nil
+	return c.begin(ctx, nil)
 }
 
 // Callback completes an authorization from the query Etsy redirected the

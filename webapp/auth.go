@@ -178,8 +178,9 @@ func (a *app) updateProfile(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
+	err := r.ParseForm()
 	f := r.PostForm
-	if err := r.ParseForm(); err != nil || f.Get("password") != f.Get("password_again") {
+	if err != nil || f.Get("password") != f.Get("password_again") {
 		a.render(w, r, http.StatusUnprocessableEntity, "account", view{Title: "Your account", Error: "The two new passwords differ."})
 		return
 	}
@@ -188,13 +189,7 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A change of credentials is a change of privilege: new id.
-	id, err := a.cfg.Accounts.Rotate(r.Context(), s.ID, 0)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.setCookie(w, id)
-	redirect(w, r, "/account", "password")
+	a.rotate(w, r, s, 0, "/account", "password")
 }
 
 func (a *app) changeEmail(w http.ResponseWriter, r *http.Request) {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -67,13 +66,12 @@ func newSite(t *testing.T) *site {
 	t.Cleanup(func() { qdb.Close(); qpool.Close() })
 
 	box := inbox.New(0, nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	smtpAddr, err := box.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = box.Serve(l) }()
 	t.Cleanup(func() { _ = box.Close() })
-	mailer, err := accounts.NewSMTPMailer(accounts.SMTPConfig{Addr: l.Addr().String(), From: "shopledger <noreply@example.test>"})
+	mailer, err := accounts.NewSMTPMailer(accounts.SMTPConfig{Addr: smtpAddr.String(), From: "shopledger <noreply@example.test>"})
 	if err != nil {
 		t.Fatal(err)
 	}

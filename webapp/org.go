@@ -155,13 +155,7 @@ func (a *app) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 	}
 	// Joining is a change of privilege: a new session id, acting for the
 	// organisation just joined.
-	id, err := a.cfg.Accounts.Rotate(r.Context(), s.ID, inv.OrgID)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.setCookie(w, id)
-	redirect(w, r, "/", "joined")
+	a.rotate(w, r, s, inv.OrgID, "/", "joined")
 }
 
 func (a *app) switchOrganisation(w http.ResponseWriter, r *http.Request) {

@@ -86,6 +86,18 @@ func (a *app) setCookie(w http.ResponseWriter, id accounts.SessionID) {
 	})
 }
 
+// rotate gives the session a new id (acting for org unless 0), sets it
+// and sends the browser on to path with a notice.
+func (a *app) rotate(w http.ResponseWriter, r *http.Request, s accounts.Session, org int64, path, notice string) {
+	id, err := a.cfg.Accounts.Rotate(r.Context(), s.ID, org)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.setCookie(w, id)
+	redirect(w, r, path, notice)
+}
+
 func (a *app) clearCookie(w http.ResponseWriter) {
 	cfg := a.cfg.Accounts.Sessions()
 	http.SetCookie(w, &http.Cookie{Name: cfg.CookieName(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: cfg.Secure, SameSite: http.SameSiteLaxMode})

@@ -381,3 +381,30 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 		t.Fatalf("A's owner role: %s", got)
 	}
 }
+
+func TestChangePasswordRotatesAndEndsOtherSessions(t *testing.T) {
+	t.Parallel()
+	s := newSite(t)
+	b := s.signUp("fay@example.com")
+	laptop := s.browser("fay@example.com")
+	laptop.login(password)
+	before := b.cookie()
+	weak := s.must(b.post("/account/password", url.Values{"current_password": {password}, "password": {"password123"}, "password_again": {"password123"}}),
+		http.StatusUnprocessableEntity, "weak new password")
+	if !strings.Contains(weak.body, "leaked") {
+		t.Fatalf("the refusal gives no reason:\n%s", weak.body)
+	}
+	s.must(b.post("/account/password", url.Values{"current_password": {password}, "password": {"a fresh long secret"}, "password_again": {"a fresh long secret"}}),
+		http.StatusSeeOther, "change password")
+	if b.cookie() == before || b.cookie() == "" {
+		t.Fatal("changing the password kept the session id")
+	}
+	s.must(b.get("/account"), http.StatusOK, "this browser stays logged in")
+	if a := laptop.get("/account"); a.status != http.StatusSeeOther {
+		t.Fatalf("the other session after a password change: %d, want a redirect to log in", a.status)
+	}
+	laptop.login("a fresh long secret")
+	if got := s.actions(s.orgOf("fay@example.com")); !slices.Contains(got, accounts.ActionPasswordChanged) {
+		t.Fatalf("audit trail lacks the password change: %v", got)
+	}
+}

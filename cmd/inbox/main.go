@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -61,24 +60,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger := service.NewLogger(level, os.Stderr).With("service", "inbox")
 
 	box := inbox.New(int(max), logger)
-	l, err := net.Listen("tcp", smtpAddr)
+	bound, err := box.Start(smtpAddr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", smtpAddr, err)
+		return err
 	}
-	fmt.Fprintf(stdout, "inbox smtp listening on %s\n", l.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- box.Serve(l) }()
 	defer box.Close()
+	fmt.Fprintf(stdout, "inbox smtp listening on %s\n", bound)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", service.Healthz)
 	mux.Handle("GET /{$}", box.Handler())
-	if err := service.ServeAll(ctx, stdout, logger, service.Listener{Addr: addr, Handler: mux, Banner: "inbox listening on"}); err != nil {
-		return err
-	}
-	select {
-	case err := <-errc:
-		return err
-	default:
-		return nil
-	}
+	return service.ServeAll(ctx, stdout, logger, service.Listener{Addr: addr, Handler: mux, Banner: "inbox listening on"})
 }

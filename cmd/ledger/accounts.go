@@ -57,15 +57,11 @@ func accountsAddUser(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	db, closeDB, err := c.openDB(ctx)
+	store, closeDB, err := c.openAccounts(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	store, err := accounts.New(accounts.Config{DB: db, Logger: c.logger, BaseURL: "http://localhost"})
-	if err != nil {
-		return err
-	}
 	if *seller != 0 {
 		if *org, err = store.OrganisationOfSeller(ctx, *seller); err != nil {
 			return err
@@ -96,6 +92,21 @@ func accountsAddUser(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
+// openAccounts opens the database and the accounts over it. The ledger
+// sends no e-mail, so links need no real base URL.
+func (c *cli) openAccounts(ctx context.Context) (*accounts.Store, func(), error) {
+	db, closeDB, err := c.openDB(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := accounts.New(accounts.Config{DB: db, Logger: c.logger, BaseURL: "http://localhost"})
+	if err != nil {
+		closeDB()
+		return nil, nil, err
+	}
+	return store, closeDB, nil
+}
+
 // readLine reads the first line of r, without its line ending.
 func readLine(r io.Reader) (string, error) {
 	line, err := bufio.NewReader(r).ReadString('\n')
@@ -114,15 +125,11 @@ func accountsUnlock(ctx context.Context, c *cli, args []string) error {
 	if *email == "" {
 		return fmt.Errorf("%w: --email is required", errUsage)
 	}
-	db, closeDB, err := c.openDB(ctx)
+	store, closeDB, err := c.openAccounts(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	store, err := accounts.New(accounts.Config{DB: db, Logger: c.logger, BaseURL: "http://localhost"})
-	if err != nil {
-		return err
-	}
 	if err := store.Unlock(ctx, *email); err != nil {
 		return err
 	}
@@ -136,15 +143,11 @@ func accountsMail(ctx context.Context, c *cli, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	db, closeDB, err := c.openDB(ctx)
+	store, closeDB, err := c.openAccounts(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	store, err := accounts.New(accounts.Config{DB: db, Logger: c.logger, BaseURL: "http://localhost"})
-	if err != nil {
-		return err
-	}
 	mail, err := store.Mail(ctx, *limit)
 	if err != nil {
 		return err
