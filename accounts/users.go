@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -96,7 +97,7 @@ func (s *Store) SignUp(ctx context.Context, in SignUp, c Client) error {
 	}
 	orgName := strings.TrimSpace(in.Organisation)
 	if orgName == "" {
-		orgName = cmpOr(name, email) + "'s shops"
+		orgName = cmp.Or(name, email) + "'s shops"
 	}
 	if len(orgName) > 100 {
 		return fmt.Errorf("%w: organisation name is longer than 100 characters", ErrInvalid)
@@ -143,13 +144,6 @@ func (s *Store) SignUp(ctx context.Context, in SignUp, c Client) error {
 		return nil
 	}
 	return s.sendVerification(ctx, id, email)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func (s *Store) sendVerification(ctx context.Context, userID uuid.UUID, email string) error {

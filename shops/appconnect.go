@@ -1,6 +1,7 @@
 package shops
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -99,8 +100,12 @@ func (c *Connector) AppHandlers(cfg AppConnectConfig) (start, callback http.Hand
 		verifier, b, err := c.store.takePending(r.Context(), state)
 		if b == nil && err == nil {
 			// Started by an operator: the flow as it always was.
+			if q.Get("error") != "" || code == "" {
+				c.respondOperator(w, r, Shop{}, cmp.Or(q.Get("error"), "no code"), nil)
+				return
+			}
 			sh, err := c.finish(r.Context(), verifier, code, nil)
-			c.respondOperator(w, r, sh, q.Get("error"), err)
+			c.respondOperator(w, r, sh, "", err)
 			return
 		}
 		switch {
