@@ -16,9 +16,9 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, secret string) (tokens.Token, error)
 }
 
-// ShopDirectory knows which shops belong to a seller (an Etsy user id).
+// ShopDirectory knows which shops belong to an organisation.
 type ShopDirectory interface {
-	SellerShopIDs(ctx context.Context, sellerID int64) ([]int64, error)
+	OrganisationShopIDs(ctx context.Context, orgID int64) ([]int64, error)
 }
 
 // Principal is who is asking and what they may see; tokens owns the
@@ -84,9 +84,9 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 		if !s.limitToken(w, r, tok.ID) {
 			return
 		}
-		shops, err := s.cfg.Shops.SellerShopIDs(r.Context(), tok.SellerID)
+		shops, err := s.cfg.Shops.OrganisationShopIDs(r.Context(), tok.OrgID)
 		if err != nil {
-			s.errs.write(w, r, fmt.Errorf("shops of seller %d: %w", tok.SellerID, err))
+			s.errs.write(w, r, fmt.Errorf("shops of organisation %d: %w", tok.OrgID, err))
 			return
 		}
 		if len(tok.ShopIDs) > 0 {
@@ -95,7 +95,7 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 		if shops == nil {
 			shops = []int64{}
 		}
-		p := Principal{TokenID: tok.ID, SellerID: tok.SellerID, Role: tok.Role, Shops: shops}
+		p := Principal{TokenID: tok.ID, OrgID: tok.OrgID, Role: tok.Role, Shops: shops}
 		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
 	})
 }

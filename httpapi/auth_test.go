@@ -26,8 +26,8 @@ import (
 // fixedShops is a ShopDirectory for tests that need no read model.
 type fixedShops map[int64][]int64
 
-func (f fixedShops) SellerShopIDs(_ context.Context, seller int64) ([]int64, error) {
-	return f[seller], nil
+func (f fixedShops) OrganisationShopIDs(_ context.Context, org int64) ([]int64, error) {
+	return f[org], nil
 }
 
 // fixedClock is a clock that only moves when told: rate limits then

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 )
@@ -83,18 +85,7 @@ func DefaultScopes() []string {
 // Begin starts an authorization: it stores a fresh single-use state with
 // its PKCE verifier and returns the Etsy URL to send the seller to.
 func (c *Connector) Begin(ctx context.Context) (string, error) {
-	state, err := etsy.NewState()
-	if err != nil {
-		return "", fmt.Errorf("begin authorization: %w", err)
-	}
-	verifier, challenge, err := etsy.NewPKCE()
-	if err != nil {
-		return "", fmt.Errorf("begin authorization: %w", err)
-	}
-	if err := c.store.savePending(ctx, state, verifier, c.ttl); err != nil {
-		return "", fmt.Errorf("begin authorization: %w", err)
-	}
-	return c.oauth.AuthCodeURL(state, challenge), nil
+	return c.begin(ctx, nil)
 }
 
 // Callback completes an authorization from the query Etsy redirected the
@@ -104,7 +95,7 @@ func (c *Connector) Callback(ctx context.Context, q url.Values) (Shop, error) {
 	if e := q.Get("error"); e != "" {
 		// Burn the state: a denied request must not be completed later.
 		if state != "" {
-			_, _ = c.store.takePending(ctx, state)
+			_, _, _ = c.store.takePending(ctx, state)
 		}
 		return Shop{}, fmt.Errorf("complete authorization: %w: %s", ErrAccessDenied, e)
 	}
@@ -117,10 +108,17 @@ func (c *Connector) Complete(ctx context.Context, state, code string) (Shop, err
 	if state == "" || code == "" {
 		return Shop{}, fmt.Errorf("complete authorization: state and code are required: %w", ErrUnknownState)
 	}
-	verifier, err := c.store.takePending(ctx, state)
+	verifier, _, err := c.store.takePending(ctx, state)
 	if err != nil {
 		return Shop{}, fmt.Errorf("complete authorization: %w", err)
 	}
+	return c.finish(ctx, verifier, code, nil)
+}
+
+// finish exchanges the code, identifies the seller and shop, lets claim
+// refuse the shop (nil accepts any), stores the tokens and appends
+// shop.connected.
+func (c *Connector) finish(ctx context.Context, verifier, code string, claim func(etsy.Shop) error) (Shop, error) {
 	tok, err := c.oauth.Exchange(ctx, code, verifier)
 	if err != nil {
 		return Shop{}, fmt.Errorf("complete authorization: %w", err)
@@ -142,6 +140,11 @@ func (c *Connector) Complete(ctx context.Context, state, code string) (Shop, err
 	}
 	if shop.UserID == 0 {
 		shop.UserID = me.UserID
+	}
+	if claim != nil {
+		if err := claim(shop); err != nil {
+			return Shop{}, fmt.Errorf("complete authorization: %w", err)
+		}
 	}
 	sh, err := c.store.Connect(ctx, Grant{Shop: shop, Token: tok, Scopes: c.oauth.Scopes},
 		events.Metadata{Source: "oauth", Actor: "seller:" + strconv.FormatInt(me.UserID, 10)})
@@ -196,7 +199,7 @@ func verifierAAD(hash []byte) []byte {
 	return []byte("shopledger/oauth_pending/v1/verifier/state=" + hex.EncodeToString(hash))
 }
 
-func (s *Store) savePending(ctx context.Context, state, verifier string, ttl time.Duration) error {
+func (s *Store) savePending(ctx context.Context, state, verifier string, ttl time.Duration, b *Binding) error {
 	if s.keys == nil {
 		return fmt.Errorf("store pending authorization: no token keys configured: %w", ErrKeyring)
 	}
@@ -209,37 +212,49 @@ func (s *Store) savePending(ctx context.Context, state, verifier string, ttl tim
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM oauth_pending WHERE expires_at < $1`, now); err != nil {
 		return fmt.Errorf("purge expired authorizations: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO oauth_pending (state_hash, verifier_key, verifier, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		hash, key, sealed, now, now.Add(ttl)); err != nil {
+	if b == nil {
+		b = &Binding{}
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO oauth_pending (state_hash, verifier_key, verifier, created_at, expires_at, org_id, user_id, session_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		hash, key, sealed, now, now.Add(ttl), sql.NullInt64{Int64: b.OrgID, Valid: b.OrgID > 0}, uuid.NullUUID{UUID: b.UserID, Valid: b.UserID != uuid.Nil}, b.SessionHash); err != nil {
 		return fmt.Errorf("store pending authorization: %w", err)
 	}
 	return nil
 }
 
-// takePending deletes the state's row and returns its verifier: a state
-// works once, and only before it expires.
-func (s *Store) takePending(ctx context.Context, state string) (string, error) {
+// takePending deletes the state's row and returns its verifier and its
+// binding (nil for a flow an operator started): a state works once, and
+// only before it expires.
+func (s *Store) takePending(ctx context.Context, state string) (string, *Binding, error) {
 	hash := stateHash(state)
 	var key string
 	var sealed []byte
 	var expires time.Time
-	err := s.db.QueryRowContext(ctx, `DELETE FROM oauth_pending WHERE state_hash = $1 RETURNING verifier_key, verifier, expires_at`, hash).
-		Scan(&key, &sealed, &expires)
+	var org sql.NullInt64
+	var user uuid.NullUUID
+	var session []byte
+	err := s.db.QueryRowContext(ctx, `DELETE FROM oauth_pending WHERE state_hash = $1 RETURNING verifier_key, verifier, expires_at, org_id, user_id, session_hash`, hash).
+		Scan(&key, &sealed, &expires, &org, &user, &session)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrUnknownState
+		return "", nil, ErrUnknownState
 	}
 	if err != nil {
-		return "", fmt.Errorf("take pending authorization: %w", err)
+		return "", nil, fmt.Errorf("take pending authorization: %w", err)
 	}
 	if !s.now().Before(expires) {
-		return "", ErrUnknownState
+		return "", nil, ErrUnknownState
 	}
 	if s.keys == nil {
-		return "", fmt.Errorf("take pending authorization: no token keys configured: %w", ErrKeyring)
+		return "", nil, fmt.Errorf("take pending authorization: no token keys configured: %w", ErrKeyring)
 	}
 	v, err := s.keys.Open(key, sealed, verifierAAD(hash))
 	if err != nil {
-		return "", fmt.Errorf("take pending authorization: %w", err)
+		return "", nil, fmt.Errorf("take pending authorization: %w", err)
 	}
-	return string(v), nil
+	var b *Binding
+	if session != nil {
+		b = &Binding{OrgID: org.Int64, UserID: user.UUID, SessionHash: session}
+	}
+	return string(v), b, nil
 }

@@ -212,6 +212,9 @@ WHERE table_name IN ('shop_credentials', 'oauth_pending') ORDER BY table_name, o
 		"oauth_pending.verifier bytea",
 		"oauth_pending.created_at timestamp with time zone",
 		"oauth_pending.expires_at timestamp with time zone",
+		// The app's binding: an organisation, a member and the SHA-256 of
+		// a session id, which is no secret (the id cannot be recovered).
+		"oauth_pending.org_id bigint", "oauth_pending.user_id uuid", "oauth_pending.session_hash bytea",
 		"shop_credentials.shop_id bigint",
 		"shop_credentials.user_id bigint",
 		"shop_credentials.access_token_key text",

@@ -40,10 +40,10 @@ func ParseRole(s string) (Role, error) {
 
 // Principal is who is asking and what they may see.
 type Principal struct {
-	TokenID  uuid.UUID
-	SellerID int64
-	Role     Role
-	// Shops are the shop ids the request may see: the seller's shops,
+	TokenID uuid.UUID
+	OrgID   int64
+	Role    Role
+	// Shops are the shop ids the request may see: the organisation's shops,
 	// narrowed to the token's shop scope when it has one. Every reader
 	// filters by this set; nothing outside it is ever read.
 	Shops []int64
@@ -65,9 +65,16 @@ const shownPrefixLen = len(tokenPrefix) + 6
 
 // Token is an API token as stored: never the secret itself.
 type Token struct {
-	ID        uuid.UUID
-	Prefix    string
+	ID     uuid.UUID
+	Prefix string
+	// OrgID is the organisation whose shops the token reads. SellerID is
+	// the Etsy user id an operator made it for (0 for a member's token),
+	// and UserID the member who made it (uuid.Nil for an operator's): a
+	// member's token works only while they are a member whose role allows
+	// the token's.
+	OrgID     int64
 	SellerID  int64
+	UserID    uuid.UUID
 	Role      Role
 	ShopIDs   []int64 // empty: all of the seller's shops
 	Label     string
@@ -76,9 +83,12 @@ type Token struct {
 	RevokedAt *time.Time
 }
 
-// NewToken is what Create needs.
+// NewToken is what Create needs: an organisation, or the Etsy seller
+// whose organisation it is (made on first use).
 type NewToken struct {
+	OrgID    int64
 	SellerID int64
+	UserID   uuid.UUID
 	Role     Role
 	ShopIDs  []int64
 	Label    string
@@ -114,8 +124,8 @@ func hashToken(secret string) []byte {
 // Create stores a new token and returns its secret. The secret exists only
 // in this return value.
 func (s *Store) Create(ctx context.Context, nt NewToken) (string, Token, error) {
-	if nt.SellerID <= 0 {
-		return "", Token{}, fmt.Errorf("create token: seller id must be positive")
+	if nt.SellerID < 0 || nt.OrgID < 0 || (nt.SellerID == 0 && nt.OrgID == 0) {
+		return "", Token{}, fmt.Errorf("create token: an organisation or a positive seller id is required")
 	}
 	if _, err := ParseRole(string(nt.Role)); err != nil {
 		return "", Token{}, fmt.Errorf("create token: %w", err)
@@ -140,7 +150,9 @@ func (s *Store) Create(ctx context.Context, nt NewToken) (string, Token, error) 
 	t := Token{
 		ID:       id,
 		Prefix:   secret[:shownPrefixLen],
+		OrgID:    nt.OrgID,
 		SellerID: nt.SellerID,
+		UserID:   nt.UserID,
 		Role:     nt.Role,
 		ShopIDs:  append([]int64{}, nt.ShopIDs...),
 		Label:    nt.Label,
@@ -149,9 +161,12 @@ func (s *Store) Create(ctx context.Context, nt NewToken) (string, Token, error) 
 	if nt.TTL > 0 {
 		expires = sql.NullTime{Time: s.now().Add(nt.TTL).UTC(), Valid: true}
 	}
-	err = s.db.QueryRowContext(ctx, `INSERT INTO api_tokens (id, token_hash, prefix, seller_id, role, shop_ids, label, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at, expires_at`,
-		t.ID, hashToken(secret), t.Prefix, t.SellerID, string(t.Role), t.ShopIDs, t.Label, expires).Scan(&t.CreatedAt, &expires)
+	// A token made by seller id joins that seller's organisation (a
+	// trigger finds or makes it).
+	err = s.db.QueryRowContext(ctx, `INSERT INTO api_tokens (id, token_hash, prefix, seller_id, role, shop_ids, label, expires_at, org_id, user_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING created_at, expires_at, org_id`,
+		t.ID, hashToken(secret), t.Prefix, sql.NullInt64{Int64: t.SellerID, Valid: t.SellerID > 0}, string(t.Role), t.ShopIDs, t.Label, expires,
+		sql.NullInt64{Int64: t.OrgID, Valid: t.OrgID > 0}, uuid.NullUUID{UUID: t.UserID, Valid: t.UserID != uuid.Nil}).Scan(&t.CreatedAt, &expires, &t.OrgID)
 	if err != nil {
 		return "", Token{}, fmt.Errorf("create token: %w", err)
 	}
@@ -181,8 +196,16 @@ func (s *Store) Revoke(ctx context.Context, id uuid.UUID) error {
 // List returns the tokens of a seller, or of every seller when sellerID is
 // zero, oldest first.
 func (s *Store) List(ctx context.Context, sellerID int64) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens
-		WHERE $1 = 0 OR seller_id = $1 ORDER BY created_at, id`, sellerID)
+	return s.list(ctx, `WHERE $1 = 0 OR seller_id = $1`, sellerID)
+}
+
+// ListOrganisation returns an organisation's tokens, oldest first.
+func (s *Store) ListOrganisation(ctx context.Context, orgID int64) ([]Token, error) {
+	return s.list(ctx, `WHERE org_id = $1`, orgID)
+}
+
+func (s *Store) list(ctx context.Context, where string, arg int64) ([]Token, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens `+where+` ORDER BY created_at, id`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -201,13 +224,31 @@ func (s *Store) List(ctx context.Context, sellerID int64) ([]Token, error) {
 	return out, nil
 }
 
+// RevokeInOrganisation revokes a token of the organisation; a token of
+// another organisation is ErrNotFound, as if it did not exist.
+func (s *Store) RevokeInOrganisation(ctx context.Context, orgID int64, id uuid.UUID) (Token, error) {
+	t, err := scanToken(s.db.QueryRowContext(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND org_id = $2
+		RETURNING `+tokenColumns, id, orgID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Token{}, fmt.Errorf("revoke token %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("revoke token %s: %w", id, err)
+	}
+	return t, nil
+}
+
 // Authenticate returns the live token whose secret this is. Unknown,
-// revoked, expired and malformed secrets all fail with ErrBadToken.
+// revoked, expired and malformed secrets all fail with ErrBadToken,
+// and so does a member's token once they left the organisation or their
+// role no longer allows the token's.
 func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) {
 	if !wellFormed(secret) {
 		return Token{}, ErrBadToken
 	}
-	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE token_hash = $1`, hashToken(secret)))
+	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM api_tokens t WHERE token_hash = $1
+		AND (user_id IS NULL OR EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = t.org_id AND m.user_id = t.user_id
+			AND (m.role = 'owner' OR (m.role = 'staff' AND t.role = 'seller') OR (m.role = 'auditor' AND t.role = 'auditor'))))`, hashToken(secret)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Token{}, ErrBadToken
 	}
@@ -231,16 +272,18 @@ func wellFormed(secret string) bool {
 	return err == nil
 }
 
-const tokenColumns = `id, prefix, seller_id, role, to_json(shop_ids), label, created_at, expires_at, revoked_at`
+const tokenColumns = `id, prefix, org_id, coalesce(seller_id, 0), user_id, role, to_json(shop_ids), label, created_at, expires_at, revoked_at`
 
 func scanToken(row interface{ Scan(...any) error }) (Token, error) {
 	var t Token
 	var role string
 	var expires, revoked sql.NullTime
 	var shops []byte
-	if err := row.Scan(&t.ID, &t.Prefix, &t.SellerID, &role, &shops, &t.Label, &t.CreatedAt, &expires, &revoked); err != nil {
+	var user uuid.NullUUID
+	if err := row.Scan(&t.ID, &t.Prefix, &t.OrgID, &t.SellerID, &user, &role, &shops, &t.Label, &t.CreatedAt, &expires, &revoked); err != nil {
 		return t, err
 	}
+	t.UserID = user.UUID
 	t.Role = Role(role)
 	if err := json.Unmarshal(shops, &t.ShopIDs); err != nil {
 		return t, fmt.Errorf("token %s shop ids: %w", t.ID, err)

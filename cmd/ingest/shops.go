@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/eventstore"
@@ -37,8 +38,12 @@ type shopsConfig struct {
 	TokenURL     string
 	RedirectURL  string
 	TokenKeys    string
-	QPS          int
-	QPD          int
+	// AppURL is the app's root: the connect flow starts from its pages and
+	// ends on them. SessionSecure names its session cookie as the app does.
+	AppURL        string
+	SessionSecure bool
+	QPS           int
+	QPD           int
 
 	ReconcileEnabled     bool
 	ReconcileInterval    time.Duration
@@ -61,6 +66,7 @@ func loadShopsConfig(env *service.Env, ingestAddr string) shopsConfig {
 		TokenURL:     env.String("SHOPLEDGER_ETSY_OAUTH_TOKEN_URL", etsy.DefaultTokenURL),
 		RedirectURL:  env.String("SHOPLEDGER_ETSY_REDIRECT_URL", "http://"+ingestAddr+"/connect/etsy/callback"),
 		TokenKeys:    env.String("SHOPLEDGER_TOKEN_KEYS", ""),
+		AppURL:       env.String("SHOPLEDGER_APP_URL", "http://127.0.0.1:8080"),
 		QPS:          int(env.Int("SHOPLEDGER_ETSY_QPS", etsy.DefaultQPS)),
 		QPD:          int(env.Int("SHOPLEDGER_ETSY_QPD", etsy.DefaultQPD)),
 
@@ -71,6 +77,7 @@ func loadShopsConfig(env *service.Env, ingestAddr string) shopsConfig {
 		ReconcileConcurrency: int(env.Int("SHOPLEDGER_RECONCILE_CONCURRENCY", 4)),
 		ReconcileTick:        env.Duration("SHOPLEDGER_RECONCILE_TICK", 30*time.Second),
 	}
+	c.SessionSecure = env.Bool("SHOPLEDGER_SESSION_SECURE", strings.HasPrefix(c.AppURL, "https://"))
 	if !c.enabled() {
 		return c
 	}
@@ -80,6 +87,7 @@ func loadShopsConfig(env *service.Env, ingestAddr string) shopsConfig {
 	for name, v := range map[string]string{
 		"SHOPLEDGER_ETSY_API_URL": c.APIURL, "SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL": c.AuthorizeURL,
 		"SHOPLEDGER_ETSY_OAUTH_TOKEN_URL": c.TokenURL, "SHOPLEDGER_ETSY_REDIRECT_URL": c.RedirectURL,
+		"SHOPLEDGER_APP_URL": c.AppURL,
 	} {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			env.Fail("%s: %q is not an http(s) URL", name, v)
@@ -102,7 +110,8 @@ func (c shopsConfig) logAttrs() []any {
 	return []any{
 		"etsy_keystring", service.Mask(c.KeyString), "etsy_shared_secret", service.Mask(c.SharedSecret),
 		"token_keys", service.Mask(c.TokenKeys), "etsy_api_url", c.APIURL, "oauth_authorize_url", c.AuthorizeURL,
-		"oauth_token_url", c.TokenURL, "redirect_url", c.RedirectURL, "etsy_qps", c.QPS, "etsy_qpd", c.QPD,
+		"oauth_token_url", c.TokenURL, "redirect_url", c.RedirectURL, "app_url", c.AppURL, "session_secure", c.SessionSecure,
+		"etsy_qps", c.QPS, "etsy_qpd", c.QPD,
 		"reconcile_enabled", c.ReconcileEnabled, "reconcile_interval", c.ReconcileInterval.String(),
 		"reconcile_overlap", c.ReconcileOverlap.String(), "reconcile_lookback", c.ReconcileLookback.String(),
 	}
@@ -168,9 +177,11 @@ func wireShops(cfg shopsConfig, db *sql.DB, limiter *etsy.Limiter, translator *e
 	return &shopsWiring{cfg: cfg, limiter: limiter, store: store, connector: connector, reconciler: rec}, nil
 }
 
-// mount serves the connect flow: GET /connect/etsy sends the seller to
-// Etsy; Etsy sends them back to the callback, whose path is the redirect
-// URL's.
+// mount serves the connect flow: GET /connect/etsy?intent=… (the app's
+// "Connect an Etsy shop" leads there) sends the seller to Etsy; Etsy sends
+// them back to the callback, whose path is the redirect URL's, and the
+// flow ends on the app's page of the shop. Flows an operator starts with
+// ledger shops connect complete at the same callback.
 func (w *shopsWiring) mount(mux *http.ServeMux) error {
 	u, err := url.Parse(w.cfg.RedirectURL)
 	if err != nil {
@@ -180,8 +191,11 @@ func (w *shopsWiring) mount(mux *http.ServeMux) error {
 	if path == "" || path == "/connect/etsy" || !strings.HasPrefix(path, "/") {
 		return fmt.Errorf("SHOPLEDGER_ETSY_REDIRECT_URL: path %q cannot be the callback", path)
 	}
-	mux.Handle("GET /connect/etsy", w.connector.StartHandler())
-	mux.Handle("GET "+path, w.connector.CallbackHandler())
+	start, callback := w.connector.AppHandlers(shops.AppConnectConfig{
+		AppURL: w.cfg.AppURL, SessionCookie: accounts.SessionConfig{Secure: w.cfg.SessionSecure}.CookieName(),
+	})
+	mux.Handle("GET /connect/etsy", start)
+	mux.Handle("GET "+path, callback)
 	return nil
 }
 

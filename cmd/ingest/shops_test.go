@@ -7,11 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service"
@@ -66,18 +69,23 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 		"SHOPLEDGER_WEBHOOK_SECRETS":          testSecret,
 		"SHOPLEDGER_ETSY_ALLOWED_HOSTS":       strings.TrimPrefix(srv.URL, "http://"),
 		"SHOPLEDGER_ETSY_ALLOW_HTTP":          "true",
+		"SHOPLEDGER_APP_URL":                  "http://app.test",
 	}
 	p := servicetest.Start(t, run, vars, true)
 	base, ops := p.Base, p.Ops
 
-	resp, err := http.Get(base + "/connect/etsy")
+	// An owner presses "Connect an Etsy shop" in the app; the browser
+	// carries the app's session cookie to ingest and on to Etsy, and lands
+	// on the shop's page in the app.
+	browser := connectingBrowser(t, db, base)
+	resp, err := browser.get(base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), fmt.Sprint(shop.ShopID)) {
-		t.Fatalf("connect: %d %s", resp.StatusCode, body)
+	if want := fmt.Sprintf("http://app.test/shops/%d?notice=connected", shop.ShopID); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+		t.Fatalf("connect: %d to %q, want 303 to %q: %s", resp.StatusCode, resp.Header.Get("Location"), want, body)
 	}
 
 	deadline := time.Now().Add(60 * time.Second)
@@ -156,4 +164,54 @@ func grep(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// appBrowser is a browser logged in to the app, holding a connect intent.
+type appBrowser struct {
+	client *http.Client
+	intent string
+}
+
+func (b appBrowser) get(base string) (*http.Response, error) {
+	return b.client.Get(base + "/connect/etsy?intent=" + url.QueryEscape(b.intent))
+}
+
+// connectingBrowser makes an owner of a new organisation, logs them in
+// and has them start connecting a shop, as the app does.
+func connectingBrowser(t *testing.T, db *pgtest.Database, base string) appBrowser {
+	t.Helper()
+	ctx := context.Background()
+	acc, err := accounts.New(accounts.Config{DB: db.DB, BaseURL: "http://app.test", Argon2: accounts.Argon2Params{MemoryKiB: 64, Iterations: 1, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var org int64
+	if err := db.DB.QueryRow(`INSERT INTO organisations (name) VALUES ('Linen') RETURNING id`).Scan(&org); err != nil {
+		t.Fatal(err)
+	}
+	u, _, err := acc.AddUser(ctx, accounts.OperatorUser{Email: "owner@example.com", Password: "correct horse battery", OrgID: org, Role: accounts.RoleOwner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := acc.NewSession(ctx, u.ID, org, accounts.Client{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := acc.Session(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intent, err := acc.StartConnect(ctx, sess, accounts.Client{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	bu, _ := url.Parse(base)
+	jar.SetCookies(bu, []*http.Cookie{{Name: "shopledger_session", Value: string(id), Path: "/"}})
+	return appBrowser{intent: intent, client: &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		if r.URL.Host == "app.test" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}}
 }

@@ -41,7 +41,8 @@ func cliMain(ctx context.Context, args []string, getenv func(string) string, std
 const usage = `query
 
 Serves sellers and auditors: the JSON API under /v1 (docs/api.md),
-/openapi.json and /healthz on SHOPLEDGER_QUERY_ADDR; /metrics and /readyz on
+/openapi.json, the pages at / (docs/accounts.md) and /healthz on
+SHOPLEDGER_QUERY_ADDR; /metrics and /readyz on
 SHOPLEDGER_QUERY_OPS_ADDR. It takes no arguments: every setting comes from
 the environment.
 
@@ -60,6 +61,13 @@ Environment (docs/operations.md lists them all):
   SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD
                                    the low-stock line where no variant, listing or shop sets
                                    one (default 5); give the projector the same value
+  SHOPLEDGER_APP_URL               the pages' public URL, start of e-mailed links (default http://<addr>)
+  SHOPLEDGER_SESSION_SECURE        session cookie only over HTTPS, __Host- prefixed (default: on for an https APP_URL)
+  SHOPLEDGER_SESSION_IDLE, SHOPLEDGER_SESSION_MAX_AGE
+                                   session ends unused, and at the latest (12h, 168h)
+  SHOPLEDGER_SMTP_ADDR, _FROM, _USERNAME, _PASSWORD, _STARTTLS
+                                   mail server for verification, reset and invitation e-mails
+                                   (unset: they stay pending, listed in account_mail)
   SHOPLEDGER_LOG_LEVEL             debug, info, warn or error (default info)
   SHOPLEDGER_SENTRY_DSN            report errors and panics to this Sentry DSN (default none)
   SHOPLEDGER_SENTRY_ENVIRONMENT    Sentry environment (default production)
@@ -96,6 +104,8 @@ type config struct {
 	AllowPrivilegedDB bool
 
 	Telemetry telemetry.Config
+	// App configures the seller's pages (app.go).
+	App appConfig
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -149,6 +159,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		env.Fail("SHOPLEDGER_QUERY_TRUSTED_PROXIES: %v", err)
 	}
 	c.TrustedProxies = proxies
+	c.App = loadAppConfig(env, c.Addr)
 	if c.ProxyHeader, err = httpapi.ParseProxyHeader(env.String("SHOPLEDGER_QUERY_PROXY_HEADER", "X-Forwarded-For")); err != nil {
 		env.Fail("SHOPLEDGER_QUERY_PROXY_HEADER: %v", err)
 	}
@@ -255,13 +266,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	// The public listener serves the API and a bare /healthz; metrics and
-	// readiness stay on the ops one. In front of its mux: http.ServeMux
-	// answers a path with // or .. segments with a redirect and an HTML
-	// body before the API sees it, and its own answers leave bodies unread.
+	// The seller's pages (app.go) serve everything the API does not.
+	logger.Info("app", cfg.App.logAttrs()...)
+	pages, err := newApp(cfg.App, db, read, func(r *http.Request) string {
+		return httpapi.ClientAddress(r, cfg.TrustedProxies, cfg.ProxyHeader)
+	}, logger)
+	if err != nil {
+		return err
+	}
+
+	// The public listener serves the API, the pages and a bare /healthz;
+	// metrics and readiness stay on the ops one. In front of its mux:
+	// http.ServeMux answers a path with // or .. segments with a redirect
+	// and an HTML body before the API sees it, and its own answers leave
+	// bodies unread.
 	public := http.NewServeMux()
 	public.HandleFunc("GET /healthz", service.Healthz)
-	public.Handle("/", api)
+	public.Handle("/v1", api)
+	public.Handle("/v1/", api)
+	public.Handle("/openapi.json", api)
+	public.Handle("/", pages)
 	return service.ServeAll(ctx, stdout, logger,
 		service.Listener{Addr: cfg.Addr, Handler: tel.Handler(httpapi.CanonicalPaths(httpapi.CloseUnreadBodies(public)), "query"), Banner: "query listening on"},
 		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("query")})

@@ -70,3 +70,18 @@ GRANT SELECT ON shops, products, product_variants, stock_movements, sales, sale_
     alerts, alert_deliveries, alert_delivery_attempts TO shopledger_query;
 GRANT SELECT, UPDATE ON api_tokens TO shopledger_query;
 GRANT SELECT ON goose_db_version TO shopledger_app;
+
+-- Accounts: query serves sign-up, login, sessions, members, invitations,
+-- self-service API tokens and the security audit trail (append-only: no
+-- UPDATE or DELETE on it for anyone, and a trigger besides).
+GRANT SELECT, INSERT, UPDATE, DELETE ON users, memberships, invitations, email_tokens, sessions, throttles
+    TO shopledger_query;
+GRANT SELECT, INSERT, UPDATE ON organisations TO shopledger_query;
+GRANT SELECT, INSERT ON organisation_shops, account_mail, security_audit TO shopledger_query;
+GRANT INSERT ON api_tokens TO shopledger_query;
+-- Ingest records which organisation connected a shop and audits it.
+GRANT SELECT, INSERT ON organisation_shops, security_audit TO shopledger_ingest;
+GRANT SELECT ON organisations TO shopledger_ingest;
+-- Connecting a shop from the app: query records the intent, ingest takes it.
+GRANT SELECT, INSERT, DELETE ON connect_intents TO shopledger_query;
+GRANT SELECT, DELETE ON connect_intents TO shopledger_ingest;
