@@ -173,6 +173,11 @@ func Restore(ctx context.Context, pool *pgxpool.Pool, r io.Reader) (RestoreRepor
 	if _, err := tx.Exec(ctx, `SELECT log_announce()`); err != nil {
 		return rep, fmt.Errorf("restore: %w", err)
 	}
+	// Rows the schema's triggers would derive from restored ones (a
+	// shop's organisation) are restored themselves.
+	if _, err := tx.Exec(ctx, `SELECT set_config('shopledger.restoring', 'on', true)`); err != nil {
+		return rep, fmt.Errorf("restore: %w", err)
+	}
 
 	empty, err := eventstore.EmptyTx(ctx, tx)
 	if err != nil {

@@ -217,10 +217,15 @@ REVOKE ALL ON FUNCTION organisation_of_seller(bigint) FROM PUBLIC;
 
 -- A shop connected by an operator (ledger shops connect) joins the
 -- organisation of its Etsy seller unless an organisation already owns it.
+-- A restore (ledger restore) copies organisation_shops as the source held
+-- them, so its rows are left alone.
 -- +goose StatementBegin
 CREATE FUNCTION shop_connections_organisation() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public AS $$
 BEGIN
+    IF current_setting('shopledger.restoring', true) = 'on' THEN
+        RETURN NEW;
+    END IF;
     IF NEW.user_id > 0 AND NOT EXISTS (SELECT 1 FROM organisation_shops WHERE shop_id = NEW.shop_id) THEN
         INSERT INTO organisation_shops (shop_id, org_id)
         VALUES (NEW.shop_id, organisation_of_seller(NEW.user_id))

@@ -69,10 +69,31 @@ func TestProxyServesEtsyAndSellersOverHTTPS(t *testing.T) {
 		return resp, string(body)
 	}
 
-	// 1. The OAuth connect flow through the proxy: /connect/etsy at ingest
-	// sends the seller to the simulator's consent page, which approves at
-	// once and sends them back to the callback at ingest, over HTTPS.
-	resp, body := get(seller, "/connect/etsy", "", nil)
+	// 1. The OAuth connect flow through the proxy: the operator starts it
+	// (ledger shops connect --no-follow prints Etsy's authorization URL);
+	// the simulator's consent page approves at once and sends the seller's
+	// browser back to the callback at ingest, over HTTPS through Caddy.
+	shop := d.shopIDs[0]
+	authURL := ""
+	for l := range strings.Lines(d.ledger("shops", "connect", "--no-follow", "--sim-shop", strconv.FormatInt(shop, 10))) {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "http") {
+			authURL = l
+		}
+	}
+	if authURL == "" {
+		t.Fatal("ledger shops connect --no-follow printed no authorization URL")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := seller.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", authURL, err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(raw)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Connected shop") {
 		t.Fatalf("connect flow through the proxy ended with %s at %s: %q", resp.Status, resp.Request.URL, body)
 	}
@@ -80,7 +101,6 @@ func TestProxyServesEtsyAndSellersOverHTTPS(t *testing.T) {
 		t.Errorf("connect flow ended at %s, want the callback at https://%s", resp.Request.URL, d.publicHost)
 	}
 	checkHSTS(resp, "OAuth callback")
-	shop := d.shopIDs[0]
 	if out := d.ledger("shops", "list"); !strings.Contains(out, strconv.FormatInt(shop, 10)) {
 		t.Fatalf("ledger shops list after the callback does not show shop %d:\n%s", shop, out)
 	}
@@ -150,7 +170,7 @@ func TestProxyServesEtsyAndSellersOverHTTPS(t *testing.T) {
 
 	// 5. Plain HTTP only redirects to HTTPS.
 	httpClient := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.proxyHTTPAddr+"/v1/shops", nil)
+	req, err = http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.proxyHTTPAddr+"/v1/shops", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
