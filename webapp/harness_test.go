@@ -93,14 +93,12 @@ func newSite(t *testing.T) *site {
 		t.Fatal(err)
 	}
 	readers := projections.NewReader(qdb, projections.ReaderConfig{DefaultThreshold: domain.DefaultLowStockThreshold})
-	api, err := httpapi.New(httpapi.Config{
-		Tokens: tokens.NewStore(qdb), Shops: readers,
-		Data: httpapi.Readers{Shops: readers, Products: readers, Stock: readers, Sales: readers, Events: readers, Alerts: httpapi.NewAlertStore(qdb), Thresholds: eventstore.New(qdb)},
-	})
+	data := httpapi.Readers{Shops: readers, Products: readers, Stock: readers, Sales: readers, Events: readers, Alerts: httpapi.NewAlertStore(qdb), Thresholds: eventstore.New(qdb)}
+	api, err := httpapi.New(httpapi.Config{Tokens: tokens.NewStore(qdb), Shops: readers, Data: data})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL})
+	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data})
 	if err != nil {
 		t.Fatal(err)
 	}

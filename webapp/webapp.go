@@ -53,6 +53,9 @@ type Config struct {
 	// ConnectURL is ingest's public /connect/etsy, where "Connect an Etsy
 	// shop" sends the browser; empty hides the button.
 	ConnectURL string
+	// Data is the read side (and the threshold writer) the API's /v1
+	// handlers use, so that a page and the API show the same numbers.
+	Data httpapi.Readers
 }
 
 type app struct {
@@ -157,6 +160,8 @@ func (a *app) routes() http.Handler {
 			r.Get("/shops/{shopID}", a.shopPage)
 			r.Get("/members", a.membersPage)
 			r.Get("/tokens", a.tokensPage)
+			a.stockRoutes(r)
+			a.ledgerRoutes(r)
 			r.Post("/tokens", a.createToken)
 			r.Post("/tokens/{tokenID}/revoke", a.revokeToken)
 		})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/accounts"
+	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/tokens"
 	"github.com/shopledger/shopledger/webapp"
@@ -81,7 +82,7 @@ func (c appConfig) logAttrs() []any {
 
 // newApp builds the pages over db. Without SHOPLEDGER_SMTP_ADDR the
 // accounts' e-mails are recorded as pending and never claimed sent.
-func newApp(c appConfig, db *sql.DB, shops webapp.Shops, clientAddr func(*http.Request) string, logger *slog.Logger) (http.Handler, error) {
+func newApp(c appConfig, db *sql.DB, shops webapp.Shops, data httpapi.Readers, clientAddr func(*http.Request) string, logger *slog.Logger) (http.Handler, error) {
 	var mailer accounts.Mailer
 	if c.SMTPAddr != "" {
 		m, err := accounts.NewSMTPMailer(accounts.SMTPConfig{Addr: c.SMTPAddr, Username: c.SMTPUsername, Password: c.SMTPPassword, From: c.SMTPFrom, StartTLS: c.SMTPStartTLS})
@@ -101,6 +102,6 @@ func newApp(c appConfig, db *sql.DB, shops webapp.Shops, clientAddr func(*http.R
 	}
 	return webapp.New(webapp.Config{
 		Accounts: store, Tokens: tokens.NewStore(db), Shops: shops, Logger: logger,
-		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL, ConnectURL: c.ConnectURL,
+		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL, ConnectURL: c.ConnectURL, Data: data,
 	})
 }

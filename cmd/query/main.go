@@ -238,20 +238,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
 
 	read := projections.NewReader(db, projections.ReaderConfig{DefaultThreshold: cfg.DefaultThreshold})
-	api, err := httpapi.New(httpapi.Config{
-		Logger:     logger,
-		Registerer: reg,
-		Tokens:     tokens.NewStore(db),
+	data := httpapi.Readers{
 		Shops:      read,
-		Data: httpapi.Readers{
-			Shops:      read,
-			Products:   read,
-			Stock:      read,
-			Sales:      read,
-			Alerts:     httpapi.NewAlertStore(db),
-			Thresholds: eventstore.New(db),
-			Events:     read,
-		},
+		Products:   read,
+		Stock:      read,
+		Sales:      read,
+		Alerts:     httpapi.NewAlertStore(db),
+		Thresholds: eventstore.New(db),
+		Events:     read,
+	}
+	api, err := httpapi.New(httpapi.Config{
+		Logger:       logger,
+		Registerer:   reg,
+		Tokens:       tokens.NewStore(db),
+		Shops:        read,
+		Data:         data,
 		QueryTimeout: cfg.QueryTimeout,
 		TokenRate:    cfg.TokenRate,
 		TokenBurst:   int(cfg.TokenBurst),
@@ -268,7 +269,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	// The seller's pages (app.go) serve everything the API does not.
 	logger.Info("app", cfg.App.logAttrs()...)
-	pages, err := newApp(cfg.App, db, read, func(r *http.Request) string {
+	pages, err := newApp(cfg.App, db, read, data, func(r *http.Request) string {
 		return httpapi.ClientAddress(r, cfg.TrustedProxies, cfg.ProxyHeader)
 	}, logger)
 	if err != nil {
