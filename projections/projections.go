@@ -30,11 +30,8 @@ import (
 // shops; callers answer both the same way (404) so tenants cannot probe.
 var ErrNotFound = errors.New("not found")
 
-// Queryer is what a read needs: *sql.DB, *sql.Tx or *sql.Conn.
-type Queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
+// Queryer is *sql.DB, *sql.Tx or *sql.Conn.
+type Queryer = eventstore.Queryer
 
 // ReaderConfig tunes a Reader.
 type ReaderConfig struct {

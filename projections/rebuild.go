@@ -281,33 +281,16 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds
 	if err := eventstore.CheckOrderTx(ctx, tx); err != nil {
 		return cursor, 0, err
 	}
-	// The horizon: in this snapshot, every transaction below xmin has
-	// ended, so no event can still appear before the cursor. ORDER BY
-	// names the table's column: the bare name would sort by the selected
-	// text cast, and "999" sorts after "1000".
-	var txid string
-	err = tx.QueryRow(ctx, `SELECT transaction_id::text, position FROM events
-		WHERE transaction_id < log_horizon()
-		ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1`).Scan(&txid, &cursor.Position)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return cursor, 0, nil
+	head, ok, err := eventstore.HorizonHead(ctx, tx)
+	if err != nil || !ok {
+		return cursor, 0, err
 	}
-	if err != nil {
-		return cursor, 0, fmt.Errorf("read horizon: %w", err)
-	}
-	if cursor.TransactionID, err = strconv.ParseUint(txid, 10, 64); err != nil {
-		return cursor, 0, fmt.Errorf("read horizon: %w", err)
-	}
+	cursor = head
 	// Every column comes in its binary form, which readChunks decodes
-	// itself (see logColumns).
-	rows, err := tx.Query(ctx, `SELECT position, transaction_id, event_id, stream_id, stream_version, type,
-			schema_version, data, metadata, coalesce(shop_id, 0), occurred_at, recorded_at
-		FROM events
-		WHERE (transaction_id, position) <= ($1::text::xid8, $2) AND type = ANY($3)
-		ORDER BY events.transaction_id, events.position`,
-		pgx.QueryResultFormats{pgx.BinaryFormatCode}, txid, cursor.Position, types)
+	// itself (see eventstore.LogColumns).
+	rows, err := eventstore.QueryThrough(ctx, tx, cursor, types)
 	if err != nil {
-		return cursor, 0, fmt.Errorf("read log: %w", err)
+		return cursor, 0, err
 	}
 	defer rows.Close()
 	n, err := foldRows(ctx, rows, projs, folds, emit)
@@ -317,14 +300,12 @@ func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds
 	// The fold must have read every event of its types up to the cursor
 	// that this snapshot holds; a result built from fewer is never swapped
 	// in.
-	var held int64
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM events
-		WHERE (transaction_id, position) <= ($1::text::xid8, $2) AND type = ANY($3)`,
-		txid, cursor.Position, types).Scan(&held); err != nil {
-		return cursor, n, fmt.Errorf("count log: %w", err)
+	held, err := eventstore.CountThrough(ctx, tx, cursor, types)
+	if err != nil {
+		return cursor, n, err
 	}
 	if n != held {
-		return cursor, n, fmt.Errorf("read %d events but the log holds %d up to %s/%d: refusing to swap in an incomplete rebuild", n, held, txid, cursor.Position)
+		return cursor, n, fmt.Errorf("read %d events but the log holds %d up to %d/%d: refusing to swap in an incomplete rebuild", n, held, cursor.TransactionID, cursor.Position)
 	}
 	return cursor, n, nil
 }

@@ -85,7 +85,7 @@ func NewRunner(db *sql.DB, projs []Projection, cfg RunnerConfig, logger *slog.Lo
 			return nil, fmt.Errorf("new runner: projection name %q is empty or repeated", name)
 		}
 		seen[name] = true
-		r.states = append(r.states, &projectionState{p: p, name: name, adapter: newLogAdapter(p, cfg.BatchSize)})
+		r.states = append(r.states, &projectionState{p: p, name: name, adapter: eventstore.NewWindowAdapter(handledTypes(p), cfg.BatchSize)})
 	}
 	m, err := newRunnerMetrics(reg)
 	if err != nil {
@@ -185,7 +185,7 @@ func (r *Runner) Ready(context.Context) error {
 type projectionState struct {
 	p       Projection
 	name    string
-	adapter *logAdapter
+	adapter *eventstore.WindowAdapter
 
 	mu      sync.Mutex
 	closing bool
@@ -218,8 +218,9 @@ var errClosing = fmt.Errorf("projection consumer is closing: %w", context.Cancel
 func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		// The window's end names it in errors about the whole window.
-		end, endErr := placeOf(msg)
-		from, err := windowStart(msg)
+		last, endErr := eventstore.WindowEnd(msg)
+		end := events.Record{Position: last.Position, TransactionID: last.TransactionID}
+		from, err := eventstore.WindowStart(msg)
 		if err = errors.Join(endErr, err); err != nil {
 			return r.fail(st, end, err)
 		}
@@ -233,14 +234,14 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 			return errClosing
 		}
 		ctx := msg.Context()
-		window, err := st.adapter.window(ctx, tx, msg)
+		window, err := st.adapter.Read(ctx, tx, msg)
 		if err != nil {
 			return r.fail(st, end, err)
 		}
 		recs := make([]events.Record, 0, len(window))
 		for _, d := range window {
-			if d.err == nil {
-				recs = append(recs, d.rec)
+			if d.Err == nil {
+				recs = append(recs, d.Record)
 			}
 		}
 		if err := st.begin(ctx, tx, recs); err != nil {
@@ -266,10 +267,10 @@ func (r *Runner) handler(st *projectionState) message.NoPublishHandlerFunc {
 
 // handleEvent applies or plans one event of a window; it returns the
 // error fail reported.
-func (r *Runner) handleEvent(ctx context.Context, st *projectionState, tx *sql.Tx, d decoded) error {
-	rec := d.rec
-	if d.err != nil {
-		return r.fail(st, rec, fmt.Errorf("decode: %w", d.err))
+func (r *Runner) handleEvent(ctx context.Context, st *projectionState, tx *sql.Tx, d eventstore.WindowEvent) error {
+	rec := d.Record
+	if d.Err != nil {
+		return r.fail(st, rec, fmt.Errorf("decode: %w", d.Err))
 	}
 	c := eventstore.CursorOf(rec)
 	if !c.After(st.checkpoint) {
@@ -372,7 +373,7 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 			st.pending = nil
 			return wsql.Row{}, false
 		}
-		ack = rowAt(st.stopAfter)
+		ack = eventstore.OffsetRow(st.stopAfter)
 	}
 	pending := st.pending
 	st.pending = nil
@@ -380,7 +381,7 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 		return ack, true
 	}
 	pl := st.p.(planner)
-	upTo, err := cursorOfRow(ack)
+	upTo, err := eventstore.CursorOfRow(ack)
 	if err != nil {
 		// Never store an offset the runner cannot account for.
 		pl.forget()
@@ -470,27 +471,22 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 		}
 		return ack, true
 	}
-	return rowAt(pending[good].cursor), true
+	return eventstore.OffsetRow(pending[good].cursor), true
 }
 
-// rowAt is the row that stores a group's offset at c.
-func rowAt(c eventstore.Cursor) wsql.Row {
-	return wsql.Row{Offset: c.Position, ExtraData: map[string]any{metaTransaction: strconv.FormatUint(c.TransactionID, 10)}}
-}
-
-// windowStart reads where a window's message starts (after).
-func windowStart(msg *message.Message) (eventstore.Cursor, error) {
-	return windowCursor(msg, metaFromPosition, metaFromTransaction)
-}
-
-// cursorOfRow reads the log cursor of a row the schema adapter built.
-func cursorOfRow(row wsql.Row) (eventstore.Cursor, error) {
-	txid, _ := row.ExtraData[metaTransaction].(string)
-	n, err := strconv.ParseUint(txid, 10, 64)
-	if err != nil {
-		return eventstore.Cursor{}, fmt.Errorf("acknowledged row at %d carries no transaction id: %w", row.Offset, err)
+// handledTypes lists the registered types p handles, or none for a
+// payloadless projection, which reads every event without its payload.
+func handledTypes(p Projection) []string {
+	if _, ok := p.(payloadless); ok {
+		return nil
 	}
-	return eventstore.Cursor{TransactionID: n, Position: row.Offset}, nil
+	var out []string
+	for _, typ := range events.Types() {
+		if p.Handles(typ) {
+			out = append(out, typ)
+		}
+	}
+	return out
 }
 
 // execStmts runs head, the prepared statements and tail in one
@@ -906,31 +902,18 @@ func GroupLag(ctx context.Context, q Queryer, groups []string) ([]Lag, error) {
 	out := make([]Lag, 0, len(groups))
 	for _, g := range groups {
 		l := Lag{Group: g}
-		var oldest sql.NullTime
-		var age sql.NullFloat64
-		err := q.QueryRowContext(ctx, `WITH o AS (
-				SELECT coalesce((SELECT last_processed_transaction_id FROM event_offsets WHERE consumer_group = $1), '0'::xid8) AS txid,
-				       coalesce((SELECT offset_acked FROM event_offsets WHERE consumer_group = $1), 0) AS pos
-			), behind AS (
-				SELECT e.recorded_at FROM events e, o
-				WHERE (e.transaction_id, e.position) > (o.txid, o.pos)
-				LIMIT 10000000
-			)
-			SELECT count(*), min(recorded_at), extract(epoch FROM now() - min(recorded_at))::float8 FROM behind`, g).Scan(&l.Events, &oldest, &age)
+		b, err := eventstore.GroupBehind(ctx, q, g)
 		if err != nil {
 			return nil, fmt.Errorf("lag of %s: %w", g, err)
 		}
-		if oldest.Valid {
-			l.Oldest = oldest.Time.UTC()
-			l.Age = time.Duration(max(age.Float64, 0) * float64(time.Second))
-		}
+		l.Events, l.Oldest, l.Age = b.Events, b.Oldest, b.Age
 		if g == (&Seal{}).Name() {
 			// The seal knows exactly what it has not covered: an event
 			// that landed behind its offset (a log moved without being
 			// adopted) counts as lag too, instead of hiding. Its seq is
 			// gap-free, so the last one is how many events it sealed.
-			var unsealed int64
-			if err := q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM events) - coalesce((SELECT max(seq) FROM event_seal), 0)`).Scan(&unsealed); err != nil {
+			unsealed, err := eventstore.CountPastSeal(ctx, q)
+			if err != nil {
 				return nil, fmt.Errorf("lag of %s: %w", g, err)
 			}
 			l.Events = max(l.Events, unsealed)

@@ -34,19 +34,12 @@ func (*Seal) Name() string { return "seal" }
 // this binary does not know.
 func (*Seal) Handles(string) bool { return true }
 
-// sealSQL chains the event at $1 onto the last sealed one. The event's
-// canonical text is computed by PostgreSQL from the stored row, so the
-// hash covers exactly what the log holds. An event that is not there
-// fails the NOT NULL constraints instead of leaving a hole.
-const sealSQL = `WITH prev AS (
-	SELECT seq, hash FROM event_seal ORDER BY seq DESC LIMIT 1
-), next AS (
-	SELECT coalesce((SELECT seq FROM prev), 0) + 1 AS seq, coalesce((SELECT hash FROM prev), '\x'::bytea) AS prev_hash
-)
-INSERT INTO event_seal (seq, position, event_id, transaction_id, shop_id, prev_hash, hash)
-SELECT next.seq, e.position, e.event_id, e.transaction_id, e.shop_id, next.prev_hash,
-	sha256(next.prev_hash || convert_to(event_canonical(next.seq, e), 'UTF8'))
-FROM next LEFT JOIN events e ON e.position = $1`
+// sealSQL chains the event at $1 onto the last sealed one, as
+// seal_events does for a batch (migration 00203): the event's canonical
+// text is computed by PostgreSQL from the stored row, so the hash covers
+// exactly what the log holds, and an event that is not there stops it
+// with an error instead of leaving a hole.
+const sealSQL = `SELECT seal_events(ARRAY[$1::bigint])`
 
 // Apply implements Projection.
 func (s *Seal) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
@@ -61,8 +54,7 @@ func (*Seal) plan(_ context.Context, _ *sql.Tx, rec events.Record) ([]stmt, erro
 	return []stmt{{sql: sealSQL, args: []any{rec.Position}}}, nil
 }
 
-// sealBatchSQL seals a batch of events in order, with the rows sealSQL
-// writes one event at a time (migration 00203).
+// sealBatchSQL seals a batch of events in order.
 const sealBatchSQL = `SELECT seal_events($1::bigint[])`
 
 // compact turns a batch's per-event seal statements into one call of
@@ -157,56 +149,42 @@ func VerifySealWith(ctx context.Context, db *sql.DB, keys *SealKeys) (VerifyRepo
 	if err != nil {
 		return rep, fmt.Errorf("verify seal: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT s.seq, s.position, s.event_id, s.hash, s.prev_hash,
-			e.position IS NOT NULL, coalesce(event_canonical(s.seq, e), '')
-		FROM event_seal s LEFT JOIN events e ON e.position = s.position AND e.event_id = s.event_id
-		ORDER BY s.seq`)
-	if err != nil {
-		return rep, fmt.Errorf("verify seal: %w", err)
-	}
 	prev := []byte{}
 	var want int64 = 1
 	var lastPos int64
-	for rows.Next() {
-		var seq, pos int64
-		var id uuid.UUID
-		var hash, prevHash []byte
-		var present bool
-		var canonical string
-		if err := rows.Scan(&seq, &pos, &id, &hash, &prevHash, &present, &canonical); err != nil {
-			rows.Close()
-			return rep, fmt.Errorf("verify seal: %w", err)
-		}
+	err = eventstore.EachSealedRow(ctx, tx, func(row eventstore.SealedRow) bool {
 		at := func(kind, detail string) {
-			rep.First = &Mismatch{Kind: kind, Seq: seq, Position: pos, EventID: id, Detail: detail}
+			rep.First = &Mismatch{Kind: kind, Seq: row.Seq, Position: row.Position, EventID: row.EventID, Detail: detail}
 		}
 		switch {
-		case seq != want:
+		case row.Seq != want:
 			at(ProblemGap, fmt.Sprintf("expected seq %d", want))
-		case !bytes.Equal(prevHash, prev):
-			at(ProblemLink, fmt.Sprintf("prev_hash %x, previous hash %x", prevHash, prev))
-		case !present:
+		case !bytes.Equal(row.PrevHash, prev):
+			at(ProblemLink, fmt.Sprintf("prev_hash %x, previous hash %x", row.PrevHash, prev))
+		case !row.Present:
 			at(ProblemMissingEvent, "no event with this position and id")
 		default:
-			sum := sha256.Sum256(append(append([]byte{}, prev...), canonical...))
-			if !bytes.Equal(sum[:], hash) {
-				at(ProblemHash, fmt.Sprintf("stored %x, recomputed %x", hash, sum[:]))
-			} else if kind, detail := checkAnchor(anchors, keys, seq, hash, &rep); kind != "" {
+			sum := sha256.Sum256(append(append([]byte{}, prev...), row.Canonical...))
+			if !bytes.Equal(sum[:], row.Hash) {
+				at(ProblemHash, fmt.Sprintf("stored %x, recomputed %x", row.Hash, sum[:]))
+			} else if kind, detail := checkAnchor(anchors, keys, row.Seq, row.Hash, &rep); kind != "" {
 				at(kind, detail)
 			}
 		}
 		if rep.First != nil {
-			rows.Close()
-			return rep, nil
+			return false
 		}
 		rep.Sealed++
-		prev = hash
+		prev = row.Hash
 		want++
-		lastPos = pos
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		lastPos = row.Position
+		return true
+	})
+	if err != nil {
 		return rep, fmt.Errorf("verify seal: %w", err)
+	}
+	if rep.First != nil {
+		return rep, nil
 	}
 	rep.Head = hex.EncodeToString(prev)
 	if lastAnchor > rep.Sealed {
@@ -217,28 +195,16 @@ func VerifySealWith(ctx context.Context, db *sql.DB, keys *SealKeys) (VerifyRepo
 
 	// Events the sealer would have reached before the last sealed one but
 	// that are not sealed were inserted behind its back.
-	var stray struct {
-		pos int64
-		id  uuid.UUID
-	}
-	err = tx.QueryRowContext(ctx, `WITH head AS (
-			SELECT transaction_id, position FROM event_seal ORDER BY seq DESC LIMIT 1
-		)
-		SELECT e.position, e.event_id FROM events e, head
-		WHERE (e.transaction_id, e.position) < (head.transaction_id, head.position)
-		  AND NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)
-		ORDER BY e.transaction_id, e.position LIMIT 1`).Scan(&stray.pos, &stray.id)
-	switch {
-	case err == nil:
-		rep.First = &Mismatch{Kind: ProblemUnsealed, Position: stray.pos, EventID: stray.id,
-			Detail: fmt.Sprintf("event at position %d precedes the seal head (position %d) but is not sealed", stray.pos, lastPos)}
-		return rep, nil
-	case err != sql.ErrNoRows:
+	pos, id, found, err := eventstore.FirstUnsealedBehindHead(ctx, tx)
+	if err != nil {
 		return rep, fmt.Errorf("verify seal: unsealed events: %w", err)
 	}
-	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM events e
-		WHERE NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)`).Scan(&rep.Pending)
-	if err != nil {
+	if found {
+		rep.First = &Mismatch{Kind: ProblemUnsealed, Position: pos, EventID: id,
+			Detail: fmt.Sprintf("event at position %d precedes the seal head (position %d) but is not sealed", pos, lastPos)}
+		return rep, nil
+	}
+	if rep.Pending, err = eventstore.CountAllUnsealed(ctx, tx); err != nil {
 		return rep, fmt.Errorf("verify seal: pending events: %w", err)
 	}
 	return rep, nil
