@@ -2,6 +2,7 @@ package etsy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -36,6 +37,21 @@ type LimiterConfig struct {
 	// Now is the clock of the daily window; default time.Now. The
 	// per-second window always runs on real time.
 	Now func() time.Time
+	// Shared, when set, is the key's budget as every process calling Etsy
+	// with the key sees it: each request claims its slot there too, on
+	// top of this limiter's own accounting, so that several instances
+	// together stay within the key's limits.
+	Shared SharedBudget
+}
+
+// SharedBudget is an app key's request budget kept outside the process
+// (shops.Budget keeps it in PostgreSQL).
+type SharedBudget interface {
+	// Take claims one request: a per-second slot, held until release is
+	// called and a second beyond, and one request of the rolling day. It
+	// waits for a free slot until ctx ends; a spent day is a
+	// *RateLimitError.
+	Take(ctx context.Context) (release func(), err error)
 }
 
 // Limiter is the one rate limiter shared by every caller of an app key.
@@ -50,8 +66,9 @@ type LimiterConfig struct {
 // Both limits shrink to what Etsy reports in x-limit-* and x-remaining-*
 // headers, and a 429's retry-after pauses all callers.
 type Limiter struct {
-	name string
-	now  func() time.Time
+	name   string
+	now    func() time.Time
+	shared SharedBudget
 
 	mu            sync.Mutex
 	configuredQPS int
@@ -93,7 +110,7 @@ func NewLimiter(cfg LimiterConfig, reg prometheus.Registerer) (*Limiter, error) 
 		cfg.Now = time.Now
 	}
 	l := &Limiter{
-		name: cfg.Name, now: cfg.Now,
+		name: cfg.Name, now: cfg.Now, shared: cfg.Shared,
 		configuredQPS: cfg.QPS, configuredQPD: cfg.QPD, qps: cfg.QPS, qpd: cfg.QPD,
 		changed: make(chan struct{}),
 	}
@@ -144,8 +161,9 @@ func (l *Limiter) Limits() (qps, qpd int) {
 
 // permit is one request's claim on the budget.
 type permit struct {
-	l    *Limiter
-	once sync.Once
+	l      *Limiter
+	once   sync.Once
+	shared func() // gives the shared budget's slot back; nil without one
 }
 
 // acquire waits for a per-second slot and takes one request from the daily
@@ -175,7 +193,21 @@ func (l *Limiter) acquire(ctx context.Context) (*permit, error) {
 			l.held++
 			l.countLocked(now)
 			l.mu.Unlock()
-			return &permit{l: l}, nil
+			p := &permit{l: l}
+			if l.shared != nil {
+				release, err := l.shared.Take(ctx)
+				if err != nil {
+					p.release(nil)
+					var rl *RateLimitError
+					if errors.As(err, &rl) {
+						l.refusals.WithLabelValues(rl.Window).Inc()
+						return nil, err
+					}
+					return nil, fmt.Errorf("claim shared etsy rate budget: %w", err)
+				}
+				p.shared = release
+			}
+			return p, nil
 		}
 		changed := l.changed
 		l.mu.Unlock()
@@ -206,6 +238,9 @@ func (l *Limiter) acquire(ctx context.Context) (*permit, error) {
 func (p *permit) release(h http.Header) {
 	p.once.Do(func() {
 		l := p.l
+		if p.shared != nil {
+			p.shared()
+		}
 		if h != nil {
 			l.observe(h)
 		}

@@ -198,3 +198,61 @@ func TestDailyBudget(t *testing.T) {
 		}
 	})
 }
+
+// countingBudget is a SharedBudget in memory: it counts claims and slots
+// held, and refuses with a spent day once refuse is set.
+type countingBudget struct {
+	mu                sync.Mutex
+	taken, held, most int
+	refuse            bool
+}
+
+func (b *countingBudget) Take(context.Context) (func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.refuse {
+		return nil, &etsy.RateLimitError{Window: "day", RetryAt: testStart.Add(24 * time.Hour)}
+	}
+	b.taken++
+	b.held++
+	b.most = max(b.most, b.held)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.held--
+			b.mu.Unlock()
+		})
+	}, nil
+}
+
+// With a shared budget every request claims a slot there and gives it
+// back with its answer; a shared budget's spent day refuses the request
+// before it is sent.
+func TestLimiterClaimsTheSharedBudget(t *testing.T) {
+	budget := &countingBudget{}
+	e := newEnv(t, envOptions{sim: etsysim.Options{FreezeClock: true}, limiter: etsy.LimiterConfig{Shared: budget}})
+	ctx := ctxT(t)
+	if errs := hammer(ctx, e, 4, 3); len(errs) > 0 {
+		t.Fatalf("%d calls failed, first: %v", len(errs), errs[0])
+	}
+	budget.mu.Lock()
+	taken, held := budget.taken, budget.held
+	budget.refuse = true
+	budget.mu.Unlock()
+	if served := e.sim.Stats().RequestsServed; int64(taken) != served {
+		t.Errorf("%d claims on the shared budget for %d requests served", taken, served)
+	}
+	if held != 0 {
+		t.Errorf("%d shared slots still held after every answer", held)
+	}
+	served := e.sim.Stats().RequestsServed
+	_, err := e.client.GetMe(ctx, e.ts)
+	var rl *etsy.RateLimitError
+	if !errors.As(err, &rl) || rl.Window != "day" {
+		t.Fatalf("call with the shared day spent = %v, want a daily RateLimitError", err)
+	}
+	if e.sim.Stats().RequestsServed != served {
+		t.Error("the refused call reached the simulator")
+	}
+}

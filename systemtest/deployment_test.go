@@ -231,7 +231,13 @@ func (d *deployment) startInstance(name, bin string, env []string) *instance {
 // ledger runs a ledger command as the schema's owner.
 func (d *deployment) ledger(args ...string) string {
 	d.t.Helper()
-	env := merge(d.ingestEnv("127.0.0.1:0"), map[string]string{"SHOPLEDGER_DATABASE_URL": d.db.URL, "SHOPLEDGER_SEAL_KEYS": d.sealKeys})
+	return d.ledgerEnv(nil, args...)
+}
+
+// ledgerEnv runs a ledger command with extra settings.
+func (d *deployment) ledgerEnv(extra map[string]string, args ...string) string {
+	d.t.Helper()
+	env := merge(d.ingestEnv("127.0.0.1:0"), map[string]string{"SHOPLEDGER_DATABASE_URL": d.db.URL, "SHOPLEDGER_SEAL_KEYS": d.sealKeys}, extra)
 	return runCmd(d.t, time.Minute, d.bin+"/ledger", args, environ(env))
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/shops"
 	"github.com/shopledger/shopledger/stdwebhooks"
 	"github.com/shopledger/shopledger/telemetry"
 )
@@ -400,7 +401,7 @@ func startFetcher(ctx context.Context, cfg config, db *sql.DB, store *eventstore
 		if limiter == nil {
 			var err error
 			// One limiter for the app key: reconciliation must share it.
-			if limiter, err = etsy.NewLimiter(etsy.LimiterConfig{QPS: int(cfg.EtsyQPS), QPD: int(cfg.EtsyQPD)}, reg); err != nil {
+			if limiter, err = shops.NewKeyLimiter(db, cfg.EtsyKeyString, int(cfg.EtsyQPS), int(cfg.EtsyQPD), reg); err != nil {
 				return err
 			}
 		}

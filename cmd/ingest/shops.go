@@ -138,7 +138,7 @@ func wireShops(cfg shopsConfig, db *sql.DB, limiter *etsy.Limiter, translator *e
 		return nil, fmt.Errorf("SHOPLEDGER_TOKEN_KEYS: %w", err)
 	}
 	if limiter == nil {
-		if limiter, err = etsy.NewLimiter(etsy.LimiterConfig{QPS: cfg.QPS, QPD: cfg.QPD}, reg); err != nil {
+		if limiter, err = shops.NewKeyLimiter(db, cfg.KeyString, cfg.QPS, cfg.QPD, reg); err != nil {
 			return nil, err
 		}
 	}

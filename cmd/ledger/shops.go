@@ -54,6 +54,9 @@ type etsyConfig struct {
 	APIURL, AuthorizeURL, TokenURL string
 	RedirectURL                    string
 	TokenKeys                      string
+	// QPS and QPD are the app key's limits, shared with ingest's
+	// instances through the database.
+	QPS, QPD int
 }
 
 func loadEtsyConfig(getenv func(string) string, needApp bool) (etsyConfig, error) {
@@ -67,6 +70,11 @@ func loadEtsyConfig(getenv func(string) string, needApp bool) (etsyConfig, error
 		TokenURL:     env.String("SHOPLEDGER_ETSY_OAUTH_TOKEN_URL", etsy.DefaultTokenURL),
 		RedirectURL:  env.String("SHOPLEDGER_ETSY_REDIRECT_URL", "http://"+addr+"/connect/etsy/callback"),
 		TokenKeys:    env.String("SHOPLEDGER_TOKEN_KEYS", ""),
+		QPS:          int(env.Int("SHOPLEDGER_ETSY_QPS", etsy.DefaultQPS)),
+		QPD:          int(env.Int("SHOPLEDGER_ETSY_QPD", etsy.DefaultQPD)),
+	}
+	if c.QPS < 1 || c.QPD < 1 {
+		env.Fail("SHOPLEDGER_ETSY_QPS and SHOPLEDGER_ETSY_QPD must be at least 1")
 	}
 	if needApp && (c.KeyString == "" || c.SharedSecret == "" || c.TokenKeys == "") {
 		env.Fail("SHOPLEDGER_ETSY_KEYSTRING, SHOPLEDGER_ETSY_SHARED_SECRET and SHOPLEDGER_TOKEN_KEYS are required")
@@ -121,12 +129,16 @@ func shopsConnect(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, _, closeDB, err := c.shopStore(ctx, cfg)
+	store, db, closeDB, err := c.shopStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	client, err := etsy.NewClient(etsy.Config{BaseURL: cfg.APIURL, KeyString: cfg.KeyString, SharedSecret: cfg.SharedSecret, Logger: c.logger}, nil)
+	limiter, err := shops.NewKeyLimiter(db, cfg.KeyString, cfg.QPS, cfg.QPD, nil)
+	if err != nil {
+		return err
+	}
+	client, err := etsy.NewClient(etsy.Config{BaseURL: cfg.APIURL, KeyString: cfg.KeyString, SharedSecret: cfg.SharedSecret, Limiter: limiter, Logger: c.logger}, nil)
 	if err != nil {
 		return err
 	}

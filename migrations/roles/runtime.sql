@@ -85,3 +85,5 @@ GRANT SELECT ON organisations TO shopledger_ingest;
 -- Connecting a shop from the app: query records the intent, ingest takes it.
 GRANT SELECT, INSERT, DELETE ON connect_intents TO shopledger_query;
 GRANT SELECT, DELETE ON connect_intents TO shopledger_ingest;
+-- Every ingest instance draws on its app key's Etsy budget in the database.
+GRANT SELECT, INSERT, UPDATE, DELETE ON etsy_rate_keys, etsy_rate_slots, etsy_rate_days TO shopledger_ingest;
