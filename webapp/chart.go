@@ -18,9 +18,7 @@ import (
 type chartHTML = template.HTML
 
 const (
-	chartW      = 720.0
-	chartH      = 220.0
-	padL        = 56.0
+	padL        = 84.0
 	padR        = 12.0
 	padT        = 12.0
 	padB        = 28.0
@@ -33,16 +31,27 @@ const (
 	colorLine   = "#1d1d1f"
 )
 
-type svgBuilder struct{ strings.Builder }
+// Sizes of the charts' drawing areas: the sales charts sit two abreast,
+// the stock chart spans the page.
+const (
+	barW, barH     = 480.0, 220.0
+	stockW, stockH = 760.0, 260.0
+)
+
+type svgBuilder struct {
+	strings.Builder
+	w, h float64
+}
 
 func (b *svgBuilder) f(format string, args ...any) { fmt.Fprintf(&b.Builder, format, args...) }
 
 func esc(s string) string { return html.EscapeString(s) }
 
 // open starts an accessible SVG image labelled by its title and desc.
-func (b *svgBuilder) open(id, title, desc string) {
+func (b *svgBuilder) open(id, title, desc string, w, h float64) {
+	b.w, b.h = w, h
 	b.f(`<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" role="img" aria-labelledby="%s-t %s-d" font-family="system-ui, sans-serif">`,
-		chartW, chartH, id, id)
+		w, h, id, id)
 	b.f(`<title id="%s-t">%s</title><desc id="%s-d">%s</desc>`, id, esc(title), id, esc(desc))
 }
 
@@ -50,7 +59,8 @@ func (b *svgBuilder) open(id, title, desc string) {
 // axis and every seventh label written under its bar.
 func barChart(id, title, desc, color string, labels []string, values []int64, show func(int64) string) chartHTML {
 	var b svgBuilder
-	b.open(id, title, desc)
+	b.open(id, title, desc, barW, barH)
+	chartW, chartH := b.w, b.h
 	top := int64(0)
 	for _, v := range values {
 		top = max(top, v)
@@ -59,8 +69,8 @@ func barChart(id, title, desc, color string, labels []string, values []int64, sh
 	base := padT + plotH
 	b.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`, padL, base, chartW-padR, base, colorGrid)
 	b.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="3 3"/>`, padL, padT, chartW-padR, padT, colorGrid)
-	b.f(`<text x="%.1f" y="%.1f" font-size="12" text-anchor="end" fill="%s">%s</text>`, padL-6, padT+4, colorText, esc(show(top)))
-	b.f(`<text x="%.1f" y="%.1f" font-size="12" text-anchor="end" fill="%s">0</text>`, padL-6, base+4, colorText)
+	b.f(`<text x="%.1f" y="%.1f" font-size="14" text-anchor="end" fill="%s">%s</text>`, padL-6, padT+4, colorText, esc(show(top)))
+	b.f(`<text x="%.1f" y="%.1f" font-size="14" text-anchor="end" fill="%s">0</text>`, padL-6, base+4, colorText)
 	n := len(values)
 	if n > 0 {
 		slot := plotW / float64(n)
@@ -74,8 +84,10 @@ func barChart(id, title, desc, color string, labels []string, values []int64, sh
 			// rather than missing.
 			b.f(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %s</title></rect>`,
 				x+slot*0.15, base-max(h, 1), slot*0.7, max(h, 1), color, esc(labels[i]), esc(show(v)))
-			if i%7 == 0 || i == n-1 {
-				b.f(`<text x="%.1f" y="%.1f" font-size="11" text-anchor="middle" fill="%s">%s</text>`, x+slot/2, chartH-8, colorText, esc(shortDay(labels[i])))
+			// Every seventh day is named, and the last unless that
+			// would crowd the one before.
+			if i%7 == 0 || (i == n-1 && i%7 >= 4) {
+				b.f(`<text x="%.1f" y="%.1f" font-size="13" text-anchor="middle" fill="%s">%s</text>`, x+slot/2, chartH-8, colorText, esc(shortDay(labels[i])))
 			}
 		}
 	}
@@ -177,7 +189,8 @@ func stockChart(id, title string, from, to time.Time, start int64, points []stoc
 	desc := fmt.Sprintf("Step line of the balance from %d on %s to %d on %s; %d sales marked with circles, %d restocks with triangles; dashed line: the low-stock line at %d.",
 		start, from.In(loc).Format("2 Jan 2006"), lastBalance(start, points), to.In(loc).Format("2 Jan 2006"), sales, restocks, threshold)
 	var b svgBuilder
-	b.open(id, title, desc)
+	b.open(id, title, desc, stockW, stockH)
+	chartW, chartH := b.w, b.h
 	plotW, plotH := chartW-padL-padR, chartH-padT-padB
 	span := to.Sub(from).Seconds()
 	x := func(t time.Time) float64 {
@@ -194,13 +207,13 @@ func stockChart(id, title string, from, to time.Time, start int64, points []stoc
 	b.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="6 4"><title>Low-stock line: %d</title></line>`,
 		padL, y(threshold), chartW-padR, y(threshold), colorSale, threshold)
 	for _, v := range []int64{hi, lo} {
-		b.f(`<text x="%.1f" y="%.1f" font-size="12" text-anchor="end" fill="%s">%d</text>`, padL-6, y(v)+4, colorText, v)
+		b.f(`<text x="%.1f" y="%.1f" font-size="14" text-anchor="end" fill="%s">%d</text>`, padL-6, y(v)+4, colorText, v)
 	}
 	if lo < 0 {
-		b.f(`<text x="%.1f" y="%.1f" font-size="12" text-anchor="end" fill="%s">0</text>`, padL-6, y(0)+4, colorText)
+		b.f(`<text x="%.1f" y="%.1f" font-size="14" text-anchor="end" fill="%s">0</text>`, padL-6, y(0)+4, colorText)
 	}
-	b.f(`<text x="%.1f" y="%.1f" font-size="11" fill="%s">%s</text>`, padL, chartH-8, colorText, esc(from.In(loc).Format("2 Jan")))
-	b.f(`<text x="%.1f" y="%.1f" font-size="11" text-anchor="end" fill="%s">%s</text>`, chartW-padR, chartH-8, colorText, esc(to.In(loc).Format("2 Jan")))
+	b.f(`<text x="%.1f" y="%.1f" font-size="13" fill="%s">%s</text>`, padL, chartH-8, colorText, esc(from.In(loc).Format("2 Jan")))
+	b.f(`<text x="%.1f" y="%.1f" font-size="13" text-anchor="end" fill="%s">%s</text>`, chartW-padR, chartH-8, colorText, esc(to.In(loc).Format("2 Jan")))
 	var path strings.Builder
 	fmt.Fprintf(&path, "M%.1f %.1f", x(from), y(start))
 	for _, p := range points {
