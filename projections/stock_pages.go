@@ -137,14 +137,20 @@ func (r *Reader) RunningOut(ctx context.Context, shops []int64, listingID int64,
 		      AND ($5::bigint = 0 OR sm.listing_id = $5)
 		    GROUP BY sm.listing_id, sm.variant_key
 		    HAVING sum(-sm.delta) > 0
+		), ranked AS (
+		    SELECT pv.listing_id, pv.variant_key, pv.sku, pv.quantity, sold.units
+		    FROM sold
+		    JOIN product_variants pv ON pv.listing_id = sold.listing_id AND pv.variant_key = sold.variant_key
+		    WHERE pv.shop_id = ANY($1) AND pv.active
+		      AND NOT EXISTS (SELECT 1 FROM products d WHERE d.listing_id = pv.listing_id AND d.deleted)
+		    ORDER BY greatest(pv.quantity, 0)::numeric / sold.units, pv.listing_id, pv.variant_key COLLATE "C"
+		    LIMIT $6
 		)
-		SELECT pv.listing_id, p.title, pv.variant_key, pv.sku, pv.quantity, sold.units
-		FROM sold
-		JOIN product_variants pv ON pv.listing_id = sold.listing_id AND pv.variant_key = sold.variant_key
-		JOIN products p ON p.listing_id = pv.listing_id
-		WHERE pv.shop_id = ANY($1) AND pv.active AND NOT p.deleted
-		ORDER BY greatest(pv.quantity, 0)::numeric / sold.units, pv.listing_id, pv.variant_key COLLATE "C"
-		LIMIT $6`, shops, ReasonSale, since.UTC(), until.UTC(), listingID, limit)
+		-- Titles for the few rows kept only.
+		SELECT r.listing_id, coalesce(p.title, ''), r.variant_key, r.sku, r.quantity, r.units
+		FROM ranked r
+		LEFT JOIN products p ON p.listing_id = r.listing_id
+		ORDER BY greatest(r.quantity, 0)::numeric / r.units, r.listing_id, r.variant_key COLLATE "C"`, shops, ReasonSale, since.UTC(), until.UTC(), listingID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("running out: %w", err)
 	}
