@@ -269,6 +269,8 @@ func (w *shopWorld) allProducts(query url.Values) []apiProduct {
 	}
 }
 
+var chartDayRE = regexp.MustCompile(`<tr><td>(\d{4}-\d\d-\d\d)</td><td class="num">(\d+)</td>`)
+
 var metricRE = regexp.MustCompile(`data-metric="([a-z_]+)"(?: data-currency="([A-Z]{3})")? data-value="(-?\d+)"`)
 
 // metrics reads the page's data-metric hooks: name (or name:currency) →
@@ -345,6 +347,28 @@ func TestDashboardFiguresEqualTheAPI(t *testing.T) {
 		if _, ok := want[k]; !ok {
 			t.Errorf("the dashboard shows %s = %d, /v1 has none", k, got[k])
 		}
+	}
+	// The chart's table: 30 days ending today in the member's zone, whose
+	// orders are the /v1 sales created in them, canceled ones left out.
+	days := chartDayRE.FindAllStringSubmatch(page, -1)
+	if len(days) != 30 || days[29][1] != now.Format(time.DateOnly) {
+		t.Fatalf("the chart's table has %d days, the last %v", len(days), days[len(days)-1])
+	}
+	first, _ := time.ParseInLocation(time.DateOnly, days[0][1], loc)
+	q = url.Values{"from": {first.UTC().Format(time.RFC3339)}, "to": {now.AddDate(0, 0, 1).UTC().Format(time.RFC3339)}, "limit": {"100"}}
+	w.api(w.seller, "/v1/sales?"+q.Encode(), &sales)
+	var wantOrders, gotOrders int64
+	for _, s := range sales.Items {
+		if s.CanceledAt == nil {
+			wantOrders++
+		}
+	}
+	for _, d := range days {
+		n, _ := strconv.ParseInt(d[2], 10, 64)
+		gotOrders += n
+	}
+	if gotOrders != wantOrders || wantOrders < 4 {
+		t.Errorf("the chart counts %d orders in 30 days, /v1 lists %d", gotOrders, wantOrders)
 	}
 	// The data are not trivial: the figures are worth comparing.
 	// (In the first hours of a month the seeded sales fall in the one
