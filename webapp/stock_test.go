@@ -611,3 +611,27 @@ func TestProductsCSVEqualsTheFilteredAPI(t *testing.T) {
 		}
 	}
 }
+
+// An organisation without shops gets polite empty pages, and the owner
+// the way to connect one.
+func TestStockPagesWithoutShops(t *testing.T) {
+	t.Parallel()
+	s := newSite(t)
+	b := s.signUp("nell@example.com")
+	home := s.must(b.get("/"), http.StatusOK, "dashboard").body
+	for _, want := range []string{"No shop yet", "Connect an Etsy shop"} {
+		if !strings.Contains(home, want) {
+			t.Errorf("empty dashboard lacks %q", want)
+		}
+	}
+	if strings.Contains(home, "data-metric") {
+		t.Error("an organisation without shops shows figures")
+	}
+	if page := s.must(b.get("/products"), http.StatusOK, "products").body; !strings.Contains(page, "No shop is connected yet") {
+		t.Error("the empty products page says nothing")
+	}
+	csvBody := s.must(b.get("/products.csv"), http.StatusOK, "csv").body
+	if strings.TrimSpace(csvBody) != "listing_id,shop_id,title,state,url,price_amount,price_currency,quantity,variant_count,low_stock_variants,low_stock_threshold,deleted,updated_at" {
+		t.Errorf("empty CSV: %q", csvBody)
+	}
+}
