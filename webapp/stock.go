@@ -63,7 +63,7 @@ func (a *app) orgShops(r *http.Request) ([]int64, error) {
 	return a.cfg.Accounts.ShopIDs(r.Context(), s.OrgID)
 }
 
-// notFoundErr answers err with 404 when it means "not yours or not
+// lookupError answers err with 404 when it means "not yours or not
 // there", else as a failure.
 func (a *app) lookupError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, projections.ErrNotFound) || errors.Is(err, httpapi.ErrNotFound) {

@@ -63,12 +63,11 @@ func filterQuery(q url.Values) url.Values {
 			out.Set(k, v)
 		}
 	}
-	// A form's unchecked box sends nothing, a checked one "1".
 	return out
 }
 
-// inputError answers a GET whose query the API would refuse: the page
-// again with the API's reason.
+// inputMessage returns the API's reason for refusing a query, when err
+// is such a refusal (the page then shows it).
 func inputMessage(err error) (string, bool) {
 	var ie *httpapi.InputError
 	if errors.As(err, &ie) {
