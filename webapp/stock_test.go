@@ -168,6 +168,8 @@ type shopWorld struct {
 	seller, auditorTok    string
 	mug, tee, print       int64
 	teeKey                string
+	// webhookEvent is the evidence behind an Etsy change of MUG-BLUE.
+	webhookEvent string
 }
 
 const (
@@ -213,6 +215,13 @@ func newShopWorld(t *testing.T) *shopWorld {
 	l.sell(702, printListing, "sku:PRINT-A", 1, "USD", 40*24*hour, false)
 	l.adjust(701, mugListing, "sku:MUG-BLUE", 10, 6*24*hour, "webhook:wh_restock_1")
 	l.adjust(701, teeListing, teeKey, -1, 20*24*hour, "reconciliation")
+	// A change Etsy reported by webhook: the movement's cause in the log
+	// is the webhook's evidence.
+	wh := l.append(events.WebhookStream("wh_evidence_1"), 701, l.now.Add(-25*hour), events.WebhookReceived{WebhookID: "wh_evidence_1",
+		EtsyEventType: "listing.updated", ShopID: 701, ReceivedAt: l.now.Add(-25 * hour)})
+	w.webhookEvent = wh.Events[0].EventID.String()
+	l.append(events.ListingStream(mugListing), 701, l.now.Add(-24*hour), events.StockAdjusted{ListingID: mugListing, VariantKey: "sku:MUG-BLUE",
+		Delta: 1, Reason: events.ReasonEtsyChange, Cause: "webhook:wh_evidence_1"}, events.Metadata{CausationID: w.webhookEvent, CorrelationID: w.webhookEvent, Source: "test"})
 	l.project()
 	return w
 }
@@ -432,12 +441,17 @@ func TestStockPagesRenderForEveryRole(t *testing.T) {
 			t.Errorf("%s: explain %d", b.email, explain.status)
 		}
 	}
-	// The variant page shows the receipt and the webhook behind movements.
+	// The variant page shows the receipt and the webhook behind movements,
+	// and the webhook's evidence to those who read the log.
 	page := w.s.must(w.owner.get(variantURL(mugListing, "sku:MUG-BLUE")), http.StatusOK, "variant").body
-	for _, s := range []string{`href="/sales/7010001"`, "wh_restock_1", "initial_import"} {
+	for _, s := range []string{`href="/sales/7010001"`, "wh_restock_1", "initial_import", `href="/log/events/` + w.webhookEvent + `"`, "wh_evidence_1"} {
 		if !strings.Contains(page, s) {
 			t.Errorf("the variant page lacks %s", s)
 		}
+	}
+	if staff := w.s.must(w.staff.get(variantURL(mugListing, "sku:MUG-BLUE")), http.StatusOK, "variant").body; strings.Contains(staff, w.webhookEvent) ||
+		!strings.Contains(staff, "wh_evidence_1") {
+		t.Error("staff see the evidence's event id, or not the webhook")
 	}
 	// A bad instant is a clear 400, the page still there.
 	bad := w.s.must(w.owner.get(tee+"?at=yesterday"), http.StatusBadRequest, "bad at")
@@ -506,6 +520,7 @@ func TestThresholdFormsValidateAndRespectRoles(t *testing.T) {
 		{variant + "/threshold", "45"},
 		{fmt.Sprintf("/products/%d/threshold", teeListing), "2"},
 		{fmt.Sprintf("/products/%d/shop-threshold", printListing), "30"},
+		{variantURL(teeListing, teeKey) + "/threshold", "0"},
 	} {
 		if a := w.auditor.post(c.path, url.Values{"threshold": {c.n}}); a.status != http.StatusForbidden {
 			t.Errorf("auditor POST %s: %d, want 403", c.path, a.status)
@@ -515,8 +530,8 @@ func TestThresholdFormsValidateAndRespectRoles(t *testing.T) {
 			t.Errorf("after POST %s: Location %q", c.path, loc)
 		}
 	}
-	if got := query(w.s.db.DB, `SELECT count(*) FROM events WHERE type = 'stock.threshold_set' AND metadata->>'actor' = 'user:' || $1`, w.s.userID("stan@example.com")); got != "3" {
-		t.Fatalf("threshold events by the staff member: %s, want 3", got)
+	if got := query(w.s.db.DB, `SELECT count(*) FROM events WHERE type = 'stock.threshold_set' AND metadata->>'actor' = 'user:' || $1`, w.s.userID("stan@example.com")); got != "4" {
+		t.Fatalf("threshold events by the staff member: %s, want 4", got)
 	}
 	w.l.project()
 	var prod struct {
