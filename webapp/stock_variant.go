@@ -124,6 +124,7 @@ func (a *app) variantView(r *http.Request, d productData, v variantRow) (*varian
 				return nil, 0, "", err
 			}
 			vd.At = &asOf{When: at, Quantity: st.Quantity, Movements: st.Movements}
+			vd.AtInput = at.In(loc).Format("2006-01-02T15:04")
 			if d.ReadsLog {
 				vd.At.ExplainLink = explainPath(d.ListingID, v.VariantKey, at)
 			}
@@ -262,10 +263,8 @@ func (a *app) explainPage(w http.ResponseWriter, r *http.Request) {
 	// Postgres keeps microseconds: the balance as of at counts the
 	// movements up to at's microsecond, and so does the list.
 	at = at.Truncate(time.Microsecond)
-	ed := &explainData{Product: d, Variant: v, At: at, AtInput: in, TZ: loc.String()}
-	if in == "" {
-		ed.AtInput = at.In(loc).Format("2006-01-02T15:04")
-	}
+	// The form shows the instant as its datetime-local field writes it.
+	ed := &explainData{Product: d, Variant: v, At: at, AtInput: at.In(loc).Format("2006-01-02T15:04"), TZ: loc.String()}
 	st, err := a.cfg.Data.Stock.VariantStockAt(ctx, shops, d.ListingID, v.VariantKey, at)
 	if err != nil {
 		a.lookupError(w, r, err)
