@@ -194,47 +194,51 @@ func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principa
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	pf := projections.ProductFilter{Shops: p.Shops, Search: strings.TrimSpace(q.Get("q"))}
-	if pf.State, err = optEnum(q, "state", listingStates); err != nil {
-		return err
-	}
-	if pf.ShopID, err = optShop(q, p); err != nil {
-		return err
-	}
-	if pf.LowStockOnly, err = parseBool(q, "low_stock"); err != nil {
-		return err
-	}
-	if pf.IncludeDeleted, err = parseBool(q, "include_deleted"); err != nil {
-		return err
-	}
-	if pf.Sort, err = parseProductSort(q.Get("sort")); err != nil {
-		return err
-	}
-	if pf.Limit, err = parseLimit(q, defaultLimit); err != nil {
-		return err
-	}
-	if c := q.Get("cursor"); c != "" {
-		pf.After = &projections.ProductCursor{}
-		if err := decodeCursor(c, pf.After); err != nil {
-			return err
-		}
-		if made := cmp.Or(pf.After.Sort, "listing_id"); made != sortParam(pf.Sort) {
-			return badInput("cursor", "this cursor was made for sort=%s; send that sort, or start again without a cursor", made)
-		}
-	}
-	pf.Limit++
-	items, err := s.cfg.Data.Products.ListProducts(r.Context(), pf)
+	pf, err := productQuery(r.URL.Query(), p)
 	if err != nil {
 		return err
 	}
 	var page productPage
-	page.Items, page.NextCursor = pageOf(items, pf.Limit, func(last projections.Product) any {
-		return projections.ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt, Sort: sortParam(pf.Sort)}
-	})
+	if page.Items, page.NextCursor, err = ProductPage(r.Context(), s.cfg.Data.Products, pf); err != nil {
+		return err
+	}
 	nextLink(w, r, page.NextCursor)
 	respond(w, f, "products", page)
 	return nil
+}
+
+// productQuery reads the products list's query parameters.
+func productQuery(q url.Values, p Principal) (projections.ProductFilter, error) {
+	var err error
+	pf := projections.ProductFilter{Shops: p.Shops, Search: strings.TrimSpace(q.Get("q"))}
+	if pf.State, err = optEnum(q, "state", listingStates); err != nil {
+		return pf, err
+	}
+	if pf.ShopID, err = optShop(q, p); err != nil {
+		return pf, err
+	}
+	if pf.LowStockOnly, err = parseBool(q, "low_stock"); err != nil {
+		return pf, err
+	}
+	if pf.IncludeDeleted, err = parseBool(q, "include_deleted"); err != nil {
+		return pf, err
+	}
+	if pf.Sort, err = parseProductSort(q.Get("sort")); err != nil {
+		return pf, err
+	}
+	if pf.Limit, err = parseLimit(q, defaultLimit); err != nil {
+		return pf, err
+	}
+	if c := q.Get("cursor"); c != "" {
+		pf.After = &projections.ProductCursor{}
+		if err := decodeCursor(c, pf.After); err != nil {
+			return pf, err
+		}
+		if made := cmp.Or(pf.After.Sort, "listing_id"); made != sortParam(pf.Sort) {
+			return pf, badInput("cursor", "this cursor was made for sort=%s; send that sort, or start again without a cursor", made)
+		}
+	}
+	return pf, nil
 }
 
 func (s *server) getProduct(w http.ResponseWriter, r *http.Request, p Principal) error {

@@ -5,32 +5,7 @@ import (
 	"net/http"
 
 	"github.com/shopledger/shopledger/accounts"
-	"github.com/shopledger/shopledger/projections"
 )
-
-func (a *app) home(w http.ResponseWriter, r *http.Request) {
-	s, ok := sessionOf(r)
-	if !ok {
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
-		return
-	}
-	var shops []projections.Shop
-	if s.OrgID != 0 {
-		ids, err := a.cfg.Accounts.ShopIDs(r.Context(), s.OrgID)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		if shops, err = a.cfg.Shops.ListShops(r.Context(), ids); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-	}
-	a.render(w, r, http.StatusOK, "home", view{Title: "Your shops", Data: struct {
-		Shops      []projections.Shop
-		CanConnect bool
-	}{shops, a.cfg.ConnectURL != "" && s.Role.Manages()}})
-}
 
 func (a *app) signUpPage(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "signup", view{Title: "Sign up"})

@@ -326,7 +326,14 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 	s.signUp("amy@example.com")
 	s.must(a.post("/members/invite", url.Values{"email": {"amy@example.com"}, "role": {"staff"}}), http.StatusSeeOther, "invite")
 	tok := tokenRE.FindString(s.must(a.post("/tokens", url.Values{"role": {"seller"}, "label": {"alice-token"}}), http.StatusOK, "token").body)
+	// A listing of A's shop, with a variant whose key needs escaping.
+	l := s.ledger()
+	l.listing(601, 60101, "Alice secret listing", "EUR", map[string]int64{"sku:SECRET/1": 4})
+	l.sell(601, 60101, "sku:SECRET/1", 1, "EUR", time.Hour, false)
+	l.project()
 	objects := map[string]string{
+		"{listingID}":    "60101",
+		"{variantKey}":   url.PathEscape("sku:SECRET/1"),
 		"{tokenID}":      query(s.db.DB, `SELECT id::text FROM api_tokens WHERE org_id = $1`, orgA),
 		"{invitationID}": query(s.db.DB, `SELECT id::text FROM invitations WHERE org_id = $1`, orgA),
 		"{userID}":       s.userID("alice@example.com"),
@@ -356,7 +363,7 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 			}
 			// No object named: nothing of A may show on B's page.
 			ans := b.get(path)
-			for _, leak := range []string{"alice@example.com", "Alice secret shop", tok[:10], "amy@example.com"} {
+			for _, leak := range []string{"alice@example.com", "Alice secret shop", tok[:10], "amy@example.com", "Alice secret listing", "SECRET"} {
 				if strings.Contains(ans.body, leak) {
 					t.Errorf("B's %s shows A's %q", route, leak)
 				}

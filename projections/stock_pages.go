@@ -1,0 +1,171 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Readers behind the seller's dashboard and stock pages. Each takes the
+// caller's shops and reads nothing outside them, like every reader here.
+
+// StockSummary counts what ListProducts would list without filters:
+// listings that are not deleted, their active variants, the units those
+// hold and how many are at or below their line.
+type StockSummary struct {
+	Products         int64
+	Variants         int64
+	Units            int64
+	LowStockVariants int64
+}
+
+// StockSummary sums the products list over shops in one query: the same
+// select as ListProducts, so the dashboard and GET /v1/products agree.
+func (r *Reader) StockSummary(ctx context.Context, shops []int64) (StockSummary, error) {
+	var s StockSummary
+	err := r.db.QueryRowContext(ctx, `
+		SELECT count(*), coalesce(sum(x.variants), 0)::bigint, coalesce(sum(x.quantity), 0)::bigint, coalesce(sum(x.low), 0)::bigint
+		FROM (`+r.productSelect+` WHERE p.shop_id = ANY($1) AND NOT p.deleted) x`, shops).
+		Scan(&s.Products, &s.Variants, &s.Units, &s.LowStockVariants)
+	if err != nil {
+		return s, fmt.Errorf("stock summary: %w", err)
+	}
+	return s, nil
+}
+
+// SalesTotal is the value and count of the orders placed in one currency.
+type SalesTotal struct {
+	Currency string
+	Amount   int64 // grand totals, minor units
+	Orders   int64
+}
+
+// SalesTotals sums the recorded, not canceled sales of shops created in
+// [from, to), per currency: the sales GET /v1/sales lists for that range
+// whose canceled_at is null.
+func (r *Reader) SalesTotals(ctx context.Context, shops []int64, from, to time.Time) ([]SalesTotal, error) {
+	rows, err := r.db.QueryContext(ctx, `
+		SELECT currency, coalesce(sum(grand_total), 0)::bigint, count(*)
+		FROM sales
+		WHERE shop_id = ANY($1) AND recorded AND canceled_at IS NULL AND created_at >= $2 AND created_at < $3
+		GROUP BY currency
+		ORDER BY currency`, shops, from.UTC(), to.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("sales totals: %w", err)
+	}
+	defer rows.Close()
+	var out []SalesTotal
+	for rows.Next() {
+		var t SalesTotal
+		if err := rows.Scan(&t.Currency, &t.Amount, &t.Orders); err != nil {
+			return nil, fmt.Errorf("sales totals: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// LocalDaySales is one day of a series in a time zone, in one currency;
+// Currency is "" on a day without sales.
+type LocalDaySales struct {
+	Day      string // YYYY-MM-DD in the series' zone
+	Currency string
+	Amount   int64
+	Orders   int64
+}
+
+// LocalDailySales returns, for every day of the days calendar days that
+// end with the one holding to (in loc), the recorded, not canceled sales
+// of shops created that day, per currency. A day without sales has one
+// row with no currency, so the series has no gaps.
+func (r *Reader) LocalDailySales(ctx context.Context, shops []int64, to time.Time, days int, loc *time.Location) ([]LocalDaySales, error) {
+	local := to.In(loc)
+	last := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)
+	first := last.AddDate(0, 0, -(days - 1))
+	end := last.AddDate(0, 0, 1)
+	rows, err := r.db.QueryContext(ctx, `
+		WITH days AS (
+		    SELECT d::date AS day FROM generate_series($2::date, $3::date, interval '1 day') d
+		), s AS (
+		    SELECT (created_at AT TIME ZONE $6)::date AS day, currency, sum(grand_total)::bigint AS amount, count(*) AS orders
+		    FROM sales
+		    WHERE shop_id = ANY($1) AND recorded AND canceled_at IS NULL AND created_at >= $4 AND created_at < $5
+		    GROUP BY 1, 2
+		)
+		SELECT to_char(days.day, 'YYYY-MM-DD'), coalesce(s.currency, ''), coalesce(s.amount, 0), coalesce(s.orders, 0)
+		FROM days LEFT JOIN s ON s.day = days.day
+		ORDER BY days.day, 2`,
+		shops, first.Format(time.DateOnly), last.Format(time.DateOnly), first.UTC(), end.UTC(), loc.String())
+	if err != nil {
+		return nil, fmt.Errorf("local daily sales: %w", err)
+	}
+	defer rows.Close()
+	var out []LocalDaySales
+	for rows.Next() {
+		var d LocalDaySales
+		if err := rows.Scan(&d.Day, &d.Currency, &d.Amount, &d.Orders); err != nil {
+			return nil, fmt.Errorf("local daily sales: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Cover is how long a variant's stock lasts at the rate it sold lately.
+type Cover struct {
+	ListingID  int64
+	Title      string
+	VariantKey string
+	SKU        string
+	Balance    int64
+	// Sold is the units sold in the window; DaysOfCover is Balance over
+	// the daily rate (Sold / window days), 0 when nothing is left.
+	Sold        int64
+	DaysOfCover float64
+}
+
+// RunningOut returns the active variants of shops (of one listing when
+// listingID is not 0) that sold in [since, until), soonest to run out
+// first at that rate. Variants that did not sell have no rate and are
+// left out.
+func (r *Reader) RunningOut(ctx context.Context, shops []int64, listingID int64, since, until time.Time, limit int) ([]Cover, error) {
+	rows, err := r.db.QueryContext(ctx, `
+		WITH sold AS (
+		    SELECT sm.listing_id, sm.variant_key, sum(-sm.delta)::bigint AS units
+		    FROM stock_movements sm
+		    WHERE sm.shop_id = ANY($1) AND sm.reason = $2 AND sm.occurred_at >= $3 AND sm.occurred_at < $4
+		      AND ($5::bigint = 0 OR sm.listing_id = $5)
+		    GROUP BY sm.listing_id, sm.variant_key
+		    HAVING sum(-sm.delta) > 0
+		), ranked AS (
+		    SELECT pv.listing_id, pv.variant_key, pv.sku, pv.quantity, sold.units
+		    FROM sold
+		    JOIN product_variants pv ON pv.listing_id = sold.listing_id AND pv.variant_key = sold.variant_key
+		    WHERE pv.shop_id = ANY($1) AND pv.active
+		      AND NOT EXISTS (SELECT 1 FROM products d WHERE d.listing_id = pv.listing_id AND d.deleted)
+		    ORDER BY greatest(pv.quantity, 0)::numeric / sold.units, pv.listing_id, pv.variant_key COLLATE "C"
+		    LIMIT $6
+		)
+		-- Titles for the few rows kept only.
+		SELECT r.listing_id, coalesce(p.title, ''), r.variant_key, r.sku, r.quantity, r.units
+		FROM ranked r
+		LEFT JOIN products p ON p.listing_id = r.listing_id
+		ORDER BY greatest(r.quantity, 0)::numeric / r.units, r.listing_id, r.variant_key COLLATE "C"`, shops, ReasonSale, since.UTC(), until.UTC(), listingID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("running out: %w", err)
+	}
+	defer rows.Close()
+	window := until.Sub(since).Hours() / 24
+	var out []Cover
+	for rows.Next() {
+		var c Cover
+		if err := rows.Scan(&c.ListingID, &c.Title, &c.VariantKey, &c.SKU, &c.Balance, &c.Sold); err != nil {
+			return nil, fmt.Errorf("running out: %w", err)
+		}
+		if c.Balance > 0 && window > 0 {
+			c.DaysOfCover = float64(c.Balance) / (float64(c.Sold) / window)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,208 @@
+package webapp_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopledger/shopledger/accounts"
+	"github.com/shopledger/shopledger/domain"
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/tokens"
+	"github.com/shopledger/shopledger/webapp"
+)
+
+// Data set of the stock pages' benchmark: one organisation with 5 shops
+// of 250 listings × 4 variants (5,000 variants), 9 movements per variant
+// over the last 90 days, and 20,000 sales over the last 60 days.
+// BENCH_PAGES_SCALE (default 1) multiplies the listings and sales, for a
+// quick run on a small set (0.1) or a heavier one.
+const (
+	pagesBenchShops      = 5
+	pagesBenchListings   = 250 // per shop
+	pagesBenchVariants   = 4
+	pagesBenchMovements  = 9
+	pagesBenchSales      = 20_000
+	pagesBenchRequests   = 200 // measured, per page
+	pagesBenchWarmUp     = 10
+	pagesBenchSeedMax    = 10 * time.Minute
+	pagesBenchConnection = 10
+)
+
+func pagesBenchScale() float64 {
+	if s, err := strconv.ParseFloat(os.Getenv("BENCH_PAGES_SCALE"), 64); err == nil && s > 0 {
+		return s
+	}
+	return 1
+}
+
+// seedPagesBench writes the read models with SQL, in the shape the
+// projections write them: the pages read, and folding events first would
+// measure the projector (whose own benchmark does).
+func seedPagesBench(b *testing.B, db *pgtest.Database, org int64) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pagesBenchSeedMax)
+	defer cancel()
+	listings := max(1, int(float64(pagesBenchListings)*pagesBenchScale()))
+	sales := max(1, int(float64(pagesBenchSales)*pagesBenchScale()))
+	stmts := []string{
+		fmt.Sprintf(`INSERT INTO shops (shop_id, user_id, name, currency, connection_state, updated_at, last_position)
+			SELECT s, 5000 + s, 'Shop ' || s, 'EUR', 'connected', now(), 0 FROM generate_series(1, %d) s`, pagesBenchShops),
+		fmt.Sprintf(`INSERT INTO organisation_shops (shop_id, org_id) SELECT s, %d FROM generate_series(1, %d) s`, org, pagesBenchShops),
+		fmt.Sprintf(`INSERT INTO products (shop_id, listing_id, title, state, url, price_amount, price_currency, created_at, updated_at, last_position)
+			SELECT (l - 1) / %[1]d + 1, l, 'Listing ' || l, 'active', 'https://etsy.example/listing/' || l, 1500, 'EUR', now(), now() - l * interval '1 minute', 0
+			FROM generate_series(1, %[2]d) l`, listings, listings*pagesBenchShops),
+		fmt.Sprintf(`INSERT INTO product_variants (shop_id, listing_id, variant_key, sku, properties, price_amount, price_currency, active, quantity, updated_at, last_position)
+			SELECT (l - 1) / %[1]d + 1, l, 'sku:SKU-' || l || '-' || v, 'SKU-' || l || '-' || v, 'Size: ' || v, 1500, 'EUR', true, 0, now(), 0
+			FROM generate_series(1, %[2]d) l, generate_series(1, %[3]d) v`, listings, listings*pagesBenchShops, pagesBenchVariants),
+		fmt.Sprintf(`INSERT INTO stock_movements (shop_id, listing_id, variant_key, seq, delta, balance, reason, cause, event_id, position, occurred_at, recorded_at)
+			SELECT shop_id, listing_id, variant_key, m, delta, sum(delta) OVER (PARTITION BY listing_id, variant_key ORDER BY m),
+			       CASE WHEN m = 1 THEN 'initial_import' WHEN delta < 0 THEN 'sale' ELSE 'restock' END, 'reconciliation',
+			       gen_random_uuid(), row_number() OVER (), at, at
+			FROM (
+			    SELECT pv.shop_id, pv.listing_id, pv.variant_key, m,
+			           CASE WHEN m = 1 THEN 12 ELSE (m %% 3) - 1 END AS delta,
+			           now() - interval '90 days' + m * interval '9 days' + pv.listing_id * interval '1 second' AS at
+			    FROM product_variants pv, generate_series(1, %d) m
+			) g`, pagesBenchMovements),
+		`UPDATE product_variants pv SET quantity = b.balance, last_movement_at = b.occurred_at
+			FROM (SELECT DISTINCT ON (listing_id, variant_key) listing_id, variant_key, balance, occurred_at
+			      FROM stock_movements ORDER BY listing_id, variant_key, seq DESC) b
+			WHERE b.listing_id = pv.listing_id AND b.variant_key = pv.variant_key`,
+		fmt.Sprintf(`INSERT INTO sales (shop_id, receipt_id, recorded, status, currency, subtotal, shipping, grand_total, item_count, units, created_at, updated_at, canceled_at)
+			SELECT (r %% %[1]d) + 1, r, true, CASE WHEN r %% 13 = 0 THEN 'canceled' ELSE 'paid' END, 'EUR', 3000, 450, 3450, 1, 2,
+			       now() - (r %% 86400) * interval '1 minute', now(), CASE WHEN r %% 13 = 0 THEN now() END
+			FROM generate_series(1, %[2]d) r`, pagesBenchShops, sales),
+		fmt.Sprintf(`INSERT INTO sale_items (shop_id, receipt_id, transaction_id, line, listing_id, variant_key, sku, title, quantity, unit_price, currency)
+			SELECT s.shop_id, s.receipt_id, s.receipt_id * 10, 1, l, 'sku:SKU-' || l || '-1', 'SKU-' || l || '-1', 'Listing ' || l, 2, 1500, 'EUR'
+			FROM sales s, LATERAL (SELECT (s.shop_id - 1) * %[1]d + 1 + (s.receipt_id %% %[1]d) AS l) x`, listings),
+		`VACUUM (ANALYZE)`,
+	}
+	for _, s := range stmts {
+		if _, err := db.DB.ExecContext(ctx, s); err != nil {
+			b.Fatalf("seed: %v\n%s", err, s)
+		}
+	}
+}
+
+// benchMailer keeps the messages the accounts store sends.
+type benchMailer struct {
+	mu   sync.Mutex
+	sent []accounts.Message
+}
+
+func (m *benchMailer) Send(_ context.Context, msg accounts.Message) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sent = append(m.sent, msg)
+	return nil
+}
+
+var benchTokenRE = regexp.MustCompile(`token=([A-Za-z0-9_%-]+)`)
+
+// BenchmarkStockPages measures the server time of the dashboard, the
+// products list and a product page (page_*_p95_ms): each request goes
+// straight to the pages' handler, as the owner of the organisation,
+// one after another, so the figure is the time the server spends on a
+// page (database included), without a network or a client.
+func BenchmarkStockPages(b *testing.B) {
+	db := pgtest.New(b)
+	ctx := context.Background()
+	qdb, qpool, err := service.OpenDB(ctx, db.RoleURL("shopledger_query"), pagesBenchConnection, nil, service.AllowNonDurable(true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { qdb.Close(); qpool.Close() })
+	mailer := &benchMailer{}
+	store, err := accounts.New(accounts.Config{DB: qdb, Mailer: mailer, BaseURL: "https://bench.test",
+		Argon2: accounts.Argon2Params{MemoryKiB: 64, Iterations: 1, Threads: 1}, Sessions: accounts.SessionConfig{Secure: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := store.SignUp(ctx, accounts.SignUp{Email: "bench@example.com", Password: password, Timezone: "Europe/Paris"}, accounts.Client{}); err != nil {
+		b.Fatal(err)
+	}
+	mailer.mu.Lock()
+	m := benchTokenRE.FindStringSubmatch(mailer.sent[len(mailer.sent)-1].Body)
+	mailer.mu.Unlock()
+	if m == nil {
+		b.Fatal("no verification link")
+	}
+	token, _ := url.QueryUnescape(m[1])
+	user, err := store.Verify(ctx, token, accounts.Client{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var org int64
+	if err := db.DB.QueryRow(`SELECT org_id FROM memberships WHERE user_id = $1`, user.ID).Scan(&org); err != nil {
+		b.Fatal(err)
+	}
+	sid, err := store.NewSession(ctx, user.ID, org, accounts.Client{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	seedPagesBench(b, db, org)
+
+	readers := projections.NewReader(qdb, projections.ReaderConfig{DefaultThreshold: domain.DefaultLowStockThreshold})
+	data := httpapi.Readers{Shops: readers, Products: readers, Stock: readers, Sales: readers, Events: readers, Alerts: httpapi.NewAlertStore(qdb), Thresholds: eventstore.New(qdb)}
+	pages, err := webapp.New(webapp.Config{Accounts: store, Tokens: tokens.NewStore(qdb), Shops: readers, Data: data})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cookie := &http.Cookie{Name: store.Sessions().CookieName(), Value: string(sid)}
+	serve := func(path string) time.Duration {
+		req := httptest.NewRequest(http.MethodGet, "https://bench.test"+path, nil)
+		req.AddCookie(cookie)
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		pages.ServeHTTP(rec, req)
+		took := time.Since(start)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("GET %s: %d\n%s", path, rec.Code, rec.Body.String())
+		}
+		return took
+	}
+	listings := max(1, int(float64(pagesBenchListings)*pagesBenchScale())) * pagesBenchShops
+	cases := []struct {
+		name string
+		path func(i int) string
+	}{
+		{"page_dashboard_p95_ms", func(int) string { return "/" }},
+		{"page_products_p95_ms", func(i int) string {
+			// The first page and filtered, sorted pages.
+			return []string{"/products", "/products?low_stock=1", "/products?sort=-quantity&shop_id=2", "/products?q=SKU-1"}[i%4]
+		}},
+		{"page_product_p95_ms", func(i int) string { return fmt.Sprintf("/products/%d", 1+(i*7919)%listings) }},
+	}
+	b.ResetTimer()
+	for range b.N {
+		for _, c := range cases {
+			for i := range pagesBenchWarmUp {
+				serve(c.path(i))
+			}
+			lat := make([]time.Duration, pagesBenchRequests)
+			for i := range lat {
+				lat[i] = serve(c.path(i))
+			}
+			slices.Sort(lat)
+			p95 := lat[int(float64(len(lat))*0.95+0.999999)-1]
+			b.Logf("%s: p50 %.2f ms, p95 %.2f ms, max %.2f ms over %d", c.name, ms(lat[len(lat)/2]), ms(p95), ms(lat[len(lat)-1]), len(lat))
+			fmt.Printf("BENCH %s %.2f ms\n", c.name, ms(p95))
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
