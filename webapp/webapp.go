@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/accounts"
@@ -124,7 +125,8 @@ func parsePages() (map[string]*template.Template, error) {
 
 func (a *app) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(pageHeaders, a.loadSession)
+	// HEAD answers wherever GET does (the server sends no body).
+	r.Use(middleware.GetHead, pageHeaders, a.loadSession)
 	static, _ := fs.Sub(staticFS, "static")
 	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { a.notFound(w, r) })
