@@ -53,6 +53,26 @@ type Database struct {
 	Pool *pgxpool.Pool
 }
 
+// NewEmpty creates a database without any migration for t (the
+// cluster's roles exist already) and drops it when t ends: for tests that
+// migrate it themselves, as an upgrade does.
+func NewEmpty(t testing.TB) *Database {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, AdminURL())
+	if err != nil {
+		unavailable(t, err)
+		return nil
+	}
+	defer admin.Close(ctx)
+	name := "t_" + randomHex(8)
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s`, name)); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	return opened(ctx, t, name)
+}
+
 // New creates a migrated database for t and drops it when t ends.
 func New(t testing.TB) *Database {
 	t.Helper()
@@ -75,6 +95,12 @@ func New(t testing.TB) *Database {
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, templateName)); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
+	return opened(ctx, t, name)
+}
+
+// opened opens the database name for t and drops it when t ends.
+func opened(ctx context.Context, t testing.TB, name string) *Database {
+	t.Helper()
 	dbURL := withDatabase(AdminURL(), name)
 	db, pool, err := service.OpenDB(ctx, dbURL, 20, nil, service.SkipChecks())
 	if err != nil {

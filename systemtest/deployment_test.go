@@ -79,6 +79,9 @@ type deploymentConfig struct {
 	webhookURL string
 	// simArgs are extra etsysim flags.
 	simArgs []string
+	// emptyDB leaves the database unmigrated, for a test that migrates it
+	// with the binaries it upgrades from.
+	emptyDB bool
 }
 
 func newDeployment(t *testing.T, bin string, cfg deploymentConfig) *deployment {
@@ -96,8 +99,12 @@ func newDeployment(t *testing.T, bin string, cfg deploymentConfig) *deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db := pgtest.New
+	if cfg.emptyDB {
+		db = pgtest.NewEmpty
+	}
 	d := &deployment{
-		t: t, bin: bin, db: pgtest.New(t),
+		t: t, bin: bin, db: db(t),
 		webhookSecret: secret,
 		keyString:     "deploytest" + randomHex(t, 8),
 		sharedSecret:  randomHex(t, 12),
