@@ -5,8 +5,11 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"time"
 
-	"github.com/go-chi/chi/v5"
+	"github.com/shopledger/shopledger/accounts"
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
 )
 
@@ -27,22 +30,53 @@ func (a *app) connectShop(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, a.cfg.ConnectURL+"?intent="+url.QueryEscape(token), http.StatusSeeOther)
 }
 
-// shopPage shows one of the organisation's shops: its connection and how
-// far its import has come.
-func (a *app) shopPage(w http.ResponseWriter, r *http.Request) {
-	s, _ := sessionOf(r)
-	id, err := strconv.ParseInt(chi.URLParam(r, "shopID"), 10, 64)
-	if err != nil {
+// shopView is the shop page: the shop, its last reconciliation runs and
+// what the member may change.
+type shopView struct {
+	projections.Shop
+	Pending   bool
+	Runs      []events.ReconciliationCompleted
+	CanManage bool
+	Intervals []syncInterval
+}
+
+type syncInterval struct {
+	Seconds int64
+	Label   string
+}
+
+// syncIntervals are the intervals the page offers: ingest accepts any of
+// at least a minute (ledger shops sync --interval), the page a few sane
+// ones.
+var syncIntervals = []syncInterval{{300, "5 minutes"}, {900, "15 minutes"}, {1800, "30 minutes"}, {3600, "1 hour"}, {6 * 3600, "6 hours"}, {24 * 3600, "1 day"}}
+
+// ownedShop reads {shopID} and checks that the session's organisation
+// owns it; otherwise the answer is a 404.
+func (a *app) ownedShop(w http.ResponseWriter, r *http.Request) ([]int64, int64, bool) {
+	id, ok := parseShopID(r)
+	if !ok {
 		a.notFound(w, r)
-		return
+		return nil, 0, false
 	}
-	owned, err := a.cfg.Accounts.ShopIDs(r.Context(), s.OrgID)
+	owned, err := a.orgShops(r)
 	if err != nil {
 		a.fail(w, r, err)
-		return
+		return nil, 0, false
 	}
 	if !slices.Contains(owned, id) {
 		a.notFound(w, r)
+		return nil, 0, false
+	}
+	return owned, id, true
+}
+
+// shopPage shows one of the organisation's shops: its connection, how
+// far its import has come, the last day's reconciliation runs and, for
+// owners, the sync settings.
+func (a *app) shopPage(w http.ResponseWriter, r *http.Request) {
+	s, _ := sessionOf(r)
+	owned, id, ok := a.ownedShop(w, r)
+	if !ok {
 		return
 	}
 	shops, err := a.cfg.Shops.ListShops(r.Context(), []int64{id})
@@ -50,12 +84,65 @@ func (a *app) shopPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	d := shopView{CanManage: s.Role.Manages(), Intervals: syncIntervals}
 	v := view{Title: "Shop " + strconv.FormatInt(id, 10)}
 	if len(shops) == 1 {
-		v.Title, v.Data = shops[0].Name, shops[0]
+		v.Title, d.Shop = shops[0].Name, shops[0]
 	} else {
 		// Connected a moment ago: the projector has not caught up yet.
-		v.Data = projections.Shop{ShopID: id, ConnectionState: "importing"}
+		d.Shop, d.Pending = projections.Shop{ShopID: id, ConnectionState: "importing"}, true
 	}
+	if a.cfg.Data.Events != nil {
+		if d.Runs, err = a.reconciliationRuns(r, owned, id, time.Now(), 25); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	v.Data = d
 	a.render(w, r, http.StatusOK, "shop", v)
+}
+
+// changeSync turns a shop's polling on or off and sets its interval, as
+// ledger shops sync does: a shop.settings_changed event in the shop's
+// stream, which ingest's scheduler folds (and the shops read model shows).
+func (a *app) changeSync(w http.ResponseWriter, r *http.Request) {
+	s, _ := sessionOf(r)
+	_, id, ok := a.ownedShop(w, r)
+	if !ok {
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		a.formError(w, r, "message", view{Title: "Sync settings"}, accounts.ErrInvalid)
+		return
+	}
+	ch := events.ShopSettingsChanged{ShopID: id}
+	switch r.PostForm.Get("enabled") {
+	case "true":
+		ch.SyncEnabled = &[]bool{true}[0]
+	case "false":
+		ch.SyncEnabled = &[]bool{false}[0]
+	case "":
+	default:
+		a.render(w, r, http.StatusUnprocessableEntity, "message", view{Title: "Sync settings", Error: "Choose on or off."})
+		return
+	}
+	if raw := r.PostForm.Get("interval"); raw != "" {
+		secs, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || !slices.ContainsFunc(syncIntervals, func(i syncInterval) bool { return i.Seconds == secs }) {
+			a.render(w, r, http.StatusUnprocessableEntity, "message", view{Title: "Sync settings", Error: "Choose one of the intervals offered."})
+			return
+		}
+		ch.SyncIntervalSeconds = &secs
+	}
+	if ch.SyncEnabled == nil && ch.SyncIntervalSeconds == nil {
+		a.render(w, r, http.StatusUnprocessableEntity, "message", view{Title: "Sync settings", Error: "Nothing to change."})
+		return
+	}
+	stream := events.ShopStream(id)
+	ev := events.New(stream, id, time.Now(), ch).WithMetadata(events.Metadata{Source: "web", Actor: "user:" + s.User.ID.String()})
+	if _, err := a.cfg.Data.Thresholds.Append(r.Context(), stream, eventstore.Any, ev); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	redirect(w, r, "/shops/"+strconv.FormatInt(id, 10), "sync-saved")
 }

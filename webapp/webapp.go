@@ -56,6 +56,10 @@ type Config struct {
 	// Data is the read side (and the threshold writer) the API's /v1
 	// handlers use, so that a page and the API show the same numbers.
 	Data httpapi.Readers
+	// ExportBatch and QueryTimeout bound the event log export's queries
+	// as the API's do (defaults 1000 events and 5 s a query).
+	ExportBatch  int
+	QueryTimeout time.Duration
 }
 
 type app struct {

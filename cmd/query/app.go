@@ -22,6 +22,9 @@ import (
 // appConfig is read from SHOPLEDGER_APP_*, SHOPLEDGER_SESSION_* and the
 // SHOPLEDGER_SMTP_* settings the projector's alert e-mails use too.
 type appConfig struct {
+	// QueryTimeout bounds each query of the pages' log export, as the
+	// API's SHOPLEDGER_QUERY_TIMEOUT bounds its own.
+	QueryTimeout time.Duration
 	// URL is the pages' public address, the start of every e-mailed link.
 	URL           string
 	SessionSecure bool
@@ -103,5 +106,6 @@ func newApp(c appConfig, db *sql.DB, shops webapp.Shops, data httpapi.Readers, c
 	return webapp.New(webapp.Config{
 		Accounts: store, Tokens: tokens.NewStore(db), Shops: shops, Logger: logger,
 		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL, ConnectURL: c.ConnectURL, Data: data,
+		QueryTimeout: c.QueryTimeout,
 	})
 }

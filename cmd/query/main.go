@@ -160,6 +160,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.TrustedProxies = proxies
 	c.App = loadAppConfig(env, c.Addr)
+	c.App.QueryTimeout = c.QueryTimeout
 	if c.ProxyHeader, err = httpapi.ParseProxyHeader(env.String("SHOPLEDGER_QUERY_PROXY_HEADER", "X-Forwarded-For")); err != nil {
 		env.Fail("SHOPLEDGER_QUERY_PROXY_HEADER: %v", err)
 	}
