@@ -40,6 +40,8 @@ type site struct {
 	clock *clock
 	mu    sync.Mutex
 	used  map[int]bool
+	// cursor is how far project has folded the log.
+	cursor eventstore.Cursor
 }
 
 type clock struct {
