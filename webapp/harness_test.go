@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/accounts"
+	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
@@ -23,6 +24,7 @@ import (
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/shops"
 	"github.com/shopledger/shopledger/tokens"
 	"github.com/shopledger/shopledger/webapp"
 )
@@ -42,6 +44,8 @@ type site struct {
 	used  map[int]bool
 	// cursor is how far project has folded the log.
 	cursor eventstore.Cursor
+	// keys seal the alert webhook secrets, as SHOPLEDGER_TOKEN_KEYS do.
+	keys *shops.Keyring
 }
 
 type clock struct {
@@ -100,7 +104,16 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data})
+	key, err := shops.GenerateKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.keys, err = shops.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	channels := alerts.NewChannels(qdb).WithSecretBox(s.keys)
+	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data, Channels: channels})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ func (a *app) ledgerRoutes(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(a.requireOwner)
 		r.Post("/shops/{shopID}/sync", a.changeSync)
+		a.channelRoutes(r)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(a.requireLogReader)

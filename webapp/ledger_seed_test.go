@@ -186,3 +186,14 @@ func (s *site) api(token, path string) answer {
 }
 
 func eventstoreOf(s *site) *eventstore.Store { return eventstore.New(s.db.DB) }
+
+// channel configures an alert channel for a shop directly, as another
+// organisation's owner would have, and returns its id.
+func (s *site) channel(shop int64, kind, target string) string {
+	s.t.Helper()
+	ch, err := alerts.NewChannels(s.db.DB).Add(context.Background(), shop, kind, target)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return ch.ChannelID.String()
+}

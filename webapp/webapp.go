@@ -60,6 +60,9 @@ type Config struct {
 	// as the API's do (defaults 1000 events and 5 s a query).
 	ExportBatch  int
 	QueryTimeout time.Duration
+	// Channels is the alert channel configuration the owners' channels
+	// page manages (*alerts.Channels); nil leaves the page out (404).
+	Channels AlertChannels
 }
 
 type app struct {

@@ -336,6 +336,7 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 		"{receiptID}":    fmt.Sprint(seeded.receipts[0]),
 		"{alertID}":      seeded.alertID,
 		"{eventID}":      seeded.saleEvent,
+		"{channelID}":    s.channel(602, "email", "alice-alerts@example.com"),
 	}
 	routes, err := webapp.Routes(s.pages)
 	if err != nil {
@@ -361,7 +362,7 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 			}
 			// No object named: nothing of A may show on B's page.
 			ans := b.get(path)
-			for _, leak := range []string{"alice@example.com", "Alice secret shop", "Alice second shop", tok[:10], "amy@example.com", seeded.alertID, seeded.saleEvent} {
+			for _, leak := range []string{"alice@example.com", "Alice secret shop", "Alice second shop", tok[:10], "amy@example.com", seeded.alertID, seeded.saleEvent, "alice-alerts@example.com"} {
 				if strings.Contains(ans.body, leak) {
 					t.Errorf("B's %s shows A's %q", route, leak)
 				}
