@@ -1,13 +1,19 @@
 package webapp_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/accounts"
+	"github.com/shopledger/shopledger/alerts"
 )
 
 var ledgerBase = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
@@ -287,5 +293,103 @@ func TestAlertLinkComesBackAfterLogin(t *testing.T) {
 		if got := a.header.Get("Location"); got != "/" {
 			t.Errorf("next=%q sends the browser to %q", next, got)
 		}
+	}
+}
+
+var secretRE = regexp.MustCompile(`whsec_[A-Za-z0-9+/=]+`)
+
+// Owners add, test and remove channels; a webhook's signing secret shows
+// once, is stored sealed under the token keys and can be rotated; each
+// change is in the security audit trail. Staff and auditors change
+// nothing.
+func TestAlertChannelsPage(t *testing.T) {
+	t.Parallel()
+	s := newSite(t)
+	tm := s.team("ch")
+	s.seedShop(tm.org, 861, "Channel shop", ledgerBase)
+	s.must(tm.owner.get("/channels"), http.StatusOK, "empty channels page")
+	for _, b := range []*browser{tm.staff, tm.auditor} {
+		if a := b.get("/channels"); a.status != http.StatusForbidden {
+			t.Errorf("%s GET /channels: %d, want 403", b.email, a.status)
+		}
+		if a := b.post("/channels", url.Values{"shop_id": {"861"}, "kind": {"email"}, "target": {"x@example.com"}}); a.status != http.StatusForbidden {
+			t.Errorf("%s adding a channel: %d, want 403", b.email, a.status)
+		}
+		if a := b.post("/shops/861/webhook-secret/rotate", nil); a.status != http.StatusForbidden {
+			t.Errorf("%s rotating the secret: %d, want 403", b.email, a.status)
+		}
+	}
+	if a := tm.owner.post("/channels", url.Values{"shop_id": {"861"}, "kind": {"email"}, "target": {"not an address"}}); a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, "valid e-mail") {
+		t.Errorf("a bad address: %d", a.status)
+	}
+	s.must(tm.owner.post("/channels", url.Values{"shop_id": {"861"}, "kind": {"email"}, "target": {"alerts@example.com"}}), http.StatusSeeOther, "add e-mail")
+	s.must(tm.owner.post("/channels", url.Values{"shop_id": {"861"}, "kind": {"slack"}, "target": {"https://hooks.slack.example/services/T0/B0/SECRETPATH"}}), http.StatusSeeOther, "add slack")
+	added := s.must(tm.owner.post("/channels", url.Values{"shop_id": {"861"}, "kind": {"webhook"}, "target": {"https://receiver.example/hook"}}), http.StatusOK, "add webhook")
+	secret := secretRE.FindString(added.body)
+	if secret == "" {
+		t.Fatalf("the new webhook's signing secret is not shown:\n%s", added.body)
+	}
+	page := s.must(tm.owner.get("/channels"), http.StatusOK, "channels page").body
+	if strings.Contains(page, secret) || strings.Contains(page, "SECRETPATH") {
+		t.Fatal("the channels page shows a secret again")
+	}
+	for _, want := range []string{"alerts@example.com", "https://receiver.example/hook", "https://hooks.slack.example/…"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the channels page lacks %q", want)
+		}
+	}
+	// Stored sealed; the dispatcher's configuration (same keys) signs with
+	// the secret shown.
+	var stored string
+	if err := s.db.DB.QueryRow(`SELECT secret FROM alert_webhook_secrets WHERE shop_id = 861`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stored, "sealed:k1:") || strings.Contains(stored, strings.TrimPrefix(secret, "whsec_")) {
+		t.Fatalf("the webhook secret is stored as %q, want it sealed", stored)
+	}
+	got, err := alerts.NewChannels(s.db.DB).WithSecretBox(s.keys).WebhookSecret(context.Background(), 861)
+	if err != nil || got != secret {
+		t.Fatalf("the dispatcher's secret %q (%v), want the one shown", got, err)
+	}
+	if _, err := alerts.NewChannels(s.db.DB).WebhookSecret(context.Background(), 861); err == nil {
+		t.Fatal("a sealed secret opened without keys")
+	}
+	rotated := secretRE.FindString(s.must(tm.owner.post("/shops/861/webhook-secret/rotate", nil), http.StatusOK, "rotate").body)
+	if rotated == "" || rotated == secret {
+		t.Fatalf("rotation showed %q", rotated)
+	}
+	// A test alert goes through the outbox, marked as a test.
+	var emailID string
+	if err := s.db.DB.QueryRow(`SELECT channel_id::text FROM alert_channels WHERE shop_id = 861 AND kind = 'email'`).Scan(&emailID); err != nil {
+		t.Fatal(err)
+	}
+	s.must(tm.owner.post("/channels/"+emailID+"/test", nil), http.StatusSeeOther, "test")
+	if got := query(s.db.DB, `SELECT count(*) FROM alert_deliveries WHERE channel_id = $1 AND (message->>'test')::boolean AND status = 'pending'`, emailID); got != "1" {
+		t.Fatalf("queued test deliveries: %s, want 1", got)
+	}
+	if !strings.Contains(s.must(tm.owner.get("/channels"), http.StatusOK, "channels").body, "pending") {
+		t.Error("the channels page does not show the test's state")
+	}
+	for _, b := range []*browser{tm.staff, tm.auditor} {
+		if a := b.post("/channels/"+emailID+"/remove", nil); a.status != http.StatusForbidden {
+			t.Errorf("%s removing a channel: %d, want 403", b.email, a.status)
+		}
+	}
+	s.must(tm.owner.post("/channels/"+emailID+"/remove", nil), http.StatusSeeOther, "remove")
+	if got := query(s.db.DB, `SELECT count(*) FROM alert_channels WHERE channel_id = $1`, emailID); got != "0" {
+		t.Fatal("the channel is still there")
+	}
+	acts := s.actions(tm.org)
+	for _, w := range []string{accounts.ActionChannelAdded, accounts.ActionChannelRotated, accounts.ActionChannelTested, accounts.ActionChannelRemoved} {
+		if !slices.Contains(acts, w) {
+			t.Errorf("audit trail lacks %s: %v", w, acts)
+		}
+	}
+	var details string
+	if err := s.db.DB.QueryRow(`SELECT string_agg(detail::text, ' ') FROM security_audit WHERE org_id = $1`, tm.org).Scan(&details); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(details, "SECRETPATH") || strings.Contains(details, "whsec_") {
+		t.Errorf("the audit trail holds a secret: %s", details)
 	}
 }
