@@ -309,3 +309,53 @@ func (c *Channels) LastTests(ctx context.Context, shopIDs []int64) (map[uuid.UUI
 	}
 	return out, rows.Err()
 }
+
+// ResealSecrets seals every shop's webhook secret under the box's current
+// key (and seals plain ones), so that an old key can be retired. It
+// returns how many it rewrote.
+func (c *Channels) ResealSecrets(ctx context.Context) (int, error) {
+	if c.box == nil {
+		return 0, errors.New("reseal webhook secrets: no token keys configured")
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT shop_id, secret FROM alert_webhook_secrets ORDER BY shop_id`)
+	if err != nil {
+		return 0, fmt.Errorf("reseal webhook secrets: %w", err)
+	}
+	type row struct {
+		shop   int64
+		stored string
+	}
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.shop, &r.stored); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("reseal webhook secrets: %w", err)
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("reseal webhook secrets: %w", err)
+	}
+	n := 0
+	for _, r := range all {
+		plain, err := c.openSecret(r.shop, r.stored)
+		if err != nil {
+			return n, fmt.Errorf("reseal webhook secret of shop %d: %w", r.shop, err)
+		}
+		sealed, err := c.sealSecret(r.shop, plain)
+		if err != nil {
+			return n, fmt.Errorf("reseal webhook secret of shop %d: %w", r.shop, err)
+		}
+		// Only if unchanged meanwhile: a rotation in between wins.
+		res, err := c.db.ExecContext(ctx, `UPDATE alert_webhook_secrets SET secret = $3 WHERE shop_id = $1 AND secret = $2`, r.shop, r.stored, sealed)
+		if err != nil {
+			return n, fmt.Errorf("reseal webhook secret of shop %d: %w", r.shop, err)
+		}
+		if k, _ := res.RowsAffected(); k > 0 {
+			n++
+		}
+	}
+	return n, nil
+}

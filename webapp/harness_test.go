@@ -45,7 +45,8 @@ type site struct {
 	// cursor is how far project has folded the log.
 	cursor eventstore.Cursor
 	// keys seal the alert webhook secrets, as SHOPLEDGER_TOKEN_KEYS do.
-	keys *shops.Keyring
+	keys    *shops.Keyring
+	keySpec string
 }
 
 type clock struct {
@@ -108,6 +109,7 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.keySpec = key.Spec()
 	s.keys, err = shops.NewKeyring(key)
 	if err != nil {
 		t.Fatal(err)

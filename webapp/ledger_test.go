@@ -3,6 +3,7 @@ package webapp_test
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/shops"
 )
 
 var ledgerBase = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
@@ -325,12 +327,12 @@ func TestAlertChannelsPage(t *testing.T) {
 	s.must(tm.owner.post("/channels", url.Values{"shop_id": {"861"}, "kind": {"email"}, "target": {"alerts@example.com"}}), http.StatusSeeOther, "add e-mail")
 	s.must(tm.owner.post("/channels", url.Values{"shop_id": {"861"}, "kind": {"slack"}, "target": {"https://hooks.slack.example/services/T0/B0/SECRETPATH"}}), http.StatusSeeOther, "add slack")
 	added := s.must(tm.owner.post("/channels", url.Values{"shop_id": {"861"}, "kind": {"webhook"}, "target": {"https://receiver.example/hook"}}), http.StatusOK, "add webhook")
-	secret := secretRE.FindString(added.body)
+	secret := secretRE.FindString(html.UnescapeString(added.body))
 	if secret == "" {
 		t.Fatalf("the new webhook's signing secret is not shown:\n%s", added.body)
 	}
 	page := s.must(tm.owner.get("/channels"), http.StatusOK, "channels page").body
-	if strings.Contains(page, secret) || strings.Contains(page, "SECRETPATH") {
+	if strings.Contains(html.UnescapeString(page), secret) || strings.Contains(page, "SECRETPATH") {
 		t.Fatal("the channels page shows a secret again")
 	}
 	for _, want := range []string{"alerts@example.com", "https://receiver.example/hook", "https://hooks.slack.example/…"} {
@@ -354,9 +356,33 @@ func TestAlertChannelsPage(t *testing.T) {
 	if _, err := alerts.NewChannels(s.db.DB).WebhookSecret(context.Background(), 861); err == nil {
 		t.Fatal("a sealed secret opened without keys")
 	}
-	rotated := secretRE.FindString(s.must(tm.owner.post("/shops/861/webhook-secret/rotate", nil), http.StatusOK, "rotate").body)
+	rotated := secretRE.FindString(html.UnescapeString(s.must(tm.owner.post("/shops/861/webhook-secret/rotate", nil), http.StatusOK, "rotate").body))
 	if rotated == "" || rotated == secret {
 		t.Fatalf("rotation showed %q", rotated)
+	}
+	// Key rotation re-seals the secret under the new current key; a plain
+	// secret from before keys were configured still reads, and is sealed.
+	k2, err := shops.GenerateKey("k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := shops.ParseKeyring(k2.Spec() + "," + s.keySpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.DB.Exec(`INSERT INTO alert_webhook_secrets (shop_id, secret) VALUES (999, 'whsec_cGxhaW4=')`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := alerts.NewChannels(s.db.DB).WithSecretBox(ring).ResealSecrets(context.Background()); err != nil || n != 2 {
+		t.Fatalf("resealed %d (%v), want 2", n, err)
+	}
+	if got := query(s.db.DB, `SELECT count(*) FROM alert_webhook_secrets WHERE secret LIKE 'sealed:k2:%'`); got != "2" {
+		t.Fatalf("secrets sealed under k2: %s, want 2", got)
+	}
+	for shop, want := range map[int64]string{861: rotated, 999: "whsec_cGxhaW4="} {
+		if got, err := alerts.NewChannels(s.db.DB).WithSecretBox(ring).WebhookSecret(context.Background(), shop); err != nil || got != want {
+			t.Errorf("shop %d secret after resealing %q (%v), want %q", shop, got, err, want)
+		}
 	}
 	// A test alert goes through the outbox, marked as a test.
 	var emailID string
