@@ -115,7 +115,11 @@ func newSite(t *testing.T) *site {
 		t.Fatal(err)
 	}
 	channels := alerts.NewChannels(qdb).WithSecretBox(s.keys)
-	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data, Channels: channels})
+	control, err := shops.NewStore(shops.Config{DB: qdb, Events: eventstore.New(qdb)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data, Channels: channels, ShopControl: control})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -419,3 +419,57 @@ func TestAlertChannelsPage(t *testing.T) {
 		t.Errorf("the audit trail holds a secret: %s", details)
 	}
 }
+
+// An owner disconnects a shop after confirming: its tokens are gone, the
+// connection is disconnected (ingest polls connected shops only), the log
+// says so, the page shows it and the audit trail records it. Staff and
+// auditors cannot; another organisation gets a 404.
+func TestShopDisconnect(t *testing.T) {
+	t.Parallel()
+	s := newSite(t)
+	tm := s.team("dc")
+	s.seedShop(tm.org, 871, "Leaving shop", ledgerBase)
+	if _, err := s.db.DB.Exec(`INSERT INTO shop_connections (shop_id, user_id, shop_name, status, connected_at, status_changed_at) VALUES (871, 7871, 'Leaving shop', 'connected', now(), now());
+		INSERT INTO shop_credentials (shop_id, user_id, access_token_key, access_token, refresh_token_key, refresh_token, expires_at) VALUES (871, 7871, 'k1', 'x', 'k1', 'y', now() + interval '1 hour')`); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s.must(tm.owner.get("/shops/871"), http.StatusOK, "shop page").body, "Disconnect the shop") {
+		t.Fatal("the owner's shop page has no disconnect button")
+	}
+	if strings.Contains(s.must(tm.staff.get("/shops/871"), http.StatusOK, "staff's shop page").body, "Disconnect the shop") {
+		t.Error("staff see the disconnect button")
+	}
+	for _, b := range []*browser{tm.staff, tm.auditor} {
+		if a := b.post("/shops/871/disconnect", url.Values{"confirm": {"yes"}}); a.status != http.StatusForbidden {
+			t.Errorf("%s disconnecting: %d, want 403", b.email, a.status)
+		}
+	}
+	stranger := s.signUp("dc-stranger@example.com")
+	if a := stranger.post("/shops/871/disconnect", url.Values{"confirm": {"yes"}}); a.status != http.StatusNotFound {
+		t.Errorf("another organisation disconnecting: %d, want 404", a.status)
+	}
+	if a := tm.owner.post("/shops/871/disconnect", nil); a.status != http.StatusUnprocessableEntity {
+		t.Errorf("disconnect without confirming: %d, want 422", a.status)
+	}
+	if got := query(s.db.DB, `SELECT count(*) FROM shop_credentials WHERE shop_id = 871`); got != "1" {
+		t.Fatalf("refused disconnections deleted the tokens")
+	}
+	s.must(tm.owner.post("/shops/871/disconnect", url.Values{"confirm": {"yes"}}), http.StatusSeeOther, "disconnect")
+	if got := query(s.db.DB, `SELECT count(*) FROM shop_credentials WHERE shop_id = 871`); got != "0" {
+		t.Fatal("the tokens are still there")
+	}
+	if got := query(s.db.DB, `SELECT status FROM shop_connections WHERE shop_id = 871`); got != "disconnected" {
+		t.Fatalf("connection status %s", got)
+	}
+	if got := query(s.db.DB, `SELECT metadata->>'actor' FROM events WHERE type = 'shop.disconnected' AND shop_id = 871`); got != "user:"+s.userID("dc-owner@example.com") {
+		t.Fatalf("shop.disconnected actor %s", got)
+	}
+	s.project(eventstoreOf(s))
+	page := s.must(tm.owner.get("/shops/871"), http.StatusOK, "shop page after").body
+	if !strings.Contains(page, "disconnected") || strings.Contains(page, "Disconnect the shop") {
+		t.Errorf("the shop page does not show the disconnection:\n%s", page)
+	}
+	if !slices.Contains(s.actions(tm.org), accounts.ActionShopDisconnected) {
+		t.Errorf("audit trail lacks %s", accounts.ActionShopDisconnected)
+	}
+}

@@ -1,6 +1,8 @@
 package webapp
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
+	shopconn "github.com/shopledger/shopledger/shops"
 )
 
 // connectShop starts connecting an Etsy shop for the session's
@@ -34,6 +37,7 @@ func (a *app) connectShop(w http.ResponseWriter, r *http.Request) {
 // what the member may change.
 type shopView struct {
 	projections.Shop
+	CanDisconnect bool
 	Pending   bool
 	Runs      []events.ReconciliationCompleted
 	CanManage bool
@@ -98,6 +102,7 @@ func (a *app) shopPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	d.CanDisconnect = d.CanManage && a.cfg.ShopControl != nil && !d.Pending && d.ConnectionState != projections.ShopDisconnected
 	v.Data = d
 	a.render(w, r, http.StatusOK, "shop", v)
 }
@@ -145,4 +150,50 @@ func (a *app) changeSync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirect(w, r, "/shops/"+strconv.FormatInt(id, 10), "sync-saved")
+}
+
+// ShopControl is what the shop page needs of ingest's shop store.
+type ShopControl interface {
+	Disconnect(ctx context.Context, shopID int64, reason string, meta events.Metadata) error
+}
+
+// disconnectReason is what shop.disconnected says of a disconnection from
+// the app; who did it is the event's actor and the audit trail's entry.
+const disconnectReason = "disconnected by an owner in the web app"
+
+// disconnectShop deletes the shop's Etsy tokens and marks it disconnected
+// (ingest stops polling it at once: it polls connected shops only), after
+// the owner ticked the confirmation. Recorded in the audit trail.
+func (a *app) disconnectShop(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.ShopControl == nil {
+		a.notFound(w, r)
+		return
+	}
+	s, _ := sessionOf(r)
+	_, id, ok := a.ownedShop(w, r)
+	if !ok {
+		return
+	}
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("confirm") != "yes" {
+		a.render(w, r, http.StatusUnprocessableEntity, "message", view{Title: "Disconnect the shop",
+			Error: "Tick “I understand” to disconnect: the shop's Etsy tokens are deleted and it is no longer synced."})
+		return
+	}
+	err := a.cfg.ShopControl.Disconnect(r.Context(), id, disconnectReason, events.Metadata{Source: "web", Actor: "user:" + s.User.ID.String()})
+	if errors.Is(err, shopconn.ErrUnknownShop) {
+		a.render(w, r, http.StatusConflict, "message", view{Title: "Disconnect the shop", Error: "Ingest holds no connection for this shop, so there is nothing to disconnect."})
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c := a.client(r)
+	if err := a.cfg.Accounts.Record(r.Context(), nil, accounts.AuditEntry{OrgID: s.OrgID, ActorID: s.User.ID, Actor: s.User.Email,
+		Action: accounts.ActionShopDisconnected, Target: strconv.FormatInt(id, 10), Address: c.Address, UserAgent: c.UserAgent,
+		Detail: map[string]string{"shop_id": strconv.FormatInt(id, 10), "reason": disconnectReason}}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	redirect(w, r, "/shops/"+strconv.FormatInt(id, 10), "disconnected")
 }

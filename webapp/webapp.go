@@ -63,6 +63,10 @@ type Config struct {
 	// Channels is the alert channel configuration the owners' channels
 	// page manages (*alerts.Channels); nil leaves the page out (404).
 	Channels AlertChannels
+	// ShopControl disconnects shops for their owners (*shops.Store: it
+	// deletes the tokens, so ingest stops polling, and appends
+	// shop.disconnected); nil leaves the disconnect button out.
+	ShopControl ShopControl
 }
 
 type app struct {

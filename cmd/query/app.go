@@ -14,6 +14,7 @@ import (
 
 	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/service"
 	shopconn "github.com/shopledger/shopledger/shops"
@@ -119,9 +120,14 @@ func newApp(c appConfig, db *sql.DB, shops webapp.Shops, data httpapi.Readers, c
 	} else {
 		logger.Warn("SHOPLEDGER_TOKEN_KEYS is unset: alert webhook signing secrets are stored unencrypted")
 	}
+	control, err := shopconn.NewStore(shopconn.Config{DB: db, Events: eventstore.New(db), Logger: logger}, nil)
+	if err != nil {
+		return nil, err
+	}
 	return webapp.New(webapp.Config{
 		Accounts: store, Tokens: tokens.NewStore(db), Shops: shops, Logger: logger,
 		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL, ConnectURL: c.ConnectURL, Data: data,
 		QueryTimeout: c.QueryTimeout, Channels: channels,
+		ShopControl: control,
 	})
 }

@@ -74,6 +74,10 @@ GRANT SELECT, UPDATE ON api_tokens TO shopledger_query;
 GRANT SELECT, INSERT, DELETE ON alert_channels TO shopledger_query;
 GRANT SELECT, INSERT, UPDATE ON alert_webhook_secrets TO shopledger_query;
 GRANT INSERT ON alert_deliveries TO shopledger_query;
+-- An owner disconnects a shop from its page: its tokens are deleted (no
+-- column of them is readable) and its connection marked disconnected.
+GRANT SELECT, UPDATE ON shop_connections TO shopledger_query;
+GRANT SELECT (shop_id), DELETE ON shop_credentials TO shopledger_query;
 GRANT SELECT ON goose_db_version TO shopledger_app;
 
 -- Accounts: query serves sign-up, login, sessions, members, invitations,
