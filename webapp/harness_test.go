@@ -23,6 +23,7 @@ import (
 	"github.com/shopledger/shopledger/inbox"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/reconcile"
 	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/shops"
 	"github.com/shopledger/shopledger/tokens"
@@ -119,7 +120,7 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data, Channels: channels, ShopControl: control})
+	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data, Channels: channels, ShopControl: control, SyncNow: reconcile.SyncRequests{DB: qdb}})
 	if err != nil {
 		t.Fatal(err)
 	}

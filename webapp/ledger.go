@@ -32,6 +32,7 @@ func (a *app) ledgerRoutes(r chi.Router) {
 		r.Use(a.requireOwner)
 		r.Post("/shops/{shopID}/sync", a.changeSync)
 		r.Post("/shops/{shopID}/disconnect", a.disconnectShop)
+		r.Post("/shops/{shopID}/sync-now", a.syncNow)
 		a.channelRoutes(r)
 	})
 	r.Group(func(r chi.Router) {
@@ -361,5 +362,6 @@ func (a *app) salePage(w http.ResponseWriter, r *http.Request) {
 
 func init() {
 	notices["disconnected"] = "The shop is disconnected: its Etsy tokens are deleted and it is no longer synced. Its history stays in the ledger; connect it again at any time."
+	notices["sync-requested"] = "A sync is requested: ingest starts it within a minute. Reload this page to see the run."
 	notices["sync-saved"] = "The sync settings are saved. Ingest uses them from its next scheduling round."
 }

@@ -3,8 +3,8 @@ package webapp_test
 import (
 	"context"
 	"encoding/json"
-	"html"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -444,7 +444,26 @@ func TestShopDisconnect(t *testing.T) {
 			t.Errorf("%s disconnecting: %d, want 403", b.email, a.status)
 		}
 	}
+	// Sync now: owners only; recorded for ingest's scheduler and audited.
+	for _, b := range []*browser{tm.staff, tm.auditor} {
+		if a := b.post("/shops/871/sync-now", nil); a.status != http.StatusForbidden {
+			t.Errorf("%s sync now: %d, want 403", b.email, a.status)
+		}
+	}
+	s.must(tm.owner.post("/shops/871/sync-now", nil), http.StatusSeeOther, "sync now")
+	if got := query(s.db.DB, `SELECT count(*) FROM shop_sync_requests WHERE shop_id = 871`); got != "1" {
+		t.Fatalf("sync requests: %s, want 1", got)
+	}
+	if !strings.Contains(s.must(tm.owner.get("/shops/871"), http.StatusOK, "shop page").body, "A sync was requested") {
+		t.Error("the shop page does not show the pending sync")
+	}
+	if !slices.Contains(s.actions(tm.org), accounts.ActionShopSyncRequested) {
+		t.Errorf("audit trail lacks %s", accounts.ActionShopSyncRequested)
+	}
 	stranger := s.signUp("dc-stranger@example.com")
+	if a := stranger.post("/shops/871/sync-now", nil); a.status != http.StatusNotFound {
+		t.Errorf("another organisation's sync now: %d, want 404", a.status)
+	}
 	if a := stranger.post("/shops/871/disconnect", url.Values{"confirm": {"yes"}}); a.status != http.StatusNotFound {
 		t.Errorf("another organisation disconnecting: %d, want 404", a.status)
 	}
@@ -466,7 +485,7 @@ func TestShopDisconnect(t *testing.T) {
 	}
 	s.project(eventstoreOf(s))
 	page := s.must(tm.owner.get("/shops/871"), http.StatusOK, "shop page after").body
-	if !strings.Contains(page, "disconnected") || strings.Contains(page, "Disconnect the shop") {
+	if !strings.Contains(page, "disconnected") || strings.Contains(page, "Disconnect the shop") || strings.Contains(page, "Sync now") {
 		t.Errorf("the shop page does not show the disconnection:\n%s", page)
 	}
 	if !slices.Contains(s.actions(tm.org), accounts.ActionShopDisconnected) {

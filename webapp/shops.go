@@ -38,10 +38,13 @@ func (a *app) connectShop(w http.ResponseWriter, r *http.Request) {
 type shopView struct {
 	projections.Shop
 	CanDisconnect bool
-	Pending   bool
-	Runs      []events.ReconciliationCompleted
-	CanManage bool
-	Intervals []syncInterval
+	CanSyncNow    bool
+	// SyncRequested is a pending "sync now" (after the last run).
+	SyncRequested *time.Time
+	Pending       bool
+	Runs          []events.ReconciliationCompleted
+	CanManage     bool
+	Intervals     []syncInterval
 }
 
 type syncInterval struct {
@@ -103,6 +106,17 @@ func (a *app) shopPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.CanDisconnect = d.CanManage && a.cfg.ShopControl != nil && !d.Pending && d.ConnectionState != projections.ShopDisconnected
+	if a.cfg.SyncNow != nil && !d.Pending && d.ConnectionState == projections.ShopConnected {
+		d.CanSyncNow = d.CanManage
+		at, err := a.cfg.SyncNow.SyncRequested(r.Context(), id)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if !at.IsZero() && (d.LastReconciledAt == nil || at.After(*d.LastReconciledAt)) {
+			d.SyncRequested = &at
+		}
+	}
 	v.Data = d
 	a.render(w, r, http.StatusOK, "shop", v)
 }
@@ -196,4 +210,45 @@ func (a *app) disconnectShop(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirect(w, r, "/shops/"+strconv.FormatInt(id, 10), "disconnected")
+}
+
+// SyncNow is what the shop page needs of the "sync now" requests.
+type SyncNow interface {
+	RequestSync(ctx context.Context, shopID int64, at time.Time) error
+	SyncRequested(ctx context.Context, shopID int64) (time.Time, error)
+}
+
+// syncNow asks ingest for a reconciliation run of a connected shop at its
+// scheduler's next tick, and records who asked in the audit trail.
+func (a *app) syncNow(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.SyncNow == nil {
+		a.notFound(w, r)
+		return
+	}
+	s, _ := sessionOf(r)
+	owned, id, ok := a.ownedShop(w, r)
+	if !ok {
+		return
+	}
+	sh, err := a.cfg.Data.Shops.GetShop(r.Context(), owned, id)
+	if err != nil && !errors.Is(err, projections.ErrNotFound) {
+		a.fail(w, r, err)
+		return
+	}
+	if err != nil || sh.ConnectionState != projections.ShopConnected {
+		a.render(w, r, http.StatusConflict, "message", view{Title: "Sync now", Error: "Only a connected shop can be synced. Connect it again first."})
+		return
+	}
+	if err := a.cfg.SyncNow.RequestSync(r.Context(), id, time.Now()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c := a.client(r)
+	if err := a.cfg.Accounts.Record(r.Context(), nil, accounts.AuditEntry{OrgID: s.OrgID, ActorID: s.User.ID, Actor: s.User.Email,
+		Action: accounts.ActionShopSyncRequested, Target: strconv.FormatInt(id, 10), Address: c.Address, UserAgent: c.UserAgent,
+		Detail: map[string]string{"shop_id": strconv.FormatInt(id, 10)}}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	redirect(w, r, "/shops/"+strconv.FormatInt(id, 10), "sync-requested")
 }

@@ -67,6 +67,9 @@ type Config struct {
 	// deletes the tokens, so ingest stops polling, and appends
 	// shop.disconnected); nil leaves the disconnect button out.
 	ShopControl ShopControl
+	// SyncNow records owners' "sync now" requests for ingest's scheduler
+	// (reconcile.SyncRequests); nil leaves the button out.
+	SyncNow SyncNow
 }
 
 type app struct {

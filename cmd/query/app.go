@@ -16,6 +16,7 @@ import (
 	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/reconcile"
 	"github.com/shopledger/shopledger/service"
 	shopconn "github.com/shopledger/shopledger/shops"
 	"github.com/shopledger/shopledger/tokens"
@@ -128,6 +129,6 @@ func newApp(c appConfig, db *sql.DB, shops webapp.Shops, data httpapi.Readers, c
 		Accounts: store, Tokens: tokens.NewStore(db), Shops: shops, Logger: logger,
 		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL, ConnectURL: c.ConnectURL, Data: data,
 		QueryTimeout: c.QueryTimeout, Channels: channels,
-		ShopControl: control,
+		ShopControl: control, SyncNow: reconcile.SyncRequests{DB: db},
 	})
 }

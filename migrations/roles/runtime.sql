@@ -78,6 +78,9 @@ GRANT INSERT ON alert_deliveries TO shopledger_query;
 -- column of them is readable) and its connection marked disconnected.
 GRANT SELECT, UPDATE ON shop_connections TO shopledger_query;
 GRANT SELECT (shop_id), DELETE ON shop_credentials TO shopledger_query;
+-- "Sync now" on the shop's page; ingest's scheduler reads the requests.
+GRANT SELECT, INSERT, UPDATE ON shop_sync_requests TO shopledger_query;
+GRANT SELECT ON shop_sync_requests TO shopledger_ingest;
 GRANT SELECT ON goose_db_version TO shopledger_app;
 
 -- Accounts: query serves sign-up, login, sessions, members, invitations,
