@@ -16,6 +16,7 @@ import (
 	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/shops"
+	"github.com/shopledger/shopledger/webapp"
 )
 
 var ledgerBase = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
@@ -490,5 +491,44 @@ func TestShopDisconnect(t *testing.T) {
 	}
 	if !slices.Contains(s.actions(tm.org), accounts.ActionShopDisconnected) {
 		t.Errorf("audit trail lacks %s", accounts.ActionShopDisconnected)
+	}
+}
+
+// Auditors read; they change nothing. Every state-changing route of the
+// ledger pages (shops and channels) refuses an auditor and staff alike,
+// before looking at what is asked. The routes come from the router, so a
+// new one is covered.
+func TestAuditorsAndStaffPostNothingOnLedgerPages(t *testing.T) {
+	t.Parallel()
+	s := newSite(t)
+	tm := s.team("ap")
+	s.seedShop(tm.org, 881, "Read-only shop", ledgerBase)
+	ch := s.channel(881, "email", "ap-alerts@example.com")
+	routes, err := webapp.Routes(s.pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, route := range routes {
+		method, pattern, _ := strings.Cut(route, " ")
+		if method != http.MethodPost || (!strings.HasPrefix(pattern, "/shops/") && !strings.HasPrefix(pattern, "/channels")) {
+			continue
+		}
+		path := strings.NewReplacer("{shopID}", "881", "{channelID}", ch).Replace(pattern)
+		for _, b := range []*browser{tm.auditor, tm.staff} {
+			if a := b.post(path, url.Values{"shop_id": {"881"}, "kind": {"email"}, "target": {"x@example.com"}, "confirm": {"yes"}, "enabled": {"false"}}); a.status != http.StatusForbidden {
+				t.Errorf("%s POST %s: %d, want 403", b.email, path, a.status)
+			}
+		}
+		n++
+	}
+	if n < 7 {
+		t.Fatalf("only %d state-changing ledger routes found", n)
+	}
+	if got := query(s.db.DB, `SELECT count(*) FROM alert_channels WHERE shop_id = 881`); got != "1" {
+		t.Fatalf("channels after refused posts: %s, want 1", got)
+	}
+	if got := query(s.db.DB, `SELECT count(*) FROM events WHERE stream_id = 'shop-881' AND type IN ('shop.settings_changed', 'shop.disconnected')`); got != "0" {
+		t.Fatalf("refused posts appended %s events", got)
 	}
 }
