@@ -59,10 +59,6 @@ func (s *server) auditorRoutes(r chi.Router) {
 	r.Get("/events/export", s.handle(s.exportEvents))
 }
 
-func (s *server) eventFilter(r *http.Request, p Principal) (projections.EventFilter, error) {
-	return eventFilterOf(r.URL.Query(), p)
-}
-
 func eventFilterOf(q url.Values, p Principal) (projections.EventFilter, error) {
 	f := projections.EventFilter{Shops: p.Shops, Stream: q.Get("stream")}
 	var err error
