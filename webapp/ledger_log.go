@@ -124,15 +124,18 @@ func (a *app) logPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	// The export link carries the page's filter with its dates turned into
+	// instants, so that the file holds exactly the events the page lists.
+	local := localDates(q, a.location(r), "from", "to")
 	exp := url.Values{}
 	for _, k := range logFilters {
 		if q.Get(k) != "" {
 			d.Filtered = true
-			exp.Set(k, q.Get(k))
+			exp.Set(k, local.Get(k))
 		}
 	}
 	d.Export = (&url.URL{Path: "/log/export", RawQuery: exp.Encode()}).String()
-	f, err := httpapi.EventFilterOf(localDates(q, a.location(r), "from", "to"), ids)
+	f, err := httpapi.EventFilterOf(local, ids)
 	if err != nil {
 		a.dataError(w, r, "log", v, err)
 		return
