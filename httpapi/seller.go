@@ -432,16 +432,26 @@ func (s *server) dayRangeIn(q url.Values, loc *time.Location) (from, to time.Tim
 	if from, to, err = timeRange(q, "from", "to"); err != nil {
 		return
 	}
-	date := func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc) }
+	// A date names that day in loc; an instant names the day it falls on
+	// in loc.
+	day := func(name string, t time.Time) time.Time {
+		if d, err := time.Parse(time.DateOnly, q.Get(name)); err == nil {
+			t = d
+		} else {
+			t = t.In(loc)
+		}
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	}
 	if to.IsZero() {
-		to = date(s.cfg.Now().In(loc)).AddDate(0, 0, 1)
+		now := s.cfg.Now().In(loc)
+		to = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc).AddDate(0, 0, 1)
 	} else {
-		to = date(to)
+		to = day("to", to)
 	}
 	if from.IsZero() {
 		from = to.AddDate(0, 0, -30)
 	} else {
-		from = date(from)
+		from = day("from", from)
 	}
 	if !from.Before(to) {
 		return from, to, badInput("to", "must be at least a day after from")

@@ -265,6 +265,11 @@ func TestDailySalesInTheMembersZone(t *testing.T) {
 	if paris["2026-03-10"] != 2 || paris["2026-03-11"] != 1 {
 		t.Errorf("Paris days: %v, want 2 on the 10th and 1 on the 11th", paris)
 	}
+	// Dates name days of the zone, west of UTC too.
+	la := s.api(tok, "/v1/shops/841/sales/daily?from=2026-03-10&to=2026-03-11&tz=America/Los_Angeles")
+	if la.status != http.StatusOK || !strings.Contains(la.body, `"from":"2026-03-10"`) || !strings.Contains(la.body, `"day":"2026-03-10"`) || !strings.Contains(la.body, `"orders":3`) {
+		t.Errorf("Los Angeles day: %d %s, want the 10th with 3 orders", la.status, la.body)
+	}
 	for _, bad := range []string{"Mars/Olympus", "Local", "../../etc/passwd"} {
 		if a := s.api(tok, "/v1/shops/841/sales/daily?tz="+url.QueryEscape(bad)); a.status != http.StatusBadRequest || !strings.Contains(a.body, "tz") {
 			t.Errorf("tz=%s: %d %s, want a 400 naming tz", bad, a.status, a.body)
