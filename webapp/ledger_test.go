@@ -43,7 +43,7 @@ func TestLedgerPagesByRole(t *testing.T) {
 		{path: "/alerts?status=open", contains: []string{"/alerts/" + sd.alertID}},
 		{path: "/alerts/" + sd.alertID, contains: []string{"Deliveries", variant}},
 		{path: "/shops", contains: []string{"/shops/801", "connected"}},
-		{path: "/shops/801", contains: []string{"Reconciliation runs", "1234 ms"}},
+		{path: "/shops/801", contains: []string{"Reconciliation runs", "1234 ms", "listings: 1", "sales: 3"}},
 		{path: "/log", logOnly: true, contains: []string{"shop.connected", "/log/events/"}},
 		{path: "/log?type=sale.recorded", logOnly: true, contains: []string{"/log/events/" + sd.saleEvent}},
 		{path: "/log/events/" + sd.saleEvent, logOnly: true, contains: []string{"sale.recorded", "Led to", "stock.sold", "/sales/" + fmt.Sprint(sd.receipts[0])}},

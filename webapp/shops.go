@@ -41,6 +41,9 @@ type shopView struct {
 	CanSyncNow    bool
 	// SyncRequested is a pending "sync now" (after the last run).
 	SyncRequested *time.Time
+	// Listings and Sales count what the import brought in so far, up to
+	// importShown ("100+" beyond).
+	Listings, Sales string
 	Pending       bool
 	Runs          []events.ReconciliationCompleted
 	CanManage     bool
@@ -98,6 +101,10 @@ func (a *app) shopPage(w http.ResponseWriter, r *http.Request) {
 	} else {
 		// Connected a moment ago: the projector has not caught up yet.
 		d.Shop, d.Pending = projections.Shop{ShopID: id, ConnectionState: "importing"}, true
+	}
+	if d.Listings, d.Sales, err = a.imported(r, owned, id); err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	if a.cfg.Data.Events != nil {
 		if d.Runs, err = a.reconciliationRuns(r, owned, id, time.Now(), 25); err != nil {
@@ -251,4 +258,28 @@ func (a *app) syncNow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirect(w, r, "/shops/"+strconv.FormatInt(id, 10), "sync-requested")
+}
+
+// importShown bounds the import counts: the page says "100+" beyond.
+const importShown = 100
+
+// imported counts the shop's listings and recorded sales in the read
+// models, up to importShown each.
+func (a *app) imported(r *http.Request, owned []int64, shopID int64) (string, string, error) {
+	count := func(n int) string {
+		if n > importShown {
+			return strconv.Itoa(importShown) + "+"
+		}
+		return strconv.Itoa(n)
+	}
+	prods, err := a.cfg.Data.Products.ListProducts(r.Context(), projections.ProductFilter{Shops: owned, ShopID: shopID,
+		Sort: projections.ProductSort{Key: "listing_id"}, Limit: importShown + 1})
+	if err != nil {
+		return "", "", err
+	}
+	sales, err := a.cfg.Data.Sales.ListSales(r.Context(), projections.SaleFilter{Shops: owned, ShopID: shopID, Limit: importShown + 1})
+	if err != nil {
+		return "", "", err
+	}
+	return count(len(prods)), count(len(sales)), nil
 }
