@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/shops"
 	"github.com/shopledger/shopledger/webapp"
 )
@@ -479,6 +480,17 @@ func TestShopDisconnect(t *testing.T) {
 	if got := query(s.db.DB, `SELECT count(*) FROM shop_credentials WHERE shop_id = 871`); got != "1" {
 		t.Fatalf("refused disconnections deleted the tokens")
 	}
+	// The query role may delete a shop's tokens but never read them.
+	qdb, qpool, err := service.OpenDB(context.Background(), s.db.RoleURL("shopledger_query"), 1, nil, service.AllowNonDurable(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var token []byte
+	if err := qdb.QueryRow(`SELECT access_token FROM shop_credentials WHERE shop_id = 871`).Scan(&token); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("the query role reads a token: %v", err)
+	}
+	qdb.Close()
+	qpool.Close()
 	s.must(tm.owner.post("/shops/871/disconnect", url.Values{"confirm": {"yes"}}), http.StatusSeeOther, "disconnect")
 	if got := query(s.db.DB, `SELECT count(*) FROM shop_credentials WHERE shop_id = 871`); got != "0" {
 		t.Fatal("the tokens are still there")
