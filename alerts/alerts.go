@@ -52,6 +52,8 @@ type Message struct {
 	Quantity     int64     `json:"quantity"`
 	Threshold    int64     `json:"threshold"`
 	RaisedAt     time.Time `json:"raised_at"`
+	// Test marks a test alert an owner sent to check a channel.
+	Test bool `json:"test,omitempty"`
 }
 
 // Shop names the shop for people.

@@ -3,6 +3,8 @@ package alerts
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -26,11 +28,70 @@ var ErrInvalidChannel = errors.New("invalid alert channel")
 // (alert_webhook_secrets). Channels named in shop.settings_changed come
 // from the log and are not managed here.
 type Channels struct {
-	db *sql.DB
+	db  *sql.DB
+	box SecretBox
 }
 
 // NewChannels returns the channel configuration over db.
 func NewChannels(db *sql.DB) *Channels { return &Channels{db: db} }
+
+// SecretBox encrypts webhook signing secrets at rest; *shops.Keyring (the
+// OAuth tokens' keys, SHOPLEDGER_TOKEN_KEYS) is one. Seal uses the current
+// key and names it; Open takes the key that sealed.
+type SecretBox interface {
+	Seal(plaintext, aad []byte) (keyID string, sealed []byte, err error)
+	Open(keyID string, sealed, aad []byte) ([]byte, error)
+}
+
+// WithSecretBox returns the configuration storing webhook secrets sealed
+// by box. Without one they are stored as they are (a development setup
+// without token keys); secrets stored before a box was configured still
+// read, and are sealed on their next rotation.
+func (c *Channels) WithSecretBox(box SecretBox) *Channels {
+	return &Channels{db: c.db, box: box}
+}
+
+// sealedPrefix marks a stored secret sealed by a SecretBox:
+// "sealed:<key id>:<base64 ciphertext>". A plain secret starts with
+// "whsec_", so the two never collide.
+const sealedPrefix = "sealed:"
+
+// secretAAD binds a sealed secret to its shop: copied to another shop's
+// row it does not open.
+func secretAAD(shopID int64) []byte {
+	return fmt.Appendf(nil, "alert_webhook_secrets|%d", shopID)
+}
+
+func (c *Channels) sealSecret(shopID int64, secret string) (string, error) {
+	if c.box == nil {
+		return secret, nil
+	}
+	id, sealed, err := c.box.Seal([]byte(secret), secretAAD(shopID))
+	if err != nil {
+		return "", err
+	}
+	return sealedPrefix + id + ":" + base64.StdEncoding.EncodeToString(sealed), nil
+}
+
+func (c *Channels) openSecret(shopID int64, stored string) (string, error) {
+	rest, ok := strings.CutPrefix(stored, sealedPrefix)
+	if !ok {
+		return stored, nil
+	}
+	if c.box == nil {
+		return "", errors.New("the webhook secret is encrypted but no token keys are configured")
+	}
+	id, enc, _ := strings.Cut(rest, ":")
+	raw, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return "", fmt.Errorf("webhook secret of shop %d is not sealed text", shopID)
+	}
+	plain, err := c.box.Open(id, raw, secretAAD(shopID))
+	if err != nil {
+		return "", err
+	}
+	return string(plain), nil
+}
 
 // ChannelConfig is one configured channel.
 type ChannelConfig struct {
@@ -142,16 +203,23 @@ func (c *Channels) WebhookSecret(ctx context.Context, shopID int64) (string, err
 	// Insert-or-read in one statement, so two workers asking at once agree
 	// on one secret. When the other's insert commits while this statement
 	// runs, its snapshot sees neither row: the second try does.
+	stored, err := c.sealSecret(shopID, fresh)
+	if err != nil {
+		return "", fmt.Errorf("webhook secret of shop %d: %w", shopID, err)
+	}
 	var secret string
 	for try := 0; ; try++ {
 		err = c.db.QueryRowContext(ctx, `WITH ins AS (
 				INSERT INTO alert_webhook_secrets (shop_id, secret) VALUES ($1, $2) ON CONFLICT (shop_id) DO NOTHING RETURNING secret
 			)
-			SELECT secret FROM ins UNION ALL SELECT secret FROM alert_webhook_secrets WHERE shop_id = $1 LIMIT 1`, shopID, fresh).Scan(&secret)
+			SELECT secret FROM ins UNION ALL SELECT secret FROM alert_webhook_secrets WHERE shop_id = $1 LIMIT 1`, shopID, stored).Scan(&secret)
 		if errors.Is(err, sql.ErrNoRows) && try == 0 {
 			continue
 		}
 		if err != nil {
+			return "", fmt.Errorf("webhook secret of shop %d: %w", shopID, err)
+		}
+		if secret, err = c.openSecret(shopID, secret); err != nil {
 			return "", fmt.Errorf("webhook secret of shop %d: %w", shopID, err)
 		}
 		return secret, nil
@@ -165,9 +233,129 @@ func (c *Channels) RotateWebhookSecret(ctx context.Context, shopID int64) (strin
 	if err != nil {
 		return "", fmt.Errorf("rotate webhook secret of shop %d: %w", shopID, err)
 	}
+	stored, err := c.sealSecret(shopID, fresh)
+	if err != nil {
+		return "", fmt.Errorf("rotate webhook secret of shop %d: %w", shopID, err)
+	}
 	if _, err := c.db.ExecContext(ctx, `INSERT INTO alert_webhook_secrets (shop_id, secret) VALUES ($1, $2)
-		ON CONFLICT (shop_id) DO UPDATE SET secret = excluded.secret, created_at = now()`, shopID, fresh); err != nil {
+		ON CONFLICT (shop_id) DO UPDATE SET secret = excluded.secret, created_at = now()`, shopID, stored); err != nil {
 		return "", fmt.Errorf("rotate webhook secret of shop %d: %w", shopID, err)
 	}
 	return fresh, nil
+}
+
+// HasWebhookSecret reports whether the shop has a signing secret yet.
+func (c *Channels) HasWebhookSecret(ctx context.Context, shopID int64) (bool, error) {
+	var ok bool
+	if err := c.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM alert_webhook_secrets WHERE shop_id = $1)`, shopID).Scan(&ok); err != nil {
+		return false, fmt.Errorf("webhook secret of shop %d: %w", shopID, err)
+	}
+	return ok, nil
+}
+
+// SendTest queues a test alert for one of the shop's channels through the
+// outbox, so that the dispatcher delivers it like any alert (signed, with
+// retries, every attempt recorded). The message says it is a test. It
+// returns the test's delivery id.
+func (c *Channels) SendTest(ctx context.Context, shopID int64, channelID uuid.UUID, shopName string, now time.Time) (uuid.UUID, error) {
+	var kind string
+	err := c.db.QueryRowContext(ctx, `SELECT kind FROM alert_channels WHERE channel_id = $1 AND shop_id = $2`, channelID, shopID).Scan(&kind)
+	if errors.Is(err, sql.ErrNoRows) {
+		return uuid.Nil, fmt.Errorf("test alert channel %s: %w", channelID, ErrNotFound)
+	}
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("test alert channel %s: %w", channelID, err)
+	}
+	alertID := uuid.Must(uuid.NewV7())
+	m := Message{AlertID: alertID.String(), ShopID: shopID, ShopName: shopName, ListingTitle: "Test alert from shopledger: nothing is low on stock",
+		VariantKey: "test", VariantLabel: "test", RaisedAt: now.UTC(), Test: true}
+	msg, err := json.Marshal(m)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	id := uuid.Must(uuid.NewV7())
+	if _, err := c.db.ExecContext(ctx, `INSERT INTO alert_deliveries (delivery_id, alert_id, shop_id, kind, target, channel_id, message, enqueued_at)
+		VALUES ($1, $2, $3, $4, '', $5, $6, $7)`, id, alertID, shopID, kind, channelID, string(msg), now.UTC()); err != nil {
+		return uuid.Nil, fmt.Errorf("test alert channel %s: %w", channelID, err)
+	}
+	return id, nil
+}
+
+// TestResult is the state of a channel's latest test alert.
+type TestResult struct {
+	Status     string
+	Attempts   int
+	EnqueuedAt time.Time
+	FinishedAt *time.Time
+}
+
+// LastTests returns the latest test alert of each channel of the shops.
+func (c *Channels) LastTests(ctx context.Context, shopIDs []int64) (map[uuid.UUID]TestResult, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT DISTINCT ON (channel_id) channel_id, status, attempts, enqueued_at, finished_at
+		FROM alert_deliveries WHERE shop_id = ANY($1) AND channel_id IS NOT NULL AND (message->>'test')::boolean
+		ORDER BY channel_id, enqueued_at DESC`, shopIDs)
+	if err != nil {
+		return nil, fmt.Errorf("test alerts: %w", err)
+	}
+	defer rows.Close()
+	out := map[uuid.UUID]TestResult{}
+	for rows.Next() {
+		var id uuid.UUID
+		var r TestResult
+		if err := rows.Scan(&id, &r.Status, &r.Attempts, &r.EnqueuedAt, &r.FinishedAt); err != nil {
+			return nil, fmt.Errorf("test alerts: %w", err)
+		}
+		out[id] = r
+	}
+	return out, rows.Err()
+}
+
+// ResealSecrets seals every shop's webhook secret under the box's current
+// key (and seals plain ones), so that an old key can be retired. It
+// returns how many it rewrote.
+func (c *Channels) ResealSecrets(ctx context.Context) (int, error) {
+	if c.box == nil {
+		return 0, errors.New("reseal webhook secrets: no token keys configured")
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT shop_id, secret FROM alert_webhook_secrets ORDER BY shop_id`)
+	if err != nil {
+		return 0, fmt.Errorf("reseal webhook secrets: %w", err)
+	}
+	type row struct {
+		shop   int64
+		stored string
+	}
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.shop, &r.stored); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("reseal webhook secrets: %w", err)
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("reseal webhook secrets: %w", err)
+	}
+	n := 0
+	for _, r := range all {
+		plain, err := c.openSecret(r.shop, r.stored)
+		if err != nil {
+			return n, fmt.Errorf("reseal webhook secret of shop %d: %w", r.shop, err)
+		}
+		sealed, err := c.sealSecret(r.shop, plain)
+		if err != nil {
+			return n, fmt.Errorf("reseal webhook secret of shop %d: %w", r.shop, err)
+		}
+		// Only if unchanged meanwhile: a rotation in between wins.
+		res, err := c.db.ExecContext(ctx, `UPDATE alert_webhook_secrets SET secret = $3 WHERE shop_id = $1 AND secret = $2`, r.shop, r.stored, sealed)
+		if err != nil {
+			return n, fmt.Errorf("reseal webhook secret of shop %d: %w", r.shop, err)
+		}
+		if k, _ := res.RowsAffected(); k > 0 {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -217,7 +217,7 @@ func TestAlertIsDeliveredByEmailWebhookAndSlack(t *testing.T) {
 	if len(parts) != 2 || !strings.HasPrefix(parts[0].ContentType, "text/plain") || !strings.HasPrefix(parts[1].ContentType, "text/html") {
 		t.Fatalf("parts: %+v", parts)
 	}
-	link := linkBase + "/v1/alerts/" + alertID
+	link := linkBase + "/alerts/" + alertID
 	for i, want := range [][]string{
 		{"Knots & Bolts", "Blue Mug", "Size: S", "Quantity: 4", "threshold 5", link},
 		{"Knots &amp; Bolts", "Blue Mug", "Size: S", "<td>4</td>", "<td>5</td>", `href="` + link + `"`},

@@ -249,15 +249,18 @@ func (s *EmailSender) compose(o Outgoing, to *mail.Address) ([]byte, error) {
 
 // Links builds the links in alert messages.
 type Links struct {
-	// Base is where sellers reach the query API, e.g.
+	// Base is where sellers reach the query service (its pages and API), e.g.
 	// https://ledger.example.com; empty leaves links out.
 	Base string
 }
 
-// Alert returns the link to one alert, or "" without a base.
+// Alert returns the link to one alert's page in the web app (a person
+// opens it in a browser: the API's /v1/alerts/{id} wants a token), or ""
+// without a base. Logged out, the page sends the browser to log in and
+// back.
 func (l Links) Alert(alertID string) string {
 	if l.Base == "" {
 		return ""
 	}
-	return strings.TrimRight(l.Base, "/") + "/v1/alerts/" + alertID
+	return strings.TrimRight(l.Base, "/") + "/alerts/" + alertID
 }

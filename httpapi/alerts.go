@@ -218,37 +218,14 @@ func (s *server) listAlerts(w http.ResponseWriter, r *http.Request, p Principal)
 	if _, err := negotiate(r, false); err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	f := AlertFilter{Shops: p.Shops}
-	var err error
-	if f.Status, err = optEnum(q, "status", []string{alerts.StatusOpen, alerts.StatusCleared}); err != nil {
-		return err
-	}
-	if f.ShopID, err = optShop(q, p); err != nil {
-		return err
-	}
-	if f.From, f.To, err = timeRange(q, "from", "to"); err != nil {
-		return err
-	}
-	if f.Limit, err = parseLimit(q, defaultLimit); err != nil {
-		return err
-	}
-	if c := q.Get("cursor"); c != "" {
-		f.After = &AlertCursor{}
-		if err := decodeCursor(c, f.After); err != nil {
-			return err
-		}
-	}
-	f.Limit++
-	items, err := s.cfg.Data.Alerts.ListAlerts(r.Context(), f)
+	f, err := AlertFilterOf(r.URL.Query(), p.Shops)
 	if err != nil {
-		return fmt.Errorf("list alerts: %w", err)
+		return err
 	}
 	var page alertPage
-	page.Items, page.NextCursor = pageOf(items, f.Limit, func(last Alert) any {
-		id, _ := uuid.Parse(last.AlertID)
-		return AlertCursor{RaisedAt: last.RaisedAt, AlertID: id}
-	})
+	if page.Items, page.NextCursor, err = AlertPage(r.Context(), s.cfg.Data.Alerts, f); err != nil {
+		return fmt.Errorf("list alerts: %w", err)
+	}
 	nextLink(w, r, page.NextCursor)
 	writeJSON(w, http.StatusOK, page)
 	return nil

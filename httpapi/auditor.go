@@ -59,8 +59,7 @@ func (s *server) auditorRoutes(r chi.Router) {
 	r.Get("/events/export", s.handle(s.exportEvents))
 }
 
-func (s *server) eventFilter(r *http.Request, p Principal) (projections.EventFilter, error) {
-	q := r.URL.Query()
+func eventFilterOf(q url.Values, p Principal) (projections.EventFilter, error) {
 	f := projections.EventFilter{Shops: p.Shops, Stream: q.Get("stream")}
 	var err error
 	if f.Type, err = optEnum(q, "type", eventTypes); err != nil {
@@ -79,25 +78,14 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request, p Principal)
 	if _, err := negotiate(r, false); err != nil {
 		return err
 	}
-	f, err := s.eventFilter(r, p)
-	if err == nil {
-		f.Limit, err = parseLimit(r.URL.Query(), defaultLimit)
-	}
-	if c := r.URL.Query().Get("cursor"); err == nil && c != "" {
-		var cur seqCursor
-		err = decodeCursor(c, &cur)
-		f.AfterSeq = cur.Seq
-	}
-	if err != nil {
-		return err
-	}
-	f.Limit++ // one more tells whether there is a next page
-	evs, err := s.cfg.Data.Events.ListEvents(r.Context(), f)
+	f, err := EventFilterOf(r.URL.Query(), p.Shops)
 	if err != nil {
 		return err
 	}
 	var page eventPage
-	page.Items, page.NextCursor = pageOf(evs, f.Limit, func(last eventstore.LoggedEvent) any { return seqCursor{Seq: last.Seq} })
+	if page.Items, page.NextCursor, err = EventPage(r.Context(), s.cfg.Data.Events, f); err != nil {
+		return err
+	}
 	nextLink(w, r, page.NextCursor)
 	writeJSON(w, http.StatusOK, page)
 	return nil
@@ -134,26 +122,24 @@ func (s *server) chainStatus(w http.ResponseWriter, r *http.Request, p Principal
 // reads in batches so that memory stays flat whatever the range, and each
 // batch has the usual query timeout.
 func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principal) error {
-	f, err := s.eventFilter(r, p)
-	q := r.URL.Query()
-	if err == nil {
-		f.AfterSeq, err = optInt(q, "after_seq")
-	}
-	if err == nil {
-		f.ToSeq, err = optInt(q, "to_seq")
-	}
+	f, err := ExportFilterOf(r.URL.Query(), p.Shops)
 	if err != nil {
 		return err
 	}
-	f.Limit = s.cfg.ExportBatch
+	return exportEvents(w, r, s.cfg.Data.Events, f, ExportOptions{Batch: s.cfg.ExportBatch, Timeout: s.cfg.QueryTimeout, Logger: s.cfg.Logger})
+}
+
+// exportEvents streams f; see exportEvents (the handler) and ExportEvents.
+func exportEvents(w http.ResponseWriter, r *http.Request, rd EventLog, f projections.EventFilter, o ExportOptions) error {
+	f.Limit = o.Batch
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	started := false
 	var tr ExportTrailer
 	for {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
-		evs, err := s.cfg.Data.Events.ListEvents(ctx, f)
+		ctx, cancel := context.WithTimeout(r.Context(), o.Timeout)
+		evs, err := rd.ListEvents(ctx, f)
 		cancel()
 		if err != nil {
 			if !started {
@@ -161,7 +147,7 @@ func (s *server) exportEvents(w http.ResponseWriter, r *http.Request, p Principa
 			}
 			// Headers are gone: the status cannot change any more, so the
 			// trailer says the export is short and where to resume.
-			s.cfg.Logger.Error("export interrupted", "after_seq", f.AfterSeq, "err", err)
+			o.Logger.Error("export interrupted", "after_seq", f.AfterSeq, "err", err)
 			tr.Error = fmt.Sprintf("the export stopped early; resume with after_seq=%d", tr.LastSeq)
 			_ = enc.Encode(exportTrailerLine{Trailer: tr})
 			_ = bw.Flush()

@@ -132,6 +132,7 @@ type dailySeries struct {
 	ShopID int64                    `json:"shop_id"`
 	From   string                   `json:"from"`
 	To     string                   `json:"to"`
+	TZ     string                   `json:"tz"` // the zone the days are in (UTC unless asked)
 	Days   []projections.DailySales `json:"days"`
 }
 

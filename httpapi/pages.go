@@ -2,15 +2,177 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
 )
 
-// What the web pages share with the API's products list, so that a page
-// and GET /v1/products read the same query the same way, page with the
-// same cursors and export the same CSV.
+// The functions below are the /v1 handlers' own parsing, CSV and export
+// code, exported so that the web pages read the same filters, page with
+// the same cursors and download the same bytes. shops is the set the
+// caller may see; a shop_id outside it is ErrNotFound.
+
+func principalFor(shops []int64) Principal { return Principal{Shops: shops} }
+
+// SaleFilterOf reads /v1/sales's shop_id, status, from, to, limit and
+// cursor. The filter's Limit is the page size, not one more.
+func SaleFilterOf(q url.Values, shops []int64) (projections.SaleFilter, error) {
+	p := principalFor(shops)
+	sf := projections.SaleFilter{Shops: shops}
+	var err error
+	if sf.Status, err = optEnum(q, "status", saleStatuses); err != nil {
+		return sf, err
+	}
+	if sf.ShopID, err = optShop(q, p); err != nil {
+		return sf, err
+	}
+	if sf.From, sf.To, err = timeRange(q, "from", "to"); err != nil {
+		return sf, err
+	}
+	if sf.Limit, err = parseLimit(q, defaultLimit); err != nil {
+		return sf, err
+	}
+	if c := q.Get("cursor"); c != "" {
+		sf.After = &projections.SaleCursor{}
+		if err := decodeCursor(c, sf.After); err != nil {
+			return sf, err
+		}
+	}
+	return sf, nil
+}
+
+// SalePage reads one page of f (f.Limit rows) and the cursor of the next
+// page ("" on the last).
+func SalePage(ctx context.Context, rd SalesReader, f projections.SaleFilter) ([]projections.Sale, string, error) {
+	f.Limit++
+	items, err := rd.ListSales(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	items, next := pageOf(items, f.Limit, func(last projections.Sale) any {
+		return projections.SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
+	})
+	return items, next, nil
+}
+
+// SaleStatuses are the values the status filter accepts.
+func SaleStatuses() []string { return saleStatuses }
+
+// WriteSalesCSV answers sales as /v1/sales?format=csv writes a page: the
+// same header, columns and formula defusing.
+func WriteSalesCSV(w http.ResponseWriter, sales []projections.Sale) {
+	writeCSV(w, "sales", salePage{Items: nonNil(sales)})
+}
+
+// AlertFilterOf reads /v1/alerts's status, shop_id, from, to, limit and
+// cursor. The filter's Limit is the page size, not one more.
+func AlertFilterOf(q url.Values, shops []int64) (AlertFilter, error) {
+	p := principalFor(shops)
+	f := AlertFilter{Shops: shops}
+	var err error
+	if f.Status, err = optEnum(q, "status", []string{alerts.StatusOpen, alerts.StatusCleared}); err != nil {
+		return f, err
+	}
+	if f.ShopID, err = optShop(q, p); err != nil {
+		return f, err
+	}
+	if f.From, f.To, err = timeRange(q, "from", "to"); err != nil {
+		return f, err
+	}
+	if f.Limit, err = parseLimit(q, defaultLimit); err != nil {
+		return f, err
+	}
+	if c := q.Get("cursor"); c != "" {
+		f.After = &AlertCursor{}
+		if err := decodeCursor(c, f.After); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// AlertPage reads one page of f and the next page's cursor.
+func AlertPage(ctx context.Context, rd AlertReader, f AlertFilter) ([]Alert, string, error) {
+	f.Limit++
+	items, err := rd.ListAlerts(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	items, next := pageOf(items, f.Limit, func(last Alert) any {
+		id, _ := uuid.Parse(last.AlertID)
+		return AlertCursor{RaisedAt: last.RaisedAt, AlertID: id}
+	})
+	return items, next, nil
+}
+
+// EventFilterOf reads /v1/events's shop_id, stream, type, from, to, limit
+// and cursor.
+func EventFilterOf(q url.Values, shops []int64) (projections.EventFilter, error) {
+	f, err := eventFilterOf(q, principalFor(shops))
+	if err == nil {
+		f.Limit, err = parseLimit(q, defaultLimit)
+	}
+	if c := q.Get("cursor"); err == nil && c != "" {
+		var cur seqCursor
+		err = decodeCursor(c, &cur)
+		f.AfterSeq = cur.Seq
+	}
+	return f, err
+}
+
+// EventPage reads one page of f and the next page's cursor.
+func EventPage(ctx context.Context, rd EventLog, f projections.EventFilter) ([]eventstore.LoggedEvent, string, error) {
+	f.Limit++
+	evs, err := rd.ListEvents(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	evs, next := pageOf(evs, f.Limit, func(last eventstore.LoggedEvent) any { return seqCursor{Seq: last.Seq} })
+	return evs, next, nil
+}
+
+// ExportFilterOf reads /v1/events/export's filters: those of /v1/events
+// and after_seq, to_seq.
+func ExportFilterOf(q url.Values, shops []int64) (projections.EventFilter, error) {
+	f, err := eventFilterOf(q, principalFor(shops))
+	if err == nil {
+		f.AfterSeq, err = optInt(q, "after_seq")
+	}
+	if err == nil {
+		f.ToSeq, err = optInt(q, "to_seq")
+	}
+	return f, err
+}
+
+// ExportOptions bound an export: events per query and each query's time.
+type ExportOptions struct {
+	Batch   int
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// ExportEvents writes f as /v1/events/export does: NDJSON events in seq
+// order, then the trailer. An error is returned only before anything was
+// written.
+func ExportEvents(w http.ResponseWriter, r *http.Request, rd EventLog, f projections.EventFilter, o ExportOptions) error {
+	if o.Batch <= 0 {
+		o.Batch = 1000
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return exportEvents(w, r, rd, f, o)
+}
 
 // ProductQuery reads the query parameters of GET /v1/products (q, state,
 // shop_id, low_stock, include_deleted, sort, limit, cursor) into a filter

@@ -50,6 +50,8 @@ type SalesReader interface {
 	ListSales(ctx context.Context, f projections.SaleFilter) ([]projections.Sale, error)
 	GetSale(ctx context.Context, shops []int64, receiptID int64) (projections.SaleDetail, error)
 	DailySales(ctx context.Context, shops []int64, shopID int64, from, to time.Time) ([]projections.DailySales, error)
+	// DailySalesIn is DailySales with days in loc.
+	DailySalesIn(ctx context.Context, shops []int64, shopID int64, from, to time.Time, loc *time.Location) ([]projections.DailySales, error)
 	TopProducts(ctx context.Context, shops []int64, shopID int64, from, to time.Time, byRevenue bool, limit int) ([]projections.TopProduct, error)
 }
 
@@ -394,35 +396,14 @@ func (s *server) listSales(w http.ResponseWriter, r *http.Request, p Principal) 
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	sf := projections.SaleFilter{Shops: p.Shops}
-	if sf.Status, err = optEnum(q, "status", saleStatuses); err != nil {
-		return err
-	}
-	if sf.ShopID, err = optShop(q, p); err != nil {
-		return err
-	}
-	if sf.From, sf.To, err = timeRange(q, "from", "to"); err != nil {
-		return err
-	}
-	if sf.Limit, err = parseLimit(q, defaultLimit); err != nil {
-		return err
-	}
-	if c := q.Get("cursor"); c != "" {
-		sf.After = &projections.SaleCursor{}
-		if err := decodeCursor(c, sf.After); err != nil {
-			return err
-		}
-	}
-	sf.Limit++
-	items, err := s.cfg.Data.Sales.ListSales(r.Context(), sf)
+	sf, err := SaleFilterOf(r.URL.Query(), p.Shops)
 	if err != nil {
 		return err
 	}
 	var page salePage
-	page.Items, page.NextCursor = pageOf(items, sf.Limit, func(last projections.Sale) any {
-		return projections.SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
-	})
+	if page.Items, page.NextCursor, err = SalePage(r.Context(), s.cfg.Data.Sales, sf); err != nil {
+		return err
+	}
 	nextLink(w, r, page.NextCursor)
 	respond(w, f, "sales", page)
 	return nil
@@ -446,24 +427,59 @@ const maxSeriesDays = 366
 
 // dayRange reads from/to as dates: [from, to), default the last 30 days.
 func (s *server) dayRange(q url.Values) (from, to time.Time, err error) {
+	return s.dayRangeIn(q, time.UTC)
+}
+
+// dayRangeIn is dayRange with days in loc: the dates are loc's, and
+// today is today in loc.
+func (s *server) dayRangeIn(q url.Values, loc *time.Location) (from, to time.Time, err error) {
 	if from, to, err = timeRange(q, "from", "to"); err != nil {
 		return
 	}
-	today := s.cfg.Now().UTC().Truncate(24 * time.Hour)
+	// A date names that day in loc; an instant names the day it falls on
+	// in loc.
+	day := func(name string, t time.Time) time.Time {
+		if d, err := time.Parse(time.DateOnly, q.Get(name)); err == nil {
+			t = d
+		} else {
+			t = t.In(loc)
+		}
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	}
 	if to.IsZero() {
-		to = today.AddDate(0, 0, 1)
+		now := s.cfg.Now().In(loc)
+		to = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc).AddDate(0, 0, 1)
+	} else {
+		to = day("to", to)
 	}
 	if from.IsZero() {
 		from = to.AddDate(0, 0, -30)
+	} else {
+		from = day("from", from)
 	}
-	from, to = from.Truncate(24*time.Hour), to.Truncate(24*time.Hour)
 	if !from.Before(to) {
 		return from, to, badInput("to", "must be at least a day after from")
 	}
-	if to.Sub(from) > maxSeriesDays*24*time.Hour {
+	if days := int(to.Sub(from).Hours()/24 + 0.5); days > maxSeriesDays {
 		return from, to, badInput("from", "a series spans at most %d days", maxSeriesDays)
 	}
 	return from, to, nil
+}
+
+// ParseZone reads an IANA time zone name (tz=Europe/Paris); empty is UTC.
+func ParseZone(q url.Values, name string) (*time.Location, error) {
+	tz := q.Get(name)
+	if tz == "" {
+		return time.UTC, nil
+	}
+	if tz == "Local" {
+		return nil, badInput(name, "want an IANA time zone name such as Europe/Paris")
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, badInput(name, "want an IANA time zone name such as Europe/Paris")
+	}
+	return loc, nil
 }
 
 func (s *server) dailySales(w http.ResponseWriter, r *http.Request, p Principal) error {
@@ -471,15 +487,20 @@ func (s *server) dailySales(w http.ResponseWriter, r *http.Request, p Principal)
 	if err != nil {
 		return err
 	}
-	from, to, err := s.dayRange(r.URL.Query())
+	q := r.URL.Query()
+	loc, err := ParseZone(q, "tz")
 	if err != nil {
 		return err
 	}
-	days, err := s.cfg.Data.Sales.DailySales(r.Context(), p.Shops, shopID, from, to)
+	from, to, err := s.dayRangeIn(q, loc)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, dailySeries{ShopID: shopID, From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Days: nonNil(days)})
+	days, err := s.cfg.Data.Sales.DailySalesIn(r.Context(), p.Shops, shopID, from, to, loc)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, dailySeries{ShopID: shopID, From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), TZ: loc.String(), Days: nonNil(days)})
 	return nil
 }
 

@@ -703,7 +703,7 @@ func (r *Reader) GetSale(ctx context.Context, shops []int64, receiptID int64) (S
 
 // DailySales is one point of the daily series of a shop in one currency.
 type DailySales struct {
-	Day            string `json:"day"` // YYYY-MM-DD, UTC
+	Day            string `json:"day"` // YYYY-MM-DD, UTC unless read in a zone (DailySalesIn)
 	Currency       string `json:"currency"`
 	Orders         int64  `json:"orders"`
 	Units          int64  `json:"units"`
@@ -784,6 +784,53 @@ func (r *Reader) TopProducts(ctx context.Context, shops []int64, shopID int64, f
 			return nil, fmt.Errorf("top products of shop %d: %w", shopID, err)
 		}
 		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// DailySalesIn is DailySales with the days of loc: a sale belongs to the
+// day its creation falls on in loc, and from and to name days in loc
+// (their date in loc is used). UTC (or nil) reads the kept UTC series;
+// another zone sums the shop's recorded sales by local day, with the same
+// counts as the UTC series (orders, units, gross, canceled, refunded).
+func (r *Reader) DailySalesIn(ctx context.Context, shops []int64, shopID int64, from, to time.Time, loc *time.Location) ([]DailySales, error) {
+	if loc == nil || loc == time.UTC {
+		return r.DailySales(ctx, shops, shopID, from, to)
+	}
+	day := func(t time.Time) string { return t.In(loc).Format(time.DateOnly) }
+	rows, err := r.db.QueryContext(ctx, `
+		WITH sd AS (
+		    SELECT (created_at AT TIME ZONE $5)::date AS day, currency, count(*) AS orders, sum(units)::bigint AS units,
+		           sum(grand_total)::bigint AS gross, count(*) FILTER (WHERE status = 'canceled') AS canceled_orders,
+		           sum(refunded)::bigint AS refunded
+		    FROM sales
+		    WHERE shop_id = $2 AND shop_id = ANY($1) AND recorded
+		      AND created_at >= ($3::date::timestamp AT TIME ZONE $5) AND created_at < ($4::date::timestamp AT TIME ZONE $5)
+		    GROUP BY 1, 2
+		), cur AS (
+		    SELECT DISTINCT currency FROM sd
+		    UNION
+		    SELECT currency FROM shops WHERE shop_id = $2 AND shop_id = ANY($1) AND currency <> ''
+		      AND NOT EXISTS (SELECT 1 FROM sd)
+		), days AS (
+		    SELECT d::date AS day FROM generate_series($3::date, $4::date - 1, interval '1 day') d
+		)
+		SELECT to_char(days.day, 'YYYY-MM-DD'), cur.currency, coalesce(sd.orders, 0), coalesce(sd.units, 0), coalesce(sd.gross, 0),
+		       coalesce(sd.canceled_orders, 0), coalesce(sd.refunded, 0)
+		FROM days CROSS JOIN cur
+		LEFT JOIN sd ON sd.day = days.day AND sd.currency = cur.currency
+		ORDER BY days.day, cur.currency`, shops, shopID, day(from), day(to), loc.String())
+	if err != nil {
+		return nil, fmt.Errorf("daily sales of shop %d in %s: %w", shopID, loc, err)
+	}
+	defer rows.Close()
+	var out []DailySales
+	for rows.Next() {
+		var d DailySales
+		if err := rows.Scan(&d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded); err != nil {
+			return nil, fmt.Errorf("daily sales of shop %d in %s: %w", shopID, loc, err)
+		}
+		out = append(out, d)
 	}
 	return out, rows.Err()
 }

@@ -49,6 +49,9 @@ type ShopSchedule struct {
 	LastError   string
 	Failures    int
 	Watermark   time.Time
+	// SyncRequested is a "sync now" newer than the last run's start: the
+	// shop is due now, even with polling off.
+	SyncRequested bool
 	// Due is when the next run should start.
 	Due time.Time
 	// Staleness is how long ago the shop was last reconciled
@@ -78,6 +81,10 @@ func (r *Reconciler) Schedule(ctx context.Context, shops ShopLister, defaultInte
 	if err != nil {
 		return nil, fmt.Errorf("schedule: %w", err)
 	}
+	requests, err := syncRequests(ctx, r.db, ids)
+	if err != nil {
+		return nil, fmt.Errorf("schedule: %w", err)
+	}
 	for _, id := range ids {
 		s := ShopSchedule{ShopID: id, SyncEnabled: true, Interval: defaultInterval}
 		if set, ok := settings[id]; ok {
@@ -101,6 +108,9 @@ func (r *Reconciler) Schedule(ctx context.Context, shops ShopLister, defaultInte
 			s.Due = s.LastStarted.Add(min(s.Interval, time.Minute<<min(s.Failures-1, 10)))
 		default:
 			s.Due = s.LastStarted.Add(s.Interval)
+		}
+		if at, ok := requests[id]; ok && at.After(s.LastStarted) {
+			s.SyncRequested, s.Due = true, now
 		}
 		since := now
 		switch {
@@ -274,7 +284,7 @@ func (r *Reconciler) RunScheduler(ctx context.Context, cfg ScheduleConfig) error
 		now := r.now()
 	shops:
 		for _, s := range sched {
-			if !s.SyncEnabled || now.Before(s.Due) {
+			if (!s.SyncEnabled && !s.SyncRequested) || now.Before(s.Due) {
 				continue
 			}
 			if _, day := r.client.Limiter().Remaining(); day < cfg.DailyReserve {
@@ -322,4 +332,51 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// syncRequests returns the shops' latest "sync now" requests.
+func syncRequests(ctx context.Context, db *sql.DB, ids []int64) (map[int64]time.Time, error) {
+	rows, err := db.QueryContext(ctx, `SELECT shop_id, requested_at FROM shop_sync_requests WHERE shop_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("sync requests: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]time.Time{}
+	for rows.Next() {
+		var id int64
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, fmt.Errorf("sync requests: %w", err)
+		}
+		out[id] = at.UTC()
+	}
+	return out, rows.Err()
+}
+
+// SyncRequests records owners' "sync now" requests for the scheduler.
+type SyncRequests struct {
+	DB *sql.DB
+}
+
+// RequestSync asks for a run of the shop as soon as the scheduler's next
+// tick. Asking again before that run starts changes nothing.
+func (q SyncRequests) RequestSync(ctx context.Context, shopID int64, at time.Time) error {
+	if _, err := q.DB.ExecContext(ctx, `INSERT INTO shop_sync_requests (shop_id, requested_at) VALUES ($1, $2)
+		ON CONFLICT (shop_id) DO UPDATE SET requested_at = excluded.requested_at`, shopID, at.UTC()); err != nil {
+		return fmt.Errorf("request sync of shop %d: %w", shopID, err)
+	}
+	return nil
+}
+
+// SyncRequested returns the shop's latest request (zero: none).
+func (q SyncRequests) SyncRequested(ctx context.Context, shopID int64) (time.Time, error) {
+	var at time.Time
+	err := q.DB.QueryRowContext(ctx, `SELECT requested_at FROM shop_sync_requests WHERE shop_id = $1`, shopID).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sync request of shop %d: %w", shopID, err)
+	}
+	return at.UTC(), nil
 }

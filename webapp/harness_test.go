@@ -16,13 +16,16 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/accounts"
+	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/inbox"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/reconcile"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/shops"
 	"github.com/shopledger/shopledger/tokens"
 	"github.com/shopledger/shopledger/webapp"
 )
@@ -40,6 +43,11 @@ type site struct {
 	clock *clock
 	mu    sync.Mutex
 	used  map[int]bool
+	// cursor is how far project has folded the log.
+	cursor eventstore.Cursor
+	// keys seal the alert webhook secrets, as SHOPLEDGER_TOKEN_KEYS do.
+	keys    *shops.Keyring
+	keySpec string
 }
 
 type clock struct {
@@ -98,7 +106,21 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data})
+	key, err := shops.GenerateKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.keySpec = key.Spec()
+	s.keys, err = shops.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	channels := alerts.NewChannels(qdb).WithSecretBox(s.keys)
+	control, err := shops.NewStore(shops.Config{DB: qdb, Events: eventstore.New(qdb)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data, Channels: channels, ShopControl: control, SyncNow: reconcile.SyncRequests{DB: qdb}})
 	if err != nil {
 		t.Fatal(err)
 	}

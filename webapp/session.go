@@ -112,5 +112,11 @@ func localPath(next string) string {
 	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
 		return "/"
 	}
+	// Browsers drop tabs and newlines from a URL and read "\" as "/", so
+	// "/\t/evil.example" would leave the site: no control character and
+	// no backslash anywhere.
+	if strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return "/"
+	}
 	return next
 }

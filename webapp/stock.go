@@ -56,11 +56,15 @@ func (a *app) stockPages() (StockPages, error) {
 // coverWindow is the span whose sales set a variant's rate of sale.
 const coverWindow = 30 * 24 * time.Hour
 
-// orgShops returns the shops of the session's organisation: every lookup
-// of the stock pages is scoped to them.
+// orgShops returns the shops of the session's organisation (never nil):
+// every lookup of the pages is scoped to them.
 func (a *app) orgShops(r *http.Request) ([]int64, error) {
 	s, _ := sessionOf(r)
-	return a.cfg.Accounts.ShopIDs(r.Context(), s.OrgID)
+	ids, err := a.cfg.Accounts.ShopIDs(r.Context(), s.OrgID)
+	if ids == nil {
+		ids = []int64{}
+	}
+	return ids, err
 }
 
 // lookupError answers err with 404 when it means "not yours or not

@@ -26,12 +26,11 @@ import (
 // ledger writes test data the only way data gets in: events appended to
 // the log, folded into the read models by the projections' own Apply.
 type ledger struct {
-	s      *site
-	es     *eventstore.Store
-	projs  []projections.Projection
-	cursor eventstore.Cursor
-	now    time.Time
-	sale   int64
+	s     *site
+	es    *eventstore.Store
+	projs []projections.Projection
+	now   time.Time
+	sale  int64
 }
 
 func (s *site) ledger() *ledger {
@@ -120,14 +119,14 @@ func (l *ledger) project() {
 	l.s.t.Helper()
 	ctx := context.Background()
 	for idle := 0; idle < 3; {
-		recs, err := l.es.ReadAll(ctx, l.cursor, 500)
+		recs, err := l.es.ReadAll(ctx, l.s.cursor, 500)
 		if err != nil {
 			l.s.t.Fatal(err)
 		}
 		if len(recs) == 0 {
 			var pending int
 			if err := l.s.db.DB.QueryRow(`SELECT count(*) FROM events WHERE (transaction_id, position) > ($1::text::xid8, $2)`,
-				fmt.Sprint(l.cursor.TransactionID), l.cursor.Position).Scan(&pending); err != nil {
+				fmt.Sprint(l.s.cursor.TransactionID), l.s.cursor.Position).Scan(&pending); err != nil {
 				l.s.t.Fatal(err)
 			}
 			if pending == 0 {
@@ -153,7 +152,7 @@ func (l *ledger) project() {
 			if err := tx.Commit(); err != nil {
 				l.s.t.Fatal(err)
 			}
-			l.cursor = eventstore.CursorOf(rec)
+			l.s.cursor = eventstore.CursorOf(rec)
 		}
 	}
 }

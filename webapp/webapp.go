@@ -57,6 +57,20 @@ type Config struct {
 	// Data is the read side (and the threshold writer) the API's /v1
 	// handlers use, so that a page and the API show the same numbers.
 	Data httpapi.Readers
+	// ExportBatch and QueryTimeout bound the event log export's queries
+	// as the API's do (defaults 1000 events and 5 s a query).
+	ExportBatch  int
+	QueryTimeout time.Duration
+	// Channels is the alert channel configuration the owners' channels
+	// page manages (*alerts.Channels); nil leaves the page out (404).
+	Channels AlertChannels
+	// ShopControl disconnects shops for their owners (*shops.Store: it
+	// deletes the tokens, so ingest stops polling, and appends
+	// shop.disconnected); nil leaves the disconnect button out.
+	ShopControl ShopControl
+	// SyncNow records owners' "sync now" requests for ingest's scheduler
+	// (reconcile.SyncRequests); nil leaves the button out.
+	SyncNow SyncNow
 }
 
 type app struct {

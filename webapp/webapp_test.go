@@ -1,6 +1,7 @@
 package webapp_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -323,6 +324,7 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 	b := s.signUp("bob@example.com")
 	orgA := s.orgOf("alice@example.com")
 	s.addShop(orgA, 601, "Alice secret shop")
+	seeded := s.seedShop(orgA, 602, "Alice second shop", time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC))
 	s.signUp("amy@example.com")
 	s.must(a.post("/members/invite", url.Values{"email": {"amy@example.com"}, "role": {"staff"}}), http.StatusSeeOther, "invite")
 	tok := tokenRE.FindString(s.must(a.post("/tokens", url.Values{"role": {"seller"}, "label": {"alice-token"}}), http.StatusOK, "token").body)
@@ -338,6 +340,10 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 		"{invitationID}": query(s.db.DB, `SELECT id::text FROM invitations WHERE org_id = $1`, orgA),
 		"{userID}":       s.userID("alice@example.com"),
 		"{shopID}":       "601",
+		"{receiptID}":    fmt.Sprint(seeded.receipts[0]),
+		"{alertID}":      seeded.alertID,
+		"{eventID}":      seeded.saleEvent,
+		"{channelID}":    s.channel(602, "email", "alice-alerts@example.com"),
 	}
 	routes, err := webapp.Routes(s.pages)
 	if err != nil {
@@ -363,7 +369,8 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 			}
 			// No object named: nothing of A may show on B's page.
 			ans := b.get(path)
-			for _, leak := range []string{"alice@example.com", "Alice secret shop", tok[:10], "amy@example.com", "Alice secret listing", "SECRET"} {
+			for _, leak := range []string{"alice@example.com", "Alice secret shop", "Alice second shop", tok[:10], "amy@example.com", "Alice secret listing", "SECRET",
+				seeded.alertID, seeded.saleEvent, "alice-alerts@example.com"} {
 				if strings.Contains(ans.body, leak) {
 					t.Errorf("B's %s shows A's %q", route, leak)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/shops"
 )
 
@@ -58,7 +59,7 @@ func keysRotate(ctx context.Context, c *cli, args []string) error {
 	if cfg.TokenKeys == "" {
 		return fmt.Errorf("config: SHOPLEDGER_TOKEN_KEYS is required")
 	}
-	store, _, closeDB, err := c.shopStore(ctx, cfg)
+	store, db, closeDB, err := c.shopStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -67,6 +68,16 @@ func keysRotate(ctx context.Context, c *cli, args []string) error {
 	fmt.Fprintf(c.stdout, "re-encrypted %d shops' tokens and %d pending authorizations under the current key\n", res.Credentials, res.PendingAuths)
 	if err != nil {
 		fmt.Fprintf(c.stdout, "could not re-encrypt shops %v; keep their old key configured\n", res.Failed)
+		return err
+	}
+	keys, err := shops.ParseKeyring(cfg.TokenKeys)
+	if err != nil {
+		return fmt.Errorf("config: SHOPLEDGER_TOKEN_KEYS: %w", err)
+	}
+	n, err := alerts.NewChannels(db).WithSecretBox(keys).ResealSecrets(ctx)
+	fmt.Fprintf(c.stdout, "re-sealed %d shops' alert webhook secrets under the current key\n", n)
+	if err != nil {
+		fmt.Fprintln(c.stdout, "could not re-seal every alert webhook secret; keep the old key configured")
 		return err
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/shops"
 )
 
 func init() {
@@ -231,6 +232,8 @@ ledger alert-channels secret --shop <shop id> [--rotate]
   webhook URL is a secret: it is stored here, never in the event log, and
   listed masked. "secret" prints the key our alert webhooks are signed with
   (Standard Webhooks, "whsec_…"); sellers verify webhook-signature with it.
+  With SHOPLEDGER_TOKEN_KEYS set (as the projector and query have it) the
+  secret is stored sealed under the first key.
 ` + usageEnv
 
 func runAlertChannels(ctx context.Context, c *cli, sub string, args []string) error {
@@ -261,6 +264,13 @@ func runAlertChannels(ctx context.Context, c *cli, sub string, args []string) er
 	}
 	defer closeDB()
 	chans := alerts.NewChannels(db)
+	if spec := c.getenv("SHOPLEDGER_TOKEN_KEYS"); spec != "" {
+		keys, err := shops.ParseKeyring(spec)
+		if err != nil {
+			return fmt.Errorf("config: SHOPLEDGER_TOKEN_KEYS: %w", err)
+		}
+		chans = chans.WithSecretBox(keys)
+	}
 	switch sub {
 	case "add":
 		k, err := newKnowledge(db, c)

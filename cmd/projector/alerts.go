@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/shops"
 )
 
 // The alerts plugin runs the alerter (its own consumer group, appending
@@ -35,6 +37,9 @@ type alertsConfig struct {
 	RetryFor            time.Duration
 	InitialBackoff      time.Duration
 	MaxBackoff          time.Duration
+	// TokenKeys (SHOPLEDGER_TOKEN_KEYS, as ingest and query have them)
+	// open the shops' webhook signing secrets, stored sealed.
+	TokenKeys string
 }
 
 func loadAlertsConfig(d deps) alertsConfig {
@@ -55,6 +60,7 @@ func loadAlertsConfig(d deps) alertsConfig {
 		RetryFor:            env.Duration("SHOPLEDGER_ALERT_RETRY_FOR", 24*time.Hour),
 		InitialBackoff:      env.Duration("SHOPLEDGER_ALERT_BACKOFF_INITIAL", 30*time.Second),
 		MaxBackoff:          env.Duration("SHOPLEDGER_ALERT_BACKOFF_MAX", time.Hour),
+		TokenKeys:           env.String("SHOPLEDGER_TOKEN_KEYS", ""),
 	}
 	if c.DefaultThreshold < 0 {
 		env.Fail("SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD: %d is negative", c.DefaultThreshold)
@@ -98,9 +104,19 @@ func setupAlerts(d deps) ([]projections.Projection, []func(context.Context) erro
 		return nil, nil, err
 	}
 	links := alerts.Links{Base: c.LinkBase}
+	channels := alerts.NewChannels(d.db)
+	if c.TokenKeys != "" {
+		keys, err := shops.ParseKeyring(c.TokenKeys)
+		if err != nil {
+			return nil, nil, fmt.Errorf("SHOPLEDGER_TOKEN_KEYS: %w", err)
+		}
+		channels = channels.WithSecretBox(keys)
+	} else {
+		logger.Warn("SHOPLEDGER_TOKEN_KEYS is not set: alert webhook signing secrets are stored unencrypted")
+	}
 	client := alerts.NewHTTPClient(c.WebhookTimeout, c.WebhookAllowPrivate)
 	senders := map[string]alerts.Sender{
-		alerts.KindWebhook: alerts.NewWebhookSender(client, alerts.NewChannels(d.db), links, time.Now),
+		alerts.KindWebhook: alerts.NewWebhookSender(client, channels, links, time.Now),
 		alerts.KindSlack:   alerts.NewSlackSender(client, links),
 	}
 	if c.SMTPAddr != "" {

@@ -90,7 +90,7 @@ func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	mails := box.received()
-	if len(mails) != 1 || !strings.Contains(mails[0], "https://ledger.test/v1/alerts/") {
+	if len(mails) != 1 || !strings.Contains(mails[0], "https://ledger.test/alerts/") {
 		t.Fatalf("mails: %q", mails)
 	}
 	// The mail server sees the message before the dispatcher counts the

@@ -13,8 +13,12 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/accounts"
+	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/reconcile"
 	"github.com/shopledger/shopledger/service"
+	shopconn "github.com/shopledger/shopledger/shops"
 	"github.com/shopledger/shopledger/tokens"
 	"github.com/shopledger/shopledger/webapp"
 )
@@ -22,6 +26,12 @@ import (
 // appConfig is read from SHOPLEDGER_APP_*, SHOPLEDGER_SESSION_* and the
 // SHOPLEDGER_SMTP_* settings the projector's alert e-mails use too.
 type appConfig struct {
+	// QueryTimeout bounds each query of the pages' log export, as the
+	// API's SHOPLEDGER_QUERY_TIMEOUT bounds its own.
+	QueryTimeout time.Duration
+	// TokenKeys seal the alert webhook signing secrets (as ingest's seal
+	// the shops' OAuth tokens, and the projector opens them to sign).
+	TokenKeys string
 	// URL is the pages' public address, the start of every e-mailed link.
 	URL           string
 	SessionSecure bool
@@ -48,6 +58,7 @@ func loadAppConfig(env *service.Env, addr string) appConfig {
 		SMTPFrom:      env.String("SHOPLEDGER_SMTP_FROM", "Shopledger <accounts@localhost>"),
 		SMTPStartTLS:  env.Bool("SHOPLEDGER_SMTP_STARTTLS", true),
 		TokenMaxTTL:   env.Duration("SHOPLEDGER_APP_TOKEN_MAX_TTL", 365*24*time.Hour),
+		TokenKeys:     env.String("SHOPLEDGER_TOKEN_KEYS", ""),
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" && u.Path != "/" {
@@ -100,8 +111,24 @@ func newApp(c appConfig, db *sql.DB, shops webapp.Shops, data httpapi.Readers, c
 	if err != nil {
 		return nil, err
 	}
+	channels := alerts.NewChannels(db)
+	if c.TokenKeys != "" {
+		keys, err := shopconn.ParseKeyring(c.TokenKeys)
+		if err != nil {
+			return nil, fmt.Errorf("SHOPLEDGER_TOKEN_KEYS: %w", err)
+		}
+		channels = channels.WithSecretBox(keys)
+	} else {
+		logger.Warn("SHOPLEDGER_TOKEN_KEYS is unset: alert webhook signing secrets are stored unencrypted")
+	}
+	control, err := shopconn.NewStore(shopconn.Config{DB: db, Events: eventstore.New(db), Logger: logger}, nil)
+	if err != nil {
+		return nil, err
+	}
 	return webapp.New(webapp.Config{
 		Accounts: store, Tokens: tokens.NewStore(db), Shops: shops, Logger: logger,
 		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL, ConnectURL: c.ConnectURL, Data: data,
+		QueryTimeout: c.QueryTimeout, Channels: channels,
+		ShopControl: control, SyncNow: reconcile.SyncRequests{DB: db},
 	})
 }

@@ -68,6 +68,8 @@ Environment (docs/operations.md lists them all):
   SHOPLEDGER_SMTP_ADDR, _FROM, _USERNAME, _PASSWORD, _STARTTLS
                                    mail server for verification, reset and invitation e-mails
                                    (unset: they stay pending, listed in account_mail)
+  SHOPLEDGER_TOKEN_KEYS            id:base64key,... as ingest has them: seal the alert webhook
+                                   signing secrets the channels page makes (unset: stored plain)
   SHOPLEDGER_LOG_LEVEL             debug, info, warn or error (default info)
   SHOPLEDGER_SENTRY_DSN            report errors and panics to this Sentry DSN (default none)
   SHOPLEDGER_SENTRY_ENVIRONMENT    Sentry environment (default production)
@@ -160,6 +162,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.TrustedProxies = proxies
 	c.App = loadAppConfig(env, c.Addr)
+	c.App.QueryTimeout = c.QueryTimeout
 	if c.ProxyHeader, err = httpapi.ParseProxyHeader(env.String("SHOPLEDGER_QUERY_PROXY_HEADER", "X-Forwarded-For")); err != nil {
 		env.Fail("SHOPLEDGER_QUERY_PROXY_HEADER: %v", err)
 	}

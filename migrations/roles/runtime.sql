@@ -69,6 +69,18 @@ GRANT INSERT ON event_seal, seal_anchors TO shopledger_projector;
 GRANT SELECT ON shops, products, product_variants, stock_movements, sales, sale_items, sales_daily,
     alerts, alert_deliveries, alert_delivery_attempts TO shopledger_query;
 GRANT SELECT, UPDATE ON api_tokens TO shopledger_query;
+-- The alert channels page: owners add and remove channels, rotate a
+-- shop's webhook signing secret and queue test alerts into the outbox.
+GRANT SELECT, INSERT, DELETE ON alert_channels TO shopledger_query;
+GRANT SELECT, INSERT, UPDATE ON alert_webhook_secrets TO shopledger_query;
+GRANT INSERT ON alert_deliveries TO shopledger_query;
+-- An owner disconnects a shop from its page: its tokens are deleted (no
+-- column of them is readable) and its connection marked disconnected.
+GRANT SELECT, UPDATE ON shop_connections TO shopledger_query;
+GRANT SELECT (shop_id), DELETE ON shop_credentials TO shopledger_query;
+-- "Sync now" on the shop's page; ingest's scheduler reads the requests.
+GRANT SELECT, INSERT, UPDATE ON shop_sync_requests TO shopledger_query;
+GRANT SELECT ON shop_sync_requests TO shopledger_ingest;
 GRANT SELECT ON goose_db_version TO shopledger_app;
 
 -- Accounts: query serves sign-up, login, sessions, members, invitations,
