@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,6 +155,32 @@ type Listener struct {
 	// bound, followed by its URL: tests and scripts start binaries on
 	// port 0 and read it.
 	Banner string
+	// Drain is how long the listener keeps serving once shutdown is
+	// asked, before it stops accepting: /healthz answers 503 meanwhile
+	// and every answer closes its connection, so that a proxy's health
+	// checks take the instance out of rotation while it still answers
+	// what reaches it (SHOPLEDGER_SHUTDOWN_DRAIN). Zero stops at once.
+	Drain time.Duration
+}
+
+// draining wraps a public handler for its drain: /healthz says so, and
+// no connection is kept alive for another request.
+func draining(h http.Handler, on *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !on.Load() {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Connection", "close")
+		if r.URL.Path == "/healthz" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "draining")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Serve listens on addr, prints "<name> listening on http://ADDR", and
@@ -182,9 +209,16 @@ func ServeAll(ctx context.Context, stdout io.Writer, logger *slog.Logger, ls ...
 	}
 	srvs := make([]*http.Server, len(ls))
 	errc := make(chan error, len(ls))
+	var drainOn atomic.Bool
+	var drain time.Duration
 	for i, l := range ls {
+		h := l.Handler
+		if l.Drain > 0 {
+			h = draining(h, &drainOn)
+			drain = max(drain, l.Drain)
+		}
 		srvs[i] = &http.Server{
-			Handler:           l.Handler,
+			Handler:           h,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      60 * time.Second,
@@ -202,6 +236,15 @@ func ServeAll(ctx context.Context, stdout io.Writer, logger *slog.Logger, ls ...
 	case err := <-errc:
 		first = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+		if drain > 0 {
+			logger.Info("draining before shutdown", "for", drain.String())
+			drainOn.Store(true)
+			select {
+			case err := <-errc:
+				first = fmt.Errorf("serve: %w", err)
+			case <-time.After(drain):
+			}
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -59,16 +59,18 @@ func TestUpgradeDuringWebhookSoak(t *testing.T) {
 	run := t.TempDir()
 	sup := &supervisor{t: t, root: root, run: run}
 	fastQuery := map[string]string{"SHOPLEDGER_QUERY_TOKEN_RATE": "0", "SHOPLEDGER_QUERY_ADDRESS_RATE": "0"}
+	// Behind Caddy's 1 s health checks, as docs/deployment.md says.
+	drain := map[string]string{"SHOPLEDGER_SHUTDOWN_DRAIN": "2s"}
 	var ingests, queries []*unit
 	for i := range 2 {
 		addr, ops := freeAddr(t), freeAddr(t)
 		ingests = append(ingests, sup.start(fmt.Sprintf("ingest-%d", i+1), "ingest", addr, ops,
-			merge(d.ingestEnv(addr), map[string]string{"SHOPLEDGER_INGEST_OPS_ADDR": ops})))
+			merge(d.ingestEnv(addr), drain, map[string]string{"SHOPLEDGER_INGEST_OPS_ADDR": ops})))
 	}
 	for i := range 2 {
 		addr, ops := freeAddr(t), freeAddr(t)
 		queries = append(queries, sup.start(fmt.Sprintf("query-%d", i+1), "query", addr, ops,
-			merge(d.queryEnv(addr), fastQuery, map[string]string{"SHOPLEDGER_QUERY_OPS_ADDR": ops})))
+			merge(d.queryEnv(addr), fastQuery, drain, map[string]string{"SHOPLEDGER_QUERY_OPS_ADDR": ops})))
 	}
 	projAddr := freeAddr(t)
 	projector := sup.start("projector-1", "projector", projAddr, projAddr,
@@ -177,7 +179,7 @@ func TestUpgradeDuringWebhookSoak(t *testing.T) {
 
 	// A release whose ingest cannot start: the first instance fails its
 	// check, and everything goes back to the release before.
-	broken := t.TempDir()
+	broken := filepath.Join(t.TempDir(), "broken")
 	install(t, newBin, broken)
 	if err := os.WriteFile(filepath.Join(broken, "ingest"), []byte("#!/bin/sh\necho 'this release cannot start' >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)

@@ -83,6 +83,8 @@ Environment (the main settings; docs/operations.md lists them all):
   SHOPLEDGER_DATABASE_URL         PostgreSQL URL (default ` + service.DefaultDatabaseURL + `)
   SHOPLEDGER_INGEST_ADDR          public listener (default 127.0.0.1:8081)
   SHOPLEDGER_INGEST_OPS_ADDR      /metrics and /readyz (default 127.0.0.1:9081; keep it private)
+  SHOPLEDGER_SHUTDOWN_DRAIN       keep serving this long after SIGTERM, /healthz 503 (default 0;
+                                  behind a proxy, longer than its health check interval)
   SHOPLEDGER_WEBHOOK_SECRETS      whsec_ signing secrets, current first (webhooks answer 503 without)
   SHOPLEDGER_TOKEN_KEYS           id:base64key,... encrypting shop tokens (shop connections and
                                   reconciliation are off without)
@@ -101,7 +103,10 @@ type config struct {
 	DatabaseURL string
 	Addr        string
 	// OpsAddr serves /metrics and /readyz, apart from the public Addr.
-	OpsAddr    string
+	OpsAddr string
+	// Drain keeps the public listener serving this long after a
+	// shutdown signal, its /healthz answering 503 (see service.Listener).
+	Drain      time.Duration
 	LogLevel   string
 	DBMaxConns int64
 	// AllowNonDurableDB starts on a database whose commits are not durable.
@@ -135,6 +140,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DatabaseURL: env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
 		Addr:        env.String("SHOPLEDGER_INGEST_ADDR", "127.0.0.1:8081"),
 		OpsAddr:     env.String("SHOPLEDGER_INGEST_OPS_ADDR", "127.0.0.1:9081"),
+		Drain:       env.Duration("SHOPLEDGER_SHUTDOWN_DRAIN", 0),
 		LogLevel:    env.String("SHOPLEDGER_LOG_LEVEL", "info"),
 		DBMaxConns:  env.Int("SHOPLEDGER_INGEST_DB_MAX_CONNS", 20),
 
@@ -386,7 +392,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 	}
 
 	return service.ServeAll(ctx, stdout, logger,
-		service.Listener{Addr: cfg.Addr, Handler: d.Telemetry.Handler(routes(webhooks, public), "ingest"), Banner: "ingest listening on"},
+		service.Listener{Addr: cfg.Addr, Handler: d.Telemetry.Handler(routes(webhooks, public), "ingest"), Banner: "ingest listening on", Drain: cfg.Drain},
 		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("ingest")})
 }
 

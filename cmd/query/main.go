@@ -50,6 +50,8 @@ Environment (docs/operations.md lists them all):
   SHOPLEDGER_DATABASE_URL          PostgreSQL URL (default ` + service.DefaultDatabaseURL + `)
   SHOPLEDGER_QUERY_ADDR            public listener (default 127.0.0.1:8080)
   SHOPLEDGER_QUERY_OPS_ADDR        /metrics and /readyz (default 127.0.0.1:9080; keep it private)
+  SHOPLEDGER_SHUTDOWN_DRAIN        keep serving this long after SIGTERM, /healthz 503 (default 0;
+                                   behind a proxy, longer than its health check interval)
   SHOPLEDGER_QUERY_TIMEOUT         per-request database time (default 5s)
   SHOPLEDGER_QUERY_TOKEN_RATE, SHOPLEDGER_QUERY_TOKEN_BURST       requests a second per token (20, 40)
   SHOPLEDGER_QUERY_ADDRESS_RATE, SHOPLEDGER_QUERY_ADDRESS_BURST   requests a second per client (100, 200)
@@ -82,7 +84,10 @@ type config struct {
 	DatabaseURL string
 	Addr        string
 	// OpsAddr serves /metrics and /readyz, apart from the public Addr.
-	OpsAddr      string
+	OpsAddr string
+	// Drain keeps the public listener serving this long after a
+	// shutdown signal, its /healthz answering 503 (see service.Listener).
+	Drain        time.Duration
 	LogLevel     string
 	DBConns      int64
 	QueryTimeout time.Duration
@@ -116,6 +121,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DatabaseURL:  env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL),
 		Addr:         env.String("SHOPLEDGER_QUERY_ADDR", "127.0.0.1:8080"),
 		OpsAddr:      env.String("SHOPLEDGER_QUERY_OPS_ADDR", "127.0.0.1:9080"),
+		Drain:        env.Duration("SHOPLEDGER_SHUTDOWN_DRAIN", 0),
 		LogLevel:     env.String("SHOPLEDGER_LOG_LEVEL", "info"),
 		DBConns:      env.Int("SHOPLEDGER_QUERY_DB_CONNS", 20),
 		QueryTimeout: env.Duration("SHOPLEDGER_QUERY_TIMEOUT", 5*time.Second),
@@ -291,6 +297,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	public.Handle("/openapi.json", api)
 	public.Handle("/", pages)
 	return service.ServeAll(ctx, stdout, logger,
-		service.Listener{Addr: cfg.Addr, Handler: tel.Handler(httpapi.CanonicalPaths(httpapi.CloseUnreadBodies(public)), "query"), Banner: "query listening on"},
+		service.Listener{Addr: cfg.Addr, Handler: tel.Handler(httpapi.CanonicalPaths(httpapi.CloseUnreadBodies(public)), "query"), Banner: "query listening on", Drain: cfg.Drain},
 		service.Listener{Addr: cfg.OpsAddr, Handler: service.OpsMux(reg, ready), Banner: service.OpsBanner("query")})
 }
