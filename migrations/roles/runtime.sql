@@ -85,3 +85,8 @@ GRANT SELECT ON organisations TO shopledger_ingest;
 -- Connecting a shop from the app: query records the intent, ingest takes it.
 GRANT SELECT, INSERT, DELETE ON connect_intents TO shopledger_query;
 GRANT SELECT, DELETE ON connect_intents TO shopledger_ingest;
+-- Stock edits: query queues a seller's command with its event and shows
+-- its state; ingest's pusher claims, pushes and marks.
+GRANT SELECT, INSERT ON stock_edit_outbox TO shopledger_query;
+GRANT SELECT, UPDATE ON stock_edit_outbox TO shopledger_ingest;
+GRANT SELECT, INSERT, UPDATE, DELETE ON stock_edit_leases TO shopledger_ingest;

@@ -1,0 +1,344 @@
+package stockedits_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/shopledger/shopledger/domain"
+	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/stockedits"
+)
+
+// A count pushed after a sale the seller had not seen keeps the sale, and
+// every other variant comes back from Etsy unchanged, field by field.
+func TestCountKeepsSaleAndOtherVariants(t *testing.T) {
+	e := newEnv(t)
+	l := e.listing(5, 7, 9)
+	keyS, keyM, keyL := "sku:MUG-S", "sku:MUG-M", "sku:MUG-L"
+	before := e.truth(l.ListingID)
+
+	e.order(l.ListingID, keyS, 1) // at Etsy, not yet in the ledger
+	rec := e.submit(l.ListingID, domain.EditCommand{Kind: events.EditCount, VariantKey: keyS, Quantity: 10}, "req-1")
+	if rec.Command.Delta != 5 || rec.Command.BalanceAtCommand != 5 {
+		t.Fatalf("count recorded delta %d against balance %d, want 5 against 5", rec.Command.Delta, rec.Command.BalanceAtCommand)
+	}
+	e.drain()
+
+	if got := e.variant(l.ListingID, keyS).Quantity; got != 9 {
+		t.Errorf("Etsy's quantity after count 10 with one sale since = %d, want 9", got)
+	}
+	after := e.truth(l.ListingID)
+	ignoreIDs := cmpopts.IgnoreFields(etsysim.VariantTruth{}, "ProductID", "OfferingID")
+	for i, v := range after.Variants {
+		if v.VariantKey == keyS {
+			continue
+		}
+		if diff := cmp.Diff(before.Variants[i], v, ignoreIDs); diff != "" {
+			t.Errorf("variant %s changed (-before +after):\n%s", v.VariantKey, diff)
+		}
+		if v.ProductID == before.Variants[i].ProductID {
+			t.Errorf("variant %s kept product id %d; Etsy regenerates them on a write", v.VariantKey, v.ProductID)
+		}
+	}
+	_ = keyM
+	_ = keyL
+
+	// The pushed event carries Etsy's new product ids.
+	var pushed events.StockEditPushed
+	for _, r := range e.stream(l.ListingID) {
+		if p, ok := r.Data.(events.StockEditPushed); ok {
+			pushed = p
+		}
+	}
+	if pushed.ProductIDs[keyS] != e.variant(l.ListingID, keyS).ProductID || pushed.Quantities[keyS] != 9 {
+		t.Errorf("pushed = %+v, want Etsy's product id %d and quantity 9", pushed, e.variant(l.ListingID, keyS).ProductID)
+	}
+
+	// The echo: reconciliation records the sale and finds no drift and no
+	// second movement for our write.
+	sum := e.reconcile()
+	if sum.DriftFound != 0 {
+		t.Errorf("reconciliation after our own write found %d drift", sum.DriftFound)
+	}
+	if got := e.balance(l.ListingID, keyS); got != 9 {
+		t.Errorf("ledger balance = %d, want 9", got)
+	}
+	var edits, etsyChanges int
+	for _, r := range e.stream(l.ListingID) {
+		if a, ok := r.Data.(events.StockAdjusted); ok && a.VariantKey == keyS {
+			switch {
+			case a.Reason == events.EditCount:
+				edits++
+			case a.Reason == events.ReasonEtsyChange:
+				etsyChanges++
+			}
+		}
+	}
+	if edits != 1 || etsyChanges != 0 {
+		t.Errorf("movements of %s: %d count, %d etsy_change; want 1 and 0", keyS, edits, etsyChanges)
+	}
+
+	// A genuine edit at Etsy afterwards is drift.
+	if _, err := e.sim.RestockListing(l.ListingID, etsysim.Restock{VariantKey: keyM, Delta: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if sum := e.reconcile(); sum.DriftFound != 1 {
+		t.Errorf("an edit made at Etsy gave %d drift, want 1", sum.DriftFound)
+	}
+}
+
+// While a push is in flight its variant's observations wait, so a webhook
+// fetch between the write and the recorded outcome adds no movement.
+func TestEchoDuringPushAddsNoMovement(t *testing.T) {
+	e := newEnv(t)
+	l := e.listing(5, 7)
+	key := "sku:MUG-S"
+	e.submit(l.ListingID, domain.EditCommand{Kind: events.EditReceived, VariantKey: key, Quantity: 4, SupplierRef: "PO-7"}, "r1")
+	// The write lands, its answer is lost: the push stays open.
+	if err := e.sim.SetAPIFaults(etsysim.APIFaults{DropInventoryWrites: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Make the verification read fail too, so the push stays open.
+	if err := e.sim.SetAPIFaults(etsysim.APIFaults{DropInventoryWrites: 1}); err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	// Whatever the pusher did, Etsy holds the write exactly once.
+	if got := e.variant(l.ListingID, key).Quantity; got != 9 {
+		t.Fatalf("Etsy's quantity = %d, want 9 (5 + 4 once)", got)
+	}
+	// An inventory webhook's fetch now: the fetcher applies the listing.
+	listing, err := e.client.GetListing(context.Background(), mustTokens(t, e), l.ListingID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.tr.ApplyListing(context.Background(), e.shop.ShopID, listing, webhookCause()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.balance(l.ListingID, key); got != 9 {
+		t.Errorf("balance after the echo = %d, want 9", got)
+	}
+	if n := e.count(l.ListingID, events.TypeStockObserved); n != 2 {
+		// the two observations of the first import only
+		t.Errorf("%d stock.observed, want the import's 2 only", n)
+	}
+}
+
+// A push whose answer is lost is recognised on the next look and never
+// applied twice.
+func TestLostAnswerNotAppliedTwice(t *testing.T) {
+	e := newEnv(t)
+	l := e.listing(5, 7)
+	key := "sku:MUG-M"
+	e.submit(l.ListingID, domain.EditCommand{Kind: events.EditCorrection, Reason: events.CorrectionFound, VariantKey: key, Quantity: 3}, "r1")
+	if err := e.sim.SetAPIFaults(etsysim.APIFaults{DropInventoryWrites: 1}); err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	e.drain()
+	if got := e.variant(l.ListingID, key).Quantity; got != 10 {
+		t.Errorf("Etsy's quantity = %d, want 10 (7 + 3 once)", got)
+	}
+	if n := e.count(l.ListingID, events.TypeStockEditPushed); n != 1 {
+		t.Errorf("%d stock.edit_pushed, want 1", n)
+	}
+	for _, r := range e.stream(l.ListingID) {
+		if p, ok := r.Data.(events.StockEditPushed); ok && !p.Recovered {
+			t.Errorf("pushed %+v: want it marked recovered (answer lost)", p)
+		}
+	}
+	if got := e.balance(l.ListingID, key); got != 10 {
+		t.Errorf("ledger balance = %d, want 10", got)
+	}
+	if sum := e.reconcile(); sum.DriftFound != 0 {
+		t.Errorf("drift after a recovered push: %d", sum.DriftFound)
+	}
+}
+
+// Etsy refuses a write that leaves no stock: the push is recorded failed
+// with Etsy's message, final, and Etsy is unchanged.
+func TestRefusedPushRecordedFailed(t *testing.T) {
+	e := newEnv(t)
+	l := e.listing(1, 1)
+	e.order(l.ListingID, "sku:MUG-M", 1) // Etsy: M sold out; the ledger does not know yet
+	before := e.truth(l.ListingID)
+	e.submit(l.ListingID, domain.EditCommand{Kind: events.EditCorrection, Reason: events.CorrectionDamaged, VariantKey: "sku:MUG-S", Quantity: -1}, "r1")
+	e.drain()
+	var failed []events.StockEditFailed
+	for _, r := range e.stream(l.ListingID) {
+		if f, ok := r.Data.(events.StockEditFailed); ok {
+			failed = append(failed, f)
+		}
+	}
+	if len(failed) != 1 || failed[0].Retryable || !strings.Contains(failed[0].Message, "One offering must have quantity greater than 0") {
+		t.Fatalf("failed = %+v, want one final failure with Etsy's message", failed)
+	}
+	if diff := cmp.Diff(before, e.truth(l.ListingID)); diff != "" {
+		t.Errorf("Etsy changed after a refused push (-before +after):\n%s", diff)
+	}
+	var state string
+	if err := e.db.DB.QueryRow(`SELECT state FROM stock_edit_outbox`).Scan(&state); err != nil || state != stockedits.StateFailed {
+		t.Errorf("outbox state = %q (%v), want failed", state, err)
+	}
+	if e.count(l.ListingID, events.TypeStockEditPushed) != 0 {
+		t.Error("a refused push was recorded as pushed")
+	}
+}
+
+// Commands are refused before anything is recorded; the zero-stock rule
+// holds at command time; a request id is used once; other organisations
+// see nothing and roles without write access may not edit.
+func TestSubmitRules(t *testing.T) {
+	e := newEnv(t)
+	l := e.listing(2, 0)
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		a    stockedits.Actor
+		c    domain.EditCommand
+		want error
+	}{
+		{"auditor", stockedits.Actor{Name: "token:x", Shops: []int64{e.shop.ShopID}}, domain.EditCommand{Kind: events.EditReceived, VariantKey: "sku:MUG-S", Quantity: 1}, stockedits.ErrForbidden},
+		{"other organisation", stockedits.Actor{Name: "token:y", Shops: []int64{999}, CanEdit: true}, domain.EditCommand{Kind: events.EditReceived, VariantKey: "sku:MUG-S", Quantity: 1}, stockedits.ErrNotFound},
+		{"unknown variant", e.actor(), domain.EditCommand{Kind: events.EditReceived, VariantKey: "sku:NOPE", Quantity: 1}, stockedits.ErrNotFound},
+		{"zero stock", e.actor(), domain.EditCommand{Kind: events.EditCount, VariantKey: "sku:MUG-S", Quantity: 0}, domain.ErrZeroStock},
+		{"negative balance", e.actor(), domain.EditCommand{Kind: events.EditCorrection, Reason: "lost", VariantKey: "sku:MUG-S", Quantity: -3}, domain.ErrInvalidEdit},
+		{"wrong sign", e.actor(), domain.EditCommand{Kind: events.EditCorrection, Reason: "found", VariantKey: "sku:MUG-S", Quantity: -1}, domain.ErrInvalidEdit},
+		{"bad reason", e.actor(), domain.EditCommand{Kind: events.EditCorrection, Reason: "stolen", VariantKey: "sku:MUG-S", Quantity: -1}, domain.ErrInvalidEdit},
+		{"price bounds", e.actor(), domain.EditCommand{Kind: events.EditPrice, VariantKey: "sku:MUG-S", Price: &events.Money{Amount: 10}}, domain.ErrInvalidEdit},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := e.svc.Submit(ctx, c.a, l.ListingID, c.c, "req-"+c.name); !errors.Is(err, c.want) {
+				t.Errorf("err = %v, want %v", err, c.want)
+			}
+		})
+	}
+	if n := e.count(l.ListingID, events.TypeStockEditRequested); n != 0 {
+		t.Fatalf("%d commands recorded by refused requests", n)
+	}
+	first := e.submit(l.ListingID, domain.EditCommand{Kind: events.EditReceived, VariantKey: "sku:MUG-M", Quantity: 3}, "same")
+	again := e.submit(l.ListingID, domain.EditCommand{Kind: events.EditReceived, VariantKey: "sku:MUG-M", Quantity: 3}, "same")
+	if !again.Duplicate || again.Command.CommandID != first.Command.CommandID {
+		t.Errorf("repeat = %+v, want the first command", again)
+	}
+	if _, err := e.svc.Submit(ctx, e.actor(), l.ListingID, domain.EditCommand{Kind: events.EditCount, VariantKey: "sku:MUG-S", Quantity: 3}, "same"); !errors.Is(err, stockedits.ErrRequestReused) {
+		t.Errorf("request id reused for another command: err = %v", err)
+	}
+	// Price and disable push, and show at Etsy.
+	e.submit(l.ListingID, domain.EditCommand{Kind: events.EditPrice, VariantKey: "sku:MUG-S", Price: &events.Money{Amount: 2250}}, "p1")
+	e.drain()
+	if v := e.variant(l.ListingID, "sku:MUG-S"); v.Price != 2250 {
+		t.Errorf("price at Etsy = %d, want 2250", v.Price)
+	}
+	if v := e.variant(l.ListingID, "sku:MUG-M"); v.Quantity != 3 {
+		t.Errorf("M at Etsy = %d, want 3", v.Quantity)
+	}
+	e.submit(l.ListingID, domain.EditCommand{Kind: events.EditDisable, VariantKey: "sku:MUG-M"}, "d1")
+	e.drain()
+	if v := e.variant(l.ListingID, "sku:MUG-M"); v.Enabled {
+		t.Error("M still enabled at Etsy")
+	}
+	if got := e.balance(l.ListingID, "sku:MUG-M"); got != 0 {
+		t.Errorf("balance of a disabled variant = %d, want 0", got)
+	}
+	if sum := e.reconcile(); sum.DriftFound != 0 {
+		t.Errorf("drift after price and disable pushes: %d", sum.DriftFound)
+	}
+}
+
+// Orders land at Etsy while pushes for the same variants are in flight:
+// afterwards Etsy's quantity, the ledger's balance and initial +
+// adjustments − sales agree for every variant.
+func TestRacesNeverLoseASale(t *testing.T) {
+	e := newEnv(t)
+	l := e.listing(300, 300)
+	keys := []string{"sku:MUG-S", "sku:MUG-M"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = e.pusher.Run(ctx)
+	}()
+	sold := map[string]int64{}
+	var orders sync.WaitGroup
+	orders.Add(1)
+	go func() {
+		defer orders.Done()
+		for i := range 100 {
+			k := keys[i%2]
+			e.order(l.ListingID, k, 1)
+			sold[k]++
+		}
+	}()
+	kinds := []domain.EditCommand{
+		{Kind: events.EditReceived, Quantity: 2},
+		{Kind: events.EditCorrection, Reason: events.CorrectionDamaged, Quantity: -1},
+		{Kind: events.EditCorrection, Reason: events.CorrectionFound, Quantity: 1},
+		{Kind: events.EditCount, Quantity: 250},
+	}
+	for i := range 100 {
+		c := kinds[i%len(kinds)]
+		c.VariantKey = keys[(i/2)%2]
+		e.submit(l.ListingID, c, "race-"+string(rune('a'+i%26))+"-"+itoa(i))
+	}
+	orders.Wait()
+	waitDrained(t, e)
+	cancel()
+	wg.Wait()
+	e.reconcile()
+
+	adjust, applied := map[string]int64{}, map[string]int64{}
+	for _, r := range e.stream(l.ListingID) {
+		if c, ok := r.Data.(events.StockEditRequested); ok {
+			adjust[c.VariantKey] += c.Delta
+		}
+		if a, ok := r.Data.(events.StockAdjusted); ok && strings.HasPrefix(a.Cause, "edit:") {
+			applied[a.VariantKey] += a.Delta
+		}
+	}
+	restored := 0
+	for _, r := range e.stream(l.ListingID) {
+		if p, ok := r.Data.(events.StockEditPushed); ok {
+			for _, n := range p.LostSalesRestored {
+				restored += int(n)
+			}
+		}
+	}
+	t.Logf("sales overwritten by a push and taken off again: %d", restored)
+	if diff := cmp.Diff(adjust, applied); diff != "" {
+		t.Errorf("requested vs applied adjustments (-requested +applied):\n%s", diff)
+	}
+	for _, k := range keys {
+		want := 300 + adjust[k] - sold[k]
+		if got := int64(e.variant(l.ListingID, k).Quantity); got != want {
+			t.Errorf("%s: Etsy holds %d, want 300 + %d − %d = %d", k, got, adjust[k], sold[k], want)
+		}
+		if got := e.balance(l.ListingID, k); got != want {
+			t.Errorf("%s: ledger balance %d, want %d", k, got, want)
+		}
+	}
+}
+
+func waitDrained(t *testing.T, e *env) {
+	t.Helper()
+	for range 3000 {
+		var n int
+		if err := e.db.DB.QueryRow(`SELECT count(*) FROM stock_edit_outbox WHERE state = 'queued'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		sleepShort()
+	}
+	t.Fatal("outbox never drained")
+}
