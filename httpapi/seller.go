@@ -75,6 +75,8 @@ func (s *server) sellerRoutes(r chi.Router) {
 		r.Put("/shops/{shopID}/threshold", s.handle(s.putShopThreshold))
 		r.Put("/products/{listingID}/threshold", s.handle(s.putListingThreshold))
 		r.Put("/products/{listingID}/variants/{variantKey}/threshold", s.handle(s.putVariantThreshold))
+		r.Post("/products/{listingID}/variants/{variantKey}/adjustments", s.handle(s.postAdjustment))
+		r.Put("/products/{listingID}/variants/{variantKey}/price", s.handle(s.putPrice))
 	})
 }
 
