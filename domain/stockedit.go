@@ -175,7 +175,7 @@ func (l *Listing) RequestEdit(c EditCommand, m EditMeta) (events.Event, error) {
 		delta = c.Quantity - bal
 	case events.EditReceived, events.EditCorrection:
 		delta = c.Quantity
-		if bal+delta < 0 {
+		if delta < 0 && bal+delta < 0 {
 			return events.Event{}, invalidEdit("quantity", "the balance is %d: a change of %d would make it negative", bal, delta)
 		}
 	}

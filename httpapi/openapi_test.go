@@ -177,7 +177,12 @@ func TestOpenAPIDocumentsEveryRouteAndExamplesMatch(t *testing.T) {
 				t.Fatalf("cannot fill %s", pattern)
 			}
 			c := call{method: method, path: path, token: w.tokens[1].auditor}
-			if method == http.MethodPut {
+			switch {
+			case strings.HasSuffix(pattern, "/adjustments"):
+				c.token, c.body = w.tokens[1].seller, `{"kind": "received", "quantity": 2}`
+			case strings.HasSuffix(pattern, "/price"):
+				c.token, c.body = w.tokens[1].seller, `{"amount": 2250}`
+			case method == http.MethodPut:
 				c.token, c.body = w.tokens[1].seller, `{"threshold": 2}`
 			}
 			got := do(t, h, c)
