@@ -5,12 +5,14 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/shopledger/shopledger/domain"
+	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/stockedits"
@@ -94,27 +96,61 @@ func TestCountKeepsSaleAndOtherVariants(t *testing.T) {
 	}
 }
 
-// While a push is in flight its variant's observations wait, so a webhook
-// fetch between the write and the recorded outcome adds no movement.
-func TestEchoDuringPushAddsNoMovement(t *testing.T) {
+// answerLost applies the first inventory write at Etsy, then reports a
+// broken connection and fails every read while down is set, so the push
+// stays open with its outcome unknown.
+type answerLost struct {
+	stockedits.EtsyAPI
+	mu   sync.Mutex
+	done bool
+	down bool
+}
+
+func (a *answerLost) UpdateListingInventory(ctx context.Context, ts etsy.TokenSource, listingID int64, u etsy.InventoryUpdate) (etsy.Inventory, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.done {
+		return a.EtsyAPI.UpdateListingInventory(ctx, ts, listingID, u)
+	}
+	a.done, a.down = true, true
+	if _, err := a.EtsyAPI.UpdateListingInventory(ctx, ts, listingID, u); err != nil {
+		return etsy.Inventory{}, err
+	}
+	return etsy.Inventory{}, errors.New("read tcp: connection reset by peer")
+}
+
+func (a *answerLost) GetShopTransactions(ctx context.Context, ts etsy.TokenSource, shopID int64, limit, offset int) (etsy.TransactionsPage, error) {
+	a.mu.Lock()
+	down := a.down
+	a.mu.Unlock()
+	if down {
+		return etsy.TransactionsPage{}, errors.New("dial tcp: connection refused")
+	}
+	return a.EtsyAPI.GetShopTransactions(ctx, ts, shopID, limit, offset)
+}
+
+// While a push is open (written, outcome unknown) observations leave its
+// variant alone: the inventory webhook's fetch and a reconciliation add
+// no movement and no drift; the push, once resolved, moves the stock
+// once.
+func TestEchoDuringOpenPushAddsNoMovement(t *testing.T) {
 	e := newEnv(t)
 	l := e.listing(5, 7)
 	key := "sku:MUG-S"
+	api := &answerLost{EtsyAPI: e.client}
+	p, err := stockedits.NewPusher(stockedits.PusherConfig{DB: e.db.DB, Events: e.es, Etsy: api, Tokens: e.store,
+		MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.submit(l.ListingID, domain.EditCommand{Kind: events.EditReceived, VariantKey: key, Quantity: 4, SupplierRef: "PO-7"}, "r1")
-	// The write lands, its answer is lost: the push stays open.
-	if err := e.sim.SetAPIFaults(etsysim.APIFaults{DropInventoryWrites: 1}); err != nil {
+	if _, err := p.PushOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// Make the verification read fail too, so the push stays open.
-	if err := e.sim.SetAPIFaults(etsysim.APIFaults{DropInventoryWrites: 1}); err != nil {
-		t.Fatal(err)
+	if e.count(l.ListingID, events.TypeStockEditPushStarted) != 1 || e.count(l.ListingID, events.TypeStockEditPushed) != 0 {
+		t.Fatal("want one open push")
 	}
-	e.drain()
-	// Whatever the pusher did, Etsy holds the write exactly once.
-	if got := e.variant(l.ListingID, key).Quantity; got != 9 {
-		t.Fatalf("Etsy's quantity = %d, want 9 (5 + 4 once)", got)
-	}
-	// An inventory webhook's fetch now: the fetcher applies the listing.
+	// Etsy's inventory.updated webhook: the fetcher applies the listing.
 	listing, err := e.client.GetListing(context.Background(), mustTokens(t, e), l.ListingID, true)
 	if err != nil {
 		t.Fatal(err)
@@ -122,12 +158,30 @@ func TestEchoDuringPushAddsNoMovement(t *testing.T) {
 	if _, err := e.tr.ApplyListing(context.Background(), e.shop.ShopID, listing, webhookCause()); err != nil {
 		t.Fatal(err)
 	}
+	if sum := e.reconcile(); sum.DriftFound != 0 {
+		t.Errorf("reconciliation during the open push found %d drift", sum.DriftFound)
+	}
+	if got := e.balance(l.ListingID, key); got != 5 {
+		t.Errorf("balance while the push is open = %d, want 5 (unchanged)", got)
+	}
+	api.mu.Lock()
+	api.down = false
+	api.mu.Unlock()
+	time.Sleep(5 * time.Millisecond) // the retry's backoff
+	if _, err := p.PushOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.variant(l.ListingID, key).Quantity; got != 9 {
+		t.Errorf("Etsy's quantity = %d, want 9 (5 + 4 once)", got)
+	}
 	if got := e.balance(l.ListingID, key); got != 9 {
-		t.Errorf("balance after the echo = %d, want 9", got)
+		t.Errorf("balance after the push = %d, want 9", got)
 	}
 	if n := e.count(l.ListingID, events.TypeStockObserved); n != 2 {
-		// the two observations of the first import only
 		t.Errorf("%d stock.observed, want the import's 2 only", n)
+	}
+	if sum := e.reconcile(); sum.DriftFound != 0 {
+		t.Errorf("reconciliation after the push found %d drift", sum.DriftFound)
 	}
 }
 
@@ -341,4 +395,53 @@ func waitDrained(t *testing.T, e *env) {
 		sleepShort()
 	}
 	t.Fatal("outbox never drained")
+}
+
+// saleInWindow places an order at Etsy just before the first inventory
+// write goes out: the sale falls between the push's read and its write.
+type saleInWindow struct {
+	stockedits.EtsyAPI
+	once sync.Once
+	sale func()
+}
+
+func (s *saleInWindow) UpdateListingInventory(ctx context.Context, ts etsy.TokenSource, listingID int64, u etsy.InventoryUpdate) (etsy.Inventory, error) {
+	s.once.Do(s.sale)
+	return s.EtsyAPI.UpdateListingInventory(ctx, ts, listingID, u)
+}
+
+// A sale Etsy takes between the push's read and its write is overwritten
+// by the write; the pusher finds it from the shop's transaction count and
+// takes it off again, so no sale is lost.
+func TestSaleBetweenReadAndWriteIsKept(t *testing.T) {
+	e := newEnv(t)
+	l := e.listing(10, 10)
+	key := "sku:MUG-S"
+	api := &saleInWindow{EtsyAPI: e.client, sale: func() { e.order(l.ListingID, key, 2) }}
+	p, err := stockedits.NewPusher(stockedits.PusherConfig{DB: e.db.DB, Events: e.es, Etsy: api, Tokens: e.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.submit(l.ListingID, domain.EditCommand{Kind: events.EditReceived, VariantKey: key, Quantity: 5}, "r1")
+	if worked, err := p.PushOnce(context.Background()); err != nil || !worked {
+		t.Fatalf("push: worked %v, err %v", worked, err)
+	}
+	if got := e.variant(l.ListingID, key).Quantity; got != 13 {
+		t.Errorf("Etsy's quantity = %d, want 10 − 2 sold + 5 received = 13", got)
+	}
+	var pushed events.StockEditPushed
+	for _, r := range e.stream(l.ListingID) {
+		if p, ok := r.Data.(events.StockEditPushed); ok {
+			pushed = p
+		}
+	}
+	if pushed.LostSalesRestored[key] != 2 || pushed.Quantities[key] != 13 {
+		t.Errorf("pushed = %+v, want 2 overwritten sales taken off again and quantity 13", pushed)
+	}
+	if sum := e.reconcile(); sum.DriftFound != 0 {
+		t.Errorf("drift after the push: %d", sum.DriftFound)
+	}
+	if got := e.balance(l.ListingID, key); got != 13 {
+		t.Errorf("ledger balance = %d, want 13", got)
+	}
 }
