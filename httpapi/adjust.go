@@ -18,6 +18,37 @@ import (
 // StockEditor records stock commands; *stockedits.Service is one.
 type StockEditor interface {
 	Submit(ctx context.Context, a stockedits.Actor, listingID int64, c domain.EditCommand, requestID string) (stockedits.Recorded, error)
+	History(ctx context.Context, shops []int64, listingID int64, key string) ([]stockedits.Entry, error)
+}
+
+// listAdjustments is the variant's stock edits, newest first: each
+// command with its actor and reason, its push attempts and Etsy's answer.
+func (s *server) listAdjustments(w http.ResponseWriter, r *http.Request, p Principal) error {
+	listingID, err := pathID(r, "listingID")
+	if err != nil {
+		return err
+	}
+	key, err := pathVariantKey(r)
+	if err != nil {
+		return err
+	}
+	if s.cfg.Data.StockEdits == nil {
+		return fmt.Errorf("stock edits are not configured")
+	}
+	if _, err := s.cfg.Data.Stock.VariantShop(r.Context(), p.Shops, listingID, key); err != nil {
+		return err
+	}
+	items, err := s.cfg.Data.StockEdits.History(r.Context(), p.Shops, listingID, key)
+	if errors.Is(err, stockedits.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("stock edit history: %w", err)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Items []stockedits.Entry `json:"items"`
+	}{items})
+	return nil
 }
 
 // adjustmentBody is what a client may send to .../adjustments: the shop,

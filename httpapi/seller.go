@@ -68,6 +68,7 @@ func (s *server) sellerRoutes(r chi.Router) {
 	r.Get("/products/{listingID}", s.handle(s.getProduct))
 	r.Get("/products/{listingID}/variants/{variantKey}/history", s.handle(s.variantHistory))
 	r.Get("/products/{listingID}/variants/{variantKey}/stock", s.handle(s.variantStock))
+	r.Get("/products/{listingID}/variants/{variantKey}/adjustments", s.handle(s.listAdjustments))
 	r.Get("/sales", s.handle(s.listSales))
 	r.Get("/sales/{receiptID}", s.handle(s.getSale))
 	r.Group(func(r chi.Router) {
