@@ -172,29 +172,27 @@ const (
 	StateFailed = "failed"
 )
 
-// byRequest finds the command a shop recorded under a request id.
+// byRequest finds the command a shop recorded under a request id: the
+// outbox row names it, the listing's stream holds it.
 func (s *Service) byRequest(ctx context.Context, shopID int64, requestID string) (Recorded, bool, error) {
 	var cmdID, state string
-	err := s.db.QueryRowContext(ctx, `SELECT command_id::text, state FROM stock_edit_outbox WHERE shop_id = $1 AND request_id = $2`,
-		shopID, requestID).Scan(&cmdID, &state)
+	var listingID int64
+	err := s.db.QueryRowContext(ctx, `SELECT command_id::text, state, listing_id FROM stock_edit_outbox WHERE shop_id = $1 AND request_id = $2`,
+		shopID, requestID).Scan(&cmdID, &state, &listingID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Recorded{}, false, nil
 	}
 	if err != nil {
 		return Recorded{}, false, fmt.Errorf("stock edit by request id: %w", err)
 	}
-	var id uuid.UUID
-	err = s.db.QueryRowContext(ctx, `SELECT event_id FROM events WHERE dedupe_key = $1`, domain.EditRequestedKey(shopID, requestID)).Scan(&id)
+	past, err := s.es.ReadStream(ctx, events.ListingStream(listingID), 0)
 	if err != nil {
 		return Recorded{}, false, fmt.Errorf("stock edit by request id: %w", err)
 	}
-	rec, err := s.es.Get(ctx, id)
-	if err != nil {
-		return Recorded{}, false, fmt.Errorf("stock edit by request id: %w", err)
+	for _, r := range past {
+		if req, ok := r.Data.(events.StockEditRequested); ok && req.CommandID == cmdID {
+			return Recorded{EventID: r.ID, Command: req, State: state}, true, nil
+		}
 	}
-	req, ok := rec.Data.(events.StockEditRequested)
-	if !ok {
-		return Recorded{}, false, fmt.Errorf("stock edit by request id: event %s is a %s", id, rec.Type())
-	}
-	return Recorded{EventID: id, Command: req, State: state}, true, nil
+	return Recorded{}, false, fmt.Errorf("stock edit by request id: command %s is not in listing %d's stream", cmdID, listingID)
 }
