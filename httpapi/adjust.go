@@ -227,3 +227,91 @@ func (s *server) submitEdit(w http.ResponseWriter, r *http.Request, p Principal,
 	writeJSON(w, http.StatusAccepted, out)
 	return nil
 }
+
+// Stocktaker previews and applies stocktake files; *stockedits.Service
+// is one.
+type Stocktaker interface {
+	PreviewStocktake(ctx context.Context, a stockedits.Actor, shopID int64, file io.Reader) (stockedits.Stocktake, error)
+	ApplyStocktake(ctx context.Context, a stockedits.Actor, shopID int64, file io.Reader, requestID string) (stockedits.Stocktake, error)
+}
+
+// maxStocktakeBody bounds a stocktake request: a CSV of some 20,000 lines.
+const maxStocktakeBody = 2 << 20
+
+type stocktakeBody struct {
+	Mode      string `json:"mode"`
+	CSV       string `json:"csv"`
+	RequestID string `json:"request_id"`
+}
+
+// stocktakeProblem is a refused stocktake: the problem and every line
+// with its reason, so the seller fixes the file in one go.
+type stocktakeProblem struct {
+	Problem
+	stockedits.Stocktake
+}
+
+func (s *server) postStocktake(w http.ResponseWriter, r *http.Request, p Principal) error {
+	shopID, err := pathShop(r, p)
+	if err != nil {
+		return err
+	}
+	raw, err := readJSONBody(w, r, maxStocktakeBody)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var b stocktakeBody
+	if err := dec.Decode(&b); err != nil {
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return badInput(field, "unknown field; allowed: mode, csv, request_id")
+		}
+		return badInput("", "body is not a stocktake object (mode, csv, request_id)")
+	}
+	st, ok := s.cfg.Data.StockEdits.(Stocktaker)
+	if !ok {
+		return fmt.Errorf("stocktakes are not configured")
+	}
+	a := stockedits.Actor{Name: p.Actor(), Shops: p.Shops, CanEdit: p.Role == RoleSeller}
+	var res stockedits.Stocktake
+	switch b.Mode {
+	case "preview", "":
+		res, err = st.PreviewStocktake(r.Context(), a, shopID, strings.NewReader(b.CSV))
+	case "apply":
+		reqID, rerr := requestIDFor(r, b.RequestID)
+		if rerr != nil {
+			return rerr
+		}
+		if reqID == "" {
+			return badInput("request_id", "required to apply: send it (or an Idempotency-Key header) so that a repeat applies nothing twice")
+		}
+		res, err = st.ApplyStocktake(r.Context(), a, shopID, strings.NewReader(b.CSV), reqID)
+	default:
+		return badInput("mode", "want preview or apply")
+	}
+	var ee *domain.EditError
+	switch {
+	case errors.Is(err, stockedits.ErrNotFound):
+		return ErrNotFound
+	case errors.Is(err, stockedits.ErrForbidden):
+		return ErrForbidden
+	case errors.Is(err, stockedits.ErrBadStocktake):
+		return badInput("csv", "%s", strings.TrimPrefix(err.Error(), stockedits.ErrBadStocktake.Error()+": "))
+	case errors.As(err, &ee):
+		return badInput(ee.Field, "%s", ee.Msg)
+	case err != nil:
+		return fmt.Errorf("stocktake: %w", err)
+	}
+	if b.Mode == "apply" && !res.Applied {
+		pr := Problem{Type: problemBase + "stocktake-refused", Title: "Stocktake refused", Status: http.StatusBadRequest,
+			Detail: fmt.Sprintf("%d lines refused; nothing was applied", res.Errors), Instance: r.URL.Path, Param: "csv"}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusBadRequest)
+		return json.NewEncoder(w).Encode(stocktakeProblem{Problem: pr, Stocktake: res})
+	}
+	// 200 for both modes: "applied" says which happened.
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}

@@ -16,6 +16,8 @@ func writeBody(method, pattern string) (string, bool) {
 	switch {
 	case method == http.MethodPost && strings.HasSuffix(pattern, "/adjustments"):
 		return `{"kind": "received", "quantity": 2}`, true
+	case method == http.MethodPost && strings.HasSuffix(pattern, "/stocktake"):
+		return `{"mode": "preview", "csv": "sku,counted\n"}`, true
 	case method == http.MethodPut && strings.HasSuffix(pattern, "/price"):
 		return `{"amount": 2250}`, true
 	case method == http.MethodPut:
@@ -112,5 +114,44 @@ func TestAdjustmentsAuthoriseValidateAndRecordOnce(t *testing.T) {
 	got := do(t, h, call{method: http.MethodPut, path: variantPath(v) + "/price", token: seller, body: `{"amount": 5}`})
 	if got.Code != http.StatusBadRequest || problemOf(t, got).Param != "price" {
 		t.Errorf("price 0.05 = %d %s, want 400 on price", got.Code, got.Body)
+	}
+}
+
+// A stocktake applied with refused lines answers 400 with every line and
+// its reason; an auditor may not send one; another organisation's shop
+// is 404.
+func TestStocktakeRefusedLineByLine(t *testing.T) {
+	t.Parallel()
+	w, h := newWorldAPI(t, 47, nil)
+	shop := w.shops[1][0]
+	path := fmt.Sprintf("/v1/shops/%d/stocktake", shop)
+	body := `{"mode": "apply", "request_id": "st-1", "csv": "sku,counted\nNOPE-1,3\nNOPE-1,4\nX,-2\nY,1.5\n"}`
+	got := do(t, h, call{method: http.MethodPost, path: path, token: w.tokens[1].seller, body: body})
+	if got.Code != http.StatusBadRequest {
+		t.Fatalf("POST = %d, want 400; body %s", got.Code, got.Body)
+	}
+	var res struct {
+		Type  string `json:"type"`
+		Lines []struct {
+			Line  int    `json:"line"`
+			Error string `json:"error"`
+		} `json:"lines"`
+	}
+	if err := json.Unmarshal(got.Body.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Lines) != 4 || !strings.HasSuffix(res.Type, "stocktake-refused") {
+		t.Fatalf("answer %s: want 4 lines in a stocktake-refused problem", got.Body)
+	}
+	for _, l := range res.Lines {
+		if l.Error == "" {
+			t.Errorf("line %d has no reason", l.Line)
+		}
+	}
+	if got := do(t, h, call{method: http.MethodPost, path: path, token: w.tokens[1].auditor, body: body}); got.Code != http.StatusForbidden {
+		t.Errorf("auditor = %d, want 403", got.Code)
+	}
+	if got := do(t, h, call{method: http.MethodPost, path: path, token: w.tokens[2].seller, body: body}); got.Code != http.StatusNotFound {
+		t.Errorf("other organisation = %d, want 404", got.Code)
 	}
 }

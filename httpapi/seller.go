@@ -78,6 +78,7 @@ func (s *server) sellerRoutes(r chi.Router) {
 		r.Put("/products/{listingID}/variants/{variantKey}/threshold", s.handle(s.putVariantThreshold))
 		r.Post("/products/{listingID}/variants/{variantKey}/adjustments", s.handle(s.postAdjustment))
 		r.Put("/products/{listingID}/variants/{variantKey}/price", s.handle(s.putPrice))
+		r.Post("/shops/{shopID}/stocktake", s.handle(s.postStocktake))
 	})
 }
 

@@ -65,7 +65,9 @@ func (s *Service) PreviewStocktake(ctx context.Context, a Actor, shopID int64, f
 	if err != nil {
 		return st, err
 	}
-	st.Lines = rows
+	if rows != nil {
+		st.Lines = rows
+	}
 	skus := make([]string, 0, len(rows))
 	for _, l := range rows {
 		if l.Error == "" {
