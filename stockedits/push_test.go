@@ -445,3 +445,65 @@ func TestSaleBetweenReadAndWriteIsKept(t *testing.T) {
 		t.Errorf("ledger balance = %d, want 13", got)
 	}
 }
+
+// A shop that must be connected again keeps its edits queued and says so
+// once; once connected, they are pushed on top of Etsy's stock then.
+func TestReauthKeepsEditsQueued(t *testing.T) {
+	e := newEnv(t)
+	l := e.listing(5, 7)
+	key := "sku:MUG-S"
+	e.submit(l.ListingID, domain.EditCommand{Kind: events.EditReceived, VariantKey: key, Quantity: 3}, "r1")
+	setStatus := func(status string) {
+		t.Helper()
+		if _, err := e.db.DB.Exec(`UPDATE shop_connections SET status = $1 WHERE shop_id = $2`, status, e.shop.ShopID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due := func() {
+		t.Helper()
+		if _, err := e.db.DB.Exec(`UPDATE stock_edit_outbox SET next_attempt_at = now() - interval '1 second'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus("reauth_required")
+	for range 3 {
+		e.drain()
+		due()
+	}
+	var state, lastErr string
+	if err := e.db.DB.QueryRow(`SELECT state, last_error FROM stock_edit_outbox`).Scan(&state, &lastErr); err != nil {
+		t.Fatal(err)
+	}
+	if state != stockedits.StateQueued || !strings.HasPrefix(lastErr, "reauth_required") {
+		t.Errorf("outbox %q %q, want queued and saying reauth_required", state, lastErr)
+	}
+	var failed []events.StockEditFailed
+	for _, r := range e.stream(l.ListingID) {
+		if f, ok := r.Data.(events.StockEditFailed); ok {
+			failed = append(failed, f)
+		}
+	}
+	if len(failed) != 1 || !failed[0].Retryable || failed[0].Code != "reauth_required" {
+		t.Errorf("failed = %+v, want one retryable reauth_required", failed)
+	}
+	if q := e.variant(l.ListingID, key).Quantity; q != 5 {
+		t.Errorf("Etsy changed while the shop needed connecting: %d", q)
+	}
+	e.order(l.ListingID, key, 1)
+	setStatus("connected")
+	due()
+	e.drain()
+	if q := e.variant(l.ListingID, key).Quantity; q != 7 {
+		t.Errorf("Etsy = %d, want 5 − 1 sold + 3 = 7", q)
+	}
+	hist, err := e.svc.History(context.Background(), []int64{e.shop.ShopID}, l.ListingID, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 1 || hist[0].State != stockedits.StatePushed || hist[0].Actor != "user:alice" || hist[0].EtsyQuantity == nil || *hist[0].EtsyQuantity != 7 || hist[0].Moved != 3 {
+		t.Errorf("history = %+v, want one pushed entry by user:alice, moved 3, Etsy at 7", hist)
+	}
+	if _, err := e.svc.History(context.Background(), []int64{999}, l.ListingID, key); !errors.Is(err, stockedits.ErrNotFound) {
+		t.Errorf("another organisation's history: err = %v", err)
+	}
+}

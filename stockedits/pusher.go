@@ -197,6 +197,13 @@ func (p *Pusher) push(ctx context.Context, shopID, listingID int64) error {
 	ts, err := p.cfg.Tokens.ForShop(ctx, shopID)
 	if err != nil {
 		p.cfg.Logger.InfoContext(ctx, "stock edits wait for the shop", "shop_id", shopID, "listing_id", listingID, "err", err)
+		if l.OpenPush() != nil {
+			// A write whose outcome is unknown must be resolved from
+			// Etsy before anything else: recording a failure here would
+			// let the next attempt apply it a second time.
+			p.reschedule(ctx, ids, "reauth_required: "+err.Error(), p.cfg.ReauthWait)
+			return nil
+		}
 		return p.fail(ctx, listingID, ids, attemptOf(l), "reauth_required",
 			"the shop must be connected again before its stock edits reach Etsy: "+err.Error(), 0, true, p.cfg.ReauthWait)
 	}
