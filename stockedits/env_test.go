@@ -25,7 +25,7 @@ import (
 // the real credential store, translator, reconciler, command service and
 // pusher.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	db     *pgtest.Database
 	sim    *etsysim.Sim
 	srv    *httptest.Server
@@ -39,11 +39,15 @@ type env struct {
 	shop   etsysim.ShopInfo
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvQPS(t, 10000, 10000000) }
+
+// newEnvQPS is newEnv with the simulator's and the client's rate limits
+// at qps and qpd.
+func newEnvQPS(t testing.TB, qps, qpd int) *env {
 	t.Helper()
 	e := &env{t: t, db: pgtest.New(t)}
 	reg := prometheus.NewRegistry()
-	sim, err := etsysim.New(etsysim.Options{Seed: 5, Start: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), FreezeClock: true, QPS: 10000, QPD: 10000000})
+	sim, err := etsysim.New(etsysim.Options{Seed: 5, Start: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), FreezeClock: true, QPS: qps, QPD: qpd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +56,7 @@ func newEnv(t *testing.T) *env {
 	e.srv = httptest.NewServer(sim)
 	t.Cleanup(e.srv.Close)
 	logger := slog.New(slog.DiscardHandler)
-	limiter, err := etsy.NewLimiter(etsy.LimiterConfig{QPS: 10000, QPD: 10000000}, reg)
+	limiter, err := etsy.NewLimiter(etsy.LimiterConfig{QPS: qps, QPD: qpd}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
 )
 
 // MaxStocktakeLines bounds one stocktake file.
@@ -148,28 +151,103 @@ func (s *Service) ApplyStocktake(ctx context.Context, a Actor, shopID int64, fil
 	if err != nil || st.Errors > 0 {
 		return st, err
 	}
-	for i := range st.Lines {
-		l := &st.Lines[i]
+	// One transaction per listing: its counts are decided together on
+	// its stream and queued together, so one push carries them.
+	byListing := map[int64][]int{}
+	var order []int64
+	for i, l := range st.Lines {
 		if l.Delta == 0 {
 			continue
 		}
-		rec, err := s.Submit(ctx, a, l.ListingID, domain.EditCommand{Kind: events.EditCount, VariantKey: l.VariantKey, Quantity: *l.Counted,
-			Note: "stocktake " + requestID}, requestID+":"+l.SKU)
-		var ee *domain.EditError
-		switch {
-		case errors.As(err, &ee):
-			// The ledger moved since the preview; the line says so and
-			// the others stand.
-			l.Error = ee.Msg
-			st.Errors++
-			continue
-		case err != nil:
-			return st, fmt.Errorf("apply stocktake line %d: %w", l.Line, err)
+		if _, ok := byListing[l.ListingID]; !ok {
+			order = append(order, l.ListingID)
 		}
-		l.CommandID = rec.Command.CommandID
+		byListing[l.ListingID] = append(byListing[l.ListingID], i)
+	}
+	for _, listingID := range order {
+		if err := s.applyListing(ctx, a, listingID, requestID, st.Lines, byListing[listingID]); err != nil {
+			return st, err
+		}
+	}
+	for _, l := range st.Lines {
+		if l.Error != "" {
+			st.Errors++
+		}
 	}
 	st.Applied = true
 	return st, nil
+}
+
+// applyListing records the counts of one listing's lines, retrying when
+// the stream moved; a line the ledger now refuses says why and the others
+// stand.
+func (s *Service) applyListing(ctx context.Context, a Actor, listingID int64, requestID string, lines []StocktakeLine, idx []int) error {
+	stream := events.ListingStream(listingID)
+	for range 5 {
+		past, err := s.es.ReadStream(ctx, stream, 0)
+		if err != nil {
+			return fmt.Errorf("apply stocktake: %w", err)
+		}
+		lst := domain.ReplayListing(listingID, past)
+		var evs []events.Event
+		for _, i := range idx {
+			l := &lines[i]
+			l.Error, l.CommandID = "", ""
+			cmdID := uuid.Must(uuid.NewV7()).String()
+			rid := requestID + ":" + l.SKU
+			ev, err := lst.RequestEdit(domain.EditCommand{Kind: events.EditCount, VariantKey: l.VariantKey, Quantity: *l.Counted,
+				Note: "stocktake " + requestID}, domain.EditMeta{CommandID: cmdID, Actor: a.Name, RequestID: rid, At: s.now()})
+			var ee *domain.EditError
+			switch {
+			case errors.As(err, &ee):
+				l.Error = ee.Msg
+				continue
+			case err != nil:
+				return fmt.Errorf("apply stocktake line %d: %w", l.Line, err)
+			}
+			l.CommandID = cmdID
+			evs = append(evs, ev.WithMetadata(events.Metadata{Source: "stocktake", Actor: a.Name, RequestID: rid, CorrelationID: cmdID}))
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		err = s.recordAll(ctx, stream, past[len(past)-1].StreamVersion, evs)
+		if errors.Is(err, eventstore.ErrConcurrency) {
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("apply stocktake on listing %d: %w", listingID, eventstore.ErrConcurrency)
+}
+
+// recordAll appends commands and queues them in one transaction; those
+// whose request id was recorded before are left as they are.
+func (s *Service) recordAll(ctx context.Context, stream string, version int64, evs []events.Event) error {
+	tx, err := eventstore.BeginAppend(ctx, s.db)
+	if err != nil {
+		return fmt.Errorf("apply stocktake: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	res, err := s.es.AppendIn(ctx, tx, stream, eventstore.Exact(version), evs...)
+	if err != nil {
+		return fmt.Errorf("apply stocktake: %w", err)
+	}
+	for i, ev := range evs {
+		if res.Events[i].Duplicate {
+			continue
+		}
+		req := ev.Data.(events.StockEditRequested)
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO stock_edit_outbox (command_id, shop_id, listing_id, variant_key, kind, actor, request_id, requested_at, next_attempt_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
+			req.CommandID, req.ShopID, req.ListingID, req.VariantKey, req.Kind, req.Actor, req.RequestID, ev.OccurredAt); err != nil {
+			return fmt.Errorf("apply stocktake: queue: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("apply stocktake: %w", err)
+	}
+	return nil
 }
 
 // readStocktake parses the file; problems of one line are kept on it.
