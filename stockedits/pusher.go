@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -208,7 +208,7 @@ func (p *Pusher) push(ctx context.Context, shopID, listingID int64) error {
 			"the shop must be connected again before its stock edits reach Etsy: "+err.Error(), 0, true, p.cfg.ReauthWait)
 	}
 	if open := l.OpenPush(); open != nil {
-		return p.resolve(ctx, ts, shopID, l, *open)
+		return p.verify(ctx, ts, shopID, *open, true)
 	}
 	return p.attempt(ctx, ts, shopID, l, pending)
 }
@@ -251,7 +251,7 @@ func (p *Pusher) attempt(ctx context.Context, ts etsy.TokenSource, shopID int64,
 		ProductIDsBefore: productIDs(listingID, inv), QuantitiesBefore: plan.before, Expected: plan.expected,
 		CommandDeltas: plan.deltas, TransactionCount: count,
 	}
-	if err := p.append(ctx, listingID, shopID, nil, nil, events.New(events.ListingStream(listingID), shopID, p.cfg.Now(), started)); err != nil {
+	if err := p.append(ctx, listingID, nil, events.New(events.ListingStream(listingID), shopID, p.cfg.Now(), started)); err != nil {
 		return err
 	}
 	if _, err := p.cfg.DB.ExecContext(ctx, `UPDATE stock_edit_outbox SET attempts = $2 WHERE command_id = ANY($1::uuid[])`,
@@ -267,7 +267,7 @@ func (p *Pusher) attempt(ctx context.Context, ts etsy.TokenSource, shopID int64,
 		if err == nil && int64(after.Count) == count {
 			// No sale since the read the write was built on: Etsy's
 			// answer is the state it holds.
-			return p.pushed(ctx, ts, shopID, started, out, false)
+			return p.pushedWith(ctx, shopID, started, out, false, nil)
 		}
 		return p.verify(ctx, ts, shopID, started, false)
 	case errors.As(err, &apiErr), errors.As(err, &rlErr), errors.Is(err, etsy.ErrInvalidGrant):
@@ -280,12 +280,6 @@ func (p *Pusher) attempt(ctx context.Context, ts etsy.TokenSource, shopID int64,
 		p.cfg.Logger.WarnContext(ctx, "stock edit push lost its answer", "listing_id", listingID, "attempt", attempt, "err", err)
 		return p.verify(ctx, ts, shopID, started, true)
 	}
-}
-
-// resolve finishes a push whose outcome is unknown: Etsy's product ids
-// say whether the write landed.
-func (p *Pusher) resolve(ctx context.Context, ts etsy.TokenSource, shopID int64, l *domain.Listing, open events.StockEditPushStarted) error {
-	return p.verify(ctx, ts, shopID, open, true)
 }
 
 // verify reads Etsy again after a write. If the write did not land, it
@@ -336,8 +330,7 @@ func (p *Pusher) verify(ctx context.Context, ts etsy.TokenSource, shopID int64, 
 			break
 		}
 	}
-	started2 := started
-	return p.pushedWith(ctx, shopID, started2, base, recovered, lostTotal)
+	return p.pushedWith(ctx, shopID, started, base, recovered, lostTotal)
 }
 
 // landed reports whether Etsy's inventory is no longer the one the write
@@ -350,10 +343,6 @@ func landed(listingID int64, started events.StockEditPushStarted, inv etsy.Inven
 		}
 	}
 	return false
-}
-
-func (p *Pusher) pushed(ctx context.Context, _ etsy.TokenSource, shopID int64, started events.StockEditPushStarted, inv etsy.Inventory, recovered bool) error {
-	return p.pushedWith(ctx, shopID, started, inv, recovered, nil)
 }
 
 // pushedWith records the outcome: stock.edit_pushed with Etsy's
@@ -398,7 +387,7 @@ func (p *Pusher) pushedWith(ctx context.Context, shopID int64, started events.St
 			Source: "stock-edit", Actor: r.Actor, RequestID: r.RequestID, CorrelationID: id,
 		}))
 	}
-	if err := p.append(ctx, listingID, shopID, started.CommandIDs, func(tx *sql.Tx) error {
+	if err := p.append(ctx, listingID, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE stock_edit_outbox SET state = 'pushed', last_error = '', finished_at = $2
 WHERE command_id = ANY($1::uuid[])`, pgArray(started.CommandIDs), now)
 		return err
@@ -474,7 +463,7 @@ WHERE command_id = ANY($1::uuid[])`, pgArray(ids), state, code+": "+msg, now.Add
 	ev := events.New(events.ListingStream(listingID), shopID, now, events.StockEditFailed{
 		CommandIDs: ids, Attempt: attempt, ListingID: listingID, Code: code, Message: msg, Status: status, Retryable: retryable,
 	}).WithDedupe(domain.EditFailedKey(ids[0], attempt) + ":" + code)
-	return p.append(ctx, listingID, shopID, ids, mark, ev)
+	return p.append(ctx, listingID, mark, ev)
 }
 
 // reschedule leaves the commands queued, due after wait, with a note.
@@ -487,7 +476,7 @@ func (p *Pusher) reschedule(ctx context.Context, ids []string, note string, wait
 
 // append stores evs on the listing's stream and runs mark in the same
 // transaction.
-func (p *Pusher) append(ctx context.Context, listingID, _ int64, _ []string, mark func(*sql.Tx) error, evs ...events.Event) error {
+func (p *Pusher) append(ctx context.Context, listingID int64, mark func(*sql.Tx) error, evs ...events.Event) error {
 	tx, err := eventstore.BeginAppend(ctx, p.cfg.DB)
 	if err != nil {
 		return fmt.Errorf("record push of listing %d: %w", listingID, err)
@@ -594,27 +583,8 @@ func (p *Pusher) lostSales(ctx context.Context, ts etsy.TokenSource, shopID, lis
 	return lost, nil
 }
 
+// pgArray writes command ids (UUIDs, so nothing to quote) as a
+// PostgreSQL array literal.
 func pgArray(ids []string) string {
-	return "{" + joinQuoted(ids) + "}"
-}
-
-func joinQuoted(ids []string) string {
-	out := ""
-	for i, id := range ids {
-		if i > 0 {
-			out += ","
-		}
-		out += id
-	}
-	return out
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
+	return "{" + strings.Join(ids, ",") + "}"
 }
