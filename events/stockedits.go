@@ -66,13 +66,14 @@ type StockEditPushStarted struct {
 	CommandIDs []string `json:"command_ids"`
 	Attempt    int      `json:"attempt"`
 	ListingID  int64    `json:"listing_id"`
-	// VariantKeys are the variants the write changes.
+	// VariantKeys are the variants the write carries: all of the
+	// listing's, since Etsy replaces the whole product set.
 	VariantKeys []string `json:"variant_keys"`
 	// ProductIDsBefore are the ids Etsy showed in the read the write
 	// is built on, by variant key.
 	ProductIDsBefore map[string]int64 `json:"product_ids_before"`
 	// QuantitiesBefore and Expected are Etsy's sellable quantity of
-	// each changed variant in that read and after the write.
+	// every variant in that read and as the write sets it.
 	QuantitiesBefore map[string]int64 `json:"quantities_before"`
 	Expected         map[string]int64 `json:"expected"`
 	// CommandDeltas is the sellable-stock change each command makes in

@@ -1,6 +1,8 @@
 package stockedits
 
 import (
+	"slices"
+
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 )
@@ -10,7 +12,7 @@ import (
 type writePlan struct {
 	update   etsy.InventoryUpdate
 	commands []string // command ids the write carries
-	keys     []string // variants it changes
+	keys     []string // every variant of the write
 	before   map[string]int64
 	expected map[string]int64
 	deltas   map[string]int64 // by command id
@@ -33,10 +35,6 @@ func planWrite(listingID int64, inv etsy.Inventory, cmds []events.StockEditReque
 		if len(idx) == 0 {
 			refused = append(refused, c)
 			continue
-		}
-		if _, seen := p.before[c.VariantKey]; !seen {
-			p.before[c.VariantKey] = int64(work.Products[idx[0]].Quantity())
-			p.keys = append(p.keys, c.VariantKey)
 		}
 		was := int64(work.Products[idx[0]].Quantity())
 		for _, i := range idx {
@@ -62,10 +60,12 @@ func planWrite(listingID int64, inv etsy.Inventory, cmds []events.StockEditReque
 		p.commands = append(p.commands, c.CommandID)
 		p.deltas[c.CommandID] = int64(work.Products[idx[0]].Quantity()) - was
 	}
-	for _, k := range p.keys {
-		idx := productsOf(listingID, work, k)
-		p.expected[k] = int64(work.Products[idx[0]].Quantity())
-	}
+	// Etsy replaces the whole product set, so every variant's quantity is
+	// written: a sale of any of them between the read and the write is
+	// overwritten, and all of them are checked afterwards.
+	p.before = quantities(listingID, inv)
+	p.expected = quantities(listingID, work)
+	p.keys = sortedKeys(p.expected)
 	p.update = work.Update()
 	return p, refused
 }
@@ -73,7 +73,6 @@ func planWrite(listingID int64, inv etsy.Inventory, cmds []events.StockEditReque
 // restore takes overwritten sales off again on top of inv.
 func restore(listingID int64, inv etsy.Inventory, lost map[string]int64) (etsy.InventoryUpdate, map[string]int64) {
 	work := cloneInventory(inv)
-	exp := map[string]int64{}
 	for k, n := range lost {
 		for _, i := range productsOf(listingID, work, k) {
 			for j := range work.Products[i].Offerings {
@@ -81,11 +80,8 @@ func restore(listingID int64, inv etsy.Inventory, lost map[string]int64) (etsy.I
 				o.Quantity = max(0, o.Quantity-int(n))
 			}
 		}
-		if idx := productsOf(listingID, work, k); len(idx) > 0 {
-			exp[k] = int64(work.Products[idx[0]].Quantity())
-		}
 	}
-	return work.Update(), exp
+	return work.Update(), quantities(listingID, work)
 }
 
 func productsOf(listingID int64, inv etsy.Inventory, key string) []int {
@@ -136,5 +132,14 @@ func quantities(listingID int64, inv etsy.Inventory) map[string]int64 {
 			out[k] = int64(pr.Quantity())
 		}
 	}
+	return out
+}
+
+func sortedKeys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
 	return out
 }

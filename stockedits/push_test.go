@@ -308,12 +308,13 @@ func TestSubmitRules(t *testing.T) {
 	}
 }
 
-// Orders land at Etsy while pushes for the same variants are in flight:
+// 200 orders land at Etsy while 200 commands on the same variants are
+// pushed:
 // afterwards Etsy's quantity, the ledger's balance and initial +
 // adjustments − sales agree for every variant.
 func TestRacesNeverLoseASale(t *testing.T) {
 	e := newEnv(t)
-	l := e.listing(300, 300)
+	l := e.listing(500, 500)
 	keys := []string{"sku:MUG-S", "sku:MUG-M"}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -327,22 +328,26 @@ func TestRacesNeverLoseASale(t *testing.T) {
 	orders.Add(1)
 	go func() {
 		defer orders.Done()
-		for i := range 100 {
+		for i := range 200 {
 			k := keys[i%2]
 			e.order(l.ListingID, k, 1)
 			sold[k]++
+			// Spread over the pushes' time, so that orders fall
+			// between their reads and writes.
+			time.Sleep(2 * time.Millisecond)
 		}
 	}()
 	kinds := []domain.EditCommand{
 		{Kind: events.EditReceived, Quantity: 2},
 		{Kind: events.EditCorrection, Reason: events.CorrectionDamaged, Quantity: -1},
 		{Kind: events.EditCorrection, Reason: events.CorrectionFound, Quantity: 1},
-		{Kind: events.EditCount, Quantity: 250},
+		{Kind: events.EditCount, Quantity: 400},
 	}
-	for i := range 100 {
+	for i := range 200 {
 		c := kinds[i%len(kinds)]
 		c.VariantKey = keys[(i/2)%2]
 		e.submit(l.ListingID, c, "race-"+string(rune('a'+i%26))+"-"+itoa(i))
+		time.Sleep(2 * time.Millisecond)
 	}
 	orders.Wait()
 	waitDrained(t, e)
@@ -372,9 +377,9 @@ func TestRacesNeverLoseASale(t *testing.T) {
 		t.Errorf("requested vs applied adjustments (-requested +applied):\n%s", diff)
 	}
 	for _, k := range keys {
-		want := 300 + adjust[k] - sold[k]
+		want := 500 + adjust[k] - sold[k]
 		if got := int64(e.variant(l.ListingID, k).Quantity); got != want {
-			t.Errorf("%s: Etsy holds %d, want 300 + %d − %d = %d", k, got, adjust[k], sold[k], want)
+			t.Errorf("%s: Etsy holds %d, want 500 + %d − %d = %d", k, got, adjust[k], sold[k], want)
 		}
 		if got := e.balance(l.ListingID, k); got != want {
 			t.Errorf("%s: ledger balance %d, want %d", k, got, want)
@@ -384,7 +389,7 @@ func TestRacesNeverLoseASale(t *testing.T) {
 
 func waitDrained(t *testing.T, e *env) {
 	t.Helper()
-	for range 3000 {
+	for range 12000 {
 		var n int
 		if err := e.db.DB.QueryRow(`SELECT count(*) FROM stock_edit_outbox WHERE state = 'queued'`).Scan(&n); err != nil {
 			t.Fatal(err)

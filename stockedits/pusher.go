@@ -302,7 +302,7 @@ func (p *Pusher) verify(ctx context.Context, ts etsy.TokenSource, shopID int64, 
 	lostTotal := map[string]int64{}
 	base, baseCount, expected := inv, count, started.Expected
 	prevCount := started.TransactionCount
-	for round := 0; round < 4; round++ {
+	for round := 0; round < maxRestoreRounds; round++ {
 		lost, err := p.lostSales(ctx, ts, shopID, listingID, prevCount, baseCount, expected, base)
 		if err != nil {
 			p.cfg.Logger.WarnContext(ctx, "stock edit: cannot check for overwritten sales", "listing_id", listingID, "err", err)
@@ -332,6 +332,11 @@ func (p *Pusher) verify(ctx context.Context, ts etsy.TokenSource, shopID int64, 
 	}
 	return p.pushedWith(ctx, shopID, started, base, recovered, lostTotal)
 }
+
+// maxRestoreRounds bounds the follow-up writes that take overwritten
+// sales off again; each has its own short window, so under a steady
+// stream of sales it may take a few.
+const maxRestoreRounds = 20
 
 // landed reports whether Etsy's inventory is no longer the one the write
 // was built on: Etsy regenerates every product id on a write.

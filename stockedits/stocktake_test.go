@@ -21,21 +21,29 @@ import (
 // product_variants.
 func (e *env) project(variants int) {
 	e.t.Helper()
+	e.projectUntil(func() bool {
+		var n int
+		if err := e.db.DB.QueryRow(`SELECT count(*) FROM product_variants WHERE shop_id = $1 AND active`, e.shop.ShopID).Scan(&n); err != nil {
+			e.t.Fatal(err)
+		}
+		return n >= variants
+	})
+}
+
+// projectUntil runs the read models until done says so.
+func (e *env) projectUntil(done func() bool) {
+	e.t.Helper()
 	r, err := projections.NewRunner(e.db.DB, projections.Default(), projections.RunnerConfig{PollInterval: 20 * time.Millisecond},
 		slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-stopped }()
 	for range 1000 {
-		var n int
-		if err := e.db.DB.QueryRow(`SELECT count(*) FROM product_variants WHERE shop_id = $1 AND active`, e.shop.ShopID).Scan(&n); err != nil {
-			e.t.Fatal(err)
-		}
-		if n >= variants {
+		if done() {
 			return
 		}
 		sleepShort()
@@ -119,5 +127,29 @@ func TestStocktakePreviewAndApply(t *testing.T) {
 	}
 	if q := e.variant(tea.ListingID, "sku:TEA-1").Quantity; q != 10 {
 		t.Errorf("TEA-1 at Etsy = %d, want 10", q)
+	}
+
+	// The stock history explains the balance with the count in it: its
+	// reason, the command as cause and the seller as actor.
+	read := projections.NewReader(e.db.DB, projections.ReaderConfig{})
+	var moves []projections.Movement
+	e.projectUntil(func() bool {
+		var err error
+		moves, err = read.History(ctx, projections.HistoryFilter{Shops: []int64{e.shop.ShopID}, ListingID: l.ListingID, VariantKey: "sku:MUG-S", Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(moves) >= 2
+	})
+	var sum int64
+	var counted *projections.Movement
+	for i, m := range moves {
+		sum += m.Delta
+		if m.Reason == events.EditCount {
+			counted = &moves[i]
+		}
+	}
+	if sum != 4 || counted == nil || counted.Delta != -1 || !strings.HasPrefix(counted.Cause, "edit:") || counted.Actor != "user:alice" {
+		t.Errorf("history %+v: want the movements to sum to 4, with the count (-1, cause edit:…, actor user:alice)", moves)
 	}
 }
