@@ -270,6 +270,10 @@ func (p *Pusher) attempt(ctx context.Context, ts etsy.TokenSource, shopID int64,
 			return p.pushedWith(ctx, shopID, started, out, false, nil)
 		}
 		return p.verify(ctx, ts, shopID, started, false)
+	case errors.As(err, &apiErr) && apiErr.Status >= 500:
+		// Etsy failed while handling the write: it may have applied it.
+		p.cfg.Logger.WarnContext(ctx, "stock edit push answered with a server error", "listing_id", listingID, "attempt", attempt, "err", err)
+		return p.verify(ctx, ts, shopID, started, true)
 	case errors.As(err, &apiErr), errors.As(err, &rlErr), errors.Is(err, etsy.ErrInvalidGrant):
 		// Etsy answered (or the request was never sent): the write did
 		// not land.
@@ -297,7 +301,7 @@ func (p *Pusher) verify(ctx context.Context, ts etsy.TokenSource, shopID int64, 
 	}
 	if !landed(listingID, started, inv) {
 		return p.fail(ctx, listingID, started.CommandIDs, started.Attempt, "not_applied",
-			"the write's answer was lost and Etsy's inventory shows it did not land; it is sent again", 0, true, 0)
+			"the write got no clear answer and Etsy's inventory shows it did not land; it is sent again", 0, true, 0)
 	}
 	lostTotal := map[string]int64{}
 	base, baseCount, expected := inv, count, started.Expected
