@@ -69,6 +69,7 @@ type Listing struct {
 	variants      []events.Variant
 	etsyUpdatedAt time.Time
 	balances      map[string]int64
+	edits         editState
 
 	changes []events.Event
 }
@@ -140,6 +141,8 @@ func (l *Listing) apply(p events.Payload) {
 		l.balances[e.VariantKey] -= e.Quantity
 	case events.StockAdjusted:
 		l.balances[e.VariantKey] += e.Delta
+	default:
+		l.applyEdit(p)
 	}
 }
 
@@ -249,6 +252,11 @@ func (l *Listing) Observe(v ListingView, obs Observation) ([]events.Event, error
 // settle records Etsy's quantity and the movement that explains the
 // difference, if there is one.
 func (l *Listing) settle(key string, quantity int64, reason string, obs Observation) {
+	if l.pushing(key) {
+		// Our own write is in flight: Etsy's number may or may not hold
+		// it yet. Its outcome settles the variant.
+		return
+	}
 	delta := quantity - l.balances[key]
 	if delta == 0 {
 		return

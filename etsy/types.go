@@ -83,6 +83,9 @@ type Inventory struct {
 	PriceOnProperty    []int64
 	QuantityOnProperty []int64
 	SKUOnProperty      []int64
+	// ReadinessStateOnProperty is Etsy's processing-profile counterpart
+	// of the arrays above; carried over unchanged on a write.
+	ReadinessStateOnProperty []int64
 }
 
 // Product is one purchasable variant of a listing.
@@ -111,6 +114,9 @@ type Offering struct {
 	Price      Money
 	IsEnabled  bool
 	IsDeleted  bool
+	// ReadinessStateID is the offering's processing profile, nil when
+	// Etsy sends none.
+	ReadinessStateID *int64
 }
 
 // Quantity is the sellable stock of a product: the quantity of its enabled,
@@ -401,12 +407,13 @@ type wireInventory struct {
 	PriceOnProperty    []int64       `json:"price_on_property"`
 	QuantityOnProperty []int64       `json:"quantity_on_property"`
 	SKUOnProperty      []int64       `json:"sku_on_property"`
+	ReadinessOnProp    []int64       `json:"readiness_state_on_property"`
 }
 
 func (w wireInventory) inventory(mc *moneyConv) Inventory {
 	inv := Inventory{
 		PriceOnProperty: w.PriceOnProperty, QuantityOnProperty: w.QuantityOnProperty,
-		SKUOnProperty: w.SKUOnProperty,
+		SKUOnProperty: w.SKUOnProperty, ReadinessStateOnProperty: w.ReadinessOnProp,
 	}
 	for _, p := range w.Products {
 		inv.Products = append(inv.Products, p.product(mc))
@@ -441,7 +448,7 @@ func (w wireProduct) product(mc *moneyConv) Product {
 	for _, o := range w.Offerings {
 		p.Offerings = append(p.Offerings, Offering{
 			OfferingID: o.OfferingID, Quantity: o.Quantity, Price: mc.of(o.Price),
-			IsEnabled: o.IsEnabled, IsDeleted: o.IsDeleted,
+			IsEnabled: o.IsEnabled, IsDeleted: o.IsDeleted, ReadinessStateID: o.ReadinessStateID,
 		})
 	}
 	for _, pv := range w.PropertyValues {
@@ -456,6 +463,9 @@ type wireOffering struct {
 	Price      wireMoney `json:"price"`
 	IsEnabled  bool      `json:"is_enabled"`
 	IsDeleted  bool      `json:"is_deleted"`
+	// ReadinessStateID is null or absent for listings without
+	// processing profiles.
+	ReadinessStateID *int64 `json:"readiness_state_id"`
 }
 
 type wirePropertyValue struct {
@@ -619,6 +629,8 @@ type InventoryUpdate struct {
 	PriceOnProperty    []int64
 	QuantityOnProperty []int64
 	SKUOnProperty      []int64
+	// ReadinessStateOnProperty is sent only when set.
+	ReadinessStateOnProperty []int64
 }
 
 // ProductUpdate is one product of an InventoryUpdate.
@@ -633,6 +645,9 @@ type OfferingUpdate struct {
 	Price     Money
 	Quantity  int
 	IsEnabled bool
+	// ReadinessStateID is sent only when set, so listings without
+	// processing profiles write what they always did.
+	ReadinessStateID *int64
 }
 
 // Update turns an inventory read into the write Etsy expects, dropping ids
@@ -643,6 +658,8 @@ func (inv Inventory) Update() InventoryUpdate {
 		PriceOnProperty:    slices.Clone(inv.PriceOnProperty),
 		QuantityOnProperty: slices.Clone(inv.QuantityOnProperty),
 		SKUOnProperty:      slices.Clone(inv.SKUOnProperty),
+
+		ReadinessStateOnProperty: slices.Clone(inv.ReadinessStateOnProperty),
 	}
 	for _, p := range inv.Products {
 		if p.IsDeleted {
@@ -653,7 +670,7 @@ func (inv Inventory) Update() InventoryUpdate {
 			if o.IsDeleted {
 				continue
 			}
-			pu.Offerings = append(pu.Offerings, OfferingUpdate{Price: o.Price, Quantity: o.Quantity, IsEnabled: o.IsEnabled})
+			pu.Offerings = append(pu.Offerings, OfferingUpdate{Price: o.Price, Quantity: o.Quantity, IsEnabled: o.IsEnabled, ReadinessStateID: o.ReadinessStateID})
 		}
 		u.Products = append(u.Products, pu)
 	}
@@ -665,6 +682,7 @@ type wireInventoryUpdate struct {
 	PriceOnProperty    []int64             `json:"price_on_property"`
 	QuantityOnProperty []int64             `json:"quantity_on_property"`
 	SKUOnProperty      []int64             `json:"sku_on_property"`
+	ReadinessOnProp    []int64             `json:"readiness_state_on_property,omitempty"`
 }
 
 type wireProductUpdate struct {
@@ -685,6 +703,7 @@ type wireOfferingUpdate struct {
 	Price     decimalNumber `json:"price"`
 	Quantity  int           `json:"quantity"`
 	IsEnabled bool          `json:"is_enabled"`
+	Readiness *int64        `json:"readiness_state_id,omitempty"`
 }
 
 // MarshalJSON writes Etsy's updateListingInventory body, prices as decimal
@@ -695,6 +714,7 @@ func (u InventoryUpdate) MarshalJSON() ([]byte, error) {
 		PriceOnProperty:    nonNil(u.PriceOnProperty),
 		QuantityOnProperty: nonNil(u.QuantityOnProperty),
 		SKUOnProperty:      nonNil(u.SKUOnProperty),
+		ReadinessOnProp:    u.ReadinessStateOnProperty,
 	}
 	for _, p := range u.Products {
 		wp := wireProductUpdate{PropertyValues: []wirePropertyValueUpdate{}, Offerings: []wireOfferingUpdate{}}
@@ -709,7 +729,7 @@ func (u InventoryUpdate) MarshalJSON() ([]byte, error) {
 		}
 		for _, o := range p.Offerings {
 			wp.Offerings = append(wp.Offerings, wireOfferingUpdate{
-				Price: decimalNumber(o.Price), Quantity: o.Quantity, IsEnabled: o.IsEnabled,
+				Price: decimalNumber(o.Price), Quantity: o.Quantity, IsEnabled: o.IsEnabled, Readiness: o.ReadinessStateID,
 			})
 		}
 		w.Products = append(w.Products, wp)

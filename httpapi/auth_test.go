@@ -20,6 +20,7 @@ import (
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/stockedits"
 	"github.com/shopledger/shopledger/tokens"
 )
 
@@ -53,6 +54,7 @@ func newAPI(t testing.TB, db *pgtest.Database, o apiOpts) (http.Handler, *promet
 		Data: httpapi.Readers{
 			Shops: store, Products: store, Stock: store, Sales: store, Events: store, Alerts: httpapi.NewAlertStore(db.DB),
 			Thresholds: eventstore.New(db.DB),
+			StockEdits: stockedits.NewService(db.DB, eventstore.New(db.DB), nil),
 		},
 		QueryTimeout: 10 * time.Second,
 	}

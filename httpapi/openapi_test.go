@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -177,8 +176,8 @@ func TestOpenAPIDocumentsEveryRouteAndExamplesMatch(t *testing.T) {
 				t.Fatalf("cannot fill %s", pattern)
 			}
 			c := call{method: method, path: path, token: w.tokens[1].auditor}
-			if method == http.MethodPut {
-				c.token, c.body = w.tokens[1].seller, `{"threshold": 2}`
+			if b, ok := writeBody(method, pattern); ok {
+				c.token, c.body = w.tokens[1].seller, b
 			}
 			got := do(t, h, c)
 			var status string

@@ -70,6 +70,7 @@ func (s *server) sellerRoutes(r chi.Router) {
 	r.Get("/products/{listingID}", s.handle(s.getProduct))
 	r.Get("/products/{listingID}/variants/{variantKey}/history", s.handle(s.variantHistory))
 	r.Get("/products/{listingID}/variants/{variantKey}/stock", s.handle(s.variantStock))
+	r.Get("/products/{listingID}/variants/{variantKey}/adjustments", s.handle(s.listAdjustments))
 	r.Get("/sales", s.handle(s.listSales))
 	r.Get("/sales/{receiptID}", s.handle(s.getSale))
 	r.Group(func(r chi.Router) {
@@ -77,6 +78,9 @@ func (s *server) sellerRoutes(r chi.Router) {
 		r.Put("/shops/{shopID}/threshold", s.handle(s.putShopThreshold))
 		r.Put("/products/{listingID}/threshold", s.handle(s.putListingThreshold))
 		r.Put("/products/{listingID}/variants/{variantKey}/threshold", s.handle(s.putVariantThreshold))
+		r.Post("/products/{listingID}/variants/{variantKey}/adjustments", s.handle(s.postAdjustment))
+		r.Put("/products/{listingID}/variants/{variantKey}/price", s.handle(s.putPrice))
+		r.Post("/shops/{shopID}/stocktake", s.handle(s.postStocktake))
 	})
 }
 

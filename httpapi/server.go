@@ -63,6 +63,8 @@ type Readers struct {
 	Alerts     AlertReader
 	Thresholds ThresholdSetter
 	Events     EventLog
+	// StockEdits records stock commands; nil answers them 500.
+	StockEdits StockEditor
 }
 
 type server struct {

@@ -63,9 +63,9 @@ func TestEveryRouteHidesOtherTenantsObjects(t *testing.T) {
 				token := w.tokens[caller].auditor
 				ownerToken := w.tokens[owner].auditor
 				body := ""
-				if method == http.MethodPut {
+				if b, ok := writeBody(method, pattern); ok {
 					token, ownerToken = w.tokens[caller].seller, w.tokens[owner].seller
-					body = `{"threshold": 4}`
+					body = b
 				}
 				path, ok := routeCall(t, w, owner, pattern)
 				if !ok {

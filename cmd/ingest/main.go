@@ -380,6 +380,13 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 				logger.Error("reconciliation stopped", "err", err)
 			}
 		}()
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			if err := sw.pushStockEdits(bg); err != nil {
+				logger.Error("stock edit pusher stopped", "err", err)
+			}
+		}()
 	} else {
 		logger.Warn("shop connections and reconciliation are off: SHOPLEDGER_TOKEN_KEYS is unset")
 	}

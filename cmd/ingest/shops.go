@@ -26,6 +26,7 @@ import (
 	"github.com/shopledger/shopledger/reconcile"
 	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/shops"
+	"github.com/shopledger/shopledger/stockedits"
 )
 
 // shopsConfig is read from SHOPLEDGER_ETSY_*, SHOPLEDGER_TOKEN_KEYS and
@@ -124,6 +125,10 @@ type shopsWiring struct {
 	store      *shops.Store
 	connector  *shops.Connector
 	reconciler *reconcile.Reconciler
+	client     *etsy.Client
+	events     *eventstore.Store
+	db         *sql.DB
+	logger     *slog.Logger
 }
 
 // wireShops builds the token store, the connect flow and the reconciler.
@@ -174,7 +179,8 @@ func wireShops(cfg shopsConfig, db *sql.DB, limiter *etsy.Limiter, translator *e
 	if err != nil {
 		return nil, err
 	}
-	return &shopsWiring{cfg: cfg, limiter: limiter, store: store, connector: connector, reconciler: rec}, nil
+	return &shopsWiring{cfg: cfg, limiter: limiter, store: store, connector: connector, reconciler: rec,
+		client: client, events: es, db: db, logger: logger}, nil
 }
 
 // mount serves the connect flow: GET /connect/etsy?intent=… (the app's
@@ -209,6 +215,22 @@ func (w *shopsWiring) schedule(ctx context.Context) error {
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("reconciliation scheduler: %w", err)
+	}
+	return nil
+}
+
+// pushStockEdits runs the stock edit pusher until ctx ends: it draws on
+// the same client and rate limiter as reconciliation, and a shop that
+// must be connected again keeps its edits queued.
+func (w *shopsWiring) pushStockEdits(ctx context.Context) error {
+	p, err := stockedits.NewPusher(stockedits.PusherConfig{
+		DB: w.db, Events: w.events, Etsy: w.client, Tokens: w.store, Logger: w.logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("stock edit pusher: %w", err)
 	}
 	return nil
 }

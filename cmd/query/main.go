@@ -21,6 +21,7 @@ import (
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/stockedits"
 	"github.com/shopledger/shopledger/telemetry"
 	"github.com/shopledger/shopledger/tokens"
 )
@@ -255,6 +256,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Alerts:     httpapi.NewAlertStore(db),
 		Thresholds: eventstore.New(db),
 		Events:     read,
+		StockEdits: stockedits.NewService(db, eventstore.New(db), nil),
 	}
 	api, err := httpapi.New(httpapi.Config{
 		Logger:       logger,

@@ -485,6 +485,18 @@ func (s *Sim) updateListingInventory(w http.ResponseWriter, r *http.Request, a a
 		fail(w, err)
 		return
 	}
+	if s.apiFaults.DropInventoryWrites > 0 {
+		// Applied, then the answer is lost: close the connection
+		// without writing a response.
+		s.apiFaults.DropInventoryWrites--
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler)
+	}
 	writeJSON(w, http.StatusOK, s.wireInventoryLocked(l))
 }
 

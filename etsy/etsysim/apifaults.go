@@ -21,10 +21,14 @@ type APIFaults struct {
 	// 429 with retry-after of this many seconds (rounded up), as Etsy's
 	// rate limiter does.
 	ResourceRetryAfter time.Duration
+	// DropInventoryWrites makes the next this many accepted
+	// updateListingInventory calls apply the write and then drop the
+	// connection without an answer, as a lost HTTP response does.
+	DropInventoryWrites int
 }
 
 func (f APIFaults) validate() error {
-	if f.ResourceDelay < 0 || f.ResourceRetryAfter < 0 {
+	if f.ResourceDelay < 0 || f.ResourceRetryAfter < 0 || f.DropInventoryWrites < 0 {
 		return fmt.Errorf("api faults %+v: negative duration: %w", f, ErrInvalid)
 	}
 	return nil
@@ -33,13 +37,14 @@ func (f APIFaults) validate() error {
 // apiFaultsJSON is APIFaults on the wire, durations as Go duration
 // strings.
 type apiFaultsJSON struct {
-	ResourceDelay      string `json:"resource_delay,omitempty"`
-	ResourceRetryAfter string `json:"resource_retry_after,omitempty"`
+	ResourceDelay       string `json:"resource_delay,omitempty"`
+	ResourceRetryAfter  string `json:"resource_retry_after,omitempty"`
+	DropInventoryWrites int    `json:"drop_inventory_writes,omitempty"`
 }
 
 // MarshalJSON writes the durations as "20s".
 func (f APIFaults) MarshalJSON() ([]byte, error) {
-	return json.Marshal(apiFaultsJSON{f.ResourceDelay.String(), f.ResourceRetryAfter.String()})
+	return json.Marshal(apiFaultsJSON{f.ResourceDelay.String(), f.ResourceRetryAfter.String(), f.DropInventoryWrites})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -48,7 +53,7 @@ func (f *APIFaults) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*f = APIFaults{}
+	*f = APIFaults{DropInventoryWrites: w.DropInventoryWrites}
 	for _, d := range []struct {
 		name string
 		in   string

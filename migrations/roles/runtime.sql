@@ -99,3 +99,8 @@ GRANT SELECT, INSERT, DELETE ON connect_intents TO shopledger_query;
 GRANT SELECT, DELETE ON connect_intents TO shopledger_ingest;
 -- Every ingest instance draws on its app key's Etsy budget in the database.
 GRANT SELECT, INSERT, UPDATE, DELETE ON etsy_rate_keys, etsy_rate_slots, etsy_rate_days TO shopledger_ingest;
+-- Stock edits: query queues a seller's command with its event and shows
+-- its state; ingest's pusher claims, pushes and marks.
+GRANT SELECT, INSERT ON stock_edit_outbox TO shopledger_query;
+GRANT SELECT, UPDATE ON stock_edit_outbox TO shopledger_ingest;
+GRANT SELECT, INSERT, UPDATE, DELETE ON stock_edit_leases TO shopledger_ingest;

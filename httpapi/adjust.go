@@ -1,0 +1,316 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/shopledger/shopledger/domain"
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/stockedits"
+)
+
+// StockEditor records stock commands; *stockedits.Service is one.
+type StockEditor interface {
+	Submit(ctx context.Context, a stockedits.Actor, listingID int64, c domain.EditCommand, requestID string) (stockedits.Recorded, error)
+	History(ctx context.Context, shops []int64, listingID int64, key string) ([]stockedits.Entry, error)
+}
+
+// listAdjustments is the variant's stock edits, newest first: each
+// command with its actor and reason, its push attempts and Etsy's answer.
+// It reads the listing's stream, like the commands do, so it answers as
+// soon as a command is recorded; another organisation's listing is 404.
+func (s *server) listAdjustments(w http.ResponseWriter, r *http.Request, p Principal) error {
+	listingID, err := pathID(r, "listingID")
+	if err != nil {
+		return err
+	}
+	key, err := pathVariantKey(r)
+	if err != nil {
+		return err
+	}
+	if s.cfg.Data.StockEdits == nil {
+		return fmt.Errorf("stock edits are not configured")
+	}
+	items, err := s.cfg.Data.StockEdits.History(r.Context(), p.Shops, listingID, key)
+	if errors.Is(err, stockedits.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("stock edit history: %w", err)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Items []stockedits.Entry `json:"items"`
+	}{items})
+	return nil
+}
+
+// adjustmentBody is what a client may send to .../adjustments: the shop,
+// the actor and the delta come from the path, the token and the ledger.
+type adjustmentBody struct {
+	Kind        string `json:"kind"`
+	Quantity    *int64 `json:"quantity"`
+	Reason      string `json:"reason"`
+	SupplierRef string `json:"supplier_ref"`
+	Note        string `json:"note"`
+	RequestID   string `json:"request_id"`
+}
+
+type priceBody struct {
+	Amount    *int64 `json:"amount"`
+	Currency  string `json:"currency"`
+	Note      string `json:"note"`
+	RequestID string `json:"request_id"`
+}
+
+// stockEditOut is the recorded command.
+type stockEditOut struct {
+	CommandID        string        `json:"command_id"`
+	EventID          string        `json:"event_id"`
+	Kind             string        `json:"kind"`
+	ListingID        int64         `json:"listing_id"`
+	VariantKey       string        `json:"variant_key"`
+	Quantity         int64         `json:"quantity"`
+	Delta            int64         `json:"delta"`
+	BalanceAtCommand int64         `json:"balance_at_command"`
+	Price            *events.Money `json:"price,omitempty"`
+	Reason           string        `json:"reason,omitempty"`
+	SupplierRef      string        `json:"supplier_ref,omitempty"`
+	RequestID        string        `json:"request_id"`
+	State            string        `json:"state"`
+	Duplicate        bool          `json:"duplicate"`
+}
+
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any, allowed string) error {
+	body, err := readJSONBody(w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typ):
+			return badInput(typ.Field, "want a %s", typ.Type.String())
+		case errors.As(err, &syn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return badInput("", "body is not a JSON object")
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return badInput(field, "unknown field; allowed: %s", allowed)
+		default:
+			return badInput("", "body is not a valid object")
+		}
+	}
+	if dec.More() {
+		return badInput("", "body holds more than one JSON value")
+	}
+	return nil
+}
+
+// requestIDFor is the client's idempotency key: the Idempotency-Key
+// header, else the body's request_id; both must agree when both are set.
+func requestIDFor(r *http.Request, body string) (string, error) {
+	h := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+	body = strings.TrimSpace(body)
+	switch {
+	case h != "" && body != "" && h != body:
+		return "", badInput("request_id", "differs from the Idempotency-Key header")
+	case h != "":
+		return h, nil
+	}
+	return body, nil
+}
+
+func (s *server) postAdjustment(w http.ResponseWriter, r *http.Request, p Principal) error {
+	listingID, err := pathID(r, "listingID")
+	if err != nil {
+		return err
+	}
+	key, err := pathVariantKey(r)
+	if err != nil {
+		return err
+	}
+	var b adjustmentBody
+	if err := decodeStrict(w, r, &b, "kind, quantity, reason, supplier_ref, note, request_id"); err != nil {
+		return err
+	}
+	switch b.Kind {
+	case events.EditCount, events.EditReceived, events.EditCorrection:
+		if b.Quantity == nil {
+			return badInput("quantity", "required")
+		}
+	case events.EditEnable, events.EditDisable:
+		if b.Quantity != nil {
+			return badInput("quantity", "enable and disable take no quantity")
+		}
+	case "":
+		return badInput("kind", "required: count, received, correction, enable or disable")
+	default:
+		return badInput("kind", "want count, received, correction, enable or disable (prices go to PUT …/price)")
+	}
+	c := domain.EditCommand{Kind: b.Kind, VariantKey: key, Reason: b.Reason, SupplierRef: b.SupplierRef, Note: b.Note}
+	if b.Quantity != nil {
+		c.Quantity = *b.Quantity
+	}
+	reqID, err := requestIDFor(r, b.RequestID)
+	if err != nil {
+		return err
+	}
+	return s.submitEdit(w, r, p, listingID, c, reqID)
+}
+
+func (s *server) putPrice(w http.ResponseWriter, r *http.Request, p Principal) error {
+	listingID, err := pathID(r, "listingID")
+	if err != nil {
+		return err
+	}
+	key, err := pathVariantKey(r)
+	if err != nil {
+		return err
+	}
+	var b priceBody
+	if err := decodeStrict(w, r, &b, "amount, currency, note, request_id"); err != nil {
+		return err
+	}
+	if b.Amount == nil {
+		return badInput("amount", "required: the price in minor units (2250 is 22.50)")
+	}
+	reqID, err := requestIDFor(r, b.RequestID)
+	if err != nil {
+		return err
+	}
+	c := domain.EditCommand{Kind: events.EditPrice, VariantKey: key, Note: b.Note,
+		Price: &events.Money{Amount: *b.Amount, Currency: strings.ToUpper(strings.TrimSpace(b.Currency))}}
+	return s.submitEdit(w, r, p, listingID, c, reqID)
+}
+
+func (s *server) submitEdit(w http.ResponseWriter, r *http.Request, p Principal, listingID int64, c domain.EditCommand, reqID string) error {
+	if s.cfg.Data.StockEdits == nil {
+		return fmt.Errorf("stock edits are not configured")
+	}
+	if reqID == "" {
+		// Without a client key a retried request would record twice;
+		// the request id of this request at least ties the log to it.
+		reqID = requestIDOf(r.Context())
+	}
+	a := stockedits.Actor{Name: p.Actor(), Shops: p.Shops, CanEdit: p.Role == RoleSeller}
+	rec, err := s.cfg.Data.StockEdits.Submit(r.Context(), a, listingID, c, reqID)
+	var ee *domain.EditError
+	switch {
+	case errors.Is(err, stockedits.ErrNotFound):
+		return ErrNotFound
+	case errors.Is(err, stockedits.ErrForbidden):
+		return ErrForbidden
+	case errors.Is(err, stockedits.ErrRequestReused):
+		return badInput("Idempotency-Key", "already used for another command")
+	case errors.As(err, &ee):
+		return badInput(ee.Field, "%s", ee.Msg)
+	case err != nil:
+		return fmt.Errorf("stock edit: %w", err)
+	}
+	cmd := rec.Command
+	out := stockEditOut{
+		CommandID: cmd.CommandID, EventID: rec.EventID.String(), Kind: cmd.Kind, ListingID: cmd.ListingID,
+		VariantKey: cmd.VariantKey, Quantity: cmd.Quantity, Delta: cmd.Delta, BalanceAtCommand: cmd.BalanceAtCommand,
+		Price: cmd.Price, Reason: cmd.Reason, SupplierRef: cmd.SupplierRef, RequestID: cmd.RequestID,
+		State: rec.State, Duplicate: rec.Duplicate,
+	}
+	// Accepted: recorded and queued; Etsy follows through the outbox.
+	writeJSON(w, http.StatusAccepted, out)
+	return nil
+}
+
+// Stocktaker previews and applies stocktake files; *stockedits.Service
+// is one.
+type Stocktaker interface {
+	PreviewStocktake(ctx context.Context, a stockedits.Actor, shopID int64, file io.Reader) (stockedits.Stocktake, error)
+	ApplyStocktake(ctx context.Context, a stockedits.Actor, shopID int64, file io.Reader, requestID string) (stockedits.Stocktake, error)
+}
+
+// maxStocktakeBody bounds a stocktake request: a CSV of some 20,000 lines.
+const maxStocktakeBody = 2 << 20
+
+type stocktakeBody struct {
+	Mode      string `json:"mode"`
+	CSV       string `json:"csv"`
+	RequestID string `json:"request_id"`
+}
+
+// stocktakeProblem is a refused stocktake: the problem and every line
+// with its reason, so the seller fixes the file in one go.
+type stocktakeProblem struct {
+	Problem
+	stockedits.Stocktake
+}
+
+func (s *server) postStocktake(w http.ResponseWriter, r *http.Request, p Principal) error {
+	shopID, err := pathShop(r, p)
+	if err != nil {
+		return err
+	}
+	raw, err := readJSONBody(w, r, maxStocktakeBody)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var b stocktakeBody
+	if err := dec.Decode(&b); err != nil {
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return badInput(field, "unknown field; allowed: mode, csv, request_id")
+		}
+		return badInput("", "body is not a stocktake object (mode, csv, request_id)")
+	}
+	st, ok := s.cfg.Data.StockEdits.(Stocktaker)
+	if !ok {
+		return fmt.Errorf("stocktakes are not configured")
+	}
+	a := stockedits.Actor{Name: p.Actor(), Shops: p.Shops, CanEdit: p.Role == RoleSeller}
+	var res stockedits.Stocktake
+	switch b.Mode {
+	case "preview", "":
+		res, err = st.PreviewStocktake(r.Context(), a, shopID, strings.NewReader(b.CSV))
+	case "apply":
+		reqID, rerr := requestIDFor(r, b.RequestID)
+		if rerr != nil {
+			return rerr
+		}
+		if reqID == "" {
+			return badInput("request_id", "required to apply: send it (or an Idempotency-Key header) so that a repeat applies nothing twice")
+		}
+		res, err = st.ApplyStocktake(r.Context(), a, shopID, strings.NewReader(b.CSV), reqID)
+	default:
+		return badInput("mode", "want preview or apply")
+	}
+	var ee *domain.EditError
+	switch {
+	case errors.Is(err, stockedits.ErrNotFound):
+		return ErrNotFound
+	case errors.Is(err, stockedits.ErrForbidden):
+		return ErrForbidden
+	case errors.Is(err, stockedits.ErrBadStocktake):
+		return badInput("csv", "%s", strings.TrimPrefix(err.Error(), stockedits.ErrBadStocktake.Error()+": "))
+	case errors.As(err, &ee):
+		return badInput(ee.Field, "%s", ee.Msg)
+	case err != nil:
+		return fmt.Errorf("stocktake: %w", err)
+	}
+	if b.Mode == "apply" && !res.Applied {
+		pr := Problem{Type: problemBase + "stocktake-refused", Title: "Stocktake refused", Status: http.StatusBadRequest,
+			Detail: fmt.Sprintf("%d lines refused; nothing was applied", res.Errors), Instance: r.URL.Path, Param: "csv"}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusBadRequest)
+		return json.NewEncoder(w).Encode(stocktakeProblem{Problem: pr, Stocktake: res})
+	}
+	// 200 for both modes: "applied" says which happened.
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
