@@ -24,6 +24,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/shopledger/shopledger/webapp"
 )
@@ -192,6 +195,54 @@ func forbidden(role, pattern string) bool {
 	return false
 }
 
+var linkRE = regexp.MustCompile(`https?://[^\s<>"]+`)
+
+// emailedLinks makes the system e-mail three of its links, the way people
+// get them, and returns each by route: a sign-up's verification link
+// (the sign-up form filled in), a password reset (the forgot form, for
+// the demo owner) and an invitation (the owner's members form).
+func emailedLinks(t *testing.T, d *demo, c *chrome, visitor *tab) map[string]string {
+	t.Helper()
+	const newcomer, invitee = "newcomer@example.com", "invitee@example.com"
+	visitor.open("/signup")
+	visitor.submit("sign up",
+		chromedp.SendKeys(chromedp.CSS(`form[action="/signup"] input[name="email"]`), newcomer),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/signup"] input[name="display_name"]`), "Nell Newcomer"),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/signup"] input[name="organisation"]`), "Newcomer crafts"),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/signup"] input[name="password"]`), d.password),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/signup"] input[name="password_again"]`), d.password),
+		chromedp.Click(chromedp.CSS(`form[action="/signup"] button[type="submit"]`)),
+	)
+	visitor.open("/password/forgot")
+	visitor.submit("ask for a reset link",
+		chromedp.SendKeys(chromedp.CSS(`form[action="/password/forgot"] input[name="email"]`), ownerEmail),
+		chromedp.Click(chromedp.CSS(`form[action="/password/forgot"] button[type="submit"]`)),
+	)
+	owner := c.tab(t, "owner inviting")
+	owner.login(ownerEmail, d.password)
+	owner.open("/members")
+	if st := owner.submit("invite "+invitee,
+		chromedp.SendKeys(chromedp.CSS(`form[action="/members/invite"] input[name="email"]`), invitee),
+		chromedp.Click(chromedp.CSS(`form[action="/members/invite"] button[type="submit"]`)),
+	); st != http.StatusOK || !strings.Contains(owner.text(), invitee) {
+		t.Errorf("inviting %s from /members: %d:\n%s", invitee, st, owner.text())
+	}
+
+	mailbox := c.tab(t, "inbox")
+	out := map[string]string{}
+	for _, want := range []struct{ to, route string }{{newcomer, "/verify"}, {ownerEmail, "/password/reset"}, {invitee, "/invitations/accept"}} {
+		m := mailbox.waitMail(d.inboxURL, 30*time.Second, func(m inboxMessage) bool {
+			return strings.Contains(m.Meta, want.to) && strings.Contains(m.Body, d.queryURL+want.route+"?")
+		})
+		for _, l := range linkRE.FindAllString(m.Body, -1) {
+			if strings.HasPrefix(l, d.queryURL+want.route+"?") {
+				out[want.route] = strings.TrimPrefix(l, d.queryURL)
+			}
+		}
+	}
+	return out
+}
+
 // shot records the screenshot files of one page, for the guide.
 type shot struct{ who, pattern, file string }
 
@@ -200,8 +251,10 @@ func TestBrowser(t *testing.T) {
 		t.Skip("browser test: builds and runs every binary and Chromium")
 	}
 	chromiumPath(t) // before the minute of building and starting
+	began := time.Now()
 	d := startDemo(t)
 	c := newChrome(t, d.queryURL)
+	t.Logf("system and browser up after %s", time.Since(began).Round(time.Second))
 	routes := pageRoutes(t, d.pagesHandler(t))
 	obj := d.objects(t)
 	var shots []shot
@@ -223,6 +276,7 @@ func TestBrowser(t *testing.T) {
 		}
 
 		visitor := c.tab(t, "visitor")
+		linked := emailedLinks(t, d, c, visitor)
 		for _, r := range routes {
 			switch {
 			case slices.Contains(publicPages, r):
@@ -233,6 +287,15 @@ func TestBrowser(t *testing.T) {
 				files := visitor.screenshot(shotName("visitor " + r))
 				shots = append(shots, shot{"visitor", r, files["1280"]})
 				visitor.axe(r)
+			case linked[r] != "":
+				// The link as e-mailed, followed to the page it leads to.
+				if st := visitor.open(linked[r]); st != http.StatusOK {
+					t.Errorf("visitor: the e-mailed %s link answered %d:\n%s", r, st, visitor.text())
+					continue
+				}
+				files := visitor.screenshot(shotName("visitor " + r))
+				shots = append(shots, shot{"visitor", r, files["1280"]})
+				visitor.axe(r + " from its e-mail (now " + visitor.path() + ")")
 			case slices.Contains(linkPages, r):
 				// No token: the page that says the link does not work.
 				st := visitor.open(r)
