@@ -251,6 +251,11 @@ func TestBrowser(t *testing.T) {
 		t.Skip("browser test: builds and runs every binary and Chromium")
 	}
 	chromiumPath(t) // before the minute of building and starting
+	// Only this run's screenshots in the artefacts directory.
+	old, _ := filepath.Glob(filepath.Join(artifactsDir(t), "*.png"))
+	for _, f := range old {
+		_ = os.Remove(f)
+	}
 	began := time.Now()
 	d := startDemo(t)
 	c := newChrome(t, d.queryURL)
