@@ -9,7 +9,7 @@ package systemtest_test
 //     units), one element per currency;
 //   - the variant page's chart: an <svg> with at least one mark (circle,
 //     rect, path, polyline or line) and its threshold form: a form with an
-//     input named threshold;
+//     input named threshold and a submit button;
 //   - the explain page: one element per event with data-delta, and the
 //     balance shown with data-balance.
 
@@ -55,20 +55,35 @@ type flowProduct struct {
 	Variants         []flowVariant `json:"variants"`
 }
 
-// need ends the flow, saying so, when the build lacks a page it drives:
-// the pages are added beside this test.
-func need(t *testing.T, routes []string, pattern, step string) {
-	t.Helper()
-	for _, r := range routes {
+// flowGate says whether the build has the page a step drives. The stock
+// pages are added beside this test: once /products exists every page of
+// the flow must, and a missing one fails the test; before, a step whose
+// page is missing is left out (its /v1 side still runs where it can) and
+// the test ends by skipping with the list of steps left out.
+type flowGate struct {
+	t       *testing.T
+	routes  []string
+	built   bool
+	skipped []string
+}
+
+func (g *flowGate) has(pattern, step string) bool {
+	g.t.Helper()
+	for _, r := range g.routes {
 		if normalise(r) == pattern {
-			return
+			return true
 		}
 	}
-	t.Skipf("%s: this build has no GET %s page; the rest of the seller flow waits for it", step, pattern)
+	if g.built {
+		g.t.Fatalf("%s: the stock pages are in this build but GET %s is not", step, pattern)
+	}
+	g.skipped = append(g.skipped, step+" (GET "+pattern+")")
+	return false
 }
 
 func sellerFlow(t *testing.T, d *demo, c *chrome, routes []string) {
 	ctx := context.Background()
+	gate := &flowGate{t: t, routes: routes, built: slices.Contains(routes, "/products")}
 	owner := c.tab(t, "owner")
 	owner.login(ownerEmail, d.password)
 
@@ -101,14 +116,14 @@ func sellerFlow(t *testing.T, d *demo, c *chrome, routes []string) {
 	}
 
 	// The dashboard's figures are /v1's.
-	need(t, routes, "/products", "dashboard")
-	if st := owner.open("/"); st != http.StatusOK {
-		t.Fatalf("the dashboard answered %d", st)
+	if gate.has("/products", "the dashboard's figures") {
+		if st := owner.open("/"); st != http.StatusOK {
+			t.Fatalf("the dashboard answered %d", st)
+		}
+		checkDashboard(t, ctx, owner, api, d.shopID)
 	}
-	checkDashboard(t, ctx, owner, api, d.shopID)
 
 	// A low-stock product, and its low variant's chart.
-	need(t, routes, "/products/{}", "a low-stock product")
 	all, err := pages[flowProduct](ctx, api, fmt.Sprintf("/v1/products?shop_id=%d&limit=100", d.shopID))
 	if err != nil {
 		t.Fatal(err)
@@ -135,38 +150,47 @@ func sellerFlow(t *testing.T, d *demo, c *chrome, routes []string) {
 	if lowKey == "" || pick.VariantKey == "" {
 		t.Fatalf("the demo has no low variant (%q) or no stocked one (%q)", lowKey, pick.VariantKey)
 	}
-	if st := owner.open(fmt.Sprintf("/products/%d", low.ListingID)); st != http.StatusOK {
-		t.Fatalf("/products/%d answered %d", low.ListingID, st)
+	if gate.has("/products/{}", "a low-stock product's page") {
+		if st := owner.open(fmt.Sprintf("/products/%d", low.ListingID)); st != http.StatusOK {
+			t.Fatalf("/products/%d answered %d", low.ListingID, st)
+		}
+		if !strings.Contains(owner.text(), low.Title) {
+			t.Errorf("/products/%d does not show the title %q", low.ListingID, low.Title)
+		}
 	}
-	if !strings.Contains(owner.text(), low.Title) {
-		t.Errorf("/products/%d does not show the title %q", low.ListingID, low.Title)
-	}
-	need(t, routes, "/products/{}/variants/{}", "a variant's chart")
 	variantPath := func(l int64, key string) string {
 		return fmt.Sprintf("/products/%d/variants/%s", l, url.PathEscape(key))
 	}
-	if st := owner.open(variantPath(low.ListingID, lowKey)); st != http.StatusOK {
-		t.Fatalf("%s answered %d", variantPath(low.ListingID, lowKey), st)
-	}
-	var marks int
-	owner.eval(`Array.from(document.querySelectorAll("svg")).reduce((n, s) => n + s.querySelectorAll("circle, rect, path, polyline, line").length, 0)`, &marks)
-	if marks == 0 {
-		t.Errorf("%s: no chart (an <svg> with data points)", variantPath(low.ListingID, lowKey))
+	variantPage := gate.has("/products/{}/variants/{}", "a variant's chart and its threshold form")
+	if variantPage {
+		if st := owner.open(variantPath(low.ListingID, lowKey)); st != http.StatusOK {
+			t.Fatalf("%s answered %d", variantPath(low.ListingID, lowKey), st)
+		}
+		var marks int
+		owner.eval(`Array.from(document.querySelectorAll("svg")).reduce((n, s) => n + s.querySelectorAll("circle, rect, path, polyline, line").length, 0)`, &marks)
+		if marks == 0 {
+			t.Errorf("%s: no chart (an <svg> with data points)", variantPath(low.ListingID, lowKey))
+		}
 	}
 
-	// A threshold set in the variant page's form, just under its stock.
+	// A threshold set in the variant page's form, just under its stock
+	// (through /v1 while the page is not built).
 	line := pick.Quantity - 2
 	vp := variantPath(target.ListingID, pick.VariantKey)
-	if st := owner.open(vp); st != http.StatusOK {
-		t.Fatalf("%s answered %d", vp, st)
-	}
-	owner.eval(`(() => { const i = document.querySelector('form input[name="threshold"]'); if (i) i.value = ""; return !!i })()`, nil)
-	st = owner.submit("set the threshold on "+vp,
-		chromedp.SendKeys(chromedp.CSS(`form input[name="threshold"]`), strconv.FormatInt(line, 10)),
-		chromedp.Submit(chromedp.CSS(`form input[name="threshold"]`)),
-	)
-	if st != http.StatusOK {
-		t.Fatalf("setting the threshold on %s: %d:\n%s", vp, st, owner.text())
+	if variantPage {
+		if st := owner.open(vp); st != http.StatusOK {
+			t.Fatalf("%s answered %d", vp, st)
+		}
+		owner.eval(`(() => { const i = document.querySelector('form input[name="threshold"]'); if (i) i.value = ""; return !!i })()`, nil)
+		st = owner.submit("set the threshold on "+vp,
+			chromedp.SendKeys(chromedp.CSS(`form input[name="threshold"]`), strconv.FormatInt(line, 10)),
+			chromedp.Click(chromedp.CSS(`form:has(input[name="threshold"]) button[type="submit"]`)),
+		)
+		if st != http.StatusOK {
+			t.Fatalf("setting the threshold on %s: %d:\n%s", vp, st, owner.text())
+		}
+	} else if err := api.put(ctx, fmt.Sprintf("/v1/products/%d/variants/%s/threshold", target.ListingID, url.PathEscape(pick.VariantKey)), fmt.Sprintf(`{"threshold": %d}`, line)); err != nil {
+		t.Fatal(err)
 	}
 	converge(t, "the threshold set on the page, through /v1", 30*time.Second, func(ctx context.Context) (string, error) {
 		var p flowProduct
@@ -205,12 +229,13 @@ func sellerFlow(t *testing.T, d *demo, c *chrome, routes []string) {
 		}
 		return "no open alert yet", nil
 	})
-	need(t, routes, "/alerts", "the alerts page")
-	if st := owner.open("/alerts"); st != http.StatusOK {
-		t.Fatalf("/alerts answered %d", st)
-	}
-	if page := owner.text(); !strings.Contains(page, pick.SKU) && !strings.Contains(page, pick.VariantKey) {
-		t.Errorf("/alerts does not show the new alert of %s (%s):\n%s", pick.VariantKey, pick.SKU, page)
+	if gate.has("/alerts", "the alert on the alerts page") {
+		if st := owner.open("/alerts"); st != http.StatusOK {
+			t.Fatalf("/alerts answered %d", st)
+		}
+		if page := owner.text(); !strings.Contains(page, pick.SKU) && !strings.Contains(page, pick.VariantKey) {
+			t.Errorf("/alerts does not show the new alert of %s (%s):\n%s", pick.VariantKey, pick.SKU, page)
+		}
 	}
 	mailbox := c.tab(t, "inbox")
 	mailbox.waitMail(d.inboxURL, time.Minute, func(m inboxMessage) bool {
@@ -218,11 +243,14 @@ func sellerFlow(t *testing.T, d *demo, c *chrome, routes []string) {
 	})
 
 	// The products download is /v1/products.
-	need(t, routes, "/products.csv", "the products download")
-	checkProductsCSV(t, ctx, owner, api, d)
+	if gate.has("/products.csv", "the products download") {
+		checkProductsCSV(t, ctx, owner, api, d)
+	}
 
 	// The auditor's "explain this number".
-	need(t, routes, "/products/{}/variants/{}/explain", "explain this number")
+	if !gate.has("/products/{}/variants/{}/explain", "explain this number") {
+		t.Skipf("the seller flow ran without the pages this build lacks: %s", strings.Join(gate.skipped, "; "))
+	}
 	auditor := c.tab(t, "auditor")
 	auditor.login(auditorEmail, d.password)
 	ep := vp + "/explain"
@@ -249,6 +277,9 @@ func sellerFlow(t *testing.T, d *demo, c *chrome, routes []string) {
 	}
 	if sum != balance || balance != pick.Quantity-2 {
 		t.Errorf("%s: events sum to %d, the page shows %d, the ledger holds %d", ep, sum, balance, pick.Quantity-2)
+	}
+	if len(gate.skipped) > 0 {
+		t.Skipf("the seller flow ran without the pages this build lacks: %s", strings.Join(gate.skipped, "; "))
 	}
 }
 
@@ -383,4 +414,25 @@ func checkProductsCSV(t *testing.T, ctx context.Context, b *tab, api *apiClient,
 	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("/products.csv against /v1/products (-/v1 +csv):\n%s", diff)
 	}
+}
+
+// put sends a JSON body to path with the client's token and wants it
+// accepted (a threshold is an event, projected a moment later: 202).
+func (a *apiClient) put(ctx context.Context, path, body string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, a.base+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("PUT %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("PUT %s: %s %s", path, resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
 }
