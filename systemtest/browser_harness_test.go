@@ -416,3 +416,24 @@ func (b *tab) waitMail(inboxURL string, timeout time.Duration, match func(inboxM
 		time.Sleep(300 * time.Millisecond)
 	}
 }
+
+// fetch GETs path over plain HTTP with the tab's cookies, without
+// following redirects, and returns the status and content type: what a
+// download would be, without the browser's download machinery.
+func (b *tab) fetch(path string) (int, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, b.url(path), nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	for _, c := range b.cookies() {
+		req.AddCookie(c)
+	}
+	client := &http.Client{Timeout: stepTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s: GET %s: %v", b.name, path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Content-Type")
+}

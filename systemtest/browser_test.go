@@ -195,6 +195,10 @@ func forbidden(role, pattern string) bool {
 	return false
 }
 
+// newcomerEmail signs up through the form during the walk, making an
+// organisation of their own.
+const newcomerEmail = "newcomer@example.com"
+
 var linkRE = regexp.MustCompile(`https?://[^\s<>"]+`)
 
 // emailedLinks makes the system e-mail three of its links, the way people
@@ -203,7 +207,7 @@ var linkRE = regexp.MustCompile(`https?://[^\s<>"]+`)
 // the demo owner) and an invitation (the owner's members form).
 func emailedLinks(t *testing.T, d *demo, c *chrome, visitor *tab) map[string]string {
 	t.Helper()
-	const newcomer, invitee = "newcomer@example.com", "invitee@example.com"
+	const newcomer, invitee = newcomerEmail, "invitee@example.com"
 	visitor.open("/signup")
 	visitor.submit("sign up",
 		chromedp.SendKeys(chromedp.CSS(`form[action="/signup"] input[name="email"]`), newcomer),
@@ -323,7 +327,10 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 
-		for _, who := range []struct{ role, email string }{{"owner", ownerEmail}, {"staff", staffEmail}, {"auditor", auditorEmail}} {
+		// The demo's people, and the newcomer who signed up above with an
+		// organisation of their own: their empty pages, and a 404 for every
+		// object of the demo's.
+		for _, who := range []struct{ role, email string }{{"owner", ownerEmail}, {"staff", staffEmail}, {"auditor", auditorEmail}, {"newcomer", newcomerEmail}} {
 			t.Run(who.role, func(t *testing.T) {
 				b := c.tab(t, who.role)
 				b.login(who.email, d.password)
@@ -335,14 +342,24 @@ func TestBrowser(t *testing.T) {
 					if err != nil {
 						continue // reported above
 					}
-					st := b.open(path)
-					if forbidden(who.role, r) {
+					// A download is fetched with the session, not shown.
+					st, ctype := b.fetch(path)
+					if !strings.HasPrefix(ctype, "text/html") && st == http.StatusOK {
+						continue
+					}
+					st = b.open(path)
+					switch {
+					case who.role == "newcomer" && path != r:
+						if st != http.StatusNotFound {
+							t.Errorf("newcomer: GET %s, the demo organisation's, answered %d, want 404", path, st)
+						}
+						continue
+					case forbidden(who.role, r):
 						if st != http.StatusForbidden {
 							t.Errorf("%s: GET %s answered %d, want 403", who.role, path, st)
 						}
 						continue
-					}
-					if st != http.StatusOK {
+					case st != http.StatusOK:
 						t.Errorf("%s: GET %s answered %d, want 200:\n%s", who.role, path, st, b.text())
 						continue
 					}
