@@ -2,21 +2,26 @@ package systemtest_test
 
 import (
 	"bytes"
+	"errors"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestBrowserHarness checks the browser tests' own tools on two small
 // pages served with the app's Content-Security-Policy (no script at
 // all): axe-core still runs, finds an image without alternative text on
 // one page and nothing on the other; screenshots are PNGs at each width;
-// a redirect is followed to the page it names; and the vendored axe is
-// the version web/package.json pins.
+// a redirect is followed to the page it names; the vendored axe is the
+// version web/package.json pins; and a test's browser process is gone
+// when the test ends.
 func TestBrowserHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
@@ -75,5 +80,18 @@ func TestBrowserHarness(t *testing.T) {
 	bad := b.axeSerious("/bad")
 	if len(bad) != 1 || !strings.Contains(bad[0], "image-alt (critical)") || !strings.Contains(bad[0], "#nameless") {
 		t.Errorf("axe on a page with an image without alt: %q, want one image-alt violation at #nameless", bad)
+	}
+
+	// The browser of a test is gone once the test's cleanups have run.
+	var pid int
+	t.Run("browser ends with its test", func(t *testing.T) {
+		c := newChrome(t, srv.URL)
+		pid = chromedp.FromContext(c.ctx).Browser.Process().Pid
+		if err := syscall.Kill(pid, 0); err != nil {
+			t.Fatalf("browser pid %d not running during the test: %v", pid, err)
+		}
+	})
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("browser pid %d still there after its test ended (kill -0: %v)", pid, err)
 	}
 }
