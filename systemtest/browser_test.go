@@ -60,12 +60,12 @@ var publicPages = []string{"/login", "/signup", "/password/forgot"}
 // answer a page that says the link is not valid.
 var linkPages = []string{"/verify", "/password/reset", "/account/email/confirm", "/invitations/accept"}
 
-// notFor lists, by role, the route prefixes whose pages that role may not
-// open (403), after the navigation the layout shows each role: the event
-// log for owners and auditors, alert channels and the security audit
-// trail for owners.
+// notFor lists, by role, the route patterns (parameters written {}) and
+// the prefixes of patterns whose pages that role may not open (403): the
+// event log and "explain this number" for owners and auditors, alert
+// channels and the security audit trail for owners.
 var notFor = map[string][]string{
-	"staff":   {"/audit", "/channels", "/log"},
+	"staff":   {"/audit", "/channels", "/log", "/products/{}/variants/{}/explain"},
 	"auditor": {"/audit", "/channels"},
 }
 
@@ -187,6 +187,7 @@ func fill(pattern string, obj map[string]string) (string, error) {
 }
 
 func forbidden(role, pattern string) bool {
+	pattern = normalise(pattern)
 	for _, p := range notFor[role] {
 		if pattern == p || strings.HasPrefix(pattern, p+"/") {
 			return true
