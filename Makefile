@@ -9,7 +9,7 @@ GO ?= go
 export GO
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-clean test test-fresh build lint hooks bench fuzz image
+.PHONY: help run run-clean test test-fresh build lint hooks bench fuzz image assets screenshots
 
 help:
 	@echo 'make run        the whole system on this machine (scripts/run); Ctrl-C stops it'
@@ -22,6 +22,8 @@ help:
 	@echo 'make bench      pgbench baselines, Go benchmarks, BENCH and RATIO lines (scripts/bench)'
 	@echo 'make fuzz       fuzz the query router for FUZZTIME (default 60s) on real PostgreSQL'
 	@echo 'make image      static binaries and the container image holding them, with podman (scripts/image)'
+	@echo 'make assets     npm ci in web/ and copy the pinned axe-core the browser tests use into systemtest/testdata/axe/'
+	@echo 'make screenshots run the browser tests and copy their 1280 px shots into docs/images/ for docs/user-guide.md'
 
 run:
 	scripts/run
@@ -33,7 +35,9 @@ run-clean:
 # never turns into skipped tests).
 # podman-ensure installs podman for the image test, proxy-ensure Caddy and
 # promtool for the proxy and alert-rule tests, under CI=true (as root);
-# elsewhere a missing tool only makes its test skip.
+# elsewhere a missing tool only makes its test skip. chromium-ensure
+# installs Chromium for the browser tests whenever it runs as root; under
+# CI=true a browser still missing fails the run.
 # A SHOPLEDGER_TEST_DATABASE_URL (or SHOPLEDGER_DATABASE_URL) already set
 # names the server to try first.
 # It ends with the total statement coverage of the project's packages:
@@ -44,6 +48,7 @@ test:
 	export SHOPLEDGER_TEST_DATABASE_URL=$$url; \
 	scripts/podman-ensure || [ "$${CI:-}" != true ]; \
 	scripts/proxy-ensure || [ "$${CI:-}" != true ]; \
+	scripts/chromium-ensure >/dev/null || [ "$${CI:-}" != true ]; \
 	scripts/lint; \
 	echo "== go test -race -count=1 -coverpkg=./... ./... (SHOPLEDGER_TEST_DATABASE_URL=$$url)" >&2; \
 	$(GO) test -race -count=1 -timeout 30m -coverpkg=./... -coverprofile=coverage.out ./...; \
@@ -52,6 +57,7 @@ test:
 # A brand-new cluster's transaction counter is in the hundreds: the log's
 # order must not depend on a long-used one (scripts/test-fresh).
 test-fresh:
+	scripts/chromium-ensure >/dev/null || [ "$${CI:-}" != true ]
 	scripts/test-fresh
 
 build:
@@ -79,3 +85,23 @@ fuzz:
 # machine (deploy/Containerfile).
 image:
 	scripts/image
+
+# The browser tests' axe-core, pinned in web/package.json and its lock
+# file, copied into the tree with its licences so that make test needs
+# neither Node nor the network. Test-only: the app never serves it.
+AXE_DIR := systemtest/testdata/axe
+assets:
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund
+	mkdir -p $(AXE_DIR)
+	cp web/node_modules/axe-core/axe.min.js web/node_modules/axe-core/LICENSE web/node_modules/axe-core/LICENSE-3RD-PARTY.txt $(AXE_DIR)/
+	@echo "axe-core $$(node -p "require('./web/node_modules/axe-core/package.json').version") copied into $(AXE_DIR)"
+
+# The screenshots docs/user-guide.md shows: the browser tests write every
+# page at 1280 and 390 px under test-artifacts/screenshots/; this keeps the
+# 1280 px shots of the pages the guide lists (SHOPLEDGER_DOC_IMAGES, see
+# systemtest/browser_test.go).
+screenshots:
+	scripts/chromium-ensure >/dev/null
+	@url=$$(SHOPLEDGER_DATABASE_URL="$${SHOPLEDGER_TEST_DATABASE_URL:-$${SHOPLEDGER_DATABASE_URL:-}}" scripts/pg-ensure); \
+	SHOPLEDGER_TEST_DATABASE_URL=$$url SHOPLEDGER_DOC_IMAGES=$(CURDIR)/docs/images \
+		$(GO) test -count=1 -timeout 10m -run '^TestBrowser' ./systemtest/

@@ -16,6 +16,14 @@
 // follows a webhook's trace, twoofeach_test.go kills one of two of each
 // service during a webhook soak).
 //
+// The browser tests (browser*_test.go) start the system as make run
+// does and drive its pages in headless Chromium with chromedp: every page
+// as a visitor, an owner, a staff member and an auditor, screenshotted at
+// 1280 and 390 px and checked with the vendored axe-core
+// (testdata/axe, from make assets), then a seller's flow compared step by
+// step with /v1. Without Chromium they skip, naming
+// scripts/chromium-ensure; under CI=true they fail.
+//
 // The package has no code of its own: the whole-system test is
 // system_test.go, its process and HTTP plumbing harness_test.go. It is skipped under -short
 // and needs the go tool and PostgreSQL (see pgtest); it never reads
