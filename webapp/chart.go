@@ -69,7 +69,9 @@ func barChart(id, title, desc, color string, labels []string, values []int64, sh
 	base := padT + plotH
 	b.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`, padL, base, chartW-padR, base, colorGrid)
 	b.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="3 3"/>`, padL, padT, chartW-padR, padT, colorGrid)
-	b.f(`<text x="%.1f" y="%.1f" font-size="14" text-anchor="end" fill="%s">%s</text>`, padL-6, padT+4, colorText, esc(show(top)))
+	// The top value sits inside the plot, haloed, so that a long amount
+	// is never cut off at the left edge.
+	b.f(`<text x="%.1f" y="%.1f" font-size="14" fill="%s" stroke="#fff" stroke-width="3" paint-order="stroke">%s</text>`, padL+4, padT+16, colorText, esc(show(top)))
 	b.f(`<text x="%.1f" y="%.1f" font-size="14" text-anchor="end" fill="%s">0</text>`, padL-6, base+4, colorText)
 	n := len(values)
 	if n > 0 {
