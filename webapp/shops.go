@@ -44,10 +44,10 @@ type shopView struct {
 	// Listings and Sales count what the import brought in so far, up to
 	// importShown ("100+" beyond).
 	Listings, Sales string
-	Pending       bool
-	Runs          []events.ReconciliationCompleted
-	CanManage     bool
-	Intervals     []syncInterval
+	Pending         bool
+	Runs            []events.ReconciliationCompleted
+	CanManage       bool
+	Intervals       []syncInterval
 }
 
 type syncInterval struct {
