@@ -60,10 +60,10 @@ func readUnits(t *testing.T) []unitFile {
 
 var (
 	// execBinary matches the shopledger binaries a unit runs.
-	execBinary = regexp.MustCompile(`/usr/local/bin/([a-z]+)`)
+	execBinary = regexp.MustCompile(`/usr/local/bin/([a-z-]+)`)
 	// execCommand matches a binary with its subcommand and first flag, as
 	// far as the coverage test tells units apart by them.
-	execCommand = regexp.MustCompile(`/usr/local/bin/([a-z]+( [a-z]+)?( --out)?)`)
+	execCommand = regexp.MustCompile(`/usr/local/bin/([a-z-]+( [a-z]+)?( --out)?)`)
 )
 
 // TestUnitsPassSystemdAnalyzeVerify runs systemd-analyze verify on copies of
@@ -175,7 +175,8 @@ func TestUnitsCoverEveryLongRunningBinary(t *testing.T) {
 			want = append(want, "shopledger-"+s.Command[0]+".service "+s.Command[0])
 		}
 	}
-	want = append(want, "shopledger-backup.service ledger backup --out", "shopledger-migrate.service ledger migrate")
+	want = append(want, "shopledger-backup.service ledger backup --out", "shopledger-migrate.service ledger migrate",
+		"shopledger-basebackup.service shopledger-basebackup")
 	slices.Sort(want)
 
 	var got []string
@@ -207,13 +208,15 @@ func TestUnitsCoverEveryLongRunningBinary(t *testing.T) {
 			t.Errorf("%s: starts without waiting for shopledger-migrate.service", name)
 		}
 	}
-	timer, ok := units["shopledger-backup.timer"]
-	if !ok {
-		t.Fatal("no shopledger-backup.timer")
-	}
-	if len(timer.settings["OnCalendar"]) == 0 || !slices.Equal(timer.settings["Persistent"], []string{"true"}) {
-		t.Errorf("shopledger-backup.timer: OnCalendar=%q Persistent=%q, want a calendar and Persistent=true",
-			timer.settings["OnCalendar"], timer.settings["Persistent"])
+	for _, name := range []string{"shopledger-backup.timer", "shopledger-basebackup.timer"} {
+		timer, ok := units[name]
+		if !ok {
+			t.Fatalf("no %s", name)
+		}
+		if len(timer.settings["OnCalendar"]) == 0 || !slices.Equal(timer.settings["Persistent"], []string{"true"}) {
+			t.Errorf("%s: OnCalendar=%q Persistent=%q, want a calendar and Persistent=true",
+				name, timer.settings["OnCalendar"], timer.settings["Persistent"])
+		}
 	}
 }
 

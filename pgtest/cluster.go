@@ -369,6 +369,18 @@ func (c *Cluster) run(timeout time.Duration, name string, args ...string) {
 // command runs one of PostgreSQL's programs (or a program named by an
 // absolute path) as the cluster's owner.
 func (c *Cluster) command(timeout time.Duration, name string, args ...string) ([]byte, error) {
+	return c.commandEnv(timeout, nil, name, args...)
+}
+
+// RunAsOwner runs the program at path as the cluster's owner (the
+// postgres user when the test runs as root), with env added to a minimal
+// environment whose PATH starts with the server's binaries, and returns
+// its output.
+func (c *Cluster) RunAsOwner(timeout time.Duration, env []string, path string, args ...string) ([]byte, error) {
+	return c.commandEnv(timeout, append([]string{"PATH=" + c.bin + ":" + os.Getenv("PATH")}, env...), path, args...)
+}
+
+func (c *Cluster) commandEnv(timeout time.Duration, env []string, name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	path := name
@@ -377,7 +389,7 @@ func (c *Cluster) command(timeout time.Duration, name string, args ...string) ([
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C"}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LANG=C"}, env...)
 	if c.owner != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.owner}
 	}

@@ -1,0 +1,156 @@
+package deploy_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/service"
+)
+
+// TestBaseBackupUnitSupportsPointInTimeRecovery runs the base backup
+// unit's command (scripts/basebackup, as systemd would start it) on a
+// cluster archiving its WAL, then again keeping one backup: the older
+// backup and the WAL before the newer one go, and the newer backup still
+// recovers the log to a moment after it, with its seal intact.
+func TestBaseBackupUnitSupportsPointInTimeRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two clusters")
+	}
+	var unit unitFile
+	for _, u := range readUnits(t) {
+		if u.name == "shopledger-basebackup.service" {
+			unit = u
+		}
+	}
+	if unit.name == "" || len(unit.settings["ExecStart"]) != 1 {
+		t.Fatal("no shopledger-basebackup.service with one ExecStart")
+	}
+	ctx := context.Background()
+	src := pgtest.NewArchivingCluster(t)
+	url := src.CreateDatabase("ledger")
+	db, pool, err := service.OpenDB(ctx, url, 4, nil, service.Migrate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	defer db.Close()
+	store := eventstore.New(db)
+	appendAndSeal := func(from int64) {
+		t.Helper()
+		for i := from; i < from+10; i++ {
+			ev := events.New(events.ListingStream(i), 7, time.Now(), events.StockAdjusted{
+				ListingID: i, VariantKey: "sku:A", Delta: 1, Reason: events.ReasonRestock,
+			})
+			if _, err := store.Append(ctx, events.ListingStream(i), eventstore.NoStream, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.ExecContext(ctx, `SELECT seal_events(ARRAY(SELECT e.position FROM events e
+			WHERE NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)
+			ORDER BY e.transaction_id, e.position))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	switchAndWait := func() {
+		t.Helper()
+		var segment string
+		if err := db.QueryRowContext(ctx, `SELECT pg_walfile_name(pg_switch_wal())`).Scan(&segment); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			var archived string
+			if err := db.QueryRowContext(ctx, `SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver`).Scan(&archived); err != nil {
+				t.Fatal(err)
+			}
+			if archived >= segment {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("segment %s not archived within a minute (last %q)", segment, archived)
+			}
+		}
+	}
+
+	// The unit's command line with systemd's specifiers and the installed
+	// paths pointed at this test's folders and the repository's script.
+	state := filepath.Join(src.Dir(), "state")
+	backups := filepath.Join(state, unit.settings["StateDirectory"][0])
+	expand := strings.NewReplacer("%S", state, "/usr/local/bin/shopledger-basebackup", filepath.Join(repoRoot(t), "scripts", "basebackup"),
+		"/srv/wal-archive", src.ArchiveDir())
+	args := splitUnitCommand(t, expand.Replace(unit.settings["ExecStart"][0]))
+	env := []string{"SHOPLEDGER_DATABASE_URL=" + src.URL("postgres")}
+	run := func(args []string) {
+		t.Helper()
+		if out, err := src.RunAsOwner(5*time.Minute, env, "/bin/bash", args...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+
+	appendAndSeal(1)
+	run(args) // as the timer runs it: keeps four
+	appendAndSeal(100)
+	time.Sleep(1100 * time.Millisecond) // backups are named by the second
+	keepOne := slices.Clone(args)
+	if i := slices.Index(keepOne, "--keep"); i < 0 || i+1 >= len(keepOne) {
+		t.Fatalf("the unit's command %q sets no --keep", args)
+	} else {
+		keepOne[i+1] = "1"
+	}
+	run(keepOne)
+	kept, err := filepath.Glob(filepath.Join(backups, "base-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 1 {
+		t.Fatalf("backups after a run keeping one: %q", kept)
+	}
+	start, err := os.ReadFile(filepath.Join(kept[0], ".wal-start"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	archived, err := filepath.Glob(filepath.Join(src.ArchiveDir(), "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range archived {
+		if b := filepath.Base(f); len(b) >= 24 && b[:24] < strings.TrimSpace(string(start)) {
+			t.Errorf("archived %s is older than the kept backup's start %s and still there", b, start)
+		}
+	}
+
+	var target string
+	if err := db.QueryRowContext(ctx, `SELECT clock_timestamp()::text`).Scan(&target); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendAndSeal(200)
+	switchAndWait()
+
+	dst := pgtest.RecoverCluster(t, kept[0], src.ArchiveDir(), target)
+	rdb, rpool, err := service.OpenDB(ctx, dst.URL("ledger"), 4, nil, service.Migrate(), service.AdoptMovedLog())
+	if err != nil {
+		t.Fatalf("ledger migrate on the recovered cluster: %v", err)
+	}
+	defer rpool.Close()
+	defer rdb.Close()
+	var n int64
+	if err := rdb.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 20 {
+		t.Errorf("the log recovered to %s holds %d events, want the 20 committed before it", target, n)
+	}
+	rep, err := projections.VerifySeal(ctx, rdb)
+	if err != nil || !rep.OK() || rep.Sealed != 20 {
+		t.Errorf("verify after recovery = %+v, %v; want 20 sealed events and an intact chain", rep, err)
+	}
+}
