@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +42,8 @@ type StockPages interface {
 	SalesTotals(ctx context.Context, shops []int64, from, to time.Time) ([]projections.SalesTotal, error)
 	LocalDailySales(ctx context.Context, shops []int64, to time.Time, days int, loc *time.Location) ([]projections.LocalDaySales, error)
 	RunningOut(ctx context.Context, shops []int64, listingID int64, since, until time.Time, limit int) ([]projections.Cover, error)
+	TopProductsOf(ctx context.Context, shops []int64, from, to time.Time, limit int) ([]projections.TopProduct, error)
+	OpenAlertCount(ctx context.Context, shops []int64) (int64, error)
 }
 
 func (a *app) stockPages() (StockPages, error) {
@@ -187,8 +188,7 @@ type dashboard struct {
 	ChartOrders   chartHTML
 	ChartRows     []chartRow
 	ChartCurrency string
-	OpenAlerts    int
-	AlertsMore    bool
+	OpenAlerts    int64
 	ReadsLog      bool
 }
 
@@ -273,8 +273,13 @@ func (a *app) fillDashboard(r *http.Request, d *dashboard) error {
 		d.MonthSales = append(d.MonthSales, moneyFigure{Currency: t.Currency, Value: t.Amount, Shown: money(t.Amount, t.Currency)})
 		d.MonthOrders += t.Orders
 	}
-	if d.Top, err = a.topProducts(ctx, shops, monthStart, monthEnd, 5); err != nil {
+	top, err := sp.TopProductsOf(ctx, shops, monthStart, monthEnd, 5)
+	if err != nil {
 		return err
+	}
+	for _, t := range top {
+		d.Top = append(d.Top, topRow{Link: productPath(t.ListingID), Title: cmp.Or(t.Title, "Listing "+strconv.FormatInt(t.ListingID, 10)),
+			Units: t.Units, Orders: t.Orders, Amount: money(t.Revenue.Amount, t.Revenue.Currency)})
 	}
 	covers, err := sp.RunningOut(ctx, shops, 0, now.Add(-coverWindow), now, 8)
 	if err != nil {
@@ -293,60 +298,9 @@ func (a *app) fillDashboard(r *http.Request, d *dashboard) error {
 		return err
 	}
 	d.Chart, d.ChartOrders, d.ChartRows, d.ChartCurrency = salesCharts(series)
-	d.OpenAlerts, d.AlertsMore, err = a.openAlerts(ctx, shops)
+	// Alerts count when the API serves them, as GET /v1/alerts does.
+	if a.cfg.Data.Alerts != nil {
+		d.OpenAlerts, err = sp.OpenAlertCount(ctx, shops)
+	}
 	return err
-}
-
-// topProducts ranks the organisation's listings by units sold in
-// [from, to): each shop's ranking as GET /v1/shops/{id}/top-products
-// gives it, merged.
-func (a *app) topProducts(ctx context.Context, shops []int64, from, to time.Time, limit int) ([]topRow, error) {
-	var all []projections.TopProduct
-	for _, shop := range shops {
-		top, err := a.cfg.Data.Sales.TopProducts(ctx, shops, shop, from, to, false, limit)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, top...)
-	}
-	slices.SortStableFunc(all, func(x, y projections.TopProduct) int {
-		return cmp.Or(cmp.Compare(y.Units, x.Units), cmp.Compare(y.Revenue.Amount, x.Revenue.Amount), cmp.Compare(x.ListingID, y.ListingID))
-	})
-	var out []topRow
-	for _, t := range all[:min(limit, len(all))] {
-		out = append(out, topRow{Link: productPath(t.ListingID), Title: cmp.Or(t.Title, "Listing "+strconv.FormatInt(t.ListingID, 10)),
-			Units: t.Units, Orders: t.Orders, Amount: money(t.Revenue.Amount, t.Revenue.Currency)})
-	}
-	return out, nil
-}
-
-// maxAlertPages bounds the count of open alerts the dashboard makes.
-const maxAlertPages = 10
-
-// openAlerts counts the open alerts of shops, as GET /v1/alerts?status=open
-// lists them; more is true when there are more than it counted.
-func (a *app) openAlerts(ctx context.Context, shops []int64) (int, bool, error) {
-	if a.cfg.Data.Alerts == nil {
-		return 0, false, nil
-	}
-	const page = 500
-	f := httpapi.AlertFilter{Shops: shops, Status: "open", Limit: page}
-	n := 0
-	for range maxAlertPages {
-		items, err := a.cfg.Data.Alerts.ListAlerts(ctx, f)
-		if err != nil {
-			return 0, false, err
-		}
-		n += len(items)
-		if len(items) < page {
-			return n, false, nil
-		}
-		last := items[len(items)-1]
-		id, err := uuidOf(last.AlertID)
-		if err != nil {
-			return 0, false, err
-		}
-		f.After = &httpapi.AlertCursor{RaisedAt: last.RaisedAt, AlertID: id}
-	}
-	return n, true, nil
 }

@@ -1,8 +1,11 @@
 package webapp_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -135,12 +138,17 @@ func (m *benchMailer) Send(_ context.Context, msg accounts.Message) error {
 
 var benchTokenRE = regexp.MustCompile(`token=([A-Za-z0-9_%-]+)`)
 
-// BenchmarkStockPages measures the server time of the dashboard, the
-// products list and a product page (page_*_p95_ms): each request goes
-// straight to the pages' handler, as the owner of the organisation,
-// one after another, so the figure is the time the server spends on a
-// page (database included), without a network or a client.
-func BenchmarkStockPages(b *testing.B) {
+// pagesBench is the seeded database and the pages' handler, signed in
+// as the owner of the organisation.
+type pagesBench struct {
+	db       *pgtest.Database
+	pages    http.Handler
+	cookie   *http.Cookie
+	listings int // the organisation's listings are 1…listings
+}
+
+func newPagesBench(b *testing.B) *pagesBench {
+	b.Helper()
 	db := pgtest.New(b)
 	ctx := context.Background()
 	qdb, qpool, err := service.OpenDB(ctx, db.RoleURL("shopledger_query"), pagesBenchConnection, nil, service.AllowNonDurable(true))
@@ -184,47 +192,116 @@ func BenchmarkStockPages(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cookie := &http.Cookie{Name: store.Sessions().CookieName(), Value: string(sid)}
-	serve := func(path string) time.Duration {
-		req := httptest.NewRequest(http.MethodGet, "https://bench.test"+path, nil)
-		req.AddCookie(cookie)
-		rec := httptest.NewRecorder()
-		start := time.Now()
-		pages.ServeHTTP(rec, req)
-		took := time.Since(start)
-		if rec.Code != http.StatusOK {
-			b.Fatalf("GET %s: %d\n%s", path, rec.Code, rec.Body.String())
-		}
-		return took
+	return &pagesBench{db: db, pages: pages, cookie: &http.Cookie{Name: store.Sessions().CookieName(), Value: string(sid)},
+		listings: max(1, int(float64(pagesBenchListings)*pagesBenchScale())) * pagesBenchOrgShops}
+}
+
+// get serves path to the owner and returns the response and the time
+// the handler took; anything but 200 fails the benchmark.
+func (p *pagesBench) get(b *testing.B, path string) (*httptest.ResponseRecorder, time.Duration) {
+	req := httptest.NewRequest(http.MethodGet, "https://bench.test"+path, nil)
+	req.AddCookie(p.cookie)
+	rec := httptest.NewRecorder()
+	start := time.Now()
+	p.pages.ServeHTTP(rec, req)
+	took := time.Since(start)
+	if rec.Code != http.StatusOK {
+		b.Fatalf("GET %s: %d\n%s", path, rec.Code, rec.Body.String())
 	}
-	listings := max(1, int(float64(pagesBenchListings)*pagesBenchScale())) * pagesBenchOrgShops // the organisation's
-	cases := []struct {
-		name string
-		path func(i int) string
-	}{
+	return rec, took
+}
+
+// pagesBenchCase is one measured page: path gives the i-th request's
+// path. A page joins the benchmark with one more row in pagesBenchCases.
+type pagesBenchCase struct {
+	name string // the BENCH line: page_<page>_p95_ms
+	path func(i int) string
+}
+
+func pagesBenchCases(listings int) []pagesBenchCase {
+	product := func(i int) int { return 1 + (i*7919)%listings }
+	return []pagesBenchCase{
 		{"page_dashboard_p95_ms", func(int) string { return "/" }},
 		{"page_products_p95_ms", func(i int) string {
 			// The first page and filtered, sorted pages.
 			return []string{"/products", "/products?low_stock=1", "/products?sort=-quantity&shop_id=2", "/products?q=SKU-1"}[i%4]
 		}},
-		{"page_product_p95_ms", func(i int) string { return fmt.Sprintf("/products/%d", 1+(i*7919)%listings) }},
+		{"page_product_p95_ms", func(i int) string { return fmt.Sprintf("/products/%d", product(i)) }},
+		// A variant's page: its facts, 90 days of stock and its history.
+		{"page_variant_p95_ms", func(i int) string {
+			return fmt.Sprintf("/products/%d/variants/sku:SKU-%[1]d-%d", product(i), 1+i%pagesBenchVariants)
+		}},
 	}
+}
+
+// BenchmarkStockPages measures the server time of the stock pages
+// (page_*_p95_ms): each request goes straight to the pages' handler, as
+// the owner of the organisation, one after another, so the figure is the
+// time the server spends on a page (database included), without a
+// network or a client. dashboard_bytes is what a browser fetches for the
+// dashboard, compressed: the page and every stylesheet and /static asset
+// it links, each gzipped at the default level.
+func BenchmarkStockPages(b *testing.B) {
+	p := newPagesBench(b)
+	cases := pagesBenchCases(p.listings)
 	b.ResetTimer()
 	for range b.N {
 		for _, c := range cases {
 			for i := range pagesBenchWarmUp {
-				serve(c.path(i))
+				p.get(b, c.path(i))
 			}
 			lat := make([]time.Duration, pagesBenchRequests)
 			for i := range lat {
-				lat[i] = serve(c.path(i))
+				_, lat[i] = p.get(b, c.path(i))
 			}
 			slices.Sort(lat)
 			p95 := lat[int(float64(len(lat))*0.95+0.999999)-1]
 			b.Logf("%s: p50 %.2f ms, p95 %.2f ms, max %.2f ms over %d", c.name, ms(lat[len(lat)/2]), ms(p95), ms(lat[len(lat)-1]), len(lat))
 			fmt.Printf("BENCH %s %.2f ms\n", c.name, ms(p95))
 		}
+		raw, gz := p.pageBytes(b, "/")
+		b.Logf("dashboard_bytes: %d bytes compressed, %d uncompressed", gz, raw)
+		fmt.Printf("BENCH dashboard_bytes %d bytes\n", gz)
 	}
+}
+
+// assetRE finds what a page makes a browser fetch: stylesheets, scripts,
+// images and anything under /static.
+var assetRE = regexp.MustCompile(`<(?:link[^>]*\brel="stylesheet"[^>]*\bhref|script[^>]*\bsrc|img[^>]*\bsrc)="([^"]+)"|"(/static/[^"]+)"`)
+
+// pageBytes returns the bytes of path and every asset it references,
+// uncompressed and gzip-compressed (each body on its own, as a server
+// compresses each response).
+func (p *pagesBench) pageBytes(b *testing.B, path string) (raw, compressed int) {
+	rec, _ := p.get(b, path)
+	body := rec.Body.Bytes()
+	seen := map[string]bool{}
+	bodies := [][]byte{body}
+	for _, m := range assetRE.FindAllSubmatch(body, -1) {
+		ref := html.UnescapeString(string(m[1]) + string(m[2]))
+		if seen[ref] || !strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "//") {
+			continue
+		}
+		seen[ref] = true
+		a, _ := p.get(b, ref)
+		bodies = append(bodies, a.Body.Bytes())
+	}
+	if len(seen) == 0 {
+		b.Fatalf("GET %s references no assets: the page or assetRE changed", path)
+	}
+	for _, body := range bodies {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		if _, err := zw.Write(body); err != nil {
+			b.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			b.Fatal(err)
+		}
+		raw += len(body)
+		compressed += buf.Len()
+	}
+	return raw, compressed
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
