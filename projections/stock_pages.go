@@ -19,25 +19,13 @@ type StockSummary struct {
 	LowStockVariants int64
 }
 
-// StockSummary sums the products list over shops: the listings
-// ListProducts selects without filters, and over them what its select
-// adds up per listing (active variants, their units, those at or below
-// their line, the line resolved the same way), so the dashboard and
-// GET /v1/products agree. The variants are summed in one join rather
-// than one aggregate per listing.
+// StockSummary sums the products list over shops in one query: the same
+// select as ListProducts, so the dashboard and GET /v1/products agree.
 func (r *Reader) StockSummary(ctx context.Context, shops []int64) (StockSummary, error) {
 	var s StockSummary
 	err := r.db.QueryRowContext(ctx, `
-		WITH p AS (
-		    SELECT p.listing_id, coalesce(p.low_stock_threshold, sh.default_low_stock_threshold, $2) AS line
-		    FROM products p
-		    LEFT JOIN shops sh ON sh.shop_id = p.shop_id
-		    WHERE p.shop_id = ANY($1) AND NOT p.deleted
-		)
-		SELECT (SELECT count(*) FROM p), count(*), coalesce(sum(pv.quantity), 0)::bigint,
-		       count(*) FILTER (WHERE pv.quantity <= coalesce(pv.low_stock_threshold, p.line))
-		FROM p
-		JOIN product_variants pv ON pv.listing_id = p.listing_id AND pv.active`, shops, r.cfg.DefaultThreshold).
+		SELECT count(*), coalesce(sum(x.variants), 0)::bigint, coalesce(sum(x.quantity), 0)::bigint, coalesce(sum(x.low), 0)::bigint
+		FROM (`+r.productSelect+` WHERE p.shop_id = ANY($1) AND NOT p.deleted) x`, shops).
 		Scan(&s.Products, &s.Variants, &s.Units, &s.LowStockVariants)
 	if err != nil {
 		return s, fmt.Errorf("stock summary: %w", err)
@@ -59,15 +47,18 @@ func (r *Reader) OpenAlertCount(ctx context.Context, shops []int64) (int64, erro
 // [from, to), then revenue, then listing id: the rows each shop's
 // TopProducts gives (one per listing and currency), merged and cut to
 // limit, in one query. It reads the range's sales first and their items
-// by receipt, so the cost follows the sales of the range, not the shops'
-// whole history.
+// by receipt, so the cost follows the sales of the range.
 func (r *Reader) TopProductsOf(ctx context.Context, shops []int64, from, to time.Time, limit int) ([]TopProduct, error) {
 	rows, err := r.db.QueryContext(ctx, `
 		WITH top AS (
 		    SELECT si.shop_id, si.listing_id, max(si.title) AS title, sum(si.quantity)::bigint AS units,
 		           sum(si.quantity * si.unit_price)::bigint AS revenue, si.currency, count(DISTINCT si.receipt_id) AS orders
 		    FROM sales sa
-		    JOIN sale_items si ON si.receipt_id = sa.receipt_id AND si.shop_id = sa.shop_id
+		    -- OFFSET 0 keeps the items a lookup per sale by receipt: a
+		    -- join would scan every item of the shops' history.
+		    CROSS JOIN LATERAL (
+		        SELECT si.* FROM sale_items si WHERE si.receipt_id = sa.receipt_id AND si.shop_id = sa.shop_id OFFSET 0
+		    ) si
 		    WHERE sa.shop_id = ANY($1) AND sa.recorded AND sa.canceled_at IS NULL
 		      AND sa.created_at >= $2 AND sa.created_at < $3
 		    GROUP BY si.shop_id, si.listing_id, si.currency
