@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -254,53 +255,78 @@ func (a *app) fillDashboard(r *http.Request, d *dashboard) error {
 	if err != nil {
 		return err
 	}
-	if d.Shops, err = a.cfg.Data.Shops.ListShops(ctx, shops); err != nil {
-		return err
-	}
-	if d.Summary, err = sp.StockSummary(ctx, shops); err != nil {
-		return err
-	}
 	now := timeNow()
 	local := now.In(loc)
 	monthStart := time.Date(local.Year(), local.Month(), 1, 0, 0, 0, 0, loc)
 	monthEnd := monthStart.AddDate(0, 1, 0)
 	d.Month = local.Format("January 2006")
-	totals, err := sp.SalesTotals(ctx, shops, monthStart, monthEnd)
-	if err != nil {
+	// The figures are independent reads: they run at once, each on its
+	// own connection and into its own fields of d, so the page waits for
+	// the slowest instead of the sum.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	read := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	read(func() (err error) {
+		d.Shops, err = a.cfg.Data.Shops.ListShops(ctx, shops)
 		return err
-	}
-	for _, t := range totals {
-		d.MonthSales = append(d.MonthSales, moneyFigure{Currency: t.Currency, Value: t.Amount, Shown: money(t.Amount, t.Currency)})
-		d.MonthOrders += t.Orders
-	}
-	top, err := sp.TopProductsOf(ctx, shops, monthStart, monthEnd, 5)
-	if err != nil {
+	})
+	read(func() (err error) {
+		d.Summary, err = sp.StockSummary(ctx, shops)
 		return err
-	}
-	for _, t := range top {
-		d.Top = append(d.Top, topRow{Link: productPath(t.ListingID), Title: cmp.Or(t.Title, "Listing "+strconv.FormatInt(t.ListingID, 10)),
-			Units: t.Units, Orders: t.Orders, Amount: money(t.Revenue.Amount, t.Revenue.Currency)})
-	}
-	covers, err := sp.RunningOut(ctx, shops, 0, now.Add(-coverWindow), now, 8)
-	if err != nil {
-		return err
-	}
-	for _, c := range covers {
-		row := coverRow{Link: variantPath(c.ListingID, c.VariantKey), Title: c.Title, Variant: cmp.Or(c.SKU, c.VariantKey),
-			Balance: c.Balance, Sold: c.Sold, Days: days(c.DaysOfCover)}
-		if d.ReadsLog {
-			row.ExplainLink = explainPath(c.ListingID, c.VariantKey, time.Time{})
+	})
+	read(func() error {
+		totals, err := sp.SalesTotals(ctx, shops, monthStart, monthEnd)
+		for _, t := range totals {
+			d.MonthSales = append(d.MonthSales, moneyFigure{Currency: t.Currency, Value: t.Amount, Shown: money(t.Amount, t.Currency)})
+			d.MonthOrders += t.Orders
 		}
-		d.RunningOut = append(d.RunningOut, row)
-	}
-	series, err := sp.LocalDailySales(ctx, shops, now, 30, loc)
-	if err != nil {
 		return err
-	}
-	d.Chart, d.ChartOrders, d.ChartRows, d.ChartCurrency = salesCharts(series)
+	})
+	read(func() error {
+		top, err := sp.TopProductsOf(ctx, shops, monthStart, monthEnd, 5)
+		for _, t := range top {
+			d.Top = append(d.Top, topRow{Link: productPath(t.ListingID), Title: cmp.Or(t.Title, "Listing "+strconv.FormatInt(t.ListingID, 10)),
+				Units: t.Units, Orders: t.Orders, Amount: money(t.Revenue.Amount, t.Revenue.Currency)})
+		}
+		return err
+	})
+	read(func() error {
+		covers, err := sp.RunningOut(ctx, shops, 0, now.Add(-coverWindow), now, 8)
+		for _, c := range covers {
+			row := coverRow{Link: variantPath(c.ListingID, c.VariantKey), Title: c.Title, Variant: cmp.Or(c.SKU, c.VariantKey),
+				Balance: c.Balance, Sold: c.Sold, Days: days(c.DaysOfCover)}
+			if d.ReadsLog {
+				row.ExplainLink = explainPath(c.ListingID, c.VariantKey, time.Time{})
+			}
+			d.RunningOut = append(d.RunningOut, row)
+		}
+		return err
+	})
+	read(func() error {
+		series, err := sp.LocalDailySales(ctx, shops, now, 30, loc)
+		if err == nil {
+			d.Chart, d.ChartOrders, d.ChartRows, d.ChartCurrency = salesCharts(series)
+		}
+		return err
+	})
 	// Alerts count when the API serves them, as GET /v1/alerts does.
 	if a.cfg.Data.Alerts != nil {
-		d.OpenAlerts, err = sp.OpenAlertCount(ctx, shops)
+		read(func() (err error) {
+			d.OpenAlerts, err = sp.OpenAlertCount(ctx, shops)
+			return err
+		})
 	}
-	return err
+	wg.Wait()
+	return errors.Join(errs...)
 }
