@@ -33,6 +33,57 @@ func (r *Reader) StockSummary(ctx context.Context, shops []int64) (StockSummary,
 	return s, nil
 }
 
+// OpenAlertCount counts the open alerts of shops: the items GET
+// /v1/alerts?status=open lists, counted without listing them.
+func (r *Reader) OpenAlertCount(ctx context.Context, shops []int64) (int64, error) {
+	var n int64
+	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM alerts WHERE shop_id = ANY($1) AND status = 'open'`, shops).Scan(&n); err != nil {
+		return 0, fmt.Errorf("open alerts: %w", err)
+	}
+	return n, nil
+}
+
+// TopProductsOf ranks the listings of all shops by units sold in
+// [from, to), then revenue, then listing id: the rows each shop's
+// TopProducts gives (one per listing and currency), merged and cut to
+// limit, in one query. It reads the range's sales first and their items
+// by receipt, so the cost follows the sales of the range.
+func (r *Reader) TopProductsOf(ctx context.Context, shops []int64, from, to time.Time, limit int) ([]TopProduct, error) {
+	rows, err := r.db.QueryContext(ctx, `
+		WITH top AS (
+		    SELECT si.shop_id, si.listing_id, max(si.title) AS title, sum(si.quantity)::bigint AS units,
+		           sum(si.quantity * si.unit_price)::bigint AS revenue, si.currency, count(DISTINCT si.receipt_id) AS orders
+		    FROM sales sa
+		    -- OFFSET 0 keeps the items a lookup per sale by receipt: a
+		    -- join would scan every item of the shops' history.
+		    CROSS JOIN LATERAL (
+		        SELECT si.* FROM sale_items si WHERE si.receipt_id = sa.receipt_id AND si.shop_id = sa.shop_id OFFSET 0
+		    ) si
+		    WHERE sa.shop_id = ANY($1) AND sa.recorded AND sa.canceled_at IS NULL
+		      AND sa.created_at >= $2 AND sa.created_at < $3
+		    GROUP BY si.shop_id, si.listing_id, si.currency
+		    ORDER BY units DESC, revenue DESC, si.listing_id, si.shop_id, si.currency
+		    LIMIT $4
+		)
+		SELECT t.listing_id, coalesce(p.title, t.title, ''), t.units, t.revenue, t.currency, t.orders
+		FROM top t
+		LEFT JOIN products p ON p.listing_id = t.listing_id
+		ORDER BY t.units DESC, t.revenue DESC, t.listing_id, t.shop_id, t.currency`, shops, from.UTC(), to.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("top products: %w", err)
+	}
+	defer rows.Close()
+	var out []TopProduct
+	for rows.Next() {
+		var t TopProduct
+		if err := rows.Scan(&t.ListingID, &t.Title, &t.Units, &t.Revenue.Amount, &t.Revenue.Currency, &t.Orders); err != nil {
+			return nil, fmt.Errorf("top products: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
 // SalesTotal is the value and count of the orders placed in one currency.
 type SalesTotal struct {
 	Currency string
@@ -128,13 +179,24 @@ type Cover struct {
 // listingID is not 0) that sold in [since, until), soonest to run out
 // first at that rate. Variants that did not sell have no rate and are
 // left out.
+//
+// The window's sale movements are read from the partial index of sales
+// (stock_movements_shop_sale_time_idx, hence the reason as a literal: a prepared statement's
+// generic plan can use a partial index only for a constant), and deleted
+// listings are left out with one hashed list instead of a lookup per
+// variant. listing_id is never null, so NOT IN means NOT EXISTS here.
 func (r *Reader) RunningOut(ctx context.Context, shops []int64, listingID int64, since, until time.Time, limit int) ([]Cover, error) {
+	args := []any{shops, since.UTC(), until.UTC(), limit}
+	one := ""
+	if listingID != 0 {
+		args = append(args, listingID)
+		one = "AND sm.listing_id = $5"
+	}
 	rows, err := r.db.QueryContext(ctx, `
 		WITH sold AS (
 		    SELECT sm.listing_id, sm.variant_key, sum(-sm.delta)::bigint AS units
 		    FROM stock_movements sm
-		    WHERE sm.shop_id = ANY($1) AND sm.reason = $2 AND sm.occurred_at >= $3 AND sm.occurred_at < $4
-		      AND ($5::bigint = 0 OR sm.listing_id = $5)
+		    WHERE sm.shop_id = ANY($1) AND sm.reason = '`+ReasonSale+`' AND sm.occurred_at >= $2 AND sm.occurred_at < $3 `+one+`
 		    GROUP BY sm.listing_id, sm.variant_key
 		    HAVING sum(-sm.delta) > 0
 		), ranked AS (
@@ -142,15 +204,15 @@ func (r *Reader) RunningOut(ctx context.Context, shops []int64, listingID int64,
 		    FROM sold
 		    JOIN product_variants pv ON pv.listing_id = sold.listing_id AND pv.variant_key = sold.variant_key
 		    WHERE pv.shop_id = ANY($1) AND pv.active
-		      AND NOT EXISTS (SELECT 1 FROM products d WHERE d.listing_id = pv.listing_id AND d.deleted)
+		      AND pv.listing_id NOT IN (SELECT d.listing_id FROM products d WHERE d.deleted)
 		    ORDER BY greatest(pv.quantity, 0)::numeric / sold.units, pv.listing_id, pv.variant_key COLLATE "C"
-		    LIMIT $6
+		    LIMIT $4
 		)
 		-- Titles for the few rows kept only.
 		SELECT r.listing_id, coalesce(p.title, ''), r.variant_key, r.sku, r.quantity, r.units
 		FROM ranked r
 		LEFT JOIN products p ON p.listing_id = r.listing_id
-		ORDER BY greatest(r.quantity, 0)::numeric / r.units, r.listing_id, r.variant_key COLLATE "C"`, shops, ReasonSale, since.UTC(), until.UTC(), listingID, limit)
+		ORDER BY greatest(r.quantity, 0)::numeric / r.units, r.listing_id, r.variant_key COLLATE "C"`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("running out: %w", err)
 	}

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -43,6 +43,8 @@ type StockPages interface {
 	SalesTotals(ctx context.Context, shops []int64, from, to time.Time) ([]projections.SalesTotal, error)
 	LocalDailySales(ctx context.Context, shops []int64, to time.Time, days int, loc *time.Location) ([]projections.LocalDaySales, error)
 	RunningOut(ctx context.Context, shops []int64, listingID int64, since, until time.Time, limit int) ([]projections.Cover, error)
+	TopProductsOf(ctx context.Context, shops []int64, from, to time.Time, limit int) ([]projections.TopProduct, error)
+	OpenAlertCount(ctx context.Context, shops []int64) (int64, error)
 }
 
 func (a *app) stockPages() (StockPages, error) {
@@ -191,8 +193,7 @@ type dashboard struct {
 	ChartOrders   chartHTML
 	ChartRows     []chartRow
 	ChartCurrency string
-	OpenAlerts    int
-	AlertsMore    bool
+	OpenAlerts    int64
 	ReadsLog      bool
 }
 
@@ -258,99 +259,78 @@ func (a *app) fillDashboard(r *http.Request, d *dashboard) error {
 	if err != nil {
 		return err
 	}
-	if d.Shops, err = a.cfg.Data.Shops.ListShops(ctx, shops); err != nil {
-		return err
-	}
-	if d.Summary, err = sp.StockSummary(ctx, shops); err != nil {
-		return err
-	}
 	now := timeNow()
 	local := now.In(loc)
 	monthStart := time.Date(local.Year(), local.Month(), 1, 0, 0, 0, 0, loc)
 	monthEnd := monthStart.AddDate(0, 1, 0)
 	d.Month = local.Format("January 2006")
-	totals, err := sp.SalesTotals(ctx, shops, monthStart, monthEnd)
-	if err != nil {
+	// The figures are independent reads: they run at once, each on its
+	// own connection and into its own fields of d, so the page waits for
+	// the slowest instead of the sum.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	read := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	read(func() (err error) {
+		d.Shops, err = a.cfg.Data.Shops.ListShops(ctx, shops)
 		return err
-	}
-	for _, t := range totals {
-		d.MonthSales = append(d.MonthSales, moneyFigure{Currency: t.Currency, Value: t.Amount, Shown: money(t.Amount, t.Currency)})
-		d.MonthOrders += t.Orders
-	}
-	if d.Top, err = a.topProducts(ctx, shops, monthStart, monthEnd, 5); err != nil {
-		return err
-	}
-	covers, err := sp.RunningOut(ctx, shops, 0, now.Add(-coverWindow), now, 8)
-	if err != nil {
-		return err
-	}
-	for _, c := range covers {
-		row := coverRow{Link: variantPath(c.ListingID, c.VariantKey), Title: c.Title, Variant: cmp.Or(c.SKU, c.VariantKey),
-			Balance: c.Balance, Sold: c.Sold, Days: days(c.DaysOfCover)}
-		if d.ReadsLog {
-			row.ExplainLink = explainPath(c.ListingID, c.VariantKey, time.Time{})
-		}
-		d.RunningOut = append(d.RunningOut, row)
-	}
-	series, err := sp.LocalDailySales(ctx, shops, now, 30, loc)
-	if err != nil {
-		return err
-	}
-	d.Chart, d.ChartOrders, d.ChartRows, d.ChartCurrency = salesCharts(series)
-	d.OpenAlerts, d.AlertsMore, err = a.openAlerts(ctx, shops)
-	return err
-}
-
-// topProducts ranks the organisation's listings by units sold in
-// [from, to): each shop's ranking as GET /v1/shops/{id}/top-products
-// gives it, merged.
-func (a *app) topProducts(ctx context.Context, shops []int64, from, to time.Time, limit int) ([]topRow, error) {
-	var all []projections.TopProduct
-	for _, shop := range shops {
-		top, err := a.cfg.Data.Sales.TopProducts(ctx, shops, shop, from, to, false, limit)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, top...)
-	}
-	slices.SortStableFunc(all, func(x, y projections.TopProduct) int {
-		return cmp.Or(cmp.Compare(y.Units, x.Units), cmp.Compare(y.Revenue.Amount, x.Revenue.Amount), cmp.Compare(x.ListingID, y.ListingID))
 	})
-	var out []topRow
-	for _, t := range all[:min(limit, len(all))] {
-		out = append(out, topRow{Link: productPath(t.ListingID), Title: cmp.Or(t.Title, "Listing "+strconv.FormatInt(t.ListingID, 10)),
-			Units: t.Units, Orders: t.Orders, Amount: money(t.Revenue.Amount, t.Revenue.Currency)})
-	}
-	return out, nil
-}
-
-// maxAlertPages bounds the count of open alerts the dashboard makes.
-const maxAlertPages = 10
-
-// openAlerts counts the open alerts of shops, as GET /v1/alerts?status=open
-// lists them; more is true when there are more than it counted.
-func (a *app) openAlerts(ctx context.Context, shops []int64) (int, bool, error) {
-	if a.cfg.Data.Alerts == nil {
-		return 0, false, nil
-	}
-	const page = 500
-	f := httpapi.AlertFilter{Shops: shops, Status: "open", Limit: page}
-	n := 0
-	for range maxAlertPages {
-		items, err := a.cfg.Data.Alerts.ListAlerts(ctx, f)
-		if err != nil {
-			return 0, false, err
+	read(func() (err error) {
+		d.Summary, err = sp.StockSummary(ctx, shops)
+		return err
+	})
+	read(func() error {
+		totals, err := sp.SalesTotals(ctx, shops, monthStart, monthEnd)
+		for _, t := range totals {
+			d.MonthSales = append(d.MonthSales, moneyFigure{Currency: t.Currency, Value: t.Amount, Shown: money(t.Amount, t.Currency)})
+			d.MonthOrders += t.Orders
 		}
-		n += len(items)
-		if len(items) < page {
-			return n, false, nil
+		return err
+	})
+	read(func() error {
+		top, err := sp.TopProductsOf(ctx, shops, monthStart, monthEnd, 5)
+		for _, t := range top {
+			d.Top = append(d.Top, topRow{Link: productPath(t.ListingID), Title: cmp.Or(t.Title, "Listing "+strconv.FormatInt(t.ListingID, 10)),
+				Units: t.Units, Orders: t.Orders, Amount: money(t.Revenue.Amount, t.Revenue.Currency)})
 		}
-		last := items[len(items)-1]
-		id, err := uuidOf(last.AlertID)
-		if err != nil {
-			return 0, false, err
+		return err
+	})
+	read(func() error {
+		covers, err := sp.RunningOut(ctx, shops, 0, now.Add(-coverWindow), now, 8)
+		for _, c := range covers {
+			row := coverRow{Link: variantPath(c.ListingID, c.VariantKey), Title: c.Title, Variant: cmp.Or(c.SKU, c.VariantKey),
+				Balance: c.Balance, Sold: c.Sold, Days: days(c.DaysOfCover)}
+			if d.ReadsLog {
+				row.ExplainLink = explainPath(c.ListingID, c.VariantKey, time.Time{})
+			}
+			d.RunningOut = append(d.RunningOut, row)
 		}
-		f.After = &httpapi.AlertCursor{RaisedAt: last.RaisedAt, AlertID: id}
+		return err
+	})
+	read(func() error {
+		series, err := sp.LocalDailySales(ctx, shops, now, 30, loc)
+		if err == nil {
+			d.Chart, d.ChartOrders, d.ChartRows, d.ChartCurrency = salesCharts(series)
+		}
+		return err
+	})
+	// Alerts count when the API serves them, as GET /v1/alerts does.
+	if a.cfg.Data.Alerts != nil {
+		read(func() (err error) {
+			d.OpenAlerts, err = sp.OpenAlertCount(ctx, shops)
+			return err
+		})
 	}
-	return n, true, nil
+	wg.Wait()
+	return errors.Join(errs...)
 }

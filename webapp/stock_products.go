@@ -10,14 +10,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/projections"
 )
-
-func uuidOf(s string) (uuid.UUID, error) { return uuid.Parse(s) }
 
 // The products list reads the same query parameters as GET /v1/products
 // (httpapi.ProductQuery), pages with its cursors and exports its CSV.
