@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -243,40 +242,60 @@ func decimal(amount int64, currency string) string {
 	return fmt.Sprintf("%d.%02d", amount/100, amount%100)
 }
 
-// parseDecimal reads a price typed in the shop's currency ("22.5",
-// "22,50", "1 234.00") into minor units.
+// parseDecimal reads a price typed in the shop's currency into minor
+// units: "22.5", "22,50", "1,234.50", "1.234,50". A separator followed
+// by one or two digits is the decimal one; the other may group
+// thousands in threes before it. Anything ambiguous ("12.345" in a
+// currency with cents) is refused rather than guessed.
 func parseDecimal(in, currency string) (int64, error) {
+	bad := errors.New("bad price")
 	s := strings.NewReplacer(" ", "", "\u00a0", "", "\u202f", "").Replace(strings.TrimSpace(in))
-	s = strings.TrimSuffix(strings.TrimSuffix(s, currency), strings.ToLower(currency))
-	if i := strings.LastIndexAny(s, ".,"); i >= 0 && len(s)-i-1 <= 2 {
-		s = strings.NewReplacer(",", "", ".", "").Replace(s[:i]) + "." + s[i+1:]
-	} else {
-		s = strings.NewReplacer(",", "", ".", "").Replace(s)
+	if currency != "" {
+		s = strings.TrimSuffix(strings.TrimPrefix(strings.ToUpper(s), currency), currency)
 	}
-	whole, frac, _ := strings.Cut(s, ".")
 	decimals := 2
 	if zeroDecimals[currency] {
 		decimals = 0
 	}
-	if whole == "" || len(frac) > decimals || strings.ContainsAny(whole, "+-") {
-		return 0, errors.New("bad price")
+	whole, frac, group := s, "", ".,"
+	if i := strings.LastIndexAny(s, ".,"); i >= 0 && decimals > 0 && len(s)-i-1 >= 1 && len(s)-i-1 <= decimals {
+		whole, frac = s[:i], s[i+1:]
+		group = strings.Trim(".,", s[i:i+1])
+	} else if decimals > 0 && strings.ContainsAny(s, ".,") {
+		return 0, bad // "12.345" or "12,": not a price with cents
 	}
-	w, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil || w > math.MaxInt32 {
-		return 0, errors.New("bad price")
+	if strings.ContainsAny(whole, strings.Trim(".,", group)) {
+		return 0, bad // the decimal separator twice
 	}
-	f := int64(0)
-	if frac != "" {
-		for len(frac) < decimals {
-			frac += "0"
+	if len(group) == 2 { // no decimals: either separator groups thousands
+		whole, group = strings.ReplaceAll(whole, ".", ","), ","
+	}
+	parts := strings.Split(whole, group)
+	for i, p := range parts {
+		if p == "" || (i > 0 && len(p) != 3) || (i == 0 && len(parts) > 1 && len(p) > 3) {
+			return 0, bad
 		}
-		if f, err = strconv.ParseInt(frac, 10, 64); err != nil || strings.ContainsAny(frac, "+-") {
-			return 0, errors.New("bad price")
+	}
+	digits := strings.Join(parts, "")
+	for len(frac) < decimals {
+		frac += "0"
+	}
+	for _, r := range digits + frac {
+		if r < '0' || r > '9' {
+			return 0, bad
 		}
+	}
+	if len(digits) > 9 {
+		return 0, bad
+	}
+	w, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		return 0, bad
 	}
 	if decimals == 0 {
 		return w, nil
 	}
+	f, _ := strconv.ParseInt(frac, 10, 64)
 	return w*100 + f, nil
 }
 
