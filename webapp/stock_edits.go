@@ -135,29 +135,37 @@ func (a *app) fillEdits(r *http.Request, vd *variantData, shops []int64) error {
 	if err != nil {
 		return err
 	}
-	names := a.memberNames(r)
+	names := a.actorNames(r)
 	for _, en := range entries {
-		e.History = append(e.History, describeEdit(en, names, s.User.ID.String()))
+		e.History = append(e.History, describeEdit(en, names, s.User.ID.String(), s.User.Location()))
 	}
 	return nil
 }
 
-// memberNames maps "user:<id>" to the organisation's members' names, so
-// the history says who rather than an id.
-func (a *app) memberNames(r *http.Request) map[string]string {
+// actorNames maps the organisation's actors to what the history shows:
+// "user:<id>" to members' names, "token:<id>" to API tokens' labels.
+func (a *app) actorNames(r *http.Request) map[string]string {
+	s, _ := sessionOf(r)
 	out := map[string]string{}
-	ms, err := a.cfg.Accounts.Members(r.Context(), a.actor(r))
-	if err != nil {
-		return out
+	if ms, err := a.cfg.Accounts.Members(r.Context(), a.actor(r)); err == nil {
+		for _, m := range ms {
+			out["user:"+m.User.ID.String()] = m.User.Name()
+		}
 	}
-	for _, m := range ms {
-		out["user:"+m.User.ID.String()] = m.User.Name()
+	if ts, err := a.cfg.Tokens.ListOrganisation(r.Context(), s.OrgID); err == nil {
+		for _, t := range ts {
+			name := t.Prefix
+			if t.Label != "" {
+				name = "“" + t.Label + "”"
+			}
+			out["token:"+t.ID.String()] = "API token " + name
+		}
 	}
 	return out
 }
 
 // describeEdit says one command in words.
-func describeEdit(en stockedits.Entry, names map[string]string, me string) editEntry {
+func describeEdit(en stockedits.Entry, names map[string]string, me string, loc *time.Location) editEntry {
 	out := editEntry{When: en.RequestedAt, Note: en.Note}
 	switch {
 	case en.Actor == "user:"+me:
@@ -206,7 +214,7 @@ func describeEdit(en stockedits.Entry, names map[string]string, me string) editE
 			out.StateShown = "pushed to Etsy"
 		}
 		if en.PushedAt != nil {
-			out.StateShown += " (" + en.PushedAt.UTC().Format("2 Jan 15:04 MST") + ")"
+			out.StateShown += " (" + en.PushedAt.In(loc).Format("2 Jan 2006 15:04 MST") + ")"
 		}
 	case en.State == stockedits.StateFailed:
 		out.State = "failed"

@@ -117,6 +117,25 @@ func TestVariantStockFormsRecordEachCommandOnce(t *testing.T) {
 		}
 	}
 
+	// A command sent through the API shows the same way, naming its token.
+	tok := s.apiToken(tm.owner, "seller")
+	req, _ := http.NewRequest(http.MethodPost, s.srv.URL+"/v1/products/90101/variants/"+url.PathEscape("sku:MUG-B")+"/adjustments",
+		strings.NewReader(`{"kind": "received", "quantity": 1, "request_id": "api-1"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := s.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("API adjustment: %d", res.StatusCode)
+	}
+	shown = html.UnescapeString(s.must(tm.staff.get(page), http.StatusOK, "variant page").body)
+	if !strings.Contains(shown, "received +1") || !strings.Contains(shown, "by API token “seller”") || !strings.Contains(shown, "by Owner of ed-owner@example.com") {
+		t.Error("the history does not name the API token or the owner for the staff member")
+	}
+
 	// Etsy's answers, as the pusher records them, show on the entries.
 	cmdOf := func(rid string) string { return s.command(rid, "command_id") }
 	stream := events.ListingStream(90101)

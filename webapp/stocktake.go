@@ -90,7 +90,7 @@ func (a *app) stocktakePage(w http.ResponseWriter, r *http.Request) {
 // errTooLarge is an upload above maxStocktakeUpload.
 var errTooLarge = errors.New("stocktake file too large")
 
-// readStocktake reads the stocktake from the form: the uploaded file
+// readStocktakeForm reads the stocktake from the form: the uploaded file
 // (field "file") or, when none is sent, the "csv" field that the Apply
 // form carries.
 func readStocktakeForm(w http.ResponseWriter, r *http.Request) (string, error) {
