@@ -389,6 +389,10 @@ func TestStocktakePreviewsAndAppliesCounts(t *testing.T) {
 	// Too large a file is refused with 413 and nothing is recorded.
 	big := "sku,counted\n" + strings.Repeat("M-1,4\n", 2<<20/6+10)
 	s.must(tm.staff.postFile(path+"/preview", nil, big), http.StatusRequestEntityTooLarge, "too large")
+	s.must(tm.staff.postFile(path+"/apply", map[string]string{"request_id": "huge"}, big+big), http.StatusRequestEntityTooLarge, "far too large")
+	if got := s.allCommands(); got != "2" {
+		t.Fatalf("too large files recorded commands: %s", got)
+	}
 
 	// Another organisation's shop is not there.
 	other := s.signUp("st-other@example.com")
