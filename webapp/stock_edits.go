@@ -29,7 +29,7 @@ type StockEdits interface {
 }
 
 func init() {
-	notices["edit"] = "Recorded; it is being sent to Etsy. Its state at Etsy shows under “Stock changes” below."
+	notices["edit"] = "Recorded; it is being sent to Etsy. Its state at Etsy shows under “Sent to Etsy” below."
 	notices["stocktake"] = "The stocktake is applied: a count is recorded for every line that differed, and the counts are being sent to Etsy."
 }
 
