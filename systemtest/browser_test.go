@@ -63,10 +63,11 @@ var linkPages = []string{"/verify", "/password/reset", "/account/email/confirm",
 // notFor lists, by role, the route patterns (parameters written {}) and
 // the prefixes of patterns whose pages that role may not open (403): the
 // event log and "explain this number" for owners and auditors, alert
-// channels and the security audit trail for owners.
+// channels and the security audit trail for owners, the stocktake for
+// owners and staff.
 var notFor = map[string][]string{
 	"staff":   {"/audit", "/channels", "/log", "/products/{}/variants/{}/explain"},
-	"auditor": {"/audit", "/channels"},
+	"auditor": {"/audit", "/channels", "/shops/{}/stocktake"},
 }
 
 var paramRE = regexp.MustCompile(`\{[^}]*\}`)

@@ -26,6 +26,7 @@ import (
 	"github.com/shopledger/shopledger/reconcile"
 	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/shops"
+	"github.com/shopledger/shopledger/stockedits"
 	"github.com/shopledger/shopledger/tokens"
 	"github.com/shopledger/shopledger/webapp"
 )
@@ -101,7 +102,8 @@ func newSite(t *testing.T) *site {
 		t.Fatal(err)
 	}
 	readers := projections.NewReader(qdb, projections.ReaderConfig{DefaultThreshold: domain.DefaultLowStockThreshold})
-	data := httpapi.Readers{Shops: readers, Products: readers, Stock: readers, Sales: readers, Events: readers, Alerts: httpapi.NewAlertStore(qdb), Thresholds: eventstore.New(qdb)}
+	edits := stockedits.NewService(qdb, eventstore.New(qdb), nil)
+	data := httpapi.Readers{Shops: readers, Products: readers, Stock: readers, Sales: readers, Events: readers, Alerts: httpapi.NewAlertStore(qdb), Thresholds: eventstore.New(qdb), StockEdits: edits}
 	api, err := httpapi.New(httpapi.Config{Tokens: tokens.NewStore(qdb), Shops: readers, Data: data})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +122,7 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data, Channels: channels, ShopControl: control, SyncNow: reconcile.SyncRequests{DB: qdb}})
+	s.pages, err = webapp.New(webapp.Config{Accounts: s.store, Tokens: tokens.NewStore(qdb), Shops: readers, ConnectURL: connectURL, Data: data, Channels: channels, ShopControl: control, SyncNow: reconcile.SyncRequests{DB: qdb}, StockEdits: edits})
 	if err != nil {
 		t.Fatal(err)
 	}

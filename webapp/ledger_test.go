@@ -531,6 +531,9 @@ func TestAuditorsAndStaffPostNothingOnLedgerPages(t *testing.T) {
 		if method != http.MethodPost || (!strings.HasPrefix(pattern, "/shops/") && !strings.HasPrefix(pattern, "/channels")) {
 			continue
 		}
+		if strings.Contains(pattern, "/stocktake/") {
+			continue // staff take stock: TestStocktakePreviewsAndAppliesCounts
+		}
 		path := strings.NewReplacer("{shopID}", "881", "{channelID}", ch).Replace(pattern)
 		for _, b := range []*browser{tm.auditor, tm.staff} {
 			if a := b.post(path, url.Values{"shop_id": {"881"}, "kind": {"email"}, "target": {"x@example.com"}, "confirm": {"yes"}, "enabled": {"false"}}); a.status != http.StatusForbidden {

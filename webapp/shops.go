@@ -48,6 +48,8 @@ type shopView struct {
 	Runs            []events.ReconciliationCompleted
 	CanManage       bool
 	Intervals       []syncInterval
+	// CanStocktake links the stocktake page (owners and staff).
+	CanStocktake bool
 }
 
 type syncInterval struct {
@@ -94,7 +96,7 @@ func (a *app) shopPage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	d := shopView{CanManage: s.Role.Manages(), Intervals: syncIntervals}
+	d := shopView{CanManage: s.Role.Manages(), Intervals: syncIntervals, CanStocktake: s.Role.Writes() && a.cfg.StockEdits != nil}
 	v := view{Title: "Shop " + strconv.FormatInt(id, 10)}
 	if len(shops) == 1 {
 		v.Title, d.Shop = shops[0].Name, shops[0]

@@ -19,7 +19,8 @@ import (
 )
 
 // stockRoutes registers the stock pages: dashboard figures, products,
-// variants and their history. The dashboard itself is home, at /.
+// variants and their history, the stock forms and the stocktake. The
+// dashboard itself is home, at /.
 func (a *app) stockRoutes(r chi.Router) {
 	r.Get("/products", a.productsPage)
 	r.Get("/products.csv", a.productsCSV)
@@ -29,6 +30,12 @@ func (a *app) stockRoutes(r chi.Router) {
 	r.Get("/products/{listingID}/variants/{variantKey}", a.variantPage)
 	r.Post("/products/{listingID}/variants/{variantKey}/threshold", a.setVariantThreshold)
 	r.Get("/products/{listingID}/variants/{variantKey}/explain", a.explainPage)
+	r.Post("/products/{listingID}/variants/{variantKey}/adjust", a.adjust)
+	r.Post("/products/{listingID}/variants/{variantKey}/price", a.setPrice)
+	r.Post("/products/{listingID}/variants/{variantKey}/enabled", a.setEnabled)
+	r.Get("/shops/{shopID}/stocktake", a.stocktakePage)
+	r.Post("/shops/{shopID}/stocktake/preview", a.previewStocktake)
+	r.Post("/shops/{shopID}/stocktake/apply", a.applyStocktake)
 }
 
 func init() {

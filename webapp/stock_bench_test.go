@@ -32,16 +32,17 @@ import (
 // Data set of the stock pages' benchmark, the size of cmd/query's: 100
 // shops of 250 listings × 4 variants (100,000 variants), 10 movements per
 // variant over the last 90 days (1,000,000 movements) and 100,000 sales
-// over the last 60 days. The organisation measured owns 20 of the shops
-// (200,000 movements, 20,000 sales); the others are in the same tables,
-// as other sellers' are on a shared database. Movements are mostly sales
+// over the last 60 days. The organisation measured owns 5 of the shops,
+// as each of cmd/query's 20 sellers does (5,000 variants, 50,000
+// movements, 5,000 sales); the others are in the same tables, as other
+// sellers' are on a shared database. BENCH_PAGES_ORG_SHOPS sets how many
+// it owns, to see how the pages grow with a seller's size. Movements are mostly sales
 // with restocks between them, so balances differ and some variants are
 // low, and each low variant has its open alert. BENCH_PAGES_SCALE
 // (default 1) multiplies the listings and sales, for a quick run on a
 // small set (0.1) or a heavier one.
 const (
 	pagesBenchShops      = 100
-	pagesBenchOrgShops   = 20  // shops 1–20 are the organisation's
 	pagesBenchListings   = 250 // per shop
 	pagesBenchVariants   = 4
 	pagesBenchMovements  = 10
@@ -51,6 +52,15 @@ const (
 	pagesBenchSeedMax    = 20 * time.Minute
 	pagesBenchConnection = 10
 )
+
+// pagesBenchOrgShops is how many shops (the first ones) the organisation
+// owns: 5 unless BENCH_PAGES_ORG_SHOPS says otherwise.
+func pagesBenchOrgShops() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_PAGES_ORG_SHOPS")); err == nil && n > 0 && n <= pagesBenchShops {
+		return n
+	}
+	return 5
+}
 
 func pagesBenchScale() float64 {
 	if s, err := strconv.ParseFloat(os.Getenv("BENCH_PAGES_SCALE"), 64); err == nil && s > 0 {
@@ -75,7 +85,7 @@ func seedPagesBench(b *testing.B, db *pgtest.Database, org int64) {
 			    last_reconciliation_started_at, last_reconciliation_finished_at, last_reconciliation_drift)
 			SELECT s, 5000 + s, 'Shop ' || s, 'EUR', 'connected', now(), 0, now() - interval '2 hours', now() - interval '2 hours' + interval '40 seconds', s %% 3
 			FROM generate_series(1, %d) s`, pagesBenchShops),
-		fmt.Sprintf(`INSERT INTO organisation_shops (shop_id, org_id) SELECT s, %d FROM generate_series(1, %d) s`, org, pagesBenchOrgShops),
+		fmt.Sprintf(`INSERT INTO organisation_shops (shop_id, org_id) SELECT s, %d FROM generate_series(1, %d) s`, org, pagesBenchOrgShops()),
 		fmt.Sprintf(`INSERT INTO products (shop_id, listing_id, title, state, url, price_amount, price_currency, created_at, updated_at, last_position)
 			SELECT (l - 1) / %[1]d + 1, l, 'Listing ' || l, 'active', 'https://etsy.example/listing/' || l, 1500, 'EUR', now(), now() - l * interval '1 minute', 0
 			FROM generate_series(1, %[2]d) l`, listings, listings*pagesBenchShops),
@@ -193,7 +203,7 @@ func newPagesBench(b *testing.B) *pagesBench {
 		b.Fatal(err)
 	}
 	return &pagesBench{db: db, pages: pages, cookie: &http.Cookie{Name: store.Sessions().CookieName(), Value: string(sid)},
-		listings: max(1, int(float64(pagesBenchListings)*pagesBenchScale())) * pagesBenchOrgShops}
+		listings: max(1, int(float64(pagesBenchListings)*pagesBenchScale())) * pagesBenchOrgShops()}
 }
 
 // get serves path to the owner and returns the response and the time

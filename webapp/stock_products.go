@@ -29,6 +29,8 @@ type productsData struct {
 	CSVLink   string
 	Filtered  bool
 	ReadsLog  bool
+	// CanStocktake links each shop's stocktake page (owners and staff).
+	CanStocktake bool
 }
 
 type option struct{ Value, Label string }
@@ -81,7 +83,7 @@ func (a *app) productsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := filterQuery(r.URL.Query())
-	d := productsData{States: etsy.ListingStates(), Sorts: productSorts, Q: q, ReadsLog: s.Role.ReadsLog()}
+	d := productsData{States: etsy.ListingStates(), Sorts: productSorts, Q: q, ReadsLog: s.Role.ReadsLog(), CanStocktake: s.Role.Writes() && a.cfg.StockEdits != nil}
 	if d.Shops, err = a.cfg.Data.Shops.ListShops(ctx, shops); err != nil {
 		a.fail(w, r, err)
 		return

@@ -43,6 +43,8 @@ type variantData struct {
 	AtInput string
 	At      *asOf
 	TZ      string
+	// Edits are the stock forms and the commands sent to Etsy.
+	Edits *editsView
 }
 
 type asOf struct {
@@ -173,6 +175,9 @@ func (a *app) variantView(r *http.Request, d productData, v variantRow) (*varian
 		vd.OlderLink = v.Link + "?before=" + strconv.FormatInt(hist[len(hist)-1].Seq, 10) + "#history"
 	}
 	vd.History = historyRows(hist, d.ReadsLog)
+	if err := a.fillEdits(r, vd, shops); err != nil {
+		return nil, 0, "", err
+	}
 	return vd, status, msg, nil
 }
 

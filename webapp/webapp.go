@@ -71,6 +71,10 @@ type Config struct {
 	// SyncNow records owners' "sync now" requests for ingest's scheduler
 	// (reconcile.SyncRequests); nil leaves the button out.
 	SyncNow SyncNow
+	// StockEdits records the variant page's stock forms and stocktakes
+	// (*stockedits.Service, the instance the API's adjustments use); nil
+	// leaves the forms out.
+	StockEdits StockEdits
 }
 
 type app struct {

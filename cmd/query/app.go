@@ -93,7 +93,7 @@ func (c appConfig) logAttrs() []any {
 
 // newApp builds the pages over db. Without SHOPLEDGER_SMTP_ADDR the
 // accounts' e-mails are recorded as pending and never claimed sent.
-func newApp(c appConfig, db *sql.DB, shops webapp.Shops, data httpapi.Readers, clientAddr func(*http.Request) string, logger *slog.Logger) (http.Handler, error) {
+func newApp(c appConfig, db *sql.DB, shops webapp.Shops, data httpapi.Readers, edits webapp.StockEdits, clientAddr func(*http.Request) string, logger *slog.Logger) (http.Handler, error) {
 	var mailer accounts.Mailer
 	if c.SMTPAddr != "" {
 		m, err := accounts.NewSMTPMailer(accounts.SMTPConfig{Addr: c.SMTPAddr, Username: c.SMTPUsername, Password: c.SMTPPassword, From: c.SMTPFrom, StartTLS: c.SMTPStartTLS})
@@ -129,6 +129,6 @@ func newApp(c appConfig, db *sql.DB, shops webapp.Shops, data httpapi.Readers, c
 		Accounts: store, Tokens: tokens.NewStore(db), Shops: shops, Logger: logger,
 		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL, ConnectURL: c.ConnectURL, Data: data,
 		QueryTimeout: c.QueryTimeout, Channels: channels,
-		ShopControl: control, SyncNow: reconcile.SyncRequests{DB: db},
+		ShopControl: control, SyncNow: reconcile.SyncRequests{DB: db}, StockEdits: edits,
 	})
 }

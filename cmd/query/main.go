@@ -248,6 +248,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
 
 	read := projections.NewReader(db, projections.ReaderConfig{DefaultThreshold: cfg.DefaultThreshold})
+	// One stock edit service for the API's adjustments and the pages'
+	// forms.
+	edits := stockedits.NewService(db, eventstore.New(db), nil)
 	data := httpapi.Readers{
 		Shops:      read,
 		Products:   read,
@@ -256,7 +259,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Alerts:     httpapi.NewAlertStore(db),
 		Thresholds: eventstore.New(db),
 		Events:     read,
-		StockEdits: stockedits.NewService(db, eventstore.New(db), nil),
+		StockEdits: edits,
 	}
 	api, err := httpapi.New(httpapi.Config{
 		Logger:       logger,
@@ -280,7 +283,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	// The seller's pages (app.go) serve everything the API does not.
 	logger.Info("app", cfg.App.logAttrs()...)
-	pages, err := newApp(cfg.App, db, read, data, func(r *http.Request) string {
+	pages, err := newApp(cfg.App, db, read, data, edits, func(r *http.Request) string {
 		return httpapi.ClientAddress(r, cfg.TrustedProxies, cfg.ProxyHeader)
 	}, logger)
 	if err != nil {
