@@ -102,8 +102,10 @@ func TestImageServesQueryAgainstTheDatabase(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			logs, _ := podman(time.Minute, "logs", name)
-			t.Logf("query's log:\n%s", tail(logs, 40))
+			logs, err := podman(time.Minute, "logs", name)
+			t.Logf("query's log (%v):\n%s", err, tail(logs, 40))
+			state, err := podman(time.Minute, "inspect", "--format", "{{json .State}}", name)
+			t.Logf("container state (%v): %s", err, state)
 		}
 		if _, err := podman(time.Minute, "rm", "--force", "--time", "5", name); err != nil {
 			t.Logf("remove container: %v", err)
@@ -111,7 +113,9 @@ func TestImageServesQueryAgainstTheDatabase(t *testing.T) {
 	})
 
 	url := "http://" + addr + "/healthz"
-	deadline := time.Now().Add(60 * time.Second)
+	// Generous: the first container on a machine that just installed
+	// podman also sets up its storage, and make test runs beside it.
+	deadline := time.Now().Add(2 * time.Minute)
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
 		resp, err := client.Get(url)
@@ -123,7 +127,7 @@ func TestImageServesQueryAgainstTheDatabase(t *testing.T) {
 			err = fmt.Errorf("status %s", resp.Status)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("GET %s from the container's query: still %v after 60s", url, err)
+			t.Fatalf("GET %s from the container's query: still %v after 2 minutes", url, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
