@@ -189,6 +189,7 @@ func (d *deployment) queryEnv(addr string) map[string]string {
 	return map[string]string{
 		"SHOPLEDGER_DATABASE_URL":          d.db.RoleURL(pgtest.QueryRole),
 		"SHOPLEDGER_LOG_LEVEL":             "info",
+		"SHOPLEDGER_TOKEN_KEYS":            d.tokenKeys,
 		"SHOPLEDGER_QUERY_ADDR":            addr,
 		"SHOPLEDGER_QUERY_OPS_ADDR":        "127.0.0.1:0",
 		"SHOPLEDGER_QUERY_TRUSTED_PROXIES": "127.0.0.1",
@@ -206,6 +207,7 @@ func (d *deployment) projectorEnv() map[string]string {
 		"SHOPLEDGER_DATABASE_URL":           d.db.RoleURL(pgtest.ProjectorRole),
 		"SHOPLEDGER_LOG_LEVEL":              "info",
 		"SHOPLEDGER_SEAL_KEYS":              d.sealKeys,
+		"SHOPLEDGER_TOKEN_KEYS":             d.tokenKeys,
 		"SHOPLEDGER_PROJECTOR_ADDR":         "127.0.0.1:0",
 		"SHOPLEDGER_PROJECTOR_LAG_INTERVAL": "200ms",
 		"SHOPLEDGER_ALERT_LINK_BASE":        "https://" + d.publicHost,

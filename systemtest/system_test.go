@@ -144,7 +144,10 @@ func TestWholeSystem(t *testing.T) {
 	sealKeys := "s1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32))
 	env["SHOPLEDGER_SEAL_KEYS"] = sealKeys
 	ledgerEnv = environ(merge(env, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
-	dbOnly := map[string]string{"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.ProjectorRole), "SHOPLEDGER_LOG_LEVEL": "info", "SHOPLEDGER_SEAL_KEYS": sealKeys}
+	// The token keys open the alert webhook's signing secret, which
+	// ledger stored encrypted with them.
+	dbOnly := map[string]string{"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.ProjectorRole), "SHOPLEDGER_LOG_LEVEL": "info", "SHOPLEDGER_SEAL_KEYS": sealKeys,
+		"SHOPLEDGER_TOKEN_KEYS": env["SHOPLEDGER_TOKEN_KEYS"]}
 	query := start(t, "query", bin+"/query", nil, environ(merge(dbOnly, map[string]string{
 		"SHOPLEDGER_DATABASE_URL":   db.RoleURL(pgtest.QueryRole),
 		"SHOPLEDGER_QUERY_ADDR":     "127.0.0.1:0",
