@@ -590,7 +590,8 @@ func (r *Reader) ListProducts(ctx context.Context, f ProductFilter) ([]Product, 
 		return nil, fmt.Errorf("list products: unknown sort %q", f.Sort.Key)
 	}
 	var w where
-	w.add("p.shop_id = ANY(%s)", f.Shops)
+	shops := w.arg(f.Shops)
+	w.conds = append(w.conds, "p.shop_id = ANY("+shops+")")
 	if f.ShopID != 0 {
 		w.add("p.shop_id = %s", f.ShopID)
 	}
@@ -605,8 +606,11 @@ func (r *Reader) ListProducts(ctx context.Context, f ProductFilter) ([]Product, 
 	}
 	if f.Search != "" {
 		pat := w.arg(likePattern(f.Search))
+		// The variants searched are the caller's shops' only: the planner
+		// may read the SKUs once for all listings (a hashed subplan), and
+		// then reads only these shops' rows.
 		w.conds = append(w.conds, fmt.Sprintf(`(p.title ILIKE %[1]s OR EXISTS (
-			SELECT 1 FROM product_variants sv WHERE sv.listing_id = p.listing_id AND sv.sku ILIKE %[1]s))`, pat))
+			SELECT 1 FROM product_variants sv WHERE sv.shop_id = ANY(%[2]s) AND sv.listing_id = p.listing_id AND sv.sku ILIKE %[1]s))`, pat, shops))
 	}
 	dir, cmp := "ASC", ">"
 	if f.Sort.Desc {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
@@ -24,6 +25,20 @@ func rebuildable(t *testing.T) ([]projections.Rebuildable, []string) {
 		}
 	}
 	return out, tables
+}
+
+// handledTypes lists the registered event types some of projs handle.
+func handledTypes(projs []projections.Rebuildable) []string {
+	var out []string
+	for _, typ := range events.Types() {
+		for _, p := range projs {
+			if p.Handles(typ) {
+				out = append(out, typ)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // exceptBothWays returns how many rows of a are not in b and of b not in a
@@ -121,18 +136,37 @@ func TestRebuildEqualsLive(t *testing.T) {
 	waitCaughtUp(t, db.DB, names(projs), 60*time.Second)
 	stop()
 
-	if _, err := projections.Rebuild(ctx, db.Pool, targets, projections.RebuildOptions{NoSwap: true}, testLogger(t)); err != nil {
-		t.Fatal(err)
+	// Nothing appends now, so a rebuild from zero reads every event of
+	// its types. log_horizon() may still stop one short for a moment: a
+	// transaction of any database on the cluster that ends between the
+	// function's snapshot and its look at the lock table counts as a
+	// possible appender (passing it could skip its events). So a rebuild
+	// that read fewer is run again.
+	rebuildAll := func() {
+		t.Helper()
+		var want int64
+		if err := db.DB.QueryRow(`SELECT count(*) FROM events WHERE type = ANY($1)`, handledTypes(targets)).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		for attempt := 1; ; attempt++ {
+			rep, err := projections.Rebuild(ctx, db.Pool, targets, projections.RebuildOptions{NoSwap: true}, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Events == want || attempt == 5 {
+				return
+			}
+			t.Logf("rebuild %d read %d of %d events: the horizon was held back for a moment; again", attempt, rep.Events, want)
+		}
 	}
+	rebuildAll()
 	requireSameTables(t, db.DB, tables, projections.ShadowSuffix)
 
 	first := map[string]string{}
 	for _, table := range tables {
 		first[table] = digest(t, db.DB, table+projections.ShadowSuffix)
 	}
-	if _, err := projections.Rebuild(ctx, db.Pool, targets, projections.RebuildOptions{NoSwap: true}, testLogger(t)); err != nil {
-		t.Fatal(err)
-	}
+	rebuildAll()
 	for _, table := range tables {
 		if got := digest(t, db.DB, table+projections.ShadowSuffix); got != first[table] {
 			t.Errorf("%s: two rebuilds from zero differ (digest %s, then %s)", table, first[table], got)
