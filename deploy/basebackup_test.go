@@ -84,7 +84,17 @@ func TestBaseBackupUnitSupportsPointInTimeRecovery(t *testing.T) {
 	// paths pointed at this test's folders and the repository's script.
 	state := filepath.Join(src.Dir(), "state")
 	backups := filepath.Join(state, unit.settings["StateDirectory"][0])
-	expand := strings.NewReplacer("%S", state, "/usr/local/bin/shopledger-basebackup", filepath.Join(repoRoot(t), "scripts", "basebackup"),
+	// A copy the cluster's owner can read wherever the checkout is (a
+	// root-only folder when CI runs as root).
+	script, err := os.ReadFile(filepath.Join(repoRoot(t), "scripts", "basebackup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := filepath.Join(src.Dir(), "shopledger-basebackup")
+	if err := os.WriteFile(installed, script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	expand := strings.NewReplacer("%S", state, "/usr/local/bin/shopledger-basebackup", installed,
 		"/srv/wal-archive", src.ArchiveDir())
 	args := splitUnitCommand(t, expand.Replace(unit.settings["ExecStart"][0]))
 	env := []string{"SHOPLEDGER_DATABASE_URL=" + src.URL("postgres")}
