@@ -193,7 +193,7 @@ var htmlBody = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
 // alternative.
 func (s *EmailSender) compose(o Outgoing, to *mail.Address) ([]byte, error) {
 	m := o.Message
-	data := emailData{Message: m, Shop: m.Shop(), Listing: m.Listing(), Variant: m.Variant(), Link: s.links.Alert(m.AlertID)}
+	data := emailData{Message: m, Shop: m.Shop(), Listing: m.Listing(), Variant: m.Variant(), Link: s.links.Of(m)}
 	var text, html bytes.Buffer
 	if err := textBody.Execute(&text, data); err != nil {
 		return nil, err
@@ -263,4 +263,14 @@ func (l Links) Alert(alertID string) string {
 		return ""
 	}
 	return strings.TrimRight(l.Base, "/") + "/alerts/" + alertID
+}
+
+// Of returns the link a message carries: its alert's page, or for a test
+// alert, which has no page, the alert channels page where its result
+// shows.
+func (l Links) Of(m Message) string {
+	if m.Test && l.Base != "" {
+		return strings.TrimRight(l.Base, "/") + "/channels"
+	}
+	return l.Alert(m.AlertID)
 }

@@ -225,7 +225,7 @@ func (s *WebhookSender) Send(ctx context.Context, o Outgoing) error {
 	body, err := json.Marshal(WebhookPayload{
 		Type:      events.TypeAlertLowStockRaised,
 		Timestamp: o.Message.RaisedAt,
-		Data:      WebhookData{Message: o.Message, Link: s.links.Alert(o.Message.AlertID)},
+		Data:      WebhookData{Message: o.Message, Link: s.links.Of(o.Message)},
 	})
 	if err != nil {
 		return Permanent(fmt.Errorf("encode webhook: %w", err))
@@ -270,7 +270,7 @@ func (s *SlackSender) Send(ctx context.Context, o Outgoing) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, ":warning: *Low stock* in %s: *%s* — %s has *%d* left (threshold %d).",
 		slackEscape.Replace(m.Shop()), slackEscape.Replace(m.Listing()), slackEscape.Replace(m.Variant()), m.Quantity, m.Threshold)
-	if link := s.links.Alert(m.AlertID); link != "" {
+	if link := s.links.Of(m); link != "" {
 		fmt.Fprintf(&b, " <%s|See the alert>", link)
 	}
 	if m.ListingURL != "" {
