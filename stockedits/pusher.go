@@ -306,11 +306,20 @@ func (p *Pusher) verify(ctx context.Context, ts etsy.TokenSource, shopID int64, 
 	lostTotal := map[string]int64{}
 	base, baseCount, expected := inv, count, started.Expected
 	prevCount := started.TransactionCount
-	for round := 0; round < maxRestoreRounds; round++ {
+	// Each restoring write has its own short window in which a sale can be
+	// overwritten again, so under a stream of sales it takes rounds until
+	// one passes without a sale. They go on until then, within restoreFor;
+	// a request refused before Etsy applied anything is tried again after
+	// a pause instead of ending the rounds.
+	pause := max(p.cfg.MinBackoff, 100*time.Millisecond)
+	for deadline := time.Now().Add(restoreFor); time.Now().Before(deadline); {
 		lost, err := p.lostSales(ctx, ts, shopID, listingID, prevCount, baseCount, expected, base)
 		if err != nil {
-			p.cfg.Logger.WarnContext(ctx, "stock edit: cannot check for overwritten sales", "listing_id", listingID, "err", err)
-			break
+			p.cfg.Logger.WarnContext(ctx, "stock edit: cannot check for overwritten sales yet", "listing_id", listingID, "err", err)
+			if sleepCtx(ctx, pause) != nil {
+				break
+			}
+			continue
 		}
 		if len(lost) == 0 {
 			break
@@ -318,6 +327,19 @@ func (p *Pusher) verify(ctx context.Context, ts etsy.TokenSource, shopID int64, 
 		upd, exp := restore(listingID, base, lost)
 		out, err := p.cfg.Etsy.UpdateListingInventory(ctx, ts, listingID, upd)
 		if err != nil {
+			var apiErr *etsy.APIError
+			var rlErr *etsy.RateLimitError
+			if (errors.As(err, &apiErr) && apiErr.Status < 500) || errors.As(err, &rlErr) {
+				// Refused before anything changed: the same restore again.
+				p.cfg.Logger.WarnContext(ctx, "stock edit: restoring overwritten sales refused, retrying", "listing_id", listingID, "err", err)
+				if sleepCtx(ctx, pause) != nil {
+					break
+				}
+				continue
+			}
+			// The restore may or may not have landed: writing it again
+			// could count the sales twice. Reconciliation shows any
+			// difference left as drift.
 			p.cfg.Logger.WarnContext(ctx, "stock edit: restoring overwritten sales failed", "listing_id", listingID, "err", err)
 			break
 		}
@@ -330,17 +352,42 @@ func (p *Pusher) verify(ctx context.Context, ts etsy.TokenSource, shopID int64, 
 			break
 		}
 		prevCount, expected = baseCount, exp
-		if base, baseCount, err = p.stableRead(ctx, ts, shopID, listingID); err != nil {
+		var next etsy.Inventory
+		var nextCount int64
+		for {
+			if next, nextCount, err = p.stableRead(ctx, ts, shopID, listingID); err == nil || !time.Now().Before(deadline) {
+				break
+			}
+			if sleepCtx(ctx, pause) != nil {
+				break
+			}
+		}
+		if err != nil {
+			// What the restore wrote is the best known state.
+			p.cfg.Logger.WarnContext(ctx, "stock edit: cannot read Etsy after restoring overwritten sales", "listing_id", listingID, "err", err)
+			base = out
 			break
 		}
+		base, baseCount = next, nextCount
 	}
 	return p.pushedWith(ctx, shopID, started, base, recovered, lostTotal)
 }
 
-// maxRestoreRounds bounds the follow-up writes that take overwritten
-// sales off again; each has its own short window, so under a steady
-// stream of sales it may take a few.
-const maxRestoreRounds = 20
+// restoreFor bounds the rounds of follow-up writes that take overwritten
+// sales off again (see verify).
+const restoreFor = 3 * time.Minute
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // landed reports whether Etsy's inventory is no longer the one the write
 // was built on: Etsy regenerates every product id on a write.
