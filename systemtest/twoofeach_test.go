@@ -1,11 +1,14 @@
 package systemtest_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,7 +52,7 @@ func TestTwoOfEachSurviveAKill(t *testing.T) {
 	// Sellers read the API all along.
 	soakCtx, stopReaders := context.WithCancel(ctx)
 	var latMu sync.Mutex
-	var latencies []time.Duration
+	var latencies []timedAnswer
 	var apiFailures atomic.Int64
 	var readers sync.WaitGroup
 	for r := range 2 {
@@ -63,6 +66,9 @@ func TestTwoOfEachSurviveAKill(t *testing.T) {
 				start := time.Now()
 				resp, err := c.Do(req)
 				if err == nil {
+					// Read to the end, so that the connection is kept
+					// for the next request, as a seller's client does.
+					_, err = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
 				if soakCtx.Err() != nil {
@@ -73,7 +79,7 @@ func TestTwoOfEachSurviveAKill(t *testing.T) {
 					continue
 				}
 				latMu.Lock()
-				latencies = append(latencies, time.Since(start))
+				latencies = append(latencies, timedAnswer{at: start, took: time.Since(start)})
 				latMu.Unlock()
 				time.Sleep(10 * time.Millisecond)
 			}
@@ -160,16 +166,59 @@ func TestTwoOfEachSurviveAKill(t *testing.T) {
 		in.running(t)
 	}
 
-	slices.Sort(latencies)
-	p99 := time.Duration(0)
-	if len(latencies) > 0 {
-		p99 = latencies[len(latencies)*99/100]
-	}
 	t.Logf("%d webhooks stored once each (%d retried attempts after non-2xx answers); killed ingest-1, query-1 and projector-1 at %d/%d",
 		sent.Load(), retried.Load(), hooks/3, hooks)
-	t.Logf("API during the soak: %d answers, p99 %s, %d failed", len(latencies), p99.Round(time.Millisecond), apiFailures.Load())
+	t.Logf("API during the soak: %s, %d failed", summarise(latencies, killedAt), apiFailures.Load())
 	if !caughtUp.IsZero() {
 		t.Logf("projections caught up %s after the kill (target 10 s), %s after the last webhook",
 			caughtUp.Sub(killedAt).Round(10*time.Millisecond), caughtUp.Sub(lastSent).Round(10*time.Millisecond))
 	}
+}
+
+// timedAnswer is one API answer: when its request started and how long
+// the answer took.
+type timedAnswer struct {
+	at   time.Time
+	took time.Duration
+}
+
+// summarise gives the API's p50 and p99 over the whole soak and in three
+// phases around the kill (before it, the 10 s after it, later), and the
+// slowest answers with their start relative to the kill, so that a slow
+// tail shows whether the failover or the load caused it.
+func summarise(answers []timedAnswer, kill time.Time) string {
+	pct := func(ds []time.Duration, p int) time.Duration {
+		if len(ds) == 0 {
+			return 0
+		}
+		slices.Sort(ds)
+		return ds[(len(ds)-1)*p/100]
+	}
+	var all, before, after, later []time.Duration
+	for _, a := range answers {
+		all = append(all, a.took)
+		switch since := a.at.Sub(kill); {
+		case since < 0:
+			before = append(before, a.took)
+		case since < 10*time.Second:
+			after = append(after, a.took)
+		default:
+			later = append(later, a.took)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d answers, p50 %s, p99 %s", len(all), pct(all, 50).Round(100*time.Microsecond), pct(all, 99).Round(100*time.Microsecond))
+	for _, ph := range []struct {
+		name string
+		ds   []time.Duration
+	}{{"before the kill", before}, {"10 s after it", after}, {"later", later}} {
+		fmt.Fprintf(&b, "; %s %d answers, p99 %s", ph.name, len(ph.ds), pct(ph.ds, 99).Round(100*time.Microsecond))
+	}
+	slowest := slices.Clone(answers)
+	slices.SortFunc(slowest, func(x, y timedAnswer) int { return cmp.Compare(y.took, x.took) })
+	b.WriteString("; slowest")
+	for _, a := range slowest[:min(5, len(slowest))] {
+		fmt.Fprintf(&b, " %s at kill%+.2fs", a.took.Round(100*time.Microsecond), a.at.Sub(kill).Seconds())
+	}
+	return b.String()
 }
