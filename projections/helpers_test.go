@@ -219,6 +219,12 @@ func (w *world) step() []batch {
 		return w.advanceReceipt()
 	case k < 58:
 		return []batch{{stream, []events.Event{w.ev(stream, l.shop, events.StockAdjusted{ListingID: l.id, VariantKey: key, Delta: int64(1 + w.rng.IntN(10)), Reason: events.ReasonRestock, Cause: "actor:token:abc"})}}}
+	case k < 62:
+		q := map[string]int64{}
+		for _, v := range l.variants {
+			q[v] = int64(w.rng.IntN(30))
+		}
+		return []batch{{stream, []events.Event{w.ev(stream, l.shop, events.StockEditPushed{CommandIDs: []string{fmt.Sprint("c", w.seq)}, Attempt: 1, ListingID: l.id, Quantities: q})}}}
 	case k < 64:
 		return []batch{{stream, []events.Event{w.ev(stream, l.shop, events.StockObserved{ListingID: l.id, VariantKey: key, Quantity: int64(w.rng.IntN(30)), ObservedAt: w.at, Source: "reconciliation"})}}}
 	case k < 67:

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -157,6 +158,8 @@ func listingOf(rec events.Record) (int64, bool) {
 		return d.ListingID, true
 	case events.StockObserved:
 		return d.ListingID, true
+	case events.StockEditPushed:
+		return d.ListingID, true
 	case events.StockDriftDetected:
 		return d.ListingID, true
 	case events.StockThresholdSet:
@@ -204,6 +207,18 @@ func foldListing(l *listing, rec events.Record) {
 		v := l.touchVariant(rec, d.ListingID, d.VariantKey)
 		v.ObservedQuantity = int64Ptr(d.Quantity)
 		v.ObservedAt = timePtr(d.ObservedAt.UTC())
+	case events.StockEditPushed:
+		// Etsy's answer to our own write is an observation of every
+		// variant of the listing: without it the page would show the
+		// write as drift until the next reconciliation looked.
+		for _, key := range slices.Sorted(maps.Keys(d.Quantities)) {
+			if _, ok := l.variants[key]; !ok {
+				continue
+			}
+			v := l.touchVariant(rec, d.ListingID, key)
+			v.ObservedQuantity = int64Ptr(d.Quantities[key])
+			v.ObservedAt = timePtr(at.UTC())
+		}
 	case events.StockDriftDetected:
 		v := l.touchVariant(rec, d.ListingID, d.VariantKey)
 		v.DriftExpected, v.DriftObserved = int64Ptr(d.Expected), int64Ptr(d.Observed)
@@ -273,7 +288,7 @@ func (*Products) Handles(typ string) bool {
 	switch typ {
 	case events.TypeListingImported, events.TypeListingUpdated, events.TypeListingStateChanged,
 		events.TypeListingDeleted, events.TypeStockSold, events.TypeStockAdjusted, events.TypeStockObserved,
-		events.TypeStockDriftDetected, events.TypeStockThresholdSet, events.TypeStockThresholdCleared:
+		events.TypeStockEditPushed, events.TypeStockDriftDetected, events.TypeStockThresholdSet, events.TypeStockThresholdCleared:
 		return true
 	}
 	return false
