@@ -188,8 +188,14 @@ func stockChart(id, title string, from, to time.Time, start int64, points []stoc
 			restocks++
 		}
 	}
+	// Days on the axis, or the time of day too when the chart spans
+	// less than two days.
+	day, axis := "2 Jan 2006", "2 Jan"
+	if to.Sub(from) < 48*time.Hour {
+		day, axis = "2 Jan 2006 15:04", "2 Jan 15:04"
+	}
 	desc := fmt.Sprintf("Step line of the balance from %d on %s to %d on %s; %d sales marked with circles, %d restocks with triangles; dashed line: the low-stock line at %d.",
-		start, from.In(loc).Format("2 Jan 2006"), lastBalance(start, points), to.In(loc).Format("2 Jan 2006"), sales, restocks, threshold)
+		start, from.In(loc).Format(day), lastBalance(start, points), to.In(loc).Format(day), sales, restocks, threshold)
 	var b svgBuilder
 	b.open(id, title, desc, stockW, stockH)
 	chartW, chartH := b.w, b.h
@@ -214,8 +220,8 @@ func stockChart(id, title string, from, to time.Time, start int64, points []stoc
 	if lo < 0 {
 		b.f(`<text x="%.1f" y="%.1f" font-size="14" text-anchor="end" fill="%s">0</text>`, padL-6, y(0)+4, colorText)
 	}
-	b.f(`<text x="%.1f" y="%.1f" font-size="13" fill="%s">%s</text>`, padL, chartH-8, colorText, esc(from.In(loc).Format("2 Jan")))
-	b.f(`<text x="%.1f" y="%.1f" font-size="13" text-anchor="end" fill="%s">%s</text>`, chartW-padR, chartH-8, colorText, esc(to.In(loc).Format("2 Jan")))
+	b.f(`<text x="%.1f" y="%.1f" font-size="13" fill="%s">%s</text>`, padL, chartH-8, colorText, esc(from.In(loc).Format(axis)))
+	b.f(`<text x="%.1f" y="%.1f" font-size="13" text-anchor="end" fill="%s">%s</text>`, chartW-padR, chartH-8, colorText, esc(to.In(loc).Format(axis)))
 	var path strings.Builder
 	fmt.Fprintf(&path, "M%.1f %.1f", x(from), y(start))
 	for _, p := range points {

@@ -110,7 +110,7 @@ type editEntry struct {
 }
 
 // fillEdits adds the stock forms and the commands' history to vd.
-func (a *app) fillEdits(r *http.Request, vd *variantData, shops []int64) error {
+func (a *app) fillEdits(r *http.Request, vd *variantData, shops []int64, names map[string]string) error {
 	s, _ := sessionOf(r)
 	v := vd.Variant
 	e := &editsView{CanEdit: s.Role.Writes() && a.cfg.StockEdits != nil, Currency: v.Variant.Price.Currency, Enabled: v.Enabled,
@@ -135,7 +135,6 @@ func (a *app) fillEdits(r *http.Request, vd *variantData, shops []int64) error {
 	if err != nil {
 		return err
 	}
-	names := a.actorNames(r)
 	for _, en := range entries {
 		e.History = append(e.History, describeEdit(en, names, s.User.ID.String(), s.User.Location()))
 	}
@@ -164,19 +163,23 @@ func (a *app) actorNames(r *http.Request) map[string]string {
 	return out
 }
 
+// whoIs names an actor ("user:<id>", "token:<id>") for the member me:
+// "you", a colleague's name, an API token's label, or the actor as it is.
+func whoIs(actor string, names map[string]string, me string) string {
+	switch {
+	case actor == "user:"+me:
+		return "you"
+	case names[actor] != "":
+		return names[actor]
+	case strings.HasPrefix(actor, "token:"):
+		return "API token " + strings.TrimPrefix(actor, "token:")
+	}
+	return actor
+}
+
 // describeEdit says one command in words.
 func describeEdit(en stockedits.Entry, names map[string]string, me string, loc *time.Location) editEntry {
-	out := editEntry{When: en.RequestedAt, Note: en.Note}
-	switch {
-	case en.Actor == "user:"+me:
-		out.Who = "you"
-	case names[en.Actor] != "":
-		out.Who = names[en.Actor]
-	case strings.HasPrefix(en.Actor, "token:"):
-		out.Who = "API token " + strings.TrimPrefix(en.Actor, "token:")
-	default:
-		out.Who = cmp.Or(en.Actor, "unknown")
-	}
+	out := editEntry{When: en.RequestedAt, Note: en.Note, Who: cmp.Or(whoIs(en.Actor, names, me), "unknown")}
 	switch en.Kind {
 	case events.EditCount:
 		out.What = fmt.Sprintf("counted %d", en.Quantity)

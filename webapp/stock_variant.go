@@ -35,7 +35,11 @@ type variantData struct {
 	Product productData
 	Variant variantRow
 	Chart   chartHTML
-	History []historyRow
+	// ChartSince is set when the variant's whole history fits in the
+	// chart's window: the chart then starts just before its first
+	// movement instead of showing weeks of nothing.
+	ChartSince *time.Time
+	History    []historyRow
 	// OlderLink pages the history; NewestLink goes back to the start.
 	OlderLink  string
 	NewestLink string
@@ -56,12 +60,14 @@ type asOf struct {
 
 type historyRow struct {
 	projections.Movement
-	Receipt      string
-	ReceiptLink  string
-	Webhook      string
-	WebhookLink  string
-	EventLink    string
-	Reconciled   bool
+	Receipt     string
+	ReceiptLink string
+	Webhook     string
+	WebhookLink string
+	EventLink   string
+	Reconciled  bool
+	// Edit is a movement a stock edit made (cause edit:<command id>).
+	Edit         bool
 	ActorShown   string
 	DeltaShown   string
 	BalanceShown string
@@ -153,7 +159,14 @@ func (a *app) variantView(r *http.Request, d productData, v variantRow) (*varian
 		bal += m.Delta
 		points = append(points, stockPoint{At: m.OccurredAt, Delta: m.Delta, Balance: bal, Reason: m.Reason})
 	}
-	vd.Chart = stockChart("stock-chart", "Stock of "+v.Name+" over the last 90 days", from, now, start.Quantity, points, v.LowStockThreshold, loc)
+	title := "Stock of " + v.Name + " over the last 90 days"
+	if start.Movements == 0 && len(points) > 0 {
+		first := points[0].At
+		from = first.Add(-max(now.Sub(first)/20, time.Minute))
+		vd.ChartSince = &first
+		title = "Stock of " + v.Name + " since its first movement"
+	}
+	vd.Chart = stockChart("stock-chart", title, from, now, start.Quantity, points, v.LowStockThreshold, loc)
 
 	// The history, newest first, paged by seq.
 	hf := projections.HistoryFilter{Shops: shops, ListingID: d.ListingID, VariantKey: v.VariantKey, Desc: true, Limit: historyPage + 1}
@@ -175,7 +188,11 @@ func (a *app) variantView(r *http.Request, d productData, v variantRow) (*varian
 		vd.OlderLink = v.Link + "?before=" + strconv.FormatInt(hist[len(hist)-1].Seq, 10) + "#history"
 	}
 	vd.History = historyRows(hist, d.ReadsLog)
-	if err := a.fillEdits(r, vd, shops); err != nil {
+	names := a.actorNames(r)
+	for i := range vd.History {
+		vd.History[i].ActorShown = whoIs(vd.History[i].Actor, names, s.User.ID.String())
+	}
+	if err := a.fillEdits(r, vd, shops, names); err != nil {
 		return nil, 0, "", err
 	}
 	return vd, status, msg, nil
@@ -206,13 +223,13 @@ func historyRows(ms []projections.Movement, readsLog bool) []historyRow {
 			h.Webhook = *m.WebhookID
 		}
 		h.Reconciled = m.Cause == "reconciliation" || m.Reason == events.ReasonEtsyChange
+		h.Edit = strings.HasPrefix(m.Cause, "edit:")
 		if readsLog {
 			h.EventLink = "/log/events/" + url.PathEscape(m.EventID)
 			if m.WebhookEventID != "" {
 				h.WebhookLink = "/log/events/" + url.PathEscape(m.WebhookEventID)
 			}
 		}
-		h.ActorShown = m.Actor
 		out = append(out, h)
 	}
 	return out
@@ -295,7 +312,9 @@ func (a *app) explainPage(w http.ResponseWriter, r *http.Request) {
 	slices.SortStableFunc(all, func(x, y projections.Movement) int {
 		return cmp.Or(x.OccurredAt.Compare(y.OccurredAt), cmp.Compare(x.Seq, y.Seq))
 	})
+	names := a.actorNames(r)
 	for _, h := range historyRows(all, true) {
+		h.ActorShown = whoIs(h.Actor, names, s.User.ID.String())
 		ed.Sum += h.Delta
 		ed.Rows = append(ed.Rows, explainRow{historyRow: h, Running: ed.Sum})
 	}
