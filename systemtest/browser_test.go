@@ -376,6 +376,9 @@ func TestBrowser(t *testing.T) {
 	t.Run("seller flow", func(t *testing.T) {
 		sellerFlow(t, d, c, routes)
 	})
+	t.Run("stock edit reaches Etsy", func(t *testing.T) {
+		stockEditFlow(t, d, c)
+	})
 
 	if dir := os.Getenv("SHOPLEDGER_DOC_IMAGES"); dir != "" {
 		copyDocImages(t, dir, shots)
