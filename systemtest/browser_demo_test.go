@@ -1,11 +1,13 @@
 package systemtest_test
 
 // The system the browser tests look at, started the way scripts/run
-// (make run) starts it: the local inbox, the simulator with a demo shop,
-// ingest with the shop connected through the simulator's OAuth and
-// imported by the reconciliation scheduler, projector and query, and a
-// demo owner. Unlike make run, the simulator makes no orders of its own:
-// the test makes them, so that every figure it compares holds still.
+// (make run) starts it: the local inbox, the simulator with two shops and
+// its consent page, ingest with the first shop connected through the
+// simulator's OAuth and imported by the reconciliation scheduler, projector
+// and query, and a demo owner. The second shop belongs to nobody until a
+// newcomer connects it from the browser, last of all. Unlike make run, the
+// simulator makes no orders of its own: the test makes them, so that every
+// figure it compares holds still.
 
 import (
 	"context"
@@ -49,7 +51,11 @@ type demo struct {
 	queryURL string
 	inboxURL string
 	ctl      *etsysim.Control
+	simURL   string
 	shopID   int64
+	// second is the simulator's other shop, which no organisation owns
+	// until the newcomer connects it (newcomerConnects).
+	second   etsysim.ShopInfo
 	sellerID int64
 	password string
 	ledger   func(args ...string) string
@@ -85,7 +91,7 @@ func startDemo(t *testing.T) *demo {
 	redirectURL := ingestURL + "/connect/etsy/callback"
 
 	sim := start(t, "etsysim", bin+"/etsysim", []string{
-		"--port", "0", "--seed", "42", "--shops", "1", "--demo-listings", strconv.Itoa(demoListings),
+		"--port", "0", "--seed", "42", "--shops", "2", "--consent", "page", "--demo-listings", strconv.Itoa(demoListings),
 		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
 		"--ship-rate", "0", "--deliver-rate", "0",
 		"--webhook-url", ingestURL + "/webhooks/etsy", "--webhook-secret", webhookSecret,
@@ -96,11 +102,11 @@ func startDemo(t *testing.T) *demo {
 	var simInfo struct {
 		Shops []etsysim.ShopInfo `json:"shops"`
 	}
-	if err := json.Unmarshal([]byte(line), &simInfo); err != nil || len(simInfo.Shops) != 1 {
+	if err := json.Unmarshal([]byte(line), &simInfo); err != nil || len(simInfo.Shops) != 2 {
 		t.Fatalf("etsysim summary line %q: %v", line, err)
 	}
-	d.shopID, d.sellerID = simInfo.Shops[0].ShopID, simInfo.Shops[0].UserID
-	d.ctl = &etsysim.Control{BaseURL: simURL}
+	d.shopID, d.sellerID, d.second = simInfo.Shops[0].ShopID, simInfo.Shops[0].UserID, simInfo.Shops[1]
+	d.ctl, d.simURL = &etsysim.Control{BaseURL: simURL}, simURL
 
 	sealKeys := "s1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32))
 	common := map[string]string{

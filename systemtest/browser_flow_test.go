@@ -24,6 +24,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -448,4 +449,156 @@ func (a *apiClient) put(ctx context.Context, path, body string) error {
 		return fmt.Errorf("PUT %s: %s %s", path, resp.Status, bytes.TrimSpace(msg))
 	}
 	return nil
+}
+
+// newcomerConnects is the story of the newcomer, who signed up during the
+// pages walk with an organisation of their own: on /shops they press
+// "Connect an Etsy shop" and meet the simulator's consent page; signing in
+// there as the demo organisation's seller is refused and connects
+// nothing; allowing the second shop lands on its page, whose import then
+// brings its products to the newcomer and to nobody else.
+func newcomerConnects(t *testing.T, d *demo, c *chrome) {
+	ctx := context.Background()
+	b := c.tab(t, "newcomer")
+	b.login(newcomerEmail, d.password)
+	demoShop, second := strconv.FormatInt(d.shopID, 10), strconv.FormatInt(d.second.ShopID, 10)
+
+	toConsent := func(what string) {
+		t.Helper()
+		if st := b.open("/shops"); st != http.StatusOK {
+			t.Fatalf("/shops answered %d:\n%s", st, b.text())
+		}
+		st := b.submit(what, chromedp.Click(chromedp.CSS(`form[action="/shops/connect"] button[type="submit"]`)))
+		var href string
+		b.eval(`location.href`, &href)
+		if st != http.StatusOK || !strings.HasPrefix(href, d.simURL+"/oauth/connect?") || !strings.Contains(b.text(), "Local Etsy simulator") {
+			t.Fatalf("%s: pressing Connect an Etsy shop ended on %s (%d), want the simulator's consent page:\n%s", what, href, st, b.text())
+		}
+	}
+	allow := func(shopID string) int {
+		t.Helper()
+		return b.submit("allow access as shop "+shopID, chromedp.Click(chromedp.CSS(`button[name="shop_id"][value="`+shopID+`"]`)))
+	}
+
+	toConsent("connect a shop")
+	text := b.text()
+	for _, want := range []string{"Allow access", "Deny", "listings_r", demoShop, second, d.second.Name,
+		strconv.FormatInt(d.sellerID, 10), strconv.FormatInt(d.second.UserID, 10)} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the consent page does not show %q:\n%s", want, text)
+		}
+	}
+	b.screenshot(shotName("newcomer etsy consent page"))
+	b.axe("the simulator's consent page")
+
+	// The demo organisation's seller: Etsy grants, the ledger refuses.
+	if st := allow(demoShop); st != http.StatusConflict || !strings.Contains(b.text(), "connected to another organisation") {
+		t.Errorf("allowing the demo organisation's shop answered %d, want 409 saying it is connected to another organisation:\n%s", st, b.text())
+	}
+	b.open("/shops")
+	var listed int
+	b.eval(`document.querySelectorAll('a[href^="/shops/"]').length`, &listed)
+	if listed != 0 || !strings.Contains(b.text(), "No shop is connected") {
+		t.Errorf("after the refusal the newcomer's /shops lists a shop:\n%s", b.text())
+	}
+	if st := b.open("/shops/" + demoShop); st != http.StatusNotFound {
+		t.Errorf("after the refusal the newcomer opens the demo shop's page: %d", st)
+	}
+
+	// Their own shop: they land on its page, which tells the import.
+	toConsent("connect a shop again")
+	st := allow(second)
+	if p := b.path(); st != http.StatusOK || !strings.HasPrefix(p, "/shops/"+second) {
+		t.Fatalf("allowing shop %s ended on %s (%d), want its page:\n%s", second, p, st, b.text())
+	}
+	// Before the first import the page may know the shop by its id only.
+	for _, want := range []string{second, "Import", "Imported so far"} {
+		if !strings.Contains(b.text(), want) {
+			t.Errorf("the connected shop's page does not show %q:\n%s", want, b.text())
+		}
+	}
+	b.screenshot(shotName("newcomer shop connected"))
+	b.axe("the newly connected shop's page")
+
+	want := truthListingIDs(t, d, d.second.ShopID)
+	converge(t, "the second shop's products on the newcomer's /products", 90*time.Second, func(context.Context) (string, error) {
+		return gocmp.Diff(want, listedProducts(b)), nil
+	})
+	b.screenshot(shotName("newcomer products after connecting"))
+	converge(t, "the second shop's page after its import", 30*time.Second, func(context.Context) (string, error) {
+		b.open("/shops/" + second)
+		if text := b.text(); !strings.Contains(text, d.second.Name) || !strings.Contains(text, "last reconciled") {
+			return "the page shows neither the shop's name nor its last reconciliation:\n" + text, nil
+		}
+		return "", nil
+	})
+	b.screenshot(shotName("newcomer shop imported"))
+
+	// Tenancy: the demo organisation still has its one shop and its own
+	// products only.
+	owner := c.tab(t, "owner after the newcomer connected")
+	owner.login(ownerEmail, d.password)
+	if diff := gocmp.Diff(truthListingIDs(t, d, d.shopID), listedProducts(owner)); diff != "" {
+		t.Errorf("the demo owner's /products is not the demo shop's (-want +got):\n%s", diff)
+	}
+	if st := owner.open("/shops/" + second); st != http.StatusNotFound {
+		t.Errorf("the demo owner opens the newcomer's shop page: %d, want 404", st)
+	}
+	if len(want) > 0 {
+		if st := owner.open(fmt.Sprintf("/products/%d", want[0])); st != http.StatusNotFound {
+			t.Errorf("the demo owner opens the newcomer's product %d: %d, want 404", want[0], st)
+		}
+	}
+	var shops struct {
+		Items []struct {
+			ShopID int64 `json:"shop_id"`
+		} `json:"items"`
+	}
+	if err := d.seller.get(ctx, "/v1/shops", &shops); err != nil {
+		t.Fatal(err)
+	}
+	if len(shops.Items) != 1 || shops.Items[0].ShopID != d.shopID {
+		t.Errorf("the demo organisation's token sees shops %+v, want only %d", shops.Items, d.shopID)
+	}
+}
+
+// truthListingIDs are the simulator's listings of a shop that the ledger
+// holds as products (every one not deleted), sorted.
+func truthListingIDs(t *testing.T, d *demo, shopID int64) []int64 {
+	t.Helper()
+	truth, err := d.ctl.Truth(context.Background(), shopID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for id := range productsFromTruth(truth) {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+var listingHintRE = regexp.MustCompile(`Listing (\d+)`)
+
+// listedProducts reads the listing ids of every page of /products, sorted.
+func listedProducts(b *tab) []int64 {
+	b.t.Helper()
+	var ids []int64
+	next := "/products"
+	for next != "" {
+		if st := b.open(next); st != http.StatusOK {
+			b.t.Fatalf("%s: GET %s answered %d", b.name, next, st)
+		}
+		var hints []string
+		b.eval(`Array.from(document.querySelectorAll("table tbody tr td:first-child .hint")).map(e => e.innerText)`, &hints)
+		for _, h := range hints {
+			if m := listingHintRE.FindStringSubmatch(h); m != nil {
+				id, _ := strconv.ParseInt(m[1], 10, 64)
+				ids = append(ids, id)
+			}
+		}
+		b.eval(`(a => a ? a.getAttribute("href") : "")(document.querySelector('nav.pager a[rel="next"]'))`, &next)
+	}
+	slices.Sort(ids)
+	return ids
 }

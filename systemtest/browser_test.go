@@ -2,8 +2,9 @@ package systemtest_test
 
 // The browser tests: headless Chromium over the whole system as make run
 // starts it. TestBrowser walks every page route of the app as each kind
-// of person (status, screenshots at 1280 and 390 px, axe-core), then
-// follows a seller through the stock pages.
+// of person (status, screenshots at 1280 and 390 px, axe-core), follows a
+// seller through the stock pages, then has a newcomer connect a shop of
+// their own through the simulator's consent page.
 //
 // Screenshots go to test-artifacts/screenshots/ (or
 // $SHOPLEDGER_ARTIFACTS/screenshots). With SHOPLEDGER_DOC_IMAGES set to a
@@ -378,6 +379,12 @@ func TestBrowser(t *testing.T) {
 	})
 	t.Run("stock edit reaches Etsy", func(t *testing.T) {
 		stockEditFlow(t, d, c)
+	})
+
+	// Last: it connects the simulator's second shop, which no figure of
+	// the demo organisation's above may include.
+	t.Run("newcomer connects a shop", func(t *testing.T) {
+		newcomerConnects(t, d, c)
 	})
 
 	if dir := os.Getenv("SHOPLEDGER_DOC_IMAGES"); dir != "" {

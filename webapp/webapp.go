@@ -15,6 +15,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/accounts"
+	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/tokens"
@@ -54,6 +57,11 @@ type Config struct {
 	// ConnectURL is ingest's public /connect/etsy, where "Connect an Etsy
 	// shop" sends the browser; empty hides the button.
 	ConnectURL string
+	// ConsentURL is Etsy's consent page (its OAuth authorize URL), where
+	// ingest sends the browser on from ConnectURL; default Etsy's.
+	// Browsers apply a page's form-action to every redirect that follows
+	// its form, so the pages let forms lead to both origins.
+	ConsentURL string
 	// Data is the read side (and the threshold writer) the API's /v1
 	// handlers use, so that a page and the API show the same numbers.
 	Data httpapi.Readers
@@ -107,6 +115,9 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.ConsentURL == "" {
+		cfg.ConsentURL = etsy.DefaultAuthURL
+	}
 	a := &app{cfg: cfg, pages: pages, log: cfg.Logger}
 	return a.routes(), nil
 }
@@ -144,7 +155,7 @@ func parsePages() (map[string]*template.Template, error) {
 func (a *app) routes() http.Handler {
 	r := chi.NewRouter()
 	// HEAD answers wherever GET does (the server sends no body).
-	r.Use(middleware.GetHead, pageHeaders, a.loadSession)
+	r.Use(middleware.GetHead, pageHeaders(a.formAction()), a.loadSession)
 	static, _ := fs.Sub(staticFS, "static")
 	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { a.notFound(w, r) })
@@ -233,18 +244,40 @@ func withCrossOriginProtection(r chi.Router) http.Handler {
 	return &protected{router: r, h: cop.Handler(r)}
 }
 
-// pageHeaders: no script, no framing, no caching of pages that show
-// account data, no referrer leaking link tokens.
-func pageHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		if !strings.HasPrefix(r.URL.Path, "/static/") {
-			h.Set("Cache-Control", "no-store")
+// formAction is where the pages' forms may lead: the app itself, and for
+// "Connect an Etsy shop", whose answer redirects to ingest and on to
+// Etsy's consent page, those two origins.
+func (a *app) formAction() string {
+	sources := []string{"'self'"}
+	if a.cfg.ConnectURL == "" {
+		return sources[0]
+	}
+	for _, raw := range []string{a.cfg.ConnectURL, a.cfg.ConsentURL} {
+		if u, err := url.Parse(raw); err == nil && u.Scheme != "" && u.Host != "" {
+			if o := u.Scheme + "://" + u.Host; !slices.Contains(sources, o) {
+				sources = append(sources, o)
+			}
 		}
-		next.ServeHTTP(w, r)
-	})
+	}
+	return strings.Join(sources, " ")
+}
+
+// pageHeaders: no script, no framing, forms only to formAction, no
+// caching of pages that show account data, no referrer leaking link
+// tokens.
+func pageHeaders(formAction string) func(http.Handler) http.Handler {
+	csp := "default-src 'none'; style-src 'self'; img-src 'self'; form-action " + formAction + "; frame-ancestors 'none'; base-uri 'none'"
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("Content-Security-Policy", csp)
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Referrer-Policy", "no-referrer")
+			h.Set("X-Frame-Options", "DENY")
+			if !strings.HasPrefix(r.URL.Path, "/static/") {
+				h.Set("Cache-Control", "no-store")
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }

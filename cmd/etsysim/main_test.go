@@ -33,7 +33,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			t.Errorf("-%s has no description", f.Name)
 		}
 	})
-	for _, want := range []string{"SHOPLEDGER_ETSYSIM_", "/_sim/", "-port", "-seed", "-demo-listings", "-order-rate", "-drop", "-webhook-url", "-webhook-secret", "-token-ttl", "-qps", "-qpd", "-time-scale"} {
+	for _, want := range []string{"SHOPLEDGER_ETSYSIM_", "/_sim/", "-port", "-seed", "-demo-listings", "-order-rate", "-drop", "-webhook-url", "-webhook-secret", "-token-ttl", "-qps", "-qpd", "-time-scale", "-consent"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help does not mention %s", want)
 		}
@@ -61,12 +61,20 @@ func TestConfigFromEnvironment(t *testing.T) {
 	if c, err = parse([]string{"--port", "0"}, noEnv); err != nil || c.addr != "127.0.0.1:0" {
 		t.Errorf("--port 0: %q, %v", c.addr, err)
 	}
-	if c, err = parse(nil, noEnv); err != nil || c.addr != "127.0.0.1:8090" {
-		t.Errorf("default address: %q, %v", c.addr, err)
+	if c, err = parse(nil, noEnv); err != nil || c.addr != "127.0.0.1:8090" || c.consent != "auto" {
+		t.Errorf("defaults: address %q, consent %q, %v", c.addr, c.consent, err)
+	}
+	pageEnv := func(k string) string { return map[string]string{"SHOPLEDGER_ETSYSIM_CONSENT": "page"}[k] }
+	if c, err = parse(nil, pageEnv); err != nil || c.consent != "page" {
+		t.Errorf("SHOPLEDGER_ETSYSIM_CONSENT=page: consent %q, %v", c.consent, err)
+	}
+	if c, err = parse([]string{"--consent", "auto"}, pageEnv); err != nil || c.consent != "auto" {
+		t.Errorf("--consent auto over the environment's page: consent %q, %v", c.consent, err)
 	}
 	for _, bad := range []map[string]string{
 		{"SHOPLEDGER_ETSYSIM_QPS": "many"},
 		{"SHOPLEDGER_ETSYSIM_WEBHOOK_SECRET": "whsec_***"},
+		{"SHOPLEDGER_ETSYSIM_CONSENT": "ask"},
 	} {
 		if _, err := parse(nil, func(k string) string { return bad[k] }); err == nil {
 			t.Errorf("parse accepted %v", bad)

@@ -65,6 +65,7 @@ type config struct {
 	keyString       string
 	sharedSecret    string
 	redirectURIs    string
+	consent         string
 	logLevel        string
 }
 
@@ -104,14 +105,16 @@ func flags(c *config) *flag.FlagSet {
 	fs.StringVar(&c.keyString, "key-string", etsysim.DefaultKeyString, "the app's API keystring (x-api-key is keystring:shared-secret)")
 	fs.StringVar(&c.sharedSecret, "shared-secret", etsysim.DefaultSharedSecret, "the app's shared secret")
 	fs.StringVar(&c.redirectURIs, "redirect-uris", "", "comma-separated OAuth redirect URIs to require (default any http(s) URI)")
+	fs.StringVar(&c.consent, "consent", "auto", "what /oauth/connect does when the request names no seller (user_id or shop_id): auto approves as the first shop's owner, page shows a consent page listing the sellers to sign in as")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprint(out, `etsysim runs a local Etsy for tests and demos.
 
 It serves Etsy's Open API v3 paths (/v3/application/...), OAuth
-(/oauth/connect approves at once; /v3/public/oauth/token checks PKCE and
-rotates refresh tokens), per-key rate limits, signed webhooks, and a control
+(/oauth/connect approves at once, or with --consent page asks in the browser
+which seller signs in; /v3/public/oauth/token checks PKCE and rotates
+refresh tokens), per-key rate limits, signed webhooks, and a control
 API under /_sim/ (see etsy/etsysim/README.md), and /healthz. It prints
 "etsysim listening on http://ADDR", then one JSON line with the credentials
 and demo shops, then "etsysim ops endpoints on http://ADDR": /readyz and
@@ -169,6 +172,9 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	}
 	if c.shops < 0 || c.listings < 0 {
 		errs = append(errs, errors.New("shops and demo-listings must not be negative"))
+	}
+	if c.consent != "auto" && c.consent != "page" {
+		errs = append(errs, fmt.Errorf("consent %q: want auto or page", c.consent))
 	}
 	if c.webhookSecret != "" {
 		if _, err := stdwebhooks.ParseSecret(c.webhookSecret); err != nil {
@@ -251,7 +257,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		AccessTokenTTL: cfg.tokenTTL, RefreshTokenTTL: cfg.refreshTokenTTL, QPS: cfg.qps, QPD: cfg.qpd,
 		PublicURL: cfg.publicURL, WebhookRetryScale: cfg.retryScale, WebhookTimeout: cfg.webhookTimeout,
 		Faults: etsysim.Faults{Drop: cfg.drop, Duplicate: cfg.duplicate, Reorder: cfg.reorder, Delay: cfg.delay, MaxDelay: cfg.maxDelay},
-		Logger: logger, OrderIDOffset: cfg.orderIDOffset,
+		Logger: logger, OrderIDOffset: cfg.orderIDOffset, ConsentPage: cfg.consent == "page",
 	})
 	if err != nil {
 		return fmt.Errorf("config: %w", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/alerts"
+	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/reconcile"
@@ -45,6 +46,9 @@ type appConfig struct {
 	TokenMaxTTL   time.Duration
 	// ConnectURL is ingest's public /connect/etsy.
 	ConnectURL string
+	// ConsentURL is Etsy's consent page, where ingest sends the browser
+	// on from ConnectURL: the pages' form-action allows its origin.
+	ConsentURL string
 }
 
 func loadAppConfig(env *service.Env, addr string) appConfig {
@@ -71,6 +75,10 @@ func loadAppConfig(env *service.Env, addr string) appConfig {
 	if cu, err := url.Parse(c.ConnectURL); err != nil || (cu.Scheme != "http" && cu.Scheme != "https") || cu.Host == "" {
 		env.Fail("SHOPLEDGER_APP_CONNECT_URL: %q is not an http(s) URL", c.ConnectURL)
 	}
+	c.ConsentURL = env.String("SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL", etsy.DefaultAuthURL)
+	if cu, err := url.Parse(c.ConsentURL); err != nil || (cu.Scheme != "http" && cu.Scheme != "https") || cu.Host == "" {
+		env.Fail("SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL: %q is not an http(s) URL", c.ConsentURL)
+	}
 	// Secure cookies by default wherever the app is served over HTTPS.
 	c.SessionSecure = env.Bool("SHOPLEDGER_SESSION_SECURE", u.Scheme == "https")
 	if c.SessionSecure && u.Scheme != "https" {
@@ -86,7 +94,7 @@ func loadAppConfig(env *service.Env, addr string) appConfig {
 }
 
 func (c appConfig) logAttrs() []any {
-	return []any{"app_url", c.URL, "connect_url", c.ConnectURL, "session_secure", c.SessionSecure, "session_idle", c.SessionIdle.String(),
+	return []any{"app_url", c.URL, "connect_url", c.ConnectURL, "consent_url", c.ConsentURL, "session_secure", c.SessionSecure, "session_idle", c.SessionIdle.String(),
 		"session_max_age", c.SessionMaxAge.String(), "smtp_addr", c.SMTPAddr, "smtp_username", c.SMTPUsername,
 		"smtp_password", service.Mask(c.SMTPPassword), "smtp_from", c.SMTPFrom, "smtp_starttls", c.SMTPStartTLS}
 }
@@ -127,7 +135,7 @@ func newApp(c appConfig, db *sql.DB, shops webapp.Shops, data httpapi.Readers, e
 	}
 	return webapp.New(webapp.Config{
 		Accounts: store, Tokens: tokens.NewStore(db), Shops: shops, Logger: logger,
-		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL, ConnectURL: c.ConnectURL, Data: data,
+		ClientAddress: clientAddr, TokenMaxTTL: c.TokenMaxTTL, ConnectURL: c.ConnectURL, ConsentURL: c.ConsentURL, Data: data,
 		QueryTimeout: c.QueryTimeout, Channels: channels,
 		ShopControl: control, SyncNow: reconcile.SyncRequests{DB: db}, StockEdits: edits,
 	})

@@ -110,12 +110,13 @@ func TestServingPoolHasStatementTimeout(t *testing.T) {
 
 func TestConfigRejectsBadValues(t *testing.T) {
 	_, err := loadConfig(service.MapEnv(map[string]string{
-		"SHOPLEDGER_QUERY_TIMEOUT":     "1ms",
-		"SHOPLEDGER_QUERY_TOKEN_RATE":  "-1",
-		"SHOPLEDGER_QUERY_TOKEN_BURST": "0",
-		"SHOPLEDGER_QUERY_DB_CONNS":    "many",
+		"SHOPLEDGER_QUERY_TIMEOUT":            "1ms",
+		"SHOPLEDGER_QUERY_TOKEN_RATE":         "-1",
+		"SHOPLEDGER_QUERY_TOKEN_BURST":        "0",
+		"SHOPLEDGER_QUERY_DB_CONNS":           "many",
+		"SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL": "etsy.com/oauth",
 	}))
-	for _, name := range []string{"SHOPLEDGER_QUERY_TIMEOUT", "SHOPLEDGER_QUERY_TOKEN_RATE", "SHOPLEDGER_QUERY_TOKEN_BURST", "SHOPLEDGER_QUERY_DB_CONNS"} {
+	for _, name := range []string{"SHOPLEDGER_QUERY_TIMEOUT", "SHOPLEDGER_QUERY_TOKEN_RATE", "SHOPLEDGER_QUERY_TOKEN_BURST", "SHOPLEDGER_QUERY_DB_CONNS", "SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("config error %v does not name %s", err, name)
 		}

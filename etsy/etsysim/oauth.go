@@ -1,9 +1,12 @@
 package etsysim
 
 import (
+	"bytes"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/base64"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -84,9 +87,11 @@ func (s *Sim) redirectAllowed(app *App, uri string) bool {
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.Fragment == ""
 }
 
-// handleConnect is Etsy's consent page, approving at once. The simulator
-// extension user_id or shop_id picks who consents; default the owner of
-// the first shop.
+// handleConnect is Etsy's consent page. The simulator extension user_id
+// or shop_id names who consents, and the request is approved at once;
+// consent=deny refuses it as a seller pressing "Deny" does. Without
+// either, Options.ConsentPage shows the page that asks who signs in;
+// otherwise the owner of the first shop approves at once.
 func (s *Sim) handleConnect(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	s.mu.Lock()
@@ -134,6 +139,14 @@ func (s *Sim) handleConnect(w http.ResponseWriter, r *http.Request) {
 			fail("invalid_scope", "unknown scope "+sc)
 			return
 		}
+	}
+	if q.Get("consent") == "deny" {
+		fail("access_denied", "The user denied the request")
+		return
+	}
+	if s.opts.ConsentPage && q.Get("user_id") == "" && q.Get("shop_id") == "" {
+		s.writeConsentPageLocked(w, app, redirect, scopes, q)
+		return
 	}
 	uid, err := s.consentingUserLocked(q.Get("user_id"), q.Get("shop_id"))
 	if err != nil {
@@ -340,4 +353,110 @@ func (s *Sim) ExpireAccessTokens(userID int64) error {
 		}
 	}
 	return nil
+}
+
+// scopeDescriptions say what each scope lets an app do, in the words of
+// Etsy's consent page.
+var scopeDescriptions = map[string]string{
+	"address_r": "See billing and shipping addresses", "address_w": "Update billing and shipping addresses",
+	"billing_r": "See all billing statement data", "cart_r": "Read shopping carts",
+	"cart_w": "Add to and remove from shopping carts", "email_r": "Read your e-mail address",
+	"favorites_r": "See private favourites", "favorites_w": "Add and remove favourites",
+	"feedback_r": "See purchase information in feedback", "listings_d": "Delete listings",
+	"listings_r": "See all listings, including inactive and expired ones", "listings_w": "Create and edit listings, including their stock",
+	"profile_r": "See all profile data", "profile_w": "Update your profile",
+	"recommend_r": "See recommended listings", "recommend_w": "Accept and reject recommended listings",
+	"shops_r": "See private shop information", "shops_w": "Update your shop",
+	"transactions_r": "See orders, payments and checkout data", "transactions_w": "Update orders",
+}
+
+// consentParams are the OAuth parameters the consent page carries to its
+// answer; the simulator's own extensions are what the answer adds.
+var consentParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
+
+//go:embed consent.html
+var consentHTML string
+
+var consentPage = template.Must(template.New("consent").Parse(consentHTML))
+
+// consentCSS is the page's only style; the Content-Security-Policy allows
+// it by hash, and nothing else.
+const consentCSS = `*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;background:#f5f3ef}
+.sim{background:#fff3c4;border-bottom:2px solid #b8860b;padding:.6rem 1rem;text-align:center;font-size:.95rem}
+main{max-width:40rem;margin:1.5rem auto;padding:1.5rem;background:#fff;border-radius:.75rem;box-shadow:0 1px 4px rgba(0,0,0,.12)}
+h1{font-size:1.4rem;line-height:1.3;margin:0 0 .5rem}
+h2{font-size:1.05rem;margin:1.5rem 0 .5rem}
+code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;background:#f0eeea;padding:0 .25em;border-radius:.25em;overflow-wrap:anywhere}
+ul{padding-left:1.25rem;margin:.25rem 0}
+ul.sellers{list-style:none;padding:0}
+.sellers li{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;justify-content:space-between;padding:.75rem 0;border-top:1px solid #e4e0d8}
+.sellers li:last-child{border-bottom:1px solid #e4e0d8}
+.ids{color:#555;font-size:.9rem}
+button{font:inherit;font-weight:600;border-radius:999px;padding:.5rem 1.25rem;cursor:pointer;border:2px solid #222;min-height:44px}
+.allow{background:#222;color:#fff}
+.deny{background:#fff;color:#222}
+button:focus-visible{outline:3px solid #b8860b;outline-offset:2px}
+.vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+.actions{margin-top:1.5rem}
+@media (max-width:480px){main{margin:0;border-radius:0;box-shadow:none;padding:1rem}}`
+
+var consentCSP = func() string {
+	sum := sha256.Sum256([]byte(consentCSS))
+	// No form-action: Chromium applies it to the redirect that follows the
+	// form, which leaves for the app's redirect URI.
+	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; frame-ancestors 'none'; base-uri 'none'"
+}()
+
+type consentSeller struct {
+	UserID, ShopID int64
+	ShopName       string
+}
+
+// writeConsentPageLocked answers the consent page: who is asking, for
+// what, and the simulator's sellers to sign in as. Its form is a GET to
+// /oauth/connect carrying the request's own parameters plus shop_id (the
+// seller chosen) or consent=deny, so the answer runs through the same
+// validation and code issuing as any request naming a seller. A POST
+// with a CSRF token would protect nothing here: the simulator has no
+// sign-in, and a GET naming shop_id is approved at once by design
+// (ledger shops connect --sim-shop relies on it).
+func (s *Sim) writeConsentPageLocked(w http.ResponseWriter, app *App, redirect string, scopes []string, q url.Values) {
+	type scope struct{ Name, Description string }
+	type param struct{ Name, Value string }
+	data := struct {
+		App          string
+		AppID        int64
+		RedirectHost string
+		Scopes       []scope
+		Sellers      []consentSeller
+		Params       []param
+		CSS          template.CSS
+	}{App: app.KeyString, AppID: app.ApplicationID, CSS: template.CSS(consentCSS)}
+	if u, err := url.Parse(redirect); err == nil {
+		data.RedirectHost = u.Host
+	}
+	for _, sc := range scopes {
+		data.Scopes = append(data.Scopes, scope{sc, scopeDescriptions[sc]})
+	}
+	for _, id := range s.shopIDs {
+		sh := s.shops[id]
+		data.Sellers = append(data.Sellers, consentSeller{UserID: sh.userID, ShopID: sh.id, ShopName: sh.name})
+	}
+	for _, name := range consentParams {
+		data.Params = append(data.Params, param{name, q.Get(name)})
+	}
+	var buf bytes.Buffer
+	if err := consentPage.Execute(&buf, data); err != nil {
+		s.log.Error("consent page", "err", err)
+		http.Error(w, "consent page failed", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", consentCSP)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	_, _ = w.Write(buf.Bytes())
 }

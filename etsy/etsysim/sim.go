@@ -127,6 +127,11 @@ type Options struct {
 	// data and so raises the same events, never sends a webhook id a
 	// receiver already holds (it would be taken for a retry and dropped).
 	WebhookIDNonce string
+	// ConsentPage makes GET /oauth/connect answer a consent page listing
+	// the simulator's sellers, as Etsy asks the person in the browser,
+	// when the request names neither user_id nor shop_id. Default: the
+	// owner of the first shop approves at once.
+	ConsentPage bool
 }
 
 // Sim is an in-memory Etsy. Create it with New and Close it when done.
