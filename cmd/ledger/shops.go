@@ -34,10 +34,12 @@ ledger shops list
 ledger shops disconnect --shop ID [--reason text]
 ledger shops sync --shop ID [--enabled=true|false] [--interval 15m]
 
-connect prints Etsy's authorization URL. Against the simulator, whose consent
-page approves at once, it follows the redirect itself and completes; against
-Etsy, open the URL in a browser: ingest's callback completes the connection
-(the pending authorization is kept in the database for 10 minutes).
+connect prints Etsy's authorization URL. When the consent page approves at
+once (the simulator's with --sim-shop, or with its default --consent auto),
+it follows the redirect itself and completes; otherwise (Etsy, or the
+simulator's --consent page), open the URL in a browser: ingest's callback
+completes the connection (the pending authorization is kept in the database
+for 10 minutes).
 
 Environment (shared with ingest):
   SHOPLEDGER_ETSY_KEYSTRING, SHOPLEDGER_ETSY_SHARED_SECRET   the app's key
