@@ -111,13 +111,15 @@ func (s *Store) queryLogged(ctx context.Context, query string, args ...any) ([]L
 
 // ListSealed pages sealed events of the filter's shops by seq.
 //
-// The query is written for the filters given, so that each shape has a
-// plan of its own that suits it whatever the values (the driver prepares
-// statements, and PostgreSQL may reuse a generic plan): a stream is read
-// through its index, a time range through the shops' business-time index,
-// and otherwise each shop's sealed events are walked in seq order
-// (event_seal_shop_idx) and merged, so that a page reads about a page per
-// shop however small the shops' part of the log is.
+// The query is written for the filters given, each shape with a plan
+// that suits it whatever the values (the driver prepares statements, and
+// PostgreSQL may settle on a generic plan). A stream is read through its
+// index; a time range from a date through the shops' business-time index,
+// all of the range for every page, as the range's events lie anywhere in
+// seq order; otherwise each shop's sealed events are walked in seq order
+// (event_seal_shop_idx) until a page matches, and the shops' walks are
+// merged. A walk reads about a page per shop whatever the shops' part of
+// the log, but all of the shops' events for a type they have few of.
 func (s *Store) ListSealed(ctx context.Context, f SealedFilter) ([]LoggedEvent, error) {
 	shops := f.Shops
 	if f.ShopID != 0 {
@@ -127,48 +129,64 @@ func (s *Store) ListSealed(ctx context.Context, f SealedFilter) ([]LoggedEvent, 
 		}
 	}
 	args := []any{shops, f.AfterSeq, f.Limit}
-	where := ""
-	and := func(cond string, arg any) {
+	var ev, seq string // conditions on the event (e) and on its seal (s)
+	cond := func(to *string, c string, arg any) {
 		args = append(args, arg)
-		where += fmt.Sprintf(" AND "+cond, len(args))
+		*to += fmt.Sprintf(" AND "+c, len(args))
 	}
 	if f.Stream != "" {
-		and("e.stream_id = $%d", f.Stream)
+		cond(&ev, "e.stream_id = $%d", f.Stream)
 	}
 	if f.Type != "" {
-		and("e.type = $%d", f.Type)
-	}
-	// The walk looks each sealed event up in seq order and stops at a
-	// page. Left free, PostgreSQL reads a type it thinks rare by scanning
-	// the whole log once per shop instead; OFFSET 0 keeps the lookup a
-	// lookup.
-	walkJoin := "JOIN events e ON e.position = s.position"
-	if f.Type != "" {
-		walkJoin = "CROSS JOIN LATERAL (SELECT e.* FROM events e WHERE e.position = s.position OFFSET 0) e"
+		cond(&ev, "e.type = $%d", f.Type)
 	}
 	if !f.From.IsZero() {
-		and("e.occurred_at >= $%d", f.From.UTC())
+		cond(&ev, "e.occurred_at >= $%d", f.From.UTC())
 	}
 	if !f.To.IsZero() {
-		and("e.occurred_at < $%d", f.To.UTC())
+		cond(&ev, "e.occurred_at < $%d", f.To.UTC())
 	}
 	if f.ToSeq != 0 {
-		and("s.seq <= $%d", f.ToSeq)
+		cond(&seq, "s.seq <= $%d", f.ToSeq)
 	}
 	var query string
-	if f.Stream != "" || !f.From.IsZero() || !f.To.IsZero() {
+	switch {
+	case f.Stream != "":
 		query = `SELECT ` + loggedColumns + `
 			FROM events e JOIN event_seal s ON s.position = e.position
-			WHERE e.shop_id = ANY($1) AND s.seq > $2` + where + `
+			WHERE e.shop_id = ANY($1) AND s.seq > $2` + ev + seq + `
 			ORDER BY s.seq
 			LIMIT $3`
-	} else {
+	case !f.From.IsZero():
+		// Left free, PostgreSQL walks the seal in seq order and expects
+		// to meet the range early; it meets it where its events were
+		// sealed, possibly at the far end. Looking the seq up per event
+		// keeps the range the driving side; only the page's events are
+		// read whole.
+		query = `SELECT ` + loggedColumns + `
+			FROM (
+			    SELECT s.seq FROM events e
+			    CROSS JOIN LATERAL (SELECT s.seq FROM event_seal s WHERE s.position = e.position OFFSET 0) s
+			    WHERE e.shop_id = ANY($1) AND s.seq > $2` + ev + seq + `
+			    ORDER BY s.seq
+			    LIMIT $3
+			) page
+			JOIN event_seal s ON s.seq = page.seq JOIN events e ON e.position = s.position
+			ORDER BY s.seq`
+	default:
+		// The walk looks each sealed event up in seq order. Left free,
+		// PostgreSQL reads a type it thinks rare by scanning the whole log
+		// once per shop instead; OFFSET 0 keeps the lookup a lookup.
+		join := "JOIN events e ON e.position = s.position"
+		if ev != "" {
+			join = "CROSS JOIN LATERAL (SELECT e.* FROM events e WHERE e.position = s.position OFFSET 0) e"
+		}
 		query = `SELECT ` + loggedColumns + `
 			FROM (
 			    SELECT p.seq FROM unnest($1::bigint[]) AS shop(id)
 			    CROSS JOIN LATERAL (
-			        SELECT s.seq FROM event_seal s ` + walkJoin + `
-			        WHERE s.shop_id = shop.id AND s.seq > $2` + where + `
+			        SELECT s.seq FROM event_seal s ` + join + `
+			        WHERE s.shop_id = shop.id AND s.seq > $2` + ev + seq + `
 			        ORDER BY s.seq
 			        LIMIT $3
 			    ) p

@@ -258,8 +258,9 @@ func pagesBenchCases(listings int) []pagesBenchCase {
 	}
 }
 
-// BenchmarkStockPages measures the server time of the stock pages
-// (page_*_p95_ms): each request goes straight to the pages' handler, as
+// BenchmarkStockPages measures the server time of the stock pages and
+// the auditor's log pages (page_*_p95_ms; see logBenchCases): each
+// request goes straight to the pages' handler, as
 // the owner of the organisation, one after another, so the figure is the
 // time the server spends on a page (database included), without a
 // network or a client. dashboard_bytes is what a browser fetches for the
