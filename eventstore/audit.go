@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -108,26 +109,94 @@ func (s *Store) queryLogged(ctx context.Context, query string, args ...any) ([]L
 	return out, rows.Err()
 }
 
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UTC()
-}
-
 // ListSealed pages sealed events of the filter's shops by seq.
+//
+// The query is written for the filters given, each shape with a plan
+// that suits it whatever the values (the driver prepares statements, and
+// PostgreSQL may settle on a generic plan). A stream is read through its
+// index; a time range from a date through the shops' business-time index,
+// all of the range for every page, as the range's events lie anywhere in
+// seq order; otherwise each shop's sealed events are walked in seq order
+// (event_seal_shop_idx) until a page matches, and the shops' walks are
+// merged. A walk reads about a page per shop whatever the shops' part of
+// the log, but all of the shops' events for a type they have few of.
 func (s *Store) ListSealed(ctx context.Context, f SealedFilter) ([]LoggedEvent, error) {
-	evs, err := s.queryLogged(ctx, `SELECT `+loggedColumns+`
-		FROM event_seal s JOIN events e ON e.position = s.position
-		WHERE s.shop_id = ANY($1) AND s.seq > $2
-		  AND ($3::bigint = 0 OR s.shop_id = $3)
-		  AND ($4::text = '' OR e.stream_id = $4)
-		  AND ($5::text = '' OR e.type = $5)
-		  AND ($6::timestamptz IS NULL OR e.occurred_at >= $6)
-		  AND ($7::timestamptz IS NULL OR e.occurred_at < $7)
-		  AND ($8::bigint = 0 OR s.seq <= $8)
-		ORDER BY s.seq
-		LIMIT $9`, f.Shops, f.AfterSeq, f.ShopID, f.Stream, f.Type, nullTime(f.From), nullTime(f.To), f.ToSeq, f.Limit)
+	shops := f.Shops
+	if f.ShopID != 0 {
+		shops = nil
+		if slices.Contains(f.Shops, f.ShopID) {
+			shops = []int64{f.ShopID}
+		}
+	}
+	args := []any{shops, f.AfterSeq, f.Limit}
+	var ev, seq string // conditions on the event (e) and on its seal (s)
+	cond := func(to *string, c string, arg any) {
+		args = append(args, arg)
+		*to += fmt.Sprintf(" AND "+c, len(args))
+	}
+	if f.Stream != "" {
+		cond(&ev, "e.stream_id = $%d", f.Stream)
+	}
+	if f.Type != "" {
+		cond(&ev, "e.type = $%d", f.Type)
+	}
+	if !f.From.IsZero() {
+		cond(&ev, "e.occurred_at >= $%d", f.From.UTC())
+	}
+	if !f.To.IsZero() {
+		cond(&ev, "e.occurred_at < $%d", f.To.UTC())
+	}
+	if f.ToSeq != 0 {
+		cond(&seq, "s.seq <= $%d", f.ToSeq)
+	}
+	var query string
+	switch {
+	case f.Stream != "":
+		query = `SELECT ` + loggedColumns + `
+			FROM events e JOIN event_seal s ON s.position = e.position
+			WHERE e.shop_id = ANY($1) AND s.seq > $2` + ev + seq + `
+			ORDER BY s.seq
+			LIMIT $3`
+	case !f.From.IsZero():
+		// Left free, PostgreSQL walks the seal in seq order and expects
+		// to meet the range early; it meets it where its events were
+		// sealed, possibly at the far end. Looking the seq up per event
+		// keeps the range the driving side; only the page's events are
+		// read whole.
+		query = `SELECT ` + loggedColumns + `
+			FROM (
+			    SELECT s.seq FROM events e
+			    CROSS JOIN LATERAL (SELECT s.seq FROM event_seal s WHERE s.position = e.position OFFSET 0) s
+			    WHERE e.shop_id = ANY($1) AND s.seq > $2` + ev + seq + `
+			    ORDER BY s.seq
+			    LIMIT $3
+			) page
+			JOIN event_seal s ON s.seq = page.seq JOIN events e ON e.position = s.position
+			ORDER BY s.seq`
+	default:
+		// The walk looks each sealed event up in seq order. Left free,
+		// PostgreSQL reads a type it thinks rare by scanning the whole log
+		// once per shop instead; OFFSET 0 keeps the lookup a lookup.
+		join := "JOIN events e ON e.position = s.position"
+		if ev != "" {
+			join = "CROSS JOIN LATERAL (SELECT e.* FROM events e WHERE e.position = s.position OFFSET 0) e"
+		}
+		query = `SELECT ` + loggedColumns + `
+			FROM (
+			    SELECT p.seq FROM unnest($1::bigint[]) AS shop(id)
+			    CROSS JOIN LATERAL (
+			        SELECT s.seq FROM event_seal s ` + join + `
+			        WHERE s.shop_id = shop.id AND s.seq > $2` + ev + seq + `
+			        ORDER BY s.seq
+			        LIMIT $3
+			    ) p
+			    ORDER BY p.seq
+			    LIMIT $3
+			) page
+			JOIN event_seal s ON s.seq = page.seq JOIN events e ON e.position = s.position
+			ORDER BY s.seq`
+	}
+	evs, err := s.queryLogged(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list sealed events after seq %d: %w", f.AfterSeq, err)
 	}

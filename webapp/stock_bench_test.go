@@ -51,6 +51,7 @@ const (
 	pagesBenchWarmUp     = 10
 	pagesBenchSeedMax    = 20 * time.Minute
 	pagesBenchConnection = 10
+	pagesBenchTimezone   = "Europe/Paris" // the owner's
 )
 
 // pagesBenchOrgShops is how many shops (the first ones) the organisation
@@ -97,10 +98,17 @@ func seedPagesBench(b *testing.B, db *pgtest.Database, org int64) {
 			FROM generate_series(1, %[2]d) l, generate_series(1, %[3]d) v, generate_series(1, %[4]d) m,
 			     LATERAL (SELECT (l * 31 + v * 17 + m * 7 + (l / 7) * m) %% 100 AS h) x`,
 			listings, listings*pagesBenchShops, pagesBenchVariants, pagesBenchMovements),
-		`INSERT INTO stock_movements (shop_id, listing_id, variant_key, seq, delta, balance, reason, cause, event_id, position, occurred_at, recorded_at)
-			SELECT shop_id, listing_id, variant_key, seq, delta, sum(delta) OVER (PARTITION BY listing_id, variant_key ORDER BY seq),
-			       reason, 'reconciliation', gen_random_uuid(), row_number() OVER (ORDER BY at, listing_id, variant_key), at, at
-			FROM bench_moves`,
+		// A sale is a receipt's (stock.sold), the rest reconciliation's
+		// (stock.adjusted); positions leave the log's first places to the
+		// shops' connections (see logBenchSeed).
+		fmt.Sprintf(`INSERT INTO stock_movements (shop_id, listing_id, variant_key, seq, delta, balance, reason, cause, receipt_id, transaction_id, event_id, position, occurred_at, recorded_at)
+			SELECT shop_id, listing_id, variant_key, seq, delta, balance, reason,
+			       CASE WHEN reason = 'sale' THEN 'receipt:' || (%[1]d + position) ELSE 'reconciliation' END,
+			       CASE WHEN reason = 'sale' THEN %[1]d + position END, CASE WHEN reason = 'sale' THEN (%[1]d + position) * 10 END,
+			       gen_random_uuid(), position, at, at
+			FROM (SELECT *, sum(delta) OVER (PARTITION BY listing_id, variant_key ORDER BY seq) AS balance,
+			             %[2]d + row_number() OVER (ORDER BY at, listing_id, variant_key) AS position
+			      FROM bench_moves) m`, logBenchReceipts, pagesBenchShops),
 		`INSERT INTO product_variants (shop_id, listing_id, variant_key, sku, properties, price_amount, price_currency, active, quantity, last_movement_at, updated_at, last_position)
 			SELECT shop_id, listing_id, variant_key, substr(variant_key, 5), 'Size: ' || right(variant_key, 1), 1500, 'EUR', true, sum(delta), max(at), now(), 0
 			FROM bench_moves GROUP BY shop_id, listing_id, variant_key`,
@@ -116,8 +124,8 @@ func seedPagesBench(b *testing.B, db *pgtest.Database, org int64) {
 		fmt.Sprintf(`INSERT INTO sale_items (shop_id, receipt_id, transaction_id, line, listing_id, variant_key, sku, title, quantity, unit_price, currency)
 			SELECT s.shop_id, s.receipt_id, s.receipt_id * 10, 1, l, 'sku:SKU-' || l || '-1', 'SKU-' || l || '-1', 'Listing ' || l, 2, 1500, 'EUR'
 			FROM sales s, LATERAL (SELECT (s.shop_id - 1) * %[1]d + 1 + (s.receipt_id %% %[1]d) AS l) x`, listings),
-		`VACUUM (ANALYZE)`,
 	}
+	stmts = append(stmts, logBenchSeed()...)
 	// One connection: bench_moves is a temporary table.
 	conn, err := db.DB.Conn(ctx)
 	if err != nil {
@@ -131,6 +139,12 @@ func seedPagesBench(b *testing.B, db *pgtest.Database, org int64) {
 		}
 		b.Logf("seed: %.1f s: %.60s", time.Since(start).Seconds(), strings.Join(strings.Fields(s), " "))
 	}
+	sealLogBench(ctx, b, conn)
+	start := time.Now()
+	if _, err := conn.ExecContext(ctx, `VACUUM (ANALYZE)`); err != nil {
+		b.Fatalf("seed: %v", err)
+	}
+	b.Logf("seed: %.1f s: VACUUM (ANALYZE)", time.Since(start).Seconds())
 }
 
 // benchMailer keeps the messages the accounts store sends.
@@ -172,7 +186,7 @@ func newPagesBench(b *testing.B) *pagesBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := store.SignUp(ctx, accounts.SignUp{Email: "bench@example.com", Password: password, Timezone: "Europe/Paris"}, accounts.Client{}); err != nil {
+	if err := store.SignUp(ctx, accounts.SignUp{Email: "bench@example.com", Password: password, Timezone: pagesBenchTimezone}, accounts.Client{}); err != nil {
 		b.Fatal(err)
 	}
 	mailer.mu.Lock()
@@ -244,8 +258,9 @@ func pagesBenchCases(listings int) []pagesBenchCase {
 	}
 }
 
-// BenchmarkStockPages measures the server time of the stock pages
-// (page_*_p95_ms): each request goes straight to the pages' handler, as
+// BenchmarkStockPages measures the server time of the stock pages and
+// the auditor's log pages (page_*_p95_ms; see logBenchCases): each
+// request goes straight to the pages' handler, as
 // the owner of the organisation, one after another, so the figure is the
 // time the server spends on a page (database included), without a
 // network or a client. dashboard_bytes is what a browser fetches for the
@@ -253,7 +268,7 @@ func pagesBenchCases(listings int) []pagesBenchCase {
 // it links, each gzipped at the default level.
 func BenchmarkStockPages(b *testing.B) {
 	p := newPagesBench(b)
-	cases := pagesBenchCases(p.listings)
+	cases := append(pagesBenchCases(p.listings), p.logBenchCases(b)...)
 	b.ResetTimer()
 	for range b.N {
 		for _, c := range cases {
@@ -261,12 +276,16 @@ func BenchmarkStockPages(b *testing.B) {
 				p.get(b, c.path(i))
 			}
 			lat := make([]time.Duration, pagesBenchRequests)
+			slowest := ""
 			for i := range lat {
 				_, lat[i] = p.get(b, c.path(i))
+				if lat[i] >= slices.Max(lat[:i+1]) {
+					slowest = c.path(i)
+				}
 			}
 			slices.Sort(lat)
 			p95 := lat[int(float64(len(lat))*0.95+0.999999)-1]
-			b.Logf("%s: p50 %.2f ms, p95 %.2f ms, max %.2f ms over %d", c.name, ms(lat[len(lat)/2]), ms(p95), ms(lat[len(lat)-1]), len(lat))
+			b.Logf("%s: p50 %.2f ms, p95 %.2f ms, max %.2f ms (%s) over %d", c.name, ms(lat[len(lat)/2]), ms(p95), ms(lat[len(lat)-1]), slowest, len(lat))
 			fmt.Printf("BENCH %s %.2f ms\n", c.name, ms(p95))
 		}
 		raw, gz := p.pageBytes(b, "/")
