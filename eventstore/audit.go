@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -119,7 +120,7 @@ func (s *Store) queryLogged(ctx context.Context, query string, args ...any) ([]L
 // seq order; otherwise each shop's sealed events are walked in seq order
 // (event_seal_shop_idx) until a page matches, and the shops' walks are
 // merged. A walk reads about a page per shop whatever the shops' part of
-// the log, but all of the shops' events for a type they have few of.
+// the log. A type is read through the type on its seal rows.
 func (s *Store) ListSealed(ctx context.Context, f SealedFilter) ([]LoggedEvent, error) {
 	shops := f.Shops
 	if f.ShopID != 0 {
@@ -137,8 +138,10 @@ func (s *Store) ListSealed(ctx context.Context, f SealedFilter) ([]LoggedEvent, 
 	if f.Stream != "" {
 		cond(&ev, "e.stream_id = $%d", f.Stream)
 	}
+	typeArg := 0
 	if f.Type != "" {
 		cond(&ev, "e.type = $%d", f.Type)
+		typeArg = len(args)
 	}
 	if !f.From.IsZero() {
 		cond(&ev, "e.occurred_at >= $%d", f.From.UTC())
@@ -169,6 +172,31 @@ func (s *Store) ListSealed(ctx context.Context, f SealedFilter) ([]LoggedEvent, 
 			    CROSS JOIN LATERAL (SELECT s.seq FROM event_seal s WHERE s.position = e.position OFFSET 0) s
 			    WHERE e.shop_id = ANY($1) AND s.seq > $2` + ev + seq + `
 			    ORDER BY s.seq
+			    LIMIT $3
+			) page
+			JOIN event_seal s ON s.seq = page.seq JOIN events e ON e.position = s.position
+			ORDER BY s.seq`
+	case f.Type != "":
+		// A type through its seal rows (event_seal_shop_type_idx), per
+		// shop, a page each; rows sealed before seals carried the type
+		// (below event_seal_typed_from) are walked and looked up as
+		// below.
+		query = `SELECT ` + loggedColumns + `
+			FROM (
+			    SELECT p.seq FROM unnest($1::bigint[]) AS shop(id)
+			    CROSS JOIN LATERAL (
+			        (SELECT s.seq FROM event_seal s
+			         WHERE s.shop_id = shop.id AND s.type = $` + strconv.Itoa(typeArg) + ` AND s.seq > $2` + seq + `
+			         ORDER BY s.seq
+			         LIMIT $3)
+			        UNION ALL
+			        (SELECT s.seq FROM event_seal s
+			         CROSS JOIN LATERAL (SELECT e.* FROM events e WHERE e.position = s.position OFFSET 0) e
+			         WHERE s.shop_id = shop.id AND s.seq > $2 AND s.seq < (SELECT t.seq FROM event_seal_typed_from t)` + ev + seq + `
+			         ORDER BY s.seq
+			         LIMIT $3)
+			    ) p
+			    ORDER BY p.seq
 			    LIMIT $3
 			) page
 			JOIN event_seal s ON s.seq = page.seq JOIN events e ON e.position = s.position

@@ -43,7 +43,7 @@ GRANT USAGE ON SEQUENCE events_position_seq TO shopledger_app;
 GRANT SELECT, INSERT, UPDATE ON event_offsets TO shopledger_app;
 GRANT SELECT ON log_clock TO shopledger_app;
 -- Readers of the seal: the projector seals, query and the CLI check.
-GRANT SELECT ON event_seal, seal_anchors TO shopledger_app;
+GRANT SELECT ON event_seal, event_seal_typed_from, seal_anchors TO shopledger_app;
 
 -- Older releases granted these to shopledger_app; they now go to the one
 -- service that uses them.
