@@ -448,8 +448,15 @@ func (c *Client) GetListingInventory(ctx context.Context, ts TokenSource, listin
 // UpdateListingInventory replaces a listing's whole product set and
 // returns the new one, with new product and offering ids. It is not
 // retried after a 5xx or a broken connection: a sale between two attempts
-// would be overwritten by the repeat.
+// would be overwritten by the repeat. The *_on_property arrays are fitted
+// to the products first (see InventoryUpdate.FitOnProperty), so a write
+// that changes one variant of a listing whose quantities, prices or SKUs
+// varied on fewer properties is not refused for it.
 func (c *Client) UpdateListingInventory(ctx context.Context, ts TokenSource, listingID int64, u InventoryUpdate) (Inventory, error) {
+	if changed := u.FitOnProperty(); len(changed) > 0 {
+		c.log.InfoContext(ctx, "etsy inventory write: on_property arrays fitted to the products", "listing_id", listingID,
+			"arrays", changed, "price_on_property", u.PriceOnProperty, "quantity_on_property", u.QuantityOnProperty, "sku_on_property", u.SKUOnProperty)
+	}
 	body, err := json.Marshal(u)
 	if err != nil {
 		return Inventory{}, fmt.Errorf("etsy updateListingInventory: encode: %w", err)
