@@ -183,6 +183,17 @@ func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C,
 // Limiter returns the limiter the client draws on.
 func (c *Client) Limiter() *Limiter { return c.limiter }
 
+type sendingKey struct{}
+
+// WithSending returns a context whose requests call f each time one is
+// about to be sent, after its wait for the rate budget. Etsy receives the
+// request after f returns, so its answer holds everything Etsy had done
+// when f was called: callers that share one read's answer use it to know
+// until when a newcomer may still join.
+func WithSending(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, sendingKey{}, f)
+}
+
 type call struct {
 	op         string // Etsy's operationId, used as the endpoint label
 	method     string
@@ -211,6 +222,9 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		p, err := c.limiter.acquire(ctx)
 		if err != nil {
 			return fmt.Errorf("etsy %s: %w", cl.op, err)
+		}
+		if f, ok := ctx.Value(sendingKey{}).(func()); ok {
+			f()
 		}
 		resp, body, err := c.send(ctx, cl, bearer)
 		if err != nil {
