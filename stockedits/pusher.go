@@ -46,7 +46,10 @@ type PusherConfig struct {
 	Lease time.Duration
 	// Poll is the pause when nothing is due (default 500 ms).
 	Poll time.Duration
-	// Workers is how many listings are pushed at once (default 4).
+	// Workers is how many listings are pushed at once (default 8). Most
+	// of a push is waiting for Etsy's rate budget; at Etsy's default 10
+	// requests a second, 8 keep requests queued for every free slot, and
+	// more pushes at once share more reads of the transaction count.
 	Workers int
 	// MinBackoff and MaxBackoff bound the wait before retrying a
 	// retryable failure (defaults 2 s and 5 minutes).
@@ -81,7 +84,7 @@ func NewPusher(cfg PusherConfig) (*Pusher, error) {
 		cfg.Poll = 500 * time.Millisecond
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = 8
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 2 * time.Second
