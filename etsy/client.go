@@ -183,6 +183,17 @@ func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C,
 // Limiter returns the limiter the client draws on.
 func (c *Client) Limiter() *Limiter { return c.limiter }
 
+type sendingKey struct{}
+
+// WithSending returns a context whose requests call f each time one is
+// about to be sent, after its wait for the rate budget. Etsy receives the
+// request after f returns, so its answer holds everything Etsy had done
+// when f was called: callers that share one read's answer use it to know
+// until when a newcomer may still join.
+func WithSending(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, sendingKey{}, f)
+}
+
 type call struct {
 	op         string // Etsy's operationId, used as the endpoint label
 	method     string
@@ -211,6 +222,9 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		p, err := c.limiter.acquire(ctx)
 		if err != nil {
 			return fmt.Errorf("etsy %s: %w", cl.op, err)
+		}
+		if f, ok := ctx.Value(sendingKey{}).(func()); ok {
+			f()
 		}
 		resp, body, err := c.send(ctx, cl, bearer)
 		if err != nil {
@@ -448,8 +462,15 @@ func (c *Client) GetListingInventory(ctx context.Context, ts TokenSource, listin
 // UpdateListingInventory replaces a listing's whole product set and
 // returns the new one, with new product and offering ids. It is not
 // retried after a 5xx or a broken connection: a sale between two attempts
-// would be overwritten by the repeat.
+// would be overwritten by the repeat. The *_on_property arrays are fitted
+// to the products first (see InventoryUpdate.FitOnProperty), so a write
+// that changes one variant of a listing whose quantities, prices or SKUs
+// varied on fewer properties is not refused for it.
 func (c *Client) UpdateListingInventory(ctx context.Context, ts TokenSource, listingID int64, u InventoryUpdate) (Inventory, error) {
+	if changed := u.FitOnProperty(); len(changed) > 0 {
+		c.log.InfoContext(ctx, "etsy inventory write: on_property arrays fitted to the products", "listing_id", listingID,
+			"arrays", changed, "price_on_property", u.PriceOnProperty, "quantity_on_property", u.QuantityOnProperty, "sku_on_property", u.SKUOnProperty)
+	}
 	body, err := json.Marshal(u)
 	if err != nil {
 		return Inventory{}, fmt.Errorf("etsy updateListingInventory: encode: %w", err)

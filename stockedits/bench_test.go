@@ -71,8 +71,9 @@ func BenchmarkStocktake5000(b *testing.B) {
 		e.reconcile()
 		e.project(listings * perListing)
 		api := &countingAPI{EtsyAPI: e.client}
+		// The pusher's default number of workers, as cmd/ingest runs it.
 		p, err := stockedits.NewPusher(stockedits.PusherConfig{DB: e.db.DB, Events: e.es, Etsy: api, Tokens: e.store,
-			Poll: 20 * time.Millisecond, Workers: 4})
+			Poll: 20 * time.Millisecond})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -18,7 +18,9 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 )
 
-// EtsyAPI is what a push needs from Etsy; *etsy.Client is one.
+// EtsyAPI is what a push needs from Etsy; *etsy.Client is one. Its
+// GetShopTransactions must call the function of etsy.WithSending before it
+// sends, as *etsy.Client does: pushes share count reads up to that moment.
 type EtsyAPI interface {
 	GetListingInventory(ctx context.Context, ts etsy.TokenSource, listingID int64) (etsy.Inventory, error)
 	UpdateListingInventory(ctx context.Context, ts etsy.TokenSource, listingID int64, u etsy.InventoryUpdate) (etsy.Inventory, error)
@@ -44,7 +46,10 @@ type PusherConfig struct {
 	Lease time.Duration
 	// Poll is the pause when nothing is due (default 500 ms).
 	Poll time.Duration
-	// Workers is how many listings are pushed at once (default 4).
+	// Workers is how many listings are pushed at once (default 8). Most
+	// of a push is waiting for Etsy's rate budget; at Etsy's default 10
+	// requests a second, 8 keep requests queued for every free slot, and
+	// more pushes at once share more reads of the transaction count.
 	Workers int
 	// MinBackoff and MaxBackoff bound the wait before retrying a
 	// retryable failure (defaults 2 s and 5 minutes).
@@ -56,8 +61,9 @@ type PusherConfig struct {
 
 // Pusher claims listings with queued commands and pushes them to Etsy.
 type Pusher struct {
-	cfg   PusherConfig
-	owner string
+	cfg    PusherConfig
+	owner  string
+	counts *shopCounts
 }
 
 // NewPusher checks cfg.
@@ -78,7 +84,7 @@ func NewPusher(cfg PusherConfig) (*Pusher, error) {
 		cfg.Poll = 500 * time.Millisecond
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = 8
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 2 * time.Second
@@ -89,7 +95,7 @@ func NewPusher(cfg PusherConfig) (*Pusher, error) {
 	if cfg.ReauthWait <= 0 {
 		cfg.ReauthWait = time.Minute
 	}
-	return &Pusher{cfg: cfg, owner: "pusher-" + uuid.NewString()}, nil
+	return &Pusher{cfg: cfg, owner: "pusher-" + uuid.NewString(), counts: newShopCounts(cfg.Etsy)}, nil
 }
 
 // Run pushes until ctx ends.
@@ -263,8 +269,8 @@ func (p *Pusher) attempt(ctx context.Context, ts etsy.TokenSource, shopID int64,
 	var rlErr *etsy.RateLimitError
 	switch {
 	case err == nil:
-		after, err := p.cfg.Etsy.GetShopTransactions(ctx, ts, shopID, 1, 0)
-		if err == nil && int64(after.Count) == count {
+		after, err := p.counts.after(ctx, ts, shopID)
+		if err == nil && after == count {
 			// No sale since the read the write was built on: Etsy's
 			// answer is the state it holds.
 			return p.pushedWith(ctx, shopID, started, out, false, nil)
@@ -346,8 +352,8 @@ func (p *Pusher) verify(ctx context.Context, ts etsy.TokenSource, shopID int64, 
 		for k, n := range lost {
 			lostTotal[k] += n
 		}
-		after, err := p.cfg.Etsy.GetShopTransactions(ctx, ts, shopID, 1, 0)
-		if err == nil && int64(after.Count) == baseCount {
+		after, err := p.counts.after(ctx, ts, shopID)
+		if err == nil && after == baseCount {
 			base = out
 			break
 		}
@@ -568,9 +574,11 @@ func (p *Pusher) backoff(attempt int) time.Duration {
 
 // stableRead reads the listing's inventory between two reads of the
 // shop's transaction count that agree, so the count says exactly which
-// sales the inventory already holds.
+// sales the inventory already holds. The first may be a recent count
+// another push read; the second is read after the inventory, shared with
+// the pushes that need one at the same time (see shopCounts).
 func (p *Pusher) stableRead(ctx context.Context, ts etsy.TokenSource, shopID, listingID int64) (etsy.Inventory, int64, error) {
-	first, err := p.cfg.Etsy.GetShopTransactions(ctx, ts, shopID, 1, 0)
+	first, err := p.counts.before(ctx, ts, shopID)
 	if err != nil {
 		return etsy.Inventory{}, 0, err
 	}
@@ -579,12 +587,12 @@ func (p *Pusher) stableRead(ctx context.Context, ts etsy.TokenSource, shopID, li
 		if err != nil {
 			return etsy.Inventory{}, 0, err
 		}
-		second, err := p.cfg.Etsy.GetShopTransactions(ctx, ts, shopID, 1, 0)
+		second, err := p.counts.after(ctx, ts, shopID)
 		if err != nil {
 			return etsy.Inventory{}, 0, err
 		}
-		if second.Count == first.Count {
-			return inv, int64(second.Count), nil
+		if second == first {
+			return inv, second, nil
 		}
 		first = second
 	}

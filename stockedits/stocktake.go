@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -81,7 +82,18 @@ func (s *Service) PreviewStocktake(ctx context.Context, a Actor, shopID int64, f
 	if err != nil {
 		return st, err
 	}
-	listings := map[int64]*domain.Listing{}
+	var ids []int64
+	seen := map[int64]bool{}
+	for _, l := range st.Lines {
+		if locs := where[l.SKU]; l.Error == "" && len(locs) == 1 && !seen[locs[0].listingID] {
+			seen[locs[0].listingID] = true
+			ids = append(ids, locs[0].listingID)
+		}
+	}
+	listings, err := s.replayListings(ctx, ids)
+	if err != nil {
+		return st, fmt.Errorf("preview stocktake: %w", err)
+	}
 	for i := range st.Lines {
 		l := &st.Lines[i]
 		if l.Error != "" {
@@ -98,15 +110,7 @@ func (s *Service) PreviewStocktake(ctx context.Context, a Actor, shopID int64, f
 			continue
 		}
 		l.ListingID, l.VariantKey = locs[0].listingID, locs[0].key
-		lst, ok := listings[l.ListingID]
-		if !ok {
-			past, err := s.es.ReadStream(ctx, events.ListingStream(l.ListingID), 0)
-			if err != nil {
-				return st, fmt.Errorf("preview stocktake: %w", err)
-			}
-			lst = domain.ReplayListing(l.ListingID, past)
-			listings[l.ListingID] = lst
-		}
+		lst := listings[l.ListingID]
 		// Deciding on the in-memory listing applies each line's count
 		// to it, so lines of one listing are checked together (the last
 		// variant with stock cannot be counted to zero).
@@ -132,6 +136,45 @@ func (s *Service) PreviewStocktake(ctx context.Context, a Actor, shopID int64, f
 		}
 	}
 	return st, nil
+}
+
+// previewReaders is how many listing streams a preview reads at once: a
+// stocktake spans many listings, and the first count reaches Etsy only
+// after the whole file is previewed.
+const previewReaders = 4
+
+// replayListings reads and replays the listings' streams, a few at once.
+func (s *Service) replayListings(ctx context.Context, ids []int64) (map[int64]*domain.Listing, error) {
+	out := make(map[int64]*domain.Listing, len(ids))
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	next := make(chan int64)
+	for range min(previewReaders, len(ids)) {
+		wg.Go(func() {
+			for id := range next {
+				past, err := s.es.ReadStream(ctx, events.ListingStream(id), 0)
+				var l *domain.Listing
+				if err == nil {
+					l = domain.ReplayListing(id, past)
+				}
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				out[id] = l
+				mu.Unlock()
+			}
+		})
+	}
+	for _, id := range ids {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	return out, firstErr
 }
 
 // ApplyStocktake previews the file and, only when no line is refused,

@@ -96,7 +96,7 @@ func goldenWorld(t *testing.T) (*etsysim.Sim, http.Handler, string, []goldenCase
 		{"updateListingInventory", "PUT", lPath + id(grid.ListingID) + "/inventory",
 			`{"products":[{"sku":"BEANIE-NAVY-S","property_values":[{"property_id":200,"property_name":"Primary color","value_ids":[` + id(grid.Variants[0].ValueIDs[0]) + `],"values":["Navy"]},{"property_id":513,"property_name":"Size","value_ids":[` + id(grid.Variants[0].ValueIDs[1]) + `],"values":["S"]}],"offerings":[{"price":28.0,"quantity":4,"is_enabled":true}]},` +
 				`{"sku":null,"property_values":[{"property_id":200,"property_name":"Primary color","value_ids":[` + id(grid.Variants[1].ValueIDs[0]) + `],"values":["Navy"]},{"property_id":513,"property_name":"Size","value_ids":[` + id(grid.Variants[1].ValueIDs[1]) + `],"values":["L"]}],"offerings":[{"price":30.5,"quantity":0,"is_enabled":true}]}],` +
-				`"price_on_property":[513],"quantity_on_property":[200],"sku_on_property":[200]}`,
+				`"price_on_property":[513],"quantity_on_property":[513],"sku_on_property":[513]}`,
 			"ListingInventory", 200},
 		{"getShopReceipts", "GET", shopPath + "/receipts?was_paid=true", "", "ShopReceipts", 200},
 		{"getShopReceipt", "GET", shopPath + "/receipts/" + id(r.ReceiptID), "", "ShopReceipt", 200},

@@ -355,6 +355,9 @@ func (s *Sim) applyInventoryLocked(l *listing, in inventoryInput, now time.Time,
 			}
 		}
 	}
+	if err := checkOnProperty(in); err != nil {
+		return err
+	}
 
 	before := make(map[string]int)
 	for _, p := range l.inv.products {
@@ -389,6 +392,54 @@ func (s *Sim) applyInventoryLocked(l *listing, in inventoryInput, now time.Time,
 		}
 	}
 	return nil
+}
+
+// checkOnProperty refuses a write whose prices, quantities or SKUs
+// conflict with the *_on_property arrays (etsy-api.md §2.7): each array
+// names the properties that field varies on, so products whose values
+// agree on every listed property must carry the same price, quantity or
+// SKU, and a field whose array is empty is the same on every product.
+// Value ids are assigned by the time it runs.
+func checkOnProperty(in inventoryInput) error {
+	for _, f := range []struct {
+		name  string
+		props []int64
+		of    func(productInput) string
+	}{
+		{"price", in.priceOnProperty, func(p productInput) string { return strconv.FormatInt(p.price, 10) }},
+		{"quantity", in.quantityOnProperty, func(p productInput) string { return strconv.Itoa(p.quantity) }},
+		{"sku", in.skuOnProperty, func(p productInput) string { return p.sku }},
+	} {
+		seen := make(map[string]string, len(in.products))
+		for _, p := range in.products {
+			k := onPropertyKey(p.values, f.props)
+			v := f.of(p)
+			if was, ok := seen[k]; ok && was != v {
+				return invalidf("%s_on_property: products with the same values for the listed properties must have the same %s", f.name, f.name)
+			}
+			seen[k] = v
+		}
+	}
+	return nil
+}
+
+// onPropertyKey is a product's value ids for the given properties.
+func onPropertyKey(values []propValue, props []int64) string {
+	var b strings.Builder
+	for _, id := range props {
+		for _, v := range values {
+			if v.propertyID != id {
+				continue
+			}
+			b.WriteString(strconv.FormatInt(id, 10))
+			for _, vid := range v.valueIDs {
+				b.WriteByte(':')
+				b.WriteString(strconv.FormatInt(vid, 10))
+			}
+			b.WriteByte(';')
+		}
+	}
+	return b.String()
 }
 
 func nonNil[T any](s []T) []T {

@@ -268,7 +268,8 @@ func TestInventoryRules(t *testing.T) {
 	// listing.
 	body := `{"products":[` +
 		`{"sku":"MUG-BLK","property_values":[{"property_id":200,"property_name":"Primary color","value_ids":[` + strconv.FormatInt(l.Variants[0].ValueIDs[0], 10) + `],"values":["Black"]}],"offerings":[{"price":20.00,"quantity":5,"is_enabled":true}]},` +
-		`{"sku":"MUG-WHT","property_values":[{"property_id":200,"property_name":"Primary color","value_ids":[` + strconv.FormatInt(l.Variants[1].ValueIDs[0], 10) + `],"values":["White"]}],"offerings":[{"price":19.990000000000002,"quantity":0,"is_enabled":true}]}]}`
+		`{"sku":"MUG-WHT","property_values":[{"property_id":200,"property_name":"Primary color","value_ids":[` + strconv.FormatInt(l.Variants[1].ValueIDs[0], 10) + `],"values":["White"]}],"offerings":[{"price":19.990000000000002,"quantity":0,"is_enabled":true}]}],` +
+		`"price_on_property":[200],"quantity_on_property":[200],"sku_on_property":[200]}`
 	if rec := put(body); rec.Code != 200 {
 		t.Fatalf("restock write: %d %s", rec.Code, rec.Body)
 	}
@@ -462,5 +463,155 @@ func TestOrderIDOffsetKeepsCatalogueAndMovesOrderIDs(t *testing.T) {
 	}
 	if r1 != r0+100_000_000 {
 		t.Errorf("receipt id with offset = %d, want %d", r1, r0+100_000_000)
+	}
+}
+
+// gridBody is an updateListingInventory body for a colour × size grid,
+// one product per cell: sku, quantity and price (minor units) by cell.
+type gridCell struct {
+	colour, size string
+	sku          string
+	quantity     int
+	price        int64
+}
+
+func gridBody(t *testing.T, cells []gridCell, priceOn, quantityOn, skuOn []int64) string {
+	t.Helper()
+	type pv struct {
+		PropertyID   int64    `json:"property_id"`
+		PropertyName string   `json:"property_name"`
+		ValueIDs     []int64  `json:"value_ids"`
+		Values       []string `json:"values"`
+	}
+	type offering struct {
+		Price     float64 `json:"price"`
+		Quantity  int     `json:"quantity"`
+		IsEnabled bool    `json:"is_enabled"`
+	}
+	type product struct {
+		SKU            string     `json:"sku"`
+		PropertyValues []pv       `json:"property_values"`
+		Offerings      []offering `json:"offerings"`
+	}
+	body := struct {
+		Products           []product `json:"products"`
+		PriceOnProperty    []int64   `json:"price_on_property"`
+		QuantityOnProperty []int64   `json:"quantity_on_property"`
+		SKUOnProperty      []int64   `json:"sku_on_property"`
+	}{PriceOnProperty: priceOn, QuantityOnProperty: quantityOn, SKUOnProperty: skuOn}
+	for _, c := range cells {
+		body.Products = append(body.Products, product{
+			SKU: c.sku,
+			PropertyValues: []pv{
+				{PropertyID: 200, PropertyName: "Primary color", ValueIDs: []int64{}, Values: []string{c.colour}},
+				{PropertyID: 513, PropertyName: "Size", ValueIDs: []int64{}, Values: []string{c.size}},
+			},
+			Offerings: []offering{{Price: float64(c.price) / 100, Quantity: c.quantity, IsEnabled: true}},
+		})
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestInventoryOnPropertyConsistency(t *testing.T) {
+	w := newWorld(t, etsysim.Options{})
+	var spec etsysim.ListingSpec
+	spec.Title, spec.Price = "Beanie", 2000
+	for _, c := range []string{"Navy", "Red"} {
+		for _, s := range []string{"S", "L"} {
+			spec.Products = append(spec.Products, etsysim.ProductSpec{SKU: "B-" + c + "-" + s, Quantity: 3, PropertyValues: []etsysim.PropertyValueSpec{
+				{PropertyID: 200, PropertyName: "Primary color", Value: c}, {PropertyName: "Size", Value: s}}})
+		}
+	}
+	l, err := w.sim.CreateListing(w.shop.ShopID, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invPath := "/v3/application/listings/" + strconv.FormatInt(l.ListingID, 10) + "/inventory"
+	// cells: quantity and SKU per colour, price per size, by default.
+	cells := func(edit func(c *gridCell)) []gridCell {
+		var out []gridCell
+		for _, c := range []string{"Navy", "Red"} {
+			for i, s := range []string{"S", "L"} {
+				cell := gridCell{colour: c, size: s, sku: "B-" + c, quantity: 4, price: 2000 + 500*int64(i)}
+				if c == "Red" {
+					cell.quantity = 6
+				}
+				if edit != nil {
+					edit(&cell)
+				}
+				out = append(out, cell)
+			}
+		}
+		return out
+	}
+	refusals := []struct {
+		name                       string
+		cells                      []gridCell
+		priceOn, quantityOn, skuOn []int64
+		want                       string
+	}{
+		{"a quantity varies on a property not listed", cells(func(c *gridCell) {
+			c.sku += "-" + c.size
+			if c.colour == "Navy" && c.size == "L" {
+				c.quantity = 5
+			}
+		}), []int64{513}, []int64{200}, []int64{200, 513}, "quantity_on_property: products with the same values for the listed properties must have the same quantity"},
+		{"quantities differ with none listed", cells(nil), []int64{513}, []int64{}, []int64{200},
+			"quantity_on_property: products with the same values for the listed properties must have the same quantity"},
+		{"prices differ with none listed", cells(nil), nil, []int64{200}, []int64{200},
+			"price_on_property: products with the same values for the listed properties must have the same price"},
+		{"a price listed on the wrong property", cells(nil), []int64{200}, []int64{200}, []int64{200},
+			"price_on_property: products with the same values for the listed properties must have the same price"},
+		{"SKUs vary on a property not listed", cells(func(c *gridCell) { c.sku += "-" + c.size }), []int64{513}, []int64{200, 513}, []int64{200},
+			"sku_on_property: products with the same values for the listed properties must have the same sku"},
+	}
+	for _, tt := range refusals {
+		t.Run("refused/"+tt.name, func(t *testing.T) {
+			rec := call(t, w.sim, "PUT", invPath, w.token.AccessToken, gridBody(t, tt.cells, tt.priceOn, tt.quantityOn, tt.skuOn))
+			if code, _ := errorBody(t, rec); rec.Code != 400 || code != tt.want {
+				t.Errorf("%d %q, want 400 %q", rec.Code, code, tt.want)
+			}
+		})
+	}
+	after, _ := w.sim.Listing(l.ListingID)
+	if diff := cmp.Diff(l.Variants, after.Variants); diff != "" {
+		t.Errorf("refused writes changed the listing (-before +after):\n%s", diff)
+	}
+
+	accepted := []struct {
+		name                       string
+		cells                      []gridCell
+		priceOn, quantityOn, skuOn []int64
+	}{
+		{"each field on the property it varies on", cells(nil), []int64{513}, []int64{200}, []int64{200}},
+		{"a field listed on more properties than it varies on", cells(nil), []int64{200, 513}, []int64{200, 513}, []int64{200, 513}},
+		{"equal everywhere, none listed", cells(func(c *gridCell) { c.quantity, c.price, c.sku = 2, 1500, "B" }), []int64{}, []int64{}, []int64{}},
+		{"every cell its own", cells(func(c *gridCell) {
+			c.sku += "-" + c.size
+			if c.size == "L" {
+				c.quantity++
+			}
+		}), []int64{513}, []int64{200, 513}, []int64{200, 513}},
+	}
+	for _, tt := range accepted {
+		t.Run("accepted/"+tt.name, func(t *testing.T) {
+			rec := call(t, w.sim, "PUT", invPath, w.token.AccessToken, gridBody(t, tt.cells, tt.priceOn, tt.quantityOn, tt.skuOn))
+			if rec.Code != 200 {
+				t.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+			var got struct {
+				QuantityOnProperty []int64 `json:"quantity_on_property"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.quantityOn, got.QuantityOnProperty); diff != "" {
+				t.Errorf("quantity_on_property (-sent +stored):\n%s", diff)
+			}
+		})
 	}
 }
