@@ -222,7 +222,9 @@ func historyRows(ms []projections.Movement, readsLog bool) []historyRow {
 		if m.WebhookID != nil {
 			h.Webhook = *m.WebhookID
 		}
-		h.Reconciled = m.Cause == "reconciliation" || m.Reason == events.ReasonEtsyChange
+		// A reconciliation's movements name it ("reconciliation" or
+		// "reconciliation:<run id>").
+		h.Reconciled = m.Cause == "reconciliation" || strings.HasPrefix(m.Cause, "reconciliation:") || m.Reason == events.ReasonEtsyChange
 		h.Edit = strings.HasPrefix(m.Cause, "edit:")
 		if readsLog {
 			h.EventLink = "/log/events/" + url.PathEscape(m.EventID)
