@@ -33,7 +33,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			t.Errorf("-%s has no description", f.Name)
 		}
 	})
-	for _, want := range []string{"SHOPLEDGER_ETSYSIM_", "/_sim/", "-port", "-seed", "-demo-listings", "-order-rate", "-drop", "-webhook-url", "-webhook-secret", "-token-ttl", "-qps", "-qpd", "-time-scale", "-consent"} {
+	for _, want := range []string{"SHOPLEDGER_ETSYSIM_", "/_sim/", "-port", "-seed", "-demo-listings", "-order-rate", "-drop", "-webhook-url", "-webhook-secret", "-token-ttl", "-qps", "-qpd", "-time-scale", "-consent", "-webhook-shops"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help does not mention %s", want)
 		}
@@ -71,10 +71,17 @@ func TestConfigFromEnvironment(t *testing.T) {
 	if c, err = parse([]string{"--consent", "auto"}, pageEnv); err != nil || c.consent != "auto" {
 		t.Errorf("--consent auto over the environment's page: consent %q, %v", c.consent, err)
 	}
+	if c, err = parse(nil, noEnv); err != nil || c.webhookShops != "all" {
+		t.Errorf("default webhook-shops %q, %v", c.webhookShops, err)
+	}
+	if c, err = parse([]string{"--webhook-shops", "authorised"}, noEnv); err != nil || c.webhookShops != "authorised" {
+		t.Errorf("--webhook-shops authorised: %q, %v", c.webhookShops, err)
+	}
 	for _, bad := range []map[string]string{
 		{"SHOPLEDGER_ETSYSIM_QPS": "many"},
 		{"SHOPLEDGER_ETSYSIM_WEBHOOK_SECRET": "whsec_***"},
 		{"SHOPLEDGER_ETSYSIM_CONSENT": "ask"},
+		{"SHOPLEDGER_ETSYSIM_WEBHOOK_SHOPS": "some"},
 	} {
 		if _, err := parse(nil, func(k string) string { return bad[k] }); err == nil {
 			t.Errorf("parse accepted %v", bad)

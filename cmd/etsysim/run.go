@@ -66,6 +66,7 @@ type config struct {
 	sharedSecret    string
 	redirectURIs    string
 	consent         string
+	webhookShops    string
 	logLevel        string
 }
 
@@ -105,6 +106,7 @@ func flags(c *config) *flag.FlagSet {
 	fs.StringVar(&c.keyString, "key-string", etsysim.DefaultKeyString, "the app's API keystring (x-api-key is keystring:shared-secret)")
 	fs.StringVar(&c.sharedSecret, "shared-secret", etsysim.DefaultSharedSecret, "the app's shared secret")
 	fs.StringVar(&c.redirectURIs, "redirect-uris", "", "comma-separated OAuth redirect URIs to require (default any http(s) URI)")
+	fs.StringVar(&c.webhookShops, "webhook-shops", "all", "which shops' events --webhook-url hears of: all, or authorised (only shops whose owner granted an app access, as on Etsy)")
 	fs.StringVar(&c.consent, "consent", "auto", "what /oauth/connect does when the request names no seller (user_id or shop_id): auto approves as the first shop's owner, page shows a consent page listing the sellers to sign in as")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -175,6 +177,9 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	}
 	if c.consent != "auto" && c.consent != "page" {
 		errs = append(errs, fmt.Errorf("consent %q: want auto or page", c.consent))
+	}
+	if c.webhookShops != "all" && c.webhookShops != "authorised" {
+		errs = append(errs, fmt.Errorf("webhook-shops %q: want all or authorised", c.webhookShops))
 	}
 	if c.webhookSecret != "" {
 		if _, err := stdwebhooks.ParseSecret(c.webhookSecret); err != nil {
@@ -258,6 +263,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		PublicURL: cfg.publicURL, WebhookRetryScale: cfg.retryScale, WebhookTimeout: cfg.webhookTimeout,
 		Faults: etsysim.Faults{Drop: cfg.drop, Duplicate: cfg.duplicate, Reorder: cfg.reorder, Delay: cfg.delay, MaxDelay: cfg.maxDelay},
 		Logger: logger, OrderIDOffset: cfg.orderIDOffset, ConsentPage: cfg.consent == "page",
+		WebhooksAuthorisedOnly: cfg.webhookShops == "authorised",
 	})
 	if err != nil {
 		return fmt.Errorf("config: %w", err)

@@ -132,6 +132,10 @@ type Options struct {
 	// when the request names neither user_id nor shop_id. Default: the
 	// owner of the first shop approves at once.
 	ConsentPage bool
+	// WebhooksAuthorisedOnly sends webhooks only for the shops whose
+	// owner holds a grant the simulator has not revoked, as Etsy tells an
+	// app only of the shops that authorised it. Default: every shop's.
+	WebhooksAuthorisedOnly bool
 }
 
 // Sim is an in-memory Etsy. Create it with New and Close it when done.

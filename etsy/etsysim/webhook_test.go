@@ -427,3 +427,64 @@ func TestRestartWithSameSeedSendsNewWebhookIDs(t *testing.T) {
 		t.Errorf("nonce with a dash: err = %v, want ErrInvalid", err)
 	}
 }
+
+// TestWebhooksOnlyForAuthorisedShops: with WebhooksAuthorisedOnly, a shop
+// whose owner granted no app access raises no webhook until a grant, and
+// none after the grant is revoked.
+func TestWebhooksOnlyForAuthorisedShops(t *testing.T) {
+	w := newWorld(t, etsysim.Options{WebhooksAuthorisedOnly: true})
+	hook := newReceiver(t)
+	if _, err := w.sim.AddWebhook(etsysim.WebhookSpec{URL: hook.srv.URL, EventTypes: []string{etsy.EventOrderPaid}}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := w.sim.CreateShop(etsysim.ShopSpec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := func(shopID int64) {
+		t.Helper()
+		l, err := w.sim.CreateListing(shopID, etsysim.ListingSpec{Quantity: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.sim.CreateOrder(shopID, etsysim.OrderSpec{Items: []etsysim.OrderItem{{ListingID: l.ListingID, Quantity: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.sim.WaitDeliveries(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heard := func() []string {
+		var shops []string
+		for _, d := range hook.all() {
+			var b struct {
+				ShopID int64 `json:"shop_id"`
+			}
+			if err := json.Unmarshal(d.body, &b); err != nil {
+				t.Fatal(err)
+			}
+			shops = append(shops, strconv.FormatInt(b.ShopID, 10))
+		}
+		return shops
+	}
+	mine, theirs := strconv.FormatInt(w.shop.ShopID, 10), strconv.FormatInt(other.ShopID, 10)
+	order(w.shop.ShopID) // granted by newWorld
+	order(other.ShopID)  // no grant yet
+	if got := heard(); !slices.Equal(got, []string{mine}) {
+		t.Fatalf("webhooks for shops %v, want only the authorised %s", got, mine)
+	}
+	if _, err := w.sim.IssueToken(other.ShopID, nil); err != nil {
+		t.Fatal(err)
+	}
+	order(other.ShopID)
+	if got := heard(); !slices.Equal(got, []string{mine, theirs}) {
+		t.Fatalf("after the grant: webhooks for shops %v, want %s then %s", got, mine, theirs)
+	}
+	if err := w.sim.RevokeTokens(other.UserID); err != nil {
+		t.Fatal(err)
+	}
+	order(other.ShopID)
+	if got := heard(); !slices.Equal(got, []string{mine, theirs}) {
+		t.Fatalf("after revoking: webhooks for shops %v, want no more for %s", got, theirs)
+	}
+}

@@ -207,9 +207,27 @@ func randomNonce() string {
 	return string(b)
 }
 
+// authorisedLocked reports whether the owner of shopID holds a grant
+// that is not revoked.
+func (s *Sim) authorisedLocked(shopID int64) bool {
+	sh := s.shops[shopID]
+	if sh == nil {
+		return false
+	}
+	for _, t := range s.oauth.refresh {
+		if t.userID == sh.userID && !t.revoked {
+			return true
+		}
+	}
+	return false
+}
+
 // emitLocked raises an event: one message (one webhook-id) delivered to
 // every endpoint subscribed, each with its own fault decisions.
 func (s *Sim) emitLocked(eventType string, shopID int64, resourceURL string) {
+	if s.opts.WebhooksAuthorisedOnly && !s.authorisedLocked(shopID) {
+		return
+	}
 	var targets []*endpoint
 	for _, ep := range s.hooks.endpoints {
 		if ep.Disabled || (len(ep.EventTypes) > 0 && !slices.Contains(ep.EventTypes, eventType)) ||
