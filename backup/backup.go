@@ -65,8 +65,10 @@ type trailer struct {
 }
 
 // skipped tables are never backed up: goose's bookkeeping is rebuilt by
-// migrating the target, and the log clock is the target cluster's own.
-var skipped = []string{"goose_db_version", "log_clock"}
+// migrating the target, the log clock is the target cluster's own, and
+// where seal rows start carrying their event's type is derived again from
+// the restored seal (a backup from before seal rows had types has none).
+var skipped = []string{"goose_db_version", "log_clock", "event_seal_typed_from"}
 
 // Write writes a backup of the database behind pool to w.
 func Write(ctx context.Context, pool *pgxpool.Pool, w io.Writer) (Manifest, error) {
@@ -257,6 +259,13 @@ func Restore(ctx context.Context, pool *pgxpool.Pool, r io.Reader) (RestoreRepor
 		if loaded[name] != n {
 			return rep, fmt.Errorf("restore: table %s: loaded %d rows, the backup's trailer says %d", name, loaded[name], n)
 		}
+	}
+
+	// Seal rows restored without a type are read the old way (eventstore
+	// ListSealed): typed rows start after the last of them.
+	if _, err := tx.Exec(ctx, `UPDATE event_seal_typed_from
+		SET seq = (SELECT coalesce(max(seq), 0) + 1 FROM event_seal WHERE type IS NULL)`); err != nil {
+		return rep, fmt.Errorf("restore: seal types: %w", err)
 	}
 
 	// Sequences continue after the restored rows.
