@@ -281,13 +281,9 @@ func (l *Limiter) observe(h http.Header) {
 	if okPD && perDay > 0 {
 		l.qpd = min(l.configuredQPD, perDay)
 	}
-	if okRS && remSecond <= 0 && l.heldByOthersLocked(perSecond, okPS, remSecond) {
+	if okRS && remSecond <= 0 {
 		// Someone else (another process with the same key) used this
-		// second up; stay off for a second. When this limiter's own
-		// slots account for the whole second, they already keep the
-		// next request back until one of them frees, and pausing
-		// everything for a second on top would idle every slot that
-		// frees earlier.
+		// second up; stay off for a second.
 		if until := time.Now().Add(secondHoldTime); until.After(l.pausedUntil) {
 			l.pausedUntil = until
 		}
@@ -302,18 +298,6 @@ func (l *Limiter) observe(h http.Header) {
 		}
 	}
 	l.notifyLocked()
-}
-
-// heldByOthersLocked reports whether Etsy counts more requests in its
-// current second than this limiter holds slots for: every request of ours
-// that Etsy can still count holds its slot until a second after its
-// answer, so any excess is someone else's.
-func (l *Limiter) heldByOthersLocked(perSecond int, okPS bool, remSecond int) bool {
-	limit := l.qps
-	if okPS && perSecond > 0 {
-		limit = perSecond
-	}
-	return limit-remSecond > l.held
 }
 
 func headerInt(h http.Header, name string) (int, bool) {
