@@ -54,7 +54,7 @@ func TestConcurrentPushesShareCountReads(t *testing.T) {
 	}
 	api := &countReads{EtsyAPI: e.client}
 	p, err := stockedits.NewPusher(stockedits.PusherConfig{DB: e.db.DB, Events: e.es, Etsy: api, Tokens: e.store,
-		Poll: 10 * time.Millisecond, Workers: 4})
+		Poll: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
