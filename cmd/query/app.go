@@ -71,14 +71,8 @@ func loadAppConfig(env *service.Env, addr string) appConfig {
 	}
 	// Behind the compose proxy ingest's /connect/etsy shares the app's
 	// host; make run points it at ingest's own port.
-	c.ConnectURL = env.String("SHOPLEDGER_APP_CONNECT_URL", strings.TrimRight(c.URL, "/")+"/connect/etsy")
-	if cu, err := url.Parse(c.ConnectURL); err != nil || (cu.Scheme != "http" && cu.Scheme != "https") || cu.Host == "" {
-		env.Fail("SHOPLEDGER_APP_CONNECT_URL: %q is not an http(s) URL", c.ConnectURL)
-	}
-	c.ConsentURL = env.String("SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL", etsy.DefaultAuthURL)
-	if cu, err := url.Parse(c.ConsentURL); err != nil || (cu.Scheme != "http" && cu.Scheme != "https") || cu.Host == "" {
-		env.Fail("SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL: %q is not an http(s) URL", c.ConsentURL)
-	}
+	c.ConnectURL = httpURL(env, "SHOPLEDGER_APP_CONNECT_URL", strings.TrimRight(c.URL, "/")+"/connect/etsy")
+	c.ConsentURL = httpURL(env, "SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL", etsy.DefaultAuthURL)
 	// Secure cookies by default wherever the app is served over HTTPS.
 	c.SessionSecure = env.Bool("SHOPLEDGER_SESSION_SECURE", u.Scheme == "https")
 	if c.SessionSecure && u.Scheme != "https" {
@@ -91,6 +85,15 @@ func loadAppConfig(env *service.Env, addr string) appConfig {
 		env.Fail("SHOPLEDGER_SMTP_PASSWORD is set without SHOPLEDGER_SMTP_USERNAME")
 	}
 	return c
+}
+
+// httpURL reads an http(s) URL with a host from name.
+func httpURL(env *service.Env, name, def string) string {
+	v := env.String(name, def)
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		env.Fail("%s: %q is not an http(s) URL", name, v)
+	}
+	return v
 }
 
 func (c appConfig) logAttrs() []any {
