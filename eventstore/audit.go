@@ -177,58 +177,57 @@ func (s *Store) ListSealed(ctx context.Context, f SealedFilter) ([]LoggedEvent, 
 			JOIN event_seal s ON s.seq = page.seq JOIN events e ON e.position = s.position
 			ORDER BY s.seq`
 	case f.Type != "":
-		// A type through its seal rows (event_seal_shop_type_idx), per
-		// shop, a page each; rows sealed before seals carried the type
-		// (below event_seal_typed_from) are walked and looked up as
-		// below.
-		query = `SELECT ` + loggedColumns + `
-			FROM (
-			    SELECT p.seq FROM unnest($1::bigint[]) AS shop(id)
-			    CROSS JOIN LATERAL (
-			        (SELECT s.seq FROM event_seal s
-			         WHERE s.shop_id = shop.id AND s.type = $` + strconv.Itoa(typeArg) + ` AND s.seq > $2` + seq + `
-			         ORDER BY s.seq
-			         LIMIT $3)
-			        UNION ALL
-			        (SELECT s.seq FROM event_seal s
-			         CROSS JOIN LATERAL (SELECT e.* FROM events e WHERE e.position = s.position OFFSET 0) e
-			         WHERE s.shop_id = shop.id AND s.seq > $2 AND s.seq < (SELECT t.seq FROM event_seal_typed_from t)` + ev + seq + `
-			         ORDER BY s.seq
-			         LIMIT $3)
-			    ) p
-			    ORDER BY p.seq
-			    LIMIT $3
-			) page
-			JOIN event_seal s ON s.seq = page.seq JOIN events e ON e.position = s.position
-			ORDER BY s.seq`
+		// A type through its seal rows (event_seal_shop_type_idx); rows
+		// sealed before seals carried the type (below
+		// event_seal_typed_from) are walked and looked up.
+		query = mergedShopWalks(`
+			(SELECT s.seq FROM event_seal s
+			 WHERE s.shop_id = shop.id AND s.type = $` + strconv.Itoa(typeArg) + ` AND s.seq > $2` + seq + `
+			 ORDER BY s.seq
+			 LIMIT $3)
+			UNION ALL
+			(SELECT s.seq FROM event_seal s ` + lookupEvent + `
+			 WHERE s.shop_id = shop.id AND s.seq > $2 AND s.seq < (SELECT t.seq FROM event_seal_typed_from t)` + ev + seq + `
+			 ORDER BY s.seq
+			 LIMIT $3)`)
 	default:
 		// The walk looks each sealed event up in seq order. Left free,
-		// PostgreSQL reads a type it thinks rare by scanning the whole log
-		// once per shop instead; OFFSET 0 keeps the lookup a lookup.
+		// PostgreSQL reads a condition it thinks selective by scanning
+		// the whole log once per shop instead; OFFSET 0 keeps the lookup
+		// a lookup.
 		join := "JOIN events e ON e.position = s.position"
 		if ev != "" {
-			join = "CROSS JOIN LATERAL (SELECT e.* FROM events e WHERE e.position = s.position OFFSET 0) e"
+			join = lookupEvent
 		}
-		query = `SELECT ` + loggedColumns + `
-			FROM (
-			    SELECT p.seq FROM unnest($1::bigint[]) AS shop(id)
-			    CROSS JOIN LATERAL (
-			        SELECT s.seq FROM event_seal s ` + join + `
-			        WHERE s.shop_id = shop.id AND s.seq > $2` + ev + seq + `
-			        ORDER BY s.seq
-			        LIMIT $3
-			    ) p
-			    ORDER BY p.seq
-			    LIMIT $3
-			) page
-			JOIN event_seal s ON s.seq = page.seq JOIN events e ON e.position = s.position
-			ORDER BY s.seq`
+		query = mergedShopWalks(`
+			SELECT s.seq FROM event_seal s ` + join + `
+			WHERE s.shop_id = shop.id AND s.seq > $2` + ev + seq + `
+			ORDER BY s.seq
+			LIMIT $3`)
 	}
 	evs, err := s.queryLogged(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list sealed events after seq %d: %w", f.AfterSeq, err)
 	}
 	return evs, nil
+}
+
+// lookupEvent joins a seal row (s) to its event (e) one lookup at a time.
+const lookupEvent = "CROSS JOIN LATERAL (SELECT e.* FROM events e WHERE e.position = s.position OFFSET 0) e"
+
+// mergedShopWalks pages the sealed events that walk, a subquery giving
+// one shop's (shop.id) seqs in order, at most $3, finds for each of the
+// shops $1: the walks merged in seq order, the page read whole.
+func mergedShopWalks(walk string) string {
+	return `SELECT ` + loggedColumns + `
+		FROM (
+		    SELECT p.seq FROM unnest($1::bigint[]) AS shop(id)
+		    CROSS JOIN LATERAL (` + walk + `) p
+		    ORDER BY p.seq
+		    LIMIT $3
+		) page
+		JOIN event_seal s ON s.seq = page.seq JOIN events e ON e.position = s.position
+		ORDER BY s.seq`
 }
 
 // GetLogged returns one event of shops, sealed or not yet, or ErrNoEvent.
