@@ -110,12 +110,7 @@ func (p *Pusher) Run(ctx context.Context) error {
 					p.cfg.Logger.ErrorContext(ctx, "stock edit push", "err", err)
 				}
 				if !worked || err != nil {
-					t := time.NewTimer(p.cfg.Poll)
-					select {
-					case <-ctx.Done():
-					case <-t.C:
-					}
-					t.Stop()
+					_ = sleepCtx(ctx, p.cfg.Poll)
 				}
 			}
 		}()
