@@ -110,7 +110,7 @@ type editEntry struct {
 }
 
 // fillEdits adds the stock forms and the commands' history to vd.
-func (a *app) fillEdits(r *http.Request, vd *variantData, shops []int64, names map[string]string) error {
+func (a *app) fillEdits(r *http.Request, vd *variantData, shops []int64, names func() map[string]string) error {
 	s, _ := sessionOf(r)
 	v := vd.Variant
 	e := &editsView{CanEdit: s.Role.Writes() && a.cfg.StockEdits != nil, Currency: v.Variant.Price.Currency, Enabled: v.Enabled,
@@ -165,20 +165,26 @@ func (a *app) actorNames(r *http.Request) map[string]string {
 
 // whoIs names an actor ("user:<id>", "token:<id>") for the member me:
 // "you", a colleague's name, an API token's label, or the actor as it is.
-func whoIs(actor string, names map[string]string, me string) string {
+// names (the organisation's, see actorNames) is read only for an actor
+// that is neither empty nor me.
+func whoIs(actor string, names func() map[string]string, me string) string {
 	switch {
+	case actor == "":
+		return ""
 	case actor == "user:"+me:
 		return "you"
-	case names[actor] != "":
-		return names[actor]
-	case strings.HasPrefix(actor, "token:"):
-		return "API token " + strings.TrimPrefix(actor, "token:")
+	}
+	if n := names()[actor]; n != "" {
+		return n
+	}
+	if id, ok := strings.CutPrefix(actor, "token:"); ok {
+		return "API token " + id
 	}
 	return actor
 }
 
 // describeEdit says one command in words.
-func describeEdit(en stockedits.Entry, names map[string]string, me string, loc *time.Location) editEntry {
+func describeEdit(en stockedits.Entry, names func() map[string]string, me string, loc *time.Location) editEntry {
 	out := editEntry{When: en.RequestedAt, Note: en.Note, Who: cmp.Or(whoIs(en.Actor, names, me), "unknown")}
 	switch en.Kind {
 	case events.EditCount:

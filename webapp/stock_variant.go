@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shopledger/shopledger/domain"
@@ -188,7 +189,7 @@ func (a *app) variantView(r *http.Request, d productData, v variantRow) (*varian
 		vd.OlderLink = v.Link + "?before=" + strconv.FormatInt(hist[len(hist)-1].Seq, 10) + "#history"
 	}
 	vd.History = historyRows(hist, d.ReadsLog)
-	names := a.actorNames(r)
+	names := sync.OnceValue(func() map[string]string { return a.actorNames(r) })
 	for i := range vd.History {
 		vd.History[i].ActorShown = whoIs(vd.History[i].Actor, names, s.User.ID.String())
 	}
@@ -314,7 +315,7 @@ func (a *app) explainPage(w http.ResponseWriter, r *http.Request) {
 	slices.SortStableFunc(all, func(x, y projections.Movement) int {
 		return cmp.Or(x.OccurredAt.Compare(y.OccurredAt), cmp.Compare(x.Seq, y.Seq))
 	})
-	names := a.actorNames(r)
+	names := sync.OnceValue(func() map[string]string { return a.actorNames(r) })
 	for _, h := range historyRows(all, true) {
 		h.ActorShown = whoIs(h.Actor, names, s.User.ID.String())
 		ed.Sum += h.Delta
