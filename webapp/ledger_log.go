@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
@@ -72,27 +70,16 @@ func (a *app) alertsPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) alertPage(w http.ResponseWriter, r *http.Request) {
-	id, err := uuid.Parse(chi.URLParam(r, "alertID"))
-	if err != nil {
-		a.notFound(w, r)
+	al, _, ok := orgObject(a, w, r, "alertID", parseUUID, "Alert", a.cfg.Data.Alerts.GetAlert)
+	if !ok {
 		return
 	}
-	ids, err := a.orgShops(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	al, err := a.cfg.Data.Alerts.GetAlert(r.Context(), ids, id)
-	if err != nil {
-		a.dataError(w, r, "message", view{Title: "Alert"}, err)
-		return
-	}
-	_, names, err := a.shopOptions(r.Context(), []int64{al.ShopID})
+	shopName, err := a.shopName(r.Context(), al.ShopID)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "alert", view{Title: "Low-stock alert", Data: alertRow{Alert: al, ShopName: names[al.ShopID], Variant: variantPath(al.ListingID, al.VariantKey)}})
+	a.render(w, r, http.StatusOK, "alert", view{Title: "Low-stock alert", Data: alertRow{Alert: al, ShopName: shopName, Variant: variantPath(al.ListingID, al.VariantKey)}})
 }
 
 // The event log (owners and auditors).
@@ -170,21 +157,11 @@ func indent(raw []byte) string {
 }
 
 func (a *app) eventPage(w http.ResponseWriter, r *http.Request) {
-	id, err := uuid.Parse(chi.URLParam(r, "eventID"))
-	if err != nil {
-		a.notFound(w, r)
+	ev, ids, ok := orgObject(a, w, r, "eventID", parseUUID, "Event", a.cfg.Data.Events.GetEvent)
+	if !ok {
 		return
 	}
-	ids, err := a.orgShops(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	ev, err := a.cfg.Data.Events.GetEvent(r.Context(), ids, id)
-	if err != nil {
-		a.dataError(w, r, "message", view{Title: "Event"}, err)
-		return
-	}
+	id, _ := parseUUID(chi.URLParam(r, "eventID")) // orgObject has checked it
 	causes, effects, err := a.cfg.Data.Events.Causation(r.Context(), ids, id)
 	if err != nil {
 		a.fail(w, r, err)
@@ -302,7 +279,4 @@ func (a *app) reconciliationRuns(r *http.Request, ids []int64, shopID int64, now
 	return out, nil
 }
 
-func parseShopID(r *http.Request) (int64, bool) {
-	id, err := strconv.ParseInt(chi.URLParam(r, "shopID"), 10, 64)
-	return id, err == nil && id > 0
-}
+func parseShopID(r *http.Request) (int64, bool) { return positiveID(chi.URLParam(r, "shopID")) }
