@@ -150,58 +150,73 @@ func requestIDFor(r *http.Request, body string) (string, error) {
 	return body, nil
 }
 
-func (s *server) postAdjustment(w http.ResponseWriter, r *http.Request, p Principal) error {
-	listingID, key, err := pathVariant(r)
-	if err != nil {
-		return err
-	}
-	var b adjustmentBody
-	if err := decodeStrict(w, r, &b, "kind, quantity, reason, supplier_ref, note, request_id"); err != nil {
-		return err
-	}
+// editBody is the body of a stock edit request.
+type editBody interface {
+	// command checks the body and makes the command for the variant key.
+	command(key string) (domain.EditCommand, error)
+	requestID() string
+}
+
+func (b *adjustmentBody) command(key string) (domain.EditCommand, error) {
 	switch b.Kind {
 	case events.EditCount, events.EditReceived, events.EditCorrection:
 		if b.Quantity == nil {
-			return badInput("quantity", "required")
+			return domain.EditCommand{}, badInput("quantity", "required")
 		}
 	case events.EditEnable, events.EditDisable:
 		if b.Quantity != nil {
-			return badInput("quantity", "enable and disable take no quantity")
+			return domain.EditCommand{}, badInput("quantity", "enable and disable take no quantity")
 		}
 	case "":
-		return badInput("kind", "required: count, received, correction, enable or disable")
+		return domain.EditCommand{}, badInput("kind", "required: count, received, correction, enable or disable")
 	default:
-		return badInput("kind", "want count, received, correction, enable or disable (prices go to PUT …/price)")
+		return domain.EditCommand{}, badInput("kind", "want count, received, correction, enable or disable (prices go to PUT …/price)")
 	}
 	c := domain.EditCommand{Kind: b.Kind, VariantKey: key, Reason: b.Reason, SupplierRef: b.SupplierRef, Note: b.Note}
 	if b.Quantity != nil {
 		c.Quantity = *b.Quantity
 	}
-	reqID, err := requestIDFor(r, b.RequestID)
-	if err != nil {
-		return err
+	return c, nil
+}
+
+func (b *adjustmentBody) requestID() string { return b.RequestID }
+
+func (b *priceBody) command(key string) (domain.EditCommand, error) {
+	if b.Amount == nil {
+		return domain.EditCommand{}, badInput("amount", "required: the price in minor units (2250 is 22.50)")
 	}
-	return s.submitEdit(w, r, p, listingID, c, reqID)
+	return domain.EditCommand{Kind: events.EditPrice, VariantKey: key, Note: b.Note,
+		Price: &events.Money{Amount: *b.Amount, Currency: strings.ToUpper(strings.TrimSpace(b.Currency))}}, nil
+}
+
+func (b *priceBody) requestID() string { return b.RequestID }
+
+func (s *server) postAdjustment(w http.ResponseWriter, r *http.Request, p Principal) error {
+	return s.recordEdit(w, r, p, &adjustmentBody{}, "kind, quantity, reason, supplier_ref, note, request_id")
 }
 
 func (s *server) putPrice(w http.ResponseWriter, r *http.Request, p Principal) error {
+	return s.recordEdit(w, r, p, &priceBody{}, "amount, currency, note, request_id")
+}
+
+// recordEdit reads the variant from the path and b from the body, whose
+// fields allowed lists, and records b's command.
+func (s *server) recordEdit(w http.ResponseWriter, r *http.Request, p Principal, b editBody, allowed string) error {
 	listingID, key, err := pathVariant(r)
 	if err != nil {
 		return err
 	}
-	var b priceBody
-	if err := decodeStrict(w, r, &b, "amount, currency, note, request_id"); err != nil {
+	if err := decodeStrict(w, r, b, allowed); err != nil {
 		return err
 	}
-	if b.Amount == nil {
-		return badInput("amount", "required: the price in minor units (2250 is 22.50)")
-	}
-	reqID, err := requestIDFor(r, b.RequestID)
+	c, err := b.command(key)
 	if err != nil {
 		return err
 	}
-	c := domain.EditCommand{Kind: events.EditPrice, VariantKey: key, Note: b.Note,
-		Price: &events.Money{Amount: *b.Amount, Currency: strings.ToUpper(strings.TrimSpace(b.Currency))}}
+	reqID, err := requestIDFor(r, b.requestID())
+	if err != nil {
+		return err
+	}
 	return s.submitEdit(w, r, p, listingID, c, reqID)
 }
 

@@ -75,20 +75,13 @@ func eventFilterOf(q url.Values, p Principal) (projections.EventFilter, error) {
 }
 
 func (s *server) listEvents(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if _, err := negotiate(r, false); err != nil {
-		return err
-	}
-	f, err := EventFilterOf(r.URL.Query(), p.Shops)
-	if err != nil {
-		return err
-	}
-	var page eventPage
-	if page.Items, page.NextCursor, err = EventPage(r.Context(), s.cfg.Data.Events, f); err != nil {
-		return err
-	}
-	nextLink(w, r, page.NextCursor)
-	writeJSON(w, http.StatusOK, page)
-	return nil
+	return listPage(w, r, p, "", EventFilterOf,
+		func(ctx context.Context, f projections.EventFilter) ([]eventstore.LoggedEvent, string, error) {
+			return EventPage(ctx, s.cfg.Data.Events, f)
+		},
+		func(items []eventstore.LoggedEvent, next string) any {
+			return eventPage{Items: items, NextCursor: next}
+		})
 }
 
 func (s *server) getEvent(w http.ResponseWriter, r *http.Request, p Principal) error {

@@ -24,28 +24,53 @@ func principalFor(shops []int64) Principal { return Principal{Shops: shops} }
 // SaleFilterOf reads /v1/sales's shop_id, status, from, to, limit and
 // cursor. The filter's Limit is the page size, not one more.
 func SaleFilterOf(q url.Values, shops []int64) (projections.SaleFilter, error) {
+	lq, err := listQueryOf(q, shops, saleStatuses)
+	sf := projections.SaleFilter{Shops: shops, Status: lq.Status, ShopID: lq.ShopID, From: lq.From, To: lq.To, Limit: lq.Limit}
+	if err != nil {
+		return sf, err
+	}
+	sf.After, err = optCursor[projections.SaleCursor](q)
+	return sf, err
+}
+
+// listQuery is what the sales and alerts lists read alike: status,
+// shop_id, from, to and limit.
+type listQuery struct {
+	Status   string
+	ShopID   int64
+	From, To time.Time
+	Limit    int
+}
+
+// listQueryOf reads a listQuery, with the statuses the list knows; on an
+// error it holds what was read before it.
+func listQueryOf(q url.Values, shops []int64, statuses []string) (listQuery, error) {
 	p := principalFor(shops)
-	sf := projections.SaleFilter{Shops: shops}
+	var lq listQuery
 	var err error
-	if sf.Status, err = optEnum(q, "status", saleStatuses); err != nil {
-		return sf, err
+	if lq.Status, err = optEnum(q, "status", statuses); err != nil {
+		return lq, err
 	}
-	if sf.ShopID, err = optShop(q, p); err != nil {
-		return sf, err
+	if lq.ShopID, err = optShop(q, p); err != nil {
+		return lq, err
 	}
-	if sf.From, sf.To, err = timeRange(q, "from", "to"); err != nil {
-		return sf, err
+	if lq.From, lq.To, err = timeRange(q, "from", "to"); err != nil {
+		return lq, err
 	}
-	if sf.Limit, err = parseLimit(q, defaultLimit); err != nil {
-		return sf, err
+	if lq.Limit, err = parseLimit(q, defaultLimit); err != nil {
+		return lq, err
 	}
-	if c := q.Get("cursor"); c != "" {
-		sf.After = &projections.SaleCursor{}
-		if err := decodeCursor(c, sf.After); err != nil {
-			return sf, err
-		}
+	return lq, nil
+}
+
+// optCursor reads ?cursor= as a C; nil when there is none.
+func optCursor[C any](q url.Values) (*C, error) {
+	c := q.Get("cursor")
+	if c == "" {
+		return nil, nil
 	}
-	return sf, nil
+	cur := new(C)
+	return cur, decodeCursor(c, cur)
 }
 
 // SalePage reads one page of f (f.Limit rows) and the cursor of the next
@@ -74,28 +99,13 @@ func WriteSalesCSV(w http.ResponseWriter, sales []projections.Sale) {
 // AlertFilterOf reads /v1/alerts's status, shop_id, from, to, limit and
 // cursor. The filter's Limit is the page size, not one more.
 func AlertFilterOf(q url.Values, shops []int64) (AlertFilter, error) {
-	p := principalFor(shops)
-	f := AlertFilter{Shops: shops}
-	var err error
-	if f.Status, err = optEnum(q, "status", []string{alerts.StatusOpen, alerts.StatusCleared}); err != nil {
+	lq, err := listQueryOf(q, shops, []string{alerts.StatusOpen, alerts.StatusCleared})
+	f := AlertFilter{Shops: shops, Status: lq.Status, ShopID: lq.ShopID, From: lq.From, To: lq.To, Limit: lq.Limit}
+	if err != nil {
 		return f, err
 	}
-	if f.ShopID, err = optShop(q, p); err != nil {
-		return f, err
-	}
-	if f.From, f.To, err = timeRange(q, "from", "to"); err != nil {
-		return f, err
-	}
-	if f.Limit, err = parseLimit(q, defaultLimit); err != nil {
-		return f, err
-	}
-	if c := q.Get("cursor"); c != "" {
-		f.After = &AlertCursor{}
-		if err := decodeCursor(c, f.After); err != nil {
-			return f, err
-		}
-	}
-	return f, nil
+	f.After, err = optCursor[AlertCursor](q)
+	return f, err
 }
 
 // AlertPage reads one page of f and the next page's cursor.

@@ -215,20 +215,34 @@ func parseBool(q url.Values, name string) (bool, error) {
 }
 
 func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principal) error {
-	f, err := negotiate(r, true)
+	return listPage(w, r, p, "products", ProductQuery,
+		func(ctx context.Context, f projections.ProductFilter) ([]projections.Product, string, error) {
+			return ProductPage(ctx, s.cfg.Data.Products, f)
+		},
+		func(items []projections.Product, next string) any { return productPage{Items: items, NextCursor: next} })
+}
+
+// listPage answers one page of a list: filterOf reads the query, read
+// reads the page and the next page's cursor, and page is the answer's
+// body. A list with a csvName is sent as CSV too when asked.
+func listPage[F, T any](w http.ResponseWriter, r *http.Request, p Principal, csvName string,
+	filterOf func(url.Values, []int64) (F, error),
+	read func(context.Context, F) ([]T, string, error),
+	page func(items []T, next string) any) error {
+	f, err := negotiate(r, csvName != "")
 	if err != nil {
 		return err
 	}
-	pf, err := productQuery(r.URL.Query(), p)
+	filter, err := filterOf(r.URL.Query(), p.Shops)
 	if err != nil {
 		return err
 	}
-	var page productPage
-	if page.Items, page.NextCursor, err = ProductPage(r.Context(), s.cfg.Data.Products, pf); err != nil {
+	items, next, err := read(r.Context(), filter)
+	if err != nil {
 		return err
 	}
-	nextLink(w, r, page.NextCursor)
-	respond(w, f, "products", page)
+	nextLink(w, r, next)
+	respond(w, f, csvName, page(items, next))
 	return nil
 }
 
@@ -254,11 +268,10 @@ func productQuery(q url.Values, p Principal) (projections.ProductFilter, error) 
 	if pf.Limit, err = parseLimit(q, defaultLimit); err != nil {
 		return pf, err
 	}
-	if c := q.Get("cursor"); c != "" {
-		pf.After = &projections.ProductCursor{}
-		if err := decodeCursor(c, pf.After); err != nil {
-			return pf, err
-		}
+	if pf.After, err = optCursor[projections.ProductCursor](q); err != nil {
+		return pf, err
+	}
+	if pf.After != nil {
 		if made := cmp.Or(pf.After.Sort, "listing_id"); made != sortParam(pf.Sort) {
 			return pf, badInput("cursor", "this cursor was made for sort=%s; send that sort, or start again without a cursor", made)
 		}
@@ -399,21 +412,11 @@ func (s *server) shopStock(w http.ResponseWriter, r *http.Request, p Principal) 
 }
 
 func (s *server) listSales(w http.ResponseWriter, r *http.Request, p Principal) error {
-	f, err := negotiate(r, true)
-	if err != nil {
-		return err
-	}
-	sf, err := SaleFilterOf(r.URL.Query(), p.Shops)
-	if err != nil {
-		return err
-	}
-	var page salePage
-	if page.Items, page.NextCursor, err = SalePage(r.Context(), s.cfg.Data.Sales, sf); err != nil {
-		return err
-	}
-	nextLink(w, r, page.NextCursor)
-	respond(w, f, "sales", page)
-	return nil
+	return listPage(w, r, p, "sales", SaleFilterOf,
+		func(ctx context.Context, f projections.SaleFilter) ([]projections.Sale, string, error) {
+			return SalePage(ctx, s.cfg.Data.Sales, f)
+		},
+		func(items []projections.Sale, next string) any { return salePage{Items: items, NextCursor: next} })
 }
 
 func (s *server) getSale(w http.ResponseWriter, r *http.Request, p Principal) error {
@@ -600,17 +603,23 @@ func (s *server) putShopThreshold(w http.ResponseWriter, r *http.Request, p Prin
 	return s.appendThreshold(w, r, p, domain.ThresholdTarget{ShopID: shopID}, th)
 }
 
+// listingThreshold reads a threshold body and the listing it is for.
+func (s *server) listingThreshold(w http.ResponseWriter, r *http.Request, p Principal, listingID int64) (projections.ProductDetail, int64, error) {
+	// The body first: a slow or short body must not hold anything else.
+	th, err := decodeThreshold(w, r)
+	if err != nil {
+		return projections.ProductDetail{}, 0, err
+	}
+	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
+	return prod, th, err
+}
+
 func (s *server) putListingThreshold(w http.ResponseWriter, r *http.Request, p Principal) error {
 	listingID, err := pathID(r, "listingID")
 	if err != nil {
 		return err
 	}
-	// The body first: a slow or short body must not hold anything else.
-	th, err := decodeThreshold(w, r)
-	if err != nil {
-		return err
-	}
-	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
+	prod, th, err := s.listingThreshold(w, r, p, listingID)
 	if err != nil {
 		return err
 	}
@@ -622,11 +631,7 @@ func (s *server) putVariantThreshold(w http.ResponseWriter, r *http.Request, p P
 	if err != nil {
 		return err
 	}
-	th, err := decodeThreshold(w, r)
-	if err != nil {
-		return err
-	}
-	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
+	prod, th, err := s.listingThreshold(w, r, p, listingID)
 	if err != nil {
 		return err
 	}
