@@ -72,6 +72,22 @@ func (a *app) shopOptions(ctx context.Context, ids []int64) ([]shopOption, map[i
 	return out, names, nil
 }
 
+// orgShopOptions is the organisation's shops, as options for filters and
+// with their names for tables.
+func (a *app) orgShopOptions(r *http.Request) ([]int64, []shopOption, map[int64]string, error) {
+	ids, err := a.orgShops(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts, names, err := a.shopOptions(r.Context(), ids)
+	return ids, opts, names, err
+}
+
+// filtered says whether q sets any of the filters keys.
+func filtered(q url.Values, keys ...string) bool {
+	return slices.ContainsFunc(keys, func(k string) bool { return q.Get(k) != "" })
+}
+
 // dataError answers an error of the readers or of the API's parsing: a
 // bad filter is shown on the page (400), a missing or foreign object is a
 // 404, anything else fails.
@@ -219,19 +235,12 @@ func (a *app) salesPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := salesData{Statuses: httpapi.SaleStatuses(), Q: q, HasCursor: q.Get("cursor") != ""}
 	v := view{Title: "Sales", Data: &d}
-	ids, err := a.orgShops(r)
+	_, shops, names, err := a.orgShopOptions(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	var names map[int64]string
-	if d.Shops, names, err = a.shopOptions(r.Context(), ids); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	for _, k := range []string{"shop_id", "status", "from", "to"} {
-		d.Filtered = d.Filtered || q.Get(k) != ""
-	}
+	d.Shops, d.Filtered = shops, filtered(q, "shop_id", "status", "from", "to")
 	csvQ := url.Values{}
 	for _, k := range []string{"shop_id", "status", "from", "to"} {
 		if q.Get(k) != "" {

@@ -61,14 +61,11 @@ type channelsData struct {
 func (a *app) channelsView(r *http.Request) (view, *channelsData, error) {
 	d := &channelsData{}
 	v := view{Title: "Alert channels", Data: d}
-	ids, err := a.orgShops(r)
+	ids, shops, names, err := a.orgShopOptions(r)
 	if err != nil {
 		return v, d, err
 	}
-	var names map[int64]string
-	if d.Shops, names, err = a.shopOptions(r.Context(), ids); err != nil {
-		return v, d, err
-	}
+	d.Shops = shops
 	tests, err := a.cfg.Channels.LastTests(r.Context(), ids)
 	if err != nil {
 		return v, d, err

@@ -37,19 +37,12 @@ func (a *app) alertsPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := alertsData{Q: q, HasCursor: q.Get("cursor") != "", First: withCursor(r, "")}
 	v := view{Title: "Alerts", Data: &d}
-	ids, err := a.orgShops(r)
+	ids, shops, names, err := a.orgShopOptions(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	var names map[int64]string
-	if d.Shops, names, err = a.shopOptions(r.Context(), ids); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	for _, k := range []string{"shop_id", "status", "from", "to"} {
-		d.Filtered = d.Filtered || q.Get(k) != ""
-	}
+	d.Shops, d.Filtered = shops, filtered(q, "shop_id", "status", "from", "to")
 	f, err := httpapi.AlertFilterOf(localDates(q, a.location(r), "from", "to"), ids)
 	if err != nil {
 		a.dataError(w, r, "alerts", v, err)
@@ -102,15 +95,12 @@ func (a *app) logPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := logData{Types: events.Types(), Q: q, HasCursor: q.Get("cursor") != "", First: withCursor(r, "")}
 	v := view{Title: "Event log", Data: &d}
-	ids, err := a.orgShops(r)
+	ids, shops, _, err := a.orgShopOptions(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if d.Shops, _, err = a.shopOptions(r.Context(), ids); err != nil {
-		a.fail(w, r, err)
-		return
-	}
+	d.Shops = shops
 	// The export link carries the page's filter with its dates turned into
 	// instants, so that the file holds exactly the events the page lists.
 	local := localDates(q, a.location(r), "from", "to")
