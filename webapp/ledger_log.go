@@ -137,6 +137,19 @@ type eventData struct {
 	Variant  string
 }
 
+// eventLinks is a table of the events page: the events the event is
+// linked to, under label.
+type eventLinks struct {
+	Label  string
+	Events []eventstore.LoggedEvent
+	Loc    *time.Location
+}
+
+// Links makes the argument of the events page's eventLinks template.
+func (eventData) Links(label string, evs []eventstore.LoggedEvent, loc *time.Location) eventLinks {
+	return eventLinks{Label: label, Events: evs, Loc: loc}
+}
+
 // indent shows stored JSON readably; what does not parse is shown as is.
 func indent(raw []byte) string {
 	var buf bytes.Buffer
