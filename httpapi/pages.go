@@ -51,10 +51,7 @@ func listQueryOf(q url.Values, shops []int64, statuses []string) (listQuery, err
 	if lq.Status, err = optEnum(q, "status", statuses); err != nil {
 		return lq, err
 	}
-	if lq.ShopID, err = optShop(q, p); err != nil {
-		return lq, err
-	}
-	if lq.From, lq.To, err = timeRange(q, "from", "to"); err != nil {
+	if lq.ShopID, lq.From, lq.To, err = shopAndRange(q, p); err != nil {
 		return lq, err
 	}
 	if lq.Limit, err = parseLimit(q, defaultLimit); err != nil {
@@ -76,14 +73,20 @@ func optCursor[C any](q url.Values) (*C, error) {
 // SalePage reads one page of f (f.Limit rows) and the cursor of the next
 // page ("" on the last).
 func SalePage(ctx context.Context, rd SalesReader, f projections.SaleFilter) ([]projections.Sale, string, error) {
-	f.Limit++
-	items, err := rd.ListSales(ctx, f)
+	return readPage(f.Limit, func(n int) ([]projections.Sale, error) { f.Limit = n; return rd.ListSales(ctx, f) },
+		func(last projections.Sale) any {
+			return projections.SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
+		})
+}
+
+// readPage reads a page of asked rows: list reads one more, which tells
+// whether another page exists, and cursor names the last row kept.
+func readPage[T any](asked int, list func(n int) ([]T, error), cursor func(last T) any) ([]T, string, error) {
+	items, err := list(asked + 1)
 	if err != nil {
 		return nil, "", err
 	}
-	items, next := pageOf(items, f.Limit, func(last projections.Sale) any {
-		return projections.SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
-	})
+	items, next := pageOf(items, asked+1, cursor)
 	return items, next, nil
 }
 
@@ -110,16 +113,11 @@ func AlertFilterOf(q url.Values, shops []int64) (AlertFilter, error) {
 
 // AlertPage reads one page of f and the next page's cursor.
 func AlertPage(ctx context.Context, rd AlertReader, f AlertFilter) ([]Alert, string, error) {
-	f.Limit++
-	items, err := rd.ListAlerts(ctx, f)
-	if err != nil {
-		return nil, "", err
-	}
-	items, next := pageOf(items, f.Limit, func(last Alert) any {
-		id, _ := uuid.Parse(last.AlertID)
-		return AlertCursor{RaisedAt: last.RaisedAt, AlertID: id}
-	})
-	return items, next, nil
+	return readPage(f.Limit, func(n int) ([]Alert, error) { f.Limit = n; return rd.ListAlerts(ctx, f) },
+		func(last Alert) any {
+			id, _ := uuid.Parse(last.AlertID)
+			return AlertCursor{RaisedAt: last.RaisedAt, AlertID: id}
+		})
 }
 
 // EventFilterOf reads /v1/events's shop_id, stream, type, from, to, limit
@@ -139,13 +137,8 @@ func EventFilterOf(q url.Values, shops []int64) (projections.EventFilter, error)
 
 // EventPage reads one page of f and the next page's cursor.
 func EventPage(ctx context.Context, rd EventLog, f projections.EventFilter) ([]eventstore.LoggedEvent, string, error) {
-	f.Limit++
-	evs, err := rd.ListEvents(ctx, f)
-	if err != nil {
-		return nil, "", err
-	}
-	evs, next := pageOf(evs, f.Limit, func(last eventstore.LoggedEvent) any { return seqCursor{Seq: last.Seq} })
-	return evs, next, nil
+	return readPage(f.Limit, func(n int) ([]eventstore.LoggedEvent, error) { f.Limit = n; return rd.ListEvents(ctx, f) },
+		func(last eventstore.LoggedEvent) any { return seqCursor{Seq: last.Seq} })
 }
 
 // ExportFilterOf reads /v1/events/export's filters: those of /v1/events
@@ -195,15 +188,10 @@ func ProductQuery(q url.Values, shops []int64) (projections.ProductFilter, error
 // ProductPage reads one page of products as GET /v1/products does: the
 // items and the cursor of the next page ("" on the last).
 func ProductPage(ctx context.Context, r ProductReader, f projections.ProductFilter) ([]projections.Product, string, error) {
-	f.Limit++
-	items, err := r.ListProducts(ctx, f)
-	if err != nil {
-		return nil, "", err
-	}
-	items, next := pageOf(items, f.Limit, func(last projections.Product) any {
-		return projections.ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt, Sort: sortParam(f.Sort)}
-	})
-	return items, next, nil
+	return readPage(f.Limit, func(n int) ([]projections.Product, error) { f.Limit = n; return r.ListProducts(ctx, f) },
+		func(last projections.Product) any {
+			return projections.ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt, Sort: sortParam(f.Sort)}
+		})
 }
 
 // WriteProductsCSV writes products as GET /v1/products?format=csv does,

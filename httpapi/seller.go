@@ -400,12 +400,10 @@ func (s *server) shopStock(w http.ResponseWriter, r *http.Request, p Principal) 
 	if err != nil {
 		return err
 	}
-	page := shopStockPage{ShopID: shopID, AsOf: at, Items: nonNil(items)}
-	if len(items) == limit+1 {
-		page.Items = items[:limit]
-		last := page.Items[limit-1]
-		page.NextCursor = encodeCursor(stockCursor{ListingID: last.ListingID, VariantKey: last.VariantKey})
-	}
+	page := shopStockPage{ShopID: shopID, AsOf: at}
+	page.Items, page.NextCursor = pageOf(items, limit+1, func(last projections.VariantStock) any {
+		return stockCursor{ListingID: last.ListingID, VariantKey: last.VariantKey}
+	})
 	nextLink(w, r, page.NextCursor)
 	writeJSON(w, http.StatusOK, page)
 	return nil
