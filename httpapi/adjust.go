@@ -26,11 +26,7 @@ type StockEditor interface {
 // It reads the listing's stream, like the commands do, so it answers as
 // soon as a command is recorded; another organisation's listing is 404.
 func (s *server) listAdjustments(w http.ResponseWriter, r *http.Request, p Principal) error {
-	listingID, err := pathID(r, "listingID")
-	if err != nil {
-		return err
-	}
-	key, err := pathVariantKey(r)
+	listingID, key, err := pathVariant(r)
 	if err != nil {
 		return err
 	}
@@ -86,8 +82,17 @@ type stockEditOut struct {
 	Duplicate        bool          `json:"duplicate"`
 }
 
-func decodeStrict(w http.ResponseWriter, r *http.Request, v any, allowed string) error {
-	body, err := readJSONBody(w, r, maxBody)
+// bodyWords are what the refusals of a JSON body say where bodies differ.
+type bodyWords struct {
+	wantType func(*json.UnmarshalTypeError) string // a field of the wrong JSON type
+	unknown  string                                // after "unknown field; "
+	invalid  string                                // any other body that does not decode
+}
+
+// decodeBody reads one JSON object of at most limit bytes into v, refusing
+// unknown fields and anything after the object.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, words bodyWords) error {
+	body, err := readJSONBody(w, r, limit)
 	if err != nil {
 		return err
 	}
@@ -96,22 +101,39 @@ func decodeStrict(w http.ResponseWriter, r *http.Request, v any, allowed string)
 	if err := dec.Decode(v); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
+		field, unknown := unknownField(err)
 		switch {
 		case errors.As(err, &typ):
-			return badInput(typ.Field, "want a %s", typ.Type.String())
+			return badInput(typ.Field, "%s", words.wantType(typ))
 		case errors.As(err, &syn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return badInput("", "body is not a JSON object")
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return badInput(field, "unknown field; allowed: %s", allowed)
+		case unknown:
+			return badInput(field, "unknown field; %s", words.unknown)
 		default:
-			return badInput("", "body is not a valid object")
+			return badInput("", "%s", words.invalid)
 		}
 	}
 	if dec.More() {
 		return badInput("", "body holds more than one JSON value")
 	}
 	return nil
+}
+
+// unknownField is the field a decoder that disallows unknown fields
+// refused, when that is what err says.
+func unknownField(err error) (string, bool) {
+	rest, ok := strings.CutPrefix(err.Error(), "json: unknown field ")
+	return strings.Trim(rest, `"`), ok
+}
+
+// decodeStrict reads a write body of at most maxBody bytes; allowed lists
+// its fields for the refusal of an unknown one.
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any, allowed string) error {
+	return decodeBody(w, r, maxBody, v, bodyWords{
+		wantType: func(typ *json.UnmarshalTypeError) string { return "want a " + typ.Type.String() },
+		unknown:  "allowed: " + allowed,
+		invalid:  "body is not a valid object",
+	})
 }
 
 // requestIDFor is the client's idempotency key: the Idempotency-Key
@@ -128,66 +150,73 @@ func requestIDFor(r *http.Request, body string) (string, error) {
 	return body, nil
 }
 
-func (s *server) postAdjustment(w http.ResponseWriter, r *http.Request, p Principal) error {
-	listingID, err := pathID(r, "listingID")
-	if err != nil {
-		return err
-	}
-	key, err := pathVariantKey(r)
-	if err != nil {
-		return err
-	}
-	var b adjustmentBody
-	if err := decodeStrict(w, r, &b, "kind, quantity, reason, supplier_ref, note, request_id"); err != nil {
-		return err
-	}
+// editBody is the body of a stock edit request.
+type editBody interface {
+	// command checks the body and makes the command for the variant key.
+	command(key string) (domain.EditCommand, error)
+	requestID() string
+}
+
+func (b *adjustmentBody) command(key string) (domain.EditCommand, error) {
 	switch b.Kind {
 	case events.EditCount, events.EditReceived, events.EditCorrection:
 		if b.Quantity == nil {
-			return badInput("quantity", "required")
+			return domain.EditCommand{}, badInput("quantity", "required")
 		}
 	case events.EditEnable, events.EditDisable:
 		if b.Quantity != nil {
-			return badInput("quantity", "enable and disable take no quantity")
+			return domain.EditCommand{}, badInput("quantity", "enable and disable take no quantity")
 		}
 	case "":
-		return badInput("kind", "required: count, received, correction, enable or disable")
+		return domain.EditCommand{}, badInput("kind", "required: count, received, correction, enable or disable")
 	default:
-		return badInput("kind", "want count, received, correction, enable or disable (prices go to PUT …/price)")
+		return domain.EditCommand{}, badInput("kind", "want count, received, correction, enable or disable (prices go to PUT …/price)")
 	}
 	c := domain.EditCommand{Kind: b.Kind, VariantKey: key, Reason: b.Reason, SupplierRef: b.SupplierRef, Note: b.Note}
 	if b.Quantity != nil {
 		c.Quantity = *b.Quantity
 	}
-	reqID, err := requestIDFor(r, b.RequestID)
-	if err != nil {
-		return err
+	return c, nil
+}
+
+func (b *adjustmentBody) requestID() string { return b.RequestID }
+
+func (b *priceBody) command(key string) (domain.EditCommand, error) {
+	if b.Amount == nil {
+		return domain.EditCommand{}, badInput("amount", "required: the price in minor units (2250 is 22.50)")
 	}
-	return s.submitEdit(w, r, p, listingID, c, reqID)
+	return domain.EditCommand{Kind: events.EditPrice, VariantKey: key, Note: b.Note,
+		Price: &events.Money{Amount: *b.Amount, Currency: strings.ToUpper(strings.TrimSpace(b.Currency))}}, nil
+}
+
+func (b *priceBody) requestID() string { return b.RequestID }
+
+func (s *server) postAdjustment(w http.ResponseWriter, r *http.Request, p Principal) error {
+	return s.recordEdit(w, r, p, &adjustmentBody{}, "kind, quantity, reason, supplier_ref, note, request_id")
 }
 
 func (s *server) putPrice(w http.ResponseWriter, r *http.Request, p Principal) error {
-	listingID, err := pathID(r, "listingID")
+	return s.recordEdit(w, r, p, &priceBody{}, "amount, currency, note, request_id")
+}
+
+// recordEdit reads the variant from the path and b from the body, whose
+// fields allowed lists, and records b's command.
+func (s *server) recordEdit(w http.ResponseWriter, r *http.Request, p Principal, b editBody, allowed string) error {
+	listingID, key, err := pathVariant(r)
 	if err != nil {
 		return err
 	}
-	key, err := pathVariantKey(r)
+	if err := decodeStrict(w, r, b, allowed); err != nil {
+		return err
+	}
+	c, err := b.command(key)
 	if err != nil {
 		return err
 	}
-	var b priceBody
-	if err := decodeStrict(w, r, &b, "amount, currency, note, request_id"); err != nil {
-		return err
-	}
-	if b.Amount == nil {
-		return badInput("amount", "required: the price in minor units (2250 is 22.50)")
-	}
-	reqID, err := requestIDFor(r, b.RequestID)
+	reqID, err := requestIDFor(r, b.requestID())
 	if err != nil {
 		return err
 	}
-	c := domain.EditCommand{Kind: events.EditPrice, VariantKey: key, Note: b.Note,
-		Price: &events.Money{Amount: *b.Amount, Currency: strings.ToUpper(strings.TrimSpace(b.Currency))}}
 	return s.submitEdit(w, r, p, listingID, c, reqID)
 }
 
@@ -200,20 +229,12 @@ func (s *server) submitEdit(w http.ResponseWriter, r *http.Request, p Principal,
 		// the request id of this request at least ties the log to it.
 		reqID = requestIDOf(r.Context())
 	}
-	a := stockedits.Actor{Name: p.Actor(), Shops: p.Shops, CanEdit: p.Role == RoleSeller}
-	rec, err := s.cfg.Data.StockEdits.Submit(r.Context(), a, listingID, c, reqID)
-	var ee *domain.EditError
-	switch {
-	case errors.Is(err, stockedits.ErrNotFound):
-		return ErrNotFound
-	case errors.Is(err, stockedits.ErrForbidden):
-		return ErrForbidden
-	case errors.Is(err, stockedits.ErrRequestReused):
+	rec, err := s.cfg.Data.StockEdits.Submit(r.Context(), editActor(p), listingID, c, reqID)
+	if errors.Is(err, stockedits.ErrRequestReused) {
 		return badInput("Idempotency-Key", "already used for another command")
-	case errors.As(err, &ee):
-		return badInput(ee.Field, "%s", ee.Msg)
-	case err != nil:
-		return fmt.Errorf("stock edit: %w", err)
+	}
+	if err != nil {
+		return editError("stock edit", err)
 	}
 	cmd := rec.Command
 	out := stockEditOut{
@@ -225,6 +246,27 @@ func (s *server) submitEdit(w http.ResponseWriter, r *http.Request, p Principal,
 	// Accepted: recorded and queued; Etsy follows through the outbox.
 	writeJSON(w, http.StatusAccepted, out)
 	return nil
+}
+
+// editActor is the caller as stockedits knows it.
+func editActor(p Principal) stockedits.Actor {
+	return stockedits.Actor{Name: p.Actor(), Shops: p.Shops, CanEdit: p.Role == RoleSeller}
+}
+
+// editError maps a refusal of stockedits that every command shares to the
+// API's errors; anything else is internal, wrapped with op.
+func editError(op string, err error) error {
+	var ee *domain.EditError
+	switch {
+	case errors.Is(err, stockedits.ErrNotFound):
+		return ErrNotFound
+	case errors.Is(err, stockedits.ErrForbidden):
+		return ErrForbidden
+	case errors.As(err, &ee):
+		return badInput(ee.Field, "%s", ee.Msg)
+	default:
+		return fmt.Errorf("%s: %w", op, err)
+	}
 }
 
 // Stocktaker previews and applies stocktake files; *stockedits.Service
@@ -263,8 +305,7 @@ func (s *server) postStocktake(w http.ResponseWriter, r *http.Request, p Princip
 	dec.DisallowUnknownFields()
 	var b stocktakeBody
 	if err := dec.Decode(&b); err != nil {
-		if strings.HasPrefix(err.Error(), "json: unknown field ") {
-			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if field, ok := unknownField(err); ok {
 			return badInput(field, "unknown field; allowed: mode, csv, request_id")
 		}
 		return badInput("", "body is not a stocktake object (mode, csv, request_id)")
@@ -273,7 +314,7 @@ func (s *server) postStocktake(w http.ResponseWriter, r *http.Request, p Princip
 	if !ok {
 		return fmt.Errorf("stocktakes are not configured")
 	}
-	a := stockedits.Actor{Name: p.Actor(), Shops: p.Shops, CanEdit: p.Role == RoleSeller}
+	a := editActor(p)
 	var res stockedits.Stocktake
 	switch b.Mode {
 	case "preview", "":
@@ -290,18 +331,11 @@ func (s *server) postStocktake(w http.ResponseWriter, r *http.Request, p Princip
 	default:
 		return badInput("mode", "want preview or apply")
 	}
-	var ee *domain.EditError
-	switch {
-	case errors.Is(err, stockedits.ErrNotFound):
-		return ErrNotFound
-	case errors.Is(err, stockedits.ErrForbidden):
-		return ErrForbidden
-	case errors.Is(err, stockedits.ErrBadStocktake):
+	if errors.Is(err, stockedits.ErrBadStocktake) {
 		return badInput("csv", "%s", strings.TrimPrefix(err.Error(), stockedits.ErrBadStocktake.Error()+": "))
-	case errors.As(err, &ee):
-		return badInput(ee.Field, "%s", ee.Msg)
-	case err != nil:
-		return fmt.Errorf("stocktake: %w", err)
+	}
+	if err != nil {
+		return editError("stocktake", err)
 	}
 	if b.Mode == "apply" && !res.Applied {
 		pr := Problem{Type: problemBase + "stocktake-refused", Title: "Stocktake refused", Status: http.StatusBadRequest,

@@ -42,7 +42,7 @@ func TestAdjustmentsAuthoriseValidateAndRecordOnce(t *testing.T) {
 	if got := do(t, h, call{method: http.MethodPost, path: path, token: w.tokens[2].seller, body: `{"kind": "received", "quantity": 2}`}); got.Code != http.StatusNotFound {
 		t.Errorf("other organisation's seller POST = %d, want 404; body %s", got.Code, got.Body)
 	}
-	bad := []struct{ name, body, param string }{
+	bad := []badBody{
 		{"no kind", `{"quantity": 2}`, "kind"},
 		{"unknown kind", `{"kind": "sold", "quantity": 2}`, "kind"},
 		{"no quantity", `{"kind": "count"}`, "quantity"},
@@ -56,17 +56,7 @@ func TestAdjustmentsAuthoriseValidateAndRecordOnce(t *testing.T) {
 		{"actor injected", `{"kind": "received", "quantity": 2, "actor": "x"}`, "actor"},
 		{"supplier on a count", `{"kind": "count", "quantity": 2, "supplier_ref": "PO"}`, "supplier_ref"},
 	}
-	for _, tc := range bad {
-		t.Run(tc.name, func(t *testing.T) {
-			got := do(t, h, call{method: http.MethodPost, path: path, token: seller, body: tc.body})
-			if got.Code != http.StatusBadRequest {
-				t.Fatalf("POST %s = %d, want 400; body %s", tc.body, got.Code, got.Body)
-			}
-			if p := problemOf(t, got); p.Param != tc.param {
-				t.Errorf("problem names param %q, want %q (%+v)", p.Param, tc.param, p)
-			}
-		})
-	}
+	wantBadBodies(t, h, http.MethodPost, path, seller, bad)
 	count := func() int {
 		var n int
 		if err := w.db.DB.QueryRow(`SELECT count(*) FROM events WHERE type = $1`, events.TypeStockEditRequested).Scan(&n); err != nil {

@@ -215,20 +215,15 @@ func (s *server) alertRoutes(r chi.Router) {
 }
 
 func (s *server) listAlerts(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if _, err := negotiate(r, false); err != nil {
-		return err
-	}
-	f, err := AlertFilterOf(r.URL.Query(), p.Shops)
-	if err != nil {
-		return err
-	}
-	var page alertPage
-	if page.Items, page.NextCursor, err = AlertPage(r.Context(), s.cfg.Data.Alerts, f); err != nil {
-		return fmt.Errorf("list alerts: %w", err)
-	}
-	nextLink(w, r, page.NextCursor)
-	writeJSON(w, http.StatusOK, page)
-	return nil
+	return listPage(w, r, p, "", AlertFilterOf,
+		func(ctx context.Context, f AlertFilter) ([]Alert, string, error) {
+			items, next, err := AlertPage(ctx, s.cfg.Data.Alerts, f)
+			if err != nil {
+				return nil, "", fmt.Errorf("list alerts: %w", err)
+			}
+			return items, next, nil
+		},
+		func(items []Alert, next string) any { return alertPage{Items: items, NextCursor: next} })
 }
 
 func (s *server) getAlert(w http.ResponseWriter, r *http.Request, p Principal) error {

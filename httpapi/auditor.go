@@ -65,30 +65,27 @@ func eventFilterOf(q url.Values, p Principal) (projections.EventFilter, error) {
 	if f.Type, err = optEnum(q, "type", eventTypes); err != nil {
 		return f, err
 	}
-	if f.ShopID, err = optShop(q, p); err != nil {
-		return f, err
+	f.ShopID, f.From, f.To, err = shopAndRange(q, p)
+	return f, err
+}
+
+// shopAndRange reads shop_id, from and to, by which most lists filter.
+func shopAndRange(q url.Values, p Principal) (shopID int64, from, to time.Time, err error) {
+	if shopID, err = optShop(q, p); err != nil {
+		return shopID, from, to, err
 	}
-	if f.From, f.To, err = timeRange(q, "from", "to"); err != nil {
-		return f, err
-	}
-	return f, nil
+	from, to, err = timeRange(q, "from", "to")
+	return shopID, from, to, err
 }
 
 func (s *server) listEvents(w http.ResponseWriter, r *http.Request, p Principal) error {
-	if _, err := negotiate(r, false); err != nil {
-		return err
-	}
-	f, err := EventFilterOf(r.URL.Query(), p.Shops)
-	if err != nil {
-		return err
-	}
-	var page eventPage
-	if page.Items, page.NextCursor, err = EventPage(r.Context(), s.cfg.Data.Events, f); err != nil {
-		return err
-	}
-	nextLink(w, r, page.NextCursor)
-	writeJSON(w, http.StatusOK, page)
-	return nil
+	return listPage(w, r, p, "", EventFilterOf,
+		func(ctx context.Context, f projections.EventFilter) ([]eventstore.LoggedEvent, string, error) {
+			return EventPage(ctx, s.cfg.Data.Events, f)
+		},
+		func(items []eventstore.LoggedEvent, next string) any {
+			return eventPage{Items: items, NextCursor: next}
+		})
 }
 
 func (s *server) getEvent(w http.ResponseWriter, r *http.Request, p Principal) error {

@@ -134,6 +134,25 @@ func problemOf(t *testing.T, w *httptest.ResponseRecorder) httpapi.Problem {
 	return p
 }
 
+// badBody is a write body the API refuses with 400 naming param.
+type badBody struct{ name, body, param string }
+
+// wantBadBodies sends each body to method path and checks the refusal.
+func wantBadBodies(t *testing.T, h http.Handler, method, path, token string, bad []badBody) {
+	t.Helper()
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			got := do(t, h, call{method: method, path: path, token: token, body: tc.body})
+			if got.Code != http.StatusBadRequest {
+				t.Fatalf("%s %s = %d, want 400; body %s", method, tc.body, got.Code, got.Body)
+			}
+			if p := problemOf(t, got); p.Param != tc.param {
+				t.Errorf("problem names param %q, want %q (%+v)", p.Param, tc.param, p)
+			}
+		})
+	}
+}
+
 func TestTokensAreStoredOnlyAsHashes(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
@@ -229,11 +248,17 @@ func TestAuthentication(t *testing.T) {
 
 func histogramCount(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) uint64 {
 	t.Helper()
+	return uint64(metricSum(t, reg, name, labels, func(m *dto.Metric) float64 { return float64(m.GetHistogram().GetSampleCount()) }))
+}
+
+// metricSum adds value over the series of name that carry labels.
+func metricSum(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, value func(*dto.Metric) float64) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var total uint64
+	total := 0.0
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
@@ -245,7 +270,7 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string, labels 
 					continue metric
 				}
 			}
-			total += m.GetHistogram().GetSampleCount()
+			total += value(m)
 		}
 	}
 	return total
@@ -350,30 +375,5 @@ func TestRateLimitPerTokenAndPerAddress(t *testing.T) {
 
 func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for k, v := range labels {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == k && lp.GetValue() == v {
-						found = true
-					}
-				}
-				if !found {
-					continue metric
-				}
-			}
-			total += m.GetCounter().GetValue()
-		}
-	}
-	return total
+	return metricSum(t, reg, name, labels, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
 }

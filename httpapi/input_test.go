@@ -60,12 +60,39 @@ func send(t *testing.T, base string, rq rawRequest) response {
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, rq.target, err)
 	}
+	return responseOf(t, resp)
+}
+
+// newWorldServer is newWorldAPI behind a real HTTP server.
+func newWorldServer(t *testing.T, seed uint64) (*world, http.Handler, *httptest.Server) {
+	t.Helper()
+	w, h := newWorldAPI(t, seed, nil)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return w, h, srv
+}
+
+// responseOf reads and closes resp.
+func responseOf(t *testing.T, resp *http.Response) response {
+	t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// wantProblem checks that got, the answer to what, is a problem of status
+// naming param.
+func wantProblem(t *testing.T, what string, got response, status int, param string) {
+	t.Helper()
+	if got.status != status {
+		t.Fatalf("%s = %d, want %d: %s", what, got.status, status, got.body)
+	}
+	if p := problemIn(t, got); p.Param != param {
+		t.Errorf("problem names %q, want %q: %+v", p.Param, param, p)
+	}
 }
 
 func cmpOr(s, def string) string {
@@ -107,9 +134,7 @@ func firstVariantOf(w *world, shop int64) variantRef {
 // redirect or an HTML page.
 func TestMalformedInputAnswersProblems(t *testing.T) {
 	t.Parallel()
-	w, h := newWorldAPI(t, 91, nil)
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	w, _, srv := newWorldServer(t, 91)
 	seller, auditor := w.tokens[1].seller, w.tokens[1].auditor
 	v := firstVariantOf(w, 11)
 	vp := variantPath(v)
@@ -162,12 +187,7 @@ func TestMalformedInputAnswersProblems(t *testing.T) {
 				tc.rq.token = seller
 			}
 			got := send(t, srv.URL, tc.rq)
-			if got.status != tc.status {
-				t.Fatalf("%s %s = %d, want %d; body %s", cmpOr(tc.rq.method, "GET"), tc.rq.target, got.status, tc.status, got.body)
-			}
-			if p := problemIn(t, got); p.Param != tc.param {
-				t.Errorf("problem names %q, want %q: %+v", p.Param, tc.param, p)
-			}
+			wantProblem(t, cmpOr(tc.rq.method, "GET")+" "+tc.rq.target, got, tc.status, tc.param)
 			if got.header.Get("X-Content-Type-Options") != "nosniff" {
 				t.Error("no X-Content-Type-Options: nosniff")
 			}
@@ -179,9 +199,7 @@ func TestMalformedInputAnswersProblems(t *testing.T) {
 // limit is crossed.
 func TestChunkedBodyOverTheLimitIs413(t *testing.T) {
 	t.Parallel()
-	w, h := newWorldAPI(t, 20, nil)
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	w, _, srv := newWorldServer(t, 20)
 	pr, pw := io.Pipe()
 	go func() {
 		_, _ = pw.Write([]byte(`{"threshold": 1, "pad": "`))
@@ -200,15 +218,7 @@ func TestChunkedBodyOverTheLimitIs413(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	got := response{status: resp.StatusCode, header: resp.Header, body: b}
-	if got.status != http.StatusRequestEntityTooLarge {
-		t.Fatalf("chunked 64 KiB body = %d, want 413: %s", got.status, b)
-	}
-	if p := problemIn(t, got); p.Param != "body" {
-		t.Errorf("problem names %q, want body", p.Param)
-	}
+	wantProblem(t, "chunked 64 KiB body", responseOf(t, resp), http.StatusRequestEntityTooLarge, "body")
 }
 
 // A body shorter than its Content-Length is a 400 naming Content-Length,
@@ -216,9 +226,7 @@ func TestChunkedBodyOverTheLimitIs413(t *testing.T) {
 // answer comes well before the server's own 30 s read timeout.
 func TestShortBodyIs400(t *testing.T) {
 	t.Parallel()
-	w, h := newWorldAPI(t, 21, nil)
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	w, _, srv := newWorldServer(t, 21)
 	for _, closeWrite := range []bool{true, false} {
 		t.Run(fmt.Sprint("client closes its side: ", closeWrite), func(t *testing.T) {
 			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -236,15 +244,7 @@ func TestShortBodyIs400(t *testing.T) {
 			if err != nil {
 				t.Fatalf("no answer before the client's 15 s deadline: %v", err)
 			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			got := response{status: resp.StatusCode, header: resp.Header, body: b}
-			if got.status != http.StatusBadRequest {
-				t.Fatalf("short body = %d, want 400: %s", got.status, b)
-			}
-			if p := problemIn(t, got); p.Param != "Content-Length" {
-				t.Errorf("problem names %q, want Content-Length", p.Param)
-			}
+			wantProblem(t, "short body", responseOf(t, resp), http.StatusBadRequest, "Content-Length")
 		})
 	}
 	var n int
@@ -257,9 +257,7 @@ func TestShortBodyIs400(t *testing.T) {
 // answer under /v1 is kept out of caches.
 func TestMethodsHeadAndHeaders(t *testing.T) {
 	t.Parallel()
-	w, h := newWorldAPI(t, 22, nil)
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	w, h, srv := newWorldServer(t, 22)
 	seller, auditor := w.tokens[1].seller, w.tokens[1].auditor
 	v := firstVariantOf(w, 11)
 	routes, err := httpapi.Routes(h)
@@ -422,9 +420,7 @@ func TestDatabaseEncodingErrorsAreBadInput(t *testing.T) {
 // connection closes after it instead.
 func TestEarlyAnswersDoNotWaitForTheBody(t *testing.T) {
 	t.Parallel()
-	w, h := newWorldAPI(t, 26, nil)
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	w, _, srv := newWorldServer(t, 26)
 	cases := []struct {
 		name, method, path, token, contentType string
 		status                                 int

@@ -24,41 +24,69 @@ func principalFor(shops []int64) Principal { return Principal{Shops: shops} }
 // SaleFilterOf reads /v1/sales's shop_id, status, from, to, limit and
 // cursor. The filter's Limit is the page size, not one more.
 func SaleFilterOf(q url.Values, shops []int64) (projections.SaleFilter, error) {
+	lq, err := listQueryOf(q, shops, saleStatuses)
+	sf := projections.SaleFilter{Shops: shops, Status: lq.Status, ShopID: lq.ShopID, From: lq.From, To: lq.To, Limit: lq.Limit}
+	if err != nil {
+		return sf, err
+	}
+	sf.After, err = optCursor[projections.SaleCursor](q)
+	return sf, err
+}
+
+// listQuery is what the sales and alerts lists read alike: status,
+// shop_id, from, to and limit.
+type listQuery struct {
+	Status   string
+	ShopID   int64
+	From, To time.Time
+	Limit    int
+}
+
+// listQueryOf reads a listQuery, with the statuses the list knows; on an
+// error it holds what was read before it.
+func listQueryOf(q url.Values, shops []int64, statuses []string) (listQuery, error) {
 	p := principalFor(shops)
-	sf := projections.SaleFilter{Shops: shops}
+	var lq listQuery
 	var err error
-	if sf.Status, err = optEnum(q, "status", saleStatuses); err != nil {
-		return sf, err
+	if lq.Status, err = optEnum(q, "status", statuses); err != nil {
+		return lq, err
 	}
-	if sf.ShopID, err = optShop(q, p); err != nil {
-		return sf, err
+	if lq.ShopID, lq.From, lq.To, err = shopAndRange(q, p); err != nil {
+		return lq, err
 	}
-	if sf.From, sf.To, err = timeRange(q, "from", "to"); err != nil {
-		return sf, err
+	if lq.Limit, err = parseLimit(q, defaultLimit); err != nil {
+		return lq, err
 	}
-	if sf.Limit, err = parseLimit(q, defaultLimit); err != nil {
-		return sf, err
+	return lq, nil
+}
+
+// optCursor reads ?cursor= as a C; nil when there is none.
+func optCursor[C any](q url.Values) (*C, error) {
+	c := q.Get("cursor")
+	if c == "" {
+		return nil, nil
 	}
-	if c := q.Get("cursor"); c != "" {
-		sf.After = &projections.SaleCursor{}
-		if err := decodeCursor(c, sf.After); err != nil {
-			return sf, err
-		}
-	}
-	return sf, nil
+	cur := new(C)
+	return cur, decodeCursor(c, cur)
 }
 
 // SalePage reads one page of f (f.Limit rows) and the cursor of the next
 // page ("" on the last).
 func SalePage(ctx context.Context, rd SalesReader, f projections.SaleFilter) ([]projections.Sale, string, error) {
-	f.Limit++
-	items, err := rd.ListSales(ctx, f)
+	return readPage(f.Limit, func(n int) ([]projections.Sale, error) { f.Limit = n; return rd.ListSales(ctx, f) },
+		func(last projections.Sale) any {
+			return projections.SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
+		})
+}
+
+// readPage reads a page of asked rows: list reads one more, which tells
+// whether another page exists, and cursor names the last row kept.
+func readPage[T any](asked int, list func(n int) ([]T, error), cursor func(last T) any) ([]T, string, error) {
+	items, err := list(asked + 1)
 	if err != nil {
 		return nil, "", err
 	}
-	items, next := pageOf(items, f.Limit, func(last projections.Sale) any {
-		return projections.SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
-	})
+	items, next := pageOf(items, asked+1, cursor)
 	return items, next, nil
 }
 
@@ -74,42 +102,22 @@ func WriteSalesCSV(w http.ResponseWriter, sales []projections.Sale) {
 // AlertFilterOf reads /v1/alerts's status, shop_id, from, to, limit and
 // cursor. The filter's Limit is the page size, not one more.
 func AlertFilterOf(q url.Values, shops []int64) (AlertFilter, error) {
-	p := principalFor(shops)
-	f := AlertFilter{Shops: shops}
-	var err error
-	if f.Status, err = optEnum(q, "status", []string{alerts.StatusOpen, alerts.StatusCleared}); err != nil {
+	lq, err := listQueryOf(q, shops, []string{alerts.StatusOpen, alerts.StatusCleared})
+	f := AlertFilter{Shops: shops, Status: lq.Status, ShopID: lq.ShopID, From: lq.From, To: lq.To, Limit: lq.Limit}
+	if err != nil {
 		return f, err
 	}
-	if f.ShopID, err = optShop(q, p); err != nil {
-		return f, err
-	}
-	if f.From, f.To, err = timeRange(q, "from", "to"); err != nil {
-		return f, err
-	}
-	if f.Limit, err = parseLimit(q, defaultLimit); err != nil {
-		return f, err
-	}
-	if c := q.Get("cursor"); c != "" {
-		f.After = &AlertCursor{}
-		if err := decodeCursor(c, f.After); err != nil {
-			return f, err
-		}
-	}
-	return f, nil
+	f.After, err = optCursor[AlertCursor](q)
+	return f, err
 }
 
 // AlertPage reads one page of f and the next page's cursor.
 func AlertPage(ctx context.Context, rd AlertReader, f AlertFilter) ([]Alert, string, error) {
-	f.Limit++
-	items, err := rd.ListAlerts(ctx, f)
-	if err != nil {
-		return nil, "", err
-	}
-	items, next := pageOf(items, f.Limit, func(last Alert) any {
-		id, _ := uuid.Parse(last.AlertID)
-		return AlertCursor{RaisedAt: last.RaisedAt, AlertID: id}
-	})
-	return items, next, nil
+	return readPage(f.Limit, func(n int) ([]Alert, error) { f.Limit = n; return rd.ListAlerts(ctx, f) },
+		func(last Alert) any {
+			id, _ := uuid.Parse(last.AlertID)
+			return AlertCursor{RaisedAt: last.RaisedAt, AlertID: id}
+		})
 }
 
 // EventFilterOf reads /v1/events's shop_id, stream, type, from, to, limit
@@ -129,13 +137,8 @@ func EventFilterOf(q url.Values, shops []int64) (projections.EventFilter, error)
 
 // EventPage reads one page of f and the next page's cursor.
 func EventPage(ctx context.Context, rd EventLog, f projections.EventFilter) ([]eventstore.LoggedEvent, string, error) {
-	f.Limit++
-	evs, err := rd.ListEvents(ctx, f)
-	if err != nil {
-		return nil, "", err
-	}
-	evs, next := pageOf(evs, f.Limit, func(last eventstore.LoggedEvent) any { return seqCursor{Seq: last.Seq} })
-	return evs, next, nil
+	return readPage(f.Limit, func(n int) ([]eventstore.LoggedEvent, error) { f.Limit = n; return rd.ListEvents(ctx, f) },
+		func(last eventstore.LoggedEvent) any { return seqCursor{Seq: last.Seq} })
 }
 
 // ExportFilterOf reads /v1/events/export's filters: those of /v1/events
@@ -185,15 +188,10 @@ func ProductQuery(q url.Values, shops []int64) (projections.ProductFilter, error
 // ProductPage reads one page of products as GET /v1/products does: the
 // items and the cursor of the next page ("" on the last).
 func ProductPage(ctx context.Context, r ProductReader, f projections.ProductFilter) ([]projections.Product, string, error) {
-	f.Limit++
-	items, err := r.ListProducts(ctx, f)
-	if err != nil {
-		return nil, "", err
-	}
-	items, next := pageOf(items, f.Limit, func(last projections.Product) any {
-		return projections.ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt, Sort: sortParam(f.Sort)}
-	})
-	return items, next, nil
+	return readPage(f.Limit, func(n int) ([]projections.Product, error) { f.Limit = n; return r.ListProducts(ctx, f) },
+		func(last projections.Product) any {
+			return projections.ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt, Sort: sortParam(f.Sort)}
+		})
 }
 
 // WriteProductsCSV writes products as GET /v1/products?format=csv does,

@@ -55,6 +55,13 @@ func (l *limiters) allow(key string, now time.Time) (bool, time.Duration) {
 			}
 		}
 	}
+	res, wait := l.reserve(key, now)
+	return res != nil, wait
+}
+
+// reserve takes one request from key's bucket, with l.mu held; nil and
+// how long to wait when the bucket is empty.
+func (l *limiters) reserve(key string, now time.Time) (*rate.Reservation, time.Duration) {
 	lim, ok := l.m[key]
 	if !ok {
 		lim = rate.NewLimiter(l.rate, l.burst)
@@ -64,9 +71,9 @@ func (l *limiters) allow(key string, now time.Time) (bool, time.Duration) {
 	if d := res.DelayFrom(now); d > 0 {
 		// Refused requests do not consume the bucket: only served ones count.
 		res.CancelAt(now)
-		return false, d
+		return nil, d
 	}
-	return true, 0
+	return res, 0
 }
 
 // available reports, without taking anything, whether key's bucket holds
@@ -96,15 +103,9 @@ func (l *limiters) take(key string, now time.Time) (ok bool, wait time.Duration,
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lim, found := l.m[key]
-	if !found {
-		lim = rate.NewLimiter(l.rate, l.burst)
-		l.m[key] = lim
-	}
-	res := lim.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return false, d, nil
+	res, wait := l.reserve(key, now)
+	if res == nil {
+		return false, wait, nil
 	}
 	return true, 0, func() { res.CancelAt(now) }
 }

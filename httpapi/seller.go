@@ -1,13 +1,10 @@
 package httpapi
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -139,6 +136,37 @@ func pathVariantKey(r *http.Request) (string, error) {
 	return key, nil
 }
 
+// pathVariant reads {listingID} and {variantKey}.
+func pathVariant(r *http.Request) (listingID int64, key string, err error) {
+	if listingID, err = pathID(r, "listingID"); err != nil {
+		return 0, "", err
+	}
+	if key, err = pathVariantKey(r); err != nil {
+		return 0, "", err
+	}
+	return listingID, key, nil
+}
+
+// getOne answers with the one object get reads for the id that idOf reads
+// from the path, among the caller's shops.
+func getOne[ID, T any](w http.ResponseWriter, r *http.Request, p Principal, idOf func(*http.Request, Principal) (ID, error), get func(context.Context, []int64, ID) (T, error)) error {
+	id, err := idOf(r, p)
+	if err != nil {
+		return err
+	}
+	v, err := get(r.Context(), p.Shops, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// byPathID is pathID as an idOf for getOne.
+func byPathID(name string) func(*http.Request, Principal) (int64, error) {
+	return func(r *http.Request, _ Principal) (int64, error) { return pathID(r, name) }
+}
+
 func (s *server) listShops(w http.ResponseWriter, r *http.Request, p Principal) error {
 	if _, err := negotiate(r, false); err != nil {
 		return err
@@ -152,16 +180,7 @@ func (s *server) listShops(w http.ResponseWriter, r *http.Request, p Principal) 
 }
 
 func (s *server) getShop(w http.ResponseWriter, r *http.Request, p Principal) error {
-	id, err := pathShop(r, p)
-	if err != nil {
-		return err
-	}
-	shop, err := s.cfg.Data.Shops.GetShop(r.Context(), p.Shops, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, shop)
-	return nil
+	return getOne(w, r, p, pathShop, s.cfg.Data.Shops.GetShop)
 }
 
 // param is the sort as the sort parameter spells it.
@@ -196,20 +215,34 @@ func parseBool(q url.Values, name string) (bool, error) {
 }
 
 func (s *server) listProducts(w http.ResponseWriter, r *http.Request, p Principal) error {
-	f, err := negotiate(r, true)
+	return listPage(w, r, p, "products", ProductQuery,
+		func(ctx context.Context, f projections.ProductFilter) ([]projections.Product, string, error) {
+			return ProductPage(ctx, s.cfg.Data.Products, f)
+		},
+		func(items []projections.Product, next string) any { return productPage{Items: items, NextCursor: next} })
+}
+
+// listPage answers one page of a list: filterOf reads the query, read
+// reads the page and the next page's cursor, and page is the answer's
+// body. A list with a csvName is sent as CSV too when asked.
+func listPage[F, T any](w http.ResponseWriter, r *http.Request, p Principal, csvName string,
+	filterOf func(url.Values, []int64) (F, error),
+	read func(context.Context, F) ([]T, string, error),
+	page func(items []T, next string) any) error {
+	f, err := negotiate(r, csvName != "")
 	if err != nil {
 		return err
 	}
-	pf, err := productQuery(r.URL.Query(), p)
+	filter, err := filterOf(r.URL.Query(), p.Shops)
 	if err != nil {
 		return err
 	}
-	var page productPage
-	if page.Items, page.NextCursor, err = ProductPage(r.Context(), s.cfg.Data.Products, pf); err != nil {
+	items, next, err := read(r.Context(), filter)
+	if err != nil {
 		return err
 	}
-	nextLink(w, r, page.NextCursor)
-	respond(w, f, "products", page)
+	nextLink(w, r, next)
+	respond(w, f, csvName, page(items, next))
 	return nil
 }
 
@@ -235,11 +268,10 @@ func productQuery(q url.Values, p Principal) (projections.ProductFilter, error) 
 	if pf.Limit, err = parseLimit(q, defaultLimit); err != nil {
 		return pf, err
 	}
-	if c := q.Get("cursor"); c != "" {
-		pf.After = &projections.ProductCursor{}
-		if err := decodeCursor(c, pf.After); err != nil {
-			return pf, err
-		}
+	if pf.After, err = optCursor[projections.ProductCursor](q); err != nil {
+		return pf, err
+	}
+	if pf.After != nil {
 		if made := cmp.Or(pf.After.Sort, "listing_id"); made != sortParam(pf.Sort) {
 			return pf, badInput("cursor", "this cursor was made for sort=%s; send that sort, or start again without a cursor", made)
 		}
@@ -248,16 +280,7 @@ func productQuery(q url.Values, p Principal) (projections.ProductFilter, error) 
 }
 
 func (s *server) getProduct(w http.ResponseWriter, r *http.Request, p Principal) error {
-	id, err := pathID(r, "listingID")
-	if err != nil {
-		return err
-	}
-	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, prod)
-	return nil
+	return getOne(w, r, p, byPathID("listingID"), s.cfg.Data.Products.GetProduct)
 }
 
 // historyCursor is the last movement of a page and the order it was made
@@ -273,10 +296,7 @@ func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Princi
 		return err
 	}
 	hf := projections.HistoryFilter{Shops: p.Shops}
-	if hf.ListingID, err = pathID(r, "listingID"); err != nil {
-		return err
-	}
-	if hf.VariantKey, err = pathVariantKey(r); err != nil {
+	if hf.ListingID, hf.VariantKey, err = pathVariant(r); err != nil {
 		return err
 	}
 	q := r.URL.Query()
@@ -335,11 +355,7 @@ func (s *server) asOf(q url.Values) (time.Time, error) {
 }
 
 func (s *server) variantStock(w http.ResponseWriter, r *http.Request, p Principal) error {
-	listingID, err := pathID(r, "listingID")
-	if err != nil {
-		return err
-	}
-	key, err := pathVariantKey(r)
+	listingID, key, err := pathVariant(r)
 	if err != nil {
 		return err
 	}
@@ -384,46 +400,25 @@ func (s *server) shopStock(w http.ResponseWriter, r *http.Request, p Principal) 
 	if err != nil {
 		return err
 	}
-	page := shopStockPage{ShopID: shopID, AsOf: at, Items: nonNil(items)}
-	if len(items) == limit+1 {
-		page.Items = items[:limit]
-		last := page.Items[limit-1]
-		page.NextCursor = encodeCursor(stockCursor{ListingID: last.ListingID, VariantKey: last.VariantKey})
-	}
+	page := shopStockPage{ShopID: shopID, AsOf: at}
+	page.Items, page.NextCursor = pageOf(items, limit+1, func(last projections.VariantStock) any {
+		return stockCursor{ListingID: last.ListingID, VariantKey: last.VariantKey}
+	})
 	nextLink(w, r, page.NextCursor)
 	writeJSON(w, http.StatusOK, page)
 	return nil
 }
 
 func (s *server) listSales(w http.ResponseWriter, r *http.Request, p Principal) error {
-	f, err := negotiate(r, true)
-	if err != nil {
-		return err
-	}
-	sf, err := SaleFilterOf(r.URL.Query(), p.Shops)
-	if err != nil {
-		return err
-	}
-	var page salePage
-	if page.Items, page.NextCursor, err = SalePage(r.Context(), s.cfg.Data.Sales, sf); err != nil {
-		return err
-	}
-	nextLink(w, r, page.NextCursor)
-	respond(w, f, "sales", page)
-	return nil
+	return listPage(w, r, p, "sales", SaleFilterOf,
+		func(ctx context.Context, f projections.SaleFilter) ([]projections.Sale, string, error) {
+			return SalePage(ctx, s.cfg.Data.Sales, f)
+		},
+		func(items []projections.Sale, next string) any { return salePage{Items: items, NextCursor: next} })
 }
 
 func (s *server) getSale(w http.ResponseWriter, r *http.Request, p Principal) error {
-	id, err := pathID(r, "receiptID")
-	if err != nil {
-		return err
-	}
-	sale, err := s.cfg.Data.Sales.GetSale(r.Context(), p.Shops, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, sale)
-	return nil
+	return getOne(w, r, p, byPathID("receiptID"), s.cfg.Data.Sales.GetSale)
 }
 
 // maxSeriesDays bounds a daily series so one request stays cheap.
@@ -550,30 +545,9 @@ type thresholdBody struct {
 const maxBody = 4 << 10
 
 func decodeThreshold(w http.ResponseWriter, r *http.Request) (int64, error) {
-	body, err := readJSONBody(w, r, maxBody)
-	if err != nil {
-		return 0, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var b thresholdBody
-	if err := dec.Decode(&b); err != nil {
-		var syn *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &typ):
-			return 0, badInput(typ.Field, "want an integer")
-		case errors.As(err, &syn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return 0, badInput("", "body is not a JSON object")
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return 0, badInput(field, "unknown field; only threshold may be set")
-		default:
-			return 0, badInput("", "body is not a threshold object")
-		}
-	}
-	if dec.More() {
-		return 0, badInput("", "body holds more than one JSON value")
+	if err := decodeBody(w, r, maxBody, &b, thresholdWords); err != nil {
+		return 0, err
 	}
 	if b.Threshold == nil {
 		return 0, badInput("threshold", "required")
@@ -582,6 +556,12 @@ func decodeThreshold(w http.ResponseWriter, r *http.Request) (int64, error) {
 		return 0, badInput("threshold", "want 0 to %d", domain.MaxThreshold)
 	}
 	return *b.Threshold, nil
+}
+
+var thresholdWords = bodyWords{
+	wantType: func(*json.UnmarshalTypeError) string { return "want an integer" },
+	unknown:  "only threshold may be set",
+	invalid:  "body is not a threshold object",
 }
 
 func (s *server) appendThreshold(w http.ResponseWriter, r *http.Request, p Principal, target domain.ThresholdTarget, threshold int64) error {
@@ -621,17 +601,23 @@ func (s *server) putShopThreshold(w http.ResponseWriter, r *http.Request, p Prin
 	return s.appendThreshold(w, r, p, domain.ThresholdTarget{ShopID: shopID}, th)
 }
 
+// listingThreshold reads a threshold body and the listing it is for.
+func (s *server) listingThreshold(w http.ResponseWriter, r *http.Request, p Principal, listingID int64) (projections.ProductDetail, int64, error) {
+	// The body first: a slow or short body must not hold anything else.
+	th, err := decodeThreshold(w, r)
+	if err != nil {
+		return projections.ProductDetail{}, 0, err
+	}
+	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
+	return prod, th, err
+}
+
 func (s *server) putListingThreshold(w http.ResponseWriter, r *http.Request, p Principal) error {
 	listingID, err := pathID(r, "listingID")
 	if err != nil {
 		return err
 	}
-	// The body first: a slow or short body must not hold anything else.
-	th, err := decodeThreshold(w, r)
-	if err != nil {
-		return err
-	}
-	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
+	prod, th, err := s.listingThreshold(w, r, p, listingID)
 	if err != nil {
 		return err
 	}
@@ -639,19 +625,11 @@ func (s *server) putListingThreshold(w http.ResponseWriter, r *http.Request, p P
 }
 
 func (s *server) putVariantThreshold(w http.ResponseWriter, r *http.Request, p Principal) error {
-	listingID, err := pathID(r, "listingID")
+	listingID, key, err := pathVariant(r)
 	if err != nil {
 		return err
 	}
-	key, err := pathVariantKey(r)
-	if err != nil {
-		return err
-	}
-	th, err := decodeThreshold(w, r)
-	if err != nil {
-		return err
-	}
-	prod, err := s.cfg.Data.Products.GetProduct(r.Context(), p.Shops, listingID)
+	prod, th, err := s.listingThreshold(w, r, p, listingID)
 	if err != nil {
 		return err
 	}

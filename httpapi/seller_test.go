@@ -31,7 +31,7 @@ func TestThresholdWritesRejectUnknownAndTenantFields(t *testing.T) {
 	v := w.variantOf(11)
 	path := variantPath(v) + "/threshold"
 	other := w.shops[2][0]
-	bad := []struct{ name, body, param string }{
+	bad := []badBody{
 		{"shop_id injected", fmt.Sprintf(`{"threshold": 3, "shop_id": %d}`, other), "shop_id"},
 		{"seller_id injected", `{"threshold": 3, "seller_id": 2}`, "seller_id"},
 		{"actor injected", `{"threshold": 3, "actor": "someone else"}`, "actor"},
@@ -44,17 +44,7 @@ func TestThresholdWritesRejectUnknownAndTenantFields(t *testing.T) {
 		{"two objects", `{"threshold": 3}{"threshold": 4}`, ""},
 		{"not json", `threshold=3`, ""},
 	}
-	for _, tc := range bad {
-		t.Run(tc.name, func(t *testing.T) {
-			got := do(t, h, call{method: http.MethodPut, path: path, token: tok, body: tc.body})
-			if got.Code != http.StatusBadRequest {
-				t.Fatalf("PUT %s = %d, want 400; body %s", tc.body, got.Code, got.Body)
-			}
-			if p := problemOf(t, got); p.Param != tc.param {
-				t.Errorf("problem names param %q, want %q (%+v)", p.Param, tc.param, p)
-			}
-		})
-	}
+	wantBadBodies(t, h, http.MethodPut, path, tok, bad)
 	var n int
 	if err := w.db.DB.QueryRow(`SELECT count(*) FROM events WHERE type = $1`, events.TypeStockThresholdSet).Scan(&n); err != nil {
 		t.Fatal(err)

@@ -25,27 +25,17 @@ func (a *app) signUp(w http.ResponseWriter, r *http.Request) {
 		Email: f.Get("email"), Password: f.Get("password"), DisplayName: f.Get("display_name"),
 		Timezone: f.Get("timezone"), Organisation: f.Get("organisation"),
 	}, a.client(r))
-	if err != nil {
-		a.formError(w, r, "signup", view{Title: "Sign up"}, err)
-		return
-	}
-	redirect(w, r, "/login", "check-email")
+	a.formDone(w, r, err, "signup", view{Title: "Sign up"}, "/login", "check-email")
 }
 
 func (a *app) verify(w http.ResponseWriter, r *http.Request) {
-	if _, err := a.cfg.Accounts.Verify(r.Context(), r.URL.Query().Get("token"), a.client(r)); err != nil {
-		a.formError(w, r, "message", view{Title: "Verify your address"}, err)
-		return
-	}
-	redirect(w, r, "/login", "verified")
+	_, err := a.cfg.Accounts.Verify(r.Context(), r.URL.Query().Get("token"), a.client(r))
+	a.formDone(w, r, err, "message", view{Title: "Verify your address"}, "/login", "verified")
 }
 
 func (a *app) resendVerification(w http.ResponseWriter, r *http.Request) {
-	if err := a.cfg.Accounts.ResendVerification(r.Context(), r.PostFormValue("email"), a.client(r)); err != nil {
-		a.formError(w, r, "login", view{Title: "Log in"}, err)
-		return
-	}
-	redirect(w, r, "/login", "check-email")
+	err := a.cfg.Accounts.ResendVerification(r.Context(), r.PostFormValue("email"), a.client(r))
+	a.formDone(w, r, err, "login", view{Title: "Log in"}, "/login", "check-email")
 }
 
 func (a *app) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -106,11 +96,8 @@ func (a *app) forgotPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) forgot(w http.ResponseWriter, r *http.Request) {
-	if err := a.cfg.Accounts.RequestReset(r.Context(), r.PostFormValue("email"), a.client(r)); err != nil {
-		a.formError(w, r, "forgot", view{Title: "Forgot your password"}, err)
-		return
-	}
-	redirect(w, r, "/login", "check-email")
+	err := a.cfg.Accounts.RequestReset(r.Context(), r.PostFormValue("email"), a.client(r))
+	a.formDone(w, r, err, "forgot", view{Title: "Forgot your password"}, "/login", "check-email")
 }
 
 func (a *app) resetPage(w http.ResponseWriter, r *http.Request) {
@@ -144,11 +131,8 @@ func (a *app) accountPage(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) updateProfile(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
-	if _, err := a.cfg.Accounts.UpdateProfile(r.Context(), s.User.ID, r.PostFormValue("display_name"), r.PostFormValue("timezone"), a.client(r)); err != nil {
-		a.formError(w, r, "account", view{Title: "Your account"}, err)
-		return
-	}
-	redirect(w, r, "/account", "profile")
+	_, err := a.cfg.Accounts.UpdateProfile(r.Context(), s.User.ID, r.PostFormValue("display_name"), r.PostFormValue("timezone"), a.client(r))
+	a.formDone(w, r, err, "account", view{Title: "Your account"}, "/account", "profile")
 }
 
 func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
@@ -169,17 +153,11 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) changeEmail(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
-	if err := a.cfg.Accounts.RequestEmailChange(r.Context(), s.User.ID, r.PostFormValue("current_password"), r.PostFormValue("email"), a.client(r)); err != nil {
-		a.formError(w, r, "account", view{Title: "Your account"}, err)
-		return
-	}
-	redirect(w, r, "/account", "email-sent")
+	err := a.cfg.Accounts.RequestEmailChange(r.Context(), s.User.ID, r.PostFormValue("current_password"), r.PostFormValue("email"), a.client(r))
+	a.formDone(w, r, err, "account", view{Title: "Your account"}, "/account", "email-sent")
 }
 
 func (a *app) confirmEmail(w http.ResponseWriter, r *http.Request) {
-	if _, err := a.cfg.Accounts.ConfirmEmailChange(r.Context(), r.URL.Query().Get("token"), a.client(r)); err != nil {
-		a.formError(w, r, "message", view{Title: "Confirm your new address"}, err)
-		return
-	}
-	redirect(w, r, "/account", "email-changed")
+	_, err := a.cfg.Accounts.ConfirmEmailChange(r.Context(), r.URL.Query().Get("token"), a.client(r))
+	a.formDone(w, r, err, "message", view{Title: "Confirm your new address"}, "/account", "email-changed")
 }

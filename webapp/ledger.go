@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/projections"
@@ -43,18 +44,6 @@ func (a *app) ledgerRoutes(r chi.Router) {
 	})
 }
 
-// requireLogReader lets through the roles that read the event log
-// (owners and auditors).
-func (a *app) requireLogReader(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s, _ := sessionOf(r); s.OrgID == 0 || !s.Role.ReadsLog() {
-			a.forbidden(w, r, "Only owners and auditors of the organisation can read the event log.")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // shopNames maps the organisation's shops to their names, for filters
 // and tables; shops the read model does not know yet are named by id.
 type shopOption struct {
@@ -83,6 +72,22 @@ func (a *app) shopOptions(ctx context.Context, ids []int64) ([]shopOption, map[i
 	return out, names, nil
 }
 
+// orgShopOptions is the organisation's shops, as options for filters and
+// with their names for tables.
+func (a *app) orgShopOptions(r *http.Request) ([]int64, []shopOption, map[int64]string, error) {
+	ids, err := a.orgShops(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts, names, err := a.shopOptions(r.Context(), ids)
+	return ids, opts, names, err
+}
+
+// filtered says whether q sets any of the filters keys.
+func filtered(q url.Values, keys ...string) bool {
+	return slices.ContainsFunc(keys, func(k string) bool { return q.Get(k) != "" })
+}
+
 // dataError answers an error of the readers or of the API's parsing: a
 // bad filter is shown on the page (400), a missing or foreign object is a
 // 404, anything else fails.
@@ -96,6 +101,65 @@ func (a *app) dataError(w http.ResponseWriter, r *http.Request, page string, v v
 		a.notFound(w, r)
 	default:
 		a.fail(w, r, err)
+	}
+}
+
+// orgObject reads the object a page's path parameter names among the
+// organisation's shops, which it returns too: an id that does not parse
+// names nothing (404), and a failed read answers as dataError does, on a
+// page with title. ok is false when the answer is written.
+func orgObject[ID, T any](a *app, w http.ResponseWriter, r *http.Request, param string, parse func(string) (ID, bool), title string,
+	get func(context.Context, []int64, ID) (T, error)) (obj T, shops []int64, ok bool) {
+	id, ok := parse(chi.URLParam(r, param))
+	if !ok {
+		a.notFound(w, r)
+		return obj, nil, false
+	}
+	shops, err := a.orgShops(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return obj, nil, false
+	}
+	if obj, err = get(r.Context(), shops, id); err != nil {
+		a.dataError(w, r, "message", view{Title: title}, err)
+		return obj, nil, false
+	}
+	return obj, shops, true
+}
+
+// positiveID reads a numeric id; anything but a positive number names
+// nothing.
+func positiveID(s string) (int64, bool) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil && id > 0
+}
+
+// parseUUID reads a uuid id.
+func parseUUID(s string) (uuid.UUID, bool) {
+	id, err := uuid.Parse(s)
+	return id, err == nil
+}
+
+// shopName is the name shopOptions gives the shop.
+func (a *app) shopName(ctx context.Context, id int64) (string, error) {
+	_, names, err := a.shopOptions(ctx, []int64{id})
+	return names[id], err
+}
+
+// allPages reads a list to its end: page reads one page, and after moves
+// the cursor past the last row of the page read.
+func allPages[T any](page func() ([]T, string, error), after func(last T)) ([]T, error) {
+	var all []T
+	for {
+		items, next, err := page()
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		after(items[len(items)-1])
 	}
 }
 
@@ -171,19 +235,12 @@ func (a *app) salesPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := salesData{Statuses: httpapi.SaleStatuses(), Q: q, HasCursor: q.Get("cursor") != ""}
 	v := view{Title: "Sales", Data: &d}
-	ids, err := a.orgShops(r)
+	_, shops, names, err := a.orgShopOptions(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	var names map[int64]string
-	if d.Shops, names, err = a.shopOptions(r.Context(), ids); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	for _, k := range []string{"shop_id", "status", "from", "to"} {
-		d.Filtered = d.Filtered || q.Get(k) != ""
-	}
+	d.Shops, d.Filtered = shops, filtered(q, "shop_id", "status", "from", "to")
 	csvQ := url.Values{}
 	for _, k := range []string{"shop_id", "status", "from", "to"} {
 		if q.Get(k) != "" {
@@ -221,19 +278,13 @@ func (a *app) salesCSV(w http.ResponseWriter, r *http.Request) {
 	}
 	f.After = nil
 	f.Limit = httpapi.MaxLimit
-	var all []projections.Sale
-	for {
-		items, next, err := httpapi.SalePage(r.Context(), a.cfg.Data.Sales, f)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		all = append(all, items...)
-		if next == "" {
-			break
-		}
-		last := items[len(items)-1]
-		f.After = &projections.SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
+	all, err := allPages(func() ([]projections.Sale, string, error) { return httpapi.SalePage(r.Context(), a.cfg.Data.Sales, f) },
+		func(last projections.Sale) {
+			f.After = &projections.SaleCursor{CreatedAt: last.CreatedAt, ReceiptID: last.ReceiptID}
+		})
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	httpapi.WriteSalesCSV(w, all)
 }
@@ -268,27 +319,16 @@ type saleData struct {
 }
 
 func (a *app) salePage(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(chi.URLParam(r, "receiptID"), 10, 64)
-	if err != nil || id <= 0 {
-		a.notFound(w, r)
+	sale, ids, ok := orgObject(a, w, r, "receiptID", positiveID, "Sale", a.cfg.Data.Sales.GetSale)
+	if !ok {
 		return
 	}
-	ids, err := a.orgShops(r)
+	shopName, err := a.shopName(r.Context(), sale.ShopID)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	sale, err := a.cfg.Data.Sales.GetSale(r.Context(), ids, id)
-	if err != nil {
-		a.dataError(w, r, "message", view{Title: "Sale"}, err)
-		return
-	}
-	_, names, err := a.shopOptions(r.Context(), []int64{sale.ShopID})
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	d := saleData{Sale: sale, ShopName: names[sale.ShopID]}
+	d := saleData{Sale: sale, ShopName: shopName}
 	cur := sale.Currency
 	d.Totals = [][2]string{{"Subtotal", money(sale.Subtotal, cur)}, {"Shipping", money(sale.Shipping, cur)}, {"Tax", money(sale.Tax, cur)},
 		{"Discount", money(-sale.Discount, cur)}, {"Total", money(sale.GrandTotal, cur)}}
@@ -336,7 +376,7 @@ func (a *app) salePage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortStableFunc(d.Movements, func(x, y movementRow) int { return x.OccurredAt.Compare(y.OccurredAt) })
-	a.render(w, r, http.StatusOK, "sale", view{Title: "Receipt " + strconv.FormatInt(id, 10), Data: d})
+	a.render(w, r, http.StatusOK, "sale", view{Title: "Receipt " + strconv.FormatInt(sale.ReceiptID, 10), Data: d})
 }
 
 func init() {

@@ -61,14 +61,11 @@ type channelsData struct {
 func (a *app) channelsView(r *http.Request) (view, *channelsData, error) {
 	d := &channelsData{}
 	v := view{Title: "Alert channels", Data: d}
-	ids, err := a.orgShops(r)
+	ids, shops, names, err := a.orgShopOptions(r)
 	if err != nil {
 		return v, d, err
 	}
-	var names map[int64]string
-	if d.Shops, names, err = a.shopOptions(r.Context(), ids); err != nil {
-		return v, d, err
-	}
+	d.Shops = shops
 	tests, err := a.cfg.Channels.LastTests(r.Context(), ids)
 	if err != nil {
 		return v, d, err
@@ -116,14 +113,8 @@ func (a *app) channelsPage(w http.ResponseWriter, r *http.Request) {
 
 // channelAudit records a channel change in the security audit trail.
 func (a *app) channelAudit(r *http.Request, action string, shopID int64, detail map[string]string) error {
-	s, _ := sessionOf(r)
-	c := a.client(r)
-	if detail == nil {
-		detail = map[string]string{}
-	}
-	detail["shop_id"] = strconv.FormatInt(shopID, 10)
-	return a.cfg.Accounts.Record(r.Context(), nil, accounts.AuditEntry{OrgID: s.OrgID, ActorID: s.User.ID, Actor: s.User.Email,
-		Action: action, Target: detail["channel_id"], Address: c.Address, UserAgent: c.UserAgent, Detail: detail})
+	detail = withShop(detail, shopID)
+	return a.audit(r, action, detail["channel_id"], detail)
 }
 
 // channelTarget is what the audit trail may say of a target: an e-mail
@@ -303,10 +294,10 @@ func (a *app) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, names, err := a.shopOptions(r.Context(), []int64{id})
+	name, err := a.shopName(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	a.showNewSecret(w, r, id, names[id], "rotated")
+	a.showNewSecret(w, r, id, name, "rotated")
 }

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
@@ -39,19 +37,12 @@ func (a *app) alertsPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := alertsData{Q: q, HasCursor: q.Get("cursor") != "", First: withCursor(r, "")}
 	v := view{Title: "Alerts", Data: &d}
-	ids, err := a.orgShops(r)
+	ids, shops, names, err := a.orgShopOptions(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	var names map[int64]string
-	if d.Shops, names, err = a.shopOptions(r.Context(), ids); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	for _, k := range []string{"shop_id", "status", "from", "to"} {
-		d.Filtered = d.Filtered || q.Get(k) != ""
-	}
+	d.Shops, d.Filtered = shops, filtered(q, "shop_id", "status", "from", "to")
 	f, err := httpapi.AlertFilterOf(localDates(q, a.location(r), "from", "to"), ids)
 	if err != nil {
 		a.dataError(w, r, "alerts", v, err)
@@ -72,27 +63,16 @@ func (a *app) alertsPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) alertPage(w http.ResponseWriter, r *http.Request) {
-	id, err := uuid.Parse(chi.URLParam(r, "alertID"))
-	if err != nil {
-		a.notFound(w, r)
+	al, _, ok := orgObject(a, w, r, "alertID", parseUUID, "Alert", a.cfg.Data.Alerts.GetAlert)
+	if !ok {
 		return
 	}
-	ids, err := a.orgShops(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	al, err := a.cfg.Data.Alerts.GetAlert(r.Context(), ids, id)
-	if err != nil {
-		a.dataError(w, r, "message", view{Title: "Alert"}, err)
-		return
-	}
-	_, names, err := a.shopOptions(r.Context(), []int64{al.ShopID})
+	shopName, err := a.shopName(r.Context(), al.ShopID)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "alert", view{Title: "Low-stock alert", Data: alertRow{Alert: al, ShopName: names[al.ShopID], Variant: variantPath(al.ListingID, al.VariantKey)}})
+	a.render(w, r, http.StatusOK, "alert", view{Title: "Low-stock alert", Data: alertRow{Alert: al, ShopName: shopName, Variant: variantPath(al.ListingID, al.VariantKey)}})
 }
 
 // The event log (owners and auditors).
@@ -115,15 +95,12 @@ func (a *app) logPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := logData{Types: events.Types(), Q: q, HasCursor: q.Get("cursor") != "", First: withCursor(r, "")}
 	v := view{Title: "Event log", Data: &d}
-	ids, err := a.orgShops(r)
+	ids, shops, _, err := a.orgShopOptions(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if d.Shops, _, err = a.shopOptions(r.Context(), ids); err != nil {
-		a.fail(w, r, err)
-		return
-	}
+	d.Shops = shops
 	// The export link carries the page's filter with its dates turned into
 	// instants, so that the file holds exactly the events the page lists.
 	local := localDates(q, a.location(r), "from", "to")
@@ -160,6 +137,19 @@ type eventData struct {
 	Variant  string
 }
 
+// eventLinks is a table of the events page: the events the event is
+// linked to, under label.
+type eventLinks struct {
+	Label  string
+	Events []eventstore.LoggedEvent
+	Loc    *time.Location
+}
+
+// Links makes the argument of the events page's eventLinks template.
+func (eventData) Links(label string, evs []eventstore.LoggedEvent, loc *time.Location) eventLinks {
+	return eventLinks{Label: label, Events: evs, Loc: loc}
+}
+
 // indent shows stored JSON readably; what does not parse is shown as is.
 func indent(raw []byte) string {
 	var buf bytes.Buffer
@@ -170,21 +160,11 @@ func indent(raw []byte) string {
 }
 
 func (a *app) eventPage(w http.ResponseWriter, r *http.Request) {
-	id, err := uuid.Parse(chi.URLParam(r, "eventID"))
-	if err != nil {
-		a.notFound(w, r)
+	ev, ids, ok := orgObject(a, w, r, "eventID", parseUUID, "Event", a.cfg.Data.Events.GetEvent)
+	if !ok {
 		return
 	}
-	ids, err := a.orgShops(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	ev, err := a.cfg.Data.Events.GetEvent(r.Context(), ids, id)
-	if err != nil {
-		a.dataError(w, r, "message", view{Title: "Event"}, err)
-		return
-	}
+	id, _ := parseUUID(chi.URLParam(r, "eventID")) // orgObject has checked it
 	causes, effects, err := a.cfg.Data.Events.Causation(r.Context(), ids, id)
 	if err != nil {
 		a.fail(w, r, err)
@@ -302,7 +282,4 @@ func (a *app) reconciliationRuns(r *http.Request, ids []int64, shopID int64, now
 	return out, nil
 }
 
-func parseShopID(r *http.Request) (int64, bool) {
-	id, err := strconv.ParseInt(chi.URLParam(r, "shopID"), 10, 64)
-	return id, err == nil && id > 0
-}
+func parseShopID(r *http.Request) (int64, bool) { return positiveID(chi.URLParam(r, "shopID")) }

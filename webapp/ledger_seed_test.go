@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/shopledger/shopledger/alerts"
@@ -143,10 +144,19 @@ type team struct {
 	owner, staff, auditor *browser
 }
 
+// newTeamSite is a site with a team (see team) whose organisation holds
+// a shop seeded as seedShop does from ledgerBase.
+func newTeamSite(t *testing.T, prefix string, shopID int64, shopName string) (*site, team, ledgerSeed) {
+	t.Helper()
+	s := newSite(t)
+	tm := s.team(prefix)
+	return s, tm, s.seedShop(tm.org, shopID, shopName, ledgerBase)
+}
+
 func (s *site) team(prefix string) team {
 	s.t.Helper()
-	tm := team{owner: s.signUp(prefix + "-owner@example.com")}
-	tm.org = s.orgOf(prefix + "-owner@example.com")
+	var tm team
+	tm.owner, tm.org = s.signUpOwner(prefix + "-owner@example.com")
 	for _, m := range []struct {
 		b    **browser
 		role string

@@ -17,7 +17,6 @@ import (
 	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/shops"
-	"github.com/shopledger/shopledger/webapp"
 )
 
 var ledgerBase = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
@@ -26,9 +25,7 @@ var ledgerBase = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
 // others; staff and auditors change no sync setting.
 func TestLedgerPagesByRole(t *testing.T) {
 	t.Parallel()
-	s := newSite(t)
-	tm := s.team("rl")
-	sd := s.seedShop(tm.org, 801, "Rosa's mugs", ledgerBase)
+	s, tm, sd := newTeamSite(t, "rl", 801, "Rosa's mugs")
 	variant := "/products/8010/variants/" + url.PathEscape(sd.key)
 	pages := []struct {
 		path     string
@@ -156,9 +153,7 @@ func TestLedgerHidesOtherOrganisations(t *testing.T) {
 // bytes as /v1/sales?format=csv with the same filters.
 func TestSalesCSVEqualsTheAPIs(t *testing.T) {
 	t.Parallel()
-	s := newSite(t)
-	tm := s.team("cs")
-	s.seedShop(tm.org, 821, "=Formula shop", ledgerBase)
+	s, tm, _ := newTeamSite(t, "cs", 821, "=Formula shop")
 	s.seedShop(tm.org, 822, "Other shop", ledgerBase.Add(24*time.Hour))
 	tok := s.apiToken(tm.owner, "seller")
 	for _, q := range []string{"", "shop_id=821", "status=canceled", "status=paid&shop_id=822",
@@ -202,11 +197,9 @@ func TestSalesCSVEqualsTheAPIs(t *testing.T) {
 // for the same scope and filters.
 func TestLogExportEqualsTheAPIs(t *testing.T) {
 	t.Parallel()
-	s := newSite(t)
-	tm := s.team("ex")
-	s.seedShop(tm.org, 831, "Export shop", ledgerBase)
-	other := s.signUp("stranger@example.com")
-	s.seedShop(s.orgOf("stranger@example.com"), 832, "Stranger shop", ledgerBase)
+	s, tm, _ := newTeamSite(t, "ex", 831, "Export shop")
+	other, otherOrg := s.signUpOwner("stranger@example.com")
+	s.seedShop(otherOrg, 832, "Stranger shop", ledgerBase)
 	tok := s.apiToken(tm.auditor, "auditor")
 	for _, q := range []string{"", "type=stock.sold", "shop_id=831&after_seq=3"} {
 		page := s.must(tm.auditor.get("/log/export?"+q), http.StatusOK, "export "+q)
@@ -230,9 +223,7 @@ func TestLogExportEqualsTheAPIs(t *testing.T) {
 // UTC is the next day in Paris. A bad zone is a 400.
 func TestDailySalesInTheMembersZone(t *testing.T) {
 	t.Parallel()
-	s := newSite(t)
-	tm := s.team("tz")
-	s.seedShop(tm.org, 841, "Zone shop", ledgerBase)
+	s, tm, _ := newTeamSite(t, "tz", 841, "Zone shop")
 	tok := s.apiToken(tm.owner, "seller")
 	orders := func(tz string) map[string]int64 {
 		t.Helper()
@@ -282,9 +273,7 @@ func TestDailySalesInTheMembersZone(t *testing.T) {
 // logs in and comes back to it; a next= that leaves the site goes home.
 func TestAlertLinkComesBackAfterLogin(t *testing.T) {
 	t.Parallel()
-	s := newSite(t)
-	tm := s.team("al")
-	sd := s.seedShop(tm.org, 851, "Link shop", ledgerBase)
+	s, _, sd := newTeamSite(t, "al", 851, "Link shop")
 	b := s.browser("al-owner@example.com")
 	a := s.must(b.get("/alerts/"+sd.alertID), http.StatusSeeOther, "logged out")
 	loc := a.header.Get("Location")
@@ -313,9 +302,7 @@ var secretRE = regexp.MustCompile(`whsec_[A-Za-z0-9+/=]+`)
 // nothing.
 func TestAlertChannelsPage(t *testing.T) {
 	t.Parallel()
-	s := newSite(t)
-	tm := s.team("ch")
-	s.seedShop(tm.org, 861, "Channel shop", ledgerBase)
+	s, tm, _ := newTeamSite(t, "ch", 861, "Channel shop")
 	s.must(tm.owner.get("/channels"), http.StatusOK, "empty channels page")
 	for _, b := range []*browser{tm.staff, tm.auditor} {
 		if a := b.get("/channels"); a.status != http.StatusForbidden {
@@ -433,9 +420,7 @@ func TestAlertChannelsPage(t *testing.T) {
 // auditors cannot; another organisation gets a 404.
 func TestShopDisconnect(t *testing.T) {
 	t.Parallel()
-	s := newSite(t)
-	tm := s.team("dc")
-	s.seedShop(tm.org, 871, "Leaving shop", ledgerBase)
+	s, tm, _ := newTeamSite(t, "dc", 871, "Leaving shop")
 	if _, err := s.db.DB.Exec(`INSERT INTO shop_connections (shop_id, user_id, shop_name, status, connected_at, status_changed_at) VALUES (871, 7871, 'Leaving shop', 'connected', now(), now());
 		INSERT INTO shop_credentials (shop_id, user_id, access_token_key, access_token, refresh_token_key, refresh_token, expires_at) VALUES (871, 7871, 'k1', 'x', 'k1', 'y', now() + interval '1 hour')`); err != nil {
 		t.Fatal(err)
@@ -517,20 +502,13 @@ func TestShopDisconnect(t *testing.T) {
 // new one is covered.
 func TestAuditorsAndStaffPostNothingOnLedgerPages(t *testing.T) {
 	t.Parallel()
-	s := newSite(t)
-	tm := s.team("ap")
-	s.seedShop(tm.org, 881, "Read-only shop", ledgerBase)
+	s, tm, _ := newTeamSite(t, "ap", 881, "Read-only shop")
 	ch := s.channel(881, "email", "ap-alerts@example.com")
-	routes, err := webapp.Routes(s.pages)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, route := range routes {
-		method, pattern, _ := strings.Cut(route, " ")
-		if method != http.MethodPost || (!strings.HasPrefix(pattern, "/shops/") && !strings.HasPrefix(pattern, "/channels")) {
-			continue
-		}
+	for _, rt := range s.routes(func(method, pattern string) bool {
+		return method == http.MethodPost && (strings.HasPrefix(pattern, "/shops/") || strings.HasPrefix(pattern, "/channels"))
+	}) {
+		pattern := rt.pattern
 		if strings.Contains(pattern, "/stocktake/") {
 			continue // staff take stock: TestStocktakePreviewsAndAppliesCounts
 		}

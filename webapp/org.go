@@ -40,22 +40,27 @@ func (a *app) membersView(r *http.Request) (view, error) {
 }
 
 func (a *app) membersPage(w http.ResponseWriter, r *http.Request) {
-	v, err := a.membersView(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.render(w, r, http.StatusOK, "members", v)
+	a.showView(w, r, "members", a.membersView, nil)
 }
 
 // membersError shows the members page again with the reason.
 func (a *app) membersError(w http.ResponseWriter, r *http.Request, err error) {
-	v, verr := a.membersView(r)
-	if verr != nil {
-		a.fail(w, r, verr)
+	a.showView(w, r, "members", a.membersView, err)
+}
+
+// showView shows page with the view build makes; a refused form's error
+// (formErr) is shown on it as formError does.
+func (a *app) showView(w http.ResponseWriter, r *http.Request, page string, build func(*http.Request) (view, error), formErr error) {
+	v, err := build(r)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
-	a.formError(w, r, "members", v, err)
+	if formErr != nil {
+		a.formError(w, r, page, v, formErr)
+		return
+	}
+	a.render(w, r, http.StatusOK, page, v)
 }
 
 func (a *app) actor(r *http.Request) accounts.Actor {
@@ -226,21 +231,11 @@ func (a *app) tokensView(r *http.Request) (view, error) {
 }
 
 func (a *app) tokensPage(w http.ResponseWriter, r *http.Request) {
-	v, err := a.tokensView(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.render(w, r, http.StatusOK, "tokens", v)
+	a.showView(w, r, "tokens", a.tokensView, nil)
 }
 
 func (a *app) tokensError(w http.ResponseWriter, r *http.Request, err error) {
-	v, verr := a.tokensView(r)
-	if verr != nil {
-		a.fail(w, r, verr)
-		return
-	}
-	a.formError(w, r, "tokens", v, err)
+	a.showView(w, r, "tokens", a.tokensView, err)
 }
 
 func (a *app) createToken(w http.ResponseWriter, r *http.Request) {

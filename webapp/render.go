@@ -102,6 +102,16 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // formError answers a form that could not be done: the page again with
 // the reason, or the error page for errors that are not the form's.
+// formDone ends a form's POST: on to path with notice when it succeeded,
+// else page with v and the form's error, as formError shows it.
+func (a *app) formDone(w http.ResponseWriter, r *http.Request, err error, page string, v view, path, notice string) {
+	if err != nil {
+		a.formError(w, r, page, v, err)
+		return
+	}
+	redirect(w, r, path, notice)
+}
+
 func (a *app) formError(w http.ResponseWriter, r *http.Request, page string, v view, err error) {
 	v.Form = r.PostForm
 	if wait, ok := accounts.IsThrottled(err); ok {

@@ -58,20 +58,29 @@ func (a *app) requireSession(next http.Handler) http.Handler {
 
 // requireMember lets through sessions acting for an organisation.
 func (a *app) requireMember(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s, _ := sessionOf(r); s.OrgID == 0 {
-			a.forbidden(w, r, "You are not a member of any organisation. Ask an owner for an invitation.")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return a.requireSessionThat(func(accounts.Session) bool { return true },
+		"You are not a member of any organisation. Ask an owner for an invitation.", next)
 }
 
 // requireOwner lets through owners of the session's organisation.
 func (a *app) requireOwner(next http.Handler) http.Handler {
+	return a.requireSessionThat(func(s accounts.Session) bool { return s.Role.Manages() },
+		"Only an owner of the organisation can do this.", next)
+}
+
+// requireLogReader lets through the roles that read the event log
+// (owners and auditors).
+func (a *app) requireLogReader(next http.Handler) http.Handler {
+	return a.requireSessionThat(func(s accounts.Session) bool { return s.Role.ReadsLog() },
+		"Only owners and auditors of the organisation can read the event log.", next)
+}
+
+// requireSessionThat lets through sessions acting for an organisation
+// that may, and forbids the others with why.
+func (a *app) requireSessionThat(may func(accounts.Session) bool, why string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s, _ := sessionOf(r); s.OrgID == 0 || !s.Role.Manages() {
-			a.forbidden(w, r, "Only an owner of the organisation can do this.")
+		if s, _ := sessionOf(r); s.OrgID == 0 || !may(s) {
+			a.forbidden(w, r, why)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -82,6 +82,39 @@ func (a *app) ownedShop(w http.ResponseWriter, r *http.Request) ([]int64, int64,
 	return owned, id, true
 }
 
+// configuredShop is ownedShop for an action the app may be configured
+// without: without it, there is nothing at the action's path.
+func (a *app) configuredShop(w http.ResponseWriter, r *http.Request, configured bool) ([]int64, int64, bool) {
+	if !configured {
+		a.notFound(w, r)
+		return nil, 0, false
+	}
+	return a.ownedShop(w, r)
+}
+
+// shopAudit records an action on a shop in the security audit trail.
+func (a *app) shopAudit(r *http.Request, action string, shopID int64, detail map[string]string) error {
+	return a.audit(r, action, strconv.FormatInt(shopID, 10), withShop(detail, shopID))
+}
+
+// withShop is an audit entry's detail that names its shop too.
+func withShop(detail map[string]string, shopID int64) map[string]string {
+	if detail == nil {
+		detail = map[string]string{}
+	}
+	detail["shop_id"] = strconv.FormatInt(shopID, 10)
+	return detail
+}
+
+// audit records an action of the session's member in the security audit
+// trail.
+func (a *app) audit(r *http.Request, action, target string, detail map[string]string) error {
+	s, _ := sessionOf(r)
+	c := a.client(r)
+	return a.cfg.Accounts.Record(r.Context(), nil, accounts.AuditEntry{OrgID: s.OrgID, ActorID: s.User.ID, Actor: s.User.Email,
+		Action: action, Target: target, Address: c.Address, UserAgent: c.UserAgent, Detail: detail})
+}
+
 // shopPage shows one of the organisation's shops: its connection, how
 // far its import has come, the last day's reconciliation runs and, for
 // owners, the sync settings.
@@ -188,15 +221,11 @@ const disconnectReason = "disconnected by an owner in the web app"
 // (ingest stops polling it at once: it polls connected shops only), after
 // the owner ticked the confirmation. Recorded in the audit trail.
 func (a *app) disconnectShop(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.ShopControl == nil {
-		a.notFound(w, r)
-		return
-	}
-	s, _ := sessionOf(r)
-	_, id, ok := a.ownedShop(w, r)
+	_, id, ok := a.configuredShop(w, r, a.cfg.ShopControl != nil)
 	if !ok {
 		return
 	}
+	s, _ := sessionOf(r)
 	if err := r.ParseForm(); err != nil || r.PostForm.Get("confirm") != "yes" {
 		a.render(w, r, http.StatusUnprocessableEntity, "message", view{Title: "Disconnect the shop",
 			Error: "Tick “I understand” to disconnect: the shop's Etsy tokens are deleted and it is no longer synced."})
@@ -211,10 +240,7 @@ func (a *app) disconnectShop(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	c := a.client(r)
-	if err := a.cfg.Accounts.Record(r.Context(), nil, accounts.AuditEntry{OrgID: s.OrgID, ActorID: s.User.ID, Actor: s.User.Email,
-		Action: accounts.ActionShopDisconnected, Target: strconv.FormatInt(id, 10), Address: c.Address, UserAgent: c.UserAgent,
-		Detail: map[string]string{"shop_id": strconv.FormatInt(id, 10), "reason": disconnectReason}}); err != nil {
+	if err := a.shopAudit(r, accounts.ActionShopDisconnected, id, map[string]string{"reason": disconnectReason}); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -230,12 +256,7 @@ type SyncNow interface {
 // syncNow asks ingest for a reconciliation run of a connected shop at its
 // scheduler's next tick, and records who asked in the audit trail.
 func (a *app) syncNow(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.SyncNow == nil {
-		a.notFound(w, r)
-		return
-	}
-	s, _ := sessionOf(r)
-	owned, id, ok := a.ownedShop(w, r)
+	owned, id, ok := a.configuredShop(w, r, a.cfg.SyncNow != nil)
 	if !ok {
 		return
 	}
@@ -252,10 +273,7 @@ func (a *app) syncNow(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	c := a.client(r)
-	if err := a.cfg.Accounts.Record(r.Context(), nil, accounts.AuditEntry{OrgID: s.OrgID, ActorID: s.User.ID, Actor: s.User.Email,
-		Action: accounts.ActionShopSyncRequested, Target: strconv.FormatInt(id, 10), Address: c.Address, UserAgent: c.UserAgent,
-		Detail: map[string]string{"shop_id": strconv.FormatInt(id, 10)}}); err != nil {
+	if err := a.shopAudit(r, accounts.ActionShopSyncRequested, id, nil); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -88,10 +88,7 @@ func (a *app) lookupError(w http.ResponseWriter, r *http.Request, err error) {
 
 // listingParam reads {listingID}; anything but a positive number names
 // nothing.
-func listingParam(r *http.Request) (int64, bool) {
-	id, err := strconv.ParseInt(chi.URLParam(r, "listingID"), 10, 64)
-	return id, err == nil && id > 0
-}
+func listingParam(r *http.Request) (int64, bool) { return positiveID(chi.URLParam(r, "listingID")) }
 
 // variantParam reads {variantKey}. Keys are sellers' SKUs and may hold
 // any character, sent percent-encoded: chi matches on the raw path when

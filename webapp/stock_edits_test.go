@@ -184,8 +184,7 @@ func TestVariantStockFormsRecordEachCommandOnce(t *testing.T) {
 func TestVariantStockFormsRefuseBadInputBesideTheField(t *testing.T) {
 	t.Parallel()
 	s := newSite(t)
-	b := s.signUp("bad-edit@example.com")
-	org := s.orgOf("bad-edit@example.com")
+	b, org := s.signUpOwner("bad-edit@example.com")
 	l := s.ledger()
 	l.shop(org, 911, "Refusals", "EUR")
 	l.listing(911, 91101, "Two-variant mug", "EUR", map[string]int64{"sku:A": 4, "sku:B": 0})
@@ -266,18 +265,7 @@ func (b *browser) postFile(path string, fields map[string]string, file string) a
 		_, _ = io.WriteString(fw, file)
 	}
 	_ = mw.Close()
-	req, err := http.NewRequest(http.MethodPost, b.s.srv.URL+path, &buf)
-	if err != nil {
-		b.s.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	res, err := b.client.Do(req)
-	if err != nil {
-		b.s.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return answer{status: res.StatusCode, header: res.Header, body: string(raw)}
+	return b.send(http.MethodPost, path, &buf, mw.FormDataContentType(), nil)
 }
 
 var hiddenRE = regexp.MustCompile(`<input type="hidden" name="(csv|request_id)" value="([^"]*)">`)

@@ -156,19 +156,15 @@ func (a *app) productsCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Limit = csvPage
-	var all []projections.Product
-	for {
-		items, next, err := httpapi.ProductPage(r.Context(), a.cfg.Data.Products, f)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		all = append(all, items...)
-		if next == "" {
-			break
-		}
-		last := items[len(items)-1]
-		f.After = &projections.ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt}
+	all, err := allPages(func() ([]projections.Product, string, error) {
+		return httpapi.ProductPage(r.Context(), a.cfg.Data.Products, f)
+	},
+		func(last projections.Product) {
+			f.After = &projections.ProductCursor{ListingID: last.ListingID, Title: last.Title, Quantity: last.Quantity, UpdatedAt: last.UpdatedAt}
+		})
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	httpapi.WriteProductsCSV(w, "products", all)
 }

@@ -182,8 +182,7 @@ func newShopWorld(t *testing.T) *shopWorld {
 	t.Helper()
 	s := newSite(t)
 	w := &shopWorld{s: s, mug: mugListing, tee: teeListing, print: printListing, teeKey: teeKey}
-	w.owner = s.signUp("olive@example.com")
-	w.org = s.orgOf("olive@example.com")
+	w.owner, w.org = s.signUpOwner("olive@example.com")
 	w.staff = s.signUp("stan@example.com")
 	w.auditor = s.signUp("audrey@example.com")
 	for _, m := range []struct {

@@ -146,14 +146,24 @@ func (a *app) stocktakeInputError(w http.ResponseWriter, r *http.Request, v *sto
 	a.renderStocktake(w, r, http.StatusUnprocessableEntity, v, "Nothing was read: "+err.Error()+".")
 }
 
-func (a *app) previewStocktake(w http.ResponseWriter, r *http.Request) {
+// stocktakeInput reads the shop and the file of a stocktake form; false
+// means it answered.
+func (a *app) stocktakeInput(w http.ResponseWriter, r *http.Request) (*stocktakeView, stockedits.Actor, string, bool) {
 	v, actor, ok := a.stocktakeShop(w, r)
 	if !ok {
-		return
+		return v, actor, "", false
 	}
 	csv, err := readStocktakeForm(w, r)
 	if err != nil {
 		a.stocktakeInputError(w, r, v, err)
+		return v, actor, "", false
+	}
+	return v, actor, csv, true
+}
+
+func (a *app) previewStocktake(w http.ResponseWriter, r *http.Request) {
+	v, actor, csv, ok := a.stocktakeInput(w, r)
+	if !ok {
 		return
 	}
 	st, err := a.cfg.StockEdits.PreviewStocktake(r.Context(), actor, v.ShopID, strings.NewReader(csv))
@@ -165,13 +175,8 @@ func (a *app) previewStocktake(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) applyStocktake(w http.ResponseWriter, r *http.Request) {
-	v, actor, ok := a.stocktakeShop(w, r)
+	v, actor, csv, ok := a.stocktakeInput(w, r)
 	if !ok {
-		return
-	}
-	csv, err := readStocktakeForm(w, r)
-	if err != nil {
-		a.stocktakeInputError(w, r, v, err)
 		return
 	}
 	reqID := strings.TrimSpace(r.PostForm.Get("request_id"))

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/accounts"
-	"github.com/shopledger/shopledger/webapp"
 )
 
 func TestSignUpVerifyLoginCookieAndLogout(t *testing.T) {
@@ -195,8 +194,7 @@ var tokenRE = regexp.MustCompile(`slt_[A-Za-z0-9_-]{43}`)
 func TestInvitationRolesRemovalAndTokens(t *testing.T) {
 	t.Parallel()
 	s := newSite(t)
-	owner := s.signUp("olga@example.com")
-	org := s.orgOf("olga@example.com")
+	owner, org := s.signUpOwner("olga@example.com")
 	s.addShop(org, 501, "Olga's mugs")
 
 	staff := s.signUp("sam@example.com")
@@ -345,22 +343,15 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 		"{eventID}":      seeded.saleEvent,
 		"{channelID}":    s.channel(602, "email", "alice-alerts@example.com"),
 	}
-	routes, err := webapp.Routes(s.pages)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tested := 0
-	for _, route := range routes {
-		method, pattern, _ := strings.Cut(route, " ")
-		if strings.HasSuffix(pattern, "/*") {
-			continue
-		}
+	for _, rt := range s.routes(func(_, pattern string) bool { return !strings.HasSuffix(pattern, "/*") }) {
+		method, pattern := rt.method, rt.pattern
 		path := pattern
 		for k, v := range objects {
 			path = strings.ReplaceAll(path, k, v)
 		}
 		if strings.Contains(path, "{") {
-			t.Errorf("%s: no object to fill %s with; add one to this test", route, pattern)
+			t.Errorf("%s: no object to fill %s with; add one to this test", rt, pattern)
 			continue
 		}
 		if path == pattern {
@@ -372,7 +363,7 @@ func TestEveryRouteHidesOtherOrganisationsObjects(t *testing.T) {
 			for _, leak := range []string{"alice@example.com", "Alice secret shop", "Alice second shop", tok[:10], "amy@example.com", "Alice secret listing", "SECRET",
 				seeded.alertID, seeded.saleEvent, "alice-alerts@example.com"} {
 				if strings.Contains(ans.body, leak) {
-					t.Errorf("B's %s shows A's %q", route, leak)
+					t.Errorf("B's %s shows A's %q", rt, leak)
 				}
 			}
 			tested++
