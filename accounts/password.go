@@ -28,9 +28,9 @@ type Argon2Params struct {
 }
 
 // DefaultArgon2 is OWASP's first recommended argon2id configuration
-// (19 MiB, two passes, one lane): about 20–40 ms of one core per login on
-// a small server, so a login burst cannot exhaust memory, while an
-// offline guess costs the same 19 MiB and time.
+// (19 MiB, two passes, one lane): a login costs one core a few tens of
+// milliseconds, so a login burst cannot exhaust memory, while an offline
+// guess costs the same memory and time.
 var DefaultArgon2 = Argon2Params{MemoryKiB: 19 * 1024, Iterations: 2, Threads: 1}
 
 const (

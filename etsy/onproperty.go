@@ -8,7 +8,7 @@ import (
 )
 
 // FitOnProperty makes the *_on_property arrays agree with the products,
-// which Etsy requires of an inventory write (etsy-api.md §2.7): each array
+// which Etsy requires of an inventory write: each array
 // names the properties its field varies on, so products whose values agree
 // on every listed property must carry the same price, quantity or SKU, and
 // a field whose array is empty is the same on every product. An array the

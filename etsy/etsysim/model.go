@@ -395,7 +395,7 @@ func (s *Sim) applyInventoryLocked(l *listing, in inventoryInput, now time.Time,
 }
 
 // checkOnProperty refuses a write whose prices, quantities or SKUs
-// conflict with the *_on_property arrays (etsy-api.md §2.7): each array
+// conflict with the *_on_property arrays, as Etsy does: each array
 // names the properties that field varies on, so products whose values
 // agree on every listed property must carry the same price, quantity or
 // SKU, and a field whose array is empty is the same on every product.
