@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
 // Sale statuses set by status facts. sale.recorded carries Etsy's own
@@ -108,13 +109,13 @@ type dailyRow struct {
 	Refunded       int64
 }
 
-var salesTable = table{
-	name: "sales",
-	columns: []string{"shop_id", "receipt_id", "recorded", "status", "currency", "subtotal", "shipping", "tax",
+var salesTable = engine.Table{
+	Name: "sales",
+	Columns: []string{"shop_id", "receipt_id", "recorded", "status", "currency", "subtotal", "shipping", "tax",
 		"discount", "grand_total", "refunded", "refund_keys", "item_count", "units", "created_at", "etsy_updated_at",
 		"paid_at", "shipped_at", "carrier", "tracking_code", "delivered_at", "canceled_at", "cancel_reason",
 		"refunded_at", "updated_at"},
-	key: []string{"receipt_id"},
+	Key: []string{"receipt_id"},
 }
 
 func (s *saleRow) fields() []any {
@@ -124,11 +125,11 @@ func (s *saleRow) fields() []any {
 		&s.RefundedAt, &s.UpdatedAt}
 }
 
-var saleItemsTable = table{
-	name: "sale_items",
-	columns: []string{"shop_id", "receipt_id", "transaction_id", "line", "listing_id", "variant_key", "sku", "title",
+var saleItemsTable = engine.Table{
+	Name: "sale_items",
+	Columns: []string{"shop_id", "receipt_id", "transaction_id", "line", "listing_id", "variant_key", "sku", "title",
 		"quantity", "unit_price", "currency"},
-	key: []string{"receipt_id", "line"},
+	Key: []string{"receipt_id", "line"},
 }
 
 func (i *saleItemRow) fields() []any {
@@ -136,11 +137,13 @@ func (i *saleItemRow) fields() []any {
 		&i.Quantity, &i.UnitPrice, &i.Currency}
 }
 
-var salesDailyTable = table{
-	name:    "sales_daily",
-	columns: []string{"shop_id", "day", "currency", "orders", "units", "gross", "canceled_orders", "refunded"},
-	key:     []string{"shop_id", "day", "currency"},
+var salesDailyTable = engine.Table{
+	Name:    "sales_daily",
+	Columns: []string{"shop_id", "day", "currency", "orders", "units", "gross", "canceled_orders", "refunded"},
+	Key:     []string{"shop_id", "day", "currency"},
 }
+
+func init() { engine.RegisterTables(salesTable, saleItemsTable, salesDailyTable) }
 
 func (d *dailyRow) fields() []any {
 	return []any{&d.ShopID, &d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded}
@@ -335,21 +338,21 @@ func foldSale(s *saleRow, items *[]saleItemRow, rec events.Record) saleChange {
 
 // Sales maintains sales, sale_items and sales_daily.
 type Sales struct {
-	cache txCache[int64, *saleRow]
+	cache engine.TxCache[int64, *saleRow]
 }
 
 // NewSales returns the sales projection.
 func NewSales() *Sales { return &Sales{} }
 
-// Name implements Projection.
+// Name implements engine.Projection.
 func (*Sales) Name() string { return "sales" }
 
-// Tables implements Rebuildable.
+// Tables implements engine.Rebuildable.
 func (*Sales) Tables() []string {
-	return []string{salesTable.name, saleItemsTable.name, salesDailyTable.name}
+	return []string{salesTable.Name, saleItemsTable.Name, salesDailyTable.Name}
 }
 
-// Handles implements Projection.
+// Handles implements engine.Projection.
 func (*Sales) Handles(typ string) bool {
 	switch typ {
 	case events.TypeSaleRecorded, events.TypeSalePaid, events.TypeSaleShipped, events.TypeSaleDelivered,
@@ -368,33 +371,36 @@ ON CONFLICT (shop_id, day, currency) DO UPDATE SET
 	canceled_orders = sales_daily.canceled_orders + excluded.canceled_orders,
 	refunded = sales_daily.refunded + excluded.refunded`
 
-// Apply implements Projection.
+// Apply implements engine.Projection.
 func (p *Sales) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
-	return applyPlan(ctx, p, tx, rec)
+	return engine.ApplyPlan(ctx, p, tx, rec)
 }
 
-func (p *Sales) forget() { p.cache.reset() }
+// Forget implements engine.Planner.
+func (p *Sales) Forget() { p.cache.Reset() }
 
-func (p *Sales) adopt(tx *sql.Tx) { p.cache.adopt(tx) }
+// Adopt implements engine.Planner.
+func (p *Sales) Adopt(tx *sql.Tx) { p.cache.Adopt(tx) }
 
-func (p *Sales) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt, error) {
+// Plan implements engine.Planner.
+func (p *Sales) Plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]engine.Stmt, error) {
 	id, ok := saleOf(rec)
 	if !ok {
 		return nil, nil
 	}
-	s, ok := p.cache.get(tx, id)
+	s, ok := p.cache.Get(tx, id)
 	if ok && s == nil {
 		// Prefetched: not stored yet.
 		s, ok = newSale(rec, id), true
 	}
 	if !ok {
 		s = &saleRow{}
-		err := tx.QueryRowContext(ctx, `SELECT `+salesTable.columnList("")+` FROM sales WHERE receipt_id = $1`, id).Scan(s.fields()...)
+		err := tx.QueryRowContext(ctx, `SELECT `+salesTable.ColumnList("")+` FROM sales WHERE receipt_id = $1`, id).Scan(s.fields()...)
 		if errors.Is(err, sql.ErrNoRows) {
 			s, err = newSale(rec, id), nil
 		}
 		if err != nil {
-			p.cache.reset()
+			p.cache.Reset()
 			return nil, fmt.Errorf("load sale %d: %w", id, err)
 		}
 	}
@@ -404,28 +410,29 @@ func (p *Sales) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt
 	if !ch.changed {
 		return nil, nil
 	}
-	out := []stmt{{sql: salesTable.upsertSQL(), args: valuesOf(s.fields())}}
+	out := []engine.Stmt{salesTable.Upsert(s.fields())}
 	if ch.newItems {
 		if wasRecorded {
-			out = append(out, stmt{sql: `DELETE FROM sale_items WHERE receipt_id = $1`, args: []any{id}})
+			out = append(out, engine.Stmt{SQL: `DELETE FROM sale_items WHERE receipt_id = $1`, Args: []any{id}})
 		}
 		if len(items) > 0 {
 			out = append(out, insertItems(items)...)
 		}
 	}
 	for _, d := range ch.daily {
-		out = append(out, stmt{sql: dailyUpsertSQL, args: []any{d.key.shopID, d.key.day, d.key.currency,
+		out = append(out, engine.Stmt{SQL: dailyUpsertSQL, Args: []any{d.key.shopID, d.key.day, d.key.currency,
 			d.Orders, d.Units, d.Gross, d.CanceledOrders, d.Refunded}})
 	}
-	p.cache.put(tx, id, s)
+	p.cache.Put(tx, id, s)
 	return out, nil
 }
 
-func (p *Sales) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
+// Prefetch implements engine.Prefetcher.
+func (p *Sales) Prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
 	var ids []int64
 	for _, rec := range recs {
 		if id, ok := saleOf(rec); ok {
-			if _, cached := p.cache.get(tx, id); !cached {
+			if _, cached := p.cache.Get(tx, id); !cached {
 				ids = append(ids, id)
 			}
 		}
@@ -433,7 +440,7 @@ func (p *Sales) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) 
 	if len(ids) == 0 {
 		return nil
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+salesTable.columnList("")+` FROM sales WHERE receipt_id = ANY($1)`, ids)
+	rows, err := tx.QueryContext(ctx, `SELECT `+salesTable.ColumnList("")+` FROM sales WHERE receipt_id = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("prefetch sales: %w", err)
 	}
@@ -450,36 +457,36 @@ func (p *Sales) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) 
 		return fmt.Errorf("prefetch sales: %w", err)
 	}
 	for _, id := range ids {
-		p.cache.put(tx, id, found[id]) // nil: no sale yet
+		p.cache.Put(tx, id, found[id]) // nil: no sale yet
 	}
 	return nil
 }
 
 // insertItems inserts a receipt's items, one statement a row (a batch's
-// rows are then written together, see compactWrites).
-func insertItems(items []saleItemRow) []stmt {
-	out := make([]stmt, len(items))
+// rows are then written together, see engine.CompactWrites).
+func insertItems(items []saleItemRow) []engine.Stmt {
+	out := make([]engine.Stmt, len(items))
 	for i := range items {
-		out[i] = stmt{sql: saleItemsTable.insertSQL(), args: valuesOf(items[i].fields())}
+		out[i] = saleItemsTable.Insert(items[i].fields())
 	}
 	return out
 }
 
-// compact writes a batch like compactWrites, with the daily totals summed
-// per shop, day and currency and written last: they are additions to
-// rows nothing else in the batch reads or writes.
-func (*Sales) compact(stmts []stmt) ([]stmt, error) {
-	var rest []stmt
+// Compact writes a batch like engine.CompactWrites, with the daily totals
+// summed per shop, day and currency and written last: they are additions
+// to rows nothing else in the batch reads or writes.
+func (*Sales) Compact(stmts []engine.Stmt) ([]engine.Stmt, error) {
+	var rest []engine.Stmt
 	sums := map[string][]any{}
 	var order []string
 	for _, s := range stmts {
-		if s.sql != dailyUpsertSQL {
+		if s.SQL != dailyUpsertSQL {
 			rest = append(rest, s)
 			continue
 		}
 		var kb strings.Builder
-		for _, v := range s.args[:3] {
-			if err := appendLiteral(&kb, v); err != nil {
+		for _, v := range s.Args[:3] {
+			if err := engine.AppendLiteral(&kb, v); err != nil {
 				return nil, err
 			}
 			kb.WriteByte(0)
@@ -487,25 +494,25 @@ func (*Sales) compact(stmts []stmt) ([]stmt, error) {
 		k := kb.String()
 		acc, ok := sums[k]
 		if !ok {
-			sums[k] = append([]any(nil), s.args...)
+			sums[k] = append([]any(nil), s.Args...)
 			order = append(order, k)
 			continue
 		}
 		for i := 3; i < len(acc); i++ {
 			a, aok := acc[i].(int64)
-			b, bok := s.args[i].(int64)
+			b, bok := s.Args[i].(int64)
 			if !aok || !bok {
-				return nil, fmt.Errorf("daily sales delta %d is %T, want int64", i, s.args[i])
+				return nil, fmt.Errorf("daily sales delta %d is %T, want int64", i, s.Args[i])
 			}
 			acc[i] = a + b
 		}
 	}
-	out, err := compactWrites(rest)
+	out, err := engine.CompactWrites(rest)
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range order {
-		out = append(out, stmt{sql: dailyUpsertSQL, args: sums[k]})
+		out = append(out, engine.Stmt{SQL: dailyUpsertSQL, Args: sums[k]})
 	}
 	return out, nil
 }
@@ -515,11 +522,12 @@ type salesRebuild struct {
 	daily map[dayKey]*dailyRow
 }
 
-func (*Sales) newRebuild() rebuild {
+// NewFold implements engine.Rebuildable.
+func (*Sales) NewFold() engine.Fold {
 	return &salesRebuild{sales: map[int64]*saleRow{}, daily: map[dayKey]*dailyRow{}}
 }
 
-func (r *salesRebuild) apply(rec events.Record, _ emitFunc) error {
+func (r *salesRebuild) Apply(rec events.Record, _ engine.EmitFunc) error {
 	id, ok := saleOf(rec)
 	if !ok {
 		return nil
@@ -548,19 +556,19 @@ func (r *salesRebuild) apply(rec events.Record, _ emitFunc) error {
 	return nil
 }
 
-func (r *salesRebuild) finish(emit emitFunc) error {
+func (r *salesRebuild) Finish(emit engine.EmitFunc) error {
 	for _, s := range r.sales {
-		if err := emit(salesTable.name, s.fields()); err != nil {
+		if err := emit(salesTable.Name, s.fields()); err != nil {
 			return err
 		}
 		for i := range s.Items {
-			if err := emit(saleItemsTable.name, s.Items[i].fields()); err != nil {
+			if err := emit(saleItemsTable.Name, s.Items[i].fields()); err != nil {
 				return err
 			}
 		}
 	}
 	for _, d := range r.daily {
-		if err := emit(salesDailyTable.name, d.fields()); err != nil {
+		if err := emit(salesDailyTable.Name, d.fields()); err != nil {
 			return err
 		}
 	}
