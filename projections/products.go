@@ -575,7 +575,7 @@ ORDER BY pv.variant_key`
 	return products, variants
 }
 
-func scanProduct(row interface{ Scan(...any) error }) (Product, error) {
+func scanProduct(row rowScanner) (Product, error) {
 	var p Product
 	err := row.Scan(&p.ListingID, &p.ShopID, &p.Title, &p.State, &p.URL, &p.Price.Amount, &p.Price.Currency,
 		&p.Quantity, &p.VariantCount, &p.LowStockVariants, &p.LowStockThreshold, &p.Deleted, &p.UpdatedAt)
@@ -659,20 +659,7 @@ func (r *Reader) ListProducts(ctx context.Context, f ProductFilter) ([]Product, 
 	if f.Sort.Key == "listing_id" {
 		order = "p.listing_id " + dir
 	}
-	rows, err := r.db.QueryContext(ctx, r.productSelect+" WHERE "+w.sql()+" ORDER BY "+order+" LIMIT "+w.arg(f.Limit), w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list products: %w", err)
-	}
-	defer rows.Close()
-	var out []Product
-	for rows.Next() {
-		p, err := scanProduct(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list products: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, r.db, "list products", scanProduct, r.productSelect+" WHERE "+w.sql()+" ORDER BY "+order+" LIMIT "+w.arg(f.Limit), w.args...)
 }
 
 // GetProduct returns a listing of shops with all its variants.

@@ -636,7 +636,7 @@ type SaleCursor struct {
 const saleColumns = `receipt_id, shop_id, status, created_at, currency, subtotal, shipping, tax, discount, grand_total, refunded,
 	item_count, units, paid_at, shipped_at, carrier, delivered_at, canceled_at, refunded_at`
 
-func scanSale(row interface{ Scan(...any) error }) (Sale, error) {
+func scanSale(row rowScanner) (Sale, error) {
 	var s Sale
 	err := row.Scan(&s.ReceiptID, &s.ShopID, &s.Status, &s.CreatedAt, &s.Currency, &s.Subtotal, &s.Shipping, &s.Tax, &s.Discount,
 		&s.GrandTotal, &s.Refunded, &s.ItemCount, &s.Units, &s.PaidAt, &s.ShippedAt, &s.Carrier, &s.DeliveredAt, &s.CanceledAt, &s.RefundedAt)
@@ -666,21 +666,8 @@ func (r *Reader) ListSales(ctx context.Context, f SaleFilter) ([]Sale, error) {
 	if f.After != nil {
 		w.add("(created_at, receipt_id) < (%s, %s)", f.After.CreatedAt.UTC(), f.After.ReceiptID)
 	}
-	rows, err := r.db.QueryContext(ctx, `SELECT `+saleColumns+` FROM sales WHERE `+w.sql()+`
+	return queryAll(ctx, r.db, "list sales", scanSale, `SELECT `+saleColumns+` FROM sales WHERE `+w.sql()+`
 		ORDER BY created_at DESC, receipt_id DESC LIMIT `+w.arg(f.Limit), w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list sales: %w", err)
-	}
-	defer rows.Close()
-	var out []Sale
-	for rows.Next() {
-		sale, err := scanSale(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sales: %w", err)
-		}
-		out = append(out, sale)
-	}
-	return out, rows.Err()
 }
 
 // GetSale returns a recorded sale of shops with its items.
@@ -720,11 +707,17 @@ type DailySales struct {
 	Refunded       int64  `json:"refunded"`
 }
 
+func scanDailySales(row rowScanner) (DailySales, error) {
+	var d DailySales
+	err := row.Scan(&d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded)
+	return d, err
+}
+
 // DailySales returns one point per day of [from, to) for each currency the
 // shop sold in (its own currency when it sold nothing), zeros included, so
 // a chart needs no gap filling.
 func (r *Reader) DailySales(ctx context.Context, shops []int64, shopID int64, from, to time.Time) ([]DailySales, error) {
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, fmt.Sprintf("daily sales of shop %d", shopID), scanDailySales, `
 		WITH cur AS (
 		    SELECT DISTINCT currency FROM sales_daily
 		    WHERE shop_id = $2 AND shop_id = ANY($1) AND day >= $3::date AND day < $4::date
@@ -739,19 +732,6 @@ func (r *Reader) DailySales(ctx context.Context, shops []int64, shopID int64, fr
 		FROM days CROSS JOIN cur
 		LEFT JOIN sales_daily sd ON sd.shop_id = $2 AND sd.day = days.day AND sd.currency = cur.currency
 		ORDER BY days.day, cur.currency`, shops, shopID, from.UTC(), to.UTC())
-	if err != nil {
-		return nil, fmt.Errorf("daily sales of shop %d: %w", shopID, err)
-	}
-	defer rows.Close()
-	var out []DailySales
-	for rows.Next() {
-		var d DailySales
-		if err := rows.Scan(&d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded); err != nil {
-			return nil, fmt.Errorf("daily sales of shop %d: %w", shopID, err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
 }
 
 // TopProduct is a listing's sales over a period in one currency.
@@ -763,6 +743,12 @@ type TopProduct struct {
 	Orders    int64        `json:"orders"`
 }
 
+func scanTopProduct(row rowScanner) (TopProduct, error) {
+	var t TopProduct
+	err := row.Scan(&t.ListingID, &t.Title, &t.Units, &t.Revenue.Amount, &t.Revenue.Currency, &t.Orders)
+	return t, err
+}
+
 // TopProducts ranks a shop's listings by units or revenue over sales
 // created in [from, to), canceled sales left out.
 func (r *Reader) TopProducts(ctx context.Context, shops []int64, shopID int64, from, to time.Time, byRevenue bool, limit int) ([]TopProduct, error) {
@@ -770,7 +756,7 @@ func (r *Reader) TopProducts(ctx context.Context, shops []int64, shopID int64, f
 	if byRevenue {
 		order = "revenue DESC, units DESC"
 	}
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, fmt.Sprintf("top products of shop %d", shopID), scanTopProduct, `
 		SELECT si.listing_id, coalesce(max(p.title), max(si.title), ''), sum(si.quantity)::bigint AS units,
 		       sum(si.quantity * si.unit_price)::bigint AS revenue, si.currency, count(DISTINCT si.receipt_id) AS orders
 		FROM sale_items si
@@ -781,19 +767,6 @@ func (r *Reader) TopProducts(ctx context.Context, shops []int64, shopID int64, f
 		GROUP BY si.listing_id, si.currency
 		ORDER BY `+order+`, si.listing_id
 		LIMIT $5`, shops, shopID, from.UTC(), to.UTC(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("top products of shop %d: %w", shopID, err)
-	}
-	defer rows.Close()
-	var out []TopProduct
-	for rows.Next() {
-		var t TopProduct
-		if err := rows.Scan(&t.ListingID, &t.Title, &t.Units, &t.Revenue.Amount, &t.Revenue.Currency, &t.Orders); err != nil {
-			return nil, fmt.Errorf("top products of shop %d: %w", shopID, err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 // DailySalesIn is DailySales with the days of loc: a sale belongs to the
@@ -806,7 +779,7 @@ func (r *Reader) DailySalesIn(ctx context.Context, shops []int64, shopID int64, 
 		return r.DailySales(ctx, shops, shopID, from, to)
 	}
 	day := func(t time.Time) string { return t.In(loc).Format(time.DateOnly) }
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, fmt.Sprintf("daily sales of shop %d in %s", shopID, loc), scanDailySales, `
 		WITH sd AS (
 		    SELECT (created_at AT TIME ZONE $5)::date AS day, currency, count(*) AS orders, sum(units)::bigint AS units,
 		           sum(grand_total)::bigint AS gross, count(*) FILTER (WHERE status = 'canceled') AS canceled_orders,
@@ -828,17 +801,4 @@ func (r *Reader) DailySalesIn(ctx context.Context, shops []int64, shopID int64, 
 		FROM days CROSS JOIN cur
 		LEFT JOIN sd ON sd.day = days.day AND sd.currency = cur.currency
 		ORDER BY days.day, cur.currency`, shops, shopID, day(from), day(to), loc.String())
-	if err != nil {
-		return nil, fmt.Errorf("daily sales of shop %d in %s: %w", shopID, loc, err)
-	}
-	defer rows.Close()
-	var out []DailySales
-	for rows.Next() {
-		var d DailySales
-		if err := rows.Scan(&d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded); err != nil {
-			return nil, fmt.Errorf("daily sales of shop %d in %s: %w", shopID, loc, err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
 }

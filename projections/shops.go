@@ -306,7 +306,7 @@ type Shop struct {
 const shopColumns = `shop_id, name, currency, connection_state, state_reason, sync_enabled, sync_interval_seconds,
 	default_low_stock_threshold, connected_at, disconnected_at, last_reconciliation_finished_at, last_reconciliation_drift, updated_at`
 
-func (r *Reader) scanShop(row interface{ Scan(...any) error }) (Shop, error) {
+func (r *Reader) scanShop(row rowScanner) (Shop, error) {
 	var sh Shop
 	var own *int64
 	err := row.Scan(&sh.ShopID, &sh.Name, &sh.Currency, &sh.ConnectionState, &sh.StateReason, &sh.SyncEnabled, &sh.SyncIntervalSeconds,
@@ -326,38 +326,16 @@ func (r *Reader) OrganisationShopIDs(ctx context.Context, orgID int64) ([]int64,
 // SellerShopIDs returns the shops of an Etsy seller (user id) that the
 // shops read model knows.
 func (r *Reader) SellerShopIDs(ctx context.Context, sellerID int64) ([]int64, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT shop_id FROM shops WHERE user_id = $1 ORDER BY shop_id`, sellerID)
-	if err != nil {
-		return nil, fmt.Errorf("shops of seller: %w", err)
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
+	return queryAll(ctx, r.db, "shops of seller", func(rows rowScanner) (int64, error) {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("shops of seller: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+		err := rows.Scan(&id)
+		return id, err
+	}, `SELECT shop_id FROM shops WHERE user_id = $1 ORDER BY shop_id`, sellerID)
 }
 
 // ListShops returns the shops in the set.
 func (r *Reader) ListShops(ctx context.Context, shops []int64) ([]Shop, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+shopColumns+` FROM shops WHERE shop_id = ANY($1) ORDER BY shop_id`, shops)
-	if err != nil {
-		return nil, fmt.Errorf("list shops: %w", err)
-	}
-	defer rows.Close()
-	var out []Shop
-	for rows.Next() {
-		sh, err := r.scanShop(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list shops: %w", err)
-		}
-		out = append(out, sh)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, r.db, "list shops", r.scanShop, `SELECT `+shopColumns+` FROM shops WHERE shop_id = ANY($1) ORDER BY shop_id`, shops)
 }
 
 // GetShop returns one shop of the set.

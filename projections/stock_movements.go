@@ -399,7 +399,14 @@ func (r *Reader) VariantStockAt(ctx context.Context, shops []int64, listingID in
 // ShopStockAt returns the balances of a shop's variants as of at, paged by
 // (listing_id, variant_key) after the given key.
 func (r *Reader) ShopStockAt(ctx context.Context, shops []int64, shopID int64, at time.Time, afterListing int64, afterKey string, limit int) ([]VariantStock, error) {
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, fmt.Sprintf("stock of shop %d", shopID), func(rows rowScanner) (VariantStock, error) {
+		var v VariantStock
+		if err := rows.Scan(&v.ListingID, &v.VariantKey, &v.SKU, &v.Quantity, &v.Movements, &v.LastMovementAt); err != nil {
+			return v, err
+		}
+		v.LastMovementAt = utcPtr(v.LastMovementAt)
+		return v, nil
+	}, `
 		WITH page AS (
 		    SELECT pv.listing_id, pv.variant_key, pv.sku
 		    FROM product_variants pv
@@ -419,18 +426,4 @@ func (r *Reader) ShopStockAt(ctx context.Context, shops []int64, shopID int64, a
 		) m ON m.listing_id = page.listing_id AND m.variant_key = page.variant_key
 		ORDER BY page.listing_id, page.variant_key COLLATE "C"`,
 		shops, shopID, at.UTC(), afterListing, afterKey, limit)
-	if err != nil {
-		return nil, fmt.Errorf("stock of shop %d: %w", shopID, err)
-	}
-	defer rows.Close()
-	var out []VariantStock
-	for rows.Next() {
-		var v VariantStock
-		if err := rows.Scan(&v.ListingID, &v.VariantKey, &v.SKU, &v.Quantity, &v.Movements, &v.LastMovementAt); err != nil {
-			return nil, fmt.Errorf("stock of shop %d: %w", shopID, err)
-		}
-		v.LastMovementAt = utcPtr(v.LastMovementAt)
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }

@@ -847,32 +847,29 @@ type runnerMetrics struct {
 }
 
 func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
+	perProjection := []string{"projection"}
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, perProjection)
+	}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, perProjection)
+	}
 	m := &runnerMetrics{
-		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopledger_projection_events_applied_total",
-			Help: "Events applied by each projection (events it does not handle are not counted).",
-		}, []string{"projection"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopledger_projection_failures_total",
-			Help: "Failed attempts to apply an event, per projection.",
-		}, []string{"projection"}),
+		applied: counter("shopledger_projection_events_applied_total",
+			"Events applied by each projection (events it does not handle are not counted)."),
+		failures: counter("shopledger_projection_failures_total",
+			"Failed attempts to apply an event, per projection."),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "shopledger_projection_apply_seconds",
 			Help:    "Time to apply one event, per projection.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
-		}, []string{"projection"}),
-		stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "shopledger_projection_stopped",
-			Help: "1 while a projection is stopped at an event it cannot apply.",
-		}, []string{"projection"}),
-		lagCount: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "shopledger_projection_lag_events",
-			Help: "Events in the log after the projection's committed offset (capped at 10 million).",
-		}, []string{"projection"}),
-		lagAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "shopledger_projection_lag_seconds",
-			Help: "Age of the oldest event the projection has not committed yet; 0 when caught up.",
-		}, []string{"projection"}),
+		}, perProjection),
+		stopped: gauge("shopledger_projection_stopped",
+			"1 while a projection is stopped at an event it cannot apply."),
+		lagCount: gauge("shopledger_projection_lag_events",
+			"Events in the log after the projection's committed offset (capped at 10 million)."),
+		lagAge: gauge("shopledger_projection_lag_seconds",
+			"Age of the oldest event the projection has not committed yet; 0 when caught up."),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.applied, m.failures, m.latency, m.stopped, m.lagCount, m.lagAge} {
