@@ -514,7 +514,7 @@ func apply(ctx context.Context, p Projection, tx *sql.Tx, rec events.Record, lim
 	return p.Apply(ctx, tx, rec)
 }
 
-// plan runs p.plan, turning a panic into an error. It needs no deadline
+// plan runs p.Plan, turning a panic into an error. It needs no deadline
 // of its own: a plan only reads, under the message's context, which the
 // subscriber ends at the ack deadline.
 func plan(ctx context.Context, p Planner, tx *sql.Tx, rec events.Record) (stmts []Stmt, err error) {
