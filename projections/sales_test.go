@@ -109,7 +109,7 @@ func allSales(t *testing.T, db *sql.DB) salesRows {
 		dest       *string
 		table, key string
 	}{{&r.Sales, "sales", "receipt_id"}, {&r.Items, "sale_items", "receipt_id, line"}, {&r.Daily, "sales_daily", "shop_id, day, currency"}} {
-		if err := db.QueryRow(`SELECT projtest.Coalesce(json_agg(x ORDER BY ` + q.key + `), '[]')::text FROM ` + q.table + ` x`).Scan(q.dest); err != nil {
+		if err := db.QueryRow(`SELECT coalesce(json_agg(x ORDER BY ` + q.key + `), '[]')::text FROM ` + q.table + ` x`).Scan(q.dest); err != nil {
 			t.Fatal(err)
 		}
 	}
