@@ -196,15 +196,15 @@ func (t Table) buildInsertSQL() string {
 
 // Upsert is the one-row upsert into t of the row whose field pointers,
 // in column order, are fields (a row type's fields()).
-func (t Table) Upsert(fields []any) Stmt { return Stmt{SQL: t.UpsertSQL(), Args: ValuesOf(fields)} }
+func (t Table) Upsert(fields []any) Stmt { return Stmt{SQL: t.UpsertSQL(), Args: valuesOf(fields)} }
 
 // Insert is the one-row insert into t of the row whose field pointers are
 // fields.
-func (t Table) Insert(fields []any) Stmt { return Stmt{SQL: t.InsertSQL(), Args: ValuesOf(fields)} }
+func (t Table) Insert(fields []any) Stmt { return Stmt{SQL: t.InsertSQL(), Args: valuesOf(fields)} }
 
-// ValuesOf turns the field pointers a row lists for scanning into the
+// valuesOf turns the field pointers a row lists for scanning into the
 // values written, so each row type names its columns once.
-func ValuesOf(ptrs []any) []any {
+func valuesOf(ptrs []any) []any {
 	out := make([]any, len(ptrs))
 	for i, p := range ptrs {
 		if v, ok := p.(driver.Valuer); ok {
