@@ -28,6 +28,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/service/servicetest"
 )
 
@@ -544,13 +545,13 @@ func TestReplayAndRebuildDeliverNothing(t *testing.T) {
 	}
 	// And the projector's rebuild of every other read model, while the
 	// alerter runs.
-	var rebuildable []projections.Rebuildable
+	var rebuildable []engine.Rebuildable
 	for _, p := range projections.Default() {
-		if rb, ok := p.(projections.Rebuildable); ok {
+		if rb, ok := p.(engine.Rebuildable); ok {
 			rebuildable = append(rebuildable, rb)
 		}
 	}
-	if _, err := projections.Rebuild(ctx, r.db.Pool, rebuildable, projections.RebuildOptions{}, discard()); err != nil {
+	if _, err := engine.Rebuild(ctx, r.db.Pool, rebuildable, engine.RebuildOptions{}, discard()); err != nil {
 		t.Fatal(err)
 	}
 	catchUp(t, r.db.DB, alerts.AlerterName, alerts.ReadModelName)

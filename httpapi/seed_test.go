@@ -18,6 +18,7 @@ import (
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/tokens"
 )
 
@@ -30,7 +31,7 @@ type world struct {
 	db     *pgtest.Database
 	es     *eventstore.Store
 	cursor eventstore.Cursor
-	projs  []projections.Projection
+	projs  []engine.Projection
 	rng    *rand.Rand
 	base   time.Time
 	clock  int // minutes after base of the next fact

@@ -16,6 +16,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/service/servicetest"
 )
 
@@ -65,7 +66,7 @@ func newSlowWorld(t *testing.T) *slowWorld {
 	waitFor(t, func() bool { return len(streamOf(t, p.store, events.ListingStream(l.ListingID))) > 0 })
 
 	reg := prometheus.NewRegistry()
-	runner, err := projections.NewRunner(p.db.DB, []projections.Projection{projections.NewProducts()}, projections.RunnerConfig{
+	runner, err := engine.NewRunner(p.db.DB, []engine.Projection{projections.NewProducts()}, engine.RunnerConfig{
 		PollInterval: 50 * time.Millisecond, LagInterval: 200 * time.Millisecond,
 	}, slog.New(slog.DiscardHandler), reg)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shopledger/shopledger/projections/internal/projtest"
+
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
@@ -114,7 +116,7 @@ func TestParseSealKeysRefusesBadSpecsWithoutEchoingKeys(t *testing.T) {
 }
 
 func adjustedEvent(listing int64) events.Event {
-	return events.New(events.ListingStream(listing), 7, t0, events.StockAdjusted{
+	return events.New(events.ListingStream(listing), 7, projtest.T0, events.StockAdjusted{
 		ListingID: listing, VariantKey: "sku:A", Delta: 1, Reason: events.ReasonRestock,
 	})
 }

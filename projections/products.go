@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
 // productRow is an Etsy listing with its variants.
@@ -69,11 +70,11 @@ type variantRow struct {
 	LowStock          bool
 }
 
-var productsTable = table{
-	name: "products",
-	columns: []string{"shop_id", "listing_id", "title", "state", "url", "price_amount", "price_currency",
+var productsTable = engine.Table{
+	Name: "products",
+	Columns: []string{"shop_id", "listing_id", "title", "state", "url", "price_amount", "price_currency",
 		"low_stock_threshold", "deleted", "etsy_updated_at", "created_at", "updated_at", "last_position"},
-	key: []string{"listing_id"},
+	Key: []string{"listing_id"},
 }
 
 func (p *productRow) fields() []any {
@@ -81,14 +82,16 @@ func (p *productRow) fields() []any {
 		&p.LowStockThreshold, &p.Deleted, &p.EtsyUpdatedAt, &p.CreatedAt, &p.UpdatedAt, &p.LastPosition}
 }
 
-var variantsTable = table{
-	name: "product_variants",
-	columns: []string{"shop_id", "listing_id", "variant_key", "sku", "product_id", "properties",
+var variantsTable = engine.Table{
+	Name: "product_variants",
+	Columns: []string{"shop_id", "listing_id", "variant_key", "sku", "product_id", "properties",
 		"price_amount", "price_currency", "enabled", "active", "quantity", "low_stock_threshold",
 		"observed_quantity", "observed_at", "drift_expected", "drift_observed", "drift_at",
 		"last_movement_at", "updated_at", "last_position"},
-	key: []string{"listing_id", "variant_key"},
+	Key: []string{"listing_id", "variant_key"},
 }
+
+func init() { engine.RegisterTables(productsTable, variantsTable) }
 
 func (v *variantRow) fields() []any {
 	return []any{&v.ShopID, &v.ListingID, &v.Key, &v.SKU, &v.ProductID, &v.Properties,
@@ -271,19 +274,19 @@ func describeListing(l *listing, rec events.Record, d listingDescription) {
 
 // Products maintains products and product_variants.
 type Products struct {
-	cache txCache[int64, *listing]
+	cache engine.TxCache[int64, *listing]
 }
 
 // NewProducts returns the products projection.
 func NewProducts() *Products { return &Products{} }
 
-// Name implements Projection.
+// Name implements engine.Projection.
 func (*Products) Name() string { return "products" }
 
-// Tables implements Rebuildable.
-func (*Products) Tables() []string { return []string{productsTable.name, variantsTable.name} }
+// Tables implements engine.Rebuildable.
+func (*Products) Tables() []string { return []string{productsTable.Name, variantsTable.Name} }
 
-// Handles implements Projection.
+// Handles implements engine.Projection.
 func (*Products) Handles(typ string) bool {
 	switch typ {
 	case events.TypeListingImported, events.TypeListingUpdated, events.TypeListingStateChanged,
@@ -294,32 +297,35 @@ func (*Products) Handles(typ string) bool {
 	return false
 }
 
-// Apply implements Projection.
+// Apply implements engine.Projection.
 func (p *Products) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
-	return applyPlan(ctx, p, tx, rec)
+	return engine.ApplyPlan(ctx, p, tx, rec)
 }
 
-func (p *Products) forget() { p.cache.reset() }
+// Forget implements engine.Planner.
+func (p *Products) Forget() { p.cache.Reset() }
 
-func (p *Products) adopt(tx *sql.Tx) { p.cache.adopt(tx) }
+// Adopt implements engine.Planner.
+func (p *Products) Adopt(tx *sql.Tx) { p.cache.Adopt(tx) }
 
-func (p *Products) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt, error) {
+// Plan implements engine.Planner.
+func (p *Products) Plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]engine.Stmt, error) {
 	id, ok := listingOf(rec)
 	if !ok {
 		return nil, nil
 	}
-	l, ok := p.cache.get(tx, id)
+	l, ok := p.cache.Get(tx, id)
 	if !ok {
 		var err error
 		if l, err = loadListing(ctx, tx, id); err != nil {
-			p.cache.reset()
+			p.cache.Reset()
 			return nil, err
 		}
 	}
 	foldListing(l, rec)
-	var out []stmt
+	var out []engine.Stmt
 	if l.dirtyProduct {
-		out = append(out, stmt{sql: productsTable.upsertSQL(), args: valuesOf(l.product.fields())})
+		out = append(out, productsTable.Upsert(l.product.fields()))
 		l.dirtyProduct = false
 	}
 	keys := make([]string, 0, len(l.dirtyVariants))
@@ -328,24 +334,24 @@ func (p *Products) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]s
 	}
 	slices.Sort(keys)
 	for _, key := range keys {
-		out = append(out, stmt{sql: variantsTable.upsertSQL(), args: valuesOf(l.variants[key].fields())})
+		out = append(out, variantsTable.Upsert(l.variants[key].fields()))
 		delete(l.dirtyVariants, key)
 	}
-	p.cache.put(tx, id, l)
+	p.cache.Put(tx, id, l)
 	return out, nil
 }
 
 func loadListing(ctx context.Context, tx *sql.Tx, id int64) (*listing, error) {
 	l := newListing()
 	p := &productRow{}
-	err := tx.QueryRowContext(ctx, `SELECT `+productsTable.columnList("")+` FROM products WHERE listing_id = $1`, id).Scan(p.fields()...)
+	err := tx.QueryRowContext(ctx, `SELECT `+productsTable.ColumnList("")+` FROM products WHERE listing_id = $1`, id).Scan(p.fields()...)
 	switch {
 	case err == nil:
 		l.product = p
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("load listing %d: %w", id, err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+variantsTable.columnList("")+` FROM product_variants WHERE listing_id = $1`, id)
+	rows, err := tx.QueryContext(ctx, `SELECT `+variantsTable.ColumnList("")+` FROM product_variants WHERE listing_id = $1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("load variants of %d: %w", id, err)
 	}
@@ -363,7 +369,8 @@ func loadListing(ctx context.Context, tx *sql.Tx, id int64) (*listing, error) {
 	return l, nil
 }
 
-func (p *Products) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
+// Prefetch implements engine.Prefetcher.
+func (p *Products) Prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
 	var ids []int64
 	seen := map[int64]bool{}
 	for _, rec := range recs {
@@ -372,7 +379,7 @@ func (p *Products) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Recor
 			continue
 		}
 		seen[id] = true
-		if _, cached := p.cache.get(tx, id); !cached {
+		if _, cached := p.cache.Get(tx, id); !cached {
 			ids = append(ids, id)
 		}
 	}
@@ -383,7 +390,7 @@ func (p *Products) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Recor
 	for _, id := range ids {
 		loaded[id] = newListing()
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+productsTable.columnList("")+` FROM products WHERE listing_id = ANY($1)`, ids)
+	rows, err := tx.QueryContext(ctx, `SELECT `+productsTable.ColumnList("")+` FROM products WHERE listing_id = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("prefetch listings: %w", err)
 	}
@@ -399,7 +406,7 @@ func (p *Products) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Recor
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("prefetch listings: %w", err)
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT `+variantsTable.columnList("")+` FROM product_variants WHERE listing_id = ANY($1)`, ids)
+	rows, err = tx.QueryContext(ctx, `SELECT `+variantsTable.ColumnList("")+` FROM product_variants WHERE listing_id = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("prefetch variants: %w", err)
 	}
@@ -415,7 +422,7 @@ func (p *Products) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Recor
 		return fmt.Errorf("prefetch variants: %w", err)
 	}
 	for _, id := range ids {
-		p.cache.put(tx, id, loaded[id])
+		p.cache.Put(tx, id, loaded[id])
 	}
 	return nil
 }
@@ -424,9 +431,10 @@ type productsRebuild struct {
 	listings map[int64]*listing
 }
 
-func (*Products) newRebuild() rebuild { return &productsRebuild{listings: map[int64]*listing{}} }
+// NewFold implements engine.Rebuildable.
+func (*Products) NewFold() engine.Fold { return &productsRebuild{listings: map[int64]*listing{}} }
 
-func (r *productsRebuild) apply(rec events.Record, _ emitFunc) error {
+func (r *productsRebuild) Apply(rec events.Record, _ engine.EmitFunc) error {
 	id, ok := listingOf(rec)
 	if !ok {
 		return nil
@@ -443,15 +451,15 @@ func (r *productsRebuild) apply(rec events.Record, _ emitFunc) error {
 	return nil
 }
 
-func (r *productsRebuild) finish(emit emitFunc) error {
+func (r *productsRebuild) Finish(emit engine.EmitFunc) error {
 	for _, l := range r.listings {
 		if l.product != nil {
-			if err := emit(productsTable.name, l.product.fields()); err != nil {
+			if err := emit(productsTable.Name, l.product.fields()); err != nil {
 				return err
 			}
 		}
 		for _, v := range l.variants {
-			if err := emit(variantsTable.name, v.fields()); err != nil {
+			if err := emit(variantsTable.Name, v.fields()); err != nil {
 				return err
 			}
 		}
@@ -567,7 +575,7 @@ ORDER BY pv.variant_key`
 	return products, variants
 }
 
-func scanProduct(row interface{ Scan(...any) error }) (Product, error) {
+func scanProduct(row rowScanner) (Product, error) {
 	var p Product
 	err := row.Scan(&p.ListingID, &p.ShopID, &p.Title, &p.State, &p.URL, &p.Price.Amount, &p.Price.Currency,
 		&p.Quantity, &p.VariantCount, &p.LowStockVariants, &p.LowStockThreshold, &p.Deleted, &p.UpdatedAt)
@@ -651,20 +659,7 @@ func (r *Reader) ListProducts(ctx context.Context, f ProductFilter) ([]Product, 
 	if f.Sort.Key == "listing_id" {
 		order = "p.listing_id " + dir
 	}
-	rows, err := r.db.QueryContext(ctx, r.productSelect+" WHERE "+w.sql()+" ORDER BY "+order+" LIMIT "+w.arg(f.Limit), w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list products: %w", err)
-	}
-	defer rows.Close()
-	var out []Product
-	for rows.Next() {
-		p, err := scanProduct(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list products: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, r.db, "list products", scanProduct, r.productSelect+" WHERE "+w.sql()+" ORDER BY "+order+" LIMIT "+w.arg(f.Limit), w.args...)
 }
 
 // GetProduct returns a listing of shops with all its variants.

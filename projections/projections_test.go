@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/projections/internal/projtest"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shopledger/shopledger/events"
@@ -25,28 +27,28 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 	db := pgtest.New(t)
 	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	at := func(m int) time.Time { return projtest.T0.Add(time.Duration(m) * time.Minute) }
 	shop, listing, receipt := int64(7), int64(70), int64(700)
 	ls, rs, ss := events.ListingStream(listing), events.ReceiptStream(receipt), events.ShopStream(shop)
-	appendAll(t, s, []batch{
-		{ss, []events.Event{events.New(ss, shop, at(0), events.ShopConnected{ShopID: shop, ShopName: "Knots", UserID: 77, Currency: "EUR", Scopes: []string{"listings_r"}})}},
-		{ls, []events.Event{
+	projtest.AppendAll(t, s, []projtest.Batch{
+		{Stream: ss, Events: []events.Event{events.New(ss, shop, at(0), events.ShopConnected{ShopID: shop, ShopName: "Knots", UserID: 77, Currency: "EUR", Scopes: []string{"listings_r"}})}},
+		{Stream: ls, Events: []events.Event{
 			events.New(ls, shop, at(1), events.ListingImported{ListingID: listing, ShopID: shop, Title: "Mug", State: "active", Price: eur(1250), EtsyUpdatedAt: at(1),
 				Variants: []events.Variant{{Key: "sku:BLUE", SKU: "BLUE", Properties: "Color: Blue", Price: eur(1250), Enabled: true}, {Key: "sku:RED", SKU: "RED", Properties: "Color: Red", Price: eur(1300), Enabled: true}}}),
 			events.New(ls, shop, at(1), events.StockAdjusted{ListingID: listing, VariantKey: "sku:BLUE", Delta: 10, Reason: events.ReasonInitialImport, Cause: "reconciliation"}),
 			events.New(ls, shop, at(1), events.StockAdjusted{ListingID: listing, VariantKey: "sku:RED", Delta: 2, Reason: events.ReasonInitialImport, Cause: "reconciliation"}),
 		}},
-		{rs, []events.Event{events.New(rs, shop, at(2), events.SaleRecorded{ReceiptID: receipt, ShopID: shop, Status: "open",
+		{Stream: rs, Events: []events.Event{events.New(rs, shop, at(2), events.SaleRecorded{ReceiptID: receipt, ShopID: shop, Status: "open",
 			Items:    []events.SaleItem{{TransactionID: 9001, ListingID: listing, VariantKey: "sku:BLUE", SKU: "BLUE", Title: "Mug", Quantity: 3, UnitPrice: eur(1250)}},
 			Subtotal: eur(3750), Shipping: eur(400), Tax: eur(0), Discount: eur(0), GrandTotal: eur(4150), CreatedAt: at(2), EtsyUpdatedAt: at(2)})}},
-		{ls, []events.Event{events.New(ls, shop, at(2), events.StockSold{ListingID: listing, VariantKey: "sku:BLUE", Quantity: 3, ReceiptID: receipt, TransactionID: 9001})}},
-		{rs, []events.Event{
+		{Stream: ls, Events: []events.Event{events.New(ls, shop, at(2), events.StockSold{ListingID: listing, VariantKey: "sku:BLUE", Quantity: 3, ReceiptID: receipt, TransactionID: 9001})}},
+		{Stream: rs, Events: []events.Event{
 			events.New(rs, shop, at(3), events.SalePaid{ReceiptID: receipt}),
 			events.New(rs, shop, at(4), events.SaleShipped{ReceiptID: receipt, Carrier: "dhl", TrackingCode: "T1"}),
 			events.New(rs, shop, at(5), events.SaleRefunded{ReceiptID: receipt, Amount: eur(1000), RefundKey: "r1"}),
 			events.New(rs, shop, at(6), events.SaleRefunded{ReceiptID: receipt, Amount: eur(1000), RefundKey: "r1"}), // the same refund again
 		}},
-		{ls, []events.Event{
+		{Stream: ls, Events: []events.Event{
 			events.New(ls, shop, at(7), events.StockThresholdSet{Scope: events.ScopeListing, ShopID: shop, ListingID: listing, Threshold: 8}),
 			events.New(ls, shop, at(8), events.StockThresholdSet{Scope: events.ScopeVariant, ShopID: shop, ListingID: listing, VariantKey: "sku:RED", Threshold: 1}),
 			events.New(ls, shop, at(9), events.StockObserved{ListingID: listing, VariantKey: "sku:BLUE", Quantity: 7, ObservedAt: at(9), Source: "reconciliation"}),
@@ -55,11 +57,11 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 			events.New(ls, shop, at(9), events.StockEditPushed{CommandIDs: []string{"c1"}, Attempt: 1, ListingID: listing,
 				Quantities: map[string]int64{"sku:RED": 2, "sku:GONE": 5}, ProductIDs: map[string]int64{"sku:RED": 71, "sku:GONE": 72}}),
 		}},
-		{ss, []events.Event{events.New(ss, shop, at(10), events.StockThresholdSet{Scope: events.ScopeShop, ShopID: shop, Threshold: 3})}},
+		{Stream: ss, Events: []events.Event{events.New(ss, shop, at(10), events.StockThresholdSet{Scope: events.ScopeShop, ShopID: shop, Threshold: 3})}},
 	})
 	projs := projections.Default()
-	startRunner(t, db.DB, projs, fastConfig(), nil)
-	waitCaughtUp(t, db.DB, names(projs), 30*time.Second)
+	projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
+	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), 30*time.Second)
 
 	r := reader(db.DB)
 	mine := []int64{shop}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
 // Sale statuses set by status facts. sale.recorded carries Etsy's own
@@ -108,13 +109,13 @@ type dailyRow struct {
 	Refunded       int64
 }
 
-var salesTable = table{
-	name: "sales",
-	columns: []string{"shop_id", "receipt_id", "recorded", "status", "currency", "subtotal", "shipping", "tax",
+var salesTable = engine.Table{
+	Name: "sales",
+	Columns: []string{"shop_id", "receipt_id", "recorded", "status", "currency", "subtotal", "shipping", "tax",
 		"discount", "grand_total", "refunded", "refund_keys", "item_count", "units", "created_at", "etsy_updated_at",
 		"paid_at", "shipped_at", "carrier", "tracking_code", "delivered_at", "canceled_at", "cancel_reason",
 		"refunded_at", "updated_at"},
-	key: []string{"receipt_id"},
+	Key: []string{"receipt_id"},
 }
 
 func (s *saleRow) fields() []any {
@@ -124,11 +125,11 @@ func (s *saleRow) fields() []any {
 		&s.RefundedAt, &s.UpdatedAt}
 }
 
-var saleItemsTable = table{
-	name: "sale_items",
-	columns: []string{"shop_id", "receipt_id", "transaction_id", "line", "listing_id", "variant_key", "sku", "title",
+var saleItemsTable = engine.Table{
+	Name: "sale_items",
+	Columns: []string{"shop_id", "receipt_id", "transaction_id", "line", "listing_id", "variant_key", "sku", "title",
 		"quantity", "unit_price", "currency"},
-	key: []string{"receipt_id", "line"},
+	Key: []string{"receipt_id", "line"},
 }
 
 func (i *saleItemRow) fields() []any {
@@ -136,11 +137,13 @@ func (i *saleItemRow) fields() []any {
 		&i.Quantity, &i.UnitPrice, &i.Currency}
 }
 
-var salesDailyTable = table{
-	name:    "sales_daily",
-	columns: []string{"shop_id", "day", "currency", "orders", "units", "gross", "canceled_orders", "refunded"},
-	key:     []string{"shop_id", "day", "currency"},
+var salesDailyTable = engine.Table{
+	Name:    "sales_daily",
+	Columns: []string{"shop_id", "day", "currency", "orders", "units", "gross", "canceled_orders", "refunded"},
+	Key:     []string{"shop_id", "day", "currency"},
 }
+
+func init() { engine.RegisterTables(salesTable, saleItemsTable, salesDailyTable) }
 
 func (d *dailyRow) fields() []any {
 	return []any{&d.ShopID, &d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded}
@@ -335,21 +338,21 @@ func foldSale(s *saleRow, items *[]saleItemRow, rec events.Record) saleChange {
 
 // Sales maintains sales, sale_items and sales_daily.
 type Sales struct {
-	cache txCache[int64, *saleRow]
+	cache engine.TxCache[int64, *saleRow]
 }
 
 // NewSales returns the sales projection.
 func NewSales() *Sales { return &Sales{} }
 
-// Name implements Projection.
+// Name implements engine.Projection.
 func (*Sales) Name() string { return "sales" }
 
-// Tables implements Rebuildable.
+// Tables implements engine.Rebuildable.
 func (*Sales) Tables() []string {
-	return []string{salesTable.name, saleItemsTable.name, salesDailyTable.name}
+	return []string{salesTable.Name, saleItemsTable.Name, salesDailyTable.Name}
 }
 
-// Handles implements Projection.
+// Handles implements engine.Projection.
 func (*Sales) Handles(typ string) bool {
 	switch typ {
 	case events.TypeSaleRecorded, events.TypeSalePaid, events.TypeSaleShipped, events.TypeSaleDelivered,
@@ -368,33 +371,36 @@ ON CONFLICT (shop_id, day, currency) DO UPDATE SET
 	canceled_orders = sales_daily.canceled_orders + excluded.canceled_orders,
 	refunded = sales_daily.refunded + excluded.refunded`
 
-// Apply implements Projection.
+// Apply implements engine.Projection.
 func (p *Sales) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
-	return applyPlan(ctx, p, tx, rec)
+	return engine.ApplyPlan(ctx, p, tx, rec)
 }
 
-func (p *Sales) forget() { p.cache.reset() }
+// Forget implements engine.Planner.
+func (p *Sales) Forget() { p.cache.Reset() }
 
-func (p *Sales) adopt(tx *sql.Tx) { p.cache.adopt(tx) }
+// Adopt implements engine.Planner.
+func (p *Sales) Adopt(tx *sql.Tx) { p.cache.Adopt(tx) }
 
-func (p *Sales) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt, error) {
+// Plan implements engine.Planner.
+func (p *Sales) Plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]engine.Stmt, error) {
 	id, ok := saleOf(rec)
 	if !ok {
 		return nil, nil
 	}
-	s, ok := p.cache.get(tx, id)
+	s, ok := p.cache.Get(tx, id)
 	if ok && s == nil {
 		// Prefetched: not stored yet.
 		s, ok = newSale(rec, id), true
 	}
 	if !ok {
 		s = &saleRow{}
-		err := tx.QueryRowContext(ctx, `SELECT `+salesTable.columnList("")+` FROM sales WHERE receipt_id = $1`, id).Scan(s.fields()...)
+		err := tx.QueryRowContext(ctx, `SELECT `+salesTable.ColumnList("")+` FROM sales WHERE receipt_id = $1`, id).Scan(s.fields()...)
 		if errors.Is(err, sql.ErrNoRows) {
 			s, err = newSale(rec, id), nil
 		}
 		if err != nil {
-			p.cache.reset()
+			p.cache.Reset()
 			return nil, fmt.Errorf("load sale %d: %w", id, err)
 		}
 	}
@@ -404,28 +410,29 @@ func (p *Sales) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt
 	if !ch.changed {
 		return nil, nil
 	}
-	out := []stmt{{sql: salesTable.upsertSQL(), args: valuesOf(s.fields())}}
+	out := []engine.Stmt{salesTable.Upsert(s.fields())}
 	if ch.newItems {
 		if wasRecorded {
-			out = append(out, stmt{sql: `DELETE FROM sale_items WHERE receipt_id = $1`, args: []any{id}})
+			out = append(out, engine.Stmt{SQL: `DELETE FROM sale_items WHERE receipt_id = $1`, Args: []any{id}})
 		}
 		if len(items) > 0 {
 			out = append(out, insertItems(items)...)
 		}
 	}
 	for _, d := range ch.daily {
-		out = append(out, stmt{sql: dailyUpsertSQL, args: []any{d.key.shopID, d.key.day, d.key.currency,
+		out = append(out, engine.Stmt{SQL: dailyUpsertSQL, Args: []any{d.key.shopID, d.key.day, d.key.currency,
 			d.Orders, d.Units, d.Gross, d.CanceledOrders, d.Refunded}})
 	}
-	p.cache.put(tx, id, s)
+	p.cache.Put(tx, id, s)
 	return out, nil
 }
 
-func (p *Sales) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
+// Prefetch implements engine.Prefetcher.
+func (p *Sales) Prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
 	var ids []int64
 	for _, rec := range recs {
 		if id, ok := saleOf(rec); ok {
-			if _, cached := p.cache.get(tx, id); !cached {
+			if _, cached := p.cache.Get(tx, id); !cached {
 				ids = append(ids, id)
 			}
 		}
@@ -433,7 +440,7 @@ func (p *Sales) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) 
 	if len(ids) == 0 {
 		return nil
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+salesTable.columnList("")+` FROM sales WHERE receipt_id = ANY($1)`, ids)
+	rows, err := tx.QueryContext(ctx, `SELECT `+salesTable.ColumnList("")+` FROM sales WHERE receipt_id = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("prefetch sales: %w", err)
 	}
@@ -450,36 +457,36 @@ func (p *Sales) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) 
 		return fmt.Errorf("prefetch sales: %w", err)
 	}
 	for _, id := range ids {
-		p.cache.put(tx, id, found[id]) // nil: no sale yet
+		p.cache.Put(tx, id, found[id]) // nil: no sale yet
 	}
 	return nil
 }
 
 // insertItems inserts a receipt's items, one statement a row (a batch's
-// rows are then written together, see compactWrites).
-func insertItems(items []saleItemRow) []stmt {
-	out := make([]stmt, len(items))
+// rows are then written together, see engine.CompactWrites).
+func insertItems(items []saleItemRow) []engine.Stmt {
+	out := make([]engine.Stmt, len(items))
 	for i := range items {
-		out[i] = stmt{sql: saleItemsTable.insertSQL(), args: valuesOf(items[i].fields())}
+		out[i] = saleItemsTable.Insert(items[i].fields())
 	}
 	return out
 }
 
-// compact writes a batch like compactWrites, with the daily totals summed
-// per shop, day and currency and written last: they are additions to
-// rows nothing else in the batch reads or writes.
-func (*Sales) compact(stmts []stmt) ([]stmt, error) {
-	var rest []stmt
+// Compact writes a batch like engine.CompactWrites, with the daily totals
+// summed per shop, day and currency and written last: they are additions
+// to rows nothing else in the batch reads or writes.
+func (*Sales) Compact(stmts []engine.Stmt) ([]engine.Stmt, error) {
+	var rest []engine.Stmt
 	sums := map[string][]any{}
 	var order []string
 	for _, s := range stmts {
-		if s.sql != dailyUpsertSQL {
+		if s.SQL != dailyUpsertSQL {
 			rest = append(rest, s)
 			continue
 		}
 		var kb strings.Builder
-		for _, v := range s.args[:3] {
-			if err := appendLiteral(&kb, v); err != nil {
+		for _, v := range s.Args[:3] {
+			if err := engine.AppendLiteral(&kb, v); err != nil {
 				return nil, err
 			}
 			kb.WriteByte(0)
@@ -487,25 +494,25 @@ func (*Sales) compact(stmts []stmt) ([]stmt, error) {
 		k := kb.String()
 		acc, ok := sums[k]
 		if !ok {
-			sums[k] = append([]any(nil), s.args...)
+			sums[k] = append([]any(nil), s.Args...)
 			order = append(order, k)
 			continue
 		}
 		for i := 3; i < len(acc); i++ {
 			a, aok := acc[i].(int64)
-			b, bok := s.args[i].(int64)
+			b, bok := s.Args[i].(int64)
 			if !aok || !bok {
-				return nil, fmt.Errorf("daily sales delta %d is %T, want int64", i, s.args[i])
+				return nil, fmt.Errorf("daily sales delta %d is %T, want int64", i, s.Args[i])
 			}
 			acc[i] = a + b
 		}
 	}
-	out, err := compactWrites(rest)
+	out, err := engine.CompactWrites(rest)
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range order {
-		out = append(out, stmt{sql: dailyUpsertSQL, args: sums[k]})
+		out = append(out, engine.Stmt{SQL: dailyUpsertSQL, Args: sums[k]})
 	}
 	return out, nil
 }
@@ -515,11 +522,12 @@ type salesRebuild struct {
 	daily map[dayKey]*dailyRow
 }
 
-func (*Sales) newRebuild() rebuild {
+// NewFold implements engine.Rebuildable.
+func (*Sales) NewFold() engine.Fold {
 	return &salesRebuild{sales: map[int64]*saleRow{}, daily: map[dayKey]*dailyRow{}}
 }
 
-func (r *salesRebuild) apply(rec events.Record, _ emitFunc) error {
+func (r *salesRebuild) Apply(rec events.Record, _ engine.EmitFunc) error {
 	id, ok := saleOf(rec)
 	if !ok {
 		return nil
@@ -548,19 +556,19 @@ func (r *salesRebuild) apply(rec events.Record, _ emitFunc) error {
 	return nil
 }
 
-func (r *salesRebuild) finish(emit emitFunc) error {
+func (r *salesRebuild) Finish(emit engine.EmitFunc) error {
 	for _, s := range r.sales {
-		if err := emit(salesTable.name, s.fields()); err != nil {
+		if err := emit(salesTable.Name, s.fields()); err != nil {
 			return err
 		}
 		for i := range s.Items {
-			if err := emit(saleItemsTable.name, s.Items[i].fields()); err != nil {
+			if err := emit(saleItemsTable.Name, s.Items[i].fields()); err != nil {
 				return err
 			}
 		}
 	}
 	for _, d := range r.daily {
-		if err := emit(salesDailyTable.name, d.fields()); err != nil {
+		if err := emit(salesDailyTable.Name, d.fields()); err != nil {
 			return err
 		}
 	}
@@ -628,7 +636,7 @@ type SaleCursor struct {
 const saleColumns = `receipt_id, shop_id, status, created_at, currency, subtotal, shipping, tax, discount, grand_total, refunded,
 	item_count, units, paid_at, shipped_at, carrier, delivered_at, canceled_at, refunded_at`
 
-func scanSale(row interface{ Scan(...any) error }) (Sale, error) {
+func scanSale(row rowScanner) (Sale, error) {
 	var s Sale
 	err := row.Scan(&s.ReceiptID, &s.ShopID, &s.Status, &s.CreatedAt, &s.Currency, &s.Subtotal, &s.Shipping, &s.Tax, &s.Discount,
 		&s.GrandTotal, &s.Refunded, &s.ItemCount, &s.Units, &s.PaidAt, &s.ShippedAt, &s.Carrier, &s.DeliveredAt, &s.CanceledAt, &s.RefundedAt)
@@ -658,21 +666,8 @@ func (r *Reader) ListSales(ctx context.Context, f SaleFilter) ([]Sale, error) {
 	if f.After != nil {
 		w.add("(created_at, receipt_id) < (%s, %s)", f.After.CreatedAt.UTC(), f.After.ReceiptID)
 	}
-	rows, err := r.db.QueryContext(ctx, `SELECT `+saleColumns+` FROM sales WHERE `+w.sql()+`
+	return queryAll(ctx, r.db, "list sales", scanSale, `SELECT `+saleColumns+` FROM sales WHERE `+w.sql()+`
 		ORDER BY created_at DESC, receipt_id DESC LIMIT `+w.arg(f.Limit), w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list sales: %w", err)
-	}
-	defer rows.Close()
-	var out []Sale
-	for rows.Next() {
-		sale, err := scanSale(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sales: %w", err)
-		}
-		out = append(out, sale)
-	}
-	return out, rows.Err()
 }
 
 // GetSale returns a recorded sale of shops with its items.
@@ -712,11 +707,17 @@ type DailySales struct {
 	Refunded       int64  `json:"refunded"`
 }
 
+func scanDailySales(row rowScanner) (DailySales, error) {
+	var d DailySales
+	err := row.Scan(&d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded)
+	return d, err
+}
+
 // DailySales returns one point per day of [from, to) for each currency the
 // shop sold in (its own currency when it sold nothing), zeros included, so
 // a chart needs no gap filling.
 func (r *Reader) DailySales(ctx context.Context, shops []int64, shopID int64, from, to time.Time) ([]DailySales, error) {
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, fmt.Sprintf("daily sales of shop %d", shopID), scanDailySales, `
 		WITH cur AS (
 		    SELECT DISTINCT currency FROM sales_daily
 		    WHERE shop_id = $2 AND shop_id = ANY($1) AND day >= $3::date AND day < $4::date
@@ -731,19 +732,6 @@ func (r *Reader) DailySales(ctx context.Context, shops []int64, shopID int64, fr
 		FROM days CROSS JOIN cur
 		LEFT JOIN sales_daily sd ON sd.shop_id = $2 AND sd.day = days.day AND sd.currency = cur.currency
 		ORDER BY days.day, cur.currency`, shops, shopID, from.UTC(), to.UTC())
-	if err != nil {
-		return nil, fmt.Errorf("daily sales of shop %d: %w", shopID, err)
-	}
-	defer rows.Close()
-	var out []DailySales
-	for rows.Next() {
-		var d DailySales
-		if err := rows.Scan(&d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded); err != nil {
-			return nil, fmt.Errorf("daily sales of shop %d: %w", shopID, err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
 }
 
 // TopProduct is a listing's sales over a period in one currency.
@@ -755,6 +743,12 @@ type TopProduct struct {
 	Orders    int64        `json:"orders"`
 }
 
+func scanTopProduct(row rowScanner) (TopProduct, error) {
+	var t TopProduct
+	err := row.Scan(&t.ListingID, &t.Title, &t.Units, &t.Revenue.Amount, &t.Revenue.Currency, &t.Orders)
+	return t, err
+}
+
 // TopProducts ranks a shop's listings by units or revenue over sales
 // created in [from, to), canceled sales left out.
 func (r *Reader) TopProducts(ctx context.Context, shops []int64, shopID int64, from, to time.Time, byRevenue bool, limit int) ([]TopProduct, error) {
@@ -762,7 +756,7 @@ func (r *Reader) TopProducts(ctx context.Context, shops []int64, shopID int64, f
 	if byRevenue {
 		order = "revenue DESC, units DESC"
 	}
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, fmt.Sprintf("top products of shop %d", shopID), scanTopProduct, `
 		SELECT si.listing_id, coalesce(max(p.title), max(si.title), ''), sum(si.quantity)::bigint AS units,
 		       sum(si.quantity * si.unit_price)::bigint AS revenue, si.currency, count(DISTINCT si.receipt_id) AS orders
 		FROM sale_items si
@@ -773,19 +767,6 @@ func (r *Reader) TopProducts(ctx context.Context, shops []int64, shopID int64, f
 		GROUP BY si.listing_id, si.currency
 		ORDER BY `+order+`, si.listing_id
 		LIMIT $5`, shops, shopID, from.UTC(), to.UTC(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("top products of shop %d: %w", shopID, err)
-	}
-	defer rows.Close()
-	var out []TopProduct
-	for rows.Next() {
-		var t TopProduct
-		if err := rows.Scan(&t.ListingID, &t.Title, &t.Units, &t.Revenue.Amount, &t.Revenue.Currency, &t.Orders); err != nil {
-			return nil, fmt.Errorf("top products of shop %d: %w", shopID, err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 // DailySalesIn is DailySales with the days of loc: a sale belongs to the
@@ -798,7 +779,7 @@ func (r *Reader) DailySalesIn(ctx context.Context, shops []int64, shopID int64, 
 		return r.DailySales(ctx, shops, shopID, from, to)
 	}
 	day := func(t time.Time) string { return t.In(loc).Format(time.DateOnly) }
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, fmt.Sprintf("daily sales of shop %d in %s", shopID, loc), scanDailySales, `
 		WITH sd AS (
 		    SELECT (created_at AT TIME ZONE $5)::date AS day, currency, count(*) AS orders, sum(units)::bigint AS units,
 		           sum(grand_total)::bigint AS gross, count(*) FILTER (WHERE status = 'canceled') AS canceled_orders,
@@ -820,17 +801,4 @@ func (r *Reader) DailySalesIn(ctx context.Context, shops []int64, shopID int64, 
 		FROM days CROSS JOIN cur
 		LEFT JOIN sd ON sd.day = days.day AND sd.currency = cur.currency
 		ORDER BY days.day, cur.currency`, shops, shopID, day(from), day(to), loc.String())
-	if err != nil {
-		return nil, fmt.Errorf("daily sales of shop %d in %s: %w", shopID, loc, err)
-	}
-	defer rows.Close()
-	var out []DailySales
-	for rows.Next() {
-		var d DailySales
-		if err := rows.Scan(&d.Day, &d.Currency, &d.Orders, &d.Units, &d.Gross, &d.CanceledOrders, &d.Refunded); err != nil {
-			return nil, fmt.Errorf("daily sales of shop %d in %s: %w", shopID, loc, err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
 }

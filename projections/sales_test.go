@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/projections/engine"
+	"github.com/shopledger/shopledger/projections/internal/projtest"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shopledger/shopledger/events"
@@ -25,7 +28,7 @@ func receiptFacts(rng *rand.Rand, n int) [][]events.Event {
 		id := int64(50000 + r)
 		shop := int64(1 + r%3)
 		rs := events.ReceiptStream(id)
-		at := t0.Add(time.Duration(r) * 7 * time.Minute)
+		at := projtest.T0.Add(time.Duration(r) * 7 * time.Minute)
 		step := func(m int) time.Time { return at.Add(time.Duration(m) * time.Minute) }
 		describe := func(items int, updated time.Time) events.SaleRecorded {
 			p := events.SaleRecorded{ReceiptID: id, ShopID: shop, Status: "open", CreatedAt: at, EtsyUpdatedAt: updated}
@@ -85,9 +88,9 @@ func projectSales(t *testing.T, receipts [][]events.Event) *sql.DB {
 			t.Fatal(err)
 		}
 	}
-	projs := []projections.Projection{projections.NewSales()}
-	_, stop := startRunner(t, db.DB, projs, fastConfig(), nil)
-	waitCaughtUp(t, db.DB, names(projs), 60*time.Second)
+	projs := []engine.Projection{projections.NewSales()}
+	_, stop := projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
+	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), 60*time.Second)
 	stop()
 	return db.DB
 }
@@ -164,14 +167,14 @@ func TestSalesIgnoreArrivalOrderAndRepeats(t *testing.T) {
 func TestPartialRefundStatusDoesNotDependOnWhenTheSaleWasFirstSeen(t *testing.T) {
 	history := func(id int64, firstStatus string) []events.Event {
 		rs := events.ReceiptStream(id)
-		rec := events.SaleRecorded{ReceiptID: id, ShopID: 1, Status: firstStatus, CreatedAt: t0, EtsyUpdatedAt: t0,
+		rec := events.SaleRecorded{ReceiptID: id, ShopID: 1, Status: firstStatus, CreatedAt: projtest.T0, EtsyUpdatedAt: projtest.T0,
 			Items:    []events.SaleItem{{TransactionID: id * 10, ListingID: 9, VariantKey: "k", Quantity: 1, UnitPrice: eur(2000)}},
 			Subtotal: eur(2000), Shipping: eur(0), Tax: eur(0), Discount: eur(0), GrandTotal: eur(2000)}
 		return []events.Event{
-			events.New(rs, 1, t0, rec),
-			events.New(rs, 1, t0.Add(time.Minute), events.SalePaid{ReceiptID: id}),
-			events.New(rs, 1, t0.Add(2*time.Minute), events.SaleShipped{ReceiptID: id}),
-			events.New(rs, 1, t0.Add(3*time.Minute), events.SaleRefunded{ReceiptID: id, Amount: eur(500), RefundKey: "r1"}),
+			events.New(rs, 1, projtest.T0, rec),
+			events.New(rs, 1, projtest.T0.Add(time.Minute), events.SalePaid{ReceiptID: id}),
+			events.New(rs, 1, projtest.T0.Add(2*time.Minute), events.SaleShipped{ReceiptID: id}),
+			events.New(rs, 1, projtest.T0.Add(3*time.Minute), events.SaleRefunded{ReceiptID: id, Amount: eur(500), RefundKey: "r1"}),
 		}
 	}
 	db := projectSales(t, [][]events.Event{history(1, "paid"), history(2, "partially refunded")})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
 // Seal gives every event a gap-free sequence number in commit order and
@@ -27,10 +28,10 @@ type Seal struct{}
 // NewSeal returns the sealing projection.
 func NewSeal() *Seal { return &Seal{} }
 
-// Name implements Projection.
+// Name implements engine.Projection.
 func (*Seal) Name() string { return "seal" }
 
-// Handles implements Projection: every event is sealed, even of a type
+// Handles implements engine.Projection: every event is sealed, even of a type
 // this binary does not know.
 func (*Seal) Handles(string) bool { return true }
 
@@ -41,38 +42,49 @@ func (*Seal) Handles(string) bool { return true }
 // with an error instead of leaving a hole.
 const sealSQL = `SELECT seal_events(ARRAY[$1::bigint])`
 
-// Apply implements Projection.
+// Apply implements engine.Projection.
 func (s *Seal) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
-	return applyPlan(ctx, s, tx, rec)
+	return engine.ApplyPlan(ctx, s, tx, rec)
 }
 
-func (*Seal) forget() {}
+// Forget implements engine.Planner.
+func (*Seal) Forget() {}
 
-func (*Seal) adopt(*sql.Tx) {}
+// Adopt implements engine.Planner.
+func (*Seal) Adopt(*sql.Tx) {}
 
-func (*Seal) plan(_ context.Context, _ *sql.Tx, rec events.Record) ([]stmt, error) {
-	return []stmt{{sql: sealSQL, args: []any{rec.Position}}}, nil
+// Plan implements engine.Planner.
+func (*Seal) Plan(_ context.Context, _ *sql.Tx, rec events.Record) ([]engine.Stmt, error) {
+	return []engine.Stmt{{SQL: sealSQL, Args: []any{rec.Position}}}, nil
 }
 
 // sealBatchSQL seals a batch of events in order.
 const sealBatchSQL = `SELECT seal_events($1::bigint[])`
 
-// compact turns a batch's per-event seal statements into one call of
+// Compact turns a batch's per-event seal statements into one call of
 // seal_events.
-func (*Seal) compact(stmts []stmt) ([]stmt, error) {
+func (*Seal) Compact(stmts []engine.Stmt) ([]engine.Stmt, error) {
 	positions := make([]int64, 0, len(stmts))
 	for _, s := range stmts {
-		positions = append(positions, s.args[0].(int64))
+		positions = append(positions, s.Args[0].(int64))
 	}
 	if len(positions) == 0 {
 		return nil, nil
 	}
-	return []stmt{{sql: sealBatchSQL, args: []any{positions}}}, nil
+	return []engine.Stmt{{SQL: sealBatchSQL, Args: []any{positions}}}, nil
 }
 
-// payloadless tells the runner that the seal needs only the event's place
+// Payloadless tells the runner that the seal needs only the event's place
 // in the log, not its decoded payload.
-func (*Seal) payloadless() {}
+func (*Seal) Payloadless() {}
+
+// CountLag implements engine.LagCounter. The seal knows exactly what it
+// has not covered: an event that landed behind its offset (a log moved
+// without being adopted) counts as lag too, instead of hiding. Its seq is
+// gap-free, so the last one is how many events it sealed.
+func (*Seal) CountLag(ctx context.Context, q eventstore.Queryer) (int64, error) {
+	return eventstore.CountPastSeal(ctx, q)
+}
 
 // Problems VerifySeal reports.
 const (

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/projections/engine"
+	"github.com/shopledger/shopledger/projections/internal/projtest"
+
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
@@ -18,12 +21,12 @@ func sealedLog(t *testing.T) (*pgtest.Database, int) {
 	t.Helper()
 	db := pgtest.New(t)
 	s := eventstore.New(db.DB)
-	w := newWorld(3, 2)
-	appendAll(t, s, w.start(3))
-	appendAll(t, s, w.generate(400))
-	projs := []projections.Projection{projections.NewSeal()}
-	_, stop := startRunner(t, db.DB, projs, fastConfig(), nil)
-	waitCaughtUp(t, db.DB, names(projs), 30*time.Second)
+	w := projtest.NewWorld(3, 2)
+	projtest.AppendAll(t, s, w.Start(3))
+	projtest.AppendAll(t, s, w.Generate(400))
+	projs := []engine.Projection{projections.NewSeal()}
+	_, stop := projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
+	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), 30*time.Second)
 	stop()
 	var n int
 	if err := db.DB.QueryRow(`SELECT count(*) FROM events`).Scan(&n); err != nil {
@@ -178,9 +181,9 @@ func TestVerifyFindsTamperedLog(t *testing.T) {
 func TestSealBatchMatchesOneByOne(t *testing.T) {
 	db := pgtest.New(t)
 	s := eventstore.New(db.DB)
-	w := newWorld(3, 2)
-	appendAll(t, s, w.start(3))
-	appendAll(t, s, w.generate(120))
+	w := projtest.NewWorld(3, 2)
+	projtest.AppendAll(t, s, w.Start(3))
+	projtest.AppendAll(t, s, w.Generate(120))
 	var positions []int64
 	rows, err := db.DB.Query(`SELECT position FROM events ORDER BY transaction_id, position`)
 	if err != nil {

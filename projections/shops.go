@@ -10,6 +10,7 @@ import (
 	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
 // Connection states of a shop.
@@ -56,17 +57,19 @@ type lastReconciliation struct {
 	DurationMillis int64
 }
 
-var shopsTable = table{
-	name: "shops",
-	columns: []string{"shop_id", "user_id", "name", "currency", "scopes", "connection_state", "state_reason",
+var shopsTable = engine.Table{
+	Name: "shops",
+	Columns: []string{"shop_id", "user_id", "name", "currency", "scopes", "connection_state", "state_reason",
 		"sync_enabled", "sync_interval_seconds", "default_low_stock_threshold", "alert_channels",
 		"connected_at", "disconnected_at",
 		"last_reconciliation_started_at", "last_reconciliation_finished_at", "last_reconciliation_watermark",
 		"last_reconciliation_scope", "last_reconciliation_receipts", "last_reconciliation_listings",
 		"last_reconciliation_appended", "last_reconciliation_drift", "last_reconciliation_api_calls",
 		"last_reconciliation_duration_ms", "updated_at", "last_position"},
-	key: []string{"shop_id"},
+	Key: []string{"shop_id"},
 }
+
+func init() { engine.RegisterTables(shopsTable) }
 
 func (s *shopRow) fields() []any {
 	r := &s.LastReconciliation
@@ -176,19 +179,19 @@ func foldShop(s *shopRow, rec events.Record) bool {
 
 // Shops maintains the shops read model.
 type Shops struct {
-	cache txCache[int64, *shopRow]
+	cache engine.TxCache[int64, *shopRow]
 }
 
 // NewShops returns the shops projection.
 func NewShops() *Shops { return &Shops{} }
 
-// Name implements Projection.
+// Name implements engine.Projection.
 func (*Shops) Name() string { return "shops" }
 
-// Tables implements Rebuildable.
-func (*Shops) Tables() []string { return []string{shopsTable.name} }
+// Tables implements engine.Rebuildable.
+func (*Shops) Tables() []string { return []string{shopsTable.Name} }
 
-// Handles implements Projection.
+// Handles implements engine.Projection.
 func (*Shops) Handles(typ string) bool {
 	switch typ {
 	case events.TypeShopConnected, events.TypeShopDisconnected, events.TypeShopReauthRequired,
@@ -199,21 +202,24 @@ func (*Shops) Handles(typ string) bool {
 	return false
 }
 
-// Apply implements Projection.
+// Apply implements engine.Projection.
 func (p *Shops) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
-	return applyPlan(ctx, p, tx, rec)
+	return engine.ApplyPlan(ctx, p, tx, rec)
 }
 
-func (p *Shops) forget() { p.cache.reset() }
+// Forget implements engine.Planner.
+func (p *Shops) Forget() { p.cache.Reset() }
 
-func (p *Shops) adopt(tx *sql.Tx) { p.cache.adopt(tx) }
+// Adopt implements engine.Planner.
+func (p *Shops) Adopt(tx *sql.Tx) { p.cache.Adopt(tx) }
 
-func (p *Shops) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt, error) {
+// Plan implements engine.Planner.
+func (p *Shops) Plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]engine.Stmt, error) {
 	id, ok := shopOf(rec)
 	if !ok {
 		return nil, nil
 	}
-	s, ok := p.cache.get(tx, id)
+	s, ok := p.cache.Get(tx, id)
 	if !ok {
 		var err error
 		s, err = loadShop(ctx, tx, id)
@@ -221,20 +227,20 @@ func (p *Shops) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt
 			s, err = newShop(id), nil
 		}
 		if err != nil {
-			p.cache.reset()
+			p.cache.Reset()
 			return nil, err
 		}
 	}
 	if !foldShop(s, rec) {
 		return nil, nil
 	}
-	p.cache.put(tx, id, s)
-	return []stmt{{sql: shopsTable.upsertSQL(), args: valuesOf(s.fields())}}, nil
+	p.cache.Put(tx, id, s)
+	return []engine.Stmt{shopsTable.Upsert(s.fields())}, nil
 }
 
 func loadShop(ctx context.Context, q Queryer, id int64) (*shopRow, error) {
 	s := &shopRow{}
-	err := q.QueryRowContext(ctx, `SELECT `+shopsTable.columnList("")+` FROM shops WHERE shop_id = $1`, id).Scan(s.fields()...)
+	err := q.QueryRowContext(ctx, `SELECT `+shopsTable.ColumnList("")+` FROM shops WHERE shop_id = $1`, id).Scan(s.fields()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -248,9 +254,10 @@ type shopsRebuild struct {
 	shops map[int64]*shopRow
 }
 
-func (*Shops) newRebuild() rebuild { return &shopsRebuild{shops: map[int64]*shopRow{}} }
+// NewFold implements engine.Rebuildable.
+func (*Shops) NewFold() engine.Fold { return &shopsRebuild{shops: map[int64]*shopRow{}} }
 
-func (r *shopsRebuild) apply(rec events.Record, _ emitFunc) error {
+func (r *shopsRebuild) Apply(rec events.Record, _ engine.EmitFunc) error {
 	id, ok := shopOf(rec)
 	if !ok {
 		return nil
@@ -265,9 +272,9 @@ func (r *shopsRebuild) apply(rec events.Record, _ emitFunc) error {
 	return nil
 }
 
-func (r *shopsRebuild) finish(emit emitFunc) error {
+func (r *shopsRebuild) Finish(emit engine.EmitFunc) error {
 	for _, s := range r.shops {
-		if err := emit(shopsTable.name, s.fields()); err != nil {
+		if err := emit(shopsTable.Name, s.fields()); err != nil {
 			return err
 		}
 	}
@@ -299,7 +306,7 @@ type Shop struct {
 const shopColumns = `shop_id, name, currency, connection_state, state_reason, sync_enabled, sync_interval_seconds,
 	default_low_stock_threshold, connected_at, disconnected_at, last_reconciliation_finished_at, last_reconciliation_drift, updated_at`
 
-func (r *Reader) scanShop(row interface{ Scan(...any) error }) (Shop, error) {
+func (r *Reader) scanShop(row rowScanner) (Shop, error) {
 	var sh Shop
 	var own *int64
 	err := row.Scan(&sh.ShopID, &sh.Name, &sh.Currency, &sh.ConnectionState, &sh.StateReason, &sh.SyncEnabled, &sh.SyncIntervalSeconds,
@@ -319,38 +326,16 @@ func (r *Reader) OrganisationShopIDs(ctx context.Context, orgID int64) ([]int64,
 // SellerShopIDs returns the shops of an Etsy seller (user id) that the
 // shops read model knows.
 func (r *Reader) SellerShopIDs(ctx context.Context, sellerID int64) ([]int64, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT shop_id FROM shops WHERE user_id = $1 ORDER BY shop_id`, sellerID)
-	if err != nil {
-		return nil, fmt.Errorf("shops of seller: %w", err)
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
+	return queryAll(ctx, r.db, "shops of seller", func(rows rowScanner) (int64, error) {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("shops of seller: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+		err := rows.Scan(&id)
+		return id, err
+	}, `SELECT shop_id FROM shops WHERE user_id = $1 ORDER BY shop_id`, sellerID)
 }
 
 // ListShops returns the shops in the set.
 func (r *Reader) ListShops(ctx context.Context, shops []int64) ([]Shop, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+shopColumns+` FROM shops WHERE shop_id = ANY($1) ORDER BY shop_id`, shops)
-	if err != nil {
-		return nil, fmt.Errorf("list shops: %w", err)
-	}
-	defer rows.Close()
-	var out []Shop
-	for rows.Next() {
-		sh, err := r.scanShop(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list shops: %w", err)
-		}
-		out = append(out, sh)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, r.db, "list shops", r.scanShop, `SELECT `+shopColumns+` FROM shops WHERE shop_id = ANY($1) ORDER BY shop_id`, shops)
 }
 
 // GetShop returns one shop of the set.

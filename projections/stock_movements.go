@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
 // ReasonSale is the reason of a movement recorded by stock.sold.
@@ -40,12 +41,14 @@ type movementRow struct {
 	RecordedAt    time.Time
 }
 
-var movementsTable = table{
-	name: "stock_movements",
-	columns: []string{"shop_id", "listing_id", "variant_key", "seq", "delta", "balance", "reason", "cause",
+var movementsTable = engine.Table{
+	Name: "stock_movements",
+	Columns: []string{"shop_id", "listing_id", "variant_key", "seq", "delta", "balance", "reason", "cause",
 		"receipt_id", "transaction_id", "webhook_id", "actor", "event_id", "position", "occurred_at", "recorded_at"},
-	key: []string{"listing_id", "variant_key", "seq"},
+	Key: []string{"listing_id", "variant_key", "seq"},
 }
+
+func init() { engine.RegisterTables(movementsTable) }
 
 func (m *movementRow) fields() []any {
 	return []any{&m.ShopID, &m.ListingID, &m.VariantKey, &m.Seq, &m.Delta, &m.Balance, &m.Reason, &m.Cause,
@@ -98,46 +101,49 @@ func movementOf(rec events.Record) (movementRow, bool) {
 
 // StockMovements maintains stock_movements: the history of every variant.
 type StockMovements struct {
-	cache txCache[variantRef, *balance]
+	cache engine.TxCache[variantRef, *balance]
 }
 
 // NewStockMovements returns the stock movements projection.
 func NewStockMovements() *StockMovements { return &StockMovements{} }
 
-// Name implements Projection.
+// Name implements engine.Projection.
 func (*StockMovements) Name() string { return "stock_movements" }
 
-// Tables implements Rebuildable.
-func (*StockMovements) Tables() []string { return []string{movementsTable.name} }
+// Tables implements engine.Rebuildable.
+func (*StockMovements) Tables() []string { return []string{movementsTable.Name} }
 
-// Handles implements Projection. stock.observed and stock.drift_detected
+// Handles implements engine.Projection. stock.observed and stock.drift_detected
 // inform but do not move stock: only facts with a reason do.
 func (*StockMovements) Handles(typ string) bool {
 	return typ == events.TypeStockSold || typ == events.TypeStockAdjusted
 }
 
-// Apply implements Projection.
+// Apply implements engine.Projection.
 func (p *StockMovements) Apply(ctx context.Context, tx *sql.Tx, rec events.Record) error {
-	return applyPlan(ctx, p, tx, rec)
+	return engine.ApplyPlan(ctx, p, tx, rec)
 }
 
-func (p *StockMovements) forget() { p.cache.reset() }
+// Forget implements engine.Planner.
+func (p *StockMovements) Forget() { p.cache.Reset() }
 
-func (p *StockMovements) adopt(tx *sql.Tx) { p.cache.adopt(tx) }
+// Adopt implements engine.Planner.
+func (p *StockMovements) Adopt(tx *sql.Tx) { p.cache.Adopt(tx) }
 
-func (p *StockMovements) plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]stmt, error) {
+// Plan implements engine.Planner.
+func (p *StockMovements) Plan(ctx context.Context, tx *sql.Tx, rec events.Record) ([]engine.Stmt, error) {
 	m, ok := movementOf(rec)
 	if !ok {
 		return nil, nil
 	}
 	ref := variantRef{m.ListingID, m.VariantKey}
-	b, ok := p.cache.get(tx, ref)
+	b, ok := p.cache.Get(tx, ref)
 	if !ok {
 		b = &balance{}
 		err := tx.QueryRowContext(ctx, `SELECT seq, balance FROM stock_movements
 			WHERE listing_id = $1 AND variant_key = $2 ORDER BY seq DESC LIMIT 1`, ref.listingID, ref.key).Scan(&b.seq, &b.quantity)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			p.cache.reset()
+			p.cache.Reset()
 			return nil, fmt.Errorf("load balance of %d/%s: %w", ref.listingID, ref.key, err)
 		}
 	}
@@ -145,11 +151,12 @@ func (p *StockMovements) plan(ctx context.Context, tx *sql.Tx, rec events.Record
 	next.seq++
 	next.quantity += m.Delta
 	m.Seq, m.Balance = next.seq, next.quantity
-	p.cache.put(tx, ref, &next)
-	return []stmt{{sql: movementsTable.insertSQL(), args: valuesOf(m.fields())}}, nil
+	p.cache.Put(tx, ref, &next)
+	return []engine.Stmt{movementsTable.Insert(m.fields())}, nil
 }
 
-func (p *StockMovements) prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
+// Prefetch implements engine.Prefetcher.
+func (p *StockMovements) Prefetch(ctx context.Context, tx *sql.Tx, recs []events.Record) error {
 	var listings []int64
 	var keys []string
 	seen := map[variantRef]bool{}
@@ -163,7 +170,7 @@ func (p *StockMovements) prefetch(ctx context.Context, tx *sql.Tx, recs []events
 			continue
 		}
 		seen[ref] = true
-		if _, cached := p.cache.get(tx, ref); !cached {
+		if _, cached := p.cache.Get(tx, ref); !cached {
 			listings, keys = append(listings, ref.listingID), append(keys, ref.key)
 		}
 	}
@@ -198,7 +205,7 @@ func (p *StockMovements) prefetch(ctx context.Context, tx *sql.Tx, recs []events
 		if b == nil {
 			b = &balance{} // no movement yet
 		}
-		p.cache.put(tx, ref, b)
+		p.cache.Put(tx, ref, b)
 	}
 	return nil
 }
@@ -207,11 +214,12 @@ type movementsRebuild struct {
 	balances map[variantRef]*balance
 }
 
-func (*StockMovements) newRebuild() rebuild {
+// NewFold implements engine.Rebuildable.
+func (*StockMovements) NewFold() engine.Fold {
 	return &movementsRebuild{balances: map[variantRef]*balance{}}
 }
 
-func (r *movementsRebuild) apply(rec events.Record, emit emitFunc) error {
+func (r *movementsRebuild) Apply(rec events.Record, emit engine.EmitFunc) error {
 	m, ok := movementOf(rec)
 	if !ok {
 		return nil
@@ -225,10 +233,10 @@ func (r *movementsRebuild) apply(rec events.Record, emit emitFunc) error {
 	b.seq++
 	b.quantity += m.Delta
 	m.Seq, m.Balance = b.seq, b.quantity
-	return emit(movementsTable.name, m.fields())
+	return emit(movementsTable.Name, m.fields())
 }
 
-func (*movementsRebuild) finish(emitFunc) error { return nil }
+func (*movementsRebuild) Finish(engine.EmitFunc) error { return nil }
 
 // Readers.
 
@@ -391,7 +399,14 @@ func (r *Reader) VariantStockAt(ctx context.Context, shops []int64, listingID in
 // ShopStockAt returns the balances of a shop's variants as of at, paged by
 // (listing_id, variant_key) after the given key.
 func (r *Reader) ShopStockAt(ctx context.Context, shops []int64, shopID int64, at time.Time, afterListing int64, afterKey string, limit int) ([]VariantStock, error) {
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, fmt.Sprintf("stock of shop %d", shopID), func(rows rowScanner) (VariantStock, error) {
+		var v VariantStock
+		if err := rows.Scan(&v.ListingID, &v.VariantKey, &v.SKU, &v.Quantity, &v.Movements, &v.LastMovementAt); err != nil {
+			return v, err
+		}
+		v.LastMovementAt = utcPtr(v.LastMovementAt)
+		return v, nil
+	}, `
 		WITH page AS (
 		    SELECT pv.listing_id, pv.variant_key, pv.sku
 		    FROM product_variants pv
@@ -411,18 +426,4 @@ func (r *Reader) ShopStockAt(ctx context.Context, shops []int64, shopID int64, a
 		) m ON m.listing_id = page.listing_id AND m.variant_key = page.variant_key
 		ORDER BY page.listing_id, page.variant_key COLLATE "C"`,
 		shops, shopID, at.UTC(), afterListing, afterKey, limit)
-	if err != nil {
-		return nil, fmt.Errorf("stock of shop %d: %w", shopID, err)
-	}
-	defer rows.Close()
-	var out []VariantStock
-	for rows.Next() {
-		var v VariantStock
-		if err := rows.Scan(&v.ListingID, &v.VariantKey, &v.SKU, &v.Quantity, &v.Movements, &v.LastMovementAt); err != nil {
-			return nil, fmt.Errorf("stock of shop %d: %w", shopID, err)
-		}
-		v.LastMovementAt = utcPtr(v.LastMovementAt)
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }

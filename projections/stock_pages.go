@@ -49,7 +49,7 @@ func (r *Reader) OpenAlertCount(ctx context.Context, shops []int64) (int64, erro
 // limit, in one query. It reads the range's sales first and their items
 // by receipt, so the cost follows the sales of the range.
 func (r *Reader) TopProductsOf(ctx context.Context, shops []int64, from, to time.Time, limit int) ([]TopProduct, error) {
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, "top products", scanTopProduct, `
 		WITH top AS (
 		    SELECT si.shop_id, si.listing_id, max(si.title) AS title, sum(si.quantity)::bigint AS units,
 		           sum(si.quantity * si.unit_price)::bigint AS revenue, si.currency, count(DISTINCT si.receipt_id) AS orders
@@ -69,19 +69,6 @@ func (r *Reader) TopProductsOf(ctx context.Context, shops []int64, from, to time
 		FROM top t
 		LEFT JOIN products p ON p.listing_id = t.listing_id
 		ORDER BY t.units DESC, t.revenue DESC, t.listing_id, t.shop_id, t.currency`, shops, from.UTC(), to.UTC(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("top products: %w", err)
-	}
-	defer rows.Close()
-	var out []TopProduct
-	for rows.Next() {
-		var t TopProduct
-		if err := rows.Scan(&t.ListingID, &t.Title, &t.Units, &t.Revenue.Amount, &t.Revenue.Currency, &t.Orders); err != nil {
-			return nil, fmt.Errorf("top products: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 // SalesTotal is the value and count of the orders placed in one currency.
@@ -95,25 +82,16 @@ type SalesTotal struct {
 // [from, to), per currency: the sales GET /v1/sales lists for that range
 // whose canceled_at is null.
 func (r *Reader) SalesTotals(ctx context.Context, shops []int64, from, to time.Time) ([]SalesTotal, error) {
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, "sales totals", func(rows rowScanner) (SalesTotal, error) {
+		var t SalesTotal
+		err := rows.Scan(&t.Currency, &t.Amount, &t.Orders)
+		return t, err
+	}, `
 		SELECT currency, coalesce(sum(grand_total), 0)::bigint, count(*)
 		FROM sales
 		WHERE shop_id = ANY($1) AND recorded AND canceled_at IS NULL AND created_at >= $2 AND created_at < $3
 		GROUP BY currency
 		ORDER BY currency`, shops, from.UTC(), to.UTC())
-	if err != nil {
-		return nil, fmt.Errorf("sales totals: %w", err)
-	}
-	defer rows.Close()
-	var out []SalesTotal
-	for rows.Next() {
-		var t SalesTotal
-		if err := rows.Scan(&t.Currency, &t.Amount, &t.Orders); err != nil {
-			return nil, fmt.Errorf("sales totals: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 // LocalDaySales is one day of a series in a time zone, in one currency;
@@ -134,7 +112,11 @@ func (r *Reader) LocalDailySales(ctx context.Context, shops []int64, to time.Tim
 	last := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)
 	first := last.AddDate(0, 0, -(days - 1))
 	end := last.AddDate(0, 0, 1)
-	rows, err := r.db.QueryContext(ctx, `
+	return queryAll(ctx, r.db, "local daily sales", func(rows rowScanner) (LocalDaySales, error) {
+		var d LocalDaySales
+		err := rows.Scan(&d.Day, &d.Currency, &d.Amount, &d.Orders)
+		return d, err
+	}, `
 		WITH days AS (
 		    SELECT d::date AS day FROM generate_series($2::date, $3::date, interval '1 day') d
 		), s AS (
@@ -147,19 +129,6 @@ func (r *Reader) LocalDailySales(ctx context.Context, shops []int64, to time.Tim
 		FROM days LEFT JOIN s ON s.day = days.day
 		ORDER BY days.day, 2`,
 		shops, first.Format(time.DateOnly), last.Format(time.DateOnly), first.UTC(), end.UTC(), loc.String())
-	if err != nil {
-		return nil, fmt.Errorf("local daily sales: %w", err)
-	}
-	defer rows.Close()
-	var out []LocalDaySales
-	for rows.Next() {
-		var d LocalDaySales
-		if err := rows.Scan(&d.Day, &d.Currency, &d.Amount, &d.Orders); err != nil {
-			return nil, fmt.Errorf("local daily sales: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
 }
 
 // Cover is how long a variant's stock lasts at the rate it sold lately.
@@ -192,7 +161,17 @@ func (r *Reader) RunningOut(ctx context.Context, shops []int64, listingID int64,
 		args = append(args, listingID)
 		one = "AND sm.listing_id = $5"
 	}
-	rows, err := r.db.QueryContext(ctx, `
+	window := until.Sub(since).Hours() / 24
+	return queryAll(ctx, r.db, "running out", func(rows rowScanner) (Cover, error) {
+		var c Cover
+		if err := rows.Scan(&c.ListingID, &c.Title, &c.VariantKey, &c.SKU, &c.Balance, &c.Sold); err != nil {
+			return c, err
+		}
+		if c.Balance > 0 && window > 0 {
+			c.DaysOfCover = float64(c.Balance) / (float64(c.Sold) / window)
+		}
+		return c, nil
+	}, `
 		WITH sold AS (
 		    SELECT sm.listing_id, sm.variant_key, sum(-sm.delta)::bigint AS units
 		    FROM stock_movements sm
@@ -213,21 +192,4 @@ func (r *Reader) RunningOut(ctx context.Context, shops []int64, listingID int64,
 		FROM ranked r
 		LEFT JOIN products p ON p.listing_id = r.listing_id
 		ORDER BY greatest(r.quantity, 0)::numeric / r.units, r.listing_id, r.variant_key COLLATE "C"`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("running out: %w", err)
-	}
-	defer rows.Close()
-	window := until.Sub(since).Hours() / 24
-	var out []Cover
-	for rows.Next() {
-		var c Cover
-		if err := rows.Scan(&c.ListingID, &c.Title, &c.VariantKey, &c.SKU, &c.Balance, &c.Sold); err != nil {
-			return nil, fmt.Errorf("running out: %w", err)
-		}
-		if c.Balance > 0 && window > 0 {
-			c.DaysOfCover = float64(c.Balance) / (float64(c.Sold) / window)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
 }

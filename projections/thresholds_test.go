@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/projections/engine"
+	"github.com/shopledger/shopledger/projections/internal/projtest"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shopledger/shopledger/events"
@@ -19,7 +22,7 @@ func TestClearedThresholdsFallBack(t *testing.T) {
 	db := pgtest.New(t)
 	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	at := func(m int) time.Time { return projtest.T0.Add(time.Duration(m) * time.Minute) }
 	shop, listing := int64(7), int64(70)
 	ls, ss := events.ListingStream(listing), events.ShopStream(shop)
 	set := func(scope, key string, n int64) events.StockThresholdSet {
@@ -36,24 +39,24 @@ func TestClearedThresholdsFallBack(t *testing.T) {
 		}
 		return p
 	}
-	appendAll(t, s, []batch{
-		{ss, []events.Event{events.New(ss, shop, at(0), events.ShopConnected{ShopID: shop, ShopName: "Knots", UserID: 77, Currency: "EUR"})}},
-		{ls, []events.Event{
+	projtest.AppendAll(t, s, []projtest.Batch{
+		{Stream: ss, Events: []events.Event{events.New(ss, shop, at(0), events.ShopConnected{ShopID: shop, ShopName: "Knots", UserID: 77, Currency: "EUR"})}},
+		{Stream: ls, Events: []events.Event{
 			events.New(ls, shop, at(1), events.ListingImported{ListingID: listing, ShopID: shop, Title: "Mug", State: "active", Price: eur(1250), EtsyUpdatedAt: at(1),
 				Variants: []events.Variant{{Key: "sku:BLUE", SKU: "BLUE", Price: eur(1250), Enabled: true}, {Key: "sku:RED", SKU: "RED", Price: eur(1250), Enabled: true}}}),
 			events.New(ls, shop, at(2), set(events.ScopeListing, "", 8)),
 			events.New(ls, shop, at(3), set(events.ScopeVariant, "sku:RED", 1)),
 			events.New(ls, shop, at(4), set(events.ScopeVariant, "sku:BLUE", 40)),
 		}},
-		{ss, []events.Event{events.New(ss, shop, at(5), set(events.ScopeShop, "", 3))}},
-		{ls, []events.Event{
+		{Stream: ss, Events: []events.Event{events.New(ss, shop, at(5), set(events.ScopeShop, "", 3))}},
+		{Stream: ls, Events: []events.Event{
 			events.New(ls, shop, at(6), clear(events.ScopeVariant, "sku:BLUE")), // BLUE falls back to the listing's 8
 			events.New(ls, shop, at(7), clear(events.ScopeListing, "")),         // and then to the shop's 3
 		}},
 	})
 	projs := projections.Default()
-	startRunner(t, db.DB, projs, fastConfig(), nil)
-	waitCaughtUp(t, db.DB, names(projs), 30*time.Second)
+	projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
+	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), 30*time.Second)
 
 	type line struct {
 		Key       string
@@ -80,8 +83,8 @@ func TestClearedThresholdsFallBack(t *testing.T) {
 		t.Errorf("lines after clearing the variant's and the listing's (-want +got):\n%s", diff)
 	}
 
-	appendAll(t, s, []batch{{ss, []events.Event{events.New(ss, shop, at(8), clear(events.ScopeShop, ""))}}})
-	waitCaughtUp(t, db.DB, names(projs), 30*time.Second)
+	projtest.AppendAll(t, s, []projtest.Batch{{Stream: ss, Events: []events.Event{events.New(ss, shop, at(8), clear(events.ScopeShop, ""))}}})
+	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), 30*time.Second)
 	sh, err := reader(db.DB).GetShop(ctx, []int64{shop}, shop)
 	if err != nil {
 		t.Fatal(err)
@@ -94,12 +97,12 @@ func TestClearedThresholdsFallBack(t *testing.T) {
 		t.Errorf("lines after clearing the shop's (-want +got):\n%s", diff)
 	}
 
-	targets, _ := rebuildable(t)
-	if _, err := projections.Rebuild(ctx, db.Pool, targets, projections.RebuildOptions{NoSwap: true}, testLogger(t)); err != nil {
+	targets, _ := projtest.Rebuildable(t)
+	if _, err := engine.Rebuild(ctx, db.Pool, targets, engine.RebuildOptions{NoSwap: true}, projtest.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
 	// The tables these events reach; the others are empty here.
-	requireSameTables(t, db.DB, []string{"shops", "products", "product_variants"}, projections.ShadowSuffix)
+	projtest.RequireSameTables(t, db.DB, []string{"shops", "products", "product_variants"}, engine.ShadowSuffix)
 }
 
 // TestShopReportsTheIntervalInForce: the shop's sync interval is the one
@@ -108,7 +111,7 @@ func TestClearedThresholdsFallBack(t *testing.T) {
 func TestShopReportsTheIntervalInForce(t *testing.T) {
 	db := pgtest.New(t)
 	s := eventstore.New(db.DB)
-	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	at := func(m int) time.Time { return projtest.T0.Add(time.Duration(m) * time.Minute) }
 	shop := int64(9)
 	ss, rs := events.ShopStream(shop), "reconciliation-shop-9"
 	done := func(m int, interval int64) events.Event {
@@ -116,10 +119,10 @@ func TestShopReportsTheIntervalInForce(t *testing.T) {
 	}
 	hour := int64(3600)
 	projs := projections.Default()
-	startRunner(t, db.DB, projs, fastConfig(), nil)
+	projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
 	interval := func() int64 {
 		t.Helper()
-		waitCaughtUp(t, db.DB, names(projs), 30*time.Second)
+		projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), 30*time.Second)
 		sh, err := reader(db.DB).GetShop(context.Background(), []int64{shop}, shop)
 		if err != nil {
 			t.Fatal(err)
@@ -127,13 +130,13 @@ func TestShopReportsTheIntervalInForce(t *testing.T) {
 		return sh.SyncIntervalSeconds
 	}
 	var got []int64
-	appendAll(t, s, []batch{{ss, []events.Event{events.New(ss, shop, at(0), events.ShopConnected{ShopID: shop, ShopName: "Clocks", UserID: 90})}}})
+	projtest.AppendAll(t, s, []projtest.Batch{{Stream: ss, Events: []events.Event{events.New(ss, shop, at(0), events.ShopConnected{ShopID: shop, ShopName: "Clocks", UserID: 90})}}})
 	got = append(got, interval())
-	appendAll(t, s, []batch{{rs, []events.Event{done(1, 300)}}})
+	projtest.AppendAll(t, s, []projtest.Batch{{Stream: rs, Events: []events.Event{done(1, 300)}}})
 	got = append(got, interval())
-	appendAll(t, s, []batch{{ss, []events.Event{events.New(ss, shop, at(2), events.ShopSettingsChanged{ShopID: shop, SyncIntervalSeconds: &hour})}}})
+	projtest.AppendAll(t, s, []projtest.Batch{{Stream: ss, Events: []events.Event{events.New(ss, shop, at(2), events.ShopSettingsChanged{ShopID: shop, SyncIntervalSeconds: &hour})}}})
 	got = append(got, interval())
-	appendAll(t, s, []batch{{rs, []events.Event{done(3, 0)}}})
+	projtest.AppendAll(t, s, []projtest.Batch{{Stream: rs, Events: []events.Event{done(3, 0)}}})
 	got = append(got, interval())
 	if diff := cmp.Diff([]int64{900, 300, 3600, 3600}, got); diff != "" {
 		t.Errorf("sync_interval_seconds after each event (-want +got):\n%s", diff)

@@ -14,6 +14,7 @@ import (
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/stockedits"
 )
 
@@ -33,7 +34,7 @@ func (e *env) project(variants int) {
 // projectUntil runs the read models until done says so.
 func (e *env) projectUntil(done func() bool) {
 	e.t.Helper()
-	r, err := projections.NewRunner(e.db.DB, projections.Default(), projections.RunnerConfig{PollInterval: 20 * time.Millisecond},
+	r, err := engine.NewRunner(e.db.DB, projections.Default(), engine.RunnerConfig{PollInterval: 20 * time.Millisecond},
 		slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		e.t.Fatal(err)

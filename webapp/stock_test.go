@@ -21,6 +21,7 @@ import (
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
 // ledger writes test data the only way data gets in: events appended to
@@ -28,7 +29,7 @@ import (
 type ledger struct {
 	s     *site
 	es    *eventstore.Store
-	projs []projections.Projection
+	projs []engine.Projection
 	now   time.Time
 	sale  int64
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shopledger/shopledger/backup"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/service"
 )
 
@@ -100,10 +101,10 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	}
 	defer f.Close()
 
-	var targets []projections.Rebuildable
+	var targets []engine.Rebuildable
 	conns := int32(4)
 	for _, p := range projections.Default() {
-		if rb, ok := p.(projections.Rebuildable); ok {
+		if rb, ok := p.(engine.Rebuildable); ok {
 			targets = append(targets, rb)
 			conns += int32(len(rb.Tables()))
 		}
@@ -140,7 +141,7 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	if *noRebuild {
 		return nil
 	}
-	rb, err := projections.Rebuild(ctx, pool, targets, projections.RebuildOptions{}, c.logger)
+	rb, err := engine.Rebuild(ctx, pool, targets, engine.RebuildOptions{}, c.logger)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/service"
 )
 
@@ -34,8 +35,8 @@ func sealN(t *testing.T, db *pgtest.Database, n int) {
 			t.Fatal(err)
 		}
 	}
-	r, err := projections.NewRunner(db.DB, []projections.Projection{projections.NewSeal()},
-		projections.RunnerConfig{PollInterval: 20 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	r, err := engine.NewRunner(db.DB, []engine.Projection{projections.NewSeal()},
+		engine.RunnerConfig{PollInterval: 20 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

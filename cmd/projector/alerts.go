@@ -7,7 +7,7 @@ import (
 
 	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/domain"
-	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/shops"
 )
@@ -86,7 +86,7 @@ func loadAlertsConfig(d deps) alertsConfig {
 	return c
 }
 
-func setupAlerts(d deps) ([]projections.Projection, []func(context.Context) error, error) {
+func setupAlerts(d deps) ([]engine.Projection, []func(context.Context) error, error) {
 	c := loadAlertsConfig(d)
 	if err := d.env.Err(); err != nil {
 		// run reports every configuration error together.
@@ -138,5 +138,5 @@ func setupAlerts(d deps) ([]projections.Projection, []func(context.Context) erro
 		return nil, nil, err
 	}
 	deliver := func(ctx context.Context) error { return dispatcher.Run(ctx, c.DispatchInterval) }
-	return []projections.Projection{alerter, alerts.NewReadModel()}, []func(context.Context) error{deliver}, nil
+	return []engine.Projection{alerter, alerts.NewReadModel()}, []func(context.Context) error{deliver}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
 // The anchor plugin signs the seal's head with SHOPLEDGER_SEAL_KEYS, a key
@@ -17,7 +18,7 @@ func init() {
 	plugins = append(plugins, plugin{name: "anchor", setup: setupAnchor})
 }
 
-func setupAnchor(d deps) ([]projections.Projection, []func(context.Context) error, error) {
+func setupAnchor(d deps) ([]engine.Projection, []func(context.Context) error, error) {
 	spec := d.env.String("SHOPLEDGER_SEAL_KEYS", "")
 	interval := d.env.Duration("SHOPLEDGER_SEAL_ANCHOR_INTERVAL", 2*time.Second)
 	if interval <= 0 {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/telemetry"
 )
@@ -164,7 +165,7 @@ type deps struct {
 // (SHOPLEDGER_*); env errors are reported together at start.
 type plugin struct {
 	name  string
-	setup func(d deps) (projs []projections.Projection, workers []func(context.Context) error, err error)
+	setup func(d deps) (projs []engine.Projection, workers []func(context.Context) error, err error)
 }
 
 var plugins []plugin
@@ -232,7 +233,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	runner, err := projections.NewRunner(db, projs, projections.RunnerConfig{
+	runner, err := engine.NewRunner(db, projs, engine.RunnerConfig{
 		BatchSize:     int(cfg.BatchSize),
 		PollInterval:  cfg.PollInterval,
 		AckDeadline:   cfg.AckDeadline,
@@ -281,12 +282,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return errors.Join(errs...)
 }
 
-func selected(names []string) []projections.Projection {
+func selected(names []string) []engine.Projection {
 	all := projections.Default()
 	if len(names) == 0 {
 		return all
 	}
-	var out []projections.Projection
+	var out []engine.Projection
 	for _, p := range all {
 		if slices.Contains(names, p.Name()) {
 			out = append(out, p)
@@ -356,11 +357,11 @@ func rebuildHelp() string {
 	return b.String()
 }
 
-// rebuildConns is the pool a rebuild of targets needs: projections.Rebuild
+// rebuildConns is the pool a rebuild of targets needs: engine.Rebuild
 // holds, all at once, its lock's connection, the snapshot that reads the
 // log, and one COPY per shadow table. A smaller pool hangs: the read (or a
 // COPY it feeds) waits for a connection held by a COPY that waits for it.
-func rebuildConns(targets []projections.Rebuildable) int32 {
+func rebuildConns(targets []engine.Rebuildable) int32 {
 	n := 2
 	for _, t := range targets {
 		n += len(t.Tables())
@@ -382,10 +383,10 @@ func runRebuild(ctx context.Context, cfg config, args []string, stdout io.Writer
 		return fmt.Errorf("%w: rebuild takes no argument %q", errUsage, fs.Arg(0))
 	}
 	names, noSwap := o.names, &o.noSwap
-	var targets []projections.Rebuildable
+	var targets []engine.Rebuildable
 	var known []string
 	for _, p := range projections.Default() {
-		rb, ok := p.(projections.Rebuildable)
+		rb, ok := p.(engine.Rebuildable)
 		if !ok {
 			continue
 		}
@@ -413,7 +414,7 @@ func runRebuild(ctx context.Context, cfg config, args []string, stdout io.Writer
 	// connections the migrations used as idle ones, acquired from the
 	// pool (service.OpenDB lets it keep half); closing it gives them back.
 	db.Close()
-	rep, err := projections.Rebuild(ctx, pool, targets, projections.RebuildOptions{NoSwap: *noSwap}, logger)
+	rep, err := engine.Rebuild(ctx, pool, targets, engine.RebuildOptions{NoSwap: *noSwap}, logger)
 	if err != nil {
 		return err
 	}

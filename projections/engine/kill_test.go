@@ -1,4 +1,4 @@
-package projections_test
+package engine_test
 
 import (
 	"bufio"
@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/projections/engine"
+	"github.com/shopledger/shopledger/projections/internal/projtest"
 
 	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/eventstore"
@@ -113,9 +116,9 @@ func TestKilledProjectorConverges(t *testing.T) {
 	db := pgtest.New(t)
 	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	w := newWorld(4, 4)
-	appendAll(t, s, w.start(6))
-	flow := w.generate(20000)
+	w := projtest.NewWorld(4, 4)
+	projtest.AppendAll(t, s, w.Start(6))
+	flow := w.Generate(20000)
 
 	// Two writers append the flow over at least 10 seconds, many streams
 	// a transaction, so that transactions interleave and commit out of
@@ -123,12 +126,12 @@ func TestKilledProjectorConverges(t *testing.T) {
 	// stream belongs to one writer, which keeps the stream's order; a
 	// stream's consecutive facts are appended together.
 	const perTx = 40
-	var parts [2][]batch
-	for _, b := range coalesce(flow, len(flow)) {
+	var parts [2][]projtest.Batch
+	for _, b := range projtest.Coalesce(flow, len(flow)) {
 		h := fnv.New32a()
-		h.Write([]byte(b.stream))
-		for i := 0; i < len(b.evs); i += 50 {
-			parts[h.Sum32()%2] = append(parts[h.Sum32()%2], batch{b.stream, b.evs[i:min(i+50, len(b.evs))]})
+		h.Write([]byte(b.Stream))
+		for i := 0; i < len(b.Events); i += 50 {
+			parts[h.Sum32()%2] = append(parts[h.Sum32()%2], projtest.Batch{Stream: b.Stream, Events: b.Events[i:min(i+50, len(b.Events))]})
 		}
 	}
 	pause := 10 * time.Second / time.Duration(max(len(parts[0]), len(parts[1]))/perTx+1)
@@ -172,8 +175,8 @@ func TestKilledProjectorConverges(t *testing.T) {
 	// The binary also runs the alerts read model and the alerter, which
 	// appends alert events that every other group then reads: wait until
 	// all groups are caught up at the same moment.
-	groups := append(names(projections.Default()), alerts.ReadModelName, alerts.AlerterName)
-	waitCaughtUpOr(t, db.DB, groups, 120*time.Second, func() string { return logs.tail(40) })
+	groups := append(projtest.Names(projections.Default()), alerts.ReadModelName, alerts.AlerterName)
+	projtest.WaitCaughtUpOr(t, db.DB, groups, 120*time.Second, func() string { return logs.tail(40) })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -181,13 +184,13 @@ func TestKilledProjectorConverges(t *testing.T) {
 		t.Errorf("projector after SIGTERM: %v\n%s", err, logs.tail(30))
 	}
 
-	targets, tables := rebuildable(t)
-	rebuildRep, err := projections.Rebuild(ctx, db.Pool, targets, projections.RebuildOptions{NoSwap: true}, testLogger(t))
+	targets, tables := projtest.Rebuildable(t)
+	rebuildRep, err := engine.Rebuild(ctx, db.Pool, targets, engine.RebuildOptions{NoSwap: true}, projtest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("rebuild: %d events, cursor %+v", rebuildRep.Events, rebuildRep.Cursor)
-	requireSameTables(t, db.DB, tables, projections.ShadowSuffix)
+	projtest.RequireSameTables(t, db.DB, tables, engine.ShadowSuffix)
 	rep, err := projections.VerifySeal(ctx, db.DB)
 	if err != nil {
 		t.Fatal(err)
@@ -241,14 +244,14 @@ func TestKilledProjectorConverges(t *testing.T) {
 }
 
 // appendTx appends batches in one transaction.
-func appendTx(ctx context.Context, db *pgtest.Database, s *eventstore.Store, bs []batch) error {
+func appendTx(ctx context.Context, db *pgtest.Database, s *eventstore.Store, bs []projtest.Batch) error {
 	tx, err := db.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after commit this is a no-op
 	for _, b := range bs {
-		if _, err := s.AppendIn(ctx, tx, b.stream, eventstore.Any, b.evs...); err != nil {
+		if _, err := s.AppendIn(ctx, tx, b.Stream, eventstore.Any, b.Events...); err != nil {
 			return err
 		}
 	}
@@ -264,10 +267,10 @@ func isClosed(c chan struct{}) bool {
 	}
 }
 
-func countBatches(bs []batch) int {
+func countBatches(bs []projtest.Batch) int {
 	n := 0
 	for _, b := range bs {
-		n += len(b.evs)
+		n += len(b.Events)
 	}
 	return n
 }

@@ -1,4 +1,4 @@
-package projections_test
+package engine_test
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/projections/engine"
+	"github.com/shopledger/shopledger/projections/internal/projtest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,7 +87,7 @@ func applied(t *testing.T, db *sql.DB, group string) (map[int64]int, []int64) {
 }
 
 func adjust(listing int64, delta int64) events.Event {
-	return events.New(events.ListingStream(listing), 1, t0, events.StockAdjusted{ListingID: listing, VariantKey: "k", Delta: delta, Reason: events.ReasonRestock})
+	return events.New(events.ListingStream(listing), 1, projtest.T0, events.StockAdjusted{ListingID: listing, VariantKey: "k", Delta: delta, Reason: events.ReasonRestock})
 }
 
 // appendRoundRobin appends n one-unit restocks to listings 0..listings-1
@@ -132,8 +135,8 @@ func TestProjectorWaitsForOlderOpenTransaction(t *testing.T) {
 	}
 
 	rec := &recorder{name: "recorder"}
-	projs := []projections.Projection{rec, projections.NewStockMovements()}
-	startRunner(t, db.DB, projs, fastConfig(), nil)
+	projs := []engine.Projection{rec, projections.NewStockMovements()}
+	projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
 
 	// Many poll intervals: nothing may be applied past the open A.
 	time.Sleep(time.Second)
@@ -158,7 +161,7 @@ func TestProjectorWaitsForOlderOpenTransaction(t *testing.T) {
 	if err := txA.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	waitCaughtUp(t, db.DB, names(projs), 10*time.Second)
+	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), 10*time.Second)
 	counts, order := applied(t, db.DB, rec.name)
 	if diff := cmp.Diff([]int64{posA, posB}, order); diff != "" {
 		t.Errorf("apply order (-want +got):\n%s", diff)
@@ -228,11 +231,11 @@ func TestFailingApplyStopsOnlyItsProjection(t *testing.T) {
 	flaky.failing.Store(true)
 	steady := &recorder{name: "steady"}
 	reg := prometheus.NewRegistry()
-	cfg := fastConfig()
+	cfg := projtest.FastConfig()
 	cfg.LagInterval = 50 * time.Millisecond
-	runner, _ := startRunner(t, db.DB, []projections.Projection{flaky, steady, projections.NewStockMovements()}, cfg, reg)
+	runner, _ := projtest.StartRunner(t, db.DB, []engine.Projection{flaky, steady, projections.NewStockMovements()}, cfg, reg)
 
-	waitCaughtUp(t, db.DB, []string{"steady", "stock_movements"}, 20*time.Second)
+	projtest.WaitCaughtUp(t, db.DB, []string{"steady", "stock_movements"}, 20*time.Second)
 	waitFor(t, "flaky to stop", 10*time.Second, func() bool { return runner.Ready(ctx) != nil })
 	// The stopped projection closes its consumer, which commits the events
 	// before the failing one; that happens just after it reports stopped.
@@ -279,7 +282,7 @@ func TestFailingApplyStopsOnlyItsProjection(t *testing.T) {
 	// The cause goes away: the same event applies on the next retry and
 	// everything after it follows, each once.
 	flaky.failing.Store(false)
-	waitCaughtUp(t, db.DB, []string{"flaky"}, 20*time.Second)
+	projtest.WaitCaughtUp(t, db.DB, []string{"flaky"}, 20*time.Second)
 	counts, _ = applied(t, db.DB, "flaky")
 	for _, p := range positions {
 		if counts[p] != 1 {
@@ -314,11 +317,11 @@ func TestFailingWriteInBatchStopsOnlyItsProjection(t *testing.T) {
 	}
 	steady := &recorder{name: "steady"}
 	reg := prometheus.NewRegistry()
-	cfg := fastConfig()
+	cfg := projtest.FastConfig()
 	cfg.BatchSize = 500 // every event in one batch
-	runner, _ := startRunner(t, db.DB, []projections.Projection{steady, projections.NewStockMovements()}, cfg, reg)
+	runner, _ := projtest.StartRunner(t, db.DB, []engine.Projection{steady, projections.NewStockMovements()}, cfg, reg)
 
-	waitCaughtUp(t, db.DB, []string{"steady"}, 20*time.Second)
+	projtest.WaitCaughtUp(t, db.DB, []string{"steady"}, 20*time.Second)
 	waitFor(t, "stock_movements to stop", 10*time.Second, func() bool { return runner.Ready(ctx) != nil })
 	movements := func() map[int64]int64 {
 		rows, err := db.DB.Query(`SELECT position, balance FROM stock_movements`)
@@ -361,7 +364,7 @@ func TestFailingWriteInBatchStopsOnlyItsProjection(t *testing.T) {
 	if _, err := db.DB.Exec(`DROP TRIGGER refuse_movement ON stock_movements`); err != nil {
 		t.Fatal(err)
 	}
-	waitCaughtUp(t, db.DB, []string{"stock_movements"}, 20*time.Second)
+	projtest.WaitCaughtUp(t, db.DB, []string{"stock_movements"}, 20*time.Second)
 	got = movements()
 	for i, p := range positions {
 		// Four listings take turns, one unit each: event i is the
@@ -388,10 +391,10 @@ func TestTwoProjectorsApplyEachEventOnce(t *testing.T) {
 	ctx := context.Background()
 	other := pgtest.Open(t, db.URL, 10)
 
-	cfg := fastConfig()
+	cfg := projtest.FastConfig()
 	cfg.BatchSize = 50
-	startRunner(t, db.DB, []projections.Projection{&recorder{name: "counted"}, projections.NewStockMovements()}, cfg, nil)
-	startRunner(t, other, []projections.Projection{&recorder{name: "counted"}, projections.NewStockMovements()}, cfg, nil)
+	projtest.StartRunner(t, db.DB, []engine.Projection{&recorder{name: "counted"}, projections.NewStockMovements()}, cfg, nil)
+	projtest.StartRunner(t, other, []engine.Projection{&recorder{name: "counted"}, projections.NewStockMovements()}, cfg, nil)
 
 	const writers, perWriter = 4, 1000
 	var wg sync.WaitGroup
@@ -412,7 +415,7 @@ func TestTwoProjectorsApplyEachEventOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitCaughtUp(t, db.DB, []string{"counted", "stock_movements"}, 90*time.Second)
+	projtest.WaitCaughtUp(t, db.DB, []string{"counted", "stock_movements"}, 90*time.Second)
 	counts, _ := applied(t, db.DB, "counted")
 	if len(counts) != writers*perWriter {
 		t.Errorf("%d distinct events applied, want %d", len(counts), writers*perWriter)
@@ -455,9 +458,9 @@ func TestCommitOrderAcrossDigitBoundary(t *testing.T) {
 	want := []int64{positions[0], positions[2], positions[1], positions[4], positions[3]} // 998, 999, 1000, 1001, 10000
 
 	rec := &recorder{name: "recorder"}
-	projs := []projections.Projection{rec, projections.NewStockMovements()}
-	_, stop := startRunner(t, db.DB, projs, fastConfig(), nil)
-	waitCaughtUp(t, db.DB, names(projs), 10*time.Second)
+	projs := []engine.Projection{rec, projections.NewStockMovements()}
+	_, stop := projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
+	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), 10*time.Second)
 	stop()
 	_, order := applied(t, db.DB, rec.name)
 	if diff := cmp.Diff(want, order); diff != "" {
@@ -468,14 +471,14 @@ func TestCommitOrderAcrossDigitBoundary(t *testing.T) {
 	if err := db.DB.QueryRow(`SELECT count(*) FROM stock_movements`).Scan(&moved); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := projections.Rebuild(ctx, db.Pool, []projections.Rebuildable{projections.NewStockMovements()}, projections.RebuildOptions{NoSwap: true}, testLogger(t))
+	rep, err := engine.Rebuild(ctx, db.Pool, []engine.Rebuildable{projections.NewStockMovements()}, engine.RebuildOptions{NoSwap: true}, projtest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if moved != 5 || rep.Events != 5 || rep.Rows["stock_movements"] != 5 {
 		t.Errorf("live movements %d, rebuild read %d events into %d rows; want 5 each", moved, rep.Events, rep.Rows["stock_movements"])
 	}
-	onlyLive, onlyRebuilt, sample := exceptBothWays(t, db.DB, "stock_movements", "stock_movements_rebuild")
+	onlyLive, onlyRebuilt, sample := projtest.ExceptBothWays(t, db.DB, "stock_movements", "stock_movements_rebuild")
 	if onlyLive+onlyRebuilt != 0 {
 		t.Errorf("live and rebuilt movements differ%s", sample)
 	}
@@ -498,12 +501,12 @@ func TestUndecodableEventStopsPlannerAtIt(t *testing.T) {
 	}
 	after := appendRoundRobin(t, db, 10, 4)
 	reg := prometheus.NewRegistry()
-	cfg := fastConfig()
+	cfg := projtest.FastConfig()
 	cfg.BatchSize = 500 // every event in one window
-	runner, _ := startRunner(t, db.DB, []projections.Projection{projections.NewSeal(), projections.NewStockMovements()}, cfg, reg)
+	runner, _ := projtest.StartRunner(t, db.DB, []engine.Projection{projections.NewSeal(), projections.NewStockMovements()}, cfg, reg)
 
 	// The seal reads no payloads: it seals every event, this one too.
-	waitCaughtUp(t, db.DB, []string{"seal"}, 20*time.Second)
+	projtest.WaitCaughtUp(t, db.DB, []string{"seal"}, 20*time.Second)
 	waitFor(t, "stock_movements to stop", 10*time.Second, func() bool { return runner.Ready(ctx) != nil })
 	waitFor(t, "the events before the undecodable one to commit", 20*time.Second, func() bool {
 		var n int

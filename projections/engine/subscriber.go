@@ -1,14 +1,16 @@
-package projections
+package engine
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/shopledger/shopledger/eventstore"
 )
@@ -33,6 +35,128 @@ func (a flushingOffsets) AckMessageQuery(topic string, row wsql.Row, consumerGro
 		return wsql.Query{Query: `SELECT 1`}
 	}
 	return a.OffsetsAdapter.AckMessageQuery(topic, ack, consumerGroup)
+}
+
+// restartingSubscriber is one projection's subscription as the router
+// sees it: it reads through an eventstore subscriber and, when the
+// projection fails, closes that subscriber (committing what was applied
+// before the failing event), waits RetryInterval and opens a new one that
+// starts again at the failing event.
+type restartingSubscriber struct {
+	runner *Runner
+	st     *projectionState
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+func (s *restartingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.st.stop = make(chan struct{}, 1)
+	out := make(chan *message.Message)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		for {
+			err := s.consume(ctx, topic, out)
+			if err != nil {
+				s.runner.logger.Error("projection consumer failed", "projection", s.st.name, "err", err)
+			}
+			select {
+			case <-s.closing:
+				return
+			case <-ctx.Done():
+				return
+			default:
+			}
+			select {
+			case <-time.After(s.runner.cfg.RetryInterval):
+			case <-s.closing:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// consume forwards one eventstore subscription until the projection fails
+// or the subscriber closes.
+func (s *restartingSubscriber) consume(ctx context.Context, topic string, out chan<- *message.Message) error {
+	cfg := s.runner.cfg
+	offsets := flushingOffsets{
+		OffsetsAdapter: eventstore.NewOffsetsAdapter(),
+		flush:          func(row wsql.Row) (wsql.Row, bool) { return s.runner.flush(s.st, row) },
+	}
+	inner, err := newLogSubscriber(s.runner.db, s.st.name, cfg, s.st.adapter, offsets, s.runner.wlogger)
+	if err != nil {
+		return err
+	}
+	// Drain a stop signal left by the previous subscription.
+	select {
+	case <-s.st.stop:
+	default:
+	}
+	// The router cancels its handlers' context as soon as it starts
+	// closing, and a cancelled subscription rolls its batch back. The inner
+	// subscription therefore outlives ctx and is closed here instead,
+	// which commits what was applied.
+	msgs, err := inner.Subscribe(context.WithoutCancel(ctx), topic)
+	if err != nil {
+		return err
+	}
+	defer s.closeInner(inner)
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return nil
+			}
+			select {
+			case out <- m:
+			case <-s.st.stop:
+				return nil
+			case <-s.closing:
+				return nil
+			case <-ctx.Done():
+				return nil
+			}
+		case <-s.st.stop:
+			return nil
+		case <-s.closing:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// closeInner waits for the event being applied, keeps further events from
+// being applied and closes inner, which commits the applied events with
+// the group's offset.
+func (s *restartingSubscriber) closeInner(inner *wsql.Subscriber) {
+	s.st.mu.Lock()
+	s.st.closing = true
+	s.st.mu.Unlock()
+	if err := inner.Close(); err != nil {
+		s.runner.logger.Error("close projection consumer", "projection", s.st.name, "err", err)
+	}
+	s.st.mu.Lock()
+	s.st.closing = false
+	s.st.tx, s.st.savepoint = nil, false
+	if len(s.st.pending) > 0 {
+		s.st.pending = nil
+		s.st.warm = false
+	}
+	s.st.mu.Unlock()
+}
+
+func (s *restartingSubscriber) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.wg.Wait()
+	return nil
 }
 
 // newLogSubscriber returns a subscriber for one projection's consumer

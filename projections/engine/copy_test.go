@@ -1,4 +1,4 @@
-package projections_test
+package engine_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/pgtest"
-	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
 // status stands for the named string types row structs use.
@@ -29,7 +29,7 @@ var copyProbeColumns = []string{"b", "i", "s", "t", "v", "j", "ts", "d", "u", "f
 
 func createCopyProbe(t *testing.T, db *pgtest.Database) {
 	t.Helper()
-	for _, name := range []string{"copy_probe", "copy_probe" + projections.ShadowSuffix} {
+	for _, name := range []string{"copy_probe", "copy_probe" + engine.ShadowSuffix} {
 		if _, err := db.DB.Exec(strings.Replace(copyProbeDDL, "%s", name, 1)); err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func TestRebuildCopyRoundTrip(t *testing.T) {
 		r := &rows[i]
 		in = append(in, []any{&r.b, &r.i, &r.s, &r.t, &r.v, &r.j, &r.ts, &r.d, &r.u, &r.f, &r.nb, &r.nt, &r.ns, &r.st, r.jl})
 	}
-	n, err := projections.CopyRows(context.Background(), db.Pool, "copy_probe", copyProbeColumns, in)
+	n, err := engine.CopyRows(context.Background(), db.Pool, "copy_probe", copyProbeColumns, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestRebuildCopyRefusesBadValues(t *testing.T) {
 		{"server refuses NULL", []string{"t"}, []any{(*string)(nil)}, "null value in column"},
 	}
 	for _, c := range cases {
-		_, err := projections.CopyRows(ctx, db.Pool, "copy_probe", c.columns, [][]any{c.row})
+		_, err := engine.CopyRows(ctx, db.Pool, "copy_probe", c.columns, [][]any{c.row})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to say %q", c.name, err, c.want)
 		}

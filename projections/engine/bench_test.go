@@ -1,4 +1,4 @@
-package projections_test
+package engine_test
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/projections/engine"
+	"github.com/shopledger/shopledger/projections/internal/projtest"
 
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
@@ -172,8 +175,8 @@ func BenchmarkProjector(b *testing.B) {
 	// stays within its time limit; the groups apply every event type of the
 	// mix from the start.
 	projs := projections.Default()
-	cfg := projections.RunnerConfig{PollInterval: 50 * time.Millisecond, AckDeadline: time.Minute, RetryInterval: time.Second}
-	r, err := projections.NewRunner(db.DB, projs, cfg, testLogger(b), nil)
+	cfg := engine.RunnerConfig{PollInterval: 50 * time.Millisecond, AckDeadline: time.Minute, RetryInterval: time.Second}
+	r, err := engine.NewRunner(db.DB, projs, cfg, projtest.Logger(b), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -181,7 +184,7 @@ func BenchmarkProjector(b *testing.B) {
 	done := make(chan error, 1)
 	start = time.Now()
 	go func() { done <- r.Run(runCtx) }()
-	for !passed(b, db, names(projs), catchUpEvents) {
+	for !passed(b, db, projtest.Names(projs), catchUpEvents) {
 		if time.Since(start) > 20*time.Minute {
 			b.Fatal("projections did not catch up within 20 minutes")
 		}
@@ -237,8 +240,8 @@ func TestBenchLogDecodesAndFolds(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	targets, _ := rebuildable(t)
-	rep, err := projections.Rebuild(context.Background(), db.Pool, targets, projections.RebuildOptions{}, testLogger(t))
+	targets, _ := projtest.Rebuildable(t)
+	rep, err := engine.Rebuild(context.Background(), db.Pool, targets, engine.RebuildOptions{}, projtest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package projections_test
+// Package projtest holds what the projections' and the engine's tests
+// share: a runner started for a test, waiting until consumer groups caught
+// up, a generated log that exercises every read model, and comparing live
+// tables with rebuilt ones.
+package projtest
 
 import (
 	"context"
@@ -15,11 +19,14 @@ import (
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
-var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+// T0 is when generated logs start.
+var T0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
-func testLogger(t testing.TB) *slog.Logger {
+// Logger logs warnings and errors to the test's log.
+func Logger(t testing.TB) *slog.Logger {
 	t.Helper()
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
@@ -31,9 +38,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// fastConfig polls often so that tests converge quickly.
-func fastConfig() projections.RunnerConfig {
-	return projections.RunnerConfig{
+// FastConfig polls often so that tests converge quickly.
+func FastConfig() engine.RunnerConfig {
+	return engine.RunnerConfig{
 		BatchSize:     200,
 		PollInterval:  20 * time.Millisecond,
 		AckDeadline:   30 * time.Second,
@@ -41,11 +48,11 @@ func fastConfig() projections.RunnerConfig {
 	}
 }
 
-// startRunner runs projs until the test ends (or stop is called) and
+// StartRunner runs projs until the test ends (or stop is called) and
 // returns the runner and its stop function.
-func startRunner(t *testing.T, db *sql.DB, projs []projections.Projection, cfg projections.RunnerConfig, reg prometheus.Registerer) (*projections.Runner, func()) {
+func StartRunner(t *testing.T, db *sql.DB, projs []engine.Projection, cfg engine.RunnerConfig, reg prometheus.Registerer) (*engine.Runner, func()) {
 	t.Helper()
-	r, err := projections.NewRunner(db, projs, cfg, testLogger(t), reg)
+	r, err := engine.NewRunner(db, projs, cfg, Logger(t), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,20 +79,20 @@ func startRunner(t *testing.T, db *sql.DB, projs []projections.Projection, cfg p
 	return r, stop
 }
 
-// waitCaughtUp waits until every group committed an offset at the log's
+// WaitCaughtUp waits until every group committed an offset at the log's
 // last event.
-func waitCaughtUp(t *testing.T, db *sql.DB, groups []string, within time.Duration) {
+func WaitCaughtUp(t *testing.T, db *sql.DB, groups []string, within time.Duration) {
 	t.Helper()
-	waitCaughtUpOr(t, db, groups, within, func() string { return "" })
+	WaitCaughtUpOr(t, db, groups, within, func() string { return "" })
 }
 
-// waitCaughtUpOr is waitCaughtUp that adds more(), such as a child's logs,
+// WaitCaughtUpOr is WaitCaughtUp that adds more(), such as a child's logs,
 // to the failure.
-func waitCaughtUpOr(t *testing.T, db *sql.DB, groups []string, within time.Duration, more func() string) {
+func WaitCaughtUpOr(t *testing.T, db *sql.DB, groups []string, within time.Duration, more func() string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		lags, err := projections.GroupLag(context.Background(), db, groups)
+		lags, err := engine.GroupLag(context.Background(), db, groups, projections.NewSeal())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +112,8 @@ func waitCaughtUpOr(t *testing.T, db *sql.DB, groups []string, within time.Durat
 	}
 }
 
-func names(projs []projections.Projection) []string {
+// Names lists the projections' names, their consumer groups.
+func Names(projs []engine.Projection) []string {
 	out := make([]string, len(projs))
 	for i, p := range projs {
 		out[i] = p.Name()
@@ -113,26 +121,27 @@ func names(projs []projections.Projection) []string {
 	return out
 }
 
-func appendAll(t testing.TB, s *eventstore.Store, batches []batch) {
+// AppendAll appends each batch in one append.
+func AppendAll(t testing.TB, s *eventstore.Store, batches []Batch) {
 	t.Helper()
 	for _, b := range batches {
-		if _, err := s.Append(context.Background(), b.stream, eventstore.Any, b.evs...); err != nil {
-			t.Fatalf("append %s: %v", b.stream, err)
+		if _, err := s.Append(context.Background(), b.Stream, eventstore.Any, b.Events...); err != nil {
+			t.Fatalf("append %s: %v", b.Stream, err)
 		}
 	}
 }
 
-// batch is events appended together to one stream.
-type batch struct {
-	stream string
-	evs    []events.Event
+// Batch is events appended together to one stream.
+type Batch struct {
+	Stream string
+	Events []events.Event
 }
 
-// world generates a realistic, deterministic mix of shop, listing, stock
+// World generates a realistic, deterministic mix of shop, listing, stock
 // and receipt facts, including the awkward ones: variants removed from a
 // listing, stale descriptions, refunds, cancellations, thresholds at every
 // scope and evidence events the read models ignore.
-type world struct {
+type World struct {
 	rng      *rand.Rand
 	at       time.Time
 	shops    []int64
@@ -155,31 +164,34 @@ type genReceipt struct {
 	state    int // 0 recorded, 1 paid, 2 shipped, 3 delivered, 4 canceled
 }
 
-func newWorld(seed uint64, shops int) *world {
-	w := &world{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), at: t0, nextID: 1000}
+// NewWorld starts a generated world of shops, seeded for repeatable
+// logs.
+func NewWorld(seed uint64, shops int) *World {
+	w := &World{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), at: T0, nextID: 1000}
 	for i := range shops {
 		w.shops = append(w.shops, int64(100+i))
 	}
 	return w
 }
 
-func (w *world) id() int64 { w.nextID++; return w.nextID }
+func (w *World) id() int64 { w.nextID++; return w.nextID }
 
-func (w *world) tick() time.Time {
+func (w *World) tick() time.Time {
 	w.at = w.at.Add(time.Duration(1+w.rng.IntN(90)) * time.Second)
 	return w.at
 }
 
-func (w *world) ev(stream string, shop int64, p events.Payload) events.Event {
+func (w *World) ev(stream string, shop int64, p events.Payload) events.Event {
 	w.seq++
 	return events.New(stream, shop, w.tick(), p).WithMetadata(events.Metadata{Source: "test", CorrelationID: fmt.Sprint(w.seq)})
 }
 
 // start connects the shops and imports a few listings per shop.
-func (w *world) start(listingsPerShop int) []batch {
-	var out []batch
+// Start connects the shops and imports listingsPerShop listings each.
+func (w *World) Start(listingsPerShop int) []Batch {
+	var out []Batch
 	for _, s := range w.shops {
-		out = append(out, batch{events.ShopStream(s), []events.Event{w.ev(events.ShopStream(s), s, events.ShopConnected{ShopID: s, ShopName: fmt.Sprintf("shop %d", s), UserID: s * 10, Currency: "EUR", Scopes: []string{"listings_r", "transactions_r"}})}})
+		out = append(out, Batch{events.ShopStream(s), []events.Event{w.ev(events.ShopStream(s), s, events.ShopConnected{ShopID: s, ShopName: fmt.Sprintf("shop %d", s), UserID: s * 10, Currency: "EUR", Scopes: []string{"listings_r", "transactions_r"}})}})
 		for range listingsPerShop {
 			out = append(out, w.importListing(s))
 		}
@@ -187,7 +199,7 @@ func (w *world) start(listingsPerShop int) []batch {
 	return out
 }
 
-func (w *world) importListing(shop int64) batch {
+func (w *World) importListing(shop int64) Batch {
 	l := &genListing{id: w.id(), shop: shop}
 	n := 1 + w.rng.IntN(3)
 	var vs []events.Variant
@@ -204,11 +216,11 @@ func (w *world) importListing(shop int64) batch {
 	for _, key := range l.variants {
 		evs = append(evs, w.ev(stream, shop, events.StockAdjusted{ListingID: l.id, VariantKey: key, Delta: int64(5 + w.rng.IntN(20)), Reason: events.ReasonInitialImport, Cause: "reconciliation"}))
 	}
-	return batch{stream, evs}
+	return Batch{stream, evs}
 }
 
 // step returns the next few facts.
-func (w *world) step() []batch {
+func (w *World) step() []Batch {
 	l := w.listings[w.rng.IntN(len(w.listings))]
 	stream := events.ListingStream(l.id)
 	key := l.variants[w.rng.IntN(len(l.variants))]
@@ -218,17 +230,17 @@ func (w *world) step() []batch {
 	case k < 50 && len(w.receipts) > 0:
 		return w.advanceReceipt()
 	case k < 58:
-		return []batch{{stream, []events.Event{w.ev(stream, l.shop, events.StockAdjusted{ListingID: l.id, VariantKey: key, Delta: int64(1 + w.rng.IntN(10)), Reason: events.ReasonRestock, Cause: "actor:token:abc"})}}}
+		return []Batch{{stream, []events.Event{w.ev(stream, l.shop, events.StockAdjusted{ListingID: l.id, VariantKey: key, Delta: int64(1 + w.rng.IntN(10)), Reason: events.ReasonRestock, Cause: "actor:token:abc"})}}}
 	case k < 62:
 		q := map[string]int64{}
 		for _, v := range l.variants {
 			q[v] = int64(w.rng.IntN(30))
 		}
-		return []batch{{stream, []events.Event{w.ev(stream, l.shop, events.StockEditPushed{CommandIDs: []string{fmt.Sprint("c", w.seq)}, Attempt: 1, ListingID: l.id, Quantities: q})}}}
+		return []Batch{{stream, []events.Event{w.ev(stream, l.shop, events.StockEditPushed{CommandIDs: []string{fmt.Sprint("c", w.seq)}, Attempt: 1, ListingID: l.id, Quantities: q})}}}
 	case k < 64:
-		return []batch{{stream, []events.Event{w.ev(stream, l.shop, events.StockObserved{ListingID: l.id, VariantKey: key, Quantity: int64(w.rng.IntN(30)), ObservedAt: w.at, Source: "reconciliation"})}}}
+		return []Batch{{stream, []events.Event{w.ev(stream, l.shop, events.StockObserved{ListingID: l.id, VariantKey: key, Quantity: int64(w.rng.IntN(30)), ObservedAt: w.at, Source: "reconciliation"})}}}
 	case k < 67:
-		return []batch{{stream, []events.Event{
+		return []Batch{{stream, []events.Event{
 			w.ev(stream, l.shop, events.StockDriftDetected{ListingID: l.id, VariantKey: key, Expected: 4, Observed: 3}),
 			w.ev(stream, l.shop, events.StockAdjusted{ListingID: l.id, VariantKey: key, Delta: -1, Reason: events.ReasonEtsyChange, Cause: "webhook:msg_" + fmt.Sprint(w.seq)}),
 		}}}
@@ -241,29 +253,29 @@ func (w *world) step() []batch {
 		if scope == events.ScopeVariant {
 			p.VariantKey = key
 		}
-		return []batch{{stream, []events.Event{w.ev(stream, l.shop, p)}}}
+		return []Batch{{stream, []events.Event{w.ev(stream, l.shop, p)}}}
 	case k < 75:
-		return []batch{w.updateListing(l)}
+		return []Batch{w.updateListing(l)}
 	case k < 77:
 		to := []string{"active", "sold_out", "inactive"}[w.rng.IntN(3)]
-		return []batch{{stream, []events.Event{w.ev(stream, l.shop, events.ListingStateChanged{ListingID: l.id, From: "active", To: to})}}}
+		return []Batch{{stream, []events.Event{w.ev(stream, l.shop, events.ListingStateChanged{ListingID: l.id, From: "active", To: to})}}}
 	case k < 78:
-		return []batch{w.importListing(l.shop)}
+		return []Batch{w.importListing(l.shop)}
 	case k < 79:
 		s := l.shop
 		th := int64(w.rng.IntN(6))
 		on := w.rng.IntN(2) == 0
-		return []batch{{events.ShopStream(s), []events.Event{w.ev(events.ShopStream(s), s, events.ShopSettingsChanged{ShopID: s, SyncEnabled: &on, DefaultLowStockThreshold: &th, AlertChannels: []events.AlertChannel{{Kind: "email", Target: "a@example.com"}}})}}}
+		return []Batch{{events.ShopStream(s), []events.Event{w.ev(events.ShopStream(s), s, events.ShopSettingsChanged{ShopID: s, SyncEnabled: &on, DefaultLowStockThreshold: &th, AlertChannels: []events.AlertChannel{{Kind: "email", Target: "a@example.com"}}})}}}
 	case k < 81:
 		s := l.shop
-		return []batch{{events.ShopStream(s), []events.Event{w.ev(events.ShopStream(s), s, events.ReconciliationCompleted{ShopID: s, StartedAt: w.at, FinishedAt: w.at.Add(time.Second), Watermark: w.at, ReceiptsSeen: w.rng.IntN(9), ListingsSeen: 3, APICalls: 4, DurationMillis: 1000, Scope: "all"})}}}
+		return []Batch{{events.ShopStream(s), []events.Event{w.ev(events.ShopStream(s), s, events.ReconciliationCompleted{ShopID: s, StartedAt: w.at, FinishedAt: w.at.Add(time.Second), Watermark: w.at, ReceiptsSeen: w.rng.IntN(9), ListingsSeen: 3, APICalls: 4, DurationMillis: 1000, Scope: "all"})}}}
 	default:
 		id := fmt.Sprintf("msg_%d_%d", w.seq, w.rng.Uint32())
-		return []batch{{events.WebhookStream(id), []events.Event{w.ev(events.WebhookStream(id), l.shop, events.WebhookReceived{WebhookID: id, Timestamp: w.at.Unix(), EtsyEventType: "order.paid", ResourceURL: "https://openapi.etsy.com/v3/application/shops/1/receipts/2", ShopID: l.shop, Headers: map[string]string{"webhook-id": id}, RawBody: []byte(`{"event_type":"order.paid"}`), ReceivedAt: w.at})}}}
+		return []Batch{{events.WebhookStream(id), []events.Event{w.ev(events.WebhookStream(id), l.shop, events.WebhookReceived{WebhookID: id, Timestamp: w.at.Unix(), EtsyEventType: "order.paid", ResourceURL: "https://openapi.etsy.com/v3/application/shops/1/receipts/2", ShopID: l.shop, Headers: map[string]string{"webhook-id": id}, RawBody: []byte(`{"event_type":"order.paid"}`), ReceivedAt: w.at})}}}
 	}
 }
 
-func (w *world) updateListing(l *genListing) batch {
+func (w *World) updateListing(l *genListing) Batch {
 	stream := events.ListingStream(l.id)
 	if w.rng.IntN(3) == 0 && len(l.variants) > 1 {
 		l.variants = l.variants[:len(l.variants)-1] // a variant goes away
@@ -281,13 +293,13 @@ func (w *world) updateListing(l *genListing) batch {
 	} else {
 		l.updated = at
 	}
-	return batch{stream, []events.Event{events.New(stream, l.shop, at, events.ListingUpdated{ListingID: l.id, ShopID: l.shop, Title: fmt.Sprintf("Listing %d v%d", l.id, w.seq), State: "active", Price: events.Money{Amount: 1100, Currency: "EUR"}, Variants: vs, EtsyUpdatedAt: etsyAt})}}
+	return Batch{stream, []events.Event{events.New(stream, l.shop, at, events.ListingUpdated{ListingID: l.id, ShopID: l.shop, Title: fmt.Sprintf("Listing %d v%d", l.id, w.seq), State: "active", Price: events.Money{Amount: 1100, Currency: "EUR"}, Variants: vs, EtsyUpdatedAt: etsyAt})}}
 }
 
-func (w *world) sale() []batch {
+func (w *World) sale() []Batch {
 	shop := w.shops[w.rng.IntN(len(w.shops))]
 	r := &genReceipt{id: w.id(), shop: shop}
-	var out []batch
+	var out []Batch
 	for range 1 + w.rng.IntN(3) {
 		l := w.listings[w.rng.IntN(len(w.listings))]
 		if l.shop != shop {
@@ -298,7 +310,7 @@ func (w *world) sale() []batch {
 		r.items = append(r.items, it)
 		r.total += it.Quantity * it.UnitPrice.Amount
 		ls := events.ListingStream(l.id)
-		out = append(out, batch{ls, []events.Event{w.ev(ls, shop, events.StockSold{ListingID: l.id, VariantKey: key, Quantity: it.Quantity, ReceiptID: r.id, TransactionID: it.TransactionID}).WithDedupe(fmt.Sprintf("etsy-txn:%d:sold", it.TransactionID))}})
+		out = append(out, Batch{ls, []events.Event{w.ev(ls, shop, events.StockSold{ListingID: l.id, VariantKey: key, Quantity: it.Quantity, ReceiptID: r.id, TransactionID: it.TransactionID}).WithDedupe(fmt.Sprintf("etsy-txn:%d:sold", it.TransactionID))}})
 	}
 	if len(r.items) == 0 {
 		return nil
@@ -307,10 +319,10 @@ func (w *world) sale() []batch {
 	rs := events.ReceiptStream(r.id)
 	eur := func(n int64) events.Money { return events.Money{Amount: n, Currency: "EUR"} }
 	rec := w.ev(rs, shop, events.SaleRecorded{ReceiptID: r.id, ShopID: shop, Status: "open", Items: r.items, Subtotal: eur(r.total), Shipping: eur(400), Tax: eur(0), Discount: eur(0), GrandTotal: eur(r.total + 400), CreatedAt: w.at, EtsyUpdatedAt: w.at})
-	return append([]batch{{rs, []events.Event{rec}}}, out...)
+	return append([]Batch{{rs, []events.Event{rec}}}, out...)
 }
 
-func (w *world) advanceReceipt() []batch {
+func (w *World) advanceReceipt() []Batch {
 	r := w.receipts[w.rng.IntN(len(w.receipts))]
 	rs := events.ReceiptStream(r.id)
 	var p events.Payload
@@ -319,11 +331,11 @@ func (w *world) advanceReceipt() []batch {
 		return nil
 	case w.rng.IntN(12) == 0:
 		r.state = 4
-		var out []batch
-		out = append(out, batch{rs, []events.Event{w.ev(rs, r.shop, events.SaleCanceled{ReceiptID: r.id, Reason: "buyer"})}})
+		var out []Batch
+		out = append(out, Batch{rs, []events.Event{w.ev(rs, r.shop, events.SaleCanceled{ReceiptID: r.id, Reason: "buyer"})}})
 		for _, it := range r.items {
 			ls := events.ListingStream(it.ListingID)
-			out = append(out, batch{ls, []events.Event{w.ev(ls, r.shop, events.StockAdjusted{ListingID: it.ListingID, VariantKey: it.VariantKey, Delta: it.Quantity, Reason: events.ReasonCancellation, Cause: fmt.Sprintf("receipt:%d", r.id)})}})
+			out = append(out, Batch{ls, []events.Event{w.ev(ls, r.shop, events.StockAdjusted{ListingID: it.ListingID, VariantKey: it.VariantKey, Delta: it.Quantity, Reason: events.ReasonCancellation, Cause: fmt.Sprintf("receipt:%d", r.id)})}})
 		}
 		return out
 	case w.rng.IntN(10) == 0:
@@ -337,38 +349,95 @@ func (w *world) advanceReceipt() []batch {
 	default:
 		return nil
 	}
-	return []batch{{rs, []events.Event{w.ev(rs, r.shop, p)}}}
+	return []Batch{{rs, []events.Event{w.ev(rs, r.shop, p)}}}
 }
 
-// generate returns about n events' worth of batches after the start.
-func (w *world) generate(n int) []batch {
-	var out []batch
+// Generate returns about n events' worth of batches after the start.
+func (w *World) Generate(n int) []Batch {
+	var out []Batch
 	count := 0
 	for count < n {
 		for _, b := range w.step() {
 			out = append(out, b)
-			count += len(b.evs)
+			count += len(b.Events)
 		}
 	}
 	return out
 }
 
-// coalesce merges the batches of each window by stream, keeping each
+// Coalesce merges the batches of each window by stream, keeping each
 // stream's order, so that a test can append many events quickly.
-func coalesce(bs []batch, window int) []batch {
-	var out []batch
+func Coalesce(bs []Batch, window int) []Batch {
+	var out []Batch
 	for start := 0; start < len(bs); start += window {
 		end := min(start+window, len(bs))
 		index := map[string]int{}
 		for _, b := range bs[start:end] {
-			i, ok := index[b.stream]
+			i, ok := index[b.Stream]
 			if !ok {
 				i = len(out)
-				index[b.stream] = i
-				out = append(out, batch{stream: b.stream})
+				index[b.Stream] = i
+				out = append(out, Batch{Stream: b.Stream})
 			}
-			out[i].evs = append(out[i].evs, b.evs...)
+			out[i].Events = append(out[i].Events, b.Events...)
 		}
 	}
 	return out
+}
+
+// Rebuildable returns the default read models that can be rebuilt, and
+// their tables.
+func Rebuildable(t *testing.T) ([]engine.Rebuildable, []string) {
+	t.Helper()
+	var out []engine.Rebuildable
+	var tables []string
+	for _, p := range projections.Default() {
+		if rb, ok := p.(engine.Rebuildable); ok {
+			out = append(out, rb)
+			tables = append(tables, rb.Tables()...)
+		}
+	}
+	return out, tables
+}
+
+// ExceptBothWays returns how many rows of a are not in b and of b not in a
+// (as multisets), with a sample row of each side.
+func ExceptBothWays(t *testing.T, db *sql.DB, a, b string) (onlyA, onlyB int, sample string) {
+	t.Helper()
+	for _, dir := range [][2]string{{a, b}, {b, a}} {
+		var n int
+		var row sql.NullString
+		err := db.QueryRow(fmt.Sprintf(`SELECT count(*), min(x::text) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s) x`, dir[0], dir[1])).Scan(&n, &row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dir[0] == a {
+			onlyA = n
+		} else {
+			onlyB = n
+		}
+		if row.Valid {
+			sample += fmt.Sprintf("\n  only in %s: %s", dir[0], row.String)
+		}
+	}
+	return onlyA, onlyB, sample
+}
+
+// RequireSameTables fails t unless each of tables holds the same rows as
+// its copy with suffix (a rebuild's shadow), and is not empty.
+func RequireSameTables(t *testing.T, db *sql.DB, tables []string, suffix string) {
+	t.Helper()
+	for _, table := range tables {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		onlyLive, onlyRebuilt, sample := ExceptBothWays(t, db, table, table+suffix)
+		if onlyLive != 0 || onlyRebuilt != 0 {
+			t.Errorf("%s: %d rows only live, %d only rebuilt (of %d)%s", table, onlyLive, onlyRebuilt, n, sample)
+		}
+		if n == 0 && table != "sale_items" {
+			t.Errorf("%s is empty: the test proves nothing about it", table)
+		}
+	}
 }

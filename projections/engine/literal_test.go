@@ -1,4 +1,4 @@
-package projections_test
+package engine_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/pgtest"
-	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/projections/engine"
 )
 
 // TestSQLLiteralsRoundTrip sends every kind of value a planned write
@@ -65,7 +65,7 @@ func TestSQLLiteralsRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range cases {
-			lit, err := projections.SQLLiteral(c.v)
+			lit, err := engine.SQLLiteral(c.v)
 			if err != nil {
 				t.Fatalf("literal of %#v: %v", c.v, err)
 			}
@@ -86,10 +86,10 @@ func TestSQLLiteralsRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if _, err := projections.SQLLiteral("a\x00b"); err == nil {
+	if _, err := engine.SQLLiteral("a\x00b"); err == nil {
 		t.Error("a string with a NUL byte got a literal")
 	}
-	if _, err := projections.SQLLiteral(struct{}{}); err == nil {
+	if _, err := engine.SQLLiteral(struct{}{}); err == nil {
 		t.Error("a struct got a literal")
 	}
 }

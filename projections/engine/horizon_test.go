@@ -1,9 +1,12 @@
-package projections_test
+package engine_test
 
 import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/projections/engine"
+	"github.com/shopledger/shopledger/projections/internal/projtest"
 
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
@@ -18,11 +21,11 @@ func TestAStrangersTransactionDoesNotStallProjections(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
 	s := eventstore.New(db.DB)
-	w := newWorld(3, 2)
-	appendAll(t, s, w.start(3))
+	w := projtest.NewWorld(3, 2)
+	projtest.AppendAll(t, s, w.Start(3))
 	projs := projections.Default()
-	startRunner(t, db.DB, projs, fastConfig(), nil)
-	waitCaughtUp(t, db.DB, names(projs), time.Minute)
+	projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
+	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), time.Minute)
 
 	stranger, err := db.Pool.Begin(ctx)
 	if err != nil {
@@ -35,8 +38,8 @@ func TestAStrangersTransactionDoesNotStallProjections(t *testing.T) {
 
 	var worst time.Duration
 	for range 20 {
-		appendAll(t, s, w.generate(25))
-		lags, err := projections.GroupLag(ctx, db.DB, names(projs))
+		projtest.AppendAll(t, s, w.Generate(25))
+		lags, err := engine.GroupLag(ctx, db.DB, projtest.Names(projs), projections.NewSeal())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +48,7 @@ func TestAStrangersTransactionDoesNotStallProjections(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	waitCaughtUp(t, db.DB, names(projs), time.Minute)
+	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), time.Minute)
 	var open bool
 	if err := stranger.QueryRow(ctx, `SELECT pg_current_xact_id_if_assigned() IS NOT NULL`).Scan(&open); err != nil || !open {
 		t.Fatalf("the stranger's transaction ended before the projections caught up (%v)", err)
@@ -60,17 +63,17 @@ func TestSealLagCountsEventsBehindItsOffset(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
 	s := eventstore.New(db.DB)
-	w := newWorld(5, 1)
-	appendAll(t, s, w.start(2))
+	w := projtest.NewWorld(5, 1)
+	projtest.AppendAll(t, s, w.Start(2))
 	seal := projections.NewSeal()
-	startRunner(t, db.DB, []projections.Projection{seal}, fastConfig(), nil)
-	waitCaughtUp(t, db.DB, []string{seal.Name()}, time.Minute)
+	projtest.StartRunner(t, db.DB, []engine.Projection{seal}, projtest.FastConfig(), nil)
+	projtest.WaitCaughtUp(t, db.DB, []string{seal.Name()}, time.Minute)
 
 	if _, err := db.DB.ExecContext(ctx, `INSERT INTO events (transaction_id, event_id, stream_id, stream_version, type, schema_version, data, occurred_at)
 		VALUES ('3', gen_random_uuid(), 'receipt-999', 1, 'sale.paid', 1, '{"receipt_id": 999}', now())`); err != nil {
 		t.Fatal(err)
 	}
-	lags, err := projections.GroupLag(ctx, db.DB, []string{seal.Name()})
+	lags, err := engine.GroupLag(ctx, db.DB, []string{seal.Name()}, seal)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package projections_test
+package engine_test
 
 import (
 	"bytes"
@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/projections/engine"
+	"github.com/shopledger/shopledger/projections/internal/projtest"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -23,7 +26,7 @@ import (
 
 func openCluster(t *testing.T, url string) (*sql.DB, *pgxpool.Pool) {
 	t.Helper()
-	db, pool, err := service.OpenDB(context.Background(), url, 20, testLogger(t), service.Migrate())
+	db, pool, err := service.OpenDB(context.Background(), url, 20, projtest.Logger(t), service.Migrate())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,17 +56,17 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 	step("source cluster, 30,000 transactions burnt")
 	srcDB, srcPool := openCluster(t, src.CreateDatabase("ledger"))
 
-	w := newWorld(7, 4)
-	var initial []batch
-	initial = append(initial, w.start(6)...)
-	initial = append(initial, w.generate(50_500)...)
-	appendInTransactions(t, srcDB, coalesce(initial, 64), 500)
+	w := projtest.NewWorld(7, 4)
+	var initial []projtest.Batch
+	initial = append(initial, w.Start(6)...)
+	initial = append(initial, w.Generate(50_500)...)
+	appendInTransactions(t, srcDB, projtest.Coalesce(initial, 64), 500)
 	step("50,000 events appended")
 	projs := projections.Default()
-	cfg := fastConfig()
+	cfg := projtest.FastConfig()
 	cfg.BatchSize = 2000
-	_, stopSrc := startRunner(t, srcDB, projs, cfg, nil)
-	waitCaughtUp(t, srcDB, names(projs), 5*time.Minute)
+	_, stopSrc := projtest.StartRunner(t, srcDB, projs, cfg, nil)
+	projtest.WaitCaughtUp(t, srcDB, projtest.Names(projs), 5*time.Minute)
 	stopSrc()
 	step("projected and sealed")
 	var logged int64
@@ -151,12 +154,12 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 	}
 
 	// The same new events on both sides, through the running projector.
-	more := w.generate(3_000)
+	more := w.Generate(3_000)
 	appendInTransactions(t, srcDB, more, 50)
 	appendInTransactions(t, dstDB, more, 50)
 	for _, side := range []*sql.DB{srcDB, dstDB} {
-		_, stop := startRunner(t, side, projs, cfg, nil)
-		waitCaughtUp(t, side, names(projs), 2*time.Minute)
+		_, stop := projtest.StartRunner(t, side, projs, cfg, nil)
+		projtest.WaitCaughtUp(t, side, projtest.Names(projs), 2*time.Minute)
 		stop()
 	}
 	step("new events projected on both sides")
@@ -174,17 +177,17 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 		t.Errorf("%d events sealed out of log order", outOfOrder)
 	}
 
-	_, tables := rebuildable(t)
+	_, tables := projtest.Rebuildable(t)
 	for _, table := range tables {
 		if a, b := digestWithout(t, srcDB, table), digestWithout(t, dstDB, table); a != b {
 			t.Errorf("%s differs between the source and the restored cluster after the same new events", table)
 		}
 	}
-	targets, _ := rebuildable(t)
-	if _, err := projections.Rebuild(ctx, dstPool, targets, projections.RebuildOptions{NoSwap: true}, testLogger(t)); err != nil {
+	targets, _ := projtest.Rebuildable(t)
+	if _, err := engine.Rebuild(ctx, dstPool, targets, engine.RebuildOptions{NoSwap: true}, projtest.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
-	requireSameTables(t, dstDB, tables, projections.ShadowSuffix)
+	projtest.RequireSameTables(t, dstDB, tables, engine.ShadowSuffix)
 	step("compared and rebuilt")
 
 	// The plain PostgreSQL path, pg_dump and pg_restore into the new
@@ -220,7 +223,7 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 
 // appendInTransactions appends batches, per transactions of n batches:
 // one commit (and one WAL flush) per n instead of per batch.
-func appendInTransactions(t *testing.T, db *sql.DB, batches []batch, n int) {
+func appendInTransactions(t *testing.T, db *sql.DB, batches []projtest.Batch, n int) {
 	t.Helper()
 	ctx := context.Background()
 	s := eventstore.New(db)
@@ -232,9 +235,9 @@ func appendInTransactions(t *testing.T, db *sql.DB, batches []batch, n int) {
 			t.Fatal(err)
 		}
 		for _, b := range chunk {
-			if _, err := s.AppendIn(ctx, tx, b.stream, eventstore.Any, b.evs...); err != nil {
+			if _, err := s.AppendIn(ctx, tx, b.Stream, eventstore.Any, b.Events...); err != nil {
 				tx.Rollback() //nolint:errcheck // failing anyway
-				t.Fatalf("append %s: %v", b.stream, err)
+				t.Fatalf("append %s: %v", b.Stream, err)
 			}
 		}
 		if err := tx.Commit(); err != nil {
@@ -243,10 +246,10 @@ func appendInTransactions(t *testing.T, db *sql.DB, batches []batch, n int) {
 	}
 }
 
-func countEvents(bs []batch) int {
+func countEvents(bs []projtest.Batch) int {
 	n := 0
 	for _, b := range bs {
-		n += len(b.evs)
+		n += len(b.Events)
 	}
 	return n
 }

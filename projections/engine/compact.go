@@ -1,4 +1,4 @@
-package projections
+package engine
 
 import (
 	"strings"
@@ -14,7 +14,7 @@ const (
 )
 
 type tableWrite struct {
-	t    table
+	t    Table
 	kind writeKind
 }
 
@@ -24,23 +24,23 @@ var (
 )
 
 // writeOf recognises the one-row inserts and full-row upserts that
-// planners build from the table descriptions.
-func writeOf(s stmt) (tableWrite, bool) {
+// planners build from the registered tables (Table.Insert, Table.Upsert).
+func writeOf(s Stmt) (tableWrite, bool) {
 	knownWritesOnce.Do(func() {
 		knownWrites = map[string]tableWrite{}
-		for _, t := range tablesByName {
-			knownWrites[t.upsertSQL()] = tableWrite{t, kindUpsert}
-			knownWrites[t.insertSQL()] = tableWrite{t, kindInsert}
+		for _, t := range registered {
+			knownWrites[t.UpsertSQL()] = tableWrite{t, kindUpsert}
+			knownWrites[t.InsertSQL()] = tableWrite{t, kindInsert}
 		}
 	})
-	if s.raw {
+	if s.Raw {
 		return tableWrite{}, false
 	}
-	w, ok := knownWrites[s.sql]
+	w, ok := knownWrites[s.SQL]
 	return w, ok
 }
 
-// compactWrites writes a batch's planned statements as fewer statements
+// CompactWrites writes a batch's planned statements as fewer statements
 // with the same effect: between two statements it does not recognise, the
 // one-row inserts into a table become one multi-row insert, and the
 // full-row upserts into a table become one multi-row upsert that keeps,
@@ -48,13 +48,13 @@ func writeOf(s stmt) (tableWrite, bool) {
 // not depend on the ones before it). Statements on different tables
 // commute, and a statement it does not recognise keeps its place: every
 // write before it is sent before it.
-func compactWrites(stmts []stmt) ([]stmt, error) {
+func CompactWrites(stmts []Stmt) ([]Stmt, error) {
 	type group struct {
 		w     tableWrite
 		rows  [][]any
 		byKey map[string]int
 	}
-	var out []stmt
+	var out []Stmt
 	var groups []*group
 	index := map[string]*group{}
 	flush := func() error {
@@ -77,7 +77,7 @@ func compactWrites(stmts []stmt) ([]stmt, error) {
 			out = append(out, s)
 			continue
 		}
-		g := index[w.t.name]
+		g := index[w.t.Name]
 		if g != nil && g.w.kind != w.kind {
 			// Inserts and upserts into one table keep their order.
 			if err := flush(); err != nil {
@@ -88,20 +88,20 @@ func compactWrites(stmts []stmt) ([]stmt, error) {
 		if g == nil {
 			g = &group{w: w, byKey: map[string]int{}}
 			groups = append(groups, g)
-			index[w.t.name] = g
+			index[w.t.Name] = g
 		}
 		if w.kind == kindUpsert {
-			k, err := w.t.keyOf(s.args)
+			k, err := w.t.keyOf(s.Args)
 			if err != nil {
 				return nil, err
 			}
 			if i, seen := g.byKey[k]; seen {
-				g.rows[i] = s.args
+				g.rows[i] = s.Args
 				continue
 			}
 			g.byKey[k] = len(g.rows)
 		}
-		g.rows = append(g.rows, s.args)
+		g.rows = append(g.rows, s.Args)
 	}
 	if err := flush(); err != nil {
 		return nil, err
@@ -110,12 +110,12 @@ func compactWrites(stmts []stmt) ([]stmt, error) {
 }
 
 // keyOf renders the key columns of a row as one string.
-func (t table) keyOf(row []any) (string, error) {
+func (t Table) keyOf(row []any) (string, error) {
 	var b strings.Builder
-	for _, k := range t.key {
-		for i, c := range t.columns {
+	for _, k := range t.Key {
+		for i, c := range t.Columns {
 			if c == k {
-				if err := appendLiteral(&b, row[i]); err != nil {
+				if err := AppendLiteral(&b, row[i]); err != nil {
 					return "", err
 				}
 				b.WriteByte(0)
@@ -126,16 +126,16 @@ func (t table) keyOf(row []any) (string, error) {
 }
 
 // statement writes rows as one multi-row insert or upsert with literals.
-func (w tableWrite) statement(rows [][]any) (stmt, error) {
+func (w tableWrite) statement(rows [][]any) (Stmt, error) {
 	if len(rows) == 1 {
 		// One row: the prepared statement is as good.
 		if w.kind == kindUpsert {
-			return stmt{sql: w.t.upsertSQL(), args: rows[0]}, nil
+			return Stmt{SQL: w.t.UpsertSQL(), Args: rows[0]}, nil
 		}
-		return stmt{sql: w.t.insertSQL(), args: rows[0]}, nil
+		return Stmt{SQL: w.t.InsertSQL(), Args: rows[0]}, nil
 	}
 	var b strings.Builder
-	b.WriteString("INSERT INTO " + w.t.name + " (" + w.t.columnList("") + ") VALUES ")
+	b.WriteString("INSERT INTO " + w.t.Name + " (" + w.t.ColumnList("") + ") VALUES ")
 	for i, row := range rows {
 		if i > 0 {
 			b.WriteString(", ")
@@ -145,14 +145,14 @@ func (w tableWrite) statement(rows [][]any) (stmt, error) {
 			if j > 0 {
 				b.WriteString(", ")
 			}
-			if err := appendLiteral(&b, v); err != nil {
-				return stmt{}, err
+			if err := AppendLiteral(&b, v); err != nil {
+				return Stmt{}, err
 			}
 		}
 		b.WriteByte(')')
 	}
 	if w.kind == kindUpsert {
-		b.WriteString(w.t.conflictClause())
+		b.WriteString(w.t.ConflictClause())
 	}
-	return stmt{sql: b.String(), raw: true}, nil
+	return Stmt{SQL: b.String(), Raw: true}, nil
 }

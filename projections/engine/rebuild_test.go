@@ -1,12 +1,14 @@
-package projections_test
+package engine_test
 
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/projections/engine"
+	"github.com/shopledger/shopledger/projections/internal/projtest"
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
@@ -14,21 +16,8 @@ import (
 	"github.com/shopledger/shopledger/projections"
 )
 
-func rebuildable(t *testing.T) ([]projections.Rebuildable, []string) {
-	t.Helper()
-	var out []projections.Rebuildable
-	var tables []string
-	for _, p := range projections.Default() {
-		if rb, ok := p.(projections.Rebuildable); ok {
-			out = append(out, rb)
-			tables = append(tables, rb.Tables()...)
-		}
-	}
-	return out, tables
-}
-
 // handledTypes lists the registered event types some of projs handle.
-func handledTypes(projs []projections.Rebuildable) []string {
+func handledTypes(projs []engine.Rebuildable) []string {
 	var out []string
 	for _, typ := range events.Types() {
 		for _, p := range projs {
@@ -39,29 +28,6 @@ func handledTypes(projs []projections.Rebuildable) []string {
 		}
 	}
 	return out
-}
-
-// exceptBothWays returns how many rows of a are not in b and of b not in a
-// (as multisets), with a sample row of each side.
-func exceptBothWays(t *testing.T, db *sql.DB, a, b string) (onlyA, onlyB int, sample string) {
-	t.Helper()
-	for _, dir := range [][2]string{{a, b}, {b, a}} {
-		var n int
-		var row sql.NullString
-		err := db.QueryRow(fmt.Sprintf(`SELECT count(*), min(x::text) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s) x`, dir[0], dir[1])).Scan(&n, &row)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if dir[0] == a {
-			onlyA = n
-		} else {
-			onlyB = n
-		}
-		if row.Valid {
-			sample += fmt.Sprintf("\n  only in %s: %s", dir[0], row.String)
-		}
-	}
-	return onlyA, onlyB, sample
 }
 
 // digest is an ordered hash of a table's rows as text: equal digests mean
@@ -75,23 +41,6 @@ func digest(t *testing.T, db *sql.DB, table string) string {
 	return d.String
 }
 
-func requireSameTables(t *testing.T, db *sql.DB, tables []string, suffix string) {
-	t.Helper()
-	for _, table := range tables {
-		var n int
-		if err := db.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		onlyLive, onlyRebuilt, sample := exceptBothWays(t, db, table, table+suffix)
-		if onlyLive != 0 || onlyRebuilt != 0 {
-			t.Errorf("%s: %d rows only live, %d only rebuilt (of %d)%s", table, onlyLive, onlyRebuilt, n, sample)
-		}
-		if n == 0 && table != "sale_items" {
-			t.Errorf("%s is empty: the test proves nothing about it", table)
-		}
-	}
-}
-
 // TestRebuildEqualsLive applies a generated log live while a rebuild swaps
 // fresh tables in underneath the running projector, then checks that the
 // live read models equal a rebuild from zero row for row, and that two
@@ -100,23 +49,23 @@ func TestRebuildEqualsLive(t *testing.T) {
 	db := pgtest.New(t)
 	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	w := newWorld(1, 3)
-	appendAll(t, s, w.start(4))
-	appendAll(t, s, w.generate(1500))
+	w := projtest.NewWorld(1, 3)
+	projtest.AppendAll(t, s, w.Start(4))
+	projtest.AppendAll(t, s, w.Generate(1500))
 
 	projs := projections.Default()
-	_, stop := startRunner(t, db.DB, projs, fastConfig(), nil)
-	targets, tables := rebuildable(t)
+	_, stop := projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
+	targets, tables := projtest.Rebuildable(t)
 
 	// Appends keep flowing from two writers while the rebuild swaps.
-	more := w.generate(3000)
+	more := w.Generate(3000)
 	var wg sync.WaitGroup
 	for i := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := i; j < len(more); j += 2 {
-				if _, err := s.Append(ctx, more[j].stream, eventstore.Any, more[j].evs...); err != nil {
+				if _, err := s.Append(ctx, more[j].Stream, eventstore.Any, more[j].Events...); err != nil {
 					t.Errorf("append: %v", err)
 					return
 				}
@@ -124,7 +73,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 		}()
 	}
 	time.Sleep(200 * time.Millisecond)
-	rep, err := projections.Rebuild(ctx, db.Pool, targets, projections.RebuildOptions{}, testLogger(t))
+	rep, err := engine.Rebuild(ctx, db.Pool, targets, engine.RebuildOptions{}, projtest.Logger(t))
 	if err != nil {
 		t.Fatalf("rebuild while live: %v", err)
 	}
@@ -132,8 +81,8 @@ func TestRebuildEqualsLive(t *testing.T) {
 		t.Fatal("rebuild read no events")
 	}
 	wg.Wait()
-	appendAll(t, s, w.generate(500))
-	waitCaughtUp(t, db.DB, names(projs), 60*time.Second)
+	projtest.AppendAll(t, s, w.Generate(500))
+	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), 60*time.Second)
 	stop()
 
 	// Nothing appends now, so a rebuild from zero reads every event of
@@ -149,7 +98,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 			t.Fatal(err)
 		}
 		for attempt := 1; ; attempt++ {
-			rep, err := projections.Rebuild(ctx, db.Pool, targets, projections.RebuildOptions{NoSwap: true}, testLogger(t))
+			rep, err := engine.Rebuild(ctx, db.Pool, targets, engine.RebuildOptions{NoSwap: true}, projtest.Logger(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,15 +109,15 @@ func TestRebuildEqualsLive(t *testing.T) {
 		}
 	}
 	rebuildAll()
-	requireSameTables(t, db.DB, tables, projections.ShadowSuffix)
+	projtest.RequireSameTables(t, db.DB, tables, engine.ShadowSuffix)
 
 	first := map[string]string{}
 	for _, table := range tables {
-		first[table] = digest(t, db.DB, table+projections.ShadowSuffix)
+		first[table] = digest(t, db.DB, table+engine.ShadowSuffix)
 	}
 	rebuildAll()
 	for _, table := range tables {
-		if got := digest(t, db.DB, table+projections.ShadowSuffix); got != first[table] {
+		if got := digest(t, db.DB, table+engine.ShadowSuffix); got != first[table] {
 			t.Errorf("%s: two rebuilds from zero differ (digest %s, then %s)", table, first[table], got)
 		}
 	}
@@ -181,10 +130,10 @@ func TestRebuildKeepsSchema(t *testing.T) {
 	db := pgtest.New(t)
 	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	w := newWorld(2, 1)
-	appendAll(t, s, w.start(2))
-	appendAll(t, s, w.generate(200))
-	targets, tables := rebuildable(t)
+	w := projtest.NewWorld(2, 1)
+	projtest.AppendAll(t, s, w.Start(2))
+	projtest.AppendAll(t, s, w.Generate(200))
+	targets, tables := projtest.Rebuildable(t)
 	schema := func() string {
 		var out string
 		err := db.DB.QueryRow(`SELECT string_agg(x, E'\n' ORDER BY x) FROM (
@@ -199,7 +148,7 @@ func TestRebuildKeepsSchema(t *testing.T) {
 	}
 	before := schema()
 	for range 2 {
-		if _, err := projections.Rebuild(ctx, db.Pool, targets, projections.RebuildOptions{}, testLogger(t)); err != nil {
+		if _, err := engine.Rebuild(ctx, db.Pool, targets, engine.RebuildOptions{}, projtest.Logger(t)); err != nil {
 			t.Fatal(err)
 		}
 	}

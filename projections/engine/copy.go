@@ -1,4 +1,4 @@
-package projections
+package engine
 
 import (
 	"context"
@@ -52,7 +52,7 @@ const copyChunk = 256 << 10
 // the COPY. Encoding the row's own field types by the column types is
 // several times cheaper than the driver's generic per-value encoding.
 type copyStream struct {
-	t    table
+	t    Table
 	oids []uint32
 
 	mu  sync.Mutex // one emitter at a time, whichever goroutine it is
@@ -66,7 +66,7 @@ type copyStream struct {
 
 // newCopyStream prepares a COPY into the shadow of t, encoding each column
 // for the type the live table gives it.
-func newCopyStream(ctx context.Context, pool *pgxpool.Pool, t table) (*copyStream, error) {
+func newCopyStream(ctx context.Context, pool *pgxpool.Pool, t Table) (*copyStream, error) {
 	oids, err := columnTypes(ctx, pool, t)
 	if err != nil {
 		return nil, err
@@ -77,11 +77,11 @@ func newCopyStream(ctx context.Context, pool *pgxpool.Pool, t table) (*copyStrea
 }
 
 // columnTypes returns the type of each of t's columns, in t's order.
-func columnTypes(ctx context.Context, pool *pgxpool.Pool, t table) ([]uint32, error) {
+func columnTypes(ctx context.Context, pool *pgxpool.Pool, t Table) ([]uint32, error) {
 	rows, err := pool.Query(ctx, `SELECT attname, atttypid FROM pg_attribute
-		WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, t.name)
+		WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, t.Name)
 	if err != nil {
-		return nil, fmt.Errorf("column types of %s: %w", t.name, err)
+		return nil, fmt.Errorf("column types of %s: %w", t.Name, err)
 	}
 	byName := map[string]uint32{}
 	for rows.Next() {
@@ -89,19 +89,19 @@ func columnTypes(ctx context.Context, pool *pgxpool.Pool, t table) ([]uint32, er
 		var oid uint32
 		if err := rows.Scan(&name, &oid); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("column types of %s: %w", t.name, err)
+			return nil, fmt.Errorf("column types of %s: %w", t.Name, err)
 		}
 		byName[name] = oid
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("column types of %s: %w", t.name, err)
+		return nil, fmt.Errorf("column types of %s: %w", t.Name, err)
 	}
-	oids := make([]uint32, len(t.columns))
-	for i, col := range t.columns {
+	oids := make([]uint32, len(t.Columns))
+	for i, col := range t.Columns {
 		oid, ok := byName[col]
 		if !ok {
-			return nil, fmt.Errorf("column types of %s: no column %s", t.name, col)
+			return nil, fmt.Errorf("column types of %s: no column %s", t.Name, col)
 		}
 		oids[i] = oid
 	}
@@ -118,11 +118,11 @@ func (c *copyStream) run(ctx context.Context, pool *pgxpool.Pool) {
 		return
 	}
 	defer conn.Release()
-	cols := make([]string, len(c.t.columns))
-	for i, col := range c.t.columns {
+	cols := make([]string, len(c.t.Columns))
+	for i, col := range c.t.Columns {
 		cols[i] = pgx.Identifier{col}.Sanitize()
 	}
-	sql := `COPY ` + pgx.Identifier{c.t.name + ShadowSuffix}.Sanitize() + ` (` + strings.Join(cols, ", ") + `) FROM STDIN (FORMAT binary)`
+	sql := `COPY ` + pgx.Identifier{c.t.Name + ShadowSuffix}.Sanitize() + ` (` + strings.Join(cols, ", ") + `) FROM STDIN (FORMAT binary)`
 	if _, err := conn.Conn().PgConn().CopyFrom(ctx, &chunkReader{chunks: c.chunks}, sql); err != nil {
 		c.err = err
 		c.drain()
@@ -142,7 +142,7 @@ func (c *copyStream) drain() {
 // column order (a row type's fields()).
 func (c *copyStream) emit(ctx context.Context, ptrs []any) error {
 	if len(ptrs) != len(c.oids) {
-		return fmt.Errorf("copy into %s: row has %d values for %d columns", c.t.name, len(ptrs), len(c.oids))
+		return fmt.Errorf("copy into %s: row has %d values for %d columns", c.t.Name, len(ptrs), len(c.oids))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -152,7 +152,7 @@ func (c *copyStream) emit(ctx context.Context, ptrs []any) error {
 		var err error
 		if c.buf, err = appendCopyField(c.buf, c.oids[i], p); err != nil {
 			c.buf = c.buf[:start]
-			return fmt.Errorf("copy into %s, column %s: %w", c.t.name, c.t.columns[i], err)
+			return fmt.Errorf("copy into %s, column %s: %w", c.t.Name, c.t.Columns[i], err)
 		}
 	}
 	c.n++
@@ -170,7 +170,7 @@ func (c *copyStream) send(ctx context.Context) error {
 	case c.chunks <- chunk:
 		return nil
 	case <-c.done:
-		return fmt.Errorf("copy into %s stopped: %w", c.t.name, c.err)
+		return fmt.Errorf("copy into %s stopped: %w", c.t.Name, c.err)
 	case <-ctx.Done():
 		return ctx.Err()
 	}

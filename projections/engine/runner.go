@@ -1,4 +1,4 @@
-package projections
+package engine
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -285,7 +284,7 @@ func (r *Runner) handleEvent(ctx context.Context, st *projectionState, tx *sql.T
 			trace.WithAttributes(attribute.String("event.type", rec.Type()), attribute.String("event.stream", rec.StreamID)))
 		defer span.End()
 	}
-	if pl, ok := st.p.(planner); ok {
+	if pl, ok := st.p.(Planner); ok {
 		return r.planEvent(ctx, st, pl, tx, rec, c, start)
 	}
 	// Checkpoint, release, and the savepoint for the next event go in
@@ -323,7 +322,7 @@ func checkpointSQL(name string, c eventstore.Cursor) string {
 type pendingEvent struct {
 	rec     events.Record
 	cursor  eventstore.Cursor
-	stmts   []stmt
+	stmts   []Stmt
 	planned time.Duration
 }
 
@@ -332,7 +331,7 @@ type pendingEvent struct {
 // trip right before the group's offset is stored. The event is
 // acknowledged now: nothing commits unless flush wrote it, and an event
 // flush could not write is never acknowledged to the log (see flush).
-func (r *Runner) planEvent(ctx context.Context, st *projectionState, pl planner, tx *sql.Tx, rec events.Record, c eventstore.Cursor, start time.Time) error {
+func (r *Runner) planEvent(ctx context.Context, st *projectionState, pl Planner, tx *sql.Tx, rec events.Record, c eventstore.Cursor, start time.Time) error {
 	stmts, err := plan(ctx, pl, tx, rec)
 	if err == nil {
 		err = st.prepare(ctx, tx, stmts)
@@ -341,7 +340,7 @@ func (r *Runner) planEvent(ctx context.Context, st *projectionState, pl planner,
 		// Nothing was written since the batch savepoint, only read and
 		// prepared; rolling back to it leaves the transaction usable for
 		// the planned writes of the events before this one.
-		pl.forget()
+		pl.Forget()
 		if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projection_batch`); rbErr != nil {
 			err = errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
 		}
@@ -380,11 +379,11 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 	if len(pending) == 0 {
 		return ack, true
 	}
-	pl := st.p.(planner)
+	pl := st.p.(Planner)
 	upTo, err := eventstore.CursorOfRow(ack)
 	if err != nil {
 		// Never store an offset the runner cannot account for.
-		pl.forget()
+		pl.Forget()
 		st.warm = false
 		_ = r.fail(st, pending[0].rec, err)
 		return wsql.Row{}, false
@@ -396,7 +395,7 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 	if n < len(pending) {
 		// Applied after the subscriber stopped waiting: never written, so
 		// the cached rows those plans changed are not true.
-		pl.forget()
+		pl.Forget()
 		st.warm = false
 	}
 	pending = pending[:n]
@@ -407,15 +406,15 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.AckDeadline)
 	defer cancel()
 	start := time.Now()
-	var all []stmt
+	var all []Stmt
 	for _, p := range pending {
 		all = append(all, p.stmts...)
 	}
 	last := pending[len(pending)-1]
-	if c, ok := st.p.(compacter); ok {
-		all, err = c.compact(all)
+	if c, ok := st.p.(Compacter); ok {
+		all, err = c.Compact(all)
 	} else {
-		all, err = compactWrites(all)
+		all, err = CompactWrites(all)
 	}
 	if err == nil {
 		err = st.prepare(ctx, tx, all)
@@ -437,7 +436,7 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 	}
 	r.logger.Warn("writing a projection batch failed; writing its events one by one",
 		"projection", st.name, "events", len(pending), "err", err)
-	pl.forget()
+	pl.Forget()
 	st.warm = false
 	if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT projection_batch`); err != nil {
 		st.tx = nil
@@ -477,7 +476,7 @@ func (r *Runner) flush(st *projectionState, ack wsql.Row) (wsql.Row, bool) {
 // handledTypes lists the registered types p handles, or none for a
 // payloadless projection, which reads every event without its payload.
 func handledTypes(p Projection) []string {
-	if _, ok := p.(payloadless); ok {
+	if _, ok := p.(Payloadless); ok {
 		return nil
 	}
 	var out []string
@@ -491,7 +490,7 @@ func handledTypes(p Projection) []string {
 
 // execStmts runs head, the prepared statements and tail in one
 // simple-protocol round trip.
-func execStmts(ctx context.Context, tx *sql.Tx, head string, stmts []stmt, tail string) error {
+func execStmts(ctx context.Context, tx *sql.Tx, head string, stmts []Stmt, tail string) error {
 	sqlText, err := joinStmts(stmts, tail)
 	if err != nil {
 		return err
@@ -514,17 +513,17 @@ func apply(ctx context.Context, p Projection, tx *sql.Tx, rec events.Record, lim
 	return p.Apply(ctx, tx, rec)
 }
 
-// plan runs p.plan, turning a panic into an error. It needs no deadline
+// plan runs p.Plan, turning a panic into an error. It needs no deadline
 // of its own: a plan only reads, under the message's context, which the
 // subscriber ends at the ack deadline.
-func plan(ctx context.Context, p planner, tx *sql.Tx, rec events.Record) (stmts []stmt, err error) {
+func plan(ctx context.Context, p Planner, tx *sql.Tx, rec events.Record) (stmts []Stmt, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			p.forget()
+			p.Forget()
 			err = fmt.Errorf("apply panicked: %v", v)
 		}
 	}()
-	return p.plan(ctx, tx, rec)
+	return p.Plan(ctx, tx, rec)
 }
 
 // stmtNames memoises stmtName: the same few statements are written for
@@ -545,16 +544,16 @@ func stmtName(sqlText string) string {
 // prepare makes sure the connection under tx has every statement
 // prepared: writes then go as EXECUTE in one simple-protocol round trip
 // without being planned again for every event.
-func (st *projectionState) prepare(ctx context.Context, tx *sql.Tx, stmts []stmt) error {
+func (st *projectionState) prepare(ctx context.Context, tx *sql.Tx, stmts []Stmt) error {
 	for _, s := range stmts {
-		if s.raw {
+		if s.Raw {
 			continue
 		}
-		name := stmtName(s.sql)
+		name := stmtName(s.SQL)
 		if st.prepared[name] {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `PREPARE `+name+` AS `+s.sql); err != nil {
+		if _, err := tx.ExecContext(ctx, `PREPARE `+name+` AS `+s.SQL); err != nil {
 			return fmt.Errorf("prepare %s: %w", name, err)
 		}
 		st.prepared[name] = true
@@ -565,22 +564,22 @@ func (st *projectionState) prepare(ctx context.Context, tx *sql.Tx, stmts []stmt
 // joinStmts puts EXECUTEs of the statements, with their arguments as
 // literals, and tail into one text for the simple protocol, which takes
 // several statements.
-func joinStmts(stmts []stmt, tail string) (string, error) {
+func joinStmts(stmts []Stmt, tail string) (string, error) {
 	var b strings.Builder
 	for _, s := range stmts {
-		if s.raw {
-			b.WriteString(s.sql + ";\n")
+		if s.Raw {
+			b.WriteString(s.SQL + ";\n")
 			continue
 		}
-		b.WriteString("EXECUTE " + stmtName(s.sql))
-		if len(s.args) > 0 {
+		b.WriteString("EXECUTE " + stmtName(s.SQL))
+		if len(s.Args) > 0 {
 			b.WriteString("(")
-			for i, a := range s.args {
+			for i, a := range s.Args {
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				if err := appendLiteral(&b, a); err != nil {
-					return "", fmt.Errorf("argument %d of %s: %w", i+1, stmtName(s.sql), err)
+				if err := AppendLiteral(&b, a); err != nil {
+					return "", fmt.Errorf("argument %d of %s: %w", i+1, stmtName(s.SQL), err)
 				}
 			}
 			b.WriteString(")")
@@ -590,9 +589,6 @@ func joinStmts(stmts []stmt, tail string) (string, error) {
 	b.WriteString(tail)
 	return b.String(), nil
 }
-
-// payloadless projections need only an event's place in the log.
-type payloadless interface{ payloadless() }
 
 // begin prepares st for an event of tx: on a new transaction it reads the
 // checkpoint and opens the savepoint that the first event uses.
@@ -632,17 +628,17 @@ func (st *projectionState) begin(ctx context.Context, tx *sql.Tx, recs []events.
 	// Rows cached by the previous transaction are still true only if it
 	// committed everything this runner applied and nothing was applied
 	// by anyone else since: the stored checkpoint is exactly ours.
-	if pl, ok := st.p.(planner); ok {
+	if pl, ok := st.p.(Planner); ok {
 		if st.warm && stored == st.checkpoint {
-			pl.adopt(tx)
+			pl.Adopt(tx)
 		} else {
-			pl.forget()
+			pl.Forget()
 		}
 	}
 	st.checkpoint, st.warm = stored, true
-	if pf, ok := st.p.(prefetcher); ok {
-		if err := pf.prefetch(ctx, tx, recs); err != nil {
-			st.p.(planner).forget()
+	if pf, ok := st.p.(Prefetcher); ok {
+		if err := pf.Prefetch(ctx, tx, recs); err != nil {
+			st.p.(Planner).Forget()
 			st.warm = false
 			return err
 		}
@@ -670,7 +666,7 @@ func (st *projectionState) begin(ctx context.Context, tx *sql.Tx, recs []events.
 	// under one savepoint; other projections write as they go, one
 	// savepoint per event.
 	savepoint := `SAVEPOINT projection_event`
-	if _, ok := st.p.(planner); ok {
+	if _, ok := st.p.(Planner); ok {
 		savepoint = `SAVEPOINT projection_batch`
 	}
 	if _, err := tx.ExecContext(ctx, savepoint); err != nil {
@@ -718,128 +714,6 @@ func (r *Runner) recovered(st *projectionState) {
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// restartingSubscriber is one projection's subscription as the router
-// sees it: it reads through an eventstore subscriber and, when the
-// projection fails, closes that subscriber (committing what was applied
-// before the failing event), waits RetryInterval and opens a new one that
-// starts again at the failing event.
-type restartingSubscriber struct {
-	runner *Runner
-	st     *projectionState
-
-	closing   chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
-}
-
-func (s *restartingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	s.st.stop = make(chan struct{}, 1)
-	out := make(chan *message.Message)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(out)
-		for {
-			err := s.consume(ctx, topic, out)
-			if err != nil {
-				s.runner.logger.Error("projection consumer failed", "projection", s.st.name, "err", err)
-			}
-			select {
-			case <-s.closing:
-				return
-			case <-ctx.Done():
-				return
-			default:
-			}
-			select {
-			case <-time.After(s.runner.cfg.RetryInterval):
-			case <-s.closing:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
-}
-
-// consume forwards one eventstore subscription until the projection fails
-// or the subscriber closes.
-func (s *restartingSubscriber) consume(ctx context.Context, topic string, out chan<- *message.Message) error {
-	cfg := s.runner.cfg
-	offsets := flushingOffsets{
-		OffsetsAdapter: eventstore.NewOffsetsAdapter(),
-		flush:          func(row wsql.Row) (wsql.Row, bool) { return s.runner.flush(s.st, row) },
-	}
-	inner, err := newLogSubscriber(s.runner.db, s.st.name, cfg, s.st.adapter, offsets, s.runner.wlogger)
-	if err != nil {
-		return err
-	}
-	// Drain a stop signal left by the previous subscription.
-	select {
-	case <-s.st.stop:
-	default:
-	}
-	// The router cancels its handlers' context as soon as it starts
-	// closing, and a cancelled subscription rolls its batch back. The inner
-	// subscription therefore outlives ctx and is closed here instead,
-	// which commits what was applied.
-	msgs, err := inner.Subscribe(context.WithoutCancel(ctx), topic)
-	if err != nil {
-		return err
-	}
-	defer s.closeInner(inner)
-	for {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				return nil
-			}
-			select {
-			case out <- m:
-			case <-s.st.stop:
-				return nil
-			case <-s.closing:
-				return nil
-			case <-ctx.Done():
-				return nil
-			}
-		case <-s.st.stop:
-			return nil
-		case <-s.closing:
-			return nil
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-// closeInner waits for the event being applied, keeps further events from
-// being applied and closes inner, which commits the applied events with
-// the group's offset.
-func (s *restartingSubscriber) closeInner(inner *wsql.Subscriber) {
-	s.st.mu.Lock()
-	s.st.closing = true
-	s.st.mu.Unlock()
-	if err := inner.Close(); err != nil {
-		s.runner.logger.Error("close projection consumer", "projection", s.st.name, "err", err)
-	}
-	s.st.mu.Lock()
-	s.st.closing = false
-	s.st.tx, s.st.savepoint = nil, false
-	if len(s.st.pending) > 0 {
-		s.st.pending = nil
-		s.st.warm = false
-	}
-	s.st.mu.Unlock()
-}
-
-func (s *restartingSubscriber) Close() error {
-	s.closeOnce.Do(func() { close(s.closing) })
-	s.wg.Wait()
-	return nil
-}
-
 type runnerMetrics struct {
 	applied  *prometheus.CounterVec
 	failures *prometheus.CounterVec
@@ -850,32 +724,29 @@ type runnerMetrics struct {
 }
 
 func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
+	perProjection := []string{"projection"}
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, perProjection)
+	}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, perProjection)
+	}
 	m := &runnerMetrics{
-		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopledger_projection_events_applied_total",
-			Help: "Events applied by each projection (events it does not handle are not counted).",
-		}, []string{"projection"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopledger_projection_failures_total",
-			Help: "Failed attempts to apply an event, per projection.",
-		}, []string{"projection"}),
+		applied: counter("shopledger_projection_events_applied_total",
+			"Events applied by each projection (events it does not handle are not counted)."),
+		failures: counter("shopledger_projection_failures_total",
+			"Failed attempts to apply an event, per projection."),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "shopledger_projection_apply_seconds",
 			Help:    "Time to apply one event, per projection.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
-		}, []string{"projection"}),
-		stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "shopledger_projection_stopped",
-			Help: "1 while a projection is stopped at an event it cannot apply.",
-		}, []string{"projection"}),
-		lagCount: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "shopledger_projection_lag_events",
-			Help: "Events in the log after the projection's committed offset (capped at 10 million).",
-		}, []string{"projection"}),
-		lagAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "shopledger_projection_lag_seconds",
-			Help: "Age of the oldest event the projection has not committed yet; 0 when caught up.",
-		}, []string{"projection"}),
+		}, perProjection),
+		stopped: gauge("shopledger_projection_stopped",
+			"1 while a projection is stopped at an event it cannot apply."),
+		lagCount: gauge("shopledger_projection_lag_events",
+			"Events in the log after the projection's committed offset (capped at 10 million)."),
+		lagAge: gauge("shopledger_projection_lag_seconds",
+			"Age of the oldest event the projection has not committed yet; 0 when caught up."),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.applied, m.failures, m.latency, m.stopped, m.lagCount, m.lagAge} {
@@ -885,65 +756,4 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		}
 	}
 	return m, nil
-}
-
-// Lag is how far a consumer group is behind the log.
-type Lag struct {
-	Group  string
-	Events int64
-	// Oldest is the recorded time of the oldest event not yet committed by
-	// the group; zero when caught up.
-	Oldest time.Time
-	Age    time.Duration
-}
-
-// GroupLag measures how far each consumer group is behind.
-func GroupLag(ctx context.Context, q Queryer, groups []string) ([]Lag, error) {
-	out := make([]Lag, 0, len(groups))
-	for _, g := range groups {
-		l := Lag{Group: g}
-		b, err := eventstore.GroupBehind(ctx, q, g)
-		if err != nil {
-			return nil, fmt.Errorf("lag of %s: %w", g, err)
-		}
-		l.Events, l.Oldest, l.Age = b.Events, b.Oldest, b.Age
-		if g == (&Seal{}).Name() {
-			// The seal knows exactly what it has not covered: an event
-			// that landed behind its offset (a log moved without being
-			// adopted) counts as lag too, instead of hiding. Its seq is
-			// gap-free, so the last one is how many events it sealed.
-			unsealed, err := eventstore.CountPastSeal(ctx, q)
-			if err != nil {
-				return nil, fmt.Errorf("lag of %s: %w", g, err)
-			}
-			l.Events = max(l.Events, unsealed)
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
-
-func (r *Runner) watchLag(ctx context.Context) {
-	groups := make([]string, len(r.states))
-	for i, st := range r.states {
-		groups[i] = st.name
-	}
-	sort.Strings(groups)
-	t := time.NewTicker(r.cfg.LagInterval)
-	defer t.Stop()
-	for {
-		lags, err := GroupLag(ctx, r.db, groups)
-		if err != nil && ctx.Err() == nil {
-			r.logger.Warn("measure projection lag", "err", err)
-		}
-		for _, l := range lags {
-			r.metrics.lagCount.WithLabelValues(l.Group).Set(float64(l.Events))
-			r.metrics.lagAge.WithLabelValues(l.Group).Set(l.Age.Seconds())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package projections
+package engine
 
 import (
 	"context"
@@ -51,6 +51,31 @@ type RebuildOptions struct {
 	NoSwap bool
 }
 
+// Rebuildable is a projection whose tables can be rebuilt from the log
+// into shadow tables and swapped in.
+type Rebuildable interface {
+	Projection
+	// Tables lists the read-model tables the projection owns, each
+	// registered with RegisterTables.
+	Tables() []string
+	// NewFold returns an in-memory fold that emits rows for the shadow
+	// tables. It must produce exactly the rows Apply would have written.
+	NewFold() Fold
+}
+
+// Fold folds the log in memory and hands rows to the shadow tables.
+type Fold interface {
+	// Apply folds one event; append-only rows may be emitted right away.
+	Apply(rec events.Record, emit EmitFunc) error
+	// Finish emits the rows that were kept in memory.
+	Finish(emit EmitFunc) error
+}
+
+// EmitFunc hands one row to table, as pointers to its fields in the
+// table's column order (a row type's fields()). The row is encoded before
+// emit returns, so the caller may change it afterwards.
+type EmitFunc func(table string, fields []any) error
+
 // Rebuild builds fresh copies of the projections' tables from the log
 // into shadow tables, then, in one transaction, swaps them in and sets each
 // projection's consumer group offset (and checkpoint) to the last event
@@ -80,11 +105,11 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 	}
 	defer lockConn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, rebuildLock) //nolint:errcheck // the session ends soon anyway
 
-	var tables []table
+	var tables []Table
 	for _, p := range projs {
 		rep.Projections = append(rep.Projections, p.Name())
 		for _, name := range p.Tables() {
-			t, ok := tablesByName[name]
+			t, ok := registered[name]
 			if !ok {
 				return rep, fmt.Errorf("rebuild %s: unknown table %s", p.Name(), name)
 			}
@@ -95,9 +120,9 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 		return rep, fmt.Errorf("rebuild: needs a pool of %d connections, has %d", need, pool.Config().MaxConns)
 	}
 	for _, t := range tables {
-		if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS `+t.name+ShadowSuffix+`;
-			CREATE TABLE `+t.name+ShadowSuffix+` (LIKE `+t.name+` INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)`); err != nil {
-			return rep, fmt.Errorf("rebuild: create shadow of %s: %w", t.name, err)
+		if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS `+t.Name+ShadowSuffix+`;
+			CREATE TABLE `+t.Name+ShadowSuffix+` (LIKE `+t.Name+` INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)`); err != nil {
+			return rep, fmt.Errorf("rebuild: create shadow of %s: %w", t.Name, err)
 		}
 	}
 
@@ -110,7 +135,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 		if err != nil {
 			return rep, fmt.Errorf("rebuild: %w", err)
 		}
-		copies[t.name] = cs
+		copies[t.Name] = cs
 	}
 	for _, cs := range copies {
 		go cs.run(copyCtx, pool)
@@ -121,18 +146,18 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 	closeCopies := func() error {
 		var errs []error
 		for _, t := range tables {
-			n, err := copies[t.name].close(copyCtx)
+			n, err := copies[t.Name].close(copyCtx)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("copy into %s: %w", t.name, err))
+				errs = append(errs, fmt.Errorf("copy into %s: %w", t.Name, err))
 			}
-			rep.Rows[t.name] = n
+			rep.Rows[t.Name] = n
 		}
 		return errors.Join(errs...)
 	}
 
-	folds := make([]rebuild, len(projs))
+	folds := make([]Fold, len(projs))
 	for i, p := range projs {
-		folds[i] = p.newRebuild()
+		folds[i] = p.NewFold()
 	}
 	cursor, n, err := foldLog(ctx, pool, projs, folds, emit)
 	rep.Events, rep.Cursor = n, cursor
@@ -144,7 +169,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if ferr := f.finish(emit); ferr != nil {
+				if ferr := f.Finish(emit); ferr != nil {
 					ferrs[i] = fmt.Errorf("finish %s: %w", projs[i].Name(), ferr)
 				}
 			}()
@@ -184,7 +209,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, opts 
 // its reads and for the fsync of the finished index, and another build
 // uses the core meanwhile. The largest tables' indexes go first, so that
 // the longest builds do not start last.
-func buildShadowIndexes(ctx context.Context, pool *pgxpool.Pool, tables []table, rows map[string]int64) (map[string][]indexDef, error) {
+func buildShadowIndexes(ctx context.Context, pool *pgxpool.Pool, tables []Table, rows map[string]int64) (map[string][]indexDef, error) {
 	indexes := map[string][]indexDef{}
 	type build struct {
 		table string
@@ -193,13 +218,13 @@ func buildShadowIndexes(ctx context.Context, pool *pgxpool.Pool, tables []table,
 	}
 	var builds []build
 	for _, t := range tables {
-		defs, stmts, err := shadowIndexes(ctx, pool, t.name)
+		defs, stmts, err := shadowIndexes(ctx, pool, t.Name)
 		if err != nil {
 			return nil, err
 		}
-		indexes[t.name] = defs
+		indexes[t.Name] = defs
 		for i, d := range defs {
-			builds = append(builds, build{table: t.name, def: d, sql: stmts[i]})
+			builds = append(builds, build{table: t.Name, def: d, sql: stmts[i]})
 		}
 	}
 	sort.SliceStable(builds, func(i, j int) bool { return rows[builds[i].table] > rows[builds[j].table] })
@@ -248,18 +273,10 @@ func buildShadowIndexes(ctx context.Context, pool *pgxpool.Pool, tables []table,
 	return indexes, nil
 }
 
-var tablesByName = map[string]table{}
-
-func init() {
-	for _, t := range []table{shopsTable, productsTable, variantsTable, movementsTable, salesTable, saleItemsTable, salesDailyTable} {
-		tablesByName[t.name] = t
-	}
-}
-
 // foldLog reads the log in commit order and folds every event some
 // projection handles. It returns the cursor of the last event below the
 // horizon, whatever its type.
-func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds []rebuild, emit emitFunc) (eventstore.Cursor, int64, error) {
+func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds []Fold, emit EmitFunc) (eventstore.Cursor, int64, error) {
 	var cursor eventstore.Cursor
 	var types []string
 	for _, typ := range events.Types() {
@@ -325,7 +342,7 @@ const decodeChunkSize = 256
 // foldRows decodes the rows on every core and folds them in log order on
 // this goroutine: decoding JSON is most of a rebuild's work, folding must
 // stay in order.
-func foldRows(ctx context.Context, rows pgx.Rows, projs []Rebuildable, folds []rebuild, emit emitFunc) (int64, error) {
+func foldRows(ctx context.Context, rows pgx.Rows, projs []Rebuildable, folds []Fold, emit EmitFunc) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := max(runtime.GOMAXPROCS(0), 1)
@@ -371,7 +388,7 @@ func foldRows(ctx context.Context, rows pgx.Rows, projs []Rebuildable, folds []r
 				if !p.Handles(c.types[i]) {
 					continue
 				}
-				if ferr := folds[j].apply(rec, emit); ferr != nil {
+				if ferr := folds[j].Apply(rec, emit); ferr != nil {
 					err = fmt.Errorf("fold %s at %d: %w", p.Name(), rec.Position, ferr)
 					cancel()
 					break
@@ -604,7 +621,7 @@ func shadowIndexName(name string) string {
 // consumer groups to the cursor, all in one transaction. Taking the groups'
 // offset rows first waits for live projector batches to commit and keeps
 // new ones out until the swap is done.
-func swap(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, tables []table, indexes map[string][]indexDef, cursor eventstore.Cursor) error {
+func swap(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, tables []Table, indexes map[string][]indexDef, cursor eventstore.Cursor) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("swap: %w", err)
@@ -621,21 +638,21 @@ func swap(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, tables [
 		}
 	}
 	for _, t := range tables {
-		grants, err := tableGrants(ctx, tx, t.name)
+		grants, err := tableGrants(ctx, tx, t.Name)
 		if err != nil {
 			return fmt.Errorf("swap: %w", err)
 		}
 		stmts := []string{
-			`DROP TABLE ` + t.name,
-			`ALTER TABLE ` + t.name + ShadowSuffix + ` RENAME TO ` + t.name,
+			`DROP TABLE ` + t.Name,
+			`ALTER TABLE ` + t.Name + ShadowSuffix + ` RENAME TO ` + t.Name,
 		}
-		for _, d := range indexes[t.name] {
+		for _, d := range indexes[t.Name] {
 			stmts = append(stmts, `ALTER INDEX `+d.shadowName+` RENAME TO `+d.name)
 		}
 		stmts = append(stmts, grants...)
 		for _, s := range stmts {
 			if _, err := tx.Exec(ctx, s); err != nil {
-				return fmt.Errorf("swap %s: %s: %w", t.name, s, err)
+				return fmt.Errorf("swap %s: %s: %w", t.Name, s, err)
 			}
 		}
 	}

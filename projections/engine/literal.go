@@ -1,4 +1,4 @@
-package projections
+package engine
 
 import (
 	"database/sql/driver"
@@ -10,14 +10,14 @@ import (
 	"time"
 )
 
-// appendLiteral writes v as an SQL literal for an EXECUTE argument. A
+// AppendLiteral writes v as an SQL literal for an EXECUTE argument. A
 // batch of planned writes goes to the server as one simple-protocol text;
 // writing the literals here, once, is cheaper than handing the text and
 // its arguments to the driver, which scans the whole text for
 // placeholders. Strings are quoted as E'…' literals, so the text means the same
 // whatever standard_conforming_strings says; other values are written so
 // that PostgreSQL coerces them to the prepared statement's parameter type.
-func appendLiteral(b *strings.Builder, v any) error {
+func AppendLiteral(b *strings.Builder, v any) error {
 	// The types row fields have, without reflection or allocations.
 	var num [32]byte
 	switch x := v.(type) {
@@ -50,7 +50,7 @@ func appendLiteral(b *strings.Builder, v any) error {
 			b.WriteString("NULL")
 			return nil
 		}
-		return appendLiteral(b, *x)
+		return AppendLiteral(b, *x)
 	case *string:
 		if x == nil {
 			b.WriteString("NULL")
@@ -62,7 +62,7 @@ func appendLiteral(b *strings.Builder, v any) error {
 			b.WriteString("NULL")
 			return nil
 		}
-		return appendLiteral(b, *x)
+		return AppendLiteral(b, *x)
 	}
 	if vr, ok := v.(driver.Valuer); ok {
 		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
@@ -93,7 +93,7 @@ func appendLiteral(b *strings.Builder, v any) error {
 			b.WriteString("NULL")
 			return nil
 		}
-		return appendLiteral(b, rv.Elem().Interface())
+		return AppendLiteral(b, rv.Elem().Interface())
 	}
 	switch rv.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
