@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopledger/shopledger/etsy/internal/wire"
 )
 
 // DefaultBaseURL is Etsy's Open API host; api.etsy.com is equivalent.
@@ -368,16 +369,16 @@ func (c *Client) Ping(ctx context.Context) (int64, error) {
 
 // GetMe returns the user and shop the token belongs to.
 func (c *Client) GetMe(ctx context.Context, ts TokenSource) (Me, error) {
-	var w wireSelf
+	var w wire.Self
 	err := c.do(ctx, call{op: "getMe", method: http.MethodGet, path: "/v3/application/users/me", ts: ts, idempotent: true}, &w)
 	return Me(w), err
 }
 
 // GetShop returns a shop. ts may be nil: the endpoint needs only the key.
 func (c *Client) GetShop(ctx context.Context, ts TokenSource, shopID int64) (Shop, error) {
-	var w wireShop
+	var w wire.Shop
 	err := c.do(ctx, call{op: "getShop", method: http.MethodGet, path: "/v3/application/shops/" + id(shopID), ts: ts, idempotent: true}, &w)
-	return w.shop(), err
+	return shopFromWire(w), err
 }
 
 // ListingsQuery holds getListingsByShop's parameters; zero values are left
@@ -553,8 +554,8 @@ type ReceiptsPage struct {
 // GetShopReceipts returns one page of a shop's receipts.
 func (c *Client) GetShopReceipts(ctx context.Context, ts TokenSource, shopID int64, q ReceiptsQuery) (ReceiptsPage, error) {
 	var out struct {
-		Count   int           `json:"count"`
-		Results []wireReceipt `json:"results"`
+		Count   int            `json:"count"`
+		Results []wire.Receipt `json:"results"`
 	}
 	err := c.do(ctx, call{
 		op: "getShopReceipts", method: http.MethodGet,
@@ -565,7 +566,7 @@ func (c *Client) GetShopReceipts(ctx context.Context, ts TokenSource, shopID int
 	}
 	page := ReceiptsPage{Count: out.Count, Results: make([]Receipt, 0, len(out.Results))}
 	for _, w := range out.Results {
-		r, err := w.receipt(shopID)
+		r, err := receiptFromWire(w, shopID)
 		if err != nil {
 			return ReceiptsPage{}, fmt.Errorf("etsy getShopReceipts: %w", err)
 		}
@@ -576,7 +577,7 @@ func (c *Client) GetShopReceipts(ctx context.Context, ts TokenSource, shopID int
 
 // GetShopReceipt returns one receipt.
 func (c *Client) GetShopReceipt(ctx context.Context, ts TokenSource, shopID, receiptID int64) (Receipt, error) {
-	var w wireReceipt
+	var w wire.Receipt
 	err := c.do(ctx, call{
 		op: "getShopReceipt", method: http.MethodGet,
 		path: "/v3/application/shops/" + id(shopID) + "/receipts/" + id(receiptID), ts: ts, idempotent: true,
@@ -584,7 +585,7 @@ func (c *Client) GetShopReceipt(ctx context.Context, ts TokenSource, shopID, rec
 	if err != nil {
 		return Receipt{}, err
 	}
-	r, err := w.receipt(shopID)
+	r, err := receiptFromWire(w, shopID)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("etsy getShopReceipt: %w", err)
 	}
@@ -594,8 +595,8 @@ func (c *Client) GetShopReceipt(ctx context.Context, ts TokenSource, shopID, rec
 // GetShopReceiptTransactionsByReceipt returns a receipt's transactions.
 func (c *Client) GetShopReceiptTransactionsByReceipt(ctx context.Context, ts TokenSource, shopID, receiptID int64) ([]Transaction, error) {
 	var out struct {
-		Count   int               `json:"count"`
-		Results []wireTransaction `json:"results"`
+		Count   int                `json:"count"`
+		Results []wire.Transaction `json:"results"`
 	}
 	err := c.do(ctx, call{
 		op: "getShopReceiptTransactionsByReceipt", method: http.MethodGet,
@@ -607,7 +608,7 @@ func (c *Client) GetShopReceiptTransactionsByReceipt(ctx context.Context, ts Tok
 	var mc moneyConv
 	txs := make([]Transaction, 0, len(out.Results))
 	for _, w := range out.Results {
-		txs = append(txs, w.transaction(&mc))
+		txs = append(txs, transactionFromWire(w, &mc))
 	}
 	if mc.err != nil {
 		return nil, fmt.Errorf("etsy getShopReceiptTransactionsByReceipt: %w", mc.err)

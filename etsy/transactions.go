@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/shopledger/shopledger/etsy/internal/wire"
 )
 
 // TransactionsPage is one page of a shop's transactions, newest first.
@@ -23,8 +25,8 @@ func (c *Client) GetShopTransactions(ctx context.Context, ts TokenSource, shopID
 		return TransactionsPage{}, fmt.Errorf("etsy getShopReceiptTransactionsByShop: limit %d offset %d out of range", limit, offset)
 	}
 	var out struct {
-		Count   int               `json:"count"`
-		Results []wireTransaction `json:"results"`
+		Count   int                `json:"count"`
+		Results []wire.Transaction `json:"results"`
 	}
 	q := url.Values{"limit": {strconv.Itoa(limit)}, "offset": {strconv.Itoa(offset)}}
 	err := c.do(ctx, call{
@@ -37,7 +39,7 @@ func (c *Client) GetShopTransactions(ctx context.Context, ts TokenSource, shopID
 	var mc moneyConv
 	p := TransactionsPage{Count: out.Count, Results: make([]Transaction, 0, len(out.Results))}
 	for _, w := range out.Results {
-		p.Results = append(p.Results, w.transaction(&mc))
+		p.Results = append(p.Results, transactionFromWire(w, &mc))
 	}
 	if mc.err != nil {
 		return TransactionsPage{}, fmt.Errorf("etsy getShopReceiptTransactionsByShop: %w", mc.err)

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/etsy/internal/wire"
 )
 
 const (
@@ -229,7 +230,7 @@ func (s *Sim) getPing(w http.ResponseWriter, _ *http.Request, a apiReq) {
 
 func (s *Sim) getMe(w http.ResponseWriter, _ *http.Request, a apiReq) {
 	u := s.users[a.userID]
-	writeJSON(w, http.StatusOK, wireSelf{UserID: u.id, ShopID: u.shopID})
+	writeJSON(w, http.StatusOK, wire.Self{UserID: u.id, ShopID: u.shopID})
 }
 
 func (s *Sim) getShop(w http.ResponseWriter, r *http.Request, _ apiReq) {
@@ -348,7 +349,7 @@ func (s *Sim) getListingsByShop(w http.ResponseWriter, r *http.Request, a apiReq
 		}
 		return c
 	})
-	out := page[wireListing]{Count: len(ls), Results: []wireListing{}}
+	out := page[wire.Listing]{Count: len(ls), Results: []wire.Listing{}}
 	withInv := slices.Contains(includes, "Inventory")
 	for _, l := range window(ls, offset, limit) {
 		out.Results = append(out.Results, s.wireListingLocked(l, true, withInv, true))
@@ -405,7 +406,7 @@ func (s *Sim) getListingsByListingIDs(w http.ResponseWriter, r *http.Request, a 
 		fail(w, err)
 		return
 	}
-	out := page[wireListing]{Results: []wireListing{}}
+	out := page[wire.Listing]{Results: []wire.Listing{}}
 	for _, v := range raw {
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id < 1 {
@@ -434,7 +435,7 @@ func (s *Sim) getListingInventory(w http.ResponseWriter, r *http.Request, a apiR
 		fail(w, err)
 		return
 	}
-	out := wireInventoryWithListing{wireInventory: s.wireInventoryLocked(l)}
+	out := wireInventoryWithListing{Inventory: s.wireInventoryLocked(l)}
 	if inc == "Listing" {
 		wl := s.wireListingLocked(l, false, false, true)
 		out.Listing = &wl
@@ -822,7 +823,7 @@ func (s *Sim) getReceiptTransactions(w http.ResponseWriter, r *http.Request, a a
 	if rc == nil {
 		return
 	}
-	out := page[wireTransaction]{Count: len(rc.txs), Results: []wireTransaction{}}
+	out := page[wire.Transaction]{Count: len(rc.txs), Results: []wire.Transaction{}}
 	for _, tx := range rc.txs {
 		out.Results = append(out.Results, wireTx(rc, tx))
 	}
@@ -850,7 +851,7 @@ func (s *Sim) getShopTransactions(w http.ResponseWriter, r *http.Request, a apiR
 			all = append(all, pair{rc, tx})
 		}
 	}
-	out := page[wireTransaction]{Count: len(all), Results: []wireTransaction{}}
+	out := page[wire.Transaction]{Count: len(all), Results: []wire.Transaction{}}
 	for _, p := range window(all, offset, limit) {
 		out.Results = append(out.Results, wireTx(p.r, p.t))
 	}
