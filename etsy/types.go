@@ -453,6 +453,20 @@ func receiptFromWire(w wire.Receipt, shopID int64) (Receipt, error) {
 	return r, nil
 }
 
+// transactionsFromWire converts one answer's transactions; the error is
+// the first Money that does not convert.
+func transactionsFromWire(ws []wire.Transaction) ([]Transaction, error) {
+	var mc moneyConv
+	txs := make([]Transaction, 0, len(ws))
+	for _, w := range ws {
+		txs = append(txs, transactionFromWire(w, &mc))
+	}
+	if mc.err != nil {
+		return nil, mc.err
+	}
+	return txs, nil
+}
+
 func transactionFromWire(w wire.Transaction, mc *moneyConv) Transaction {
 	t := Transaction{
 		TransactionID: w.TransactionID, ReceiptID: w.ReceiptID, ListingID: deref(w.ListingID),

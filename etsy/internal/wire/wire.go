@@ -14,6 +14,13 @@ type Money struct {
 	CurrencyCode string      `json:"currency_code"`
 }
 
+// Page is one page of a list endpoint; Count is the number of matching
+// objects, ignoring limit and offset.
+type Page[T any] struct {
+	Count   int `json:"count"`
+	Results []T `json:"results"`
+}
+
 // Self is getMe's answer.
 type Self struct {
 	UserID int64 `json:"user_id"`
