@@ -59,6 +59,32 @@ func handle(t *testing.T, p *pipeline, rec events.Record) {
 	}
 }
 
+// listingPipeline starts a pipeline with cfg on a fresh simulator holding
+// one shop with one listing.
+func listingPipeline(t *testing.T, cfg ingest.FetcherConfig) (*etsyRig, *pipeline, etsysim.ShopInfo, etsysim.ListingTruth) {
+	t.Helper()
+	e := newEtsyRig(t, etsysim.Options{})
+	p := newPipeline(t, e, cfg)
+	shop, l := shopWithListing(t, e)
+	return e, p, shop, l
+}
+
+// importedListing starts a pipeline on a fresh simulator holding one shop
+// with one listing, and imports the listing.
+func importedListing(t *testing.T) (*etsyRig, *pipeline, etsysim.ShopInfo, etsysim.ListingTruth) {
+	t.Helper()
+	e, p, shop, l := listingPipeline(t, ingest.FetcherConfig{})
+	handle(t, p, p.deliver(t, "msg_import", etsy.EventListingCreated, e.listingURL(l.ListingID), shop.ShopID))
+	return e, p, shop, l
+}
+
+// balanceDiff compares a listing's balances at Etsy and in the ledger
+// (-etsy +ledger).
+func balanceDiff(t *testing.T, e *etsyRig, p *pipeline, listingID int64) string {
+	t.Helper()
+	return cmp.Diff(truthBalances(t, e, listingID), ledgerBalances(t, p, listingID))
+}
+
 // ledgerBalances is the ledger's stock per variant of a listing.
 func ledgerBalances(t *testing.T, p *pipeline, listingID int64) map[string]int64 {
 	t.Helper()
@@ -89,13 +115,11 @@ func truthBalances(t *testing.T, e *etsyRig, listingID int64) map[string]int64 {
 
 func TestFetcherOrderPaidRecordsSaleAndStock(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{})
-	shop, l := shopWithListing(t, e)
+	e, p, shop, l := listingPipeline(t, ingest.FetcherConfig{})
 
 	imp := p.deliver(t, "msg_created", etsy.EventListingCreated, e.listingURL(l.ListingID), shop.ShopID)
 	handle(t, p, imp)
-	if diff := cmp.Diff(truthBalances(t, e, l.ListingID), ledgerBalances(t, p, l.ListingID)); diff != "" {
+	if diff := balanceDiff(t, e, p, l.ListingID); diff != "" {
 		t.Fatalf("after import, balances (-etsy +ledger):\n%s", diff)
 	}
 
@@ -138,7 +162,7 @@ func TestFetcherOrderPaidRecordsSaleAndStock(t *testing.T) {
 			t.Errorf("%s metadata = %+v, want causation %s and correlation %s", r.Type(), r.Metadata, paid.ID, paid.Metadata.CorrelationID)
 		}
 	}
-	if diff := cmp.Diff(truthBalances(t, e, l.ListingID), ledgerBalances(t, p, l.ListingID)); diff != "" {
+	if diff := balanceDiff(t, e, p, l.ListingID); diff != "" {
 		t.Errorf("after the sale, balances (-etsy +ledger):\n%s", diff)
 	}
 
@@ -152,10 +176,7 @@ func TestFetcherOrderPaidRecordsSaleAndStock(t *testing.T) {
 
 func TestFetcherInventoryChangeAdjustsToEtsy(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{})
-	shop, l := shopWithListing(t, e)
-	handle(t, p, p.deliver(t, "msg_import", etsy.EventListingCreated, e.listingURL(l.ListingID), shop.ShopID))
+	e, p, shop, l := importedListing(t)
 
 	if _, err := e.sim.RestockListing(l.ListingID, etsysim.Restock{SKU: "BLUE", Delta: 4}); err != nil {
 		t.Fatal(err)
@@ -178,7 +199,7 @@ func TestFetcherInventoryChangeAdjustsToEtsy(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b time.Time) bool { return true })); diff != "" {
 		t.Errorf("events for a restock (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(truthBalances(t, e, l.ListingID), ledgerBalances(t, p, l.ListingID)); diff != "" {
+	if diff := balanceDiff(t, e, p, l.ListingID); diff != "" {
 		t.Errorf("balances (-etsy +ledger):\n%s", diff)
 	}
 }
@@ -189,10 +210,7 @@ func TestFetcherInventoryChangeAdjustsToEtsy(t *testing.T) {
 // at Etsy.
 func TestFetcherSettlesSalesBeforeComparingStock(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{})
-	shop, l := shopWithListing(t, e)
-	handle(t, p, p.deliver(t, "msg_import", etsy.EventListingCreated, e.listingURL(l.ListingID), shop.ShopID))
+	e, p, shop, l := importedListing(t)
 
 	order, err := e.sim.CreateOrder(shop.ShopID, etsysim.OrderSpec{Items: []etsysim.OrderItem{{ListingID: l.ListingID, SKU: "BLUE", Quantity: 3}}})
 	if err != nil {
@@ -216,17 +234,14 @@ func TestFetcherSettlesSalesBeforeComparingStock(t *testing.T) {
 	if len(adjustments) != 0 || sold != 1 {
 		t.Errorf("got adjustments %+v and %d sales, want no adjustment and 1 sale", adjustments, sold)
 	}
-	if diff := cmp.Diff(truthBalances(t, e, l.ListingID), ledgerBalances(t, p, l.ListingID)); diff != "" {
+	if diff := balanceDiff(t, e, p, l.ListingID); diff != "" {
 		t.Errorf("balances (-etsy +ledger):\n%s", diff)
 	}
 }
 
 func TestFetcherListingDeleted(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{})
-	shop, l := shopWithListing(t, e)
-	handle(t, p, p.deliver(t, "msg_import", etsy.EventListingCreated, e.listingURL(l.ListingID), shop.ShopID))
+	e, p, shop, l := importedListing(t)
 	if err := e.sim.DeleteListing(l.ListingID); err != nil {
 		t.Fatal(err)
 	}
@@ -253,9 +268,7 @@ func fetchFailures(t *testing.T, p *pipeline, webhookID string) []events.FetchFa
 
 func TestUnconnectedShopIsParkedWithoutAffectingOthers(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{})
-	shop, l := shopWithListing(t, e)
+	e, p, shop, l := listingPipeline(t, ingest.FetcherConfig{})
 	stranger, err := e.sim.CreateShop(etsysim.ShopSpec{Name: "NotConnected"})
 	if err != nil {
 		t.Fatal(err)
@@ -314,6 +327,25 @@ func fakeClient(t *testing.T, baseURL string) *etsy.Client {
 	return c
 }
 
+// fakeEtsyPipeline is a pipeline whose fetcher asks the fake Etsy at
+// baseURL, trying 4 times 1 ms apart.
+func fakeEtsyPipeline(t *testing.T, baseURL string) *pipeline {
+	t.Helper()
+	r := newRig(t, rigOptions{realClock: true})
+	tr, err := etsymap.NewTranslator(r.store, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(baseURL)
+	f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, baseURL), staticTokens{}, tr, ingest.FetcherConfig{
+		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, MaxAttempts: 4, Backoff: time.Millisecond,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pipeline{rig: r, fetcher: f}
+}
+
 // staticTokens connects every shop with a fixed token.
 type staticTokens struct{}
 
@@ -327,19 +359,7 @@ func TestFetcherRetriesEtsyErrorsThenRecordsFailure(t *testing.T) {
 		w.WriteHeader(http.StatusInternalServerError)
 		fmt.Fprint(w, `{"error":"Server Error"}`)
 	})
-	r := newRig(t, rigOptions{realClock: true})
-	tr, err := etsymap.NewTranslator(r.store, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(srv.URL)
-	f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
-		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, MaxAttempts: 4, Backoff: time.Millisecond,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pipeline{rig: r, fetcher: f}
+	p := fakeEtsyPipeline(t, srv.URL)
 	rec := p.deliver(t, "msg_500", etsy.EventOrderPaid, srv.URL+"/v3/application/shops/3/receipts/4", 3)
 	handle(t, p, rec)
 	if n := calls.Load(); n != 4 {
@@ -362,16 +382,7 @@ func TestFetcherDoesNotRetryNotFound(t *testing.T) {
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprint(w, `{"error":"Receipt not found"}`)
 	})
-	r := newRig(t, rigOptions{realClock: true})
-	tr, _ := etsymap.NewTranslator(r.store, nil, nil)
-	u, _ := url.Parse(srv.URL)
-	f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
-		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, MaxAttempts: 4, Backoff: time.Millisecond,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pipeline{rig: r, fetcher: f}
+	p := fakeEtsyPipeline(t, srv.URL)
 	handle(t, p, p.deliver(t, "msg_404", etsy.EventOrderPaid, srv.URL+"/v3/application/shops/3/receipts/4", 3))
 	if n := calls.Load(); n != 1 {
 		t.Errorf("Etsy called %d times for a 404, want 1", n)
@@ -543,9 +554,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 // ApplyReceipt, and a receipt seen by both is recorded once.
 func TestWebhookAndReconciliationShareApplyReceipt(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{SettleWindow: -1})
-	shop, l := shopWithListing(t, e)
+	e, p, shop, l := listingPipeline(t, ingest.FetcherConfig{SettleWindow: -1})
 	order, err := e.sim.CreateOrder(shop.ShopID, etsysim.OrderSpec{Items: []etsysim.OrderItem{
 		{ListingID: l.ListingID, SKU: "RED", Quantity: 1}, {ListingID: l.ListingID, SKU: "BLUE", Quantity: 2},
 	}})

@@ -526,13 +526,21 @@ func TestNoSuccessUntilCommit(t *testing.T) {
 		return nil
 	}})
 	d := signed(t, secretA, "msg_commit_fails", clock, orderBody(1, 1))
+	checkRefusedThenStoredOnce(t, r, d, "commit failed", func() { fail.Store(false) })
+}
+
+// checkRefusedThenStoredOnce sends d while a fault makes its commit fail
+// and wants no 2xx and no event stored; then heal ends the fault, and the
+// retry must be answered 200 and d stored once.
+func checkRefusedThenStoredOnce(t *testing.T, r *rig, d delivery, fault string, heal func()) {
+	t.Helper()
 	if code := r.send(t, d); isSuccess(code) {
-		t.Fatalf("delivery whose commit failed = %d, want non-2xx", code)
+		t.Fatalf("delivery whose %s = %d, want non-2xx", fault, code)
 	}
 	if n := eventCount(t, r.db.DB); n != 0 {
-		t.Fatalf("%d events stored after a failed commit", n)
+		t.Fatalf("%d events stored after the %s", n, fault)
 	}
-	fail.Store(false)
+	heal()
 	if code := r.send(t, d); code != http.StatusOK {
 		t.Fatalf("retry after the fault = %d, want 200", code)
 	}
@@ -559,21 +567,11 @@ func TestCommitRefusedByDatabase(t *testing.T) {
 		}
 	}
 	d := signed(t, secretA, "msg_commit_refused", clock, orderBody(1, 1))
-	if code := r.send(t, d); isSuccess(code) {
-		t.Fatalf("delivery whose COMMIT was refused = %d, want non-2xx", code)
-	}
-	if n := eventCount(t, r.db.DB); n != 0 {
-		t.Fatalf("%d events stored after a refused commit", n)
-	}
-	if _, err := r.db.DB.Exec(`DROP TRIGGER refuse_commit ON events`); err != nil {
-		t.Fatal(err)
-	}
-	if code := r.send(t, d); code != http.StatusOK {
-		t.Fatalf("retry = %d, want 200", code)
-	}
-	if n := evidenceCount(t, r.db.DB, d.id); n != 1 {
-		t.Errorf("stored %d times, want 1", n)
-	}
+	checkRefusedThenStoredOnce(t, r, d, "COMMIT was refused", func() {
+		if _, err := r.db.DB.Exec(`DROP TRIGGER refuse_commit ON events`); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestCrashAfterCommitThenRetry(t *testing.T) {
