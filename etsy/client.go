@@ -397,23 +397,29 @@ type ListingsQuery struct {
 	Includes  []string
 }
 
+// setPaging sets the paging and sort parameters of Etsy's list
+// endpoints, leaving zero values to Etsy's defaults.
+func setPaging(v url.Values, limit, offset int, sortOn, sortOrder string) {
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	if offset > 0 {
+		v.Set("offset", strconv.Itoa(offset))
+	}
+	if sortOn != "" {
+		v.Set("sort_on", sortOn)
+	}
+	if sortOrder != "" {
+		v.Set("sort_order", sortOrder)
+	}
+}
+
 func (q ListingsQuery) values() url.Values {
 	v := url.Values{}
 	if q.State != "" {
 		v.Set("state", q.State)
 	}
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	if q.Offset > 0 {
-		v.Set("offset", strconv.Itoa(q.Offset))
-	}
-	if q.SortOn != "" {
-		v.Set("sort_on", q.SortOn)
-	}
-	if q.SortOrder != "" {
-		v.Set("sort_order", q.SortOrder)
-	}
+	setPaging(v, q.Limit, q.Offset, q.SortOn, q.SortOrder)
 	if len(q.Includes) > 0 {
 		v.Set("includes", strings.Join(q.Includes, ","))
 	}
@@ -514,18 +520,7 @@ func (q ReceiptsQuery) values() url.Values {
 	setTime("max_created", q.MaxCreated, false)
 	setTime("min_last_modified", q.MinLastModified, true)
 	setTime("max_last_modified", q.MaxLastModified, false)
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	if q.Offset > 0 {
-		v.Set("offset", strconv.Itoa(q.Offset))
-	}
-	if q.SortOn != "" {
-		v.Set("sort_on", q.SortOn)
-	}
-	if q.SortOrder != "" {
-		v.Set("sort_order", q.SortOrder)
-	}
+	setPaging(v, q.Limit, q.Offset, q.SortOn, q.SortOrder)
 	setBool := func(name string, b *bool) {
 		if b != nil {
 			v.Set(name, strconv.FormatBool(*b))
