@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -353,42 +354,42 @@ func (staticTokens) ForShop(context.Context, int64) (etsy.TokenSource, error) {
 	return etsy.StaticTokenSource("1.token"), nil
 }
 
-func TestFetcherRetriesEtsyErrorsThenRecordsFailure(t *testing.T) {
+// A 5xx is retried up to MaxAttempts, a 404 is not; either way the
+// failure is recorded once, naming the status, even if the evidence comes
+// again.
+func TestFetcherRecordsEtsyFailure(t *testing.T) {
 	t.Parallel()
-	srv, calls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusInternalServerError)
-		fmt.Fprint(w, `{"error":"Server Error"}`)
-	})
-	p := fakeEtsyPipeline(t, srv.URL)
-	rec := p.deliver(t, "msg_500", etsy.EventOrderPaid, srv.URL+"/v3/application/shops/3/receipts/4", 3)
-	handle(t, p, rec)
-	if n := calls.Load(); n != 4 {
-		t.Errorf("Etsy called %d times, want 4 attempts", n)
-	}
-	got := fetchFailures(t, p, "msg_500")
-	if len(got) != 1 || got[0].Attempts != 4 || got[0].WebhookEventID != rec.ID.String() || !strings.Contains(got[0].Reason, "500") {
-		t.Fatalf("fetch_failed = %+v, want one after 4 attempts naming the 500", got)
-	}
-	// The failure is recorded once, even if the evidence comes again.
-	handle(t, p, rec)
-	if got := fetchFailures(t, p, "msg_500"); len(got) != 1 {
-		t.Errorf("%d fetch_failed events after a redelivery, want 1", len(got))
-	}
-}
-
-func TestFetcherDoesNotRetryNotFound(t *testing.T) {
-	t.Parallel()
-	srv, calls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprint(w, `{"error":"Receipt not found"}`)
-	})
-	p := fakeEtsyPipeline(t, srv.URL)
-	handle(t, p, p.deliver(t, "msg_404", etsy.EventOrderPaid, srv.URL+"/v3/application/shops/3/receipts/4", 3))
-	if n := calls.Load(); n != 1 {
-		t.Errorf("Etsy called %d times for a 404, want 1", n)
-	}
-	if got := fetchFailures(t, p, "msg_404"); len(got) != 1 || got[0].Attempts != 1 {
-		t.Errorf("fetch_failed = %+v, want one after 1 attempt", got)
+	for _, c := range []struct {
+		name      string
+		status    int
+		body      string
+		webhookID string
+		attempts  int64
+	}{
+		{"server error is retried", http.StatusInternalServerError, `{"error":"Server Error"}`, "msg_500", 4},
+		{"not found is not retried", http.StatusNotFound, `{"error":"Receipt not found"}`, "msg_404", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv, calls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(c.status)
+				fmt.Fprint(w, c.body)
+			})
+			p := fakeEtsyPipeline(t, srv.URL)
+			rec := p.deliver(t, c.webhookID, etsy.EventOrderPaid, srv.URL+"/v3/application/shops/3/receipts/4", 3)
+			handle(t, p, rec)
+			if n := calls.Load(); n != c.attempts {
+				t.Errorf("Etsy called %d times for a %d, want %d", n, c.status, c.attempts)
+			}
+			got := fetchFailures(t, p, c.webhookID)
+			if len(got) != 1 || int64(got[0].Attempts) != c.attempts || got[0].WebhookEventID != rec.ID.String() || !strings.Contains(got[0].Reason, strconv.Itoa(c.status)) {
+				t.Fatalf("fetch_failed = %+v, want one after %d attempts naming the %d", got, c.attempts, c.status)
+			}
+			handle(t, p, rec)
+			if got := fetchFailures(t, p, c.webhookID); len(got) != 1 {
+				t.Errorf("%d fetch_failed events after a redelivery, want 1", len(got))
+			}
+		})
 	}
 }
 
