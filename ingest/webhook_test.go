@@ -197,6 +197,17 @@ func evidence(t testing.TB, s *eventstore.Store, webhookID string) (events.Recor
 	return recs[0], recs[0].Data.(events.WebhookReceived)
 }
 
+// wantStored checks how many events the log holds; why says which.
+func (r *rig) wantStored(t testing.TB, want int, why string) {
+	t.Helper()
+	if n := eventCount(t, r.db.DB); n != want {
+		if why != "" {
+			why = ": " + why
+		}
+		t.Errorf("%d events stored, want %d%s", n, want, why)
+	}
+}
+
 func isSuccess(code int) bool { return code >= 200 && code < 300 }
 
 func TestKnownAnswerVector(t *testing.T) {
@@ -278,9 +289,7 @@ func TestNonIntegerTimestampIs400(t *testing.T) {
 			}
 		})
 	}
-	if n := eventCount(t, r.db.DB); n != 0 {
-		t.Errorf("%d events stored, want 0", n)
-	}
+	r.wantStored(t, 0, "")
 }
 
 func TestAnyV1SignatureAmongDecoys(t *testing.T) {
@@ -429,9 +438,7 @@ func TestBodyOver64KiBIs413(t *testing.T) {
 	if code := r.send(t, signed(t, secretA, "msg_exact", clock, exact)); code != http.StatusOK {
 		t.Errorf("body of exactly 64 KiB = %d, want 200", code)
 	}
-	if n := eventCount(t, r.db.DB); n != 1 {
-		t.Errorf("%d events stored, want only the 64 KiB one", n)
-	}
+	r.wantStored(t, 1, "only the 64 KiB one")
 }
 
 func TestWebhookIDLimits(t *testing.T) {
@@ -460,9 +467,7 @@ func TestWebhookIDLimits(t *testing.T) {
 			}
 		})
 	}
-	if n := eventCount(t, r.db.DB); n != 2 {
-		t.Errorf("%d events stored, want the 2 valid ids", n)
-	}
+	r.wantStored(t, 2, "the 2 valid ids")
 }
 
 func TestDatabaseDownIs503(t *testing.T) {
@@ -507,9 +512,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("after the database came back = %d, want 200", code)
 	}
-	if n := eventCount(t, r.db.DB); n != 1 {
-		t.Errorf("%d events stored, want 1 (only the retried delivery)", n)
-	}
+	r.wantStored(t, 1, "only the retried delivery")
 	if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "failed", "reason": "database"}); got != 3 {
 		t.Errorf("failed deliveries counted %v, want 3", got)
 	}
@@ -653,9 +656,7 @@ func TestDuplicateDeliveryAddsNothing(t *testing.T) {
 			t.Errorf("delivery %d = %d, want 200", i, code)
 		}
 	}
-	if n := eventCount(t, r.db.DB); n != 1 {
-		t.Errorf("%d events stored, want 1", n)
-	}
+	r.wantStored(t, 1, "")
 }
 
 func TestConcurrentSameID(t *testing.T) {
@@ -687,9 +688,7 @@ func TestConcurrentSameID(t *testing.T) {
 			t.Errorf("sender %d got %d, want 200", i, c)
 		}
 	}
-	if n := eventCount(t, r.db.DB); n != 1 {
-		t.Errorf("%d events stored, want 1", n)
-	}
+	r.wantStored(t, 1, "")
 }
 
 func TestEvidenceRoundTrip(t *testing.T) {
@@ -779,9 +778,7 @@ func TestAppendOnlyForAppRole(t *testing.T) {
 			})
 		}
 	}
-	if n := eventCount(t, r.db.DB); n != 1 {
-		t.Errorf("%d events after the attempts, want 1", n)
-	}
+	r.wantStored(t, 1, "after the attempts")
 }
 
 func TestUnknownTypesAndShapesStored(t *testing.T) {
