@@ -98,29 +98,41 @@ func (s *Store) AuditTrail(ctx context.Context, orgID, before int64, limit int) 
 	if limit <= 0 || limit > 500 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, at, coalesce(org_id, 0), actor_id, actor, action, target, address, user_agent, detail
-		FROM security_audit a
-		WHERE ($2 = 0 OR id < $2)
-		  AND (org_id = $1 OR (org_id IS NULL AND actor_id IN (SELECT user_id FROM memberships WHERE org_id = $1)))
-		ORDER BY id DESC LIMIT $3`, orgID, before, limit)
-	if err != nil {
-		return nil, fmt.Errorf("audit trail: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
+	return queryAll(ctx, s.db, "audit trail", func(rows *sql.Rows) (AuditEntry, error) {
 		var e AuditEntry
 		var actor uuid.NullUUID
 		var detail []byte
 		if err := rows.Scan(&e.ID, &e.At, &e.OrgID, &actor, &e.Actor, &e.Action, &e.Target, &e.Address, &e.UserAgent, &detail); err != nil {
-			return nil, fmt.Errorf("audit trail: %w", err)
+			return e, err
 		}
 		e.At = e.At.UTC()
 		e.ActorID = actor.UUID
 		if err := json.Unmarshal(detail, &e.Detail); err != nil {
-			return nil, fmt.Errorf("audit trail: entry %d: %w", e.ID, err)
+			return e, fmt.Errorf("entry %d: %w", e.ID, err)
 		}
-		out = append(out, e)
+		return e, nil
+	}, `SELECT id, at, coalesce(org_id, 0), actor_id, actor, action, target, address, user_agent, detail
+		FROM security_audit a
+		WHERE ($2 = 0 OR id < $2)
+		  AND (org_id = $1 OR (org_id IS NULL AND actor_id IN (SELECT user_id FROM memberships WHERE org_id = $1)))
+		ORDER BY id DESC LIMIT $3`, orgID, before, limit)
+}
+
+// queryAll runs a query on db and scans every row with scan; errors start
+// with op.
+func queryAll[T any](ctx context.Context, db *sql.DB, op string, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"database/sql"
 	"errors"
 	"fmt"
 	"mime"
@@ -157,18 +158,9 @@ func (s *Store) sendMail(ctx context.Context, kind string, m Message) {
 // Mail lists the e-mails recorded, newest first: what an operator checks
 // when a seller says no e-mail came.
 func (s *Store) Mail(ctx context.Context, limit int) ([]MailRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, recipient, kind, subject, status, detail, created_at FROM account_mail ORDER BY created_at DESC LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list account mail: %w", err)
-	}
-	defer rows.Close()
-	var out []MailRecord
-	for rows.Next() {
+	return queryAll(ctx, s.db, "list account mail", func(rows *sql.Rows) (MailRecord, error) {
 		var r MailRecord
-		if err := rows.Scan(&r.ID, &r.Recipient, &r.Kind, &r.Subject, &r.Status, &r.Detail, &r.CreatedAt); err != nil {
-			return nil, fmt.Errorf("list account mail: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		err := rows.Scan(&r.ID, &r.Recipient, &r.Kind, &r.Subject, &r.Status, &r.Detail, &r.CreatedAt)
+		return r, err
+	}, `SELECT id, recipient, kind, subject, status, detail, created_at FROM account_mail ORDER BY created_at DESC LIMIT $1`, limit)
 }

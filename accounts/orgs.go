@@ -93,21 +93,12 @@ func (s *Store) createOrganisation(ctx context.Context, tx *sql.Tx, name string,
 
 // Organisations lists the user's organisations.
 func (s *Store) Organisations(ctx context.Context, userID uuid.UUID) ([]Organisation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT o.id, o.name, m.role FROM memberships m JOIN organisations o ON o.id = m.org_id
-		WHERE m.user_id = $1 ORDER BY m.created_at, o.id`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("organisations: %w", err)
-	}
-	defer rows.Close()
-	var out []Organisation
-	for rows.Next() {
+	return queryAll(ctx, s.db, "organisations", func(rows *sql.Rows) (Organisation, error) {
 		var o Organisation
-		if err := rows.Scan(&o.ID, &o.Name, &o.Role); err != nil {
-			return nil, fmt.Errorf("organisations: %w", err)
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+		err := rows.Scan(&o.ID, &o.Name, &o.Role)
+		return o, err
+	}, `SELECT o.id, o.name, m.role FROM memberships m JOIN organisations o ON o.id = m.org_id
+		WHERE m.user_id = $1 ORDER BY m.created_at, o.id`, userID)
 }
 
 func (s *Store) roleOf(ctx context.Context, q interface {
@@ -133,21 +124,12 @@ func (s *Store) Members(ctx context.Context, a Actor) ([]Member, error) {
 	if a.OrgID == 0 {
 		return nil, ErrForbidden
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT u.id, u.email, u.display_name, u.timezone, u.verified_at IS NOT NULL, u.created_at, m.role, m.created_at
-		FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 ORDER BY m.created_at, u.email_key`, a.OrgID)
-	if err != nil {
-		return nil, fmt.Errorf("members: %w", err)
-	}
-	defer rows.Close()
-	var out []Member
-	for rows.Next() {
+	return queryAll(ctx, s.db, "members", func(rows *sql.Rows) (Member, error) {
 		var m Member
-		if err := rows.Scan(&m.User.ID, &m.User.Email, &m.User.DisplayName, &m.User.Timezone, &m.User.Verified, &m.User.CreatedAt, &m.Role, &m.JoinedAt); err != nil {
-			return nil, fmt.Errorf("members: %w", err)
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+		err := rows.Scan(&m.User.ID, &m.User.Email, &m.User.DisplayName, &m.User.Timezone, &m.User.Verified, &m.User.CreatedAt, &m.Role, &m.JoinedAt)
+		return m, err
+	}, `SELECT u.id, u.email, u.display_name, u.timezone, u.verified_at IS NOT NULL, u.created_at, m.role, m.created_at
+		FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 ORDER BY m.created_at, u.email_key`, a.OrgID)
 }
 
 // Invitation is an offer to join an organisation.
@@ -249,20 +231,8 @@ func (s *Store) Invitations(ctx context.Context, a Actor) ([]Invitation, error) 
 	if err := a.mustManage(); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+invitationColumns+invitationFrom+` WHERE i.org_id = $1 ORDER BY i.created_at DESC LIMIT 200`, a.OrgID)
-	if err != nil {
-		return nil, fmt.Errorf("invitations: %w", err)
-	}
-	defer rows.Close()
-	var out []Invitation
-	for rows.Next() {
-		i, err := scanInvitation(rows)
-		if err != nil {
-			return nil, fmt.Errorf("invitations: %w", err)
-		}
-		out = append(out, i)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "invitations", func(rows *sql.Rows) (Invitation, error) { return scanInvitation(rows) },
+		`SELECT `+invitationColumns+invitationFrom+` WHERE i.org_id = $1 ORDER BY i.created_at DESC LIMIT 200`, a.OrgID)
 }
 
 // RevokeInvitation withdraws an open invitation of the actor's

@@ -220,20 +220,25 @@ func (s *Store) peekEmailToken(ctx context.Context, q interface {
 	return userID, newEmail, nil
 }
 
-func (s *Store) useEmailToken(ctx context.Context, tx *sql.Tx, token string) error {
-	_, err := tx.ExecContext(ctx, `UPDATE email_tokens SET used_at = $2 WHERE token_hash = $1`, hashSecret(token), s.now().UTC())
-	return err
+// takeEmailToken is peekEmailToken that locks the token and uses it up in
+// tx, so the link works once.
+func (s *Store) takeEmailToken(ctx context.Context, tx *sql.Tx, token, purpose string) (uuid.UUID, string, error) {
+	userID, newEmail, err := s.peekEmailToken(ctx, tx, token, purpose, true)
+	if err != nil {
+		return uuid.Nil, "", err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE email_tokens SET used_at = $2 WHERE token_hash = $1`, hashSecret(token), s.now().UTC()); err != nil {
+		return uuid.Nil, "", err
+	}
+	return userID, newEmail, nil
 }
 
 // Verify marks the address of a verification link verified.
 func (s *Store) Verify(ctx context.Context, token string, c Client) (User, error) {
 	var u User
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		id, _, err := s.peekEmailToken(ctx, tx, token, "verify", true)
+		id, _, err := s.takeEmailToken(ctx, tx, token, "verify")
 		if err != nil {
-			return err
-		}
-		if err := s.useEmailToken(ctx, tx, token); err != nil {
 			return err
 		}
 		if u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET verified_at = coalesce(verified_at, $2) WHERE id = $1 RETURNING `+userColumns, id, s.now().UTC())); err != nil {
@@ -360,10 +365,7 @@ func (s *Store) ResetPassword(ctx context.Context, token, password string, c Cli
 		return User{}, err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, _, err := s.peekEmailToken(ctx, tx, token, "reset", true); err != nil {
-			return err
-		}
-		if err := s.useEmailToken(ctx, tx, token); err != nil {
+		if _, _, err := s.takeEmailToken(ctx, tx, token, "reset"); err != nil {
 			return err
 		}
 		// Having the e-mail proves the address, so a reset verifies it too.
@@ -476,11 +478,8 @@ func (s *Store) RequestEmailChange(ctx context.Context, id uuid.UUID, password, 
 func (s *Store) ConfirmEmailChange(ctx context.Context, token string, c Client) (User, error) {
 	var u User
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		id, email, err := s.peekEmailToken(ctx, tx, token, "change_email", true)
+		id, email, err := s.takeEmailToken(ctx, tx, token, "change_email")
 		if err != nil {
-			return err
-		}
-		if err := s.useEmailToken(ctx, tx, token); err != nil {
 			return err
 		}
 		old, err := s.User(ctx, id)

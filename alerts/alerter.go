@@ -16,6 +16,7 @@ import (
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 // AlerterName is the alerter's consumer group. It never changes once
@@ -82,12 +83,8 @@ func NewAlerter(store *eventstore.Store, cfg AlerterConfig, logger *slog.Logger,
 			Help: "Low-stock alerts cleared by the alerter, by reason.",
 		}, []string{"reason"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{a.raised, a.cleared} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("new alerter: register metrics: %w", err)
-			}
-		}
+	if err := telemetry.Register(reg, a.raised, a.cleared); err != nil {
+		return nil, fmt.Errorf("new alerter: %w", err)
 	}
 	return a, nil
 }

@@ -303,17 +303,23 @@ func TestAlertIsDeliveredByEmailWebhookAndSlack(t *testing.T) {
 	}
 }
 
-func TestSMTPDownThenUpDeliversEachAlertOnce(t *testing.T) {
-	const shop, listing = 22, 2200
-	r := newRig(t, 0)
-	cert, pool := testCert(t)
-	// A port with nothing listening: the mail server is down.
+// downAddr is a loopback address with nothing listening.
+func downAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	return addr
+}
+
+func TestSMTPDownThenUpDeliversEachAlertOnce(t *testing.T) {
+	const shop, listing = 22, 2200
+	r := newRig(t, 0)
+	cert, pool := testCert(t)
+	addr := downAddr(t) // the mail server is down
 
 	r.feed(
 		settings(shop, nil, []events.AlertChannel{{Kind: "email", Target: "sam@seller.test"}}, 0),
@@ -461,12 +467,7 @@ func TestDeliveryGivesUpAfterTheRetryHorizon(t *testing.T) {
 	const shop, listing = 23, 2300
 	r := newRig(t, 0)
 	_, pool := testCert(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := downAddr(t)
 	r.feed(settings(shop, nil, []events.AlertChannel{{Kind: "email", Target: "sam@seller.test"}}, 0), adjusted(shop, listing, "S", 1, 1))
 	d := r.dispatcher(map[string]alerts.Sender{alerts.KindEmail: r.emailSender(addr, pool)},
 		alerts.DispatcherConfig{InitialBackoff: time.Hour, MaxBackoff: 4 * time.Hour, GiveUpAfter: 24 * time.Hour})

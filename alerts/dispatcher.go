@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 // Sender delivers one alert to one channel. A nil error means the channel
@@ -142,12 +143,8 @@ func NewDispatcher(db *sql.DB, cfg DispatcherConfig, logger *slog.Logger, reg pr
 			Help: "Age of the oldest alert delivery still pending (0 when none).",
 		}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{d.results, d.oldest} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("new dispatcher: register metrics: %w", err)
-			}
-		}
+	if err := telemetry.Register(reg, d.results, d.oldest); err != nil {
+		return nil, fmt.Errorf("new dispatcher: %w", err)
 	}
 	return d, nil
 }

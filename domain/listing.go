@@ -82,13 +82,19 @@ func NewListing(id int64) *Listing {
 // ReplayListing rebuilds a listing from its stream's events.
 func ReplayListing(id int64, past []events.Record) *Listing {
 	l := NewListing(id)
-	for _, r := range past {
-		if l.shopID == 0 && r.ShopID != 0 {
-			l.shopID = r.ShopID
-		}
-		l.apply(r.Data)
-	}
+	replay(past, &l.shopID, l.apply)
 	return l
+}
+
+// replay applies past events in order; the shop is the first one a record
+// names, for streams whose early events carry none.
+func replay(past []events.Record, shopID *int64, apply func(events.Payload)) {
+	for _, r := range past {
+		if *shopID == 0 && r.ShopID != 0 {
+			*shopID = r.ShopID
+		}
+		apply(r.Data)
+	}
 }
 
 // ID is the listing id.
@@ -122,17 +128,9 @@ func (l *Listing) Balances() map[string]int64 {
 func (l *Listing) apply(p events.Payload) {
 	switch e := p.(type) {
 	case events.ListingImported:
-		l.imported, l.deleted = true, false
-		l.shopID = cmp.Or(l.shopID, e.ShopID)
-		l.title, l.state, l.url, l.price = e.Title, e.State, e.URL, e.Price
-		l.variants = slices.Clone(e.Variants)
-		l.etsyUpdatedAt = later(l.etsyUpdatedAt, e.EtsyUpdatedAt)
+		l.describe(e)
 	case events.ListingUpdated:
-		l.imported, l.deleted = true, false
-		l.shopID = cmp.Or(l.shopID, e.ShopID)
-		l.title, l.state, l.url, l.price = e.Title, e.State, e.URL, e.Price
-		l.variants = slices.Clone(e.Variants)
-		l.etsyUpdatedAt = later(l.etsyUpdatedAt, e.EtsyUpdatedAt)
+		l.describe(events.ListingImported(e))
 	case events.ListingStateChanged:
 		l.state = e.To
 	case events.ListingDeleted:
@@ -144,6 +142,16 @@ func (l *Listing) apply(p events.Payload) {
 	default:
 		l.applyEdit(p)
 	}
+}
+
+// describe takes a full description, which an import and an update both
+// carry.
+func (l *Listing) describe(e events.ListingImported) {
+	l.imported, l.deleted = true, false
+	l.shopID = cmp.Or(l.shopID, e.ShopID)
+	l.title, l.state, l.url, l.price = e.Title, e.State, e.URL, e.Price
+	l.variants = slices.Clone(e.Variants)
+	l.etsyUpdatedAt = later(l.etsyUpdatedAt, e.EtsyUpdatedAt)
 }
 
 func later(a, b time.Time) time.Time {

@@ -70,12 +70,7 @@ func NewReceipt(id int64) *Receipt {
 // ReplayReceipt rebuilds a receipt from its stream's events.
 func ReplayReceipt(id int64, past []events.Record) *Receipt {
 	r := NewReceipt(id)
-	for _, rec := range past {
-		if r.shopID == 0 && rec.ShopID != 0 {
-			r.shopID = rec.ShopID
-		}
-		r.apply(rec.Data)
-	}
+	replay(past, &r.shopID, r.apply)
 	return r
 }
 

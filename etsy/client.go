@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopledger/shopledger/etsy/internal/wire"
 )
 
 // DefaultBaseURL is Etsy's Open API host; api.etsy.com is equivalent.
@@ -204,6 +205,11 @@ type call struct {
 	idempotent bool
 }
 
+// get sends a read, which do may repeat.
+func (c *Client) get(ctx context.Context, ts TokenSource, op, path string, query url.Values, out any) error {
+	return c.do(ctx, call{op: op, method: http.MethodGet, path: path, query: query, ts: ts, idempotent: true}, out)
+}
+
 // do sends one logical request with Etsy's retry rules: one refresh and
 // retry on 401 invalid_token; 429 waits out retry-after (for every caller,
 // through the limiter); 5xx and network errors are retried with backoff
@@ -362,22 +368,22 @@ func (c *Client) Ping(ctx context.Context) (int64, error) {
 	var out struct {
 		ApplicationID int64 `json:"application_id"`
 	}
-	err := c.do(ctx, call{op: "ping", method: http.MethodGet, path: "/v3/application/openapi-ping", idempotent: true}, &out)
+	err := c.get(ctx, nil, "ping", "/v3/application/openapi-ping", nil, &out)
 	return out.ApplicationID, err
 }
 
 // GetMe returns the user and shop the token belongs to.
 func (c *Client) GetMe(ctx context.Context, ts TokenSource) (Me, error) {
-	var w wireSelf
-	err := c.do(ctx, call{op: "getMe", method: http.MethodGet, path: "/v3/application/users/me", ts: ts, idempotent: true}, &w)
+	var w wire.Self
+	err := c.get(ctx, ts, "getMe", "/v3/application/users/me", nil, &w)
 	return Me(w), err
 }
 
 // GetShop returns a shop. ts may be nil: the endpoint needs only the key.
 func (c *Client) GetShop(ctx context.Context, ts TokenSource, shopID int64) (Shop, error) {
-	var w wireShop
-	err := c.do(ctx, call{op: "getShop", method: http.MethodGet, path: "/v3/application/shops/" + id(shopID), ts: ts, idempotent: true}, &w)
-	return w.shop(), err
+	var w wire.Shop
+	err := c.get(ctx, ts, "getShop", "/v3/application/shops/"+id(shopID), nil, &w)
+	return shopFromWire(w), err
 }
 
 // ListingsQuery holds getListingsByShop's parameters; zero values are left
@@ -391,23 +397,29 @@ type ListingsQuery struct {
 	Includes  []string
 }
 
+// setPaging sets the paging and sort parameters of Etsy's list
+// endpoints, leaving zero values to Etsy's defaults.
+func setPaging(v url.Values, limit, offset int, sortOn, sortOrder string) {
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	if offset > 0 {
+		v.Set("offset", strconv.Itoa(offset))
+	}
+	if sortOn != "" {
+		v.Set("sort_on", sortOn)
+	}
+	if sortOrder != "" {
+		v.Set("sort_order", sortOrder)
+	}
+}
+
 func (q ListingsQuery) values() url.Values {
 	v := url.Values{}
 	if q.State != "" {
 		v.Set("state", q.State)
 	}
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	if q.Offset > 0 {
-		v.Set("offset", strconv.Itoa(q.Offset))
-	}
-	if q.SortOn != "" {
-		v.Set("sort_on", q.SortOn)
-	}
-	if q.SortOrder != "" {
-		v.Set("sort_order", q.SortOrder)
-	}
+	setPaging(v, q.Limit, q.Offset, q.SortOn, q.SortOrder)
 	if len(q.Includes) > 0 {
 		v.Set("includes", strings.Join(q.Includes, ","))
 	}
@@ -423,14 +435,8 @@ type ListingsPage struct {
 
 // GetListingsByShop returns one page of a shop's listings.
 func (c *Client) GetListingsByShop(ctx context.Context, ts TokenSource, shopID int64, q ListingsQuery) (ListingsPage, error) {
-	var out struct {
-		Count   int       `json:"count"`
-		Results []Listing `json:"results"`
-	}
-	err := c.do(ctx, call{
-		op: "getListingsByShop", method: http.MethodGet,
-		path: "/v3/application/shops/" + id(shopID) + "/listings", query: q.values(), ts: ts, idempotent: true,
-	}, &out)
+	var out wire.Page[Listing]
+	err := c.get(ctx, ts, "getListingsByShop", "/v3/application/shops/"+id(shopID)+"/listings", q.values(), &out)
 	return ListingsPage(out), err
 }
 
@@ -442,20 +448,14 @@ func (c *Client) GetListing(ctx context.Context, ts TokenSource, listingID int64
 		q.Set("includes", IncludeInventory)
 	}
 	var l Listing
-	err := c.do(ctx, call{
-		op: "getListing", method: http.MethodGet, path: "/v3/application/listings/" + id(listingID),
-		query: q, ts: ts, idempotent: true,
-	}, &l)
+	err := c.get(ctx, ts, "getListing", "/v3/application/listings/"+id(listingID), q, &l)
 	return l, err
 }
 
 // GetListingInventory returns a listing's product set.
 func (c *Client) GetListingInventory(ctx context.Context, ts TokenSource, listingID int64) (Inventory, error) {
 	var inv Inventory
-	err := c.do(ctx, call{
-		op: "getListingInventory", method: http.MethodGet,
-		path: "/v3/application/listings/" + id(listingID) + "/inventory", ts: ts, idempotent: true,
-	}, &inv)
+	err := c.get(ctx, ts, "getListingInventory", "/v3/application/listings/"+id(listingID)+"/inventory", nil, &inv)
 	return inv, err
 }
 
@@ -520,18 +520,7 @@ func (q ReceiptsQuery) values() url.Values {
 	setTime("max_created", q.MaxCreated, false)
 	setTime("min_last_modified", q.MinLastModified, true)
 	setTime("max_last_modified", q.MaxLastModified, false)
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	if q.Offset > 0 {
-		v.Set("offset", strconv.Itoa(q.Offset))
-	}
-	if q.SortOn != "" {
-		v.Set("sort_on", q.SortOn)
-	}
-	if q.SortOrder != "" {
-		v.Set("sort_order", q.SortOrder)
-	}
+	setPaging(v, q.Limit, q.Offset, q.SortOn, q.SortOrder)
 	setBool := func(name string, b *bool) {
 		if b != nil {
 			v.Set(name, strconv.FormatBool(*b))
@@ -552,20 +541,14 @@ type ReceiptsPage struct {
 
 // GetShopReceipts returns one page of a shop's receipts.
 func (c *Client) GetShopReceipts(ctx context.Context, ts TokenSource, shopID int64, q ReceiptsQuery) (ReceiptsPage, error) {
-	var out struct {
-		Count   int           `json:"count"`
-		Results []wireReceipt `json:"results"`
-	}
-	err := c.do(ctx, call{
-		op: "getShopReceipts", method: http.MethodGet,
-		path: "/v3/application/shops/" + id(shopID) + "/receipts", query: q.values(), ts: ts, idempotent: true,
-	}, &out)
+	var out wire.Page[wire.Receipt]
+	err := c.get(ctx, ts, "getShopReceipts", "/v3/application/shops/"+id(shopID)+"/receipts", q.values(), &out)
 	if err != nil {
 		return ReceiptsPage{}, err
 	}
 	page := ReceiptsPage{Count: out.Count, Results: make([]Receipt, 0, len(out.Results))}
 	for _, w := range out.Results {
-		r, err := w.receipt(shopID)
+		r, err := receiptFromWire(w, shopID)
 		if err != nil {
 			return ReceiptsPage{}, fmt.Errorf("etsy getShopReceipts: %w", err)
 		}
@@ -576,15 +559,12 @@ func (c *Client) GetShopReceipts(ctx context.Context, ts TokenSource, shopID int
 
 // GetShopReceipt returns one receipt.
 func (c *Client) GetShopReceipt(ctx context.Context, ts TokenSource, shopID, receiptID int64) (Receipt, error) {
-	var w wireReceipt
-	err := c.do(ctx, call{
-		op: "getShopReceipt", method: http.MethodGet,
-		path: "/v3/application/shops/" + id(shopID) + "/receipts/" + id(receiptID), ts: ts, idempotent: true,
-	}, &w)
+	var w wire.Receipt
+	err := c.get(ctx, ts, "getShopReceipt", "/v3/application/shops/"+id(shopID)+"/receipts/"+id(receiptID), nil, &w)
 	if err != nil {
 		return Receipt{}, err
 	}
-	r, err := w.receipt(shopID)
+	r, err := receiptFromWire(w, shopID)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("etsy getShopReceipt: %w", err)
 	}
@@ -593,24 +573,14 @@ func (c *Client) GetShopReceipt(ctx context.Context, ts TokenSource, shopID, rec
 
 // GetShopReceiptTransactionsByReceipt returns a receipt's transactions.
 func (c *Client) GetShopReceiptTransactionsByReceipt(ctx context.Context, ts TokenSource, shopID, receiptID int64) ([]Transaction, error) {
-	var out struct {
-		Count   int               `json:"count"`
-		Results []wireTransaction `json:"results"`
-	}
-	err := c.do(ctx, call{
-		op: "getShopReceiptTransactionsByReceipt", method: http.MethodGet,
-		path: "/v3/application/shops/" + id(shopID) + "/receipts/" + id(receiptID) + "/transactions", ts: ts, idempotent: true,
-	}, &out)
+	var out wire.Page[wire.Transaction]
+	err := c.get(ctx, ts, "getShopReceiptTransactionsByReceipt", "/v3/application/shops/"+id(shopID)+"/receipts/"+id(receiptID)+"/transactions", nil, &out)
 	if err != nil {
 		return nil, err
 	}
-	var mc moneyConv
-	txs := make([]Transaction, 0, len(out.Results))
-	for _, w := range out.Results {
-		txs = append(txs, w.transaction(&mc))
-	}
-	if mc.err != nil {
-		return nil, fmt.Errorf("etsy getShopReceiptTransactionsByReceipt: %w", mc.err)
+	txs, err := transactionsFromWire(out.Results)
+	if err != nil {
+		return nil, fmt.Errorf("etsy getShopReceiptTransactionsByReceipt: %w", err)
 	}
 	return txs, nil
 }

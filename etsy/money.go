@@ -8,6 +8,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+
+	"github.com/shopledger/shopledger/etsy/internal/wire"
 )
 
 // ErrInexactMoney means an Etsy amount/divisor pair cannot be expressed in
@@ -68,13 +70,6 @@ func MinorUnitExponent(currency string) int {
 	return 2
 }
 
-// wireMoney is Etsy's Money object.
-type wireMoney struct {
-	Amount       json.Number `json:"amount"`
-	Divisor      json.Number `json:"divisor"`
-	CurrencyCode string      `json:"currency_code"`
-}
-
 // MoneyFromEtsy normalises Etsy's amount/divisor pair into minor units of
 // the currency.
 func MoneyFromEtsy(amount, divisor int64, currency string) (Money, error) {
@@ -107,11 +102,11 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	// json.Number fields keep the literal text, so no float is formed.
-	var w wireMoney
+	var w wire.Money
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("decode money: %w", err)
 	}
-	v, err := w.money()
+	v, err := moneyFromWire(w)
 	if err != nil {
 		return err
 	}
@@ -119,8 +114,8 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func (w wireMoney) money() (Money, error) {
-	if w == (wireMoney{}) {
+func moneyFromWire(w wire.Money) (Money, error) {
+	if w == (wire.Money{}) {
 		return Money{}, nil
 	}
 	amount, err := intFromNumber(w.Amount)

@@ -3,9 +3,10 @@ package etsy
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/shopledger/shopledger/etsy/internal/wire"
 )
 
 // TransactionsPage is one page of a shop's transactions, newest first.
@@ -22,25 +23,15 @@ func (c *Client) GetShopTransactions(ctx context.Context, ts TokenSource, shopID
 	if limit < 1 || limit > MaxLimit || offset < 0 || offset > MaxOffset {
 		return TransactionsPage{}, fmt.Errorf("etsy getShopReceiptTransactionsByShop: limit %d offset %d out of range", limit, offset)
 	}
-	var out struct {
-		Count   int               `json:"count"`
-		Results []wireTransaction `json:"results"`
-	}
+	var out wire.Page[wire.Transaction]
 	q := url.Values{"limit": {strconv.Itoa(limit)}, "offset": {strconv.Itoa(offset)}}
-	err := c.do(ctx, call{
-		op: "getShopReceiptTransactionsByShop", method: http.MethodGet,
-		path: "/v3/application/shops/" + id(shopID) + "/transactions", query: q, ts: ts, idempotent: true,
-	}, &out)
+	err := c.get(ctx, ts, "getShopReceiptTransactionsByShop", "/v3/application/shops/"+id(shopID)+"/transactions", q, &out)
 	if err != nil {
 		return TransactionsPage{}, err
 	}
-	var mc moneyConv
-	p := TransactionsPage{Count: out.Count, Results: make([]Transaction, 0, len(out.Results))}
-	for _, w := range out.Results {
-		p.Results = append(p.Results, w.transaction(&mc))
+	txs, err := transactionsFromWire(out.Results)
+	if err != nil {
+		return TransactionsPage{}, fmt.Errorf("etsy getShopReceiptTransactionsByShop: %w", err)
 	}
-	if mc.err != nil {
-		return TransactionsPage{}, fmt.Errorf("etsy getShopReceiptTransactionsByShop: %w", mc.err)
-	}
-	return p, nil
+	return TransactionsPage{Count: out.Count, Results: txs}, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shopledger/shopledger/etsy/internal/wire"
 )
 
 // Listing states as Etsy spells them.
@@ -310,8 +312,8 @@ type Refund struct {
 // json.Unmarshal per Money.
 type moneyConv struct{ err error }
 
-func (c *moneyConv) of(w wireMoney) Money {
-	m, err := w.money()
+func (c *moneyConv) of(w wire.Money) Money {
+	m, err := moneyFromWire(w)
 	if err != nil && c.err == nil {
 		c.err = err
 	}
@@ -333,25 +335,7 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-type wireSelf struct {
-	UserID int64 `json:"user_id"`
-	ShopID int64 `json:"shop_id"`
-}
-
-type wireShop struct {
-	ShopID             int64   `json:"shop_id"`
-	UserID             int64   `json:"user_id"`
-	ShopName           string  `json:"shop_name"`
-	Title              *string `json:"title"`
-	CurrencyCode       string  `json:"currency_code"`
-	URL                string  `json:"url"`
-	IsVacation         bool    `json:"is_vacation"`
-	ListingActiveCount int     `json:"listing_active_count"`
-	CreatedTimestamp   *int64  `json:"created_timestamp"`
-	UpdatedTimestamp   *int64  `json:"updated_timestamp"`
-}
-
-func (w wireShop) shop() Shop {
+func shopFromWire(w wire.Shop) Shop {
 	return Shop{
 		ShopID: w.ShopID, UserID: w.UserID, ShopName: w.ShopName, Title: deref(w.Title),
 		CurrencyCode: w.CurrencyCode, URL: w.URL, IsVacation: w.IsVacation,
@@ -360,27 +344,9 @@ func (w wireShop) shop() Shop {
 	}
 }
 
-type wireListing struct {
-	ListingID             int64          `json:"listing_id"`
-	UserID                int64          `json:"user_id"`
-	ShopID                int64          `json:"shop_id"`
-	Title                 string         `json:"title"`
-	State                 string         `json:"state"`
-	URL                   string         `json:"url"`
-	Price                 wireMoney      `json:"price"`
-	Quantity              int            `json:"quantity"`
-	HasVariations         bool           `json:"has_variations"`
-	SKUs                  []string       `json:"skus"`
-	CreatedTimestamp      *int64         `json:"created_timestamp"`
-	UpdatedTimestamp      *int64         `json:"updated_timestamp"`
-	LastModifiedTimestamp *int64         `json:"last_modified_timestamp"`
-	StateTimestamp        *int64         `json:"state_timestamp"`
-	Inventory             *wireInventory `json:"inventory"`
-}
-
 // UnmarshalJSON decodes Etsy's ShopListing(WithAssociations).
 func (l *Listing) UnmarshalJSON(b []byte) error {
-	var w wireListing
+	var w wire.Listing
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("decode listing: %w", err)
 	}
@@ -388,12 +354,12 @@ func (l *Listing) UnmarshalJSON(b []byte) error {
 	*l = Listing{
 		ListingID: w.ListingID, ShopID: w.ShopID, UserID: w.UserID, Title: w.Title,
 		State: w.State, URL: w.URL, Price: mc.of(w.Price), Quantity: w.Quantity,
-		HasVariations: w.HasVariations, SKUs: w.SKUs,
+		HasVariations: w.HasVariations, SKUs: deref(w.SKUs),
 		CreatedAt: epoch(w.CreatedTimestamp), UpdatedAt: epoch(w.UpdatedTimestamp),
 		LastModifiedAt: epoch(w.LastModifiedTimestamp), StateChangedAt: epoch(w.StateTimestamp),
 	}
 	if w.Inventory != nil {
-		inv := w.Inventory.inventory(&mc)
+		inv := inventoryFromWire(*w.Inventory, &mc)
 		l.Inventory = &inv
 	}
 	if mc.err != nil {
@@ -402,48 +368,32 @@ func (l *Listing) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-type wireInventory struct {
-	Products           []wireProduct `json:"products"`
-	PriceOnProperty    []int64       `json:"price_on_property"`
-	QuantityOnProperty []int64       `json:"quantity_on_property"`
-	SKUOnProperty      []int64       `json:"sku_on_property"`
-	ReadinessOnProp    []int64       `json:"readiness_state_on_property"`
-}
-
-func (w wireInventory) inventory(mc *moneyConv) Inventory {
+func inventoryFromWire(w wire.Inventory, mc *moneyConv) Inventory {
 	inv := Inventory{
 		PriceOnProperty: w.PriceOnProperty, QuantityOnProperty: w.QuantityOnProperty,
-		SKUOnProperty: w.SKUOnProperty, ReadinessStateOnProperty: w.ReadinessOnProp,
+		SKUOnProperty: w.SKUOnProperty, ReadinessStateOnProperty: w.ReadinessStateOnProperty,
 	}
 	for _, p := range w.Products {
-		inv.Products = append(inv.Products, p.product(mc))
+		inv.Products = append(inv.Products, productFromWire(p, mc))
 	}
 	return inv
 }
 
 // UnmarshalJSON decodes Etsy's ListingInventory.
 func (inv *Inventory) UnmarshalJSON(b []byte) error {
-	var w wireInventory
+	var w wire.Inventory
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("decode inventory: %w", err)
 	}
 	var mc moneyConv
-	*inv = w.inventory(&mc)
+	*inv = inventoryFromWire(w, &mc)
 	if mc.err != nil {
 		return fmt.Errorf("decode inventory: %w", mc.err)
 	}
 	return nil
 }
 
-type wireProduct struct {
-	ProductID      int64               `json:"product_id"`
-	SKU            *string             `json:"sku"`
-	IsDeleted      bool                `json:"is_deleted"`
-	Offerings      []wireOffering      `json:"offerings"`
-	PropertyValues []wirePropertyValue `json:"property_values"`
-}
-
-func (w wireProduct) product(mc *moneyConv) Product {
+func productFromWire(w wire.Product, mc *moneyConv) Product {
 	p := Product{ProductID: w.ProductID, SKU: deref(w.SKU), IsDeleted: w.IsDeleted}
 	for _, o := range w.Offerings {
 		p.Offerings = append(p.Offerings, Offering{
@@ -452,83 +402,26 @@ func (w wireProduct) product(mc *moneyConv) Product {
 		})
 	}
 	for _, pv := range w.PropertyValues {
-		p.PropertyValues = append(p.PropertyValues, pv.value())
+		p.PropertyValues = append(p.PropertyValues, propertyValueFromWire(pv))
 	}
 	return p
 }
 
-type wireOffering struct {
-	OfferingID int64     `json:"offering_id"`
-	Quantity   int       `json:"quantity"`
-	Price      wireMoney `json:"price"`
-	IsEnabled  bool      `json:"is_enabled"`
-	IsDeleted  bool      `json:"is_deleted"`
-	// ReadinessStateID is null or absent for listings without
-	// processing profiles.
-	ReadinessStateID *int64 `json:"readiness_state_id"`
-}
-
-type wirePropertyValue struct {
-	PropertyID   int64    `json:"property_id"`
-	PropertyName *string  `json:"property_name"`
-	ScaleID      *int64   `json:"scale_id"`
-	ScaleName    *string  `json:"scale_name"`
-	ValueIDs     []int64  `json:"value_ids"`
-	Values       []string `json:"values"`
-}
-
-func (w wirePropertyValue) value() PropertyValue {
+func propertyValueFromWire(w wire.PropertyValue) PropertyValue {
 	return PropertyValue{
 		PropertyID: w.PropertyID, PropertyName: deref(w.PropertyName), ScaleID: w.ScaleID,
 		ScaleName: deref(w.ScaleName), ValueIDs: w.ValueIDs, Values: w.Values,
 	}
 }
 
-type wireReceipt struct {
-	ReceiptID         int64             `json:"receipt_id"`
-	ReceiptType       int               `json:"receipt_type"`
-	SellerUserID      int64             `json:"seller_user_id"`
-	BuyerUserID       int64             `json:"buyer_user_id"`
-	BuyerEmail        *string           `json:"buyer_email"`
-	Name              string            `json:"name"`
-	FirstLine         string            `json:"first_line"`
-	SecondLine        *string           `json:"second_line"`
-	City              string            `json:"city"`
-	State             *string           `json:"state"`
-	Zip               string            `json:"zip"`
-	FormattedAddress  string            `json:"formatted_address"`
-	CountryISO        *string           `json:"country_iso"`
-	PaymentEmail      string            `json:"payment_email"`
-	MessageFromBuyer  *string           `json:"message_from_buyer"`
-	GiftMessage       string            `json:"gift_message"`
-	Status            string            `json:"status"`
-	PaymentMethod     string            `json:"payment_method"`
-	IsPaid            bool              `json:"is_paid"`
-	IsShipped         bool              `json:"is_shipped"`
-	IsGift            bool              `json:"is_gift"`
-	CreatedTimestamp  *int64            `json:"created_timestamp"`
-	UpdatedTimestamp  *int64            `json:"updated_timestamp"`
-	GrandTotal        wireMoney         `json:"grandtotal"`
-	Subtotal          wireMoney         `json:"subtotal"`
-	TotalPrice        wireMoney         `json:"total_price"`
-	TotalShippingCost wireMoney         `json:"total_shipping_cost"`
-	TotalTaxCost      wireMoney         `json:"total_tax_cost"`
-	TotalVATCost      wireMoney         `json:"total_vat_cost"`
-	DiscountAmt       wireMoney         `json:"discount_amt"`
-	GiftWrapPrice     wireMoney         `json:"gift_wrap_price"`
-	Shipments         []wireShipment    `json:"shipments"`
-	Transactions      []wireTransaction `json:"transactions"`
-	Refunds           []wireRefund      `json:"refunds"`
-}
-
-func (w wireReceipt) receipt(shopID int64) (Receipt, error) {
+func receiptFromWire(w wire.Receipt, shopID int64) (Receipt, error) {
 	var mc moneyConv
 	r := Receipt{
 		ReceiptID: w.ReceiptID, ShopID: shopID, ReceiptType: w.ReceiptType,
 		SellerUserID: w.SellerUserID, BuyerUserID: w.BuyerUserID, Status: w.Status,
 		PaymentMethod: w.PaymentMethod, IsPaid: w.IsPaid, IsShipped: w.IsShipped, IsGift: w.IsGift,
 		CreatedAt: epoch(w.CreatedTimestamp), UpdatedAt: epoch(w.UpdatedTimestamp),
-		GrandTotal: mc.of(w.GrandTotal), Subtotal: mc.of(w.Subtotal), TotalPrice: mc.of(w.TotalPrice),
+		GrandTotal: mc.of(w.Grandtotal), Subtotal: mc.of(w.Subtotal), TotalPrice: mc.of(w.TotalPrice),
 		TotalShippingCost: mc.of(w.TotalShippingCost), TotalTaxCost: mc.of(w.TotalTaxCost),
 		TotalVATCost: mc.of(w.TotalVATCost), DiscountAmt: mc.of(w.DiscountAmt), GiftWrapPrice: mc.of(w.GiftWrapPrice),
 		Buyer: BuyerDetails{
@@ -540,7 +433,7 @@ func (w wireReceipt) receipt(shopID int64) (Receipt, error) {
 		},
 	}
 	for _, t := range w.Transactions {
-		r.Transactions = append(r.Transactions, t.transaction(&mc))
+		r.Transactions = append(r.Transactions, transactionFromWire(t, &mc))
 	}
 	for _, s := range w.Shipments {
 		r.Shipments = append(r.Shipments, Shipment{
@@ -560,41 +453,21 @@ func (w wireReceipt) receipt(shopID int64) (Receipt, error) {
 	return r, nil
 }
 
-type wireShipment struct {
-	ReceiptShippingID             *int64 `json:"receipt_shipping_id"`
-	ShipmentNotificationTimestamp *int64 `json:"shipment_notification_timestamp"`
-	CarrierName                   string `json:"carrier_name"`
-	TrackingCode                  string `json:"tracking_code"`
+// transactionsFromWire converts one answer's transactions; the error is
+// the first Money that does not convert.
+func transactionsFromWire(ws []wire.Transaction) ([]Transaction, error) {
+	var mc moneyConv
+	txs := make([]Transaction, 0, len(ws))
+	for _, w := range ws {
+		txs = append(txs, transactionFromWire(w, &mc))
+	}
+	if mc.err != nil {
+		return nil, mc.err
+	}
+	return txs, nil
 }
 
-type wireRefund struct {
-	Amount           wireMoney `json:"amount"`
-	CreatedTimestamp *int64    `json:"created_timestamp"`
-	Reason           *string   `json:"reason"`
-	NoteFromIssuer   *string   `json:"note_from_issuer"`
-	Status           *string   `json:"status"`
-}
-
-type wireTransaction struct {
-	TransactionID    int64               `json:"transaction_id"`
-	ReceiptID        int64               `json:"receipt_id"`
-	Title            *string             `json:"title"`
-	ListingID        *int64              `json:"listing_id"`
-	ProductID        *int64              `json:"product_id"`
-	SKU              *string             `json:"sku"`
-	Quantity         int                 `json:"quantity"`
-	Price            wireMoney           `json:"price"`
-	ShippingCost     wireMoney           `json:"shipping_cost"`
-	Variations       []wireVariation     `json:"variations"`
-	ProductData      []wirePropertyValue `json:"product_data"`
-	TransactionType  string              `json:"transaction_type"`
-	IsDigital        bool                `json:"is_digital"`
-	CreatedTimestamp *int64              `json:"created_timestamp"`
-	PaidTimestamp    *int64              `json:"paid_timestamp"`
-	ShippedTimestamp *int64              `json:"shipped_timestamp"`
-}
-
-func (w wireTransaction) transaction(mc *moneyConv) Transaction {
+func transactionFromWire(w wire.Transaction, mc *moneyConv) Transaction {
 	t := Transaction{
 		TransactionID: w.TransactionID, ReceiptID: w.ReceiptID, ListingID: deref(w.ListingID),
 		ProductID: deref(w.ProductID), SKU: deref(w.SKU), Title: deref(w.Title),
@@ -610,16 +483,9 @@ func (w wireTransaction) transaction(mc *moneyConv) Transaction {
 		})
 	}
 	for _, pv := range w.ProductData {
-		t.ProductData = append(t.ProductData, pv.value())
+		t.ProductData = append(t.ProductData, propertyValueFromWire(pv))
 	}
 	return t
-}
-
-type wireVariation struct {
-	PropertyID     int64  `json:"property_id"`
-	ValueID        *int64 `json:"value_id"`
-	FormattedName  string `json:"formatted_name"`
-	FormattedValue string `json:"formatted_value"`
 }
 
 // InventoryUpdate is the body of updateListingInventory. Etsy replaces the

@@ -1,7 +1,6 @@
 package eventstore_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
-	"github.com/shopledger/shopledger/pgtest"
 )
 
 // sealedRow is what a filter of ListSealed looks at in one sealed event.
@@ -27,9 +25,7 @@ type sealedRow struct {
 // seqs a plain scan of the seal in seq order keeps: whatever query a
 // filter's shape gets, the pages are the same.
 func TestListSealedPagesLikeAFilteredScanOfTheSeal(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	db, s, ctx := newStore(t)
 	var evs []events.Event
 	for i := range 60 {
 		shop := int64(1 + i%3)

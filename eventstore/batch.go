@@ -3,7 +3,6 @@ package eventstore
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -123,16 +122,9 @@ func appendEach(evs []events.Event, insert func(r *eachRows, pending []int) (map
 }
 
 type eachRows struct {
-	ids      []string
-	streams  []string
-	types    []string
-	versions []int32
-	data     []string
-	meta     []string
-	shops    []int64
-	occurred []time.Time
-	dedupe   []string
-	index    []int // event index of each row
+	rows    []encoded
+	streams []string
+	index   []int // event index of each row
 }
 
 func encodeEach(evs []events.Event, todo []int) (*eachRows, error) {
@@ -143,15 +135,8 @@ func encodeEach(evs []events.Event, todo []int) (*eachRows, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.ids = append(r.ids, row.id.String())
+		r.rows = append(r.rows, row)
 		r.streams = append(r.streams, e.StreamID)
-		r.types = append(r.types, row.typ)
-		r.versions = append(r.versions, row.version)
-		r.data = append(r.data, row.data)
-		r.meta = append(r.meta, row.meta)
-		r.shops = append(r.shops, row.shop)
-		r.occurred = append(r.occurred, row.occurred)
-		r.dedupe = append(r.dedupe, row.dedupe)
 		r.index = append(r.index, i)
 	}
 	return r, nil
@@ -201,32 +186,23 @@ func (r *eachRows) insert(ctx context.Context, q Queryer, pending []int) (map[uu
 
 // args are appendEachSQL's parameters for the pending events' rows.
 func (r *eachRows) args(pending []int) []any {
-	if len(pending) == len(r.index) {
-		return []any{r.ids, r.streams, r.types, r.versions, r.data, r.meta, r.shops, r.occurred, r.dedupe}
-	}
+	all := len(pending) == len(r.index)
 	want := make(map[int]bool, len(pending))
-	for _, i := range pending {
-		want[i] = true
+	if !all {
+		for _, i := range pending {
+			want[i] = true
+		}
 	}
-	var ids, streams, types, data, meta, dedupe []string
-	var versions []int32
-	var shops []int64
-	var occurred []time.Time
+	var c eventColumns
+	var streams []string
 	for k, i := range r.index {
-		if !want[i] {
+		if !all && !want[i] {
 			continue
 		}
-		ids = append(ids, r.ids[k])
+		c.add(r.rows[k])
 		streams = append(streams, r.streams[k])
-		types = append(types, r.types[k])
-		versions = append(versions, r.versions[k])
-		data = append(data, r.data[k])
-		meta = append(meta, r.meta[k])
-		shops = append(shops, r.shops[k])
-		occurred = append(occurred, r.occurred[k])
-		dedupe = append(dedupe, r.dedupe[k])
 	}
-	return []any{ids, streams, types, versions, data, meta, shops, occurred, dedupe}
+	return []any{c.ids, streams, c.types, c.versions, c.data, c.meta, c.shops, c.occurred, c.dedupe}
 }
 
 // dedupeSQL finds stored events by dedupe key.

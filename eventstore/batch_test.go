@@ -29,9 +29,7 @@ func countKey(t *testing.T, s *eventstore.Store, key string) int {
 }
 
 func TestAppendEachInStoresOnePerStreamAndReportsDuplicates(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	db, s, ctx := newStore(t)
 
 	if _, err := s.Append(ctx, events.WebhookStream("old"), eventstore.Any, evidence("old")); err != nil {
 		t.Fatal(err)
@@ -68,9 +66,7 @@ func TestAppendEachInStoresOnePerStreamAndReportsDuplicates(t *testing.T) {
 }
 
 func TestAppendEachInRollsBackWithTransaction(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	db, s, ctx := newStore(t)
 	tx, err := db.DB.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -98,9 +94,7 @@ func TestAppendEachInRejectsTwoEventsOnOneStream(t *testing.T) {
 // Concurrent transactions carrying the same facts and racing for the same
 // stream versions must neither fail nor store anything twice.
 func TestAppendEachInConcurrentTransactions(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	db, s, ctx := newStore(t)
 	const writers = 16
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)

@@ -15,9 +15,7 @@ import (
 )
 
 func TestAppendEachCommittedStoresOnePerStreamAndReportsDuplicates(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	db, s, ctx := newStore(t)
 	// One connection, so its prepared statements can be inspected below.
 	db.DB.SetMaxOpenConns(1)
 	if _, err := s.Append(ctx, events.WebhookStream("old"), eventstore.Any, evidence("old")); err != nil {
@@ -64,9 +62,7 @@ func TestAppendEachCommittedStoresOnePerStreamAndReportsDuplicates(t *testing.T)
 // batch is stored, and no connection goes back to the pool inside the
 // aborted transaction (the next appends would fail otherwise).
 func TestAppendEachCommittedFailureStoresNothingAndLeavesNoOpenTransaction(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	db, s, ctx := newStore(t)
 	if _, err := db.DB.Exec(`
 		CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN

@@ -148,7 +148,13 @@ func (s *Store) AppendIn(ctx context.Context, q Queryer, stream string, expected
 var errLostRace = errors.New("lost race")
 
 type batch struct {
-	stream   string
+	stream string
+	eventColumns
+}
+
+// eventColumns holds encoded events column by column: the arrays the
+// insert statements unnest.
+type eventColumns struct {
 	ids      []string
 	types    []string
 	versions []int32
@@ -157,6 +163,17 @@ type batch struct {
 	shops    []int64
 	occurred []time.Time
 	dedupe   []string
+}
+
+func (c *eventColumns) add(row encoded) {
+	c.ids = append(c.ids, row.id.String())
+	c.types = append(c.types, row.typ)
+	c.versions = append(c.versions, row.version)
+	c.data = append(c.data, row.data)
+	c.meta = append(c.meta, row.meta)
+	c.shops = append(c.shops, row.shop)
+	c.occurred = append(c.occurred, row.occurred)
+	c.dedupe = append(c.dedupe, row.dedupe)
 }
 
 func encodeBatch(stream string, evs []events.Event) (*batch, error) {
@@ -176,14 +193,7 @@ func encodeBatch(stream string, evs []events.Event) (*batch, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.ids = append(b.ids, row.id.String())
-		b.types = append(b.types, row.typ)
-		b.versions = append(b.versions, row.version)
-		b.data = append(b.data, row.data)
-		b.meta = append(b.meta, row.meta)
-		b.shops = append(b.shops, row.shop)
-		b.occurred = append(b.occurred, row.occurred)
-		b.dedupe = append(b.dedupe, row.dedupe)
+		b.add(row)
 	}
 	return b, nil
 }

@@ -26,10 +26,15 @@ func adjusted(listing int64, delta int64) events.Event {
 	})
 }
 
-func TestAppendAndReadStream(t *testing.T) {
+// newStore is a store on a fresh database.
+func newStore(t *testing.T) (*pgtest.Database, *eventstore.Store, context.Context) {
+	t.Helper()
 	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	return db, eventstore.New(db.DB), context.Background()
+}
+
+func TestAppendAndReadStream(t *testing.T) {
+	_, s, ctx := newStore(t)
 
 	res, err := s.Append(ctx, "listing-1", eventstore.NoStream, adjusted(1, 5), adjusted(1, -2))
 	if err != nil {
@@ -72,9 +77,7 @@ func TestAppendAndReadStream(t *testing.T) {
 }
 
 func TestConcurrentAppendsWithExpectedVersion(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	_, s, ctx := newStore(t)
 	const writers = 50
 
 	// Every writer tries once at the version it read; losers must get
@@ -142,9 +145,7 @@ func TestConcurrentAppendsWithExpectedVersion(t *testing.T) {
 }
 
 func TestDedupeKeyStoresOneRow(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	db, s, ctx := newStore(t)
 
 	ev := adjusted(3, 1).WithDedupe("etsy-txn:77:sold")
 	first, err := s.Append(ctx, "listing-3", eventstore.Any, ev)
@@ -199,9 +200,7 @@ func TestDedupeKeyStoresOneRow(t *testing.T) {
 }
 
 func TestLogIsImmutable(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	db, s, ctx := newStore(t)
 	if _, err := s.Append(ctx, "listing-1", eventstore.Any, adjusted(1, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -238,9 +237,7 @@ func TestLogIsImmutable(t *testing.T) {
 }
 
 func TestReadAllIsGapSafe(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	db, s, ctx := newStore(t)
 
 	txA, err := db.DB.BeginTx(ctx, nil)
 	if err != nil {
@@ -292,9 +289,7 @@ func TestReadAllIsGapSafe(t *testing.T) {
 // connection the server closed while it sat idle must still be replaced
 // instead of failing the append.
 func TestAppendOneSurvivesAnIdleConnectionTheServerClosed(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
+	db, s, ctx := newStore(t)
 	if _, err := s.Append(ctx, "listing-1", eventstore.Any, adjusted(1, 1)); err != nil {
 		t.Fatal(err)
 	}

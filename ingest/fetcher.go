@@ -197,12 +197,8 @@ func NewFetcher(db *sql.DB, store *eventstore.Store, api EtsyAPI, tokens TokenSo
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{f.outcomes, f.lag, f.duration, f.parked} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("new fetcher: register metrics: %w", err)
-			}
-		}
+	if err := telemetry.Register(reg, f.outcomes, f.lag, f.duration, f.parked); err != nil {
+		return nil, fmt.Errorf("new fetcher: %w", err)
 	}
 	return f, nil
 }

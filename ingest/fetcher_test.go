@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -59,6 +60,32 @@ func handle(t *testing.T, p *pipeline, rec events.Record) {
 	}
 }
 
+// listingPipeline starts a pipeline with cfg on a fresh simulator holding
+// one shop with one listing.
+func listingPipeline(t *testing.T, cfg ingest.FetcherConfig) (*etsyRig, *pipeline, etsysim.ShopInfo, etsysim.ListingTruth) {
+	t.Helper()
+	e := newEtsyRig(t, etsysim.Options{})
+	p := newPipeline(t, e, cfg)
+	shop, l := shopWithListing(t, e)
+	return e, p, shop, l
+}
+
+// importedListing starts a pipeline on a fresh simulator holding one shop
+// with one listing, and imports the listing.
+func importedListing(t *testing.T) (*etsyRig, *pipeline, etsysim.ShopInfo, etsysim.ListingTruth) {
+	t.Helper()
+	e, p, shop, l := listingPipeline(t, ingest.FetcherConfig{})
+	handle(t, p, p.deliver(t, "msg_import", etsy.EventListingCreated, e.listingURL(l.ListingID), shop.ShopID))
+	return e, p, shop, l
+}
+
+// balanceDiff compares a listing's balances at Etsy and in the ledger
+// (-etsy +ledger).
+func balanceDiff(t *testing.T, e *etsyRig, p *pipeline, listingID int64) string {
+	t.Helper()
+	return cmp.Diff(truthBalances(t, e, listingID), ledgerBalances(t, p, listingID))
+}
+
 // ledgerBalances is the ledger's stock per variant of a listing.
 func ledgerBalances(t *testing.T, p *pipeline, listingID int64) map[string]int64 {
 	t.Helper()
@@ -89,13 +116,11 @@ func truthBalances(t *testing.T, e *etsyRig, listingID int64) map[string]int64 {
 
 func TestFetcherOrderPaidRecordsSaleAndStock(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{})
-	shop, l := shopWithListing(t, e)
+	e, p, shop, l := listingPipeline(t, ingest.FetcherConfig{})
 
 	imp := p.deliver(t, "msg_created", etsy.EventListingCreated, e.listingURL(l.ListingID), shop.ShopID)
 	handle(t, p, imp)
-	if diff := cmp.Diff(truthBalances(t, e, l.ListingID), ledgerBalances(t, p, l.ListingID)); diff != "" {
+	if diff := balanceDiff(t, e, p, l.ListingID); diff != "" {
 		t.Fatalf("after import, balances (-etsy +ledger):\n%s", diff)
 	}
 
@@ -138,7 +163,7 @@ func TestFetcherOrderPaidRecordsSaleAndStock(t *testing.T) {
 			t.Errorf("%s metadata = %+v, want causation %s and correlation %s", r.Type(), r.Metadata, paid.ID, paid.Metadata.CorrelationID)
 		}
 	}
-	if diff := cmp.Diff(truthBalances(t, e, l.ListingID), ledgerBalances(t, p, l.ListingID)); diff != "" {
+	if diff := balanceDiff(t, e, p, l.ListingID); diff != "" {
 		t.Errorf("after the sale, balances (-etsy +ledger):\n%s", diff)
 	}
 
@@ -152,10 +177,7 @@ func TestFetcherOrderPaidRecordsSaleAndStock(t *testing.T) {
 
 func TestFetcherInventoryChangeAdjustsToEtsy(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{})
-	shop, l := shopWithListing(t, e)
-	handle(t, p, p.deliver(t, "msg_import", etsy.EventListingCreated, e.listingURL(l.ListingID), shop.ShopID))
+	e, p, shop, l := importedListing(t)
 
 	if _, err := e.sim.RestockListing(l.ListingID, etsysim.Restock{SKU: "BLUE", Delta: 4}); err != nil {
 		t.Fatal(err)
@@ -178,7 +200,7 @@ func TestFetcherInventoryChangeAdjustsToEtsy(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b time.Time) bool { return true })); diff != "" {
 		t.Errorf("events for a restock (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(truthBalances(t, e, l.ListingID), ledgerBalances(t, p, l.ListingID)); diff != "" {
+	if diff := balanceDiff(t, e, p, l.ListingID); diff != "" {
 		t.Errorf("balances (-etsy +ledger):\n%s", diff)
 	}
 }
@@ -189,10 +211,7 @@ func TestFetcherInventoryChangeAdjustsToEtsy(t *testing.T) {
 // at Etsy.
 func TestFetcherSettlesSalesBeforeComparingStock(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{})
-	shop, l := shopWithListing(t, e)
-	handle(t, p, p.deliver(t, "msg_import", etsy.EventListingCreated, e.listingURL(l.ListingID), shop.ShopID))
+	e, p, shop, l := importedListing(t)
 
 	order, err := e.sim.CreateOrder(shop.ShopID, etsysim.OrderSpec{Items: []etsysim.OrderItem{{ListingID: l.ListingID, SKU: "BLUE", Quantity: 3}}})
 	if err != nil {
@@ -216,17 +235,14 @@ func TestFetcherSettlesSalesBeforeComparingStock(t *testing.T) {
 	if len(adjustments) != 0 || sold != 1 {
 		t.Errorf("got adjustments %+v and %d sales, want no adjustment and 1 sale", adjustments, sold)
 	}
-	if diff := cmp.Diff(truthBalances(t, e, l.ListingID), ledgerBalances(t, p, l.ListingID)); diff != "" {
+	if diff := balanceDiff(t, e, p, l.ListingID); diff != "" {
 		t.Errorf("balances (-etsy +ledger):\n%s", diff)
 	}
 }
 
 func TestFetcherListingDeleted(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{})
-	shop, l := shopWithListing(t, e)
-	handle(t, p, p.deliver(t, "msg_import", etsy.EventListingCreated, e.listingURL(l.ListingID), shop.ShopID))
+	e, p, shop, l := importedListing(t)
 	if err := e.sim.DeleteListing(l.ListingID); err != nil {
 		t.Fatal(err)
 	}
@@ -253,9 +269,7 @@ func fetchFailures(t *testing.T, p *pipeline, webhookID string) []events.FetchFa
 
 func TestUnconnectedShopIsParkedWithoutAffectingOthers(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{})
-	shop, l := shopWithListing(t, e)
+	e, p, shop, l := listingPipeline(t, ingest.FetcherConfig{})
 	stranger, err := e.sim.CreateShop(etsysim.ShopSpec{Name: "NotConnected"})
 	if err != nil {
 		t.Fatal(err)
@@ -314,6 +328,25 @@ func fakeClient(t *testing.T, baseURL string) *etsy.Client {
 	return c
 }
 
+// fakeEtsyPipeline is a pipeline whose fetcher asks the fake Etsy at
+// baseURL, trying 4 times 1 ms apart.
+func fakeEtsyPipeline(t *testing.T, baseURL string) *pipeline {
+	t.Helper()
+	r := newRig(t, rigOptions{realClock: true})
+	tr, err := etsymap.NewTranslator(r.store, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(baseURL)
+	f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, baseURL), staticTokens{}, tr, ingest.FetcherConfig{
+		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, MaxAttempts: 4, Backoff: time.Millisecond,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pipeline{rig: r, fetcher: f}
+}
+
 // staticTokens connects every shop with a fixed token.
 type staticTokens struct{}
 
@@ -321,63 +354,42 @@ func (staticTokens) ForShop(context.Context, int64) (etsy.TokenSource, error) {
 	return etsy.StaticTokenSource("1.token"), nil
 }
 
-func TestFetcherRetriesEtsyErrorsThenRecordsFailure(t *testing.T) {
+// A 5xx is retried up to MaxAttempts, a 404 is not; either way the
+// failure is recorded once, naming the status, even if the evidence comes
+// again.
+func TestFetcherRecordsEtsyFailure(t *testing.T) {
 	t.Parallel()
-	srv, calls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusInternalServerError)
-		fmt.Fprint(w, `{"error":"Server Error"}`)
-	})
-	r := newRig(t, rigOptions{realClock: true})
-	tr, err := etsymap.NewTranslator(r.store, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(srv.URL)
-	f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
-		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, MaxAttempts: 4, Backoff: time.Millisecond,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pipeline{rig: r, fetcher: f}
-	rec := p.deliver(t, "msg_500", etsy.EventOrderPaid, srv.URL+"/v3/application/shops/3/receipts/4", 3)
-	handle(t, p, rec)
-	if n := calls.Load(); n != 4 {
-		t.Errorf("Etsy called %d times, want 4 attempts", n)
-	}
-	got := fetchFailures(t, p, "msg_500")
-	if len(got) != 1 || got[0].Attempts != 4 || got[0].WebhookEventID != rec.ID.String() || !strings.Contains(got[0].Reason, "500") {
-		t.Fatalf("fetch_failed = %+v, want one after 4 attempts naming the 500", got)
-	}
-	// The failure is recorded once, even if the evidence comes again.
-	handle(t, p, rec)
-	if got := fetchFailures(t, p, "msg_500"); len(got) != 1 {
-		t.Errorf("%d fetch_failed events after a redelivery, want 1", len(got))
-	}
-}
-
-func TestFetcherDoesNotRetryNotFound(t *testing.T) {
-	t.Parallel()
-	srv, calls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprint(w, `{"error":"Receipt not found"}`)
-	})
-	r := newRig(t, rigOptions{realClock: true})
-	tr, _ := etsymap.NewTranslator(r.store, nil, nil)
-	u, _ := url.Parse(srv.URL)
-	f, err := ingest.NewFetcher(r.db.DB, r.store, fakeClient(t, srv.URL), staticTokens{}, tr, ingest.FetcherConfig{
-		Policy: ingest.URLPolicy{Hosts: []string{u.Host}, AllowHTTP: true}, MaxAttempts: 4, Backoff: time.Millisecond,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pipeline{rig: r, fetcher: f}
-	handle(t, p, p.deliver(t, "msg_404", etsy.EventOrderPaid, srv.URL+"/v3/application/shops/3/receipts/4", 3))
-	if n := calls.Load(); n != 1 {
-		t.Errorf("Etsy called %d times for a 404, want 1", n)
-	}
-	if got := fetchFailures(t, p, "msg_404"); len(got) != 1 || got[0].Attempts != 1 {
-		t.Errorf("fetch_failed = %+v, want one after 1 attempt", got)
+	for _, c := range []struct {
+		name      string
+		status    int
+		body      string
+		webhookID string
+		attempts  int64
+	}{
+		{"server error is retried", http.StatusInternalServerError, `{"error":"Server Error"}`, "msg_500", 4},
+		{"not found is not retried", http.StatusNotFound, `{"error":"Receipt not found"}`, "msg_404", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv, calls := fakeEtsy(t, func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(c.status)
+				fmt.Fprint(w, c.body)
+			})
+			p := fakeEtsyPipeline(t, srv.URL)
+			rec := p.deliver(t, c.webhookID, etsy.EventOrderPaid, srv.URL+"/v3/application/shops/3/receipts/4", 3)
+			handle(t, p, rec)
+			if n := calls.Load(); n != c.attempts {
+				t.Errorf("Etsy called %d times for a %d, want %d", n, c.status, c.attempts)
+			}
+			got := fetchFailures(t, p, c.webhookID)
+			if len(got) != 1 || int64(got[0].Attempts) != c.attempts || got[0].WebhookEventID != rec.ID.String() || !strings.Contains(got[0].Reason, strconv.Itoa(c.status)) {
+				t.Fatalf("fetch_failed = %+v, want one after %d attempts naming the %d", got, c.attempts, c.status)
+			}
+			handle(t, p, rec)
+			if got := fetchFailures(t, p, c.webhookID); len(got) != 1 {
+				t.Errorf("%d fetch_failed events after a redelivery, want 1", len(got))
+			}
+		})
 	}
 }
 
@@ -543,9 +555,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 // ApplyReceipt, and a receipt seen by both is recorded once.
 func TestWebhookAndReconciliationShareApplyReceipt(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{SettleWindow: -1})
-	shop, l := shopWithListing(t, e)
+	e, p, shop, l := listingPipeline(t, ingest.FetcherConfig{SettleWindow: -1})
 	order, err := e.sim.CreateOrder(shop.ShopID, etsysim.OrderSpec{Items: []etsysim.OrderItem{
 		{ListingID: l.ListingID, SKU: "RED", Quantity: 1}, {ListingID: l.ListingID, SKU: "BLUE", Quantity: 2},
 	}})

@@ -47,9 +47,7 @@ func parkedRows(t *testing.T, p *pipeline) []parkedRow {
 // handles it when it starts.
 func TestUndecodableEvidenceIsParkedAndRetriedOnStart(t *testing.T) {
 	t.Parallel()
-	e := newEtsyRig(t, etsysim.Options{})
-	p := newPipeline(t, e, ingest.FetcherConfig{SettleWindow: -1})
-	shop, l := shopWithListing(t, e)
+	e, p, shop, l := listingPipeline(t, ingest.FetcherConfig{SettleWindow: -1})
 	order, err := e.sim.CreateOrder(shop.ShopID, etsysim.OrderSpec{Items: []etsysim.OrderItem{{ListingID: l.ListingID, SKU: "RED", Quantity: 1}}})
 	if err != nil {
 		t.Fatal(err)

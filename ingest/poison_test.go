@@ -49,9 +49,7 @@ func TestNULInAPayloadIsRefusedAlone(t *testing.T) {
 			t.Errorf("delivery %d = %d, want %d", i, code, want)
 		}
 	}
-	if n := eventCount(t, r.db.DB); n != len(codes)-1 {
-		t.Errorf("%d events stored, want %d", n, len(codes)-1)
-	}
+	r.wantStored(t, len(codes)-1, "")
 	if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "rejected", "reason": "unstorable"}); got != 1 {
 		t.Errorf("unstorable rejections = %v, want 1", got)
 	}

@@ -197,6 +197,17 @@ func evidence(t testing.TB, s *eventstore.Store, webhookID string) (events.Recor
 	return recs[0], recs[0].Data.(events.WebhookReceived)
 }
 
+// wantStored checks how many events the log holds; why says which.
+func (r *rig) wantStored(t testing.TB, want int, why string) {
+	t.Helper()
+	if n := eventCount(t, r.db.DB); n != want {
+		if why != "" {
+			why = ": " + why
+		}
+		t.Errorf("%d events stored, want %d%s", n, want, why)
+	}
+}
+
 func isSuccess(code int) bool { return code >= 200 && code < 300 }
 
 func TestKnownAnswerVector(t *testing.T) {
@@ -278,9 +289,7 @@ func TestNonIntegerTimestampIs400(t *testing.T) {
 			}
 		})
 	}
-	if n := eventCount(t, r.db.DB); n != 0 {
-		t.Errorf("%d events stored, want 0", n)
-	}
+	r.wantStored(t, 0, "")
 }
 
 func TestAnyV1SignatureAmongDecoys(t *testing.T) {
@@ -429,9 +438,7 @@ func TestBodyOver64KiBIs413(t *testing.T) {
 	if code := r.send(t, signed(t, secretA, "msg_exact", clock, exact)); code != http.StatusOK {
 		t.Errorf("body of exactly 64 KiB = %d, want 200", code)
 	}
-	if n := eventCount(t, r.db.DB); n != 1 {
-		t.Errorf("%d events stored, want only the 64 KiB one", n)
-	}
+	r.wantStored(t, 1, "only the 64 KiB one")
 }
 
 func TestWebhookIDLimits(t *testing.T) {
@@ -460,9 +467,7 @@ func TestWebhookIDLimits(t *testing.T) {
 			}
 		})
 	}
-	if n := eventCount(t, r.db.DB); n != 2 {
-		t.Errorf("%d events stored, want the 2 valid ids", n)
-	}
+	r.wantStored(t, 2, "the 2 valid ids")
 }
 
 func TestDatabaseDownIs503(t *testing.T) {
@@ -507,9 +512,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("after the database came back = %d, want 200", code)
 	}
-	if n := eventCount(t, r.db.DB); n != 1 {
-		t.Errorf("%d events stored, want 1 (only the retried delivery)", n)
-	}
+	r.wantStored(t, 1, "only the retried delivery")
 	if got := servicetest.Metric(t, r.reg, "ingest_webhooks_total", map[string]string{"result": "failed", "reason": "database"}); got != 3 {
 		t.Errorf("failed deliveries counted %v, want 3", got)
 	}
@@ -526,13 +529,21 @@ func TestNoSuccessUntilCommit(t *testing.T) {
 		return nil
 	}})
 	d := signed(t, secretA, "msg_commit_fails", clock, orderBody(1, 1))
+	checkRefusedThenStoredOnce(t, r, d, "commit failed", func() { fail.Store(false) })
+}
+
+// checkRefusedThenStoredOnce sends d while a fault makes its commit fail
+// and wants no 2xx and no event stored; then heal ends the fault, and the
+// retry must be answered 200 and d stored once.
+func checkRefusedThenStoredOnce(t *testing.T, r *rig, d delivery, fault string, heal func()) {
+	t.Helper()
 	if code := r.send(t, d); isSuccess(code) {
-		t.Fatalf("delivery whose commit failed = %d, want non-2xx", code)
+		t.Fatalf("delivery whose %s = %d, want non-2xx", fault, code)
 	}
 	if n := eventCount(t, r.db.DB); n != 0 {
-		t.Fatalf("%d events stored after a failed commit", n)
+		t.Fatalf("%d events stored after the %s", n, fault)
 	}
-	fail.Store(false)
+	heal()
 	if code := r.send(t, d); code != http.StatusOK {
 		t.Fatalf("retry after the fault = %d, want 200", code)
 	}
@@ -559,21 +570,11 @@ func TestCommitRefusedByDatabase(t *testing.T) {
 		}
 	}
 	d := signed(t, secretA, "msg_commit_refused", clock, orderBody(1, 1))
-	if code := r.send(t, d); isSuccess(code) {
-		t.Fatalf("delivery whose COMMIT was refused = %d, want non-2xx", code)
-	}
-	if n := eventCount(t, r.db.DB); n != 0 {
-		t.Fatalf("%d events stored after a refused commit", n)
-	}
-	if _, err := r.db.DB.Exec(`DROP TRIGGER refuse_commit ON events`); err != nil {
-		t.Fatal(err)
-	}
-	if code := r.send(t, d); code != http.StatusOK {
-		t.Fatalf("retry = %d, want 200", code)
-	}
-	if n := evidenceCount(t, r.db.DB, d.id); n != 1 {
-		t.Errorf("stored %d times, want 1", n)
-	}
+	checkRefusedThenStoredOnce(t, r, d, "COMMIT was refused", func() {
+		if _, err := r.db.DB.Exec(`DROP TRIGGER refuse_commit ON events`); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestCrashAfterCommitThenRetry(t *testing.T) {
@@ -655,9 +656,7 @@ func TestDuplicateDeliveryAddsNothing(t *testing.T) {
 			t.Errorf("delivery %d = %d, want 200", i, code)
 		}
 	}
-	if n := eventCount(t, r.db.DB); n != 1 {
-		t.Errorf("%d events stored, want 1", n)
-	}
+	r.wantStored(t, 1, "")
 }
 
 func TestConcurrentSameID(t *testing.T) {
@@ -689,9 +688,7 @@ func TestConcurrentSameID(t *testing.T) {
 			t.Errorf("sender %d got %d, want 200", i, c)
 		}
 	}
-	if n := eventCount(t, r.db.DB); n != 1 {
-		t.Errorf("%d events stored, want 1", n)
-	}
+	r.wantStored(t, 1, "")
 }
 
 func TestEvidenceRoundTrip(t *testing.T) {
@@ -781,9 +778,7 @@ func TestAppendOnlyForAppRole(t *testing.T) {
 			})
 		}
 	}
-	if n := eventCount(t, r.db.DB); n != 1 {
-		t.Errorf("%d events after the attempts, want 1", n)
-	}
+	r.wantStored(t, 1, "after the attempts")
 }
 
 func TestUnknownTypesAndShapesStored(t *testing.T) {

@@ -237,52 +237,48 @@ func (e *env) ledger(shopID int64) ledger {
 	defer rows.Close()
 	byListing := map[int64][]events.Record{}
 	l := ledger{Stock: map[string]int64{}, Receipts: map[int64]receipt{}}
+	updateReceipt := func(id int64, update func(*receipt)) {
+		r := l.Receipts[id]
+		update(&r)
+		l.Receipts[id] = r
+	}
 	for rows.Next() {
 		rec, err := eventstore.ScanRecord(rows)
 		if err != nil {
 			e.t.Fatal(err)
 		}
+		toListing := func(id int64) { byListing[id] = append(byListing[id], rec) }
 		switch d := rec.Data.(type) {
 		case events.ListingImported:
-			byListing[d.ListingID] = append(byListing[d.ListingID], rec)
+			toListing(d.ListingID)
 		case events.ListingUpdated:
-			byListing[d.ListingID] = append(byListing[d.ListingID], rec)
+			toListing(d.ListingID)
 		case events.ListingStateChanged:
-			byListing[d.ListingID] = append(byListing[d.ListingID], rec)
+			toListing(d.ListingID)
 		case events.ListingDeleted:
-			byListing[d.ListingID] = append(byListing[d.ListingID], rec)
+			toListing(d.ListingID)
 		case events.StockSold:
-			byListing[d.ListingID] = append(byListing[d.ListingID], rec)
+			toListing(d.ListingID)
 		case events.StockAdjusted:
-			byListing[d.ListingID] = append(byListing[d.ListingID], rec)
+			toListing(d.ListingID)
 		case events.SaleRecorded:
-			r := l.Receipts[d.ReceiptID]
-			r.Subtotal, r.Shipping, r.Tax, r.Discount, r.GrandTotal = d.Subtotal.Amount, d.Shipping.Amount, d.Tax.Amount, d.Discount.Amount, d.GrandTotal.Amount
-			r.Currency = d.GrandTotal.Currency
-			for _, it := range d.Items {
-				r.Items = append(r.Items, item{it.TransactionID, it.ListingID, it.VariantKey, it.Quantity, it.UnitPrice.Amount})
-			}
-			l.Receipts[d.ReceiptID] = r
+			updateReceipt(d.ReceiptID, func(r *receipt) {
+				r.Subtotal, r.Shipping, r.Tax, r.Discount, r.GrandTotal = d.Subtotal.Amount, d.Shipping.Amount, d.Tax.Amount, d.Discount.Amount, d.GrandTotal.Amount
+				r.Currency = d.GrandTotal.Currency
+				for _, it := range d.Items {
+					r.Items = append(r.Items, item{it.TransactionID, it.ListingID, it.VariantKey, it.Quantity, it.UnitPrice.Amount})
+				}
+			})
 		case events.SalePaid:
-			r := l.Receipts[d.ReceiptID]
-			r.Paid = true
-			l.Receipts[d.ReceiptID] = r
+			updateReceipt(d.ReceiptID, func(r *receipt) { r.Paid = true })
 		case events.SaleShipped:
-			r := l.Receipts[d.ReceiptID]
-			r.Shipped = true
-			l.Receipts[d.ReceiptID] = r
+			updateReceipt(d.ReceiptID, func(r *receipt) { r.Shipped = true })
 		case events.SaleDelivered:
-			r := l.Receipts[d.ReceiptID]
-			r.Delivered = true
-			l.Receipts[d.ReceiptID] = r
+			updateReceipt(d.ReceiptID, func(r *receipt) { r.Delivered = true })
 		case events.SaleCanceled:
-			r := l.Receipts[d.ReceiptID]
-			r.Canceled = true
-			l.Receipts[d.ReceiptID] = r
+			updateReceipt(d.ReceiptID, func(r *receipt) { r.Canceled = true })
 		case events.SaleRefunded:
-			r := l.Receipts[d.ReceiptID]
-			r.Refunded += d.Amount.Amount
-			l.Receipts[d.ReceiptID] = r
+			updateReceipt(d.ReceiptID, func(r *receipt) { r.Refunded += d.Amount.Amount })
 		}
 	}
 	if err := rows.Err(); err != nil {

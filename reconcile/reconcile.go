@@ -26,6 +26,7 @@ import (
 	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 // Scope says what a run looks at.
@@ -185,12 +186,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Reconciler, error) {
 	for _, res := range []string{"ok", "failed", "reauth_required", "not_connected", "busy"} {
 		r.m.runs.WithLabelValues(res) // so alerts see 0, not nothing
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{r.m.runs, r.m.drift, r.m.apiCalls, r.m.appended, r.m.duration, r.m.oldest} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("new reconciler: register metrics: %w", err)
-			}
-		}
+	if err := telemetry.Register(reg, r.m.runs, r.m.drift, r.m.apiCalls, r.m.appended, r.m.duration, r.m.oldest); err != nil {
+		return nil, fmt.Errorf("new reconciler: %w", err)
 	}
 	return r, nil
 }
@@ -348,12 +345,9 @@ func (r *Reconciler) receipts(ctx context.Context, ts etsy.TokenSource, sum *Sum
 				return err
 			}
 			sum.ReceiptsSeen++
-			a, err := r.tr.ApplyReceipt(ctx, sum.ShopID, rec, c)
-			if err != nil {
+			if err := sum.count(r.tr.ApplyReceipt(ctx, sum.ShopID, rec, c)); err != nil {
 				return err
 			}
-			sum.Appended += a.Appended
-			sum.Duplicates += a.Duplicates
 		}
 	}
 	return nil
@@ -391,13 +385,10 @@ func (r *Reconciler) listings(ctx context.Context, ts etsy.TokenSource, sum *Sum
 		l, err := r.client.GetListing(ctx, ts, id, true)
 		switch {
 		case errors.Is(err, etsy.ErrNotFound) || (err == nil && l.ShopID != sum.ShopID):
-			a, err := r.tr.ApplyListingDeleted(ctx, sum.ShopID, id, cause)
-			if err != nil {
+			if err := sum.count(r.tr.ApplyListingDeleted(ctx, sum.ShopID, id, cause)); err != nil {
 				return err
 			}
 			sum.ListingsDeleted++
-			sum.Appended += a.Appended
-			sum.Duplicates += a.Duplicates
 		case err != nil:
 			return err
 		default:
@@ -417,12 +408,16 @@ func (r *Reconciler) applyListing(ctx context.Context, sum *Summary, l etsy.List
 	}
 	sum.DriftFound += n
 	sum.Appended += n
-	a, err := r.tr.ApplyListing(ctx, sum.ShopID, l, cause)
+	return sum.count(r.tr.ApplyListing(ctx, sum.ShopID, l, cause))
+}
+
+// count adds what one translator call appended, unless it failed.
+func (s *Summary) count(a etsymap.Applied, err error) error {
 	if err != nil {
 		return err
 	}
-	sum.Appended += a.Appended
-	sum.Duplicates += a.Duplicates
+	s.Appended += a.Appended
+	s.Duplicates += a.Duplicates
 	return nil
 }
 

@@ -147,18 +147,11 @@ func (c *Connector) AppHandlers(cfg AppConnectConfig) (start, callback http.Hand
 // respondOperator answers the callback of a flow an operator started.
 func (c *Connector) respondOperator(w http.ResponseWriter, r *http.Request, sh Shop, etsyError string, err error) {
 	w.Header().Set("Cache-Control", "no-store")
-	switch {
-	case etsyError != "":
+	if etsyError != "" {
 		http.Error(w, "Etsy did not grant access ("+etsyError+").", http.StatusBadRequest)
-	case errors.Is(err, ErrNoShop):
-		http.Error(w, "This Etsy account has no shop.", http.StatusBadRequest)
-	case err != nil:
-		c.log.ErrorContext(r.Context(), "complete etsy authorization", "err", err)
-		http.Error(w, "Connecting the shop failed; try again.", http.StatusBadGateway)
-	default:
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "Connected shop %q (%d). You can close this window.\n", sh.Name, sh.ShopID)
+		return
 	}
+	c.respondConnected(w, r, sh, err)
 }
 
 var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>

@@ -178,16 +178,25 @@ func (c *Connector) CallbackHandler() http.Handler {
 			http.Error(w, "Etsy did not grant access ("+r.URL.Query().Get("error")+"). Start again from /connect/etsy.", http.StatusBadRequest)
 		case errors.Is(err, ErrUnknownState):
 			http.Error(w, "This connection link is unknown, used or expired. Start again from /connect/etsy.", http.StatusBadRequest)
-		case errors.Is(err, ErrNoShop):
-			http.Error(w, "This Etsy account has no shop.", http.StatusBadRequest)
-		case err != nil:
-			c.log.ErrorContext(r.Context(), "complete etsy authorization", "err", err)
-			http.Error(w, "Connecting the shop failed; try again.", http.StatusBadGateway)
 		default:
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			fmt.Fprintf(w, "Connected shop %q (%d). You can close this window.\n", sh.Name, sh.ShopID)
+			c.respondConnected(w, r, sh, err)
 		}
 	})
+}
+
+// respondConnected answers a callback Etsy granted: the account has no
+// shop, completing failed (logged here), or the shop is connected.
+func (c *Connector) respondConnected(w http.ResponseWriter, r *http.Request, sh Shop, err error) {
+	switch {
+	case errors.Is(err, ErrNoShop):
+		http.Error(w, "This Etsy account has no shop.", http.StatusBadRequest)
+	case err != nil:
+		c.log.ErrorContext(r.Context(), "complete etsy authorization", "err", err)
+		http.Error(w, "Connecting the shop failed; try again.", http.StatusBadGateway)
+	default:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "Connected shop %q (%d). You can close this window.\n", sh.Name, sh.ShopID)
+	}
 }
 
 func stateHash(state string) []byte {

@@ -15,6 +15,7 @@ import (
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 var (
@@ -131,13 +132,8 @@ func NewStore(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	for _, r := range []string{"ok", "invalid_grant", "error", "lost"} {
 		s.refreshes.WithLabelValues(r) // so alerts see 0, not nothing
 	}
-	if reg != nil {
-		if err := reg.Register(s.refreshes); err != nil {
-			return nil, fmt.Errorf("new shop store: register metrics: %w", err)
-		}
-		if err := reg.Register(&statusCollector{s: s}); err != nil {
-			return nil, fmt.Errorf("new shop store: register metrics: %w", err)
-		}
+	if err := telemetry.Register(reg, s.refreshes, &statusCollector{s: s}); err != nil {
+		return nil, fmt.Errorf("new shop store: %w", err)
 	}
 	return s, nil
 }

@@ -131,19 +131,19 @@ func TestVerifySignatureOverSeveralHeaderLines(t *testing.T) {
 	}
 }
 
+func mustSecret(t *testing.T) string {
+	t.Helper()
+	s, err := stdwebhooks.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestVerifyRotation(t *testing.T) {
-	oldSecret, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	newSecret, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	removed, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
+	oldSecret := mustSecret(t)
+	newSecret := mustSecret(t)
+	removed := mustSecret(t)
 	now := time.Unix(1700000000, 0)
 	body := []byte(`{"event_type":"order.paid","resource_url":"https://openapi.stdwebhooks.com/v3/application/shops/1/receipts/2","shop_id":1}`)
 	configured := []string{newSecret, oldSecret}
@@ -266,14 +266,8 @@ func TestVerifySecrets(t *testing.T) {
 }
 
 func TestNewSecret(t *testing.T) {
-	a, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustSecret(t)
+	b := mustSecret(t)
 	if !strings.HasPrefix(a, "whsec_") || a == b {
 		t.Fatalf("NewSecret gave %q and %q", a, b)
 	}

@@ -138,6 +138,14 @@ func (e *env) listing(qty ...int) etsysim.ListingTruth {
 	return l
 }
 
+// wantNoDrift reconciles the shop and reports any drift it finds.
+func (e *env) wantNoDrift(t *testing.T, when string) {
+	t.Helper()
+	if sum := e.reconcile(); sum.DriftFound != 0 {
+		t.Errorf("reconciliation %s found %d drift", when, sum.DriftFound)
+	}
+}
+
 func (e *env) reconcile() reconcile.Summary {
 	e.t.Helper()
 	sum, err := e.rec.Run(context.Background(), e.shop.ShopID, reconcile.ScopeAll)

@@ -81,9 +81,7 @@ func TestCountOnOneVariantWidensQuantityOnProperty(t *testing.T) {
 	if got := e.balance(l.ListingID, "sku:B-Navy-S"); got != 1 {
 		t.Errorf("ledger balance = %d, want 1", got)
 	}
-	if sum := e.reconcile(); sum.DriftFound != 0 {
-		t.Errorf("reconciliation after the push found %d drift", sum.DriftFound)
-	}
+	e.wantNoDrift(t, "after the push")
 }
 
 // A price set on one variant of a listing whose prices do not vary at all

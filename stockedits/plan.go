@@ -107,21 +107,18 @@ func cloneInventory(inv etsy.Inventory) etsy.Inventory {
 // productIDs are Etsy's product ids by variant key (the first product of
 // a key shared by several).
 func productIDs(listingID int64, inv etsy.Inventory) map[string]int64 {
-	out := map[string]int64{}
-	for _, pr := range inv.Products {
-		if pr.IsDeleted {
-			continue
-		}
-		k := pr.VariantKey(listingID)
-		if _, ok := out[k]; !ok {
-			out[k] = pr.ProductID
-		}
-	}
-	return out
+	return byVariantKey(listingID, inv, func(pr etsy.Product) int64 { return pr.ProductID })
 }
 
-// quantities are Etsy's sellable quantities by variant key.
+// quantities are Etsy's sellable quantities by variant key (the first
+// product of a key shared by several).
 func quantities(listingID int64, inv etsy.Inventory) map[string]int64 {
+	return byVariantKey(listingID, inv, func(pr etsy.Product) int64 { return int64(pr.Quantity()) })
+}
+
+// byVariantKey maps each variant key to value of the first live product
+// with that key.
+func byVariantKey(listingID int64, inv etsy.Inventory, value func(etsy.Product) int64) map[string]int64 {
 	out := map[string]int64{}
 	for _, pr := range inv.Products {
 		if pr.IsDeleted {
@@ -129,7 +126,7 @@ func quantities(listingID int64, inv etsy.Inventory) map[string]int64 {
 		}
 		k := pr.VariantKey(listingID)
 		if _, ok := out[k]; !ok {
-			out[k] = int64(pr.Quantity())
+			out[k] = value(pr)
 		}
 	}
 	return out

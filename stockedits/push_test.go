@@ -158,9 +158,7 @@ func TestEchoDuringOpenPushAddsNoMovement(t *testing.T) {
 	if _, err := e.tr.ApplyListing(context.Background(), e.shop.ShopID, listing, webhookCause()); err != nil {
 		t.Fatal(err)
 	}
-	if sum := e.reconcile(); sum.DriftFound != 0 {
-		t.Errorf("reconciliation during the open push found %d drift", sum.DriftFound)
-	}
+	e.wantNoDrift(t, "during the open push")
 	if got := e.balance(l.ListingID, key); got != 5 {
 		t.Errorf("balance while the push is open = %d, want 5 (unchanged)", got)
 	}
@@ -180,9 +178,7 @@ func TestEchoDuringOpenPushAddsNoMovement(t *testing.T) {
 	if n := e.count(l.ListingID, events.TypeStockObserved); n != 2 {
 		t.Errorf("%d stock.observed, want the import's 2 only", n)
 	}
-	if sum := e.reconcile(); sum.DriftFound != 0 {
-		t.Errorf("reconciliation after the push found %d drift", sum.DriftFound)
-	}
+	e.wantNoDrift(t, "after the push")
 }
 
 // A push whose answer is lost is recognised on the next look and never
@@ -211,9 +207,7 @@ func TestLostAnswerNotAppliedTwice(t *testing.T) {
 	if got := e.balance(l.ListingID, key); got != 10 {
 		t.Errorf("ledger balance = %d, want 10", got)
 	}
-	if sum := e.reconcile(); sum.DriftFound != 0 {
-		t.Errorf("drift after a recovered push: %d", sum.DriftFound)
-	}
+	e.wantNoDrift(t, "after a recovered push")
 }
 
 // Etsy refuses a write that leaves no stock: the push is recorded failed
@@ -303,9 +297,7 @@ func TestSubmitRules(t *testing.T) {
 	if got := e.balance(l.ListingID, "sku:MUG-M"); got != 0 {
 		t.Errorf("balance of a disabled variant = %d, want 0", got)
 	}
-	if sum := e.reconcile(); sum.DriftFound != 0 {
-		t.Errorf("drift after price and disable pushes: %d", sum.DriftFound)
-	}
+	e.wantNoDrift(t, "after price and disable pushes")
 }
 
 // 200 orders land at Etsy while 200 commands on the same variants are
@@ -443,9 +435,7 @@ func TestSaleBetweenReadAndWriteIsKept(t *testing.T) {
 	if pushed.LostSalesRestored[key] != 2 || pushed.Quantities[key] != 13 {
 		t.Errorf("pushed = %+v, want 2 overwritten sales taken off again and quantity 13", pushed)
 	}
-	if sum := e.reconcile(); sum.DriftFound != 0 {
-		t.Errorf("drift after the push: %d", sum.DriftFound)
-	}
+	e.wantNoDrift(t, "after the push")
 	if got := e.balance(l.ListingID, key); got != 13 {
 		t.Errorf("ledger balance = %d, want 13", got)
 	}

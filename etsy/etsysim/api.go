@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/etsy/internal/wire"
 )
 
 const (
@@ -229,7 +230,7 @@ func (s *Sim) getPing(w http.ResponseWriter, _ *http.Request, a apiReq) {
 
 func (s *Sim) getMe(w http.ResponseWriter, _ *http.Request, a apiReq) {
 	u := s.users[a.userID]
-	writeJSON(w, http.StatusOK, wireSelf{UserID: u.id, ShopID: u.shopID})
+	writeJSON(w, http.StatusOK, wire.Self{UserID: u.id, ShopID: u.shopID})
 }
 
 func (s *Sim) getShop(w http.ResponseWriter, r *http.Request, _ apiReq) {
@@ -249,45 +250,45 @@ func (s *Sim) getShop(w http.ResponseWriter, r *http.Request, _ apiReq) {
 // ownShopLocked finds a shop the token's user owns: 404 if unknown, 403 if
 // someone else's.
 func (s *Sim) ownShopLocked(w http.ResponseWriter, r *http.Request, a apiReq) *shop {
-	id, err := pathID(r, "shop_id")
-	if err != nil {
-		fail(w, err)
-		return nil
-	}
-	sh := s.shops[id]
-	if sh == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("Shop with shop_id %d not found", id))
-		return nil
-	}
-	if sh.userID != a.userID {
-		writeError(w, http.StatusForbidden, "The authenticated user does not own this shop")
-		return nil
-	}
-	return sh
+	return owned(w, r, a, "Shop", "shop_id", func(id int64) (*shop, int64) {
+		sh := s.shops[id]
+		if sh == nil {
+			return nil, 0
+		}
+		return sh, sh.userID
+	})
 }
 
 // ownListingLocked finds a listing for the endpoints that need its owner.
 func (s *Sim) ownListingLocked(w http.ResponseWriter, r *http.Request, a apiReq) *listing {
-	id, err := pathID(r, "listing_id")
+	return owned(w, r, a, "Listing", "listing_id", func(id int64) (*listing, int64) {
+		l := s.listing[id]
+		if l == nil || l.deleted {
+			return nil, 0
+		}
+		return l, l.userID
+	})
+}
+
+// owned finds what the path parameter param names with find, which
+// returns nil when there is none, and answers as Etsy does: 404 if
+// unknown, 403 if the token's user does not own it.
+func owned[T any](w http.ResponseWriter, r *http.Request, a apiReq, noun, param string, find func(id int64) (*T, int64)) *T {
+	id, err := pathID(r, param)
 	if err != nil {
 		fail(w, err)
 		return nil
 	}
-	l := s.listing[id]
-	if l == nil || l.deleted {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("Listing with listing_id %d not found", id))
+	v, owner := find(id)
+	if v == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s with %s %d not found", noun, param, id))
 		return nil
 	}
-	if l.userID != a.userID {
-		writeError(w, http.StatusForbidden, "The authenticated user does not own this listing")
+	if owner != a.userID {
+		writeError(w, http.StatusForbidden, "The authenticated user does not own this "+strings.ToLower(noun))
 		return nil
 	}
-	return l
-}
-
-type page[T any] struct {
-	Count   int `json:"count"`
-	Results []T `json:"results"`
+	return v
 }
 
 func (s *Sim) getListingsByShop(w http.ResponseWriter, r *http.Request, a apiReq) {
@@ -348,7 +349,7 @@ func (s *Sim) getListingsByShop(w http.ResponseWriter, r *http.Request, a apiReq
 		}
 		return c
 	})
-	out := page[wireListing]{Count: len(ls), Results: []wireListing{}}
+	out := wire.Page[wire.Listing]{Count: len(ls), Results: []wire.Listing{}}
 	withInv := slices.Contains(includes, "Inventory")
 	for _, l := range window(ls, offset, limit) {
 		out.Results = append(out.Results, s.wireListingLocked(l, true, withInv, true))
@@ -405,7 +406,7 @@ func (s *Sim) getListingsByListingIDs(w http.ResponseWriter, r *http.Request, a 
 		fail(w, err)
 		return
 	}
-	out := page[wireListing]{Results: []wireListing{}}
+	out := wire.Page[wire.Listing]{Results: []wire.Listing{}}
 	for _, v := range raw {
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id < 1 {
@@ -434,7 +435,7 @@ func (s *Sim) getListingInventory(w http.ResponseWriter, r *http.Request, a apiR
 		fail(w, err)
 		return
 	}
-	out := wireInventoryWithListing{wireInventory: s.wireInventoryLocked(l)}
+	out := wireInventoryWithListing{Inventory: s.wireInventoryLocked(l)}
 	if inc == "Listing" {
 		wl := s.wireListingLocked(l, false, false, true)
 		out.Listing = &wl
@@ -822,7 +823,7 @@ func (s *Sim) getReceiptTransactions(w http.ResponseWriter, r *http.Request, a a
 	if rc == nil {
 		return
 	}
-	out := page[wireTransaction]{Count: len(rc.txs), Results: []wireTransaction{}}
+	out := wire.Page[wire.Transaction]{Count: len(rc.txs), Results: []wire.Transaction{}}
 	for _, tx := range rc.txs {
 		out.Results = append(out.Results, wireTx(rc, tx))
 	}
@@ -850,7 +851,7 @@ func (s *Sim) getShopTransactions(w http.ResponseWriter, r *http.Request, a apiR
 			all = append(all, pair{rc, tx})
 		}
 	}
-	out := page[wireTransaction]{Count: len(all), Results: []wireTransaction{}}
+	out := wire.Page[wire.Transaction]{Count: len(all), Results: []wire.Transaction{}}
 	for _, p := range window(all, offset, limit) {
 		out.Results = append(out.Results, wireTx(p.r, p.t))
 	}

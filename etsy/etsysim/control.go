@@ -198,13 +198,20 @@ func (s *Sim) Listings(shopID int64) []ListingTruth {
 }
 
 func (s *Sim) listingsLocked(shopID int64) []ListingTruth {
-	out := []ListingTruth{}
+	return perShopLocked(s, shopID, func(sh *shop) []int64 { return sh.listingIDs },
+		func(id int64) ListingTruth { return s.listingTruthLocked(s.listing[id]) })
+}
+
+// perShopLocked is the truth about what ids lists of each shop (0: every
+// shop), shops in creation order.
+func perShopLocked[T any](s *Sim, shopID int64, ids func(*shop) []int64, truth func(id int64) T) []T {
+	out := []T{}
 	for _, sid := range s.shopIDs {
 		if shopID != 0 && sid != shopID {
 			continue
 		}
-		for _, id := range s.shops[sid].listingIDs {
-			out = append(out, s.listingTruthLocked(s.listing[id]))
+		for _, id := range ids(s.shops[sid]) {
+			out = append(out, truth(id))
 		}
 	}
 	return out
@@ -408,16 +415,8 @@ func (s *Sim) Receipts(shopID int64) []ReceiptTruth {
 }
 
 func (s *Sim) receiptsLocked(shopID int64) []ReceiptTruth {
-	out := []ReceiptTruth{}
-	for _, sid := range s.shopIDs {
-		if shopID != 0 && sid != shopID {
-			continue
-		}
-		for _, id := range s.shops[sid].receiptIDs {
-			out = append(out, s.receiptTruthLocked(s.receipt[id]))
-		}
-	}
-	return out
+	return perShopLocked(s, shopID, func(sh *shop) []int64 { return sh.receiptIDs },
+		func(id int64) ReceiptTruth { return s.receiptTruthLocked(s.receipt[id]) })
 }
 
 // Truth returns shops, listings and receipts of one shop (0: all).

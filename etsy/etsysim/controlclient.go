@@ -79,6 +79,12 @@ func (c *Control) do(ctx context.Context, method, path string, q url.Values, in,
 	return nil
 }
 
+// doAs is do for a call whose answer decodes into a T.
+func doAs[T any](ctx context.Context, c *Control, method, path string, q url.Values, in any) (T, error) {
+	var out T
+	return out, c.do(ctx, method, path, q, in, &out)
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // Health reports whether the simulator answers.
@@ -88,56 +94,47 @@ func (c *Control) Health(ctx context.Context) error {
 
 // Apps returns the registered apps' credentials.
 func (c *Control) Apps(ctx context.Context) ([]AppInfo, error) {
-	var out []AppInfo
-	return out, c.do(ctx, http.MethodGet, "/_sim/apps", nil, nil, &out)
+	return doAs[[]AppInfo](ctx, c, http.MethodGet, "/_sim/apps", nil, nil)
 }
 
 // CreateShop adds a shop.
 func (c *Control) CreateShop(ctx context.Context, spec ShopSpec) (ShopInfo, error) {
-	var out ShopInfo
-	return out, c.do(ctx, http.MethodPost, "/_sim/shops", nil, spec, &out)
+	return doAs[ShopInfo](ctx, c, http.MethodPost, "/_sim/shops", nil, spec)
 }
 
 // Shops lists shops.
 func (c *Control) Shops(ctx context.Context) ([]ShopInfo, error) {
-	var out []ShopInfo
-	return out, c.do(ctx, http.MethodGet, "/_sim/shops", nil, nil, &out)
+	return doAs[[]ShopInfo](ctx, c, http.MethodGet, "/_sim/shops", nil, nil)
 }
 
 // CreateListing adds a listing.
 func (c *Control) CreateListing(ctx context.Context, shopID int64, spec ListingSpec) (ListingTruth, error) {
-	var out ListingTruth
-	return out, c.do(ctx, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/listings", nil, spec, &out)
+	return doAs[ListingTruth](ctx, c, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/listings", nil, spec)
 }
 
 // GenerateCatalogue adds n demo listings.
 func (c *Control) GenerateCatalogue(ctx context.Context, shopID int64, n int) ([]ListingTruth, error) {
-	var out []ListingTruth
-	return out, c.do(ctx, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/catalogue", nil, map[string]int{"listings": n}, &out)
+	return doAs[[]ListingTruth](ctx, c, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/catalogue", nil, map[string]int{"listings": n})
 }
 
 // Listing returns the truth about a listing.
 func (c *Control) Listing(ctx context.Context, listingID int64) (ListingTruth, error) {
-	var out ListingTruth
-	return out, c.do(ctx, http.MethodGet, "/_sim/listings/"+itoa(listingID), nil, nil, &out)
+	return doAs[ListingTruth](ctx, c, http.MethodGet, "/_sim/listings/"+itoa(listingID), nil, nil)
 }
 
 // Listings returns the truth about a shop's listings.
 func (c *Control) Listings(ctx context.Context, shopID int64) ([]ListingTruth, error) {
-	var out []ListingTruth
-	return out, c.do(ctx, http.MethodGet, "/_sim/shops/"+itoa(shopID)+"/listings", nil, nil, &out)
+	return doAs[[]ListingTruth](ctx, c, http.MethodGet, "/_sim/shops/"+itoa(shopID)+"/listings", nil, nil)
 }
 
 // EditListing changes a listing.
 func (c *Control) EditListing(ctx context.Context, listingID int64, e ListingEdit) (ListingTruth, error) {
-	var out ListingTruth
-	return out, c.do(ctx, http.MethodPatch, "/_sim/listings/"+itoa(listingID), nil, e, &out)
+	return doAs[ListingTruth](ctx, c, http.MethodPatch, "/_sim/listings/"+itoa(listingID), nil, e)
 }
 
 // RestockListing changes stock through an inventory write.
 func (c *Control) RestockListing(ctx context.Context, listingID int64, r Restock) (ListingTruth, error) {
-	var out ListingTruth
-	return out, c.do(ctx, http.MethodPost, "/_sim/listings/"+itoa(listingID)+"/restock", nil, r, &out)
+	return doAs[ListingTruth](ctx, c, http.MethodPost, "/_sim/listings/"+itoa(listingID)+"/restock", nil, r)
 }
 
 // DeleteListing deletes a listing.
@@ -147,52 +144,44 @@ func (c *Control) DeleteListing(ctx context.Context, listingID int64) error {
 
 // CreateOrder places and pays an order.
 func (c *Control) CreateOrder(ctx context.Context, shopID int64, spec OrderSpec) (ReceiptTruth, error) {
-	var out ReceiptTruth
-	return out, c.do(ctx, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/orders", nil, spec, &out)
+	return doAs[ReceiptTruth](ctx, c, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/orders", nil, spec)
 }
 
 // RandomOrder places a random order.
 func (c *Control) RandomOrder(ctx context.Context, shopID int64) (ReceiptTruth, error) {
-	var out ReceiptTruth
-	return out, c.do(ctx, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/orders/random", nil, nil, &out)
+	return doAs[ReceiptTruth](ctx, c, http.MethodPost, "/_sim/shops/"+itoa(shopID)+"/orders/random", nil, nil)
 }
 
 // Receipt returns the truth about a receipt.
 func (c *Control) Receipt(ctx context.Context, receiptID int64) (ReceiptTruth, error) {
-	var out ReceiptTruth
-	return out, c.do(ctx, http.MethodGet, "/_sim/receipts/"+itoa(receiptID), nil, nil, &out)
+	return doAs[ReceiptTruth](ctx, c, http.MethodGet, "/_sim/receipts/"+itoa(receiptID), nil, nil)
 }
 
 // Receipts returns the truth about a shop's receipts.
 func (c *Control) Receipts(ctx context.Context, shopID int64) ([]ReceiptTruth, error) {
-	var out []ReceiptTruth
-	return out, c.do(ctx, http.MethodGet, "/_sim/shops/"+itoa(shopID)+"/receipts", nil, nil, &out)
+	return doAs[[]ReceiptTruth](ctx, c, http.MethodGet, "/_sim/shops/"+itoa(shopID)+"/receipts", nil, nil)
 }
 
 // CancelOrder cancels an order.
 func (c *Control) CancelOrder(ctx context.Context, receiptID int64, restock bool) (ReceiptTruth, error) {
-	var out ReceiptTruth
-	return out, c.do(ctx, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/cancel", nil, map[string]bool{"restock": restock}, &out)
+	return doAs[ReceiptTruth](ctx, c, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/cancel", nil, map[string]bool{"restock": restock})
 }
 
 // ShipOrder ships an order.
 func (c *Control) ShipOrder(ctx context.Context, receiptID int64, carrier, tracking string) (ReceiptTruth, error) {
-	var out ReceiptTruth
-	return out, c.do(ctx, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/ship", nil,
-		map[string]string{"carrier_name": carrier, "tracking_code": tracking}, &out)
+	return doAs[ReceiptTruth](ctx, c, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/ship", nil,
+		map[string]string{"carrier_name": carrier, "tracking_code": tracking})
 }
 
 // DeliverOrder marks an order delivered.
 func (c *Control) DeliverOrder(ctx context.Context, receiptID int64) (ReceiptTruth, error) {
-	var out ReceiptTruth
-	return out, c.do(ctx, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/deliver", nil, nil, &out)
+	return doAs[ReceiptTruth](ctx, c, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/deliver", nil, nil)
 }
 
 // RefundOrder refunds part of an order.
 func (c *Control) RefundOrder(ctx context.Context, receiptID, amount int64, reason string) (ReceiptTruth, error) {
-	var out ReceiptTruth
-	return out, c.do(ctx, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/refund", nil,
-		map[string]any{"amount": amount, "reason": reason}, &out)
+	return doAs[ReceiptTruth](ctx, c, http.MethodPost, "/_sim/receipts/"+itoa(receiptID)+"/refund", nil,
+		map[string]any{"amount": amount, "reason": reason})
 }
 
 // Truth returns everything about one shop (0: all).
@@ -207,22 +196,19 @@ func (c *Control) Truth(ctx context.Context, shopID int64) (Truth, error) {
 
 // AddWebhook registers an endpoint.
 func (c *Control) AddWebhook(ctx context.Context, spec WebhookSpec) (WebhookEndpoint, error) {
-	var out WebhookEndpoint
-	return out, c.do(ctx, http.MethodPost, "/_sim/webhooks", nil, spec, &out)
+	return doAs[WebhookEndpoint](ctx, c, http.MethodPost, "/_sim/webhooks", nil, spec)
 }
 
 // Webhooks lists endpoints.
 func (c *Control) Webhooks(ctx context.Context) ([]WebhookEndpoint, error) {
-	var out []WebhookEndpoint
-	return out, c.do(ctx, http.MethodGet, "/_sim/webhooks", nil, nil, &out)
+	return doAs[[]WebhookEndpoint](ctx, c, http.MethodGet, "/_sim/webhooks", nil, nil)
 }
 
 // RotateWebhookSecret gives an endpoint a new secret; keepPrevious signs
 // with both until the next rotation.
 func (c *Control) RotateWebhookSecret(ctx context.Context, id, secret string, keepPrevious bool) (WebhookEndpoint, error) {
-	var out WebhookEndpoint
-	return out, c.do(ctx, http.MethodPost, "/_sim/webhooks/"+url.PathEscape(id)+"/rotate", nil,
-		map[string]any{"secret": secret, "keep_previous": keepPrevious}, &out)
+	return doAs[WebhookEndpoint](ctx, c, http.MethodPost, "/_sim/webhooks/"+url.PathEscape(id)+"/rotate", nil,
+		map[string]any{"secret": secret, "keep_previous": keepPrevious})
 }
 
 // RemoveWebhook deletes an endpoint.
@@ -245,8 +231,7 @@ func (c *Control) Deliveries(ctx context.Context, f DeliveryFilter) ([]Delivery,
 	if f.EndpointID != "" {
 		q.Set("endpoint_id", f.EndpointID)
 	}
-	var out []Delivery
-	return out, c.do(ctx, http.MethodGet, "/_sim/deliveries", q, nil, &out)
+	return doAs[[]Delivery](ctx, c, http.MethodGet, "/_sim/deliveries", q, nil)
 }
 
 // WaitDeliveries waits until nothing is due or in flight, at most timeout.
@@ -261,8 +246,7 @@ func (c *Control) Redeliver(ctx context.Context, messageID string) error {
 
 // Faults returns the fault fractions.
 func (c *Control) Faults(ctx context.Context) (Faults, error) {
-	var out Faults
-	return out, c.do(ctx, http.MethodGet, "/_sim/faults", nil, nil, &out)
+	return doAs[Faults](ctx, c, http.MethodGet, "/_sim/faults", nil, nil)
 }
 
 // SetFaults changes the fault fractions.
@@ -272,8 +256,7 @@ func (c *Control) SetFaults(ctx context.Context, f Faults) error {
 
 // APIFaults returns the API faults in force.
 func (c *Control) APIFaults(ctx context.Context) (APIFaults, error) {
-	var out APIFaults
-	return out, c.do(ctx, http.MethodGet, "/_sim/api-faults", nil, nil, &out)
+	return doAs[APIFaults](ctx, c, http.MethodGet, "/_sim/api-faults", nil, nil)
 }
 
 // SetAPIFaults slows down or rate-limits resource fetches.
@@ -283,8 +266,7 @@ func (c *Control) SetAPIFaults(ctx context.Context, f APIFaults) error {
 
 // Stats returns the counters.
 func (c *Control) Stats(ctx context.Context) (Stats, error) {
-	var out Stats
-	return out, c.do(ctx, http.MethodGet, "/_sim/stats", nil, nil, &out)
+	return doAs[Stats](ctx, c, http.MethodGet, "/_sim/stats", nil, nil)
 }
 
 // IssueToken grants a token to a shop's owner without OAuth.

@@ -107,171 +107,53 @@ func (s *Sim) routeControl() {
 			writeJSON(w, http.StatusOK, v)
 		})
 	}
-	id := func(r *http.Request, name string) (int64, error) {
-		n, err := strconv.ParseInt(r.PathValue(name), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s %q: %w", name, r.PathValue(name), ErrInvalid)
-		}
-		return n, nil
-	}
-
 	handle("GET /_sim/health", func(*http.Request) (any, error) { return map[string]bool{"ok": true}, nil })
 	handle("GET /_sim/apps", func(*http.Request) (any, error) { return s.Apps(), nil })
 	handle("GET /_sim/shops", func(*http.Request) (any, error) { return s.Shops(), nil })
-	handle("POST /_sim/shops", func(r *http.Request) (any, error) {
-		var spec ShopSpec
-		if err := decodeBody(r, &spec); err != nil {
-			return nil, err
-		}
+	handle("POST /_sim/shops", withBody(func(spec ShopSpec) (any, error) {
 		return s.CreateShop(spec)
-	})
-	handle("POST /_sim/shops/{shop_id}/listings", func(r *http.Request) (any, error) {
-		sid, err := id(r, "shop_id")
-		if err != nil {
-			return nil, err
-		}
-		var spec ListingSpec
-		if err := decodeBody(r, &spec); err != nil {
-			return nil, err
-		}
+	}))
+	handle("POST /_sim/shops/{shop_id}/listings", withIDBody("shop_id", func(sid int64, spec ListingSpec) (any, error) {
 		return s.CreateListing(sid, spec)
-	})
-	handle("GET /_sim/shops/{shop_id}/listings", func(r *http.Request) (any, error) {
-		sid, err := id(r, "shop_id")
-		if err != nil {
-			return nil, err
-		}
-		return s.Listings(sid), nil
-	})
-	handle("POST /_sim/shops/{shop_id}/catalogue", func(r *http.Request) (any, error) {
-		sid, err := id(r, "shop_id")
-		if err != nil {
-			return nil, err
-		}
-		var body struct {
-			Listings int `json:"listings"`
-		}
-		if err := decodeBody(r, &body); err != nil {
-			return nil, err
-		}
+	}))
+	handle("GET /_sim/shops/{shop_id}/listings", withID("shop_id", func(sid int64) (any, error) { return s.Listings(sid), nil }))
+	handle("POST /_sim/shops/{shop_id}/catalogue", withIDBody("shop_id", func(sid int64, body struct {
+		Listings int `json:"listings"`
+	}) (any, error) {
 		return s.GenerateCatalogue(sid, body.Listings)
-	})
-	handle("POST /_sim/shops/{shop_id}/orders", func(r *http.Request) (any, error) {
-		sid, err := id(r, "shop_id")
-		if err != nil {
-			return nil, err
-		}
-		var spec OrderSpec
-		if err := decodeBody(r, &spec); err != nil {
-			return nil, err
-		}
+	}))
+	handle("POST /_sim/shops/{shop_id}/orders", withIDBody("shop_id", func(sid int64, spec OrderSpec) (any, error) {
 		return s.CreateOrder(sid, spec)
-	})
-	handle("POST /_sim/shops/{shop_id}/orders/random", func(r *http.Request) (any, error) {
-		sid, err := id(r, "shop_id")
-		if err != nil {
-			return nil, err
-		}
-		return s.RandomOrder(sid)
-	})
-	handle("GET /_sim/shops/{shop_id}/receipts", func(r *http.Request) (any, error) {
-		sid, err := id(r, "shop_id")
-		if err != nil {
-			return nil, err
-		}
-		return s.Receipts(sid), nil
-	})
-	handle("GET /_sim/listings/{listing_id}", func(r *http.Request) (any, error) {
-		lid, err := id(r, "listing_id")
-		if err != nil {
-			return nil, err
-		}
-		return s.Listing(lid)
-	})
-	handle("PATCH /_sim/listings/{listing_id}", func(r *http.Request) (any, error) {
-		lid, err := id(r, "listing_id")
-		if err != nil {
-			return nil, err
-		}
-		var e ListingEdit
-		if err := decodeBody(r, &e); err != nil {
-			return nil, err
-		}
+	}))
+	handle("POST /_sim/shops/{shop_id}/orders/random", withID("shop_id", func(sid int64) (any, error) { return s.RandomOrder(sid) }))
+	handle("GET /_sim/shops/{shop_id}/receipts", withID("shop_id", func(sid int64) (any, error) { return s.Receipts(sid), nil }))
+	handle("GET /_sim/listings/{listing_id}", withID("listing_id", func(lid int64) (any, error) { return s.Listing(lid) }))
+	handle("PATCH /_sim/listings/{listing_id}", withIDBody("listing_id", func(lid int64, e ListingEdit) (any, error) {
 		return s.EditListing(lid, e)
-	})
-	handle("DELETE /_sim/listings/{listing_id}", func(r *http.Request) (any, error) {
-		lid, err := id(r, "listing_id")
-		if err != nil {
-			return nil, err
-		}
-		return nil, s.DeleteListing(lid)
-	})
-	handle("POST /_sim/listings/{listing_id}/restock", func(r *http.Request) (any, error) {
-		lid, err := id(r, "listing_id")
-		if err != nil {
-			return nil, err
-		}
-		var rs Restock
-		if err := decodeBody(r, &rs); err != nil {
-			return nil, err
-		}
+	}))
+	handle("DELETE /_sim/listings/{listing_id}", withID("listing_id", func(lid int64) (any, error) { return nil, s.DeleteListing(lid) }))
+	handle("POST /_sim/listings/{listing_id}/restock", withIDBody("listing_id", func(lid int64, rs Restock) (any, error) {
 		return s.RestockListing(lid, rs)
-	})
-	handle("GET /_sim/receipts/{receipt_id}", func(r *http.Request) (any, error) {
-		rid, err := id(r, "receipt_id")
-		if err != nil {
-			return nil, err
-		}
-		return s.Receipt(rid)
-	})
-	handle("POST /_sim/receipts/{receipt_id}/cancel", func(r *http.Request) (any, error) {
-		rid, err := id(r, "receipt_id")
-		if err != nil {
-			return nil, err
-		}
-		body := struct {
-			Restock *bool `json:"restock"`
-		}{}
-		if err := decodeBody(r, &body); err != nil {
-			return nil, err
-		}
+	}))
+	handle("GET /_sim/receipts/{receipt_id}", withID("receipt_id", func(rid int64) (any, error) { return s.Receipt(rid) }))
+	handle("POST /_sim/receipts/{receipt_id}/cancel", withIDBody("receipt_id", func(rid int64, body struct {
+		Restock *bool `json:"restock"`
+	}) (any, error) {
 		return s.CancelOrder(rid, body.Restock == nil || *body.Restock)
-	})
-	handle("POST /_sim/receipts/{receipt_id}/ship", func(r *http.Request) (any, error) {
-		rid, err := id(r, "receipt_id")
-		if err != nil {
-			return nil, err
-		}
-		var body struct {
-			Carrier  string `json:"carrier_name"`
-			Tracking string `json:"tracking_code"`
-		}
-		if err := decodeBody(r, &body); err != nil {
-			return nil, err
-		}
+	}))
+	handle("POST /_sim/receipts/{receipt_id}/ship", withIDBody("receipt_id", func(rid int64, body struct {
+		Carrier  string `json:"carrier_name"`
+		Tracking string `json:"tracking_code"`
+	}) (any, error) {
 		return s.ShipOrder(rid, body.Carrier, body.Tracking)
-	})
-	handle("POST /_sim/receipts/{receipt_id}/deliver", func(r *http.Request) (any, error) {
-		rid, err := id(r, "receipt_id")
-		if err != nil {
-			return nil, err
-		}
-		return s.DeliverOrder(rid)
-	})
-	handle("POST /_sim/receipts/{receipt_id}/refund", func(r *http.Request) (any, error) {
-		rid, err := id(r, "receipt_id")
-		if err != nil {
-			return nil, err
-		}
-		var body struct {
-			Amount int64  `json:"amount"`
-			Reason string `json:"reason"`
-		}
-		if err := decodeBody(r, &body); err != nil {
-			return nil, err
-		}
+	}))
+	handle("POST /_sim/receipts/{receipt_id}/deliver", withID("receipt_id", func(rid int64) (any, error) { return s.DeliverOrder(rid) }))
+	handle("POST /_sim/receipts/{receipt_id}/refund", withIDBody("receipt_id", func(rid int64, body struct {
+		Amount int64  `json:"amount"`
+		Reason string `json:"reason"`
+	}) (any, error) {
 		return s.RefundOrder(rid, body.Amount, body.Reason)
-	})
+	}))
 	handle("GET /_sim/truth", func(r *http.Request) (any, error) {
 		var sid int64
 		if v := r.URL.Query().Get("shop_id"); v != "" {
@@ -284,13 +166,9 @@ func (s *Sim) routeControl() {
 		return s.Truth(sid), nil
 	})
 	handle("GET /_sim/webhooks", func(*http.Request) (any, error) { return s.Webhooks(), nil })
-	handle("POST /_sim/webhooks", func(r *http.Request) (any, error) {
-		var spec WebhookSpec
-		if err := decodeBody(r, &spec); err != nil {
-			return nil, err
-		}
+	handle("POST /_sim/webhooks", withBody(func(spec WebhookSpec) (any, error) {
 		return s.AddWebhook(spec)
-	})
+	}))
 	handle("POST /_sim/webhooks/{id}/rotate", func(r *http.Request) (any, error) {
 		var body struct {
 			Secret       string `json:"secret"`
@@ -336,79 +214,47 @@ func (s *Sim) routeControl() {
 		return nil, s.Redeliver(r.PathValue("message_id"))
 	})
 	handle("GET /_sim/faults", func(*http.Request) (any, error) { return s.Faults(), nil })
-	handle("PUT /_sim/faults", func(r *http.Request) (any, error) {
-		var f Faults
-		if err := decodeBody(r, &f); err != nil {
-			return nil, err
-		}
+	handle("PUT /_sim/faults", withBody(func(f Faults) (any, error) {
 		if err := s.SetFaults(f); err != nil {
 			return nil, err
 		}
 		return s.Faults(), nil
-	})
+	}))
 	handle("GET /_sim/api-faults", func(*http.Request) (any, error) { return s.APIFaults(), nil })
-	handle("PUT /_sim/api-faults", func(r *http.Request) (any, error) {
-		var f APIFaults
-		if err := decodeBody(r, &f); err != nil {
-			return nil, err
-		}
+	handle("PUT /_sim/api-faults", withBody(func(f APIFaults) (any, error) {
 		if err := s.SetAPIFaults(f); err != nil {
 			return nil, err
 		}
 		return s.APIFaults(), nil
-	})
+	}))
 	handle("GET /_sim/stats", func(*http.Request) (any, error) { return s.Stats(), nil })
-	handle("POST /_sim/tokens", func(r *http.Request) (any, error) {
-		var body struct {
-			ShopID int64    `json:"shop_id"`
-			Scopes []string `json:"scopes"`
-		}
-		if err := decodeBody(r, &body); err != nil {
-			return nil, err
-		}
+	handle("POST /_sim/tokens", withBody(func(body struct {
+		ShopID int64    `json:"shop_id"`
+		Scopes []string `json:"scopes"`
+	}) (any, error) {
 		t, err := s.IssueToken(body.ShopID, body.Scopes)
 		if err != nil {
 			return nil, err
 		}
 		return TokenGrant{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt, UserID: t.UserID}, nil
-	})
-	handle("POST /_sim/users/{user_id}/revoke", func(r *http.Request) (any, error) {
-		uid, err := id(r, "user_id")
-		if err != nil {
-			return nil, err
-		}
-		return nil, s.RevokeTokens(uid)
-	})
-	handle("POST /_sim/users/{user_id}/expire-tokens", func(r *http.Request) (any, error) {
-		uid, err := id(r, "user_id")
-		if err != nil {
-			return nil, err
-		}
-		return nil, s.ExpireAccessTokens(uid)
-	})
+	}))
+	handle("POST /_sim/users/{user_id}/revoke", withID("user_id", func(uid int64) (any, error) { return nil, s.RevokeTokens(uid) }))
+	handle("POST /_sim/users/{user_id}/expire-tokens", withID("user_id", func(uid int64) (any, error) { return nil, s.ExpireAccessTokens(uid) }))
 	handle("GET /_sim/clock", func(*http.Request) (any, error) {
 		now := s.Now()
 		return clockJSON{Now: now, Unix: now.Unix()}, nil
 	})
-	handle("POST /_sim/clock/advance", func(r *http.Request) (any, error) {
-		var body struct {
-			Seconds float64 `json:"seconds"`
-		}
-		if err := decodeBody(r, &body); err != nil {
-			return nil, err
-		}
+	handle("POST /_sim/clock/advance", withBody(func(body struct {
+		Seconds float64 `json:"seconds"`
+	}) (any, error) {
 		if body.Seconds < 0 {
 			return nil, fmt.Errorf("seconds %v: %w", body.Seconds, ErrInvalid)
 		}
 		s.Advance(time.Duration(body.Seconds * float64(time.Second)))
 		now := s.Now()
 		return clockJSON{Now: now, Unix: now.Unix()}, nil
-	})
-	handle("POST /_sim/scenario/step", func(r *http.Request) (any, error) {
-		var body stepJSON
-		if err := decodeBody(r, &body); err != nil {
-			return nil, err
-		}
+	}))
+	handle("POST /_sim/scenario/step", withBody(func(body stepJSON) (any, error) {
 		res := stepResult{Done: []string{}}
 		for range max(body.Count, 1) {
 			desc, err := s.ScenarioStep(body.Kind, body.Scenario)
@@ -422,10 +268,54 @@ func (s *Sim) routeControl() {
 			}
 		}
 		return res, nil
-	})
+	}))
 	m.HandleFunc("/_sim/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown control route "+r.Method+" "+r.URL.Path)
 	})
+}
+
+// withID passes a control route's handler the integer id in path
+// parameter param.
+func withID(param string, h func(id int64) (any, error)) func(*http.Request) (any, error) {
+	return func(r *http.Request) (any, error) {
+		id, err := controlID(r, param)
+		if err != nil {
+			return nil, err
+		}
+		return h(id)
+	}
+}
+
+// withBody passes a control route's handler its decoded JSON body.
+func withBody[B any](h func(body B) (any, error)) func(*http.Request) (any, error) {
+	return func(r *http.Request) (any, error) {
+		var body B
+		if err := decodeBody(r, &body); err != nil {
+			return nil, err
+		}
+		return h(body)
+	}
+}
+
+// withIDBody passes a control route's handler the id in path parameter
+// param and then its decoded JSON body.
+func withIDBody[B any](param string, h func(id int64, body B) (any, error)) func(*http.Request) (any, error) {
+	return func(r *http.Request) (any, error) {
+		id, err := controlID(r, param)
+		if err != nil {
+			return nil, err
+		}
+		return withBody(func(body B) (any, error) { return h(id, body) })(r)
+	}
+}
+
+// controlID reads the integer id in path parameter param.
+func controlID(r *http.Request, param string) (int64, error) {
+	n, err := strconv.ParseInt(r.PathValue(param), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: %w", param, r.PathValue(param), ErrInvalid)
+	}
+	return n, nil
 }
 
 var errBadBody = errors.New("bad request body")
