@@ -166,7 +166,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	env := service.NewEnv(getenv)
 	dbURL := env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL)
 	allowNonDurable := env.Bool(service.AllowNonDurableEnv, false)
-	logger := service.NewLogger(env.String("SHOPLEDGER_LOG_LEVEL", "info"), os.Stderr).With("service", "ledger")
+	logLevel := env.String("SHOPLEDGER_LOG_LEVEL", "info")
 	// Commands that run unattended (the backup timer) report failures to
 	// Sentry; traces have nothing to follow here.
 	telCfg := telemetry.Config{
@@ -176,9 +176,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	tel, logger, err := telemetry.Start(ctx, telCfg, "ledger", service.Version, logger)
+	tel, logger, err := service.StartTelemetry(ctx, "ledger", logLevel, telCfg)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return err
 	}
 	defer tel.Close()
 	defer tel.Recover()
