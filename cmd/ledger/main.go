@@ -81,6 +81,15 @@ func (c *cli) openDB(ctx context.Context, opts ...service.DBOption) (*sql.DB, fu
 	return db, closeDB, err
 }
 
+// parseThenOpenDB parses a command's flags, then opens the database, so
+// that a usage error is answered without one.
+func (c *cli) parseThenOpenDB(ctx context.Context, fs *flag.FlagSet, args []string) (*sql.DB, func(), error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, nil, err
+	}
+	return c.openDB(ctx)
+}
+
 // newFlags returns a flag set that prints nothing: its errors come back to
 // the caller, and cliMain reports them on stderr with the command's usage.
 func newFlags(name string) *flag.FlagSet {
