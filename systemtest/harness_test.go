@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // buildBinaries builds the commands into a temporary directory and returns
@@ -96,34 +98,11 @@ func environ(extra map[string]string) []string {
 	return env
 }
 
-// logBuffer keeps a process's output for the failure dump.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// tail returns the last n lines.
-func (b *logBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(b.buf.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("… %d earlier lines", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
 // proc is a long-running binary.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *logBuffer
+	out  *servicetest.Output
 
 	mu      sync.Mutex
 	lines   []string      // stdout lines so far
@@ -138,7 +117,7 @@ type proc struct {
 // a few seconds later, SIGKILL.
 func start(t *testing.T, name, bin string, args []string, env []string) *proc {
 	t.Helper()
-	p := &proc{name: name, out: &logBuffer{}, changed: make(chan struct{}), done: make(chan struct{})}
+	p := &proc{name: name, out: &servicetest.Output{}, changed: make(chan struct{}), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.out
@@ -154,7 +133,7 @@ func start(t *testing.T, name, bin string, args []string, env []string) *proc {
 	// last in, first out) and sees everything the process wrote.
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("----- %s (pid %d) output -----\n%s", name, p.cmd.Process.Pid, p.out.tail(150))
+			t.Logf("----- %s (pid %d) output -----\n%s", name, p.cmd.Process.Pid, p.out.Tail(150))
 		}
 	})
 	t.Cleanup(p.stop)
@@ -263,7 +242,7 @@ func runCmd(t *testing.T, timeout time.Duration, bin string, args []string, env 
 	t.Helper()
 	out, errOut, err := tryCmd(timeout, bin, args, env)
 	if err != nil {
-		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), err, out, tail(errOut, 80))
+		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), err, out, servicetest.Tail(errOut, 80))
 	}
 	return out
 }
@@ -278,12 +257,6 @@ func tryCmd(timeout time.Duration, bin string, args []string, env []string) (std
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
 	return o.String(), e.String(), err
-}
-
-func tail(s string, n int) string {
-	b := &logBuffer{}
-	b.buf.WriteString(s)
-	return b.tail(n)
 }
 
 // waitHealthy polls GET base/path until it answers 200.

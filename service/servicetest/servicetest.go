@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -185,6 +186,44 @@ func (o *Output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.buf.String()
+}
+
+// Lines returns the lines written so far, the last one even if it is not
+// finished yet.
+func (o *Output) Lines() []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(o.String()))
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
+
+// After waits up to 10 seconds for a finished line starting with prefix
+// and returns the rest of it; "" if none came.
+func (o *Output) After(prefix string) string {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		text := o.String()
+		for _, line := range strings.Split(text, "\n") {
+			if rest, ok := strings.CutPrefix(line, prefix); ok && strings.HasSuffix(text, "\n") {
+				return rest
+			}
+		}
+	}
+	return ""
+}
+
+// Tail returns the last n lines written.
+func (o *Output) Tail(n int) string { return Tail(o.String(), n) }
+
+// Tail returns the last n lines of s, after a line that counts those left
+// out.
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("… %d earlier lines", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Metric sums the counters and gauges named name on g whose labels include
