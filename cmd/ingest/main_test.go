@@ -155,14 +155,20 @@ func TestWithoutSecretsWebhooksAre503(t *testing.T) {
 			t.Errorf("/readyz says %q", body)
 		}
 	}
-	resp, err := http.Post(base+ingest.WebhookPath, "application/json", strings.NewReader("{}"))
+	if got := postEmpty(t, http.DefaultClient, base+ingest.WebhookPath); got != http.StatusServiceUnavailable {
+		t.Errorf("webhook without configured secrets = %d, want 503", got)
+	}
+}
+
+// postEmpty posts an empty JSON object to url and returns the status.
+func postEmpty(t *testing.T, client *http.Client, url string) int {
+	t.Helper()
+	resp, err := client.Post(url, "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("webhook without configured secrets = %d, want 503", resp.StatusCode)
-	}
+	return resp.StatusCode
 }
 
 // The endpoint never redirects and never answers 410, on
@@ -213,13 +219,8 @@ func TestNeverRedirectsOrGone(t *testing.T) {
 		}
 	}
 	// And through a client that would follow redirects to HTTPS.
-	resp, err := client.Post(base+"/webhooks/etsy", "application/json", strings.NewReader("{}"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("unsigned POST over plain HTTP = %d, want 400 (no redirect to HTTPS)", resp.StatusCode)
+	if got := postEmpty(t, client, base+"/webhooks/etsy"); got != http.StatusBadRequest {
+		t.Errorf("unsigned POST over plain HTTP = %d, want 400 (no redirect to HTTPS)", got)
 	}
 }
 
