@@ -17,6 +17,7 @@ import (
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
@@ -38,7 +39,7 @@ func TestStockEditReachesEtsy(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyString, sharedSecret := "sysedit"+randomHex(t, 8), randomHex(t, 12)
-	ingestAddr := freeAddr(t)
+	ingestAddr := servicetest.FreeAddr(t)
 	ingestURL := "http://" + ingestAddr
 	redirectURL := ingestURL + "/connect/etsy/callback"
 	sim := start(t, "etsysim", bin+"/etsysim", []string{

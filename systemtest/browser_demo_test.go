@@ -31,6 +31,7 @@ import (
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 	"github.com/shopledger/shopledger/tokens"
 	"github.com/shopledger/shopledger/webapp"
@@ -85,7 +86,7 @@ func startDemo(t *testing.T) *demo {
 		t.Fatal(err)
 	}
 	keyString, sharedSecret := "demo"+randomHex(t, 12), randomHex(t, 12)
-	ingestAddr, queryAddr := freeAddr(t), freeAddr(t)
+	ingestAddr, queryAddr := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 	ingestURL := "http://" + ingestAddr
 	d.queryURL = "http://" + queryAddr
 	redirectURL := ingestURL + "/connect/etsy/callback"

@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,24 +25,9 @@ import (
 
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
-
-// needTool returns the path of an external tool. Without it the test is
-// skipped with the way to get it, except under CI=true, where the scripts
-// install it and its absence is a failure.
-func needTool(t *testing.T, name, install string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not found under CI=true (%s)", name, install)
-	}
-	t.Skipf("%s not found; %s", name, install)
-	return ""
-}
 
 // deployment is one database, the simulator and the settings every
 // instance shares.
@@ -110,8 +94,8 @@ func newDeployment(t *testing.T, bin string, cfg deploymentConfig) *deployment {
 		sharedSecret:  randomHex(t, 12),
 		tokenKeys:     "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
 		sealKeys:      "s1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		proxyAddr:     freeAddr(t),
-		proxyHTTPAddr: freeAddr(t),
+		proxyAddr:     servicetest.FreeAddr(t),
+		proxyHTTPAddr: servicetest.FreeAddr(t),
 	}
 	_, port, _ := net.SplitHostPort(d.proxyAddr)
 	d.publicHost = "localhost:" + port
@@ -178,7 +162,7 @@ type instance struct {
 // startIngest starts an ingest instance and waits until it is ready.
 func (d *deployment) startIngest(name string, extra map[string]string) *instance {
 	d.t.Helper()
-	addr := freeAddr(d.t)
+	addr := servicetest.FreeAddr(d.t)
 	env := environ(merge(d.ingestEnv(addr), extra))
 	return d.startInstance(name, d.bin+"/ingest", env)
 }
@@ -198,7 +182,7 @@ func (d *deployment) queryEnv(addr string) map[string]string {
 
 func (d *deployment) startQuery(name string, extra map[string]string) *instance {
 	d.t.Helper()
-	addr := freeAddr(d.t)
+	addr := servicetest.FreeAddr(d.t)
 	return d.startInstance(name, d.bin+"/query", environ(merge(d.queryEnv(addr), extra)))
 }
 

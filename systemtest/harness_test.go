@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -49,38 +48,6 @@ func buildBinaries(t *testing.T, cmds ...string) string {
 	}
 	return dir
 }
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago, for the one process whose address others must know before it
-// starts (ingest: the simulator's webhook target and OAuth redirect).
-//
-// It never hands out the same port twice in one test binary: a port
-// closed here is free to the kernel again, and a test that picks several
-// addresses before it starts anything would otherwise be given one twice.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	handedOutMu.Lock()
-	defer handedOutMu.Unlock()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if !handedOut[addr] {
-			handedOut[addr] = true
-			return addr
-		}
-	}
-	t.Fatal("no loopback port that was not handed out before")
-	return ""
-}
-
-var (
-	handedOutMu sync.Mutex
-	handedOut   = map[string]bool{}
-)
 
 // environ is the test process's environment without any SHOPLEDGER_*
 // variable, plus extra: each process gets exactly the settings the test

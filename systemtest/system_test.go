@@ -26,6 +26,7 @@ import (
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
@@ -61,7 +62,7 @@ func TestWholeSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyString, sharedSecret := "systest"+randomHex(t, 8), randomHex(t, 12)
-	ingestAddr := freeAddr(t)
+	ingestAddr := servicetest.FreeAddr(t)
 	ingestURL := "http://" + ingestAddr
 	redirectURL := ingestURL + "/connect/etsy/callback"
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,16 +99,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ingest")
@@ -197,7 +186,7 @@ func TestKillDuringSoak(t *testing.T) {
 func startIngestBinary(t *testing.T, databaseURL, logLevel string) (*process, string) {
 	t.Helper()
 	bin := buildBinary(t)
-	addr, opsAddr := freeAddr(t), freeAddr(t)
+	addr, opsAddr := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SHOPLEDGER_") {

@@ -1,8 +1,9 @@
 // Package servicetest is what tests of the services share: it starts a
 // whole binary (its run function in this process with Start, or reads a
 // built executable's output for its URLs with ReadURLs), checks its help,
-// collects output written from several goroutines, and reads metrics from
-// a registry. Only tests import it.
+// collects output written from several goroutines, reads metrics from a
+// registry, hands out free loopback addresses and finds external tools.
+// Only tests import it.
 package servicetest
 
 import (
@@ -11,6 +12,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -275,3 +279,51 @@ func gather(t testing.TB, g prometheus.Gatherer, name string, labels map[string]
 	}
 	return sum, found
 }
+
+// NeedTool returns the path of an external tool. Without it the test is
+// skipped with the way to get it, except under CI=true, where the scripts
+// install it and its absence is a failure.
+func NeedTool(t testing.TB, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not found under CI=true (%s)", name, install)
+	}
+	t.Skipf("%s not found; %s", name, install)
+	return ""
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, for the one process whose address others must know before it
+// starts (ingest: the simulator's webhook target and OAuth redirect).
+//
+// It never hands out the same port twice in one test binary: a port
+// closed here is free to the kernel again, and a test that picks several
+// addresses before it starts anything would otherwise be given one twice.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut[addr] {
+			handedOut[addr] = true
+			return addr
+		}
+	}
+	t.Fatal("no loopback port that was not handed out before")
+	return ""
+}
+
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
