@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,57 +49,33 @@ func TestStockEditReachesEtsy(t *testing.T) {
 		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
 		"--qps", "200", "--qpd", "1000000",
 	}, environ(nil))
-	simURL, at := sim.listening(t)
-	_, line := sim.waitLine(t, at+1, 10*time.Second, func(string) bool { return true })
-	var simInfo struct {
-		Shops []etsysim.ShopInfo `json:"shops"`
-	}
-	if err := json.Unmarshal([]byte(line), &simInfo); err != nil || len(simInfo.Shops) != 1 {
-		t.Fatalf("etsysim summary line %q: %v", line, err)
-	}
-	shopID, sellerID := simInfo.Shops[0].ShopID, simInfo.Shops[0].UserID
+	simURL, simShopList := simShops(t, sim, 1)
+	shopID, sellerID := simShopList[0].ShopID, simShopList[0].UserID
 	ctl := &etsysim.Control{BaseURL: simURL}
 
-	env := map[string]string{
-		"SHOPLEDGER_DATABASE_URL":             db.RoleURL(pgtest.IngestRole),
-		"SHOPLEDGER_LOG_LEVEL":                "info",
-		"SHOPLEDGER_INGEST_ADDR":              ingestAddr,
-		"SHOPLEDGER_INGEST_OPS_ADDR":          "127.0.0.1:0",
-		"SHOPLEDGER_WEBHOOK_SECRETS":          webhookSecret,
-		"SHOPLEDGER_TOKEN_KEYS":               "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		"SHOPLEDGER_ETSY_KEYSTRING":           keyString,
-		"SHOPLEDGER_ETSY_SHARED_SECRET":       sharedSecret,
-		"SHOPLEDGER_ETSY_API_URL":             simURL,
-		"SHOPLEDGER_ETSY_ALLOWED_HOSTS":       strings.TrimPrefix(simURL, "http://"),
-		"SHOPLEDGER_ETSY_ALLOW_HTTP":          "true",
-		"SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL": simURL + "/oauth/connect",
-		"SHOPLEDGER_ETSY_OAUTH_TOKEN_URL":     simURL + "/v3/public/oauth/token",
-		"SHOPLEDGER_ETSY_REDIRECT_URL":        redirectURL,
-		"SHOPLEDGER_ETSY_QPS":                 "50",
-		"SHOPLEDGER_ETSY_QPD":                 "1000000",
-		"SHOPLEDGER_RECONCILE_ENABLED":        "false",
-	}
+	env := merge(etsyEnv(simURL, keyString, sharedSecret, redirectURL), map[string]string{
+		"SHOPLEDGER_DATABASE_URL":      db.RoleURL(pgtest.IngestRole),
+		"SHOPLEDGER_LOG_LEVEL":         "info",
+		"SHOPLEDGER_INGEST_ADDR":       ingestAddr,
+		"SHOPLEDGER_INGEST_OPS_ADDR":   "127.0.0.1:0",
+		"SHOPLEDGER_WEBHOOK_SECRETS":   webhookSecret,
+		"SHOPLEDGER_TOKEN_KEYS":        "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
+		"SHOPLEDGER_ETSY_QPS":          "50",
+		"SHOPLEDGER_ETSY_QPD":          "1000000",
+		"SHOPLEDGER_RECONCILE_ENABLED": "false",
+	})
 	ledgerEnv := environ(merge(env, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
 	ingest := start(t, "ingest", bin+"/ingest", nil, environ(env))
 	waitHealthy(t, ingest.ops(t), "/readyz", ingest)
-	ledger := func(args ...string) string {
-		t.Helper()
-		return runCmd(t, time.Minute, bin+"/ledger", args, ledgerEnv)
-	}
+	ledger := ledgerRunner(t, bin, ledgerEnv)
 	shop := strconv.FormatInt(shopID, 10)
 	if out := ledger("shops", "connect", "--sim-shop", shop); !strings.Contains(out, "connected shop "+shop) {
 		t.Fatalf("ledger shops connect:\n%s", out)
 	}
-	query := start(t, "query", bin+"/query", nil, environ(map[string]string{
-		"SHOPLEDGER_DATABASE_URL":       db.RoleURL(pgtest.QueryRole),
-		"SHOPLEDGER_LOG_LEVEL":          "info",
-		"SHOPLEDGER_QUERY_ADDR":         "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_OPS_ADDR":     "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
-		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
-	}))
-	queryURL, _ := query.listening(t)
-	waitHealthy(t, query.ops(t), "/readyz", query)
+	_, queryURL := startQuery(t, bin, "127.0.0.1:0", map[string]string{
+		"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.QueryRole),
+		"SHOPLEDGER_LOG_LEVEL":    "info",
+	})
 	token := func(args ...string) string {
 		t.Helper()
 		out := ledger(append([]string{"tokens", "create", "--seller", strconv.FormatInt(sellerID, 10)}, args...)...)

@@ -12,7 +12,6 @@ package systemtest_test
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -98,32 +97,17 @@ func startDemo(t *testing.T) *demo {
 		"--webhook-url", ingestURL + "/webhooks/etsy", "--webhook-secret", webhookSecret,
 		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
 	}, environ(nil))
-	simURL, at := sim.listening(t)
-	_, line := sim.waitLine(t, at+1, 10*time.Second, func(string) bool { return true })
-	var simInfo struct {
-		Shops []etsysim.ShopInfo `json:"shops"`
-	}
-	if err := json.Unmarshal([]byte(line), &simInfo); err != nil || len(simInfo.Shops) != 2 {
-		t.Fatalf("etsysim summary line %q: %v", line, err)
-	}
-	d.shopID, d.sellerID, d.second = simInfo.Shops[0].ShopID, simInfo.Shops[0].UserID, simInfo.Shops[1]
+	simURL, simShopList := simShops(t, sim, 2)
+	d.shopID, d.sellerID, d.second = simShopList[0].ShopID, simShopList[0].UserID, simShopList[1]
 	d.ctl, d.simURL = &etsysim.Control{BaseURL: simURL}, simURL
 
 	sealKeys := "s1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32))
-	common := map[string]string{
-		"SHOPLEDGER_LOG_LEVEL":                "info",
-		"SHOPLEDGER_WEBHOOK_SECRETS":          webhookSecret,
-		"SHOPLEDGER_TOKEN_KEYS":               "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		"SHOPLEDGER_SEAL_KEYS":                sealKeys,
-		"SHOPLEDGER_ETSY_KEYSTRING":           keyString,
-		"SHOPLEDGER_ETSY_SHARED_SECRET":       sharedSecret,
-		"SHOPLEDGER_ETSY_API_URL":             simURL,
-		"SHOPLEDGER_ETSY_ALLOWED_HOSTS":       strings.TrimPrefix(simURL, "http://"),
-		"SHOPLEDGER_ETSY_ALLOW_HTTP":          "true",
-		"SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL": simURL + "/oauth/connect",
-		"SHOPLEDGER_ETSY_OAUTH_TOKEN_URL":     simURL + "/v3/public/oauth/token",
-		"SHOPLEDGER_ETSY_REDIRECT_URL":        redirectURL,
-		"SHOPLEDGER_RECONCILE_INTERVAL":       "5m",
+	common := merge(etsyEnv(simURL, keyString, sharedSecret, redirectURL), map[string]string{
+		"SHOPLEDGER_LOG_LEVEL":          "info",
+		"SHOPLEDGER_WEBHOOK_SECRETS":    webhookSecret,
+		"SHOPLEDGER_TOKEN_KEYS":         "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
+		"SHOPLEDGER_SEAL_KEYS":          sealKeys,
+		"SHOPLEDGER_RECONCILE_INTERVAL": "5m",
 		// A freshly connected shop is imported on the scheduler's next tick.
 		"SHOPLEDGER_RECONCILE_TICK":  "1s",
 		"SHOPLEDGER_ALERT_LINK_BASE": d.queryURL,
@@ -133,12 +117,9 @@ func startDemo(t *testing.T) *demo {
 		"SHOPLEDGER_APP_URL":         d.queryURL,
 		"SHOPLEDGER_APP_CONNECT_URL": ingestURL + "/connect/etsy",
 		"SHOPLEDGER_SESSION_SECURE":  "false",
-	}
+	})
 	ledgerEnv := environ(merge(common, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
-	d.ledger = func(args ...string) string {
-		t.Helper()
-		return runCmd(t, time.Minute, bin+"/ledger", args, ledgerEnv)
-	}
+	d.ledger = ledgerRunner(t, bin, ledgerEnv)
 
 	ingest := start(t, "ingest", bin+"/ingest", nil, environ(merge(common, map[string]string{
 		"SHOPLEDGER_DATABASE_URL":    db.RoleURL(pgtest.IngestRole),
@@ -162,17 +143,12 @@ func startDemo(t *testing.T) *demo {
 	projectorURL, _ := projector.listening(t)
 	waitHealthy(t, projectorURL, "/healthz", projector)
 
-	query := start(t, "query", bin+"/query", nil, environ(merge(common, map[string]string{
-		"SHOPLEDGER_DATABASE_URL":       db.RoleURL(pgtest.QueryRole),
-		"SHOPLEDGER_QUERY_ADDR":         queryAddr,
-		"SHOPLEDGER_QUERY_OPS_ADDR":     "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
-		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
-	})))
-	if u, _ := query.listening(t); u != d.queryURL {
+	query, u := startQuery(t, bin, queryAddr, merge(common, map[string]string{
+		"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.QueryRole),
+	}))
+	if u != d.queryURL {
 		t.Fatalf("query listens on %s, want %s", u, d.queryURL)
 	}
-	waitHealthy(t, query.ops(t), "/readyz", query)
 
 	// The people, as make run makes its demo owner: the password from a
 	// file, never the command line.

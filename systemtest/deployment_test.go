@@ -11,7 +11,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -23,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
@@ -112,16 +110,9 @@ func newDeployment(t *testing.T, bin string, cfg deploymentConfig) *deployment {
 		args = append(args, "--webhook-url", cfg.webhookURL, "--webhook-secret", d.webhookSecret)
 	}
 	d.sim = start(t, "etsysim", bin+"/etsysim", args, environ(nil))
-	simURL, at := d.sim.listening(t)
-	_, line := d.sim.waitLine(t, at+1, 10*time.Second, func(string) bool { return true })
-	var info struct {
-		Shops []etsysim.ShopInfo `json:"shops"`
-	}
-	if err := json.Unmarshal([]byte(line), &info); err != nil || len(info.Shops) != cfg.shops {
-		t.Fatalf("etsysim summary line %q: %v", line, err)
-	}
+	simURL, simShopList := simShops(t, d.sim, cfg.shops)
 	d.simURL = simURL
-	for _, s := range info.Shops {
+	for _, s := range simShopList {
 		d.shopIDs = append(d.shopIDs, s.ShopID)
 		d.sellerIDs = append(d.sellerIDs, s.UserID)
 	}

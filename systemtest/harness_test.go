@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/service/servicetest"
 )
 
@@ -396,5 +397,61 @@ func converge(t *testing.T, what string, timeout time.Duration, check func(ctx c
 			return false
 		case <-time.After(500 * time.Millisecond):
 		}
+	}
+}
+
+// simShops waits for the simulator's listening line and the summary line
+// after it, and returns its URL and its shops, failing the test unless it
+// runs want shops.
+func simShops(t *testing.T, sim *proc, want int) (string, []etsysim.ShopInfo) {
+	t.Helper()
+	simURL, at := sim.listening(t)
+	_, line := sim.waitLine(t, at+1, 10*time.Second, func(string) bool { return true })
+	var info struct {
+		Shops []etsysim.ShopInfo `json:"shops"`
+	}
+	if err := json.Unmarshal([]byte(line), &info); err != nil || len(info.Shops) != want {
+		t.Fatalf("etsysim summary line %q: %v", line, err)
+	}
+	return simURL, info.Shops
+}
+
+// etsyEnv is the settings that make the simulator at simURL the Etsy of
+// ingest and ledger, with the app's key and redirect URL.
+func etsyEnv(simURL, keyString, sharedSecret, redirectURL string) map[string]string {
+	return map[string]string{
+		"SHOPLEDGER_ETSY_KEYSTRING":           keyString,
+		"SHOPLEDGER_ETSY_SHARED_SECRET":       sharedSecret,
+		"SHOPLEDGER_ETSY_API_URL":             simURL,
+		"SHOPLEDGER_ETSY_ALLOWED_HOSTS":       strings.TrimPrefix(simURL, "http://"),
+		"SHOPLEDGER_ETSY_ALLOW_HTTP":          "true",
+		"SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL": simURL + "/oauth/connect",
+		"SHOPLEDGER_ETSY_OAUTH_TOKEN_URL":     simURL + "/v3/public/oauth/token",
+		"SHOPLEDGER_ETSY_REDIRECT_URL":        redirectURL,
+	}
+}
+
+// startQuery starts query with env, listening on addr (port 0: any) with
+// its ops on any port and no per-token or per-client limit (the tests
+// read a lot), waits until it is ready, and returns it with its URL.
+func startQuery(t *testing.T, bin, addr string, env map[string]string) (*proc, string) {
+	t.Helper()
+	query := start(t, "query", bin+"/query", nil, environ(merge(env, map[string]string{
+		"SHOPLEDGER_QUERY_ADDR":         addr,
+		"SHOPLEDGER_QUERY_OPS_ADDR":     "127.0.0.1:0",
+		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
+		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
+	})))
+	queryURL, _ := query.listening(t)
+	waitHealthy(t, query.ops(t), "/readyz", query)
+	return query, queryURL
+}
+
+// ledgerRunner runs the ledger binary with env, each command within a
+// minute, and returns what it printed.
+func ledgerRunner(t *testing.T, bin string, env []string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		return runCmd(t, time.Minute, bin+"/ledger", args, env)
 	}
 }

@@ -86,20 +86,11 @@ func TestConfiguredDefaultThreshold(t *testing.T) {
 	})))
 	projectorURL, _ := projector.listening(t)
 	waitHealthy(t, projectorURL, "/healthz", projector)
-	query := start(t, "query", bin+"/query", nil, environ(merge(common, map[string]string{
-		"SHOPLEDGER_DATABASE_URL":       db.RoleURL(pgtest.QueryRole),
-		"SHOPLEDGER_QUERY_ADDR":         "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_OPS_ADDR":     "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
-		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
-	})))
-	queryURL, _ := query.listening(t)
-	waitHealthy(t, query.ops(t), "/readyz", query)
+	_, queryURL := startQuery(t, bin, "127.0.0.1:0", merge(common, map[string]string{
+		"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.QueryRole),
+	}))
 	ledgerEnv := environ(merge(common, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
-	ledger := func(args ...string) string {
-		t.Helper()
-		return runCmd(t, time.Minute, bin+"/ledger", args, ledgerEnv)
-	}
+	ledger := ledgerRunner(t, bin, ledgerEnv)
 	waitProjector(t, ctx, projectorURL)
 
 	// Lines at every scope, set the way an operator sets them: shop B's
