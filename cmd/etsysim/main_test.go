@@ -158,16 +158,7 @@ func TestRunServesTheSimulator(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for url, want := range map[string]int{opsURL + "/metrics": 200, opsURL + "/readyz": 200, sum.URL + "/metrics": 404, sum.URL + "/readyz": 404} {
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
-		}
-	}
+	servicetest.CheckStatuses(t, map[string]int{opsURL + "/metrics": 200, opsURL + "/readyz": 200, sum.URL + "/metrics": 404, sum.URL + "/readyz": 404})
 	ctl := &etsysim.Control{BaseURL: sum.URL}
 	shop := sum.Shops[0]
 	tok, err := ctl.IssueToken(tctx, shop.ShopID, nil)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"math/rand/v2"
 	"os"
@@ -46,22 +45,8 @@ func (p *process) start() {
 		if err := cmd.Start(); err != nil {
 			p.t.Fatal(err)
 		}
-		listening := make(chan bool, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			ok := false
-			for sc.Scan() {
-				if strings.Contains(sc.Text(), " listening on ") && !ok {
-					ok = true
-					listening <- true
-				}
-			}
-			if !ok {
-				listening <- false
-			}
-		}()
 		select {
-		case ok := <-listening:
+		case ok := <-servicetest.Listening(out):
 			if ok {
 				p.mu.Lock()
 				p.cmd = cmd

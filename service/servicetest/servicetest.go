@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -327,3 +328,44 @@ var (
 	handedOutMu sync.Mutex
 	handedOut   = map[string]bool{}
 )
+
+// Listening reads a starting binary's output r to its end and reports on
+// the channel, once, whether it printed a "… listening on" line before
+// the output ended.
+func Listening(r io.Reader) <-chan bool {
+	listening := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		ok := false
+		for sc.Scan() {
+			if !ok && strings.Contains(sc.Text(), " listening on ") {
+				ok = true
+				listening <- true
+			}
+		}
+		if !ok {
+			listening <- false
+		}
+	}()
+	return listening
+}
+
+// CheckStatuses GETs each URL of want and fails the test where the answer
+// is not the status wanted for it; it returns each answer's body by URL.
+func CheckStatuses(t testing.TB, want map[string]int) map[string]string {
+	t.Helper()
+	bodies := map[string]string{}
+	for url, status := range want {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, status)
+		}
+		bodies[url] = string(body)
+	}
+	return bodies
+}
