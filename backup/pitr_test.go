@@ -9,7 +9,6 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
-	"github.com/shopledger/shopledger/service"
 )
 
 // Point-in-time recovery, as docs/operations.md describes it: a cluster
@@ -23,14 +22,7 @@ func TestPointInTimeRecovery(t *testing.T) {
 		t.Skip("starts two clusters")
 	}
 	ctx := context.Background()
-	src := pgtest.NewArchivingCluster(t)
-	url := src.CreateDatabase("ledger")
-	db, pool, err := service.OpenDB(ctx, url, 4, nil, service.Migrate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	defer db.Close()
+	src, db := pgtest.NewArchivingLedger(t)
 	base := src.BaseBackup()
 
 	pgtest.AppendAndSeal(t, db, 1, 10)

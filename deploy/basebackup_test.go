@@ -11,7 +11,6 @@ import (
 
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
-	"github.com/shopledger/shopledger/service"
 )
 
 // TestBaseBackupUnitSupportsPointInTimeRecovery runs the base backup
@@ -33,14 +32,7 @@ func TestBaseBackupUnitSupportsPointInTimeRecovery(t *testing.T) {
 		t.Fatal("no shopledger-basebackup.service with one ExecStart")
 	}
 	ctx := context.Background()
-	src := pgtest.NewArchivingCluster(t)
-	url := src.CreateDatabase("ledger")
-	db, pool, err := service.OpenDB(ctx, url, 4, nil, service.Migrate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	defer db.Close()
+	src, db := pgtest.NewArchivingLedger(t)
 
 	// The unit's command line with systemd's specifiers and the installed
 	// paths pointed at this test's folders and the repository's script.

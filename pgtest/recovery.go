@@ -81,3 +81,20 @@ func RecoverLedger(t testing.TB, base, archive, target string) (*sql.DB, int64) 
 	}
 	return db, n
 }
+
+// NewArchivingLedger starts a cluster that archives its WAL (see
+// NewArchivingCluster) with a migrated database named ledger on it, which
+// the test's cleanup closes.
+func NewArchivingLedger(t testing.TB) (*Cluster, *sql.DB) {
+	t.Helper()
+	c := NewArchivingCluster(t)
+	db, pool, err := service.OpenDB(context.Background(), c.CreateDatabase("ledger"), 4, nil, service.Migrate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		pool.Close()
+	})
+	return c, db
+}
