@@ -41,14 +41,11 @@ func TestStockEditReachesEtsy(t *testing.T) {
 	ingestAddr := servicetest.FreeAddr(t)
 	ingestURL := "http://" + ingestAddr
 	redirectURL := ingestURL + "/connect/etsy/callback"
-	sim := start(t, "etsysim", bin+"/etsysim", []string{
-		"--port", "0", "--seed", "7", "--shops", "1", "--demo-listings", "0",
-		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
-		"--ship-rate", "0", "--deliver-rate", "0", "--webhook-retry-scale", "0.01",
-		"--webhook-url", ingestURL + "/webhooks/etsy", "--webhook-secret", webhookSecret,
-		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
+	sim := start(t, "etsysim", bin+"/etsysim", quietSimArgs(7, 1, keyString, sharedSecret, redirectURL,
+		"--webhook-retry-scale", "0.01",
+		"--webhook-url", ingestURL+"/webhooks/etsy", "--webhook-secret", webhookSecret,
 		"--qps", "200", "--qpd", "1000000",
-	}, environ(nil))
+	), environ(nil))
 	simURL, simShopList := simShops(t, sim, 1)
 	shopID, sellerID := simShopList[0].ShopID, simShopList[0].UserID
 	ctl := &etsysim.Control{BaseURL: simURL}

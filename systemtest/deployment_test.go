@@ -99,13 +99,9 @@ func newDeployment(t *testing.T, bin string, cfg deploymentConfig) *deployment {
 	d.publicHost = "localhost:" + port
 	d.redirectURL = "https://" + d.publicHost + "/connect/etsy/callback"
 
-	args := append([]string{
-		"--port", "0", "--seed", strconv.Itoa(seed), "--shops", strconv.Itoa(cfg.shops), "--demo-listings", "0",
-		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
-		"--ship-rate", "0", "--deliver-rate", "0",
-		"--key-string", d.keyString, "--shared-secret", d.sharedSecret, "--redirect-uris", d.redirectURL,
+	args := append(quietSimArgs(seed, cfg.shops, d.keyString, d.sharedSecret, d.redirectURL,
 		"--qps", strconv.Itoa(cfg.qps), "--qpd", strconv.Itoa(cfg.qpd),
-	}, cfg.simArgs...)
+	), cfg.simArgs...)
 	if cfg.webhookURL != "" {
 		args = append(args, "--webhook-url", cfg.webhookURL, "--webhook-secret", d.webhookSecret)
 	}

@@ -455,3 +455,16 @@ func ledgerRunner(t *testing.T, bin string, env []string) func(args ...string) s
 		return runCmd(t, time.Minute, bin+"/ledger", args, env)
 	}
 }
+
+// quietSimArgs are the simulator's arguments for shops shops without a
+// catalogue or a scenario of its own (the test drives every change),
+// serving the Etsy app with keyString, sharedSecret and redirectURL; extra
+// follow them.
+func quietSimArgs(seed, shops int, keyString, sharedSecret, redirectURL string, extra ...string) []string {
+	return append([]string{
+		"--port", "0", "--seed", strconv.Itoa(seed), "--shops", strconv.Itoa(shops), "--demo-listings", "0",
+		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
+		"--ship-rate", "0", "--deliver-rate", "0",
+		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
+	}, extra...)
+}

@@ -70,19 +70,15 @@ func TestWholeSystem(t *testing.T) {
 	// every change), webhooks to ingest with faults. Its catalogue is
 	// created once ingest follows webhooks, so that listings arrive the way
 	// they would for a connected shop.
-	sim := start(t, "etsysim", bin+"/etsysim", []string{
-		"--port", "0", "--seed", strconv.Itoa(seed), "--shops", "1", "--demo-listings", "0",
-		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
-		"--ship-rate", "0", "--deliver-rate", "0",
+	sim := start(t, "etsysim", bin+"/etsysim", quietSimArgs(seed, 1, keyString, sharedSecret, redirectURL,
 		"--drop", "0.1", "--duplicate", "0.1",
 		// Retries of a failed delivery come within seconds, not minutes.
 		"--webhook-retry-scale", "0.01",
-		"--webhook-url", ingestURL + "/webhooks/etsy", "--webhook-secret", webhookSecret,
-		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
+		"--webhook-url", ingestURL+"/webhooks/etsy", "--webhook-secret", webhookSecret,
 		// The fetcher, its settling reads and the reconciliation share one
 		// key; rate limits are not what this test is about.
 		"--qps", "200", "--qpd", "1000000",
-	}, environ(nil))
+	), environ(nil))
 	simURL, simShopList := simShops(t, sim, 1)
 	shopID, sellerID := simShopList[0].ShopID, simShopList[0].UserID
 	ctl := &etsysim.Control{BaseURL: simURL}
