@@ -353,22 +353,7 @@ func (d *deployment) postWebhook(ctx context.Context, c *http.Client, base, id s
 
 // storedWebhooks counts the evidence events per webhook id.
 func (d *deployment) storedWebhooks(ctx context.Context) (map[string]int, error) {
-	db := d.db.DB
-	rows, err := db.QueryContext(ctx, `SELECT data->>'webhook_id', count(*) FROM events WHERE type = 'etsy.webhook.received' GROUP BY 1`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
-	}
-	return out, rows.Err()
+	return pgtest.StoredWebhooks(ctx, d.db.DB)
 }
 
 // repoRoot is the module root: tests run in systemtest/.

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/ingest"
+	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
@@ -239,24 +239,11 @@ func resend(ctx context.Context, t *testing.T, cfg soakConfig, h *history, withi
 // stored counts the evidence per webhook id in the log.
 func stored(t *testing.T, db *sql.DB) map[string]int {
 	t.Helper()
-	rows, err := db.Query(`SELECT data->>'webhook_id', count(*) FROM events WHERE type = $1 GROUP BY 1`, events.TypeWebhookReceived)
+	got, err := pgtest.StoredWebhooks(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			t.Fatal(err)
-		}
-		out[id] = n
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return got
 }
 
 // checkBeforeResend: every ok id is present exactly once; every other id

@@ -98,3 +98,23 @@ func NewArchivingLedger(t testing.TB) (*Cluster, *sql.DB) {
 	})
 	return c, db
 }
+
+// StoredWebhooks counts the evidence of each webhook id in the log: a
+// webhook stored once counts 1.
+func StoredWebhooks(ctx context.Context, db *sql.DB) (map[string]int, error) {
+	rows, err := db.QueryContext(ctx, `SELECT data->>'webhook_id', count(*) FROM events WHERE type = $1 GROUP BY 1`, events.TypeWebhookReceived)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
