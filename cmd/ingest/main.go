@@ -296,9 +296,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 	defer db.Close()
 
 	reg := service.NewRegistry()
-	ready := &service.Readiness{Logger: logger}
-	ready.Add("database", db.PingContext)
-	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
+	ready := service.DBReadiness(reg, db, logger)
 	// The public listener serves Etsy and sellers (webhooks, the connect
 	// flow) and a bare /healthz; metrics and readiness stay on the ops one.
 	public := http.NewServeMux()

@@ -222,9 +222,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	ready := &service.Readiness{Logger: logger}
-	ready.Add("database", db.PingContext)
-	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
+	ready := service.DBReadiness(reg, db, logger)
 	ready.Add("projections", runner.Ready)
 	mux := service.OpsMux(reg, ready)
 
