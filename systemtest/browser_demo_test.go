@@ -133,15 +133,12 @@ func startDemo(t *testing.T) *demo {
 		t.Fatalf("ledger shops connect did not connect shop %s:\n%s", shop, out)
 	}
 
-	projector := start(t, "projector", bin+"/projector", nil, environ(merge(common, map[string]string{
+	projector, _ := startProjector(t, bin, merge(common, map[string]string{
 		"SHOPLEDGER_DATABASE_URL":            db.RoleURL(pgtest.ProjectorRole),
-		"SHOPLEDGER_PROJECTOR_ADDR":          "127.0.0.1:0",
 		"SHOPLEDGER_ALERT_COOLDOWN":          "0s",
 		"SHOPLEDGER_ALERT_DISPATCH_INTERVAL": "200ms",
 		"SHOPLEDGER_ALERT_BACKOFF_INITIAL":   "1s",
-	})))
-	projectorURL, _ := projector.listening(t)
-	waitHealthy(t, projectorURL, "/healthz", projector)
+	}))
 
 	query, u := startQuery(t, bin, queryAddr, merge(common, map[string]string{
 		"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.QueryRole),

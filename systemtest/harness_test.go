@@ -468,3 +468,15 @@ func quietSimArgs(seed, shops int, keyString, sharedSecret, redirectURL string, 
 		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
 	}, extra...)
 }
+
+// startProjector starts the projector with env, its ops listener on any
+// port, waits until it is healthy, and returns it with its URL.
+func startProjector(t *testing.T, bin string, env map[string]string) (*proc, string) {
+	t.Helper()
+	projector := start(t, "projector", bin+"/projector", nil, environ(merge(env, map[string]string{
+		"SHOPLEDGER_PROJECTOR_ADDR": "127.0.0.1:0",
+	})))
+	projectorURL, _ := projector.listening(t)
+	waitHealthy(t, projectorURL, "/healthz", projector)
+	return projector, projectorURL
+}

@@ -131,8 +131,7 @@ func TestWholeSystem(t *testing.T) {
 		"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.QueryRole),
 	}))
 
-	projectorEnv := environ(merge(dbOnly, map[string]string{
-		"SHOPLEDGER_PROJECTOR_ADDR":              "127.0.0.1:0",
+	projector, projectorURL := startProjector(t, bin, merge(dbOnly, map[string]string{
 		"SHOPLEDGER_PROJECTOR_LAG_INTERVAL":      "200ms",
 		"SHOPLEDGER_ALERT_COOLDOWN":              "0s",
 		"SHOPLEDGER_ALERT_WEBHOOK_ALLOW_PRIVATE": "true",
@@ -140,9 +139,6 @@ func TestWholeSystem(t *testing.T) {
 		"SHOPLEDGER_ALERT_BACKOFF_INITIAL":       "1s",
 		"SHOPLEDGER_ALERT_LINK_BASE":             queryURL,
 	}))
-	projector := start(t, "projector", bin+"/projector", nil, projectorEnv)
-	projectorURL, _ := projector.listening(t)
-	waitHealthy(t, projectorURL, "/healthz", projector)
 
 	token := func(args ...string) string {
 		t.Helper()
@@ -346,12 +342,9 @@ func TestWholeSystem(t *testing.T) {
 	query, queryURL = startQuery(t, bin, "127.0.0.1:0", merge(dbOnly, map[string]string{
 		"SHOPLEDGER_DATABASE_URL": pgtest.WithUser(owner, pgtest.QueryRole),
 	}))
-	projector = start(t, "projector", bin+"/projector", nil, environ(merge(dbOnly, map[string]string{
-		"SHOPLEDGER_DATABASE_URL":   pgtest.WithUser(owner, pgtest.ProjectorRole),
-		"SHOPLEDGER_PROJECTOR_ADDR": "127.0.0.1:0",
-	})))
-	projectorURL, _ = projector.listening(t)
-	waitHealthy(t, projectorURL, "/healthz", projector)
+	projector, projectorURL = startProjector(t, bin, merge(dbOnly, map[string]string{
+		"SHOPLEDGER_DATABASE_URL": pgtest.WithUser(owner, pgtest.ProjectorRole),
+	}))
 	// The tokens came along with the backup.
 	seller = &apiClient{base: queryURL, token: seller.token}
 

@@ -79,13 +79,10 @@ func TestConfiguredDefaultThreshold(t *testing.T) {
 	const def = "7"
 	sealKeys := "s1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32))
 	common := map[string]string{"SHOPLEDGER_LOG_LEVEL": "info", "SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD": def, "SHOPLEDGER_SEAL_KEYS": sealKeys}
-	projector := start(t, "projector", bin+"/projector", nil, environ(merge(common, map[string]string{
+	_, projectorURL := startProjector(t, bin, merge(common, map[string]string{
 		"SHOPLEDGER_DATABASE_URL":   db.RoleURL(pgtest.ProjectorRole),
-		"SHOPLEDGER_PROJECTOR_ADDR": "127.0.0.1:0",
 		"SHOPLEDGER_ALERT_COOLDOWN": "0s",
-	})))
-	projectorURL, _ := projector.listening(t)
-	waitHealthy(t, projectorURL, "/healthz", projector)
+	}))
 	_, queryURL := startQuery(t, bin, "127.0.0.1:0", merge(common, map[string]string{
 		"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.QueryRole),
 	}))
