@@ -16,8 +16,6 @@ import (
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/pgtest"
-	"github.com/shopledger/shopledger/service/servicetest"
-	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // TestStockEditReachesEtsy runs the simulator, ingest and query as
@@ -33,29 +31,19 @@ func TestStockEditReachesEtsy(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
 
-	webhookSecret, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyString, sharedSecret := "sysedit"+randomHex(t, 8), randomHex(t, 12)
-	ingestAddr := servicetest.FreeAddr(t)
-	ingestURL := "http://" + ingestAddr
-	redirectURL := ingestURL + "/connect/etsy/callback"
-	sim := start(t, "etsysim", bin+"/etsysim", quietSimArgs(7, 1, keyString, sharedSecret, redirectURL,
-		"--webhook-retry-scale", "0.01",
-		"--webhook-url", ingestURL+"/webhooks/etsy", "--webhook-secret", webhookSecret,
-		"--qps", "200", "--qpd", "1000000",
+	app := newEtsyApp(t, "sysedit", 8)
+	sim := start(t, "etsysim", bin+"/etsysim", app.simArgs(7, 1,
+		"--webhook-retry-scale", "0.01", "--qps", "200", "--qpd", "1000000",
 	), environ(nil))
 	simURL, simShopList := simShops(t, sim, 1)
 	shopID, sellerID := simShopList[0].ShopID, simShopList[0].UserID
 	ctl := &etsysim.Control{BaseURL: simURL}
 
-	env := merge(etsyEnv(simURL, keyString, sharedSecret, redirectURL), map[string]string{
+	env := merge(app.env(simURL), map[string]string{
 		"SHOPLEDGER_DATABASE_URL":      db.RoleURL(pgtest.IngestRole),
 		"SHOPLEDGER_LOG_LEVEL":         "info",
-		"SHOPLEDGER_INGEST_ADDR":       ingestAddr,
+		"SHOPLEDGER_INGEST_ADDR":       app.ingestAddr,
 		"SHOPLEDGER_INGEST_OPS_ADDR":   "127.0.0.1:0",
-		"SHOPLEDGER_WEBHOOK_SECRETS":   webhookSecret,
 		"SHOPLEDGER_TOKEN_KEYS":        "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
 		"SHOPLEDGER_ETSY_QPS":          "50",
 		"SHOPLEDGER_ETSY_QPD":          "1000000",

@@ -31,7 +31,6 @@ import (
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/service/servicetest"
-	"github.com/shopledger/shopledger/stdwebhooks"
 	"github.com/shopledger/shopledger/tokens"
 	"github.com/shopledger/shopledger/webapp"
 )
@@ -80,31 +79,24 @@ func startDemo(t *testing.T) *demo {
 	d.inboxURL, _ = inbox.listening(t)
 	waitHealthy(t, d.inboxURL, "/healthz", inbox)
 
-	webhookSecret, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyString, sharedSecret := "demo"+randomHex(t, 12), randomHex(t, 12)
-	ingestAddr, queryAddr := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
-	ingestURL := "http://" + ingestAddr
+	app := newEtsyApp(t, "demo", 12)
+	queryAddr := servicetest.FreeAddr(t)
 	d.queryURL = "http://" + queryAddr
-	redirectURL := ingestURL + "/connect/etsy/callback"
 
 	sim := start(t, "etsysim", bin+"/etsysim", []string{
 		"--port", "0", "--seed", "42", "--shops", "2", "--consent", "page", "--demo-listings", strconv.Itoa(demoListings),
 		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
 		"--ship-rate", "0", "--deliver-rate", "0",
-		"--webhook-url", ingestURL + "/webhooks/etsy", "--webhook-secret", webhookSecret,
-		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
+		"--webhook-url", app.ingestURL() + "/webhooks/etsy", "--webhook-secret", app.webhookSecret,
+		"--key-string", app.keyString, "--shared-secret", app.sharedSecret, "--redirect-uris", app.redirectURL(),
 	}, environ(nil))
 	simURL, simShopList := simShops(t, sim, 2)
 	d.shopID, d.sellerID, d.second = simShopList[0].ShopID, simShopList[0].UserID, simShopList[1]
 	d.ctl, d.simURL = &etsysim.Control{BaseURL: simURL}, simURL
 
 	sealKeys := "s1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32))
-	common := merge(etsyEnv(simURL, keyString, sharedSecret, redirectURL), map[string]string{
+	common := merge(app.env(simURL), map[string]string{
 		"SHOPLEDGER_LOG_LEVEL":          "info",
-		"SHOPLEDGER_WEBHOOK_SECRETS":    webhookSecret,
 		"SHOPLEDGER_TOKEN_KEYS":         "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
 		"SHOPLEDGER_SEAL_KEYS":          sealKeys,
 		"SHOPLEDGER_RECONCILE_INTERVAL": "5m",
@@ -115,7 +107,7 @@ func startDemo(t *testing.T) *demo {
 		"SHOPLEDGER_SMTP_STARTTLS":   "false",
 		"SHOPLEDGER_SMTP_FROM":       "shopledger <noreply@shopledger.localhost>",
 		"SHOPLEDGER_APP_URL":         d.queryURL,
-		"SHOPLEDGER_APP_CONNECT_URL": ingestURL + "/connect/etsy",
+		"SHOPLEDGER_APP_CONNECT_URL": app.ingestURL() + "/connect/etsy",
 		"SHOPLEDGER_SESSION_SECURE":  "false",
 	})
 	ledgerEnv := environ(merge(common, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
@@ -123,7 +115,7 @@ func startDemo(t *testing.T) *demo {
 
 	ingest := start(t, "ingest", bin+"/ingest", nil, environ(merge(common, map[string]string{
 		"SHOPLEDGER_DATABASE_URL":    db.RoleURL(pgtest.IngestRole),
-		"SHOPLEDGER_INGEST_ADDR":     ingestAddr,
+		"SHOPLEDGER_INGEST_ADDR":     app.ingestAddr,
 		"SHOPLEDGER_INGEST_OPS_ADDR": "127.0.0.1:0",
 	})))
 	ingest.listening(t)

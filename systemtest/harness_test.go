@@ -24,6 +24,7 @@ import (
 
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/service/servicetest"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // buildBinaries builds the commands into a temporary directory and returns
@@ -479,4 +480,43 @@ func startProjector(t *testing.T, bin string, env map[string]string) (*proc, str
 	projectorURL, _ := projector.listening(t)
 	waitHealthy(t, projectorURL, "/healthz", projector)
 	return projector, projectorURL
+}
+
+// etsyApp is the Etsy app that a test's ingest serves: the app's key, its
+// webhook signing secret, and ingest's address, which the simulator must
+// know before ingest starts.
+type etsyApp struct {
+	keyString, sharedSecret, webhookSecret string
+	ingestAddr                             string
+}
+
+// newEtsyApp makes an app with a key string of name and keyBytes random
+// bytes, fresh secrets, and a free address for ingest.
+func newEtsyApp(t *testing.T, name string, keyBytes int) etsyApp {
+	t.Helper()
+	webhookSecret, err := stdwebhooks.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return etsyApp{
+		keyString: name + randomHex(t, keyBytes), sharedSecret: randomHex(t, 12), webhookSecret: webhookSecret,
+		ingestAddr: servicetest.FreeAddr(t),
+	}
+}
+
+func (a etsyApp) ingestURL() string   { return "http://" + a.ingestAddr }
+func (a etsyApp) redirectURL() string { return a.ingestURL() + "/connect/etsy/callback" }
+
+// simArgs are quietSimArgs for the app, its webhooks sent to ingest.
+func (a etsyApp) simArgs(seed, shops int, extra ...string) []string {
+	return quietSimArgs(seed, shops, a.keyString, a.sharedSecret, a.redirectURL(),
+		append([]string{"--webhook-url", a.ingestURL() + "/webhooks/etsy", "--webhook-secret", a.webhookSecret}, extra...)...)
+}
+
+// env is etsyEnv for the app with the simulator at simURL, and the
+// webhook signing secret.
+func (a etsyApp) env(simURL string) map[string]string {
+	return merge(etsyEnv(simURL, a.keyString, a.sharedSecret, a.redirectURL()), map[string]string{
+		"SHOPLEDGER_WEBHOOK_SECRETS": a.webhookSecret,
+	})
 }

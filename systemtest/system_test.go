@@ -26,7 +26,6 @@ import (
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/pgtest"
-	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
@@ -57,24 +56,16 @@ func TestWholeSystem(t *testing.T) {
 	rsrv := httptest.NewServer(rcv)
 	t.Cleanup(rsrv.Close)
 
-	webhookSecret, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyString, sharedSecret := "systest"+randomHex(t, 8), randomHex(t, 12)
-	ingestAddr := servicetest.FreeAddr(t)
-	ingestURL := "http://" + ingestAddr
-	redirectURL := ingestURL + "/connect/etsy/callback"
+	app := newEtsyApp(t, "systest", 8)
 
 	// 1. The simulator: one shop, no scenario of its own (the test drives
 	// every change), webhooks to ingest with faults. Its catalogue is
 	// created once ingest follows webhooks, so that listings arrive the way
 	// they would for a connected shop.
-	sim := start(t, "etsysim", bin+"/etsysim", quietSimArgs(seed, 1, keyString, sharedSecret, redirectURL,
+	sim := start(t, "etsysim", bin+"/etsysim", app.simArgs(seed, 1,
 		"--drop", "0.1", "--duplicate", "0.1",
 		// Retries of a failed delivery come within seconds, not minutes.
 		"--webhook-retry-scale", "0.01",
-		"--webhook-url", ingestURL+"/webhooks/etsy", "--webhook-secret", webhookSecret,
 		// The fetcher, its settling reads and the reconciliation share one
 		// key; rate limits are not what this test is about.
 		"--qps", "200", "--qpd", "1000000",
@@ -85,12 +76,11 @@ func TestWholeSystem(t *testing.T) {
 
 	// 2. ingest, the shop connected through the simulator's OAuth, the
 	// alert channel, query and projector, tokens.
-	env := merge(etsyEnv(simURL, keyString, sharedSecret, redirectURL), map[string]string{
+	env := merge(app.env(simURL), map[string]string{
 		"SHOPLEDGER_DATABASE_URL":    db.RoleURL(pgtest.IngestRole),
 		"SHOPLEDGER_LOG_LEVEL":       "info",
-		"SHOPLEDGER_INGEST_ADDR":     ingestAddr,
+		"SHOPLEDGER_INGEST_ADDR":     app.ingestAddr,
 		"SHOPLEDGER_INGEST_OPS_ADDR": "127.0.0.1:0",
-		"SHOPLEDGER_WEBHOOK_SECRETS": webhookSecret,
 		"SHOPLEDGER_TOKEN_KEYS":      "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
 		"SHOPLEDGER_ETSY_QPS":        "50",
 		"SHOPLEDGER_ETSY_QPD":        "1000000",
@@ -102,8 +92,8 @@ func TestWholeSystem(t *testing.T) {
 	// service as its own runtime role.
 	ledgerEnv := environ(merge(env, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
 	ingest := start(t, "ingest", bin+"/ingest", nil, ingestEnv)
-	if u, _ := ingest.listening(t); u != ingestURL {
-		t.Fatalf("ingest listens on %s, want %s", u, ingestURL)
+	if u, _ := ingest.listening(t); u != app.ingestURL() {
+		t.Fatalf("ingest listens on %s, want %s", u, app.ingestURL())
 	}
 	ingestOps := ingest.ops(t)
 	waitHealthy(t, ingestOps, "/readyz", ingest)
