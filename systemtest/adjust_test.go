@@ -3,7 +3,6 @@ package systemtest_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,16 +38,7 @@ func TestStockEditReachesEtsy(t *testing.T) {
 	shopID, sellerID := simShopList[0].ShopID, simShopList[0].UserID
 	ctl := &etsysim.Control{BaseURL: simURL}
 
-	env := merge(app.env(simURL), map[string]string{
-		"SHOPLEDGER_DATABASE_URL":      db.RoleURL(pgtest.IngestRole),
-		"SHOPLEDGER_LOG_LEVEL":         "info",
-		"SHOPLEDGER_INGEST_ADDR":       app.ingestAddr,
-		"SHOPLEDGER_INGEST_OPS_ADDR":   "127.0.0.1:0",
-		"SHOPLEDGER_TOKEN_KEYS":        "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		"SHOPLEDGER_ETSY_QPS":          "50",
-		"SHOPLEDGER_ETSY_QPD":          "1000000",
-		"SHOPLEDGER_RECONCILE_ENABLED": "false",
-	})
+	env := app.ingestEnv(t, db, simURL)
 	ledgerEnv := environ(merge(env, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
 	ingest := start(t, "ingest", bin+"/ingest", nil, environ(env))
 	waitHealthy(t, ingest.ops(t), "/readyz", ingest)

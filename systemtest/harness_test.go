@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
@@ -518,5 +520,23 @@ func (a etsyApp) simArgs(seed, shops int, extra ...string) []string {
 func (a etsyApp) env(simURL string) map[string]string {
 	return merge(etsyEnv(simURL, a.keyString, a.sharedSecret, a.redirectURL()), map[string]string{
 		"SHOPLEDGER_WEBHOOK_SECRETS": a.webhookSecret,
+	})
+}
+
+// ingestEnv is ingest's settings for the app with the simulator at simURL,
+// on db as ingest's role: new token keys, a rate budget that is not what
+// the tests are about, and no scheduled reconciliation, so that the one
+// reconciliation is the one a test runs.
+func (a etsyApp) ingestEnv(t *testing.T, db *pgtest.Database, simURL string) map[string]string {
+	t.Helper()
+	return merge(a.env(simURL), map[string]string{
+		"SHOPLEDGER_DATABASE_URL":      db.RoleURL(pgtest.IngestRole),
+		"SHOPLEDGER_LOG_LEVEL":         "info",
+		"SHOPLEDGER_INGEST_ADDR":       a.ingestAddr,
+		"SHOPLEDGER_INGEST_OPS_ADDR":   "127.0.0.1:0",
+		"SHOPLEDGER_TOKEN_KEYS":        "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
+		"SHOPLEDGER_ETSY_QPS":          "50",
+		"SHOPLEDGER_ETSY_QPD":          "1000000",
+		"SHOPLEDGER_RECONCILE_ENABLED": "false",
 	})
 }

@@ -76,17 +76,7 @@ func TestWholeSystem(t *testing.T) {
 
 	// 2. ingest, the shop connected through the simulator's OAuth, the
 	// alert channel, query and projector, tokens.
-	env := merge(app.env(simURL), map[string]string{
-		"SHOPLEDGER_DATABASE_URL":    db.RoleURL(pgtest.IngestRole),
-		"SHOPLEDGER_LOG_LEVEL":       "info",
-		"SHOPLEDGER_INGEST_ADDR":     app.ingestAddr,
-		"SHOPLEDGER_INGEST_OPS_ADDR": "127.0.0.1:0",
-		"SHOPLEDGER_TOKEN_KEYS":      "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		"SHOPLEDGER_ETSY_QPS":        "50",
-		"SHOPLEDGER_ETSY_QPD":        "1000000",
-		// The one reconciliation is the one this test runs.
-		"SHOPLEDGER_RECONCILE_ENABLED": "false",
-	})
+	env := app.ingestEnv(t, db, simURL)
 	ingestEnv := environ(env)
 	// The operator's commands run as the role that owns the schema; each
 	// service as its own runtime role.
