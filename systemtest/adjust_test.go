@@ -53,14 +53,7 @@ func TestStockEditReachesEtsy(t *testing.T) {
 	})
 	token := func(args ...string) string {
 		t.Helper()
-		out := ledger(append([]string{"tokens", "create", "--seller", strconv.FormatInt(sellerID, 10)}, args...)...)
-		for l := range strings.Lines(out) {
-			if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
-				return l
-			}
-		}
-		t.Fatalf("no token in:\n%s", out)
-		return ""
+		return createToken(t, ledger, sellerID, args...)
 	}
 	seller, auditor := token("--label", "edit seller"), token("--role", "auditor", "--label", "edit auditor")
 

@@ -156,14 +156,7 @@ func startDemo(t *testing.T) *demo {
 
 	token := func(args ...string) string {
 		t.Helper()
-		out := d.ledger(append([]string{"tokens", "create", "--seller", seller}, args...)...)
-		for l := range strings.Lines(out) {
-			if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
-				return l
-			}
-		}
-		t.Fatalf("ledger tokens create printed no slt_ token:\n%s", out)
-		return ""
+		return createToken(t, d.ledger, d.sellerID, args...)
 	}
 	d.seller = &apiClient{base: d.queryURL, token: token("--label", "browser test seller")}
 	d.auditor = &apiClient{base: d.queryURL, token: token("--role", "auditor", "--label", "browser test auditor")}

@@ -224,14 +224,7 @@ func (d *deployment) ledgerEnv(extra map[string]string, args ...string) string {
 // token creates a seller's API token.
 func (d *deployment) token(seller int64) string {
 	d.t.Helper()
-	out := d.ledger("tokens", "create", "--seller", strconv.FormatInt(seller, 10), "--label", "deployment test")
-	for l := range strings.Lines(out) {
-		if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
-			return l
-		}
-	}
-	d.t.Fatalf("ledger tokens create printed no slt_ token:\n%s", out)
-	return ""
+	return createToken(d.t, d.ledger, seller, "--label", "deployment test")
 }
 
 // proxy is Caddy running deploy/caddy/Caddyfile.

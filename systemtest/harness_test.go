@@ -540,3 +540,17 @@ func (a etsyApp) ingestEnv(t *testing.T, db *pgtest.Database, simURL string) map
 		"SHOPLEDGER_RECONCILE_ENABLED": "false",
 	})
 }
+
+// createToken runs ledger tokens create for seller with args through
+// ledger and returns the token it printed.
+func createToken(t testing.TB, ledger func(args ...string) string, seller int64, args ...string) string {
+	t.Helper()
+	out := ledger(append([]string{"tokens", "create", "--seller", strconv.FormatInt(seller, 10)}, args...)...)
+	for l := range strings.Lines(out) {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
+			return l
+		}
+	}
+	t.Fatalf("ledger tokens create printed no slt_ token:\n%s", out)
+	return ""
+}

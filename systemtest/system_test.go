@@ -122,14 +122,7 @@ func TestWholeSystem(t *testing.T) {
 
 	token := func(args ...string) string {
 		t.Helper()
-		out := ledger(append([]string{"tokens", "create", "--seller", strconv.FormatInt(sellerID, 10)}, args...)...)
-		for l := range strings.Lines(out) {
-			if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
-				return l
-			}
-		}
-		t.Fatalf("ledger tokens create printed no slt_ token:\n%s", out)
-		return ""
+		return createToken(t, ledger, sellerID, args...)
 	}
 	seller := &apiClient{base: queryURL, token: token("--label", "systemtest seller")}
 	auditor := &apiClient{base: queryURL, token: token("--role", "auditor", "--label", "systemtest auditor")}

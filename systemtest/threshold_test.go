@@ -106,16 +106,7 @@ func TestConfiguredDefaultThreshold(t *testing.T) {
 		"sku:F": {3, "shop", false},
 		"sku:G": {3, "shop", true},
 	}
-	var tok string
-	for l := range strings.Lines(ledger("tokens", "create", "--seller", strconv.FormatInt(seller, 10))) {
-		if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
-			tok = l
-		}
-	}
-	if tok == "" {
-		t.Fatal("ledger tokens create printed no token")
-	}
-	api := &apiClient{base: queryURL, token: tok}
+	api := &apiClient{base: queryURL, token: createToken(t, ledger, seller)}
 
 	// The API's threshold fields.
 	converge(t, "API product variants", time.Minute, func(ctx context.Context) (string, error) {
