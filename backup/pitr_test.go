@@ -9,7 +9,6 @@ import (
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
-	"github.com/shopledger/shopledger/service"
 )
 
 // Point-in-time recovery, as docs/operations.md describes it: a cluster
@@ -23,69 +22,20 @@ func TestPointInTimeRecovery(t *testing.T) {
 		t.Skip("starts two clusters")
 	}
 	ctx := context.Background()
-	src := pgtest.NewArchivingCluster(t)
-	url := src.CreateDatabase("ledger")
-	db, pool, err := service.OpenDB(ctx, url, 4, nil, service.Migrate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	defer db.Close()
+	src, db := pgtest.NewArchivingLedger(t)
 	base := src.BaseBackup()
 
-	s := eventstore.New(db)
-	appendAndSeal := func(from, n int64) {
-		t.Helper()
-		for i := from; i < from+n; i++ {
-			ev := events.New(events.ListingStream(i), 7, time.Now(), events.StockAdjusted{
-				ListingID: i, VariantKey: "sku:A", Delta: 1, Reason: events.ReasonRestock,
-			})
-			if _, err := s.Append(ctx, events.ListingStream(i), eventstore.NoStream, ev); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := db.ExecContext(ctx, `SELECT seal_events(ARRAY(SELECT e.position FROM events e
-			WHERE NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)
-			ORDER BY e.transaction_id, e.position))`); err != nil {
-			t.Fatal(err)
-		}
-	}
-	appendAndSeal(1, 10)
+	pgtest.AppendAndSeal(t, db, 1, 10)
 	var target string
 	if err := db.QueryRowContext(ctx, `SELECT clock_timestamp()::text`).Scan(&target); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	appendAndSeal(100, 10)
+	pgtest.AppendAndSeal(t, db, 100, 10)
 	// Close the WAL segment so that it is archived, and wait for it.
-	var segment string
-	if err := db.QueryRowContext(ctx, `SELECT pg_walfile_name(pg_switch_wal())`).Scan(&segment); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		var archived string
-		if err := db.QueryRowContext(ctx, `SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver`).Scan(&archived); err != nil {
-			t.Fatal(err)
-		}
-		if archived >= segment {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("segment %s not archived within a minute (last %q)", segment, archived)
-		}
-	}
+	src.ArchiveWAL()
 
-	dst := pgtest.RecoverCluster(t, base, src.ArchiveDir(), target)
-	rdb, rpool, err := service.OpenDB(ctx, dst.URL("ledger"), 4, nil, service.Migrate(), service.AdoptMovedLog())
-	if err != nil {
-		t.Fatalf("ledger migrate on the recovered cluster: %v", err)
-	}
-	defer rpool.Close()
-	defer rdb.Close()
-	var n int64
-	if err := rdb.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
+	rdb, n := pgtest.RecoverLedger(t, base, src.ArchiveDir(), target)
 	if n != 10 {
 		t.Errorf("the log recovered to %s holds %d events, want the 10 committed before it", target, n)
 	}

@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/events"
-	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
-	"github.com/shopledger/shopledger/service"
 )
 
 // TestBaseBackupUnitSupportsPointInTimeRecovery runs the base backup
@@ -35,50 +32,7 @@ func TestBaseBackupUnitSupportsPointInTimeRecovery(t *testing.T) {
 		t.Fatal("no shopledger-basebackup.service with one ExecStart")
 	}
 	ctx := context.Background()
-	src := pgtest.NewArchivingCluster(t)
-	url := src.CreateDatabase("ledger")
-	db, pool, err := service.OpenDB(ctx, url, 4, nil, service.Migrate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	defer db.Close()
-	store := eventstore.New(db)
-	appendAndSeal := func(from int64) {
-		t.Helper()
-		for i := from; i < from+10; i++ {
-			ev := events.New(events.ListingStream(i), 7, time.Now(), events.StockAdjusted{
-				ListingID: i, VariantKey: "sku:A", Delta: 1, Reason: events.ReasonRestock,
-			})
-			if _, err := store.Append(ctx, events.ListingStream(i), eventstore.NoStream, ev); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := db.ExecContext(ctx, `SELECT seal_events(ARRAY(SELECT e.position FROM events e
-			WHERE NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)
-			ORDER BY e.transaction_id, e.position))`); err != nil {
-			t.Fatal(err)
-		}
-	}
-	switchAndWait := func() {
-		t.Helper()
-		var segment string
-		if err := db.QueryRowContext(ctx, `SELECT pg_walfile_name(pg_switch_wal())`).Scan(&segment); err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-			var archived string
-			if err := db.QueryRowContext(ctx, `SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver`).Scan(&archived); err != nil {
-				t.Fatal(err)
-			}
-			if archived >= segment {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("segment %s not archived within a minute (last %q)", segment, archived)
-			}
-		}
-	}
+	src, db := pgtest.NewArchivingLedger(t)
 
 	// The unit's command line with systemd's specifiers and the installed
 	// paths pointed at this test's folders and the repository's script.
@@ -105,9 +59,9 @@ func TestBaseBackupUnitSupportsPointInTimeRecovery(t *testing.T) {
 		}
 	}
 
-	appendAndSeal(1)
+	pgtest.AppendAndSeal(t, db, 1, 10)
 	run(args) // as the timer runs it: keeps four
-	appendAndSeal(100)
+	pgtest.AppendAndSeal(t, db, 100, 10)
 	time.Sleep(1100 * time.Millisecond) // backups are named by the second
 	keepOne := slices.Clone(args)
 	if i := slices.Index(keepOne, "--keep"); i < 0 || i+1 >= len(keepOne) {
@@ -142,20 +96,10 @@ func TestBaseBackupUnitSupportsPointInTimeRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	appendAndSeal(200)
-	switchAndWait()
+	pgtest.AppendAndSeal(t, db, 200, 10)
+	src.ArchiveWAL()
 
-	dst := pgtest.RecoverCluster(t, kept[0], src.ArchiveDir(), target)
-	rdb, rpool, err := service.OpenDB(ctx, dst.URL("ledger"), 4, nil, service.Migrate(), service.AdoptMovedLog())
-	if err != nil {
-		t.Fatalf("ledger migrate on the recovered cluster: %v", err)
-	}
-	defer rpool.Close()
-	defer rdb.Close()
-	var n int64
-	if err := rdb.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
+	rdb, n := pgtest.RecoverLedger(t, kept[0], src.ArchiveDir(), target)
 	if n != 20 {
 		t.Errorf("the log recovered to %s holds %d events, want the 20 committed before it", target, n)
 	}

@@ -6,8 +6,6 @@
 package deploy_test
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -21,20 +19,4 @@ func repoRoot(t *testing.T) string {
 		t.Fatal("cannot tell where the test file is")
 	}
 	return filepath.Dir(filepath.Dir(file))
-}
-
-// needTool returns the path of an external tool. Without it the test is
-// skipped with the way to get it, except under CI=true, where the scripts
-// install it and its absence is a failure.
-func needTool(t *testing.T, name, install string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not found under CI=true (%s)", name, install)
-	}
-	t.Skipf("%s not found; %s", name, install)
-	return ""
 }

@@ -81,7 +81,9 @@ func scanBinaries(t *testing.T) map[string]*binaryEnv {
 		}
 		return files
 	}
-	serviceConsts := stringConsts(parseDir(filepath.Join(root, "service")))
+	serviceFiles := parseDir(filepath.Join(root, "service"))
+	serviceConsts := stringConsts(serviceFiles)
+	serviceReads := readsByFunc(serviceFiles)
 
 	cmds, err := os.ReadDir(filepath.Join(root, "cmd"))
 	if err != nil {
@@ -137,6 +139,15 @@ func scanBinaries(t *testing.T) map[string]*binaryEnv {
 			ast.Inspect(f, func(n ast.Node) bool {
 				switch n := n.(type) {
 				case *ast.CallExpr:
+					// A service function that reads settings itself
+					// (service.TelemetryConfig) reads them for its caller.
+					if sel, ok := n.Fun.(*ast.SelectorExpr); ok {
+						if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "service" {
+							for _, name := range serviceReads[sel.Sel.Name] {
+								add(name, n.Pos())
+							}
+						}
+					}
 					if len(n.Args) == 0 {
 						return true
 					}
@@ -170,6 +181,34 @@ func scanBinaries(t *testing.T) map[string]*binaryEnv {
 		out[c.Name()] = b
 	}
 	return out
+}
+
+// readsByFunc maps each function declared in files to the variables it
+// reads: calls whose first argument is a variable name, each with a
+// default (env.String("SHOPLEDGER_SENTRY_DSN", "")).
+func readsByFunc(files []*ast.File) map[string][]string {
+	m := map[string][]string{}
+	for _, f := range files {
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Body == nil {
+				continue
+			}
+			ast.Inspect(fn.Body, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok || len(call.Args) < 2 {
+					return true
+				}
+				if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					if s, err := strconv.Unquote(lit.Value); err == nil && varName.MatchString(s) {
+						m[fn.Name.Name] = append(m[fn.Name.Name], s)
+					}
+				}
+				return true
+			})
+		}
+	}
+	return m
 }
 
 // visitLiteral records a string literal or constant that is exactly a

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // imageBuildTimeout bounds scripts/image: a cold build of every binary on a
@@ -30,8 +30,8 @@ func TestImageServesQueryAgainstTheDatabase(t *testing.T) {
 		t.Skip("builds the container image; skipped with -short")
 	}
 	root := repoRoot(t)
-	podmanBin := needTool(t, "podman", "install it with scripts/podman-ensure (SHOPLEDGER_PODMAN_INSTALL=1 as root) or apt-get install podman runc")
-	needTool(t, "runc", "apt-get install runc")
+	podmanBin := servicetest.NeedTool(t, "podman", "install it with scripts/podman-ensure (SHOPLEDGER_PODMAN_INSTALL=1 as root) or apt-get install podman runc")
+	servicetest.NeedTool(t, "runc", "apt-get install runc")
 	db := pgtest.New(t)
 
 	podman := func(timeout time.Duration, args ...string) (string, error) {
@@ -91,7 +91,7 @@ func TestImageServesQueryAgainstTheDatabase(t *testing.T) {
 		t.Errorf("image healthcheck is %s, want one running the healthcheck binary", health)
 	}
 
-	addr := freeAddr(t)
+	addr := servicetest.FreeAddr(t)
 	name := "shopledger-test-" + suffix
 	if _, err := podman(2*time.Minute, "run", "--detach", "--name", name, "--network", "host",
 		"--env", "SHOPLEDGER_DATABASE_URL="+db.RoleURL(pgtest.QueryRole),
@@ -161,17 +161,6 @@ func TestImageServesQueryAgainstTheDatabase(t *testing.T) {
 			t.Errorf("image lacks %s: %v", f, err)
 		}
 	}
-}
-
-// freeAddr is a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func randomHex(t *testing.T) string {

@@ -12,13 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/service/servicetest"
 	"gopkg.in/yaml.v3"
 )
 
 // TestAlertRulesPassPromtool checks deploy/prometheus/rules.yml with
 // promtool and runs its unit tests (rules_test.yml).
 func TestAlertRulesPassPromtool(t *testing.T) {
-	promtool := needTool(t, "promtool", "apt-get install prometheus, or as root SHOPLEDGER_PODMAN_INSTALL=1 scripts/proxy-ensure")
+	promtool := servicetest.NeedTool(t, "promtool", "apt-get install prometheus, or as root SHOPLEDGER_PODMAN_INSTALL=1 scripts/proxy-ensure")
 	dir := filepath.Join(repoRoot(t), "deploy", "prometheus")
 	for _, args := range [][]string{{"check", "rules", "rules.yml"}, {"test", "rules", "rules_test.yml"}} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

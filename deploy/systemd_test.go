@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // unitFile is one file of deploy/systemd: its name and its settings, each
@@ -70,7 +71,7 @@ var (
 // the units whose /usr/local/bin paths point at stand-ins in a temporary
 // folder: verify insists that every command exists.
 func TestUnitsPassSystemdAnalyzeVerify(t *testing.T) {
-	analyze := needTool(t, "systemd-analyze", "it comes with Debian's systemd package")
+	analyze := servicetest.NeedTool(t, "systemd-analyze", "it comes with Debian's systemd package")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {
@@ -249,7 +250,7 @@ func TestBackupUnitWritesABackup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ledger; skipped with -short")
 	}
-	sh := needTool(t, "sh", "a POSIX shell")
+	sh := servicetest.NeedTool(t, "sh", "a POSIX shell")
 	db := pgtest.New(t)
 	var unit unitFile
 	for _, u := range readUnits(t) {

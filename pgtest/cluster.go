@@ -306,46 +306,45 @@ func (c *Cluster) URL(db string) string {
 // CreateDatabase creates an empty database and returns its URL.
 func (c *Cluster) CreateDatabase(name string) string {
 	c.t.Helper()
+	c.asSuperuser(func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize())
+		return err
+	})
+	return c.URL(name)
+}
+
+// asSuperuser runs f on a new connection to the cluster's postgres
+// database and fails the test if either fails.
+func (c *Cluster) asSuperuser(f func(ctx context.Context, conn *pgx.Conn) error) {
+	c.t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := f(ctx, conn); err != nil {
 		c.t.Fatal(err)
 	}
-	return c.URL(name)
 }
 
 // BurnXIDs advances the cluster's transaction counter by about n, as years
 // of use would: one committed transaction with an id each.
 func (c *Cluster) BurnXIDs(n int) {
 	c.t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN FOR i IN 1..%d LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$`, n)); err != nil {
-		c.t.Fatal(err)
-	}
+	c.asSuperuser(func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN FOR i IN 1..%d LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$`, n))
+		return err
+	})
 }
 
 // NextXID is the next transaction id the cluster will hand out.
 func (c *Cluster) NextXID() uint64 {
 	c.t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var x uint64
-	if err := conn.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&x); err != nil {
-		c.t.Fatal(err)
-	}
+	c.asSuperuser(func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&x)
+	})
 	return x
 }
 

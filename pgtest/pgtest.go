@@ -58,25 +58,20 @@ type Database struct {
 // migrate it themselves, as an upgrade does.
 func NewEmpty(t testing.TB) *Database {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, AdminURL())
-	if err != nil {
-		unavailable(t, err)
-		return nil
-	}
-	defer admin.Close(ctx)
-	name := "t_" + randomHex(8)
-	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s`, name)); err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
-	}
-	return opened(ctx, t, name)
+	return create(t, time.Minute, false)
 }
 
 // New creates a migrated database for t and drops it when t ends.
 func New(t testing.TB) *Database {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return create(t, 2*time.Minute, true)
+}
+
+// create creates a database for t, a copy of the migrated template or
+// empty, and drops it when t ends.
+func create(t testing.TB, timeout time.Duration, migrated bool) *Database {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
 	admin, err := pgx.Connect(ctx, AdminURL())
@@ -86,13 +81,16 @@ func New(t testing.TB) *Database {
 	}
 	defer admin.Close(ctx)
 
-	templateOnce.Do(func() { templateName, templateErr = ensureTemplate(ctx) })
-	if templateErr != nil {
-		t.Fatalf("pgtest: template: %v", templateErr)
-	}
-
 	name := "t_" + randomHex(8)
-	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, templateName)); err != nil {
+	stmt := `CREATE DATABASE ` + name
+	if migrated {
+		templateOnce.Do(func() { templateName, templateErr = ensureTemplate(ctx) })
+		if templateErr != nil {
+			t.Fatalf("pgtest: template: %v", templateErr)
+		}
+		stmt += ` TEMPLATE ` + templateName
+	}
+	if _, err := admin.Exec(ctx, stmt); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	return opened(ctx, t, name)

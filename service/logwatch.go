@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,4 +82,13 @@ func (c *horizonCollector) Collect(ch chan<- prometheus.Metric) {
 	if h.Holder.PID != 0 {
 		ch <- prometheus.MustNewConstMetric(holderDesc, prometheus.GaugeValue, h.Holder.Age.Seconds(), h.Holder.Application)
 	}
+}
+
+// DBReadiness is the readiness of a service on db: the database answers,
+// and the log's horizon is watched as WatchLog does, its metrics on reg.
+func DBReadiness(reg prometheus.Registerer, db *sql.DB, logger *slog.Logger) *Readiness {
+	ready := &Readiness{Logger: logger}
+	ready.Add("database", db.PingContext)
+	WatchLog(reg, ready, db, DefaultHiddenGrace)
+	return ready
 }

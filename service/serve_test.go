@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 func TestReadyzNamesFailingChecksAndLogsWhy(t *testing.T) {
@@ -35,7 +36,7 @@ func TestReadyzNamesFailingChecksAndLogsWhy(t *testing.T) {
 func TestServeAllServesEveryListenerUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &lines{}
+	out := &servicetest.Output{}
 	done := make(chan error, 1)
 	hello := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("public")) })
 	go func() {
@@ -43,7 +44,7 @@ func TestServeAllServesEveryListenerUntilCancelled(t *testing.T) {
 			service.Listener{Addr: "127.0.0.1:0", Handler: hello, Banner: "x listening on"},
 			service.Listener{Addr: "127.0.0.1:0", Handler: http.HandlerFunc(service.Healthz), Banner: service.OpsBanner("x")})
 	}()
-	public, ops := out.after("x listening on "), out.after("x ops endpoints on ")
+	public, ops := out.After("x listening on "), out.After("x ops endpoints on ")
 	for url, want := range map[string]string{public: "public", ops: "ok\n"} {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -76,7 +77,7 @@ func TestServeAllBindsAllOrNone(t *testing.T) {
 func TestServeAllDrainsBeforeShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &lines{}
+	out := &servicetest.Output{}
 	done := make(chan error, 1)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", service.Healthz)
@@ -85,7 +86,7 @@ func TestServeAllDrainsBeforeShutdown(t *testing.T) {
 		done <- service.ServeAll(ctx, out, slog.New(slog.DiscardHandler),
 			service.Listener{Addr: "127.0.0.1:0", Handler: mux, Banner: "d listening on", Drain: 3 * time.Second})
 	}()
-	base := out.after("d listening on ")
+	base := out.After("d listening on ")
 	get := func(path string) (int, string, bool) {
 		t.Helper()
 		resp, err := http.Get(base + path)

@@ -3,8 +3,6 @@ package systemtest_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +15,6 @@ import (
 	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/pgtest"
-	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // TestStockEditReachesEtsy runs the simulator, ingest and query as
@@ -33,83 +30,30 @@ func TestStockEditReachesEtsy(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
 
-	webhookSecret, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyString, sharedSecret := "sysedit"+randomHex(t, 8), randomHex(t, 12)
-	ingestAddr := freeAddr(t)
-	ingestURL := "http://" + ingestAddr
-	redirectURL := ingestURL + "/connect/etsy/callback"
-	sim := start(t, "etsysim", bin+"/etsysim", []string{
-		"--port", "0", "--seed", "7", "--shops", "1", "--demo-listings", "0",
-		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
-		"--ship-rate", "0", "--deliver-rate", "0", "--webhook-retry-scale", "0.01",
-		"--webhook-url", ingestURL + "/webhooks/etsy", "--webhook-secret", webhookSecret,
-		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
-		"--qps", "200", "--qpd", "1000000",
-	}, environ(nil))
-	simURL, at := sim.listening(t)
-	_, line := sim.waitLine(t, at+1, 10*time.Second, func(string) bool { return true })
-	var simInfo struct {
-		Shops []etsysim.ShopInfo `json:"shops"`
-	}
-	if err := json.Unmarshal([]byte(line), &simInfo); err != nil || len(simInfo.Shops) != 1 {
-		t.Fatalf("etsysim summary line %q: %v", line, err)
-	}
-	shopID, sellerID := simInfo.Shops[0].ShopID, simInfo.Shops[0].UserID
+	app := newEtsyApp(t, "sysedit", 8)
+	sim := start(t, "etsysim", bin+"/etsysim", app.simArgs(7, 1,
+		"--webhook-retry-scale", "0.01", "--qps", "200", "--qpd", "1000000",
+	), environ(nil))
+	simURL, simShopList := simShops(t, sim, 1)
+	shopID, sellerID := simShopList[0].ShopID, simShopList[0].UserID
 	ctl := &etsysim.Control{BaseURL: simURL}
 
-	env := map[string]string{
-		"SHOPLEDGER_DATABASE_URL":             db.RoleURL(pgtest.IngestRole),
-		"SHOPLEDGER_LOG_LEVEL":                "info",
-		"SHOPLEDGER_INGEST_ADDR":              ingestAddr,
-		"SHOPLEDGER_INGEST_OPS_ADDR":          "127.0.0.1:0",
-		"SHOPLEDGER_WEBHOOK_SECRETS":          webhookSecret,
-		"SHOPLEDGER_TOKEN_KEYS":               "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		"SHOPLEDGER_ETSY_KEYSTRING":           keyString,
-		"SHOPLEDGER_ETSY_SHARED_SECRET":       sharedSecret,
-		"SHOPLEDGER_ETSY_API_URL":             simURL,
-		"SHOPLEDGER_ETSY_ALLOWED_HOSTS":       strings.TrimPrefix(simURL, "http://"),
-		"SHOPLEDGER_ETSY_ALLOW_HTTP":          "true",
-		"SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL": simURL + "/oauth/connect",
-		"SHOPLEDGER_ETSY_OAUTH_TOKEN_URL":     simURL + "/v3/public/oauth/token",
-		"SHOPLEDGER_ETSY_REDIRECT_URL":        redirectURL,
-		"SHOPLEDGER_ETSY_QPS":                 "50",
-		"SHOPLEDGER_ETSY_QPD":                 "1000000",
-		"SHOPLEDGER_RECONCILE_ENABLED":        "false",
-	}
+	env := app.ingestEnv(t, db, simURL)
 	ledgerEnv := environ(merge(env, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
 	ingest := start(t, "ingest", bin+"/ingest", nil, environ(env))
 	waitHealthy(t, ingest.ops(t), "/readyz", ingest)
-	ledger := func(args ...string) string {
-		t.Helper()
-		return runCmd(t, time.Minute, bin+"/ledger", args, ledgerEnv)
-	}
+	ledger := ledgerRunner(t, bin, ledgerEnv)
 	shop := strconv.FormatInt(shopID, 10)
 	if out := ledger("shops", "connect", "--sim-shop", shop); !strings.Contains(out, "connected shop "+shop) {
 		t.Fatalf("ledger shops connect:\n%s", out)
 	}
-	query := start(t, "query", bin+"/query", nil, environ(map[string]string{
-		"SHOPLEDGER_DATABASE_URL":       db.RoleURL(pgtest.QueryRole),
-		"SHOPLEDGER_LOG_LEVEL":          "info",
-		"SHOPLEDGER_QUERY_ADDR":         "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_OPS_ADDR":     "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
-		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
-	}))
-	queryURL, _ := query.listening(t)
-	waitHealthy(t, query.ops(t), "/readyz", query)
+	_, queryURL := startQuery(t, bin, "127.0.0.1:0", map[string]string{
+		"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.QueryRole),
+		"SHOPLEDGER_LOG_LEVEL":    "info",
+	})
 	token := func(args ...string) string {
 		t.Helper()
-		out := ledger(append([]string{"tokens", "create", "--seller", strconv.FormatInt(sellerID, 10)}, args...)...)
-		for l := range strings.Lines(out) {
-			if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
-				return l
-			}
-		}
-		t.Fatalf("no token in:\n%s", out)
-		return ""
+		return createToken(t, ledger, sellerID, args...)
 	}
 	seller, auditor := token("--label", "edit seller"), token("--role", "auditor", "--label", "edit auditor")
 

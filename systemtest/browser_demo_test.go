@@ -12,7 +12,6 @@ package systemtest_test
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -31,7 +30,7 @@ import (
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
-	"github.com/shopledger/shopledger/stdwebhooks"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/tokens"
 	"github.com/shopledger/shopledger/webapp"
 )
@@ -80,49 +79,27 @@ func startDemo(t *testing.T) *demo {
 	d.inboxURL, _ = inbox.listening(t)
 	waitHealthy(t, d.inboxURL, "/healthz", inbox)
 
-	webhookSecret, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyString, sharedSecret := "demo"+randomHex(t, 12), randomHex(t, 12)
-	ingestAddr, queryAddr := freeAddr(t), freeAddr(t)
-	ingestURL := "http://" + ingestAddr
+	app := newEtsyApp(t, "demo", 12)
+	queryAddr := servicetest.FreeAddr(t)
 	d.queryURL = "http://" + queryAddr
-	redirectURL := ingestURL + "/connect/etsy/callback"
 
 	sim := start(t, "etsysim", bin+"/etsysim", []string{
 		"--port", "0", "--seed", "42", "--shops", "2", "--consent", "page", "--demo-listings", strconv.Itoa(demoListings),
 		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
 		"--ship-rate", "0", "--deliver-rate", "0",
-		"--webhook-url", ingestURL + "/webhooks/etsy", "--webhook-secret", webhookSecret,
-		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
+		"--webhook-url", app.ingestURL() + "/webhooks/etsy", "--webhook-secret", app.webhookSecret,
+		"--key-string", app.keyString, "--shared-secret", app.sharedSecret, "--redirect-uris", app.redirectURL(),
 	}, environ(nil))
-	simURL, at := sim.listening(t)
-	_, line := sim.waitLine(t, at+1, 10*time.Second, func(string) bool { return true })
-	var simInfo struct {
-		Shops []etsysim.ShopInfo `json:"shops"`
-	}
-	if err := json.Unmarshal([]byte(line), &simInfo); err != nil || len(simInfo.Shops) != 2 {
-		t.Fatalf("etsysim summary line %q: %v", line, err)
-	}
-	d.shopID, d.sellerID, d.second = simInfo.Shops[0].ShopID, simInfo.Shops[0].UserID, simInfo.Shops[1]
+	simURL, simShopList := simShops(t, sim, 2)
+	d.shopID, d.sellerID, d.second = simShopList[0].ShopID, simShopList[0].UserID, simShopList[1]
 	d.ctl, d.simURL = &etsysim.Control{BaseURL: simURL}, simURL
 
 	sealKeys := "s1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32))
-	common := map[string]string{
-		"SHOPLEDGER_LOG_LEVEL":                "info",
-		"SHOPLEDGER_WEBHOOK_SECRETS":          webhookSecret,
-		"SHOPLEDGER_TOKEN_KEYS":               "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		"SHOPLEDGER_SEAL_KEYS":                sealKeys,
-		"SHOPLEDGER_ETSY_KEYSTRING":           keyString,
-		"SHOPLEDGER_ETSY_SHARED_SECRET":       sharedSecret,
-		"SHOPLEDGER_ETSY_API_URL":             simURL,
-		"SHOPLEDGER_ETSY_ALLOWED_HOSTS":       strings.TrimPrefix(simURL, "http://"),
-		"SHOPLEDGER_ETSY_ALLOW_HTTP":          "true",
-		"SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL": simURL + "/oauth/connect",
-		"SHOPLEDGER_ETSY_OAUTH_TOKEN_URL":     simURL + "/v3/public/oauth/token",
-		"SHOPLEDGER_ETSY_REDIRECT_URL":        redirectURL,
-		"SHOPLEDGER_RECONCILE_INTERVAL":       "5m",
+	common := merge(app.env(simURL), map[string]string{
+		"SHOPLEDGER_LOG_LEVEL":          "info",
+		"SHOPLEDGER_TOKEN_KEYS":         "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
+		"SHOPLEDGER_SEAL_KEYS":          sealKeys,
+		"SHOPLEDGER_RECONCILE_INTERVAL": "5m",
 		// A freshly connected shop is imported on the scheduler's next tick.
 		"SHOPLEDGER_RECONCILE_TICK":  "1s",
 		"SHOPLEDGER_ALERT_LINK_BASE": d.queryURL,
@@ -130,18 +107,15 @@ func startDemo(t *testing.T) *demo {
 		"SHOPLEDGER_SMTP_STARTTLS":   "false",
 		"SHOPLEDGER_SMTP_FROM":       "shopledger <noreply@shopledger.localhost>",
 		"SHOPLEDGER_APP_URL":         d.queryURL,
-		"SHOPLEDGER_APP_CONNECT_URL": ingestURL + "/connect/etsy",
+		"SHOPLEDGER_APP_CONNECT_URL": app.ingestURL() + "/connect/etsy",
 		"SHOPLEDGER_SESSION_SECURE":  "false",
-	}
+	})
 	ledgerEnv := environ(merge(common, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
-	d.ledger = func(args ...string) string {
-		t.Helper()
-		return runCmd(t, time.Minute, bin+"/ledger", args, ledgerEnv)
-	}
+	d.ledger = ledgerRunner(t, bin, ledgerEnv)
 
 	ingest := start(t, "ingest", bin+"/ingest", nil, environ(merge(common, map[string]string{
 		"SHOPLEDGER_DATABASE_URL":    db.RoleURL(pgtest.IngestRole),
-		"SHOPLEDGER_INGEST_ADDR":     ingestAddr,
+		"SHOPLEDGER_INGEST_ADDR":     app.ingestAddr,
 		"SHOPLEDGER_INGEST_OPS_ADDR": "127.0.0.1:0",
 	})))
 	ingest.listening(t)
@@ -151,27 +125,19 @@ func startDemo(t *testing.T) *demo {
 		t.Fatalf("ledger shops connect did not connect shop %s:\n%s", shop, out)
 	}
 
-	projector := start(t, "projector", bin+"/projector", nil, environ(merge(common, map[string]string{
+	projector, _ := startProjector(t, bin, merge(common, map[string]string{
 		"SHOPLEDGER_DATABASE_URL":            db.RoleURL(pgtest.ProjectorRole),
-		"SHOPLEDGER_PROJECTOR_ADDR":          "127.0.0.1:0",
 		"SHOPLEDGER_ALERT_COOLDOWN":          "0s",
 		"SHOPLEDGER_ALERT_DISPATCH_INTERVAL": "200ms",
 		"SHOPLEDGER_ALERT_BACKOFF_INITIAL":   "1s",
-	})))
-	projectorURL, _ := projector.listening(t)
-	waitHealthy(t, projectorURL, "/healthz", projector)
+	}))
 
-	query := start(t, "query", bin+"/query", nil, environ(merge(common, map[string]string{
-		"SHOPLEDGER_DATABASE_URL":       db.RoleURL(pgtest.QueryRole),
-		"SHOPLEDGER_QUERY_ADDR":         queryAddr,
-		"SHOPLEDGER_QUERY_OPS_ADDR":     "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
-		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
-	})))
-	if u, _ := query.listening(t); u != d.queryURL {
+	query, u := startQuery(t, bin, queryAddr, merge(common, map[string]string{
+		"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.QueryRole),
+	}))
+	if u != d.queryURL {
 		t.Fatalf("query listens on %s, want %s", u, d.queryURL)
 	}
-	waitHealthy(t, query.ops(t), "/readyz", query)
 
 	// The people, as make run makes its demo owner: the password from a
 	// file, never the command line.
@@ -190,14 +156,7 @@ func startDemo(t *testing.T) *demo {
 
 	token := func(args ...string) string {
 		t.Helper()
-		out := d.ledger(append([]string{"tokens", "create", "--seller", seller}, args...)...)
-		for l := range strings.Lines(out) {
-			if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
-				return l
-			}
-		}
-		t.Fatalf("ledger tokens create printed no slt_ token:\n%s", out)
-		return ""
+		return createToken(t, d.ledger, d.sellerID, args...)
 	}
 	d.seller = &apiClient{base: d.queryURL, token: token("--label", "browser test seller")}
 	d.auditor = &apiClient{base: d.queryURL, token: token("--role", "auditor", "--label", "browser test auditor")}

@@ -11,39 +11,21 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/etsy/etsysim"
 	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
-
-// needTool returns the path of an external tool. Without it the test is
-// skipped with the way to get it, except under CI=true, where the scripts
-// install it and its absence is a failure.
-func needTool(t *testing.T, name, install string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not found under CI=true (%s)", name, install)
-	}
-	t.Skipf("%s not found; %s", name, install)
-	return ""
-}
 
 // deployment is one database, the simulator and the settings every
 // instance shares.
@@ -110,34 +92,23 @@ func newDeployment(t *testing.T, bin string, cfg deploymentConfig) *deployment {
 		sharedSecret:  randomHex(t, 12),
 		tokenKeys:     "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
 		sealKeys:      "s1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		proxyAddr:     freeAddr(t),
-		proxyHTTPAddr: freeAddr(t),
+		proxyAddr:     servicetest.FreeAddr(t),
+		proxyHTTPAddr: servicetest.FreeAddr(t),
 	}
 	_, port, _ := net.SplitHostPort(d.proxyAddr)
 	d.publicHost = "localhost:" + port
 	d.redirectURL = "https://" + d.publicHost + "/connect/etsy/callback"
 
-	args := append([]string{
-		"--port", "0", "--seed", strconv.Itoa(seed), "--shops", strconv.Itoa(cfg.shops), "--demo-listings", "0",
-		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
-		"--ship-rate", "0", "--deliver-rate", "0",
-		"--key-string", d.keyString, "--shared-secret", d.sharedSecret, "--redirect-uris", d.redirectURL,
+	args := append(quietSimArgs(seed, cfg.shops, d.keyString, d.sharedSecret, d.redirectURL,
 		"--qps", strconv.Itoa(cfg.qps), "--qpd", strconv.Itoa(cfg.qpd),
-	}, cfg.simArgs...)
+	), cfg.simArgs...)
 	if cfg.webhookURL != "" {
 		args = append(args, "--webhook-url", cfg.webhookURL, "--webhook-secret", d.webhookSecret)
 	}
 	d.sim = start(t, "etsysim", bin+"/etsysim", args, environ(nil))
-	simURL, at := d.sim.listening(t)
-	_, line := d.sim.waitLine(t, at+1, 10*time.Second, func(string) bool { return true })
-	var info struct {
-		Shops []etsysim.ShopInfo `json:"shops"`
-	}
-	if err := json.Unmarshal([]byte(line), &info); err != nil || len(info.Shops) != cfg.shops {
-		t.Fatalf("etsysim summary line %q: %v", line, err)
-	}
+	simURL, simShopList := simShops(t, d.sim, cfg.shops)
 	d.simURL = simURL
-	for _, s := range info.Shops {
+	for _, s := range simShopList {
 		d.shopIDs = append(d.shopIDs, s.ShopID)
 		d.sellerIDs = append(d.sellerIDs, s.UserID)
 	}
@@ -178,7 +149,7 @@ type instance struct {
 // startIngest starts an ingest instance and waits until it is ready.
 func (d *deployment) startIngest(name string, extra map[string]string) *instance {
 	d.t.Helper()
-	addr := freeAddr(d.t)
+	addr := servicetest.FreeAddr(d.t)
 	env := environ(merge(d.ingestEnv(addr), extra))
 	return d.startInstance(name, d.bin+"/ingest", env)
 }
@@ -198,7 +169,7 @@ func (d *deployment) queryEnv(addr string) map[string]string {
 
 func (d *deployment) startQuery(name string, extra map[string]string) *instance {
 	d.t.Helper()
-	addr := freeAddr(d.t)
+	addr := servicetest.FreeAddr(d.t)
 	return d.startInstance(name, d.bin+"/query", environ(merge(d.queryEnv(addr), extra)))
 }
 
@@ -253,14 +224,7 @@ func (d *deployment) ledgerEnv(extra map[string]string, args ...string) string {
 // token creates a seller's API token.
 func (d *deployment) token(seller int64) string {
 	d.t.Helper()
-	out := d.ledger("tokens", "create", "--seller", strconv.FormatInt(seller, 10), "--label", "deployment test")
-	for l := range strings.Lines(out) {
-		if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
-			return l
-		}
-	}
-	d.t.Fatalf("ledger tokens create printed no slt_ token:\n%s", out)
-	return ""
+	return createToken(d.t, d.ledger, seller, "--label", "deployment test")
 }
 
 // proxy is Caddy running deploy/caddy/Caddyfile.
@@ -382,22 +346,7 @@ func (d *deployment) postWebhook(ctx context.Context, c *http.Client, base, id s
 
 // storedWebhooks counts the evidence events per webhook id.
 func (d *deployment) storedWebhooks(ctx context.Context) (map[string]int, error) {
-	db := d.db.DB
-	rows, err := db.QueryContext(ctx, `SELECT data->>'webhook_id', count(*) FROM events WHERE type = 'etsy.webhook.received' GROUP BY 1`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
-	}
-	return out, rows.Err()
+	return pgtest.StoredWebhooks(ctx, d.db.DB)
 }
 
 // repoRoot is the module root: tests run in systemtest/.

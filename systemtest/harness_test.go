@@ -6,11 +6,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +22,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service/servicetest"
+	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
 // buildBinaries builds the commands into a temporary directory and returns
@@ -48,38 +53,6 @@ func buildBinaries(t *testing.T, cmds ...string) string {
 	return dir
 }
 
-// freeAddr returns a loopback address with a port that was free a moment
-// ago, for the one process whose address others must know before it
-// starts (ingest: the simulator's webhook target and OAuth redirect).
-//
-// It never hands out the same port twice in one test binary: a port
-// closed here is free to the kernel again, and a test that picks several
-// addresses before it starts anything would otherwise be given one twice.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	handedOutMu.Lock()
-	defer handedOutMu.Unlock()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if !handedOut[addr] {
-			handedOut[addr] = true
-			return addr
-		}
-	}
-	t.Fatal("no loopback port that was not handed out before")
-	return ""
-}
-
-var (
-	handedOutMu sync.Mutex
-	handedOut   = map[string]bool{}
-)
-
 // environ is the test process's environment without any SHOPLEDGER_*
 // variable, plus extra: each process gets exactly the settings the test
 // chose.
@@ -96,34 +69,11 @@ func environ(extra map[string]string) []string {
 	return env
 }
 
-// logBuffer keeps a process's output for the failure dump.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// tail returns the last n lines.
-func (b *logBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(b.buf.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("… %d earlier lines", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
 // proc is a long-running binary.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *logBuffer
+	out  *servicetest.Output
 
 	mu      sync.Mutex
 	lines   []string      // stdout lines so far
@@ -138,7 +88,7 @@ type proc struct {
 // a few seconds later, SIGKILL.
 func start(t *testing.T, name, bin string, args []string, env []string) *proc {
 	t.Helper()
-	p := &proc{name: name, out: &logBuffer{}, changed: make(chan struct{}), done: make(chan struct{})}
+	p := &proc{name: name, out: &servicetest.Output{}, changed: make(chan struct{}), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.out
@@ -154,7 +104,7 @@ func start(t *testing.T, name, bin string, args []string, env []string) *proc {
 	// last in, first out) and sees everything the process wrote.
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("----- %s (pid %d) output -----\n%s", name, p.cmd.Process.Pid, p.out.tail(150))
+			t.Logf("----- %s (pid %d) output -----\n%s", name, p.cmd.Process.Pid, p.out.Tail(150))
 		}
 	})
 	t.Cleanup(p.stop)
@@ -263,7 +213,7 @@ func runCmd(t *testing.T, timeout time.Duration, bin string, args []string, env 
 	t.Helper()
 	out, errOut, err := tryCmd(timeout, bin, args, env)
 	if err != nil {
-		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), err, out, tail(errOut, 80))
+		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), err, out, servicetest.Tail(errOut, 80))
 	}
 	return out
 }
@@ -278,12 +228,6 @@ func tryCmd(timeout time.Duration, bin string, args []string, env []string) (std
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
 	return o.String(), e.String(), err
-}
-
-func tail(s string, n int) string {
-	b := &logBuffer{}
-	b.buf.WriteString(s)
-	return b.tail(n)
 }
 
 // waitHealthy polls GET base/path until it answers 200.
@@ -457,4 +401,156 @@ func converge(t *testing.T, what string, timeout time.Duration, check func(ctx c
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// simShops waits for the simulator's listening line and the summary line
+// after it, and returns its URL and its shops, failing the test unless it
+// runs want shops.
+func simShops(t *testing.T, sim *proc, want int) (string, []etsysim.ShopInfo) {
+	t.Helper()
+	simURL, at := sim.listening(t)
+	_, line := sim.waitLine(t, at+1, 10*time.Second, func(string) bool { return true })
+	var info struct {
+		Shops []etsysim.ShopInfo `json:"shops"`
+	}
+	if err := json.Unmarshal([]byte(line), &info); err != nil || len(info.Shops) != want {
+		t.Fatalf("etsysim summary line %q: %v", line, err)
+	}
+	return simURL, info.Shops
+}
+
+// etsyEnv is the settings that make the simulator at simURL the Etsy of
+// ingest and ledger, with the app's key and redirect URL.
+func etsyEnv(simURL, keyString, sharedSecret, redirectURL string) map[string]string {
+	return map[string]string{
+		"SHOPLEDGER_ETSY_KEYSTRING":           keyString,
+		"SHOPLEDGER_ETSY_SHARED_SECRET":       sharedSecret,
+		"SHOPLEDGER_ETSY_API_URL":             simURL,
+		"SHOPLEDGER_ETSY_ALLOWED_HOSTS":       strings.TrimPrefix(simURL, "http://"),
+		"SHOPLEDGER_ETSY_ALLOW_HTTP":          "true",
+		"SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL": simURL + "/oauth/connect",
+		"SHOPLEDGER_ETSY_OAUTH_TOKEN_URL":     simURL + "/v3/public/oauth/token",
+		"SHOPLEDGER_ETSY_REDIRECT_URL":        redirectURL,
+	}
+}
+
+// startQuery starts query with env, listening on addr (port 0: any) with
+// its ops on any port and no per-token or per-client limit (the tests
+// read a lot), waits until it is ready, and returns it with its URL.
+func startQuery(t *testing.T, bin, addr string, env map[string]string) (*proc, string) {
+	t.Helper()
+	query := start(t, "query", bin+"/query", nil, environ(merge(env, map[string]string{
+		"SHOPLEDGER_QUERY_ADDR":         addr,
+		"SHOPLEDGER_QUERY_OPS_ADDR":     "127.0.0.1:0",
+		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
+		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
+	})))
+	queryURL, _ := query.listening(t)
+	waitHealthy(t, query.ops(t), "/readyz", query)
+	return query, queryURL
+}
+
+// ledgerRunner runs the ledger binary with env, each command within a
+// minute, and returns what it printed.
+func ledgerRunner(t *testing.T, bin string, env []string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		return runCmd(t, time.Minute, bin+"/ledger", args, env)
+	}
+}
+
+// quietSimArgs are the simulator's arguments for shops shops without a
+// catalogue or a scenario of its own (the test drives every change),
+// serving the Etsy app with keyString, sharedSecret and redirectURL; extra
+// follow them.
+func quietSimArgs(seed, shops int, keyString, sharedSecret, redirectURL string, extra ...string) []string {
+	return append([]string{
+		"--port", "0", "--seed", strconv.Itoa(seed), "--shops", strconv.Itoa(shops), "--demo-listings", "0",
+		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
+		"--ship-rate", "0", "--deliver-rate", "0",
+		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
+	}, extra...)
+}
+
+// startProjector starts the projector with env, its ops listener on any
+// port, waits until it is healthy, and returns it with its URL.
+func startProjector(t *testing.T, bin string, env map[string]string) (*proc, string) {
+	t.Helper()
+	projector := start(t, "projector", bin+"/projector", nil, environ(merge(env, map[string]string{
+		"SHOPLEDGER_PROJECTOR_ADDR": "127.0.0.1:0",
+	})))
+	projectorURL, _ := projector.listening(t)
+	waitHealthy(t, projectorURL, "/healthz", projector)
+	return projector, projectorURL
+}
+
+// etsyApp is the Etsy app that a test's ingest serves: the app's key, its
+// webhook signing secret, and ingest's address, which the simulator must
+// know before ingest starts.
+type etsyApp struct {
+	keyString, sharedSecret, webhookSecret string
+	ingestAddr                             string
+}
+
+// newEtsyApp makes an app with a key string of name and keyBytes random
+// bytes, fresh secrets, and a free address for ingest.
+func newEtsyApp(t *testing.T, name string, keyBytes int) etsyApp {
+	t.Helper()
+	webhookSecret, err := stdwebhooks.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return etsyApp{
+		keyString: name + randomHex(t, keyBytes), sharedSecret: randomHex(t, 12), webhookSecret: webhookSecret,
+		ingestAddr: servicetest.FreeAddr(t),
+	}
+}
+
+func (a etsyApp) ingestURL() string   { return "http://" + a.ingestAddr }
+func (a etsyApp) redirectURL() string { return a.ingestURL() + "/connect/etsy/callback" }
+
+// simArgs are quietSimArgs for the app, its webhooks sent to ingest.
+func (a etsyApp) simArgs(seed, shops int, extra ...string) []string {
+	return quietSimArgs(seed, shops, a.keyString, a.sharedSecret, a.redirectURL(),
+		append([]string{"--webhook-url", a.ingestURL() + "/webhooks/etsy", "--webhook-secret", a.webhookSecret}, extra...)...)
+}
+
+// env is etsyEnv for the app with the simulator at simURL, and the
+// webhook signing secret.
+func (a etsyApp) env(simURL string) map[string]string {
+	return merge(etsyEnv(simURL, a.keyString, a.sharedSecret, a.redirectURL()), map[string]string{
+		"SHOPLEDGER_WEBHOOK_SECRETS": a.webhookSecret,
+	})
+}
+
+// ingestEnv is ingest's settings for the app with the simulator at simURL,
+// on db as ingest's role: new token keys, a rate budget that is not what
+// the tests are about, and no scheduled reconciliation, so that the one
+// reconciliation is the one a test runs.
+func (a etsyApp) ingestEnv(t *testing.T, db *pgtest.Database, simURL string) map[string]string {
+	t.Helper()
+	return merge(a.env(simURL), map[string]string{
+		"SHOPLEDGER_DATABASE_URL":      db.RoleURL(pgtest.IngestRole),
+		"SHOPLEDGER_LOG_LEVEL":         "info",
+		"SHOPLEDGER_INGEST_ADDR":       a.ingestAddr,
+		"SHOPLEDGER_INGEST_OPS_ADDR":   "127.0.0.1:0",
+		"SHOPLEDGER_TOKEN_KEYS":        "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
+		"SHOPLEDGER_ETSY_QPS":          "50",
+		"SHOPLEDGER_ETSY_QPD":          "1000000",
+		"SHOPLEDGER_RECONCILE_ENABLED": "false",
+	})
+}
+
+// createToken runs ledger tokens create for seller with args through
+// ledger and returns the token it printed.
+func createToken(t testing.TB, ledger func(args ...string) string, seller int64, args ...string) string {
+	t.Helper()
+	out := ledger(append([]string{"tokens", "create", "--seller", strconv.FormatInt(seller, 10)}, args...)...)
+	for l := range strings.Lines(out) {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
+			return l
+		}
+	}
+	t.Fatalf("ledger tokens create printed no slt_ token:\n%s", out)
+	return ""
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // TestProxyServesEtsyAndSellersOverHTTPS puts Caddy with
@@ -25,7 +27,7 @@ func TestProxyServesEtsyAndSellersOverHTTPS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Caddy, ingest, query and the simulator")
 	}
-	caddy := needTool(t, "caddy", "apt-get install caddy, or as root SHOPLEDGER_PODMAN_INSTALL=1 scripts/proxy-ensure")
+	caddy := servicetest.NeedTool(t, "caddy", "apt-get install caddy, or as root SHOPLEDGER_PODMAN_INSTALL=1 scripts/proxy-ensure")
 	bin := buildBinaries(t, "etsysim", "ingest", "query", "projector", "ledger")
 	d := newDeployment(t, bin, deploymentConfig{})
 	ctx := context.Background()

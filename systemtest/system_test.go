@@ -56,82 +56,39 @@ func TestWholeSystem(t *testing.T) {
 	rsrv := httptest.NewServer(rcv)
 	t.Cleanup(rsrv.Close)
 
-	webhookSecret, err := stdwebhooks.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyString, sharedSecret := "systest"+randomHex(t, 8), randomHex(t, 12)
-	ingestAddr := freeAddr(t)
-	ingestURL := "http://" + ingestAddr
-	redirectURL := ingestURL + "/connect/etsy/callback"
+	app := newEtsyApp(t, "systest", 8)
 
 	// 1. The simulator: one shop, no scenario of its own (the test drives
 	// every change), webhooks to ingest with faults. Its catalogue is
 	// created once ingest follows webhooks, so that listings arrive the way
 	// they would for a connected shop.
-	sim := start(t, "etsysim", bin+"/etsysim", []string{
-		"--port", "0", "--seed", strconv.Itoa(seed), "--shops", "1", "--demo-listings", "0",
-		"--order-rate", "0", "--restock-rate", "0", "--cancel-rate", "0", "--edit-rate", "0",
-		"--ship-rate", "0", "--deliver-rate", "0",
+	sim := start(t, "etsysim", bin+"/etsysim", app.simArgs(seed, 1,
 		"--drop", "0.1", "--duplicate", "0.1",
 		// Retries of a failed delivery come within seconds, not minutes.
 		"--webhook-retry-scale", "0.01",
-		"--webhook-url", ingestURL + "/webhooks/etsy", "--webhook-secret", webhookSecret,
-		"--key-string", keyString, "--shared-secret", sharedSecret, "--redirect-uris", redirectURL,
 		// The fetcher, its settling reads and the reconciliation share one
 		// key; rate limits are not what this test is about.
 		"--qps", "200", "--qpd", "1000000",
-	}, environ(nil))
-	simURL, at := sim.listening(t)
-	_, line := sim.waitLine(t, at+1, 10*time.Second, func(string) bool { return true })
-	var simInfo struct {
-		URL   string             `json:"url"`
-		Shops []etsysim.ShopInfo `json:"shops"`
-	}
-	if err := json.Unmarshal([]byte(line), &simInfo); err != nil || len(simInfo.Shops) != 1 {
-		t.Fatalf("etsysim summary line %q: %v", line, err)
-	}
-	shopID, sellerID := simInfo.Shops[0].ShopID, simInfo.Shops[0].UserID
-	simHost := strings.TrimPrefix(simURL, "http://")
+	), environ(nil))
+	simURL, simShopList := simShops(t, sim, 1)
+	shopID, sellerID := simShopList[0].ShopID, simShopList[0].UserID
 	ctl := &etsysim.Control{BaseURL: simURL}
 
 	// 2. ingest, the shop connected through the simulator's OAuth, the
 	// alert channel, query and projector, tokens.
-	env := map[string]string{
-		"SHOPLEDGER_DATABASE_URL":             db.RoleURL(pgtest.IngestRole),
-		"SHOPLEDGER_LOG_LEVEL":                "info",
-		"SHOPLEDGER_INGEST_ADDR":              ingestAddr,
-		"SHOPLEDGER_INGEST_OPS_ADDR":          "127.0.0.1:0",
-		"SHOPLEDGER_WEBHOOK_SECRETS":          webhookSecret,
-		"SHOPLEDGER_TOKEN_KEYS":               "k1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		"SHOPLEDGER_ETSY_KEYSTRING":           keyString,
-		"SHOPLEDGER_ETSY_SHARED_SECRET":       sharedSecret,
-		"SHOPLEDGER_ETSY_API_URL":             simURL,
-		"SHOPLEDGER_ETSY_ALLOWED_HOSTS":       simHost,
-		"SHOPLEDGER_ETSY_ALLOW_HTTP":          "true",
-		"SHOPLEDGER_ETSY_OAUTH_AUTHORIZE_URL": simURL + "/oauth/connect",
-		"SHOPLEDGER_ETSY_OAUTH_TOKEN_URL":     simURL + "/v3/public/oauth/token",
-		"SHOPLEDGER_ETSY_REDIRECT_URL":        redirectURL,
-		"SHOPLEDGER_ETSY_QPS":                 "50",
-		"SHOPLEDGER_ETSY_QPD":                 "1000000",
-		// The one reconciliation is the one this test runs.
-		"SHOPLEDGER_RECONCILE_ENABLED": "false",
-	}
+	env := app.ingestEnv(t, db, simURL)
 	ingestEnv := environ(env)
 	// The operator's commands run as the role that owns the schema; each
 	// service as its own runtime role.
 	ledgerEnv := environ(merge(env, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
 	ingest := start(t, "ingest", bin+"/ingest", nil, ingestEnv)
-	if u, _ := ingest.listening(t); u != ingestURL {
-		t.Fatalf("ingest listens on %s, want %s", u, ingestURL)
+	if u, _ := ingest.listening(t); u != app.ingestURL() {
+		t.Fatalf("ingest listens on %s, want %s", u, app.ingestURL())
 	}
 	ingestOps := ingest.ops(t)
 	waitHealthy(t, ingestOps, "/readyz", ingest)
 
-	ledger := func(args ...string) string {
-		t.Helper()
-		return runCmd(t, time.Minute, bin+"/ledger", args, ledgerEnv)
-	}
+	ledger := ledgerRunner(t, bin, ledgerEnv)
 	shop := strconv.FormatInt(shopID, 10)
 	if out := ledger("shops", "connect", "--sim-shop", shop); !strings.Contains(out, "connected shop "+shop) {
 		t.Fatalf("ledger shops connect did not connect shop %s:\n%s", shop, out)
@@ -144,23 +101,17 @@ func TestWholeSystem(t *testing.T) {
 	sealKeys := "s1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32))
 	env["SHOPLEDGER_SEAL_KEYS"] = sealKeys
 	ledgerEnv = environ(merge(env, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
+	ledger = ledgerRunner(t, bin, ledgerEnv)
 	// The token keys open the alert webhook's signing secret, which
 	// ledger stored encrypted with them.
 	dbOnly := map[string]string{"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.ProjectorRole), "SHOPLEDGER_LOG_LEVEL": "info", "SHOPLEDGER_SEAL_KEYS": sealKeys,
 		"SHOPLEDGER_TOKEN_KEYS": env["SHOPLEDGER_TOKEN_KEYS"]}
-	query := start(t, "query", bin+"/query", nil, environ(merge(dbOnly, map[string]string{
-		"SHOPLEDGER_DATABASE_URL":   db.RoleURL(pgtest.QueryRole),
-		"SHOPLEDGER_QUERY_ADDR":     "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_OPS_ADDR": "127.0.0.1:0",
-		// The checks read every variant's history: no per-token limit.
-		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
-		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
-	})))
-	queryURL, _ := query.listening(t)
-	waitHealthy(t, query.ops(t), "/readyz", query)
+	// The checks read every variant's history: no per-token limit.
+	query, queryURL := startQuery(t, bin, "127.0.0.1:0", merge(dbOnly, map[string]string{
+		"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.QueryRole),
+	}))
 
-	projectorEnv := environ(merge(dbOnly, map[string]string{
-		"SHOPLEDGER_PROJECTOR_ADDR":              "127.0.0.1:0",
+	projector, projectorURL := startProjector(t, bin, merge(dbOnly, map[string]string{
 		"SHOPLEDGER_PROJECTOR_LAG_INTERVAL":      "200ms",
 		"SHOPLEDGER_ALERT_COOLDOWN":              "0s",
 		"SHOPLEDGER_ALERT_WEBHOOK_ALLOW_PRIVATE": "true",
@@ -168,20 +119,10 @@ func TestWholeSystem(t *testing.T) {
 		"SHOPLEDGER_ALERT_BACKOFF_INITIAL":       "1s",
 		"SHOPLEDGER_ALERT_LINK_BASE":             queryURL,
 	}))
-	projector := start(t, "projector", bin+"/projector", nil, projectorEnv)
-	projectorURL, _ := projector.listening(t)
-	waitHealthy(t, projectorURL, "/healthz", projector)
 
 	token := func(args ...string) string {
 		t.Helper()
-		out := ledger(append([]string{"tokens", "create", "--seller", strconv.FormatInt(sellerID, 10)}, args...)...)
-		for l := range strings.Lines(out) {
-			if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
-				return l
-			}
-		}
-		t.Fatalf("ledger tokens create printed no slt_ token:\n%s", out)
-		return ""
+		return createToken(t, ledger, sellerID, args...)
 	}
 	seller := &apiClient{base: queryURL, token: token("--label", "systemtest seller")}
 	auditor := &apiClient{base: queryURL, token: token("--role", "auditor", "--label", "systemtest auditor")}
@@ -371,21 +312,12 @@ func TestWholeSystem(t *testing.T) {
 	ingest = start(t, "ingest", bin+"/ingest", nil, environ(merge(env, map[string]string{"SHOPLEDGER_DATABASE_URL": pgtest.WithUser(owner, pgtest.IngestRole)})))
 	ingestOps = ingest.ops(t)
 	waitHealthy(t, ingestOps, "/readyz", ingest)
-	query = start(t, "query", bin+"/query", nil, environ(merge(dbOnly, map[string]string{
-		"SHOPLEDGER_DATABASE_URL":       pgtest.WithUser(owner, pgtest.QueryRole),
-		"SHOPLEDGER_QUERY_ADDR":         "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_OPS_ADDR":     "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
-		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
-	})))
-	queryURL, _ = query.listening(t)
-	waitHealthy(t, query.ops(t), "/readyz", query)
-	projector = start(t, "projector", bin+"/projector", nil, environ(merge(dbOnly, map[string]string{
-		"SHOPLEDGER_DATABASE_URL":   pgtest.WithUser(owner, pgtest.ProjectorRole),
-		"SHOPLEDGER_PROJECTOR_ADDR": "127.0.0.1:0",
-	})))
-	projectorURL, _ = projector.listening(t)
-	waitHealthy(t, projectorURL, "/healthz", projector)
+	query, queryURL = startQuery(t, bin, "127.0.0.1:0", merge(dbOnly, map[string]string{
+		"SHOPLEDGER_DATABASE_URL": pgtest.WithUser(owner, pgtest.QueryRole),
+	}))
+	projector, projectorURL = startProjector(t, bin, merge(dbOnly, map[string]string{
+		"SHOPLEDGER_DATABASE_URL": pgtest.WithUser(owner, pgtest.ProjectorRole),
+	}))
 	// The tokens came along with the backup.
 	seller = &apiClient{base: queryURL, token: seller.token}
 

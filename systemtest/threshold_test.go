@@ -79,27 +79,15 @@ func TestConfiguredDefaultThreshold(t *testing.T) {
 	const def = "7"
 	sealKeys := "s1:" + base64.StdEncoding.EncodeToString(randomBytes(t, 32))
 	common := map[string]string{"SHOPLEDGER_LOG_LEVEL": "info", "SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD": def, "SHOPLEDGER_SEAL_KEYS": sealKeys}
-	projector := start(t, "projector", bin+"/projector", nil, environ(merge(common, map[string]string{
+	_, projectorURL := startProjector(t, bin, merge(common, map[string]string{
 		"SHOPLEDGER_DATABASE_URL":   db.RoleURL(pgtest.ProjectorRole),
-		"SHOPLEDGER_PROJECTOR_ADDR": "127.0.0.1:0",
 		"SHOPLEDGER_ALERT_COOLDOWN": "0s",
-	})))
-	projectorURL, _ := projector.listening(t)
-	waitHealthy(t, projectorURL, "/healthz", projector)
-	query := start(t, "query", bin+"/query", nil, environ(merge(common, map[string]string{
-		"SHOPLEDGER_DATABASE_URL":       db.RoleURL(pgtest.QueryRole),
-		"SHOPLEDGER_QUERY_ADDR":         "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_OPS_ADDR":     "127.0.0.1:0",
-		"SHOPLEDGER_QUERY_TOKEN_RATE":   "0",
-		"SHOPLEDGER_QUERY_ADDRESS_RATE": "0",
-	})))
-	queryURL, _ := query.listening(t)
-	waitHealthy(t, query.ops(t), "/readyz", query)
+	}))
+	_, queryURL := startQuery(t, bin, "127.0.0.1:0", merge(common, map[string]string{
+		"SHOPLEDGER_DATABASE_URL": db.RoleURL(pgtest.QueryRole),
+	}))
 	ledgerEnv := environ(merge(common, map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL}))
-	ledger := func(args ...string) string {
-		t.Helper()
-		return runCmd(t, time.Minute, bin+"/ledger", args, ledgerEnv)
-	}
+	ledger := ledgerRunner(t, bin, ledgerEnv)
 	waitProjector(t, ctx, projectorURL)
 
 	// Lines at every scope, set the way an operator sets them: shop B's
@@ -118,16 +106,7 @@ func TestConfiguredDefaultThreshold(t *testing.T) {
 		"sku:F": {3, "shop", false},
 		"sku:G": {3, "shop", true},
 	}
-	var tok string
-	for l := range strings.Lines(ledger("tokens", "create", "--seller", strconv.FormatInt(seller, 10))) {
-		if l = strings.TrimSpace(l); strings.HasPrefix(l, "slt_") {
-			tok = l
-		}
-	}
-	if tok == "" {
-		t.Fatal("ledger tokens create printed no token")
-	}
-	api := &apiClient{base: queryURL, token: tok}
+	api := &apiClient{base: queryURL, token: createToken(t, ledger, seller)}
 
 	// The API's threshold fields.
 	converge(t, "API product variants", time.Minute, func(ctx context.Context) (string, error) {

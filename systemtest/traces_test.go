@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // traceReceiver is a local OTLP/HTTP collector: it keeps every span
@@ -106,7 +107,7 @@ func TestTracesFollowAWebhook(t *testing.T) {
 	}
 	bin := buildBinaries(t, "etsysim", "ingest", "projector", "ledger")
 	rcv := newTraceReceiver(t)
-	ingestAddr := freeAddr(t)
+	ingestAddr := servicetest.FreeAddr(t)
 	d := newDeployment(t, bin, deploymentConfig{webhookURL: "http://" + ingestAddr + "/webhooks/etsy"})
 	ctx := context.Background()
 	traced := map[string]string{"SHOPLEDGER_OTLP_ENDPOINT": rcv.URL}

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // TestTwoOfEachSurviveAKill runs two ingest, two query and two projector
@@ -28,7 +30,7 @@ func TestTwoOfEachSurviveAKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two of every service behind Caddy")
 	}
-	caddy := needTool(t, "caddy", "apt-get install caddy, or as root SHOPLEDGER_PODMAN_INSTALL=1 scripts/proxy-ensure")
+	caddy := servicetest.NeedTool(t, "caddy", "apt-get install caddy, or as root SHOPLEDGER_PODMAN_INSTALL=1 scripts/proxy-ensure")
 	bin := buildBinaries(t, "etsysim", "ingest", "query", "projector", "ledger")
 	d := newDeployment(t, bin, deploymentConfig{})
 	ctx := context.Background()

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // TestUpgradeDuringWebhookSoak upgrades a running deployment from the
@@ -30,8 +32,8 @@ func TestUpgradeDuringWebhookSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the previous commit and upgrades a deployment under load")
 	}
-	caddy := needTool(t, "caddy", "apt-get install caddy, or as root SHOPLEDGER_PODMAN_INSTALL=1 scripts/proxy-ensure")
-	needTool(t, "curl", "apt-get install curl")
+	caddy := servicetest.NeedTool(t, "caddy", "apt-get install caddy, or as root SHOPLEDGER_PODMAN_INSTALL=1 scripts/proxy-ensure")
+	servicetest.NeedTool(t, "curl", "apt-get install curl")
 	cmds := []string{"etsysim", "ingest", "query", "projector", "ledger"}
 	from := os.Getenv("SHOPLEDGER_UPGRADE_FROM")
 	if from == "" {
@@ -63,16 +65,16 @@ func TestUpgradeDuringWebhookSoak(t *testing.T) {
 	drain := map[string]string{"SHOPLEDGER_SHUTDOWN_DRAIN": "2s"}
 	var ingests, queries []*unit
 	for i := range 2 {
-		addr, ops := freeAddr(t), freeAddr(t)
+		addr, ops := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 		ingests = append(ingests, sup.start(fmt.Sprintf("ingest-%d", i+1), "ingest", addr, ops,
 			merge(d.ingestEnv(addr), drain, map[string]string{"SHOPLEDGER_INGEST_OPS_ADDR": ops})))
 	}
 	for i := range 2 {
-		addr, ops := freeAddr(t), freeAddr(t)
+		addr, ops := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 		queries = append(queries, sup.start(fmt.Sprintf("query-%d", i+1), "query", addr, ops,
 			merge(d.queryEnv(addr), fastQuery, drain, map[string]string{"SHOPLEDGER_QUERY_OPS_ADDR": ops})))
 	}
-	projAddr := freeAddr(t)
+	projAddr := servicetest.FreeAddr(t)
 	projector := sup.start("projector-1", "projector", projAddr, projAddr,
 		merge(d.projectorEnv(), map[string]string{"SHOPLEDGER_PROJECTOR_ADDR": projAddr}))
 	units := append(append(append([]*unit{}, ingests...), queries...), projector)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 func noEnv(string) string { return "" }
@@ -92,29 +92,6 @@ func TestConfigFromEnvironment(t *testing.T) {
 	}
 }
 
-// lines collects stdout while run writes it.
-type lines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lines) get() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
-}
-
 func TestRunServesTheSimulator(t *testing.T) {
 	var mu sync.Mutex
 	var hooks []http.Header
@@ -127,7 +104,7 @@ func TestRunServesTheSimulator(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &lines{}
+	out := &servicetest.Output{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{
@@ -139,7 +116,7 @@ func TestRunServesTheSimulator(t *testing.T) {
 	var sum summary
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ls := out.get()
+		ls := out.Lines()
 		if len(ls) >= 2 {
 			if !strings.HasPrefix(ls[0], "etsysim listening on http://127.0.0.1:") {
 				t.Fatalf("first line %q", ls[0])
@@ -173,7 +150,7 @@ func TestRunServesTheSimulator(t *testing.T) {
 	// /metrics and /readyz live on the ops listener, announced third.
 	var opsURL string
 	for opsURL == "" {
-		if ls := out.get(); len(ls) >= 3 {
+		if ls := out.Lines(); len(ls) >= 3 {
 			var ok bool
 			if _, opsURL, ok = strings.Cut(ls[2], "etsysim ops endpoints on "); !ok {
 				t.Fatalf("third line %q", ls[2])
@@ -181,16 +158,7 @@ func TestRunServesTheSimulator(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for url, want := range map[string]int{opsURL + "/metrics": 200, opsURL + "/readyz": 200, sum.URL + "/metrics": 404, sum.URL + "/readyz": 404} {
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
-		}
-	}
+	servicetest.CheckStatuses(t, map[string]int{opsURL + "/metrics": 200, opsURL + "/readyz": 200, sum.URL + "/metrics": 404, sum.URL + "/readyz": 404})
 	ctl := &etsysim.Control{BaseURL: sum.URL}
 	shop := sum.Shops[0]
 	tok, err := ctl.IssueToken(tctx, shop.ShopID, nil)

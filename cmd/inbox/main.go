@@ -40,8 +40,7 @@ Environment:
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if service.HelpRequested(args) || (len(args) > 0 && args[0] == "help") {
-		fmt.Fprint(stdout, usage)
+	if service.AnswerHelp(args, stdout, func([]string) string { return usage }) {
 		return nil
 	}
 	if len(args) > 0 {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,22 +45,8 @@ func (p *process) start() {
 		if err := cmd.Start(); err != nil {
 			p.t.Fatal(err)
 		}
-		listening := make(chan bool, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			ok := false
-			for sc.Scan() {
-				if strings.Contains(sc.Text(), " listening on ") && !ok {
-					ok = true
-					listening <- true
-				}
-			}
-			if !ok {
-				listening <- false
-			}
-		}()
 		select {
-		case ok := <-listening:
+		case ok := <-servicetest.Listening(out):
 			if ok {
 				p.mu.Lock()
 				p.cmd = cmd
@@ -98,16 +82,6 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func buildBinary(t *testing.T) string {
@@ -197,7 +171,7 @@ func TestKillDuringSoak(t *testing.T) {
 func startIngestBinary(t *testing.T, databaseURL, logLevel string) (*process, string) {
 	t.Helper()
 	bin := buildBinary(t)
-	addr, opsAddr := freeAddr(t), freeAddr(t)
+	addr, opsAddr := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SHOPLEDGER_") {

@@ -39,14 +39,11 @@ var errUsage = errors.New("usage")
 
 // subcommand is a one-shot command of the ingest binary; without one,
 // ingest serves.
-type subcommand struct {
-	usage func() string
-	run   func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error
-}
+type subcommand func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error
 
 // subcommands is every subcommand: dispatch and help both read it.
-var subcommands = map[string]subcommand{
-	"reconcile": {usage: reconcileHelp, run: runReconcile},
+var subcommands = service.Subcommands[subcommand]{
+	"reconcile": {Usage: reconcileHelp, Run: runReconcile},
 }
 
 // cliMain runs a command line and turns its outcome into the exit status:
@@ -57,16 +54,9 @@ func cliMain(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // usageOf is the usage of the subcommand args name, else ingest's.
-func usageOf(args []string) string {
-	if len(args) > 0 {
-		if sub, ok := subcommands[args[0]]; ok {
-			return sub.usage()
-		}
-	}
-	return usage
-}
+func usageOf(args []string) string { return subcommands.UsageOf(args, usage) }
 
-const usage = `ingest [command]
+var usage = `ingest [command]
 
 Without a command, ingest serves: Etsy's webhooks at POST /webhooks/etsy and
 the shop connect flow under /connect/etsy/ on SHOPLEDGER_INGEST_ADDR
@@ -91,12 +81,7 @@ Environment (the main settings; docs/operations.md lists them all):
   SHOPLEDGER_ETSY_KEYSTRING, SHOPLEDGER_ETSY_SHARED_SECRET   the Etsy app's key
   SHOPLEDGER_ETSY_API_URL         default ` + etsy.DefaultBaseURL + `
   SHOPLEDGER_RECONCILE_INTERVAL   default polling interval of a shop (default 15m)
-  SHOPLEDGER_LOG_LEVEL            debug, info, warn or error (default info)
-  SHOPLEDGER_SENTRY_DSN           report errors and panics to this Sentry DSN (default none)
-  SHOPLEDGER_SENTRY_ENVIRONMENT   Sentry environment (default production)
-  SHOPLEDGER_OTLP_ENDPOINT        export traces over OTLP/HTTP to this base URL (default none)
-  SHOPLEDGER_TRACE_SAMPLE_RATIO   share of new traces recorded, 0 to 1 (default 1)
-`
+` + service.TelemetryUsage(32)
 
 // config is everything ingest reads from SHOPLEDGER_* variables.
 type config struct {
@@ -147,12 +132,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
 
-		Telemetry: telemetry.Config{
-			SentryDSN:    env.String("SHOPLEDGER_SENTRY_DSN", ""),
-			Environment:  env.String("SHOPLEDGER_SENTRY_ENVIRONMENT", "production"),
-			OTLPEndpoint: env.String("SHOPLEDGER_OTLP_ENDPOINT", ""),
-			SampleRatio:  env.Float("SHOPLEDGER_TRACE_SAMPLE_RATIO", 1),
-		},
+		Telemetry: service.TelemetryConfig(env),
 
 		WebhookSecrets: env.List("SHOPLEDGER_WEBHOOK_SECRETS", nil),
 		CommitMaxBatch: env.Int("SHOPLEDGER_WEBHOOK_MAX_BATCH", 256),
@@ -244,12 +224,7 @@ func (noShopsConnected) ForShop(_ context.Context, shopID int64) (etsy.TokenSour
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	// Help is answered before any setting is read or anything opened.
-	if len(args) > 0 && args[0] == "help" {
-		fmt.Fprint(stdout, usageOf(args[1:]))
-		return nil
-	}
-	if service.HelpRequested(args) {
-		fmt.Fprint(stdout, usageOf(args))
+	if service.AnswerHelp(args, stdout, usageOf) {
 		return nil
 	}
 	if len(args) > 0 {
@@ -257,7 +232,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if !ok {
 			return fmt.Errorf("%w: unknown command %q: ingest takes its settings from SHOPLEDGER_* variables", errUsage, args[0])
 		}
-		return sub.run(ctx, args[1:], getenv, stdout)
+		return sub.Run(ctx, args[1:], getenv, stdout)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -266,10 +241,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "ingest")
-	tel, logger, err := telemetry.Start(ctx, cfg.Telemetry, "ingest", service.Version, logger)
+	tel, logger, err := service.StartTelemetry(ctx, "ingest", cfg.LogLevel, cfg.Telemetry)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return err
 	}
 	defer tel.Close()
 	defer tel.Recover()
@@ -322,9 +296,7 @@ func serve(ctx context.Context, cfg config, d deps, stdout io.Writer, logger *sl
 	defer db.Close()
 
 	reg := service.NewRegistry()
-	ready := &service.Readiness{Logger: logger}
-	ready.Add("database", db.PingContext)
-	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
+	ready := service.DBReadiness(reg, db, logger)
 	// The public listener serves Etsy and sellers (webhooks, the connect
 	// flow) and a bare /healthz; metrics and readiness stay on the ops one.
 	public := http.NewServeMux()

@@ -67,23 +67,13 @@ func startWithOps(t testing.TB, env map[string]string) (base, ops string, stop f
 func TestStartsServesOpsApartAndStops(t *testing.T) {
 	db := pgtest.New(t)
 	base, ops, stop := startWithOps(t, baseEnv(db.URL))
-	for url, want := range map[string]int{
+	bodies := servicetest.CheckStatuses(t, map[string]int{
 		ops + "/healthz": http.StatusOK, ops + "/readyz": http.StatusOK, ops + "/metrics": http.StatusOK,
 		base + "/healthz": http.StatusOK, base + "/readyz": http.StatusNotFound, base + "/metrics": http.StatusNotFound,
 		base + "/debug/pprof/": http.StatusNotFound,
-	} {
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
-		}
-		if url == base+"/healthz" && string(body) != "ok\n" {
-			t.Errorf("public /healthz says %q, want only ok", body)
-		}
+	})
+	if body := bodies[base+"/healthz"]; body != "ok\n" {
+		t.Errorf("public /healthz says %q, want only ok", body)
 	}
 	stop()
 }
@@ -140,29 +130,25 @@ func TestWithoutSecretsWebhooksAre503(t *testing.T) {
 	env := baseEnv(db.URL)
 	delete(env, "SHOPLEDGER_WEBHOOK_SECRETS")
 	base, ops, _ := startWithOps(t, env)
-	for url, want := range map[string]int{ops + "/readyz": http.StatusServiceUnavailable, base + "/healthz": http.StatusOK} {
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
-		}
-		// The reason goes to the log; /readyz names the check only.
-		if url == ops+"/readyz" && string(body) != "webhooks: not ready\n" {
-			t.Errorf("/readyz says %q", body)
-		}
+	bodies := servicetest.CheckStatuses(t, map[string]int{ops + "/readyz": http.StatusServiceUnavailable, base + "/healthz": http.StatusOK})
+	// The reason goes to the log; /readyz names the check only.
+	if body := bodies[ops+"/readyz"]; body != "webhooks: not ready\n" {
+		t.Errorf("/readyz says %q", body)
 	}
-	resp, err := http.Post(base+ingest.WebhookPath, "application/json", strings.NewReader("{}"))
+	if got := postEmpty(t, http.DefaultClient, base+ingest.WebhookPath); got != http.StatusServiceUnavailable {
+		t.Errorf("webhook without configured secrets = %d, want 503", got)
+	}
+}
+
+// postEmpty posts an empty JSON object to url and returns the status.
+func postEmpty(t *testing.T, client *http.Client, url string) int {
+	t.Helper()
+	resp, err := client.Post(url, "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("webhook without configured secrets = %d, want 503", resp.StatusCode)
-	}
+	return resp.StatusCode
 }
 
 // The endpoint never redirects and never answers 410, on
@@ -213,13 +199,8 @@ func TestNeverRedirectsOrGone(t *testing.T) {
 		}
 	}
 	// And through a client that would follow redirects to HTTPS.
-	resp, err := client.Post(base+"/webhooks/etsy", "application/json", strings.NewReader("{}"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("unsigned POST over plain HTTP = %d, want 400 (no redirect to HTTPS)", resp.StatusCode)
+	if got := postEmpty(t, client, base+"/webhooks/etsy"); got != http.StatusBadRequest {
+		t.Errorf("unsigned POST over plain HTTP = %d, want 400 (no redirect to HTTPS)", got)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -44,12 +43,8 @@ func reconcileFlags() (*flag.FlagSet, *reconcileOptions) {
 
 // reconcileHelp is the usage text with each flag described.
 func reconcileHelp() string {
-	var b strings.Builder
-	b.WriteString(reconcileUsage)
 	fs, _ := reconcileFlags()
-	fs.SetOutput(&b)
-	fs.PrintDefaults()
-	return b.String()
+	return service.FlagUsage(reconcileUsage, fs)
 }
 
 // runReconcile is the one-shot command: one pass, a summary per shop.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -49,12 +48,7 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The redirect URL must name the port ingest will listen on.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := servicetest.FreeAddr(t)
 	vars := map[string]string{
 		"SHOPLEDGER_DATABASE_URL":             db.RoleURL(pgtest.IngestRole),
 		"SHOPLEDGER_INGEST_ADDR":              addr,

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/ingest"
+	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
@@ -177,7 +177,15 @@ func soak(ctx context.Context, cfg soakConfig, h *history) *history {
 	}
 	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 
-	s := newSender(cfg.secret, cfg.concurrency)
+	// A sender backs off a little when the receiver is down.
+	deliver(ctx, newSender(cfg.secret, cfg.concurrency), cfg, h, plan, 20*time.Millisecond)
+	return h
+}
+
+// deliver sends each of ids once over cfg.concurrency workers and
+// records the outcomes; a worker pauses for backoff after each delivery
+// that is not ok.
+func deliver(ctx context.Context, s *sender, cfg soakConfig, h *history, ids []string, backoff time.Duration) {
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range cfg.concurrency {
@@ -187,19 +195,17 @@ func soak(ctx context.Context, cfg soakConfig, h *history) *history {
 			for id := range work {
 				o, _ := s.send(ctx, cfg.base(), id)
 				h.record(id, o)
-				if o != outcomeOK {
-					// A sender backs off a little when the receiver is down.
-					time.Sleep(20 * time.Millisecond)
+				if o != outcomeOK && backoff > 0 {
+					time.Sleep(backoff)
 				}
 			}
 		}()
 	}
-	for _, id := range plan {
+	for _, id := range ids {
 		work <- id
 	}
 	close(work)
 	wg.Wait()
-	return h
 }
 
 func newHistory() *history { return &history{attempts: map[string][]outcome{}} }
@@ -226,47 +232,18 @@ func resend(ctx context.Context, t *testing.T, cfg soakConfig, h *history, withi
 		if round > 0 {
 			time.Sleep(200 * time.Millisecond)
 		}
-		var wg sync.WaitGroup
-		work := make(chan string)
-		for range cfg.concurrency {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for id := range work {
-					o, _ := s.send(ctx, cfg.base(), id)
-					h.record(id, o)
-				}
-			}()
-		}
-		for _, id := range pending {
-			work <- id
-		}
-		close(work)
-		wg.Wait()
+		deliver(ctx, s, cfg, h, pending, 0)
 	}
 }
 
 // stored counts the evidence per webhook id in the log.
 func stored(t *testing.T, db *sql.DB) map[string]int {
 	t.Helper()
-	rows, err := db.Query(`SELECT data->>'webhook_id', count(*) FROM events WHERE type = $1 GROUP BY 1`, events.TypeWebhookReceived)
+	got, err := pgtest.StoredWebhooks(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			t.Fatal(err)
-		}
-		out[id] = n
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return got
 }
 
 // checkBeforeResend: every ok id is present exactly once; every other id

@@ -81,6 +81,15 @@ func (c *cli) openDB(ctx context.Context, opts ...service.DBOption) (*sql.DB, fu
 	return db, closeDB, err
 }
 
+// parseThenOpenDB parses a command's flags, then opens the database, so
+// that a usage error is answered without one.
+func (c *cli) parseThenOpenDB(ctx context.Context, fs *flag.FlagSet, args []string) (*sql.DB, func(), error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, nil, err
+	}
+	return c.openDB(ctx)
+}
+
 // newFlags returns a flag set that prints nothing: its errors come back to
 // the caller, and cliMain reports them on stderr with the command's usage.
 func newFlags(name string) *flag.FlagSet {
@@ -166,7 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	env := service.NewEnv(getenv)
 	dbURL := env.String("SHOPLEDGER_DATABASE_URL", service.DefaultDatabaseURL)
 	allowNonDurable := env.Bool(service.AllowNonDurableEnv, false)
-	logger := service.NewLogger(env.String("SHOPLEDGER_LOG_LEVEL", "info"), os.Stderr).With("service", "ledger")
+	logLevel := env.String("SHOPLEDGER_LOG_LEVEL", "info")
 	// Commands that run unattended (the backup timer) report failures to
 	// Sentry; traces have nothing to follow here.
 	telCfg := telemetry.Config{
@@ -176,9 +185,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	tel, logger, err := telemetry.Start(ctx, telCfg, "ledger", service.Version, logger)
+	tel, logger, err := service.StartTelemetry(ctx, "ledger", logLevel, telCfg)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return err
 	}
 	defer tel.Close()
 	defer tel.Recover()

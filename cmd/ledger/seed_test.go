@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"database/sql"
 	"testing"
+
+	"github.com/shopledger/shopledger/pgtest"
+	"github.com/shopledger/shopledger/service"
 )
 
 // seedShop makes the ledger know a shop of an Etsy seller: a connection,
@@ -29,4 +34,30 @@ func seedListing(t *testing.T, db *sql.DB, shop, listing int64, title string, va
 			t.Fatal(err)
 		}
 	}
+}
+
+// mugShop is a fresh database where the ledger knows shop 7 of seller 700
+// and its listing 70 with the variant sku:M-1, and the settings of ledger
+// commands against it.
+func mugShop(t *testing.T) (*pgtest.Database, func(string) string) {
+	t.Helper()
+	db := pgtest.New(t)
+	seedShop(t, db.DB, 7, 700, "Knots")
+	seedListing(t, db.DB, 7, 70, "Mug", "sku:M-1")
+	return db, service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
+}
+
+// runAll runs each command line with env, failing the test at the first
+// error, and returns what each printed.
+func runAll(t *testing.T, env func(string) string, lines [][]string) []string {
+	t.Helper()
+	outs := make([]string, len(lines))
+	for i, args := range lines {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, env, &out); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		outs[i] = out.String()
+	}
+	return outs
 }

@@ -94,6 +94,29 @@ func (e etsyConfig) oauth() etsy.OAuthConfig {
 	}
 }
 
+// shopsCommand is what a shops command works with: the Etsy settings and
+// the shop store over an open database, which close closes.
+type shopsCommand struct {
+	cfg   etsyConfig
+	store *shops.Store
+	db    *sql.DB
+	close func()
+}
+
+// openShops loads the Etsy settings (the app's key and token keys
+// required if needApp) and opens the shop store.
+func (c *cli) openShops(ctx context.Context, needApp bool) (*shopsCommand, error) {
+	cfg, err := loadEtsyConfig(c.getenv, needApp)
+	if err != nil {
+		return nil, err
+	}
+	store, db, closeDB, err := c.shopStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &shopsCommand{cfg: cfg, store: store, db: db, close: closeDB}, nil
+}
+
 // shopStore opens the database and the store over it; keys are optional
 // for commands that touch no token.
 func (c *cli) shopStore(ctx context.Context, cfg etsyConfig) (*shops.Store, *sql.DB, func(), error) {
@@ -127,24 +150,20 @@ func shopsConnect(ctx context.Context, c *cli, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadEtsyConfig(c.getenv, true)
+	sc, err := c.openShops(ctx, true)
 	if err != nil {
 		return err
 	}
-	store, db, closeDB, err := c.shopStore(ctx, cfg)
+	defer sc.close()
+	limiter, err := shops.NewKeyLimiter(sc.db, sc.cfg.KeyString, sc.cfg.QPS, sc.cfg.QPD, nil)
 	if err != nil {
 		return err
 	}
-	defer closeDB()
-	limiter, err := shops.NewKeyLimiter(db, cfg.KeyString, cfg.QPS, cfg.QPD, nil)
+	client, err := etsy.NewClient(etsy.Config{BaseURL: sc.cfg.APIURL, KeyString: sc.cfg.KeyString, SharedSecret: sc.cfg.SharedSecret, Limiter: limiter, Logger: c.logger}, nil)
 	if err != nil {
 		return err
 	}
-	client, err := etsy.NewClient(etsy.Config{BaseURL: cfg.APIURL, KeyString: cfg.KeyString, SharedSecret: cfg.SharedSecret, Limiter: limiter, Logger: c.logger}, nil)
-	if err != nil {
-		return err
-	}
-	conn, err := shops.NewConnector(shops.ConnectorConfig{Store: store, OAuth: cfg.oauth(), Client: client, Logger: c.logger})
+	conn, err := shops.NewConnector(shops.ConnectorConfig{Store: sc.store, OAuth: sc.cfg.oauth(), Client: client, Logger: c.logger})
 	if err != nil {
 		return err
 	}
@@ -159,12 +178,12 @@ func shopsConnect(ctx context.Context, c *cli, args []string) error {
 	if *noFollow {
 		return nil
 	}
-	callback, err := followConsent(ctx, authURL, cfg.RedirectURL)
+	callback, err := followConsent(ctx, authURL, sc.cfg.RedirectURL)
 	if err != nil {
 		return err
 	}
 	if callback == nil {
-		fmt.Fprintf(c.stdout, "Open it in a browser; %s completes the connection. `ledger shops list` shows the result.\n", cfg.RedirectURL)
+		fmt.Fprintf(c.stdout, "Open it in a browser; %s completes the connection. `ledger shops list` shows the result.\n", sc.cfg.RedirectURL)
 		return nil
 	}
 	sh, err := conn.Callback(ctx, callback.Query())
@@ -206,20 +225,16 @@ func shopsList(ctx context.Context, c *cli, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadEtsyConfig(c.getenv, false)
+	sc, err := c.openShops(ctx, false)
 	if err != nil {
 		return err
 	}
-	store, db, closeDB, err := c.shopStore(ctx, cfg)
+	defer sc.close()
+	list, err := sc.store.List(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeDB()
-	list, err := store.List(ctx)
-	if err != nil {
-		return err
-	}
-	runs, err := reconcile.LastRuns(ctx, db)
+	runs, err := reconcile.LastRuns(ctx, sc.db)
 	if err != nil {
 		return err
 	}
@@ -261,16 +276,12 @@ func shopsDisconnect(ctx context.Context, c *cli, args []string) error {
 	if *shopID <= 0 {
 		return fmt.Errorf("%w: --shop is required", errUsage)
 	}
-	cfg, err := loadEtsyConfig(c.getenv, false)
+	sc, err := c.openShops(ctx, false)
 	if err != nil {
 		return err
 	}
-	store, _, closeDB, err := c.shopStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
-	if err := store.Disconnect(ctx, *shopID, *reason, events.Metadata{Source: "ledger", Actor: "operator"}); err != nil {
+	defer sc.close()
+	if err := sc.store.Disconnect(ctx, *shopID, *reason, events.Metadata{Source: "ledger", Actor: "operator"}); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "disconnected shop %d; its tokens are deleted\n", *shopID)
@@ -304,23 +315,19 @@ func shopsSync(ctx context.Context, c *cli, args []string) error {
 	if *shopID <= 0 || (ch.SyncEnabled == nil && ch.SyncIntervalSeconds == nil) {
 		return fmt.Errorf("%w: --shop and at least one of --enabled, --interval are required", errUsage)
 	}
-	cfg, err := loadEtsyConfig(c.getenv, false)
+	sc, err := c.openShops(ctx, false)
 	if err != nil {
 		return err
 	}
-	store, db, closeDB, err := c.shopStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
-	if _, err := store.Get(ctx, *shopID); err != nil {
+	defer sc.close()
+	if _, err := sc.store.Get(ctx, *shopID); err != nil {
 		if errors.Is(err, shops.ErrUnknownShop) {
 			return fmt.Errorf("shop %d was never connected", *shopID)
 		}
 		return err
 	}
 	ev := events.New(events.ShopStream(*shopID), *shopID, time.Now(), ch).WithMetadata(events.Metadata{Source: "ledger", Actor: "operator"})
-	if _, err := eventstore.New(db).Append(ctx, events.ShopStream(*shopID), eventstore.Any, ev); err != nil {
+	if _, err := eventstore.New(sc.db).Append(ctx, events.ShopStream(*shopID), eventstore.Any, ev); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "shop %d: sync settings changed\n", *shopID)

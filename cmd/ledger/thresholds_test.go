@@ -16,21 +16,15 @@ import (
 )
 
 func TestThresholdsSetAppendsAnEventWithItsActor(t *testing.T) {
-	db := pgtest.New(t)
-	seedShop(t, db.DB, 7, 700, "Knots")
-	seedListing(t, db.DB, 7, 70, "Mug", "sku:M-1")
-	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
-	for _, args := range [][]string{
+	db, env := mugShop(t)
+	lines := [][]string{
 		{"thresholds", "set", "--shop", "7", "3", "--actor", "ann"},
 		{"thresholds", "set", "--shop", "7", "--listing", "70", "--actor", "bob", "8"},
 		{"thresholds", "set", "--shop", "7", "--listing", "70", "--variant", "sku:M-1", "0", "--actor", "cy"},
-	} {
-		var out bytes.Buffer
-		if err := run(context.Background(), args, env, &out); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		if !strings.Contains(out.String(), "set to") {
-			t.Errorf("%v printed %q", args, out.String())
+	}
+	for i, out := range runAll(t, env, lines) {
+		if !strings.Contains(out, "set to") {
+			t.Errorf("%v printed %q", lines[i], out)
 		}
 	}
 	// Read by position: ReadAll waits for every older transaction of the
@@ -173,20 +167,12 @@ func TestThresholdsAndChannelsRefuseWhatTheLedgerDoesNotKnow(t *testing.T) {
 // A threshold set by mistake is taken back by thresholds clear: the log
 // keeps both facts, and the clear names the same line, its actor and why.
 func TestThresholdsClearCompensatesAMistake(t *testing.T) {
-	db := pgtest.New(t)
-	seedShop(t, db.DB, 7, 700, "Knots")
-	seedListing(t, db.DB, 7, 70, "Mug", "sku:M-1")
-	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
-	for _, args := range [][]string{
+	db, env := mugShop(t)
+	runAll(t, env, [][]string{
 		{"thresholds", "set", "--shop", "7", "--listing", "70", "--variant", "sku:M-1", "40", "--actor", "ann"},
 		{"thresholds", "clear", "--shop", "7", "--listing", "70", "--variant", "sku:M-1", "--actor", "bob", "--reason", "meant 4, not 40"},
 		{"thresholds", "clear", "--shop", "7", "--actor", "bob"},
-	} {
-		var out bytes.Buffer
-		if err := run(context.Background(), args, env, &out); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
+	})
 	rows, err := db.DB.Query(`SELECT ` + eventstore.RecordColumns + ` FROM events ORDER BY position`)
 	if err != nil {
 		t.Fatal(err)

@@ -115,10 +115,7 @@ func tokensCreate(ctx context.Context, c *cli, args []string) error {
 func tokensList(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags("tokens list")
 	seller := fs.Int64("seller", 0, "only this seller's tokens")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	db, closeDB, err := c.openDB(ctx)
+	db, closeDB, err := c.parseThenOpenDB(ctx, fs, args)
 	if err != nil {
 		return err
 	}

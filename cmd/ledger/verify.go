@@ -37,10 +37,7 @@ var errMismatch = errors.New("the log does not match its seal")
 func runVerify(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags("verify")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	db, closeDB, err := c.openDB(ctx)
+	db, closeDB, err := c.parseThenOpenDB(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -103,10 +100,7 @@ func runExport(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags("export")
 	after := fs.Int64("after", 0, "start after this seq")
 	shop := fs.Int64("shop", 0, "only this shop's events (the chain still needs the whole log to verify)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	db, closeDB, err := c.openDB(ctx)
+	db, closeDB, err := c.parseThenOpenDB(ctx, fs, args)
 	if err != nil {
 		return err
 	}

@@ -38,14 +38,11 @@ var errUsage = errors.New("usage")
 
 // subcommand is a one-shot command of the projector binary; without one,
 // the projector consumes the log.
-type subcommand struct {
-	usage func() string
-	run   func(ctx context.Context, cfg config, args []string, stdout io.Writer, logger *slog.Logger) error
-}
+type subcommand func(ctx context.Context, cfg config, args []string, stdout io.Writer, logger *slog.Logger) error
 
 // subcommands is every subcommand: dispatch and help both read it.
-var subcommands = map[string]subcommand{
-	"rebuild": {usage: rebuildHelp, run: runRebuild},
+var subcommands = service.Subcommands[subcommand]{
+	"rebuild": {Usage: rebuildHelp, Run: runRebuild},
 }
 
 // cliMain runs a command line and turns its outcome into the exit status:
@@ -56,14 +53,7 @@ func cliMain(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // usageOf is the usage of the subcommand args name, else projector's.
-func usageOf(args []string) string {
-	if len(args) > 0 {
-		if sub, ok := subcommands[args[0]]; ok {
-			return sub.usage()
-		}
-	}
-	return usage
-}
+func usageOf(args []string) string { return subcommands.UsageOf(args, usage) }
 
 // config is everything projector reads from SHOPLEDGER_* variables.
 type config struct {
@@ -108,12 +98,7 @@ func loadConfig(env *service.Env) config {
 
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
-		Telemetry: telemetry.Config{
-			SentryDSN:    env.String("SHOPLEDGER_SENTRY_DSN", ""),
-			Environment:  env.String("SHOPLEDGER_SENTRY_ENVIRONMENT", "production"),
-			OTLPEndpoint: env.String("SHOPLEDGER_OTLP_ENDPOINT", ""),
-			SampleRatio:  env.Float("SHOPLEDGER_TRACE_SAMPLE_RATIO", 1),
-		},
+		Telemetry:         service.TelemetryConfig(env),
 	}
 	if c.RebuildMemoryMiB < 32 {
 		env.Fail("SHOPLEDGER_PROJECTOR_REBUILD_MEMORY_MIB: %d is below 32", c.RebuildMemoryMiB)
@@ -172,15 +157,10 @@ var plugins []plugin
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	// Help is answered before any setting is read or anything opened.
-	if len(args) > 0 && args[0] == "help" {
-		fmt.Fprint(stdout, usageOf(args[1:]))
+	if service.AnswerHelp(args, stdout, usageOf) {
 		return nil
 	}
-	if service.HelpRequested(args) {
-		fmt.Fprint(stdout, usageOf(args))
-		return nil
-	}
-	var sub *subcommand
+	var sub *service.Subcommand[subcommand]
 	if len(args) > 0 {
 		s, ok := subcommands[args[0]]
 		if !ok {
@@ -197,15 +177,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "projector")
-	tel, logger, err := telemetry.Start(ctx, cfg.Telemetry, "projector", service.Version, logger)
+	tel, logger, err := service.StartTelemetry(ctx, "projector", cfg.LogLevel, cfg.Telemetry)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return err
 	}
 	defer tel.Close()
 	defer tel.Recover()
 	if sub != nil {
-		return sub.run(ctx, cfg, args[1:], stdout, logger)
+		return sub.Run(ctx, cfg, args[1:], stdout, logger)
 	}
 
 	logger.Info("starting", "database", service.RedactURL(cfg.DatabaseURL), "addr", cfg.Addr,
@@ -244,9 +223,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	ready := &service.Readiness{Logger: logger}
-	ready.Add("database", db.PingContext)
-	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
+	ready := service.DBReadiness(reg, db, logger)
 	ready.Add("projections", runner.Ready)
 	mux := service.OpsMux(reg, ready)
 
@@ -296,7 +273,7 @@ func selected(names []string) []engine.Projection {
 	return out
 }
 
-const usage = `projector [command]
+var usage = `projector [command]
 
 Commands:
   (none)                                  consume the log, maintain read models, seal the log,
@@ -317,12 +294,7 @@ Environment (the main settings; docs/operations.md lists them all):
                                   is read when it is unset)
   SHOPLEDGER_PROJECTOR_PROJECTIONS  comma-separated projections to run (default all)
   SHOPLEDGER_SMTP_ADDR            mail server for e-mail alerts (unset: they wait, pending)
-  SHOPLEDGER_LOG_LEVEL            debug, info, warn or error (default info)
-  SHOPLEDGER_SENTRY_DSN           report errors and panics to this Sentry DSN (default none)
-  SHOPLEDGER_SENTRY_ENVIRONMENT   Sentry environment (default production)
-  SHOPLEDGER_OTLP_ENDPOINT        export traces over OTLP/HTTP to this base URL (default none)
-  SHOPLEDGER_TRACE_SAMPLE_RATIO   share of new traces recorded, 0 to 1 (default 1)
-`
+` + service.TelemetryUsage(32)
 
 const rebuildUsage = `projector rebuild [--projection NAME]... [--no-swap]
 
@@ -349,12 +321,8 @@ func rebuildFlags() (*flag.FlagSet, *rebuildOptions) {
 
 // rebuildHelp is the usage text with each flag described.
 func rebuildHelp() string {
-	var b strings.Builder
-	b.WriteString(rebuildUsage)
 	fs, _ := rebuildFlags()
-	fs.SetOutput(&b)
-	fs.PrintDefaults()
-	return b.String()
+	return service.FlagUsage(rebuildUsage, fs)
 }
 
 // rebuildConns is the pool a rebuild of targets needs: engine.Rebuild

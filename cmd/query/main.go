@@ -39,7 +39,7 @@ func cliMain(ctx context.Context, args []string, getenv func(string) string, std
 	return service.ExitStatus("query", run(ctx, args, getenv, stdout), errUsage, stderr, func() string { return usage })
 }
 
-const usage = `query
+var usage = `query
 
 Serves sellers and auditors: the JSON API under /v1 (docs/api.md),
 /openapi.json, the pages at / (docs/accounts.md) and /healthz on
@@ -73,12 +73,7 @@ Environment (docs/operations.md lists them all):
                                    (unset: they stay pending, listed in account_mail)
   SHOPLEDGER_TOKEN_KEYS            id:base64key,... as ingest has them: seal the alert webhook
                                    signing secrets the channels page makes (unset: stored plain)
-  SHOPLEDGER_LOG_LEVEL             debug, info, warn or error (default info)
-  SHOPLEDGER_SENTRY_DSN            report errors and panics to this Sentry DSN (default none)
-  SHOPLEDGER_SENTRY_ENVIRONMENT    Sentry environment (default production)
-  SHOPLEDGER_OTLP_ENDPOINT         export traces over OTLP/HTTP to this base URL (default none)
-  SHOPLEDGER_TRACE_SAMPLE_RATIO    share of new traces recorded, 0 to 1 (default 1)
-`
+` + service.TelemetryUsage(33)
 
 // config is everything query reads from SHOPLEDGER_* variables.
 type config struct {
@@ -138,12 +133,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		AllowNonDurableDB: env.Bool(service.AllowNonDurableEnv, false),
 		AllowPrivilegedDB: env.Bool(service.AllowPrivilegedEnv, false),
-		Telemetry: telemetry.Config{
-			SentryDSN:    env.String("SHOPLEDGER_SENTRY_DSN", ""),
-			Environment:  env.String("SHOPLEDGER_SENTRY_ENVIRONMENT", "production"),
-			OTLPEndpoint: env.String("SHOPLEDGER_OTLP_ENDPOINT", ""),
-			SampleRatio:  env.Float("SHOPLEDGER_TRACE_SAMPLE_RATIO", 1),
-		},
+		Telemetry:         service.TelemetryConfig(env),
 	}
 	if c.DefaultThreshold < 0 {
 		env.Fail("SHOPLEDGER_DEFAULT_LOW_STOCK_THRESHOLD: %d is negative", c.DefaultThreshold)
@@ -193,8 +183,7 @@ func withStatementTimeout(dbURL string, d time.Duration) (string, error) {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	// Help is answered before any setting is read or anything opened.
-	if service.HelpRequested(args) || (len(args) > 0 && args[0] == "help") {
-		fmt.Fprint(stdout, usage)
+	if service.AnswerHelp(args, stdout, func([]string) string { return usage }) {
 		return nil
 	}
 	if len(args) > 0 {
@@ -207,10 +196,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	logger := service.NewLogger(cfg.LogLevel, os.Stderr).With("service", "query")
-	tel, logger, err := telemetry.Start(ctx, cfg.Telemetry, "query", service.Version, logger)
+	tel, logger, err := service.StartTelemetry(ctx, "query", cfg.LogLevel, cfg.Telemetry)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return err
 	}
 	defer tel.Close()
 	defer tel.Recover()
@@ -243,9 +231,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer db.Close()
 
 	reg := service.NewRegistry()
-	ready := &service.Readiness{Logger: logger}
-	ready.Add("database", db.PingContext)
-	service.WatchLog(reg, ready, db, service.DefaultHiddenGrace)
+	ready := service.DBReadiness(reg, db, logger)
 
 	read := projections.NewReader(db, projections.ReaderConfig{DefaultThreshold: cfg.DefaultThreshold})
 	// One stock edit service for the API's adjustments and the pages'

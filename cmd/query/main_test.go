@@ -25,19 +25,10 @@ func TestStartsServesOpsApartAndStops(t *testing.T) {
 		"SHOPLEDGER_QUERY_OPS_ADDR": "127.0.0.1:0",
 	}, true)
 	base, ops := p.Base, p.Ops
-	for url, want := range map[string]int{
+	servicetest.CheckStatuses(t, map[string]int{
 		ops + "/healthz": http.StatusOK, ops + "/readyz": http.StatusOK, ops + "/metrics": http.StatusOK,
 		base + "/healthz": http.StatusOK, base + "/openapi.json": http.StatusOK,
-	} {
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
-		}
-	}
+	})
 	for _, path := range []string{"/readyz", "/metrics", "/debug/pprof/"} {
 		resp, err := http.Get(base + path)
 		if err != nil {

@@ -1,15 +1,21 @@
 // Package servicetest is what tests of the services share: it starts a
 // whole binary (its run function in this process with Start, or reads a
 // built executable's output for its URLs with ReadURLs), checks its help,
-// collects output written from several goroutines, and reads metrics from
-// a registry. Only tests import it.
+// collects output written from several goroutines, reads metrics from a
+// registry, hands out free loopback addresses and finds external tools.
+// Only tests import it.
 package servicetest
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -187,6 +193,44 @@ func (o *Output) String() string {
 	return o.buf.String()
 }
 
+// Lines returns the lines written so far, the last one even if it is not
+// finished yet.
+func (o *Output) Lines() []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(o.String()))
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
+
+// After waits up to 10 seconds for a finished line starting with prefix
+// and returns the rest of it; "" if none came.
+func (o *Output) After(prefix string) string {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		text := o.String()
+		for _, line := range strings.Split(text, "\n") {
+			if rest, ok := strings.CutPrefix(line, prefix); ok && strings.HasSuffix(text, "\n") {
+				return rest
+			}
+		}
+	}
+	return ""
+}
+
+// Tail returns the last n lines written.
+func (o *Output) Tail(n int) string { return Tail(o.String(), n) }
+
+// Tail returns the last n lines of s, after a line that counts those left
+// out.
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("… %d earlier lines", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Metric sums the counters and gauges named name on g whose labels include
 // labels (nil: every series of the metric); a series never touched reads
 // 0, as Prometheus would have it.
@@ -235,4 +279,93 @@ func gather(t testing.TB, g prometheus.Gatherer, name string, labels map[string]
 		}
 	}
 	return sum, found
+}
+
+// NeedTool returns the path of an external tool. Without it the test is
+// skipped with the way to get it, except under CI=true, where the scripts
+// install it and its absence is a failure.
+func NeedTool(t testing.TB, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not found under CI=true (%s)", name, install)
+	}
+	t.Skipf("%s not found; %s", name, install)
+	return ""
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, for the one process whose address others must know before it
+// starts (ingest: the simulator's webhook target and OAuth redirect).
+//
+// It never hands out the same port twice in one test binary: a port
+// closed here is free to the kernel again, and a test that picks several
+// addresses before it starts anything would otherwise be given one twice.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut[addr] {
+			handedOut[addr] = true
+			return addr
+		}
+	}
+	t.Fatal("no loopback port that was not handed out before")
+	return ""
+}
+
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
+
+// Listening reads a starting binary's output r to its end and reports on
+// the channel, once, whether it printed a "… listening on" line before
+// the output ended.
+func Listening(r io.Reader) <-chan bool {
+	listening := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		ok := false
+		for sc.Scan() {
+			if !ok && strings.Contains(sc.Text(), " listening on ") {
+				ok = true
+				listening <- true
+			}
+		}
+		if !ok {
+			listening <- false
+		}
+	}()
+	return listening
+}
+
+// CheckStatuses GETs each URL of want and fails the test where the answer
+// is not the status wanted for it; it returns each answer's body by URL.
+func CheckStatuses(t testing.TB, want map[string]int) map[string]string {
+	t.Helper()
+	bodies := map[string]string{}
+	for url, status := range want {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, status)
+		}
+		bodies[url] = string(body)
+	}
+	return bodies
 }
