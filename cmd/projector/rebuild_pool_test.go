@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/events"
-	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service"
 )
@@ -22,7 +21,6 @@ import (
 func TestRebuildEveryReadModelWithMoreRowsThanACopyBuffers(t *testing.T) {
 	db := pgtest.New(t)
 	ctx := context.Background()
-	s := eventstore.New(db.DB)
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	ls := events.ListingStream(5)
 	const moves = 6000
@@ -32,23 +30,7 @@ func TestRebuildEveryReadModelWithMoreRowsThanACopyBuffers(t *testing.T) {
 		evs = append(evs, events.New(ls, 1, at.Add(time.Duration(i)*time.Second),
 			events.StockAdjusted{ListingID: 5, VariantKey: "sku:A", Delta: 1, Reason: events.ReasonEtsyChange}))
 	}
-	if _, err := s.Append(ctx, ls, eventstore.NoStream, evs...); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var visible int
-		if err := db.DB.QueryRow(`SELECT count(*) FROM events WHERE transaction_id < log_horizon()`).Scan(&visible); err != nil {
-			t.Fatal(err)
-		}
-		if visible == len(evs) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the appended events stayed above the oldest running transaction")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	appendVisible(t, db, evs...)
 
 	// Which connection ends up waiting is a race between goroutines, so
 	// the rebuild runs several times; each is bounded well above what the

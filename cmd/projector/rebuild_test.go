@@ -14,35 +14,40 @@ import (
 	"github.com/shopledger/shopledger/service"
 )
 
-func TestRebuildCommand(t *testing.T) {
-	db := pgtest.New(t)
-	ctx := context.Background()
-	s := eventstore.New(db.DB)
-	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	ls := events.ListingStream(5)
-	if _, err := s.Append(ctx, ls, eventstore.NoStream,
-		events.New(ls, 1, at, events.ListingImported{ListingID: 5, ShopID: 1, Title: "Mug", State: "active", EtsyUpdatedAt: at,
-			Variants: []events.Variant{{Key: "sku:A", SKU: "A", Enabled: true}}}),
-		events.New(ls, 1, at, events.StockAdjusted{ListingID: 5, VariantKey: "sku:A", Delta: 4, Reason: events.ReasonInitialImport}),
-	); err != nil {
+// appendVisible appends evs to their stream and waits until the log shows
+// them: a rebuild reads only below the oldest running transaction of the
+// whole server, and other tests' transactions may hold that back a while.
+func appendVisible(t *testing.T, db *pgtest.Database, evs ...events.Event) {
+	t.Helper()
+	if _, err := eventstore.New(db.DB).Append(context.Background(), evs[0].StreamID, eventstore.NoStream, evs...); err != nil {
 		t.Fatal(err)
 	}
-	// A rebuild reads only below the oldest running transaction of the
-	// whole server; other tests' transactions may hold that back a while.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var visible int
 		if err := db.DB.QueryRow(`SELECT count(*) FROM events WHERE transaction_id < log_horizon()`).Scan(&visible); err != nil {
 			t.Fatal(err)
 		}
-		if visible == 2 {
-			break
+		if visible == len(evs) {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the appended events stayed above the oldest running transaction")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestRebuildCommand(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	ls := events.ListingStream(5)
+	appendVisible(t, db,
+		events.New(ls, 1, at, events.ListingImported{ListingID: 5, ShopID: 1, Title: "Mug", State: "active", EtsyUpdatedAt: at,
+			Variants: []events.Variant{{Key: "sku:A", SKU: "A", Enabled: true}}}),
+		events.New(ls, 1, at, events.StockAdjusted{ListingID: 5, VariantKey: "sku:A", Delta: 4, Reason: events.ReasonInitialImport}),
+	)
 	env := service.MapEnv(map[string]string{"SHOPLEDGER_DATABASE_URL": db.URL})
 
 	var out bytes.Buffer
