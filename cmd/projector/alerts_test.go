@@ -4,61 +4,27 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/inbox"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service"
 	"github.com/shopledger/shopledger/service/servicetest"
 )
 
-// inbox is a plain SMTP server on loopback that keeps what it receives.
-type inbox struct {
-	mu    sync.Mutex
-	mails []string
-}
-
-func (b *inbox) NewSession(*smtp.Conn) (smtp.Session, error) { return &inboxSession{b: b}, nil }
-
-type inboxSession struct{ b *inbox }
-
-func (s *inboxSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *inboxSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *inboxSession) Reset()                               {}
-func (s *inboxSession) Logout() error                        { return nil }
-func (s *inboxSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	s.b.mu.Lock()
-	s.b.mails = append(s.b.mails, string(b))
-	s.b.mu.Unlock()
-	return err
-}
-
-func (b *inbox) received() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.mails...)
-}
-
 func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
 	db := pgtest.New(t)
-	box := &inbox{}
-	srv := smtp.NewServer(box)
-	srv.Domain = "smtp.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	box := inbox.New(0, nil)
+	smtpAddr, err := box.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln) //nolint:errcheck // ends with Close
-	defer srv.Close()
+	defer box.Close()
 
 	const shop, listing = 31, 3100
 	store := eventstore.New(db.DB)
@@ -77,7 +43,7 @@ func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
 		"SHOPLEDGER_DATABASE_URL":                db.RoleURL(pgtest.ProjectorRole),
 		"SHOPLEDGER_PROJECTOR_ADDR":              "127.0.0.1:0",
 		"SHOPLEDGER_PROJECTOR_POLL_INTERVAL":     "20ms",
-		"SHOPLEDGER_SMTP_ADDR":                   ln.Addr().String(),
+		"SHOPLEDGER_SMTP_ADDR":                   smtpAddr.String(),
 		"SHOPLEDGER_SMTP_STARTTLS":               "false",
 		"SHOPLEDGER_ALERT_DISPATCH_INTERVAL":     "50ms",
 		"SHOPLEDGER_ALERT_LINK_BASE":             "https://ledger.test",
@@ -85,13 +51,14 @@ func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
 	}, false)
 	base := p.Base
 
-	deadline := time.Now().Add(30 * time.Second)
-	for len(box.received()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := box.WaitFor(ctx, func(inbox.Message) bool { return true }); err != nil {
+		t.Fatalf("no alert mail: %v", err)
 	}
-	mails := box.received()
-	if len(mails) != 1 || !strings.Contains(mails[0], "https://ledger.test/alerts/") {
-		t.Fatalf("mails: %q", mails)
+	mails := box.Messages()
+	if len(mails) != 1 || !strings.Contains(string(mails[0].Raw), "https://ledger.test/alerts/") {
+		t.Fatalf("mails: %+v", mails)
 	}
 	// The mail server sees the message before the dispatcher counts the
 	// delivery: read the metrics until they settle.
