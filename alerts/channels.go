@@ -329,17 +329,8 @@ func (c *Channels) ResealSecrets(ctx context.Context) (int, error) {
 		shop   int64
 		stored string
 	}
-	var all []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.shop, &r.stored); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("reseal webhook secrets: %w", err)
-		}
-		all = append(all, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	all, err := scanAll(rows, func(r *row) error { return rows.Scan(&r.shop, &r.stored) })
+	if err != nil {
 		return 0, fmt.Errorf("reseal webhook secrets: %w", err)
 	}
 	n := 0
@@ -362,4 +353,19 @@ func (c *Channels) ResealSecrets(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// scanAll reads every row with scan and closes rows, so that the caller
+// may use the connection again while it works through them.
+func scanAll[T any](rows *sql.Rows, scan func(*T) error) ([]T, error) {
+	defer rows.Close()
+	var all []T
+	for rows.Next() {
+		var v T
+		if err := scan(&v); err != nil {
+			return nil, err
+		}
+		all = append(all, v)
+	}
+	return all, rows.Err()
 }
