@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/accounts"
+	"github.com/shopledger/shopledger/accounts/accountstest"
 	"github.com/shopledger/shopledger/inbox"
 	"github.com/shopledger/shopledger/pgtest"
 )
@@ -31,16 +32,7 @@ var cheap = accounts.Argon2Params{MemoryKiB: 64, Iterations: 1, Threads: 1}
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	db := pgtest.New(t)
-	box := inbox.New(0, nil)
-	smtpAddr, err := box.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = box.Close() })
-	mailer, err := accounts.NewSMTPMailer(accounts.SMTPConfig{Addr: smtpAddr.String(), From: "shopledger <noreply@example.test>"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mailer, box := accountstest.Mailer(t)
 	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	s, err := accounts.New(accounts.Config{DB: db.DB, Mailer: mailer, BaseURL: "http://app.test", Argon2: cheap, Now: c.now})
 	if err != nil {

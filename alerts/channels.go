@@ -73,6 +73,18 @@ func (c *Channels) sealSecret(shopID int64, secret string) (string, error) {
 	return sealedPrefix + id + ":" + base64.StdEncoding.EncodeToString(sealed), nil
 }
 
+// newSecret makes a new signing secret for the shop and the form it is
+// stored in (sealed when the channels have a key ring).
+func (c *Channels) newSecret(shopID int64) (secret, stored string, err error) {
+	if secret, err = stdwebhooks.NewSecret(); err != nil {
+		return "", "", err
+	}
+	if stored, err = c.sealSecret(shopID, secret); err != nil {
+		return "", "", err
+	}
+	return secret, stored, nil
+}
+
 func (c *Channels) openSecret(shopID int64, stored string) (string, error) {
 	rest, ok := strings.CutPrefix(stored, sealedPrefix)
 	if !ok {
@@ -196,17 +208,13 @@ func maskURL(raw string) string {
 // WebhookSecret returns the shop's signing secret, creating one the first
 // time it is asked for. It implements SecretSource.
 func (c *Channels) WebhookSecret(ctx context.Context, shopID int64) (string, error) {
-	fresh, err := stdwebhooks.NewSecret()
+	_, stored, err := c.newSecret(shopID)
 	if err != nil {
 		return "", fmt.Errorf("webhook secret of shop %d: %w", shopID, err)
 	}
 	// Insert-or-read in one statement, so two workers asking at once agree
 	// on one secret. When the other's insert commits while this statement
 	// runs, its snapshot sees neither row: the second try does.
-	stored, err := c.sealSecret(shopID, fresh)
-	if err != nil {
-		return "", fmt.Errorf("webhook secret of shop %d: %w", shopID, err)
-	}
 	var secret string
 	for try := 0; ; try++ {
 		err = c.db.QueryRowContext(ctx, `WITH ins AS (
@@ -229,11 +237,7 @@ func (c *Channels) WebhookSecret(ctx context.Context, shopID int64) (string, err
 // RotateWebhookSecret replaces the shop's signing secret and returns the
 // new one. Deliveries signed from now on use it.
 func (c *Channels) RotateWebhookSecret(ctx context.Context, shopID int64) (string, error) {
-	fresh, err := stdwebhooks.NewSecret()
-	if err != nil {
-		return "", fmt.Errorf("rotate webhook secret of shop %d: %w", shopID, err)
-	}
-	stored, err := c.sealSecret(shopID, fresh)
+	fresh, stored, err := c.newSecret(shopID)
 	if err != nil {
 		return "", fmt.Errorf("rotate webhook secret of shop %d: %w", shopID, err)
 	}
@@ -325,17 +329,8 @@ func (c *Channels) ResealSecrets(ctx context.Context) (int, error) {
 		shop   int64
 		stored string
 	}
-	var all []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.shop, &r.stored); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("reseal webhook secrets: %w", err)
-		}
-		all = append(all, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	all, err := scanAll(rows, func(r *row) error { return rows.Scan(&r.shop, &r.stored) })
+	if err != nil {
 		return 0, fmt.Errorf("reseal webhook secrets: %w", err)
 	}
 	n := 0
@@ -358,4 +353,19 @@ func (c *Channels) ResealSecrets(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// scanAll reads every row with scan and closes rows, so that the caller
+// may use the connection again while it works through them.
+func scanAll[T any](rows *sql.Rows, scan func(*T) error) ([]T, error) {
+	defer rows.Close()
+	var all []T
+	for rows.Next() {
+		var v T
+		if err := scan(&v); err != nil {
+			return nil, err
+		}
+		all = append(all, v)
+	}
+	return all, rows.Err()
 }

@@ -208,17 +208,10 @@ func (d *Dispatcher) DispatchDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("dispatch alerts: claim: %w", err)
 	}
-	var batch []claimed
-	for rows.Next() {
-		var c claimed
-		if err := rows.Scan(&c.id, &c.alertID, &c.shopID, &c.kind, &c.target, &c.channelID, &c.message, &c.attempts, &c.enqueuedAt, &c.firstAttempt); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("dispatch alerts: claim: %w", err)
-		}
-		batch = append(batch, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	batch, err := scanAll(rows, func(c *claimed) error {
+		return rows.Scan(&c.id, &c.alertID, &c.shopID, &c.kind, &c.target, &c.channelID, &c.message, &c.attempts, &c.enqueuedAt, &c.firstAttempt)
+	})
+	if err != nil {
 		return 0, fmt.Errorf("dispatch alerts: claim: %w", err)
 	}
 

@@ -111,21 +111,22 @@ const (
 	StatusCleared = "cleared"
 )
 
-// Alert is one low-stock alert with its deliveries.
+// Alert is one low-stock alert with its deliveries. These are the read
+// model's rows, not a wire form: the HTTP API answers with httpapi.Alert.
 type Alert struct {
-	AlertID         uuid.UUID  `json:"alert_id"`
-	ShopID          int64      `json:"shop_id"`
-	ListingID       int64      `json:"listing_id"`
-	VariantKey      string     `json:"variant_key"`
-	Status          string     `json:"status"`
-	Threshold       int64      `json:"threshold"`
-	Quantity        int64      `json:"quantity"`
-	Muted           bool       `json:"muted"`
-	RaisedAt        time.Time  `json:"raised_at"`
-	ClearedAt       *time.Time `json:"cleared_at,omitempty"`
-	ClearedQuantity *int64     `json:"cleared_quantity,omitempty"`
-	ClearReason     string     `json:"clear_reason,omitempty"`
-	Deliveries      []Delivery `json:"deliveries"`
+	AlertID         uuid.UUID
+	ShopID          int64
+	ListingID       int64
+	VariantKey      string
+	Status          string
+	Threshold       int64
+	Quantity        int64
+	Muted           bool
+	RaisedAt        time.Time
+	ClearedAt       *time.Time
+	ClearedQuantity *int64
+	ClearReason     string
+	Deliveries      []Delivery
 }
 
 // Delivery statuses.
@@ -137,32 +138,32 @@ const (
 
 // Delivery is one alert's delivery to one channel.
 type Delivery struct {
-	DeliveryID uuid.UUID `json:"delivery_id"`
-	AlertID    uuid.UUID `json:"alert_id"`
-	ShopID     int64     `json:"shop_id"`
-	Kind       string    `json:"kind"`
+	DeliveryID uuid.UUID
+	AlertID    uuid.UUID
+	ShopID     int64
+	Kind       string
 	// Target is the address or URL; empty for a configured Slack channel,
 	// whose URL is a secret (ChannelID names it).
-	Target        string     `json:"target,omitempty"`
-	ChannelID     *uuid.UUID `json:"channel_id,omitempty"`
-	Status        string     `json:"status"`
-	Attempts      int        `json:"attempts"`
-	EnqueuedAt    time.Time  `json:"enqueued_at"`
-	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
-	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
-	LastError     string     `json:"last_error,omitempty"`
-	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+	Target        string
+	ChannelID     *uuid.UUID
+	Status        string
+	Attempts      int
+	EnqueuedAt    time.Time
+	NextAttemptAt *time.Time
+	LastAttemptAt *time.Time
+	LastError     string
+	FinishedAt    *time.Time
 	// History lists every attempt; Get fills it, List does not.
-	History []Attempt `json:"history,omitempty"`
+	History []Attempt
 }
 
 // Attempt is one try of a delivery.
 type Attempt struct {
-	Attempt    int       `json:"attempt"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
+	Attempt    int
+	StartedAt  time.Time
+	FinishedAt time.Time
 	// Error is empty when the attempt delivered.
-	Error string `json:"error,omitempty"`
+	Error string
 }
 
 // Filter narrows List.

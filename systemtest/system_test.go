@@ -25,6 +25,7 @@ import (
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
@@ -829,24 +830,8 @@ func readSales(ctx context.Context, a *apiClient, shopID int64, withItems bool) 
 
 // Alerts.
 
-type apiAlert struct {
-	AlertID         string     `json:"alert_id"`
-	ShopID          int64      `json:"shop_id"`
-	ListingID       int64      `json:"listing_id"`
-	VariantKey      string     `json:"variant_key"`
-	Status          string     `json:"status"`
-	Threshold       int64      `json:"threshold"`
-	Quantity        int64      `json:"quantity"`
-	Muted           bool       `json:"muted"`
-	RaisedAt        time.Time  `json:"raised_at"`
-	ClearedAt       *time.Time `json:"cleared_at"`
-	ClearedQuantity *int64     `json:"cleared_quantity"`
-	ClearReason     string     `json:"clear_reason"`
-	Deliveries      []struct {
-		Kind   string `json:"kind"`
-		Status string `json:"status"`
-	} `json:"deliveries"`
-}
+// apiAlert is the API's alert, decoded into the server's own wire type.
+type apiAlert httpapi.Alert
 
 // alertView is an alert without its id and deliveries: what the stock
 // history alone determines.

@@ -1,6 +1,7 @@
 package webapp
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -72,23 +73,23 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
-	s, _ := sessionOf(r)
-	if err := a.cfg.Accounts.Logout(r.Context(), s, a.client(r)); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.clearCookie(w)
-	redirect(w, r, "/login", "logged-out")
+	a.endSessions(w, r, a.cfg.Accounts.Logout, "logged-out")
 }
 
 func (a *app) logoutEverywhere(w http.ResponseWriter, r *http.Request) {
+	a.endSessions(w, r, a.cfg.Accounts.LogoutEverywhere, "logged-out-all")
+}
+
+// endSessions ends the caller's session (or, with LogoutEverywhere, all of
+// the user's), drops the cookie and sends the login page with notice.
+func (a *app) endSessions(w http.ResponseWriter, r *http.Request, end func(context.Context, accounts.Session, accounts.Client) error, notice string) {
 	s, _ := sessionOf(r)
-	if err := a.cfg.Accounts.LogoutEverywhere(r.Context(), s, a.client(r)); err != nil {
+	if err := end(r.Context(), s, a.client(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	a.clearCookie(w)
-	redirect(w, r, "/login", "logged-out-all")
+	redirect(w, r, "/login", notice)
 }
 
 func (a *app) forgotPage(w http.ResponseWriter, r *http.Request) {

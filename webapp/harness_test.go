@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/accounts"
+	"github.com/shopledger/shopledger/accounts/accountstest"
 	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/eventstore"
@@ -78,16 +79,7 @@ func newSite(t *testing.T) *site {
 	}
 	t.Cleanup(func() { qdb.Close(); qpool.Close() })
 
-	box := inbox.New(0, nil)
-	smtpAddr, err := box.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = box.Close() })
-	mailer, err := accounts.NewSMTPMailer(accounts.SMTPConfig{Addr: smtpAddr.String(), From: "shopledger <noreply@example.test>"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mailer, box := accountstest.Mailer(t)
 
 	s := &site{t: t, db: db, inbox: box, clock: &clock{t: time.Now().UTC()}, used: map[int]bool{}}
 	s.srv = httptest.NewUnstartedServer(nil)

@@ -146,6 +146,26 @@ func (a *app) shopName(ctx context.Context, id int64) (string, error) {
 	return names[id], err
 }
 
+// listPage reads one page of a list page's rows through read (one of
+// httpapi's page readers) from rd: f and err are the page's filter as it
+// parsed. A bad filter or a failed read is shown the way dataError shows
+// it on the list's own template; next is the link to the following page,
+// "" on the last.
+func listPage[R, F, T any](a *app, w http.ResponseWriter, r *http.Request, page string, v view,
+	read func(context.Context, R, F) ([]T, string, error), rd R, f F, err error) (items []T, next string, ok bool) {
+	if err == nil {
+		items, next, err = read(r.Context(), rd, f)
+	}
+	if err != nil {
+		a.dataError(w, r, page, v, err)
+		return nil, "", false
+	}
+	if next != "" {
+		next = withCursor(r, next)
+	}
+	return items, next, true
+}
+
 // allPages reads a list to its end: page reads one page, and after moves
 // the cursor past the last row of the page read.
 func allPages[T any](page func() ([]T, string, error), after func(last T)) ([]T, error) {
@@ -250,21 +270,14 @@ func (a *app) salesPage(w http.ResponseWriter, r *http.Request) {
 	d.CSV = (&url.URL{Path: "/sales.csv", RawQuery: csvQ.Encode()}).String()
 	d.First = withCursor(r, "")
 	_, f, err := a.salesFilter(r)
-	if err != nil {
-		a.dataError(w, r, "sales", v, err)
-		return
-	}
-	items, next, err := httpapi.SalePage(r.Context(), a.cfg.Data.Sales, f)
-	if err != nil {
-		a.dataError(w, r, "sales", v, err)
+	items, next, ok := listPage(a, w, r, "sales", v, httpapi.SalePage, a.cfg.Data.Sales, f, err)
+	if !ok {
 		return
 	}
 	for _, s := range items {
 		d.Rows = append(d.Rows, saleRow{Sale: s, ShopName: names[s.ShopID], Total: money(s.GrandTotal, s.Currency), Refunded: money(s.Refunded, s.Currency)})
 	}
-	if next != "" {
-		d.Next = withCursor(r, next)
-	}
+	d.Next = next
 	a.render(w, r, http.StatusOK, "sales", v)
 }
 

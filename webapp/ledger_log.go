@@ -44,21 +44,14 @@ func (a *app) alertsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Shops, d.Filtered = shops, filtered(q, "shop_id", "status", "from", "to")
 	f, err := httpapi.AlertFilterOf(localDates(q, a.location(r), "from", "to"), ids)
-	if err != nil {
-		a.dataError(w, r, "alerts", v, err)
-		return
-	}
-	items, next, err := httpapi.AlertPage(r.Context(), a.cfg.Data.Alerts, f)
-	if err != nil {
-		a.dataError(w, r, "alerts", v, err)
+	items, next, ok := listPage(a, w, r, "alerts", v, httpapi.AlertPage, a.cfg.Data.Alerts, f, err)
+	if !ok {
 		return
 	}
 	for _, al := range items {
 		d.Rows = append(d.Rows, alertRow{Alert: al, ShopName: names[al.ShopID], Variant: variantPath(al.ListingID, al.VariantKey)})
 	}
-	if next != "" {
-		d.Next = withCursor(r, next)
-	}
+	d.Next = next
 	a.render(w, r, http.StatusOK, "alerts", v)
 }
 
@@ -113,16 +106,9 @@ func (a *app) logPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Export = (&url.URL{Path: "/log/export", RawQuery: exp.Encode()}).String()
 	f, err := httpapi.EventFilterOf(local, ids)
-	if err != nil {
-		a.dataError(w, r, "log", v, err)
+	var ok bool
+	if d.Events, d.Next, ok = listPage(a, w, r, "log", v, httpapi.EventPage, a.cfg.Data.Events, f, err); !ok {
 		return
-	}
-	if d.Events, d.Next, err = httpapi.EventPage(r.Context(), a.cfg.Data.Events, f); err != nil {
-		a.dataError(w, r, "log", v, err)
-		return
-	}
-	if d.Next != "" {
-		d.Next = withCursor(r, d.Next)
 	}
 	a.render(w, r, http.StatusOK, "log", v)
 }
