@@ -16,6 +16,7 @@ import (
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/etsy/etsysim"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // catalogue is a small, explicit shop: a simple listing, one with colour
@@ -366,43 +367,20 @@ func TestClientMetrics(t *testing.T) {
 	if _, err := etsy.NewClient(etsy.Config{KeyString: "k", SharedSecret: "s", Limiter: e.client.Limiter()}, reg); err != nil {
 		t.Fatalf("second client on one registry: %v", err)
 	}
-	got := gatherCounts(t, reg)
-	for series, want := range map[string]float64{
-		`etsy_requests_total{endpoint="getMe",status="200"}`:    3,
-		`etsy_requests_total{endpoint="getShop",status="404"}`:  1,
-		`etsy_ratelimit_remaining{limiter="etsy",window="day"}`: 1000000 - 4,
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"etsy_requests_total", map[string]string{"endpoint": "getMe", "status": "200"}, 3},
+		{"etsy_requests_total", map[string]string{"endpoint": "getShop", "status": "404"}, 1},
+		{"etsy_ratelimit_remaining", map[string]string{"limiter": "etsy", "window": "day"}, 1000000 - 4},
 	} {
-		if got[series] != want {
-			t.Errorf("%s = %v, want %v", series, got[series], want)
+		if got := servicetest.Metric(t, reg, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	if _, ok := got[`etsy_ratelimit_remaining{limiter="etsy",window="second"}`]; !ok {
-		t.Errorf("no per-second remaining gauge in %v", got)
+	if !servicetest.MetricExists(t, reg, "etsy_ratelimit_remaining", map[string]string{"limiter": "etsy", "window": "second"}) {
+		t.Error("no per-second remaining gauge")
 	}
-}
-
-// gatherCounts flattens counters and gauges into "name{labels}" → value.
-func gatherCounts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			key := mf.GetName() + "{" + strings.Join(labels, ",") + "}"
-			switch {
-			case m.GetCounter() != nil:
-				out[key] = m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				out[key] = m.GetGauge().GetValue()
-			}
-		}
-	}
-	return out
 }

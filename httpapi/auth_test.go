@@ -6,20 +6,19 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
+	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stockedits"
 	"github.com/shopledger/shopledger/tokens"
 )
@@ -239,41 +238,11 @@ func TestAuthentication(t *testing.T) {
 	}
 	// Durations are labelled by route pattern and status, never raw path.
 	for _, status := range []string{"200", "401"} {
-		if n := histogramCount(t, reg, "shopledger_query_http_request_duration_seconds", map[string]string{"route": "/v1/*", "status": status}) +
-			histogramCount(t, reg, "shopledger_query_http_request_duration_seconds", map[string]string{"route": "/v1/shops", "status": status}); n == 0 {
+		if n := servicetest.Metric(t, reg, "shopledger_query_http_request_duration_seconds", map[string]string{"route": "/v1/*", "status": status}) +
+			servicetest.Metric(t, reg, "shopledger_query_http_request_duration_seconds", map[string]string{"route": "/v1/shops", "status": status}); n == 0 {
 			t.Errorf("no request duration observed for /v1/shops with status %s", status)
 		}
 	}
-}
-
-func histogramCount(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) uint64 {
-	t.Helper()
-	return uint64(metricSum(t, reg, name, labels, func(m *dto.Metric) float64 { return float64(m.GetHistogram().GetSampleCount()) }))
-}
-
-// metricSum adds value over the series of name that carry labels.
-func metricSum(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, value func(*dto.Metric) float64) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for k, v := range labels {
-				if !slices.ContainsFunc(m.GetLabel(), func(lp *dto.LabelPair) bool { return lp.GetName() == k && lp.GetValue() == v }) {
-					continue metric
-				}
-			}
-			total += value(m)
-		}
-	}
-	return total
 }
 
 func flipLast(s string) string {
@@ -373,7 +342,9 @@ func TestRateLimitPerTokenAndPerAddress(t *testing.T) {
 	}
 }
 
+// counterValue reads the query API's counter name summed over the series
+// that carry labels.
 func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	return metricSum(t, reg, name, labels, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
+	return servicetest.Metric(t, reg, name, labels)
 }

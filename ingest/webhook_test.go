@@ -873,17 +873,7 @@ func TestRejectionsAreCountedByReason(t *testing.T) {
 			t.Errorf("ingest_webhooks_total%v = %v, want %v", c.labels, got, c.want)
 		}
 	}
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var samples uint64
-	for _, mf := range mfs {
-		if mf.GetName() == "ingest_append_duration_seconds" {
-			samples = mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	if samples != 1 {
-		t.Errorf("append latency histogram has %d samples, want 1 (one stored delivery)", samples)
+	if samples := servicetest.Metric(t, r.reg, "ingest_append_duration_seconds", nil); samples != 1 {
+		t.Errorf("append latency histogram has %v samples, want 1 (one stored delivery)", samples)
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service"
+	"github.com/shopledger/shopledger/service/servicetest"
 )
 
 // Every binary opens its database through OpenDB: a log restored from a
@@ -68,6 +70,7 @@ func TestHorizonHolderShowsInMetricsAndReadiness(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	ready := &service.Readiness{}
 	service.WatchLog(reg, ready, db.DB, 500*time.Millisecond)
+	hidden := func() float64 { return servicetest.Metric(t, reg, "shopledger_log_hidden_events", nil) }
 
 	stranger, err := db.Pool.Begin(ctx)
 	if err != nil {
@@ -80,12 +83,15 @@ func TestHorizonHolderShowsInMetricsAndReadiness(t *testing.T) {
 	if _, err := s.Append(ctx, "listing-1", eventstore.NoStream, adjustedEvent(1)); err != nil {
 		t.Fatal(err)
 	}
+	if n, err := testutil.GatherAndCount(reg, "shopledger_log_hidden_events"); err != nil || n != 1 {
+		t.Fatalf("gathered %d series of shopledger_log_hidden_events (%v), want one gauge", n, err)
+	}
 	// Other tests' appenders may hold the horizon for a moment.
 	deadline := time.Now().Add(30 * time.Second)
-	for gathered(t, reg, "shopledger_log_hidden_events") > 0 && time.Now().Before(deadline) {
+	for hidden() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := gathered(t, reg, "shopledger_log_hidden_events"); got != 0 {
+	if got := hidden(); got != 0 {
 		t.Errorf("with a stranger's transaction open, shopledger_log_hidden_events = %v, want 0", got)
 	}
 
@@ -100,7 +106,7 @@ func TestHorizonHolderShowsInMetricsAndReadiness(t *testing.T) {
 	if _, err := s.Append(ctx, "listing-2", eventstore.NoStream, adjustedEvent(2)); err != nil {
 		t.Fatal(err)
 	}
-	if got := gathered(t, reg, "shopledger_log_hidden_events"); got < 1 {
+	if got := hidden(); got < 1 {
 		t.Errorf("shopledger_log_hidden_events = %v, want at least the appended event", got)
 	}
 	time.Sleep(700 * time.Millisecond)
@@ -131,20 +137,4 @@ func adjustedEvent(listing int64) events.Event {
 	return events.New(events.ListingStream(listing), 7, time.Now(), events.StockAdjusted{
 		ListingID: listing, VariantKey: "sku:A", Delta: 1, Reason: events.ReasonRestock,
 	})
-}
-
-// gathered returns the value of the one gauge named name.
-func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no single gauge %s gathered", name)
-	return 0
 }

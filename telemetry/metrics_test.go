@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shopledger/shopledger/telemetry"
 )
@@ -21,12 +22,12 @@ func TestRegister(t *testing.T) {
 	if err := telemetry.Register(reg, newCounter(), gauge); err != nil {
 		t.Fatal(err)
 	}
-	families, err := reg.Gather()
+	n, err := testutil.GatherAndCount(reg, "test_total", "test_gauge")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(families) != 2 {
-		t.Errorf("gathered %d families, want 2", len(families))
+	if n != 2 {
+		t.Errorf("gathered %d series of test_total and test_gauge, want 2", n)
 	}
 	err = telemetry.Register(reg, newCounter())
 	var are prometheus.AlreadyRegisteredError

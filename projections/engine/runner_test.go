@@ -13,6 +13,7 @@ import (
 
 	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/projections/internal/projtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -179,32 +180,9 @@ func TestProjectorWaitsForOlderOpenTransaction(t *testing.T) {
 	}
 }
 
-func gauge(t *testing.T, reg *prometheus.Registry, name, projection string) (float64, bool) {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "projection" && l.GetValue() == projection {
-					switch {
-					case m.Gauge != nil:
-						return m.GetGauge().GetValue(), true
-					case m.Counter != nil:
-						return m.GetCounter().GetValue(), true
-					case m.Histogram != nil:
-						return float64(m.GetHistogram().GetSampleCount()), true
-					}
-				}
-			}
-		}
-	}
-	return 0, false
+// ofProjection labels a series with the projection it belongs to.
+func ofProjection(projection string) map[string]string {
+	return map[string]string{"projection": projection}
 }
 
 func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
@@ -261,21 +239,21 @@ func TestFailingApplyStopsOnlyItsProjection(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "flaky") || strings.Contains(err.Error(), "steady") || !strings.Contains(err.Error(), fmt.Sprint(failAt)) {
 		t.Errorf("Ready() = %v, want it to name flaky stopped at %d and nothing else", err, failAt)
 	}
-	if v, _ := gauge(t, reg, "shopledger_projection_stopped", "flaky"); v != 1 {
+	if v := servicetest.Metric(t, reg, "shopledger_projection_stopped", ofProjection("flaky")); v != 1 {
 		t.Errorf("stopped gauge of flaky = %v, want 1", v)
 	}
-	if v, _ := gauge(t, reg, "shopledger_projection_stopped", "steady"); v != 0 {
+	if v := servicetest.Metric(t, reg, "shopledger_projection_stopped", ofProjection("steady")); v != 0 {
 		t.Errorf("stopped gauge of steady = %v, want 0", v)
 	}
 	waitFor(t, "lag gauges", 5*time.Second, func() bool {
-		lagFlaky, _ := gauge(t, reg, "shopledger_projection_lag_events", "flaky")
-		lagSteady, ok := gauge(t, reg, "shopledger_projection_lag_events", "steady")
-		return ok && lagSteady == 0 && lagFlaky == float64(len(positions)-17)
+		return servicetest.MetricExists(t, reg, "shopledger_projection_lag_events", ofProjection("steady")) &&
+			servicetest.Metric(t, reg, "shopledger_projection_lag_events", ofProjection("steady")) == 0 &&
+			servicetest.Metric(t, reg, "shopledger_projection_lag_events", ofProjection("flaky")) == float64(len(positions)-17)
 	})
-	if v, _ := gauge(t, reg, "shopledger_projection_lag_seconds", "flaky"); v <= 0 {
+	if v := servicetest.Metric(t, reg, "shopledger_projection_lag_seconds", ofProjection("flaky")); v <= 0 {
 		t.Errorf("lag seconds of flaky = %v, want > 0 while stopped", v)
 	}
-	if v, _ := gauge(t, reg, "shopledger_projection_events_applied_total", "steady"); v != float64(len(positions)) {
+	if v := servicetest.Metric(t, reg, "shopledger_projection_events_applied_total", ofProjection("steady")); v != float64(len(positions)) {
 		t.Errorf("applied total of steady = %v, want %d", v, len(positions))
 	}
 
@@ -290,7 +268,7 @@ func TestFailingApplyStopsOnlyItsProjection(t *testing.T) {
 		}
 	}
 	waitFor(t, "flaky to be ready", 5*time.Second, func() bool { return runner.Ready(ctx) == nil })
-	if v, _ := gauge(t, reg, "shopledger_projection_stopped", "flaky"); v != 0 {
+	if v := servicetest.Metric(t, reg, "shopledger_projection_stopped", ofProjection("flaky")); v != 0 {
 		t.Errorf("stopped gauge of flaky after recovery = %v, want 0", v)
 	}
 }
@@ -354,10 +332,10 @@ func TestFailingWriteInBatchStopsOnlyItsProjection(t *testing.T) {
 		!strings.Contains(err.Error(), fmt.Sprint(failAt)) || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("Ready() = %v, want it to name stock_movements stopped at %d, and why", err, failAt)
 	}
-	if v, _ := gauge(t, reg, "shopledger_projection_stopped", "stock_movements"); v != 1 {
+	if v := servicetest.Metric(t, reg, "shopledger_projection_stopped", ofProjection("stock_movements")); v != 1 {
 		t.Errorf("stopped gauge of stock_movements = %v, want 1", v)
 	}
-	if v, _ := gauge(t, reg, "shopledger_projection_events_applied_total", "stock_movements"); v != 17 {
+	if v := servicetest.Metric(t, reg, "shopledger_projection_events_applied_total", ofProjection("stock_movements")); v != 17 {
 		t.Errorf("applied total of stock_movements = %v, want 17", v)
 	}
 
@@ -377,7 +355,7 @@ func TestFailingWriteInBatchStopsOnlyItsProjection(t *testing.T) {
 		t.Errorf("%d movements stored, want %d", len(got), len(positions))
 	}
 	waitFor(t, "stock_movements to be ready", 5*time.Second, func() bool { return runner.Ready(ctx) == nil })
-	if v, _ := gauge(t, reg, "shopledger_projection_events_applied_total", "stock_movements"); v != float64(len(positions)) {
+	if v := servicetest.Metric(t, reg, "shopledger_projection_events_applied_total", ofProjection("stock_movements")); v != float64(len(positions)) {
 		t.Errorf("applied total of stock_movements after recovery = %v, want %d", v, len(positions))
 	}
 }
@@ -537,7 +515,7 @@ func TestUndecodableEventStopsPlannerAtIt(t *testing.T) {
 		!strings.Contains(err.Error(), fmt.Sprint(bad)) || !strings.Contains(err.Error(), "decode") {
 		t.Errorf("Ready() = %v, want it to name stock_movements stopped at %d, and why", err, bad)
 	}
-	if v, _ := gauge(t, reg, "shopledger_projection_stopped", "stock_movements"); v != 1 {
+	if v := servicetest.Metric(t, reg, "shopledger_projection_stopped", ofProjection("stock_movements")); v != 1 {
 		t.Errorf("stopped gauge of stock_movements = %v, want 1", v)
 	}
 }

@@ -232,8 +232,9 @@ func Tail(s string, n int) string {
 }
 
 // Metric sums the counters and gauges named name on g whose labels include
-// labels (nil: every series of the metric); a series never touched reads
-// 0, as Prometheus would have it.
+// labels (nil: every series of the metric), or for a histogram the number
+// of observations; a series never touched reads 0, as Prometheus would
+// have it.
 func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
 	v, _ := gather(t, g, name, labels)
@@ -248,6 +249,8 @@ func MetricExists(t testing.TB, g prometheus.Gatherer, name string, labels map[s
 	return ok
 }
 
+// gather walks g itself because testutil compares or counts series but
+// neither filters them by label nor reads a histogram's count.
 func gather(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
 	mfs, err := g.Gather()
@@ -271,9 +274,12 @@ func gather(t testing.TB, g prometheus.Gatherer, name string, labels map[string]
 				}
 			}
 			found = true
-			if c := m.GetCounter(); c != nil {
-				sum += c.GetValue()
-			} else {
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			default:
 				sum += m.GetGauge().GetValue()
 			}
 		}
