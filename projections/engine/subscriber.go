@@ -108,21 +108,22 @@ func (s *restartingSubscriber) consume(ctx context.Context, topic string, out ch
 		return err
 	}
 	defer s.closeInner(inner)
+	// One select serves both steps: while a message waits to be handed on,
+	// in is nil and nothing more is read; otherwise send is nil.
+	var pending *message.Message
 	for {
+		in, send := msgs, chan<- *message.Message(nil)
+		if pending != nil {
+			in, send = nil, out
+		}
 		select {
-		case m, ok := <-msgs:
+		case m, ok := <-in:
 			if !ok {
 				return nil
 			}
-			select {
-			case out <- m:
-			case <-s.st.stop:
-				return nil
-			case <-s.closing:
-				return nil
-			case <-ctx.Done():
-				return nil
-			}
+			pending = m
+		case send <- pending:
+			pending = nil
 		case <-s.st.stop:
 			return nil
 		case <-s.closing:
