@@ -27,27 +27,62 @@ func BenchmarkAppendSingle(b *testing.B) {
 	db := pgtest.New(b)
 	s := eventstore.New(db.DB)
 	ctx := context.Background()
-	const workers = 8
 	const window = 10 * time.Second
+	appendRate(b, "append_single_c8", func(n, w int) int64 {
+		var count int64
+		for i, deadline := 0, time.Now().Add(window); time.Now().Before(deadline); i++ {
+			// One stream per worker and round, so workers never contend
+			// on a stream and measure the log itself.
+			stream := fmt.Sprintf("bench-%d-%d-%d", n, w, i)
+			if _, err := s.Append(ctx, stream, eventstore.Any, benchEvent(stream, int64(w), n*10_000_000+w*1_000_000+i)); err != nil {
+				b.Error(err)
+				break
+			}
+			count++
+		}
+		return count
+	})
+}
+
+// BenchmarkAppendBatch100 measures 100 events per transaction, from 8
+// goroutines like the single-event benchmark.
+func BenchmarkAppendBatch100(b *testing.B) {
+	db := pgtest.New(b)
+	s := eventstore.New(db.DB)
+	ctx := context.Background()
+	const batchesPerWorker = 50
+	appendRate(b, "append_batch100", func(n, w int) int64 {
+		for j := 0; j < batchesPerWorker; j++ {
+			stream := fmt.Sprintf("bench-batch-%d-%d-%d", n, w, j)
+			evs := make([]events.Event, 100)
+			for i := range evs {
+				evs[i] = benchEvent(stream, int64(j), n*10_000_000+w*1_000_000+j*100+i)
+			}
+			if _, err := s.Append(ctx, stream, eventstore.Any, evs...); err != nil {
+				b.Error(err)
+				return int64(j * 100)
+			}
+		}
+		return batchesPerWorker * 100
+	})
+}
+
+// appendRate runs appendWork on 8 goroutines in each round n and reports
+// the events they appended per second; the last round's rate is also
+// printed as the BENCH line called name. appendWork returns how many events
+// worker w appended.
+func appendRate(b *testing.B, name string, appendWork func(n, w int) int64) {
+	b.Helper()
+	const workers = 8
 	for n := 0; n < b.N; n++ {
 		var count atomic.Int64
-		deadline := time.Now().Add(window)
 		start := time.Now()
 		var wg sync.WaitGroup
 		for w := 0; w < workers; w++ {
 			wg.Add(1)
 			go func(w int) {
 				defer wg.Done()
-				for i := 0; time.Now().Before(deadline); i++ {
-					// One stream per worker and round, so workers never
-					// contend on a stream and measure the log itself.
-					stream := fmt.Sprintf("bench-%d-%d-%d", n, w, i)
-					if _, err := s.Append(ctx, stream, eventstore.Any, benchEvent(stream, int64(w), n*10_000_000+w*1_000_000+i)); err != nil {
-						b.Error(err)
-						return
-					}
-					count.Add(1)
-				}
+				count.Add(appendWork(n, w))
 			}(w)
 		}
 		wg.Wait()
@@ -57,47 +92,7 @@ func BenchmarkAppendSingle(b *testing.B) {
 		rate := float64(count.Load()) / time.Since(start).Seconds()
 		b.ReportMetric(rate, "events/s")
 		if n == b.N-1 {
-			fmt.Printf("BENCH append_single_c8 %.0f events/s\n", rate)
-		}
-	}
-}
-
-// BenchmarkAppendBatch100 measures 100 events per transaction, from 8
-// goroutines like the single-event benchmark.
-func BenchmarkAppendBatch100(b *testing.B) {
-	db := pgtest.New(b)
-	s := eventstore.New(db.DB)
-	ctx := context.Background()
-	const workers = 8
-	const batchesPerWorker = 50
-	for n := 0; n < b.N; n++ {
-		start := time.Now()
-		var wg sync.WaitGroup
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				for j := 0; j < batchesPerWorker; j++ {
-					stream := fmt.Sprintf("bench-batch-%d-%d-%d", n, w, j)
-					evs := make([]events.Event, 100)
-					for i := range evs {
-						evs[i] = benchEvent(stream, int64(j), n*10_000_000+w*1_000_000+j*100+i)
-					}
-					if _, err := s.Append(ctx, stream, eventstore.Any, evs...); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}(w)
-		}
-		wg.Wait()
-		if b.Failed() {
-			return
-		}
-		rate := float64(workers*batchesPerWorker*100) / time.Since(start).Seconds()
-		b.ReportMetric(rate, "events/s")
-		if n == b.N-1 {
-			fmt.Printf("BENCH append_batch100 %.0f events/s\n", rate)
+			fmt.Printf("BENCH %s %.0f events/s\n", name, rate)
 		}
 	}
 }
