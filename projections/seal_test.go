@@ -12,17 +12,13 @@ import (
 	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/projections/internal/projtest"
 
-	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
 )
 
 func sealedLog(t *testing.T) (*pgtest.Database, int) {
 	t.Helper()
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	w := projtest.NewWorld(3, 2)
-	projtest.AppendAll(t, s, w.Start(3))
+	db, s, w := projtest.NewLog(t, 3, 2, 3)
 	projtest.AppendAll(t, s, w.Generate(400))
 	projs := []engine.Projection{projections.NewSeal()}
 	_, stop := projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
@@ -179,10 +175,7 @@ func TestVerifyFindsTamperedLog(t *testing.T) {
 // the one-event statement writes, hashes included, and an event missing
 // from the log stops it, naming the position, with nothing sealed.
 func TestSealBatchMatchesOneByOne(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
-	w := projtest.NewWorld(3, 2)
-	projtest.AppendAll(t, s, w.Start(3))
+	db, s, w := projtest.NewLog(t, 3, 2, 3)
 	projtest.AppendAll(t, s, w.Generate(120))
 	var positions []int64
 	rows, err := db.DB.Query(`SELECT position FROM events ORDER BY transaction_id, position`)

@@ -8,8 +8,6 @@ import (
 	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/projections/internal/projtest"
 
-	"github.com/shopledger/shopledger/eventstore"
-	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
 )
 
@@ -18,11 +16,8 @@ import (
 // appended after it is projected while it is still open. (Before appenders
 // announced themselves, every consumer waited for it to end.)
 func TestAStrangersTransactionDoesNotStallProjections(t *testing.T) {
-	db := pgtest.New(t)
+	db, s, w := projtest.NewLog(t, 3, 2, 3)
 	ctx := context.Background()
-	s := eventstore.New(db.DB)
-	w := projtest.NewWorld(3, 2)
-	projtest.AppendAll(t, s, w.Start(3))
 	projs := projections.Default()
 	projtest.StartRunner(t, db.DB, projs, projtest.FastConfig(), nil)
 	projtest.WaitCaughtUp(t, db.DB, projtest.Names(projs), time.Minute)
@@ -60,11 +55,8 @@ func TestAStrangersTransactionDoesNotStallProjections(t *testing.T) {
 // unadopted restored log would) is never sealed: the seal's lag counts it
 // instead of reading 0.
 func TestSealLagCountsEventsBehindItsOffset(t *testing.T) {
-	db := pgtest.New(t)
+	db, _, _ := projtest.NewLog(t, 5, 1, 2)
 	ctx := context.Background()
-	s := eventstore.New(db.DB)
-	w := projtest.NewWorld(5, 1)
-	projtest.AppendAll(t, s, w.Start(2))
 	seal := projections.NewSeal()
 	projtest.StartRunner(t, db.DB, []engine.Projection{seal}, projtest.FastConfig(), nil)
 	projtest.WaitCaughtUp(t, db.DB, []string{seal.Name()}, time.Minute)

@@ -113,11 +113,8 @@ func TestKilledProjectorConverges(t *testing.T) {
 		t.Skip("builds the binary and kills it repeatedly")
 	}
 	bin := buildProjector(t)
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
+	db, s, w := projtest.NewLog(t, 4, 4, 6)
 	ctx := context.Background()
-	w := projtest.NewWorld(4, 4)
-	projtest.AppendAll(t, s, w.Start(6))
 	flow := w.Generate(20000)
 
 	// Two writers append the flow over at least 10 seconds, many streams

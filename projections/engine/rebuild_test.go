@@ -12,7 +12,6 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
-	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
 )
 
@@ -46,11 +45,8 @@ func digest(t *testing.T, db *sql.DB, table string) string {
 // live read models equal a rebuild from zero row for row, and that two
 // rebuilds from zero are byte-for-byte identical (determinism).
 func TestRebuildEqualsLive(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
+	db, s, w := projtest.NewLog(t, 1, 3, 4)
 	ctx := context.Background()
-	w := projtest.NewWorld(1, 3)
-	projtest.AppendAll(t, s, w.Start(4))
 	projtest.AppendAll(t, s, w.Generate(1500))
 
 	projs := projections.Default()
@@ -127,11 +123,8 @@ func TestRebuildEqualsLive(t *testing.T) {
 // table's indexes, constraint names and grants, so a second rebuild and
 // the application role see the same schema.
 func TestRebuildKeepsSchema(t *testing.T) {
-	db := pgtest.New(t)
-	s := eventstore.New(db.DB)
+	db, s, w := projtest.NewLog(t, 2, 1, 2)
 	ctx := context.Background()
-	w := projtest.NewWorld(2, 1)
-	projtest.AppendAll(t, s, w.Start(2))
 	projtest.AppendAll(t, s, w.Generate(200))
 	targets, tables := projtest.Rebuildable(t)
 	schema := func() string {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/projections/engine"
 )
@@ -186,7 +187,18 @@ func (w *World) ev(stream string, shop int64, p events.Payload) events.Event {
 	return events.New(stream, shop, w.tick(), p).WithMetadata(events.Metadata{Source: "test", CorrelationID: fmt.Sprint(w.seq)})
 }
 
-// start connects the shops and imports a few listings per shop.
+// NewLog creates a fresh ledger database and a store on it, and appends
+// the start of a world seeded with seed: shops shops connected, each with
+// listingsPerShop listings imported.
+func NewLog(t *testing.T, seed uint64, shops, listingsPerShop int) (*pgtest.Database, *eventstore.Store, *World) {
+	t.Helper()
+	db := pgtest.New(t)
+	s := eventstore.New(db.DB)
+	w := NewWorld(seed, shops)
+	AppendAll(t, s, w.Start(listingsPerShop))
+	return db, s, w
+}
+
 // Start connects the shops and imports listingsPerShop listings each.
 func (w *World) Start(listingsPerShop int) []Batch {
 	var out []Batch
