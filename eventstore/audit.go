@@ -98,16 +98,7 @@ func (s *Store) queryLogged(ctx context.Context, query string, args ...any) ([]L
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []LoggedEvent
-	for rows.Next() {
-		ev, err := scanLogged(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ev)
-	}
-	return out, rows.Err()
+	return scanAll(rows, scanLogged)
 }
 
 // ListSealed pages sealed events of the filter's shops by seq.

@@ -67,20 +67,19 @@ func queryRecords(ctx context.Context, q Queryer, query string, args ...any) ([]
 	if err != nil {
 		return nil, err
 	}
-	return scanRecords(rows)
+	return scanAll(rows, ScanRecord)
 }
 
-// scanRecords reads every row of rows (selected with selectColumns) and
-// closes it.
-func scanRecords(rows *sql.Rows) ([]events.Record, error) {
+// scanAll reads every row of rows with scan and closes rows.
+func scanAll[T any](rows *sql.Rows, scan func(row interface{ Scan(...any) error }) (T, error)) ([]T, error) {
 	defer rows.Close()
-	var out []events.Record
+	var out []T
 	for rows.Next() {
-		r, err := ScanRecord(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
