@@ -9,6 +9,7 @@ import (
 	"math"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -278,15 +279,9 @@ func buildShadowIndexes(ctx context.Context, pool *pgxpool.Pool, tables []Table,
 // horizon, whatever its type.
 func foldLog(ctx context.Context, pool *pgxpool.Pool, projs []Rebuildable, folds []Fold, emit EmitFunc) (eventstore.Cursor, int64, error) {
 	var cursor eventstore.Cursor
-	var types []string
-	for _, typ := range events.Types() {
-		for _, p := range projs {
-			if p.Handles(typ) {
-				types = append(types, typ)
-				break
-			}
-		}
-	}
+	types := typesWhere(func(typ string) bool {
+		return slices.ContainsFunc(projs, func(p Rebuildable) bool { return p.Handles(typ) })
+	})
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return cursor, 0, err

@@ -479,9 +479,14 @@ func handledTypes(p Projection) []string {
 	if _, ok := p.(Payloadless); ok {
 		return nil
 	}
+	return typesWhere(p.Handles)
+}
+
+// typesWhere lists the registered event types handles accepts.
+func typesWhere(handles func(typ string) bool) []string {
 	var out []string
 	for _, typ := range events.Types() {
-		if p.Handles(typ) {
+		if handles(typ) {
 			out = append(out, typ)
 		}
 	}
