@@ -180,6 +180,21 @@ func TestProjectorWaitsForOlderOpenTransaction(t *testing.T) {
 	}
 }
 
+// checkStopped fails the test unless runner's readiness names the
+// projection name stopped at position, with why in the reason, and does
+// not name other, and unless name's stopped gauge reads 1.
+func checkStopped(t *testing.T, runner *engine.Runner, reg prometheus.Gatherer, name string, position int64, why, other string) {
+	t.Helper()
+	err := runner.Ready(context.Background())
+	if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), other) ||
+		!strings.Contains(err.Error(), fmt.Sprint(position)) || !strings.Contains(err.Error(), why) {
+		t.Errorf("Ready() = %v, want it to name %s stopped at %d (%q) and not %s", err, name, position, why, other)
+	}
+	if v := servicetest.Metric(t, reg, "shopledger_projection_stopped", ofProjection(name)); v != 1 {
+		t.Errorf("stopped gauge of %s = %v, want 1", name, v)
+	}
+}
+
 // ofProjection labels a series with the projection it belongs to.
 func ofProjection(projection string) map[string]string {
 	return map[string]string{"projection": projection}
@@ -235,13 +250,7 @@ func TestFailingApplyStopsOnlyItsProjection(t *testing.T) {
 	if probes, _ := applied(t, db.DB, flaky.probe(failAt)); len(probes) != 0 {
 		t.Errorf("the failing Apply left its partial row behind: %v", probes)
 	}
-	err := runner.Ready(ctx)
-	if err == nil || !strings.Contains(err.Error(), "flaky") || strings.Contains(err.Error(), "steady") || !strings.Contains(err.Error(), fmt.Sprint(failAt)) {
-		t.Errorf("Ready() = %v, want it to name flaky stopped at %d and nothing else", err, failAt)
-	}
-	if v := servicetest.Metric(t, reg, "shopledger_projection_stopped", ofProjection("flaky")); v != 1 {
-		t.Errorf("stopped gauge of flaky = %v, want 1", v)
-	}
+	checkStopped(t, runner, reg, "flaky", failAt, "", "steady")
 	if v := servicetest.Metric(t, reg, "shopledger_projection_stopped", ofProjection("steady")); v != 0 {
 		t.Errorf("stopped gauge of steady = %v, want 0", v)
 	}
@@ -327,14 +336,7 @@ func TestFailingWriteInBatchStopsOnlyItsProjection(t *testing.T) {
 			t.Errorf("movement of event %d (position %d) stored = %v while stopped at %d", i, p, ok, failAt)
 		}
 	}
-	err := runner.Ready(ctx)
-	if err == nil || !strings.Contains(err.Error(), "stock_movements") || strings.Contains(err.Error(), "steady") ||
-		!strings.Contains(err.Error(), fmt.Sprint(failAt)) || !strings.Contains(err.Error(), "refused") {
-		t.Errorf("Ready() = %v, want it to name stock_movements stopped at %d, and why", err, failAt)
-	}
-	if v := servicetest.Metric(t, reg, "shopledger_projection_stopped", ofProjection("stock_movements")); v != 1 {
-		t.Errorf("stopped gauge of stock_movements = %v, want 1", v)
-	}
+	checkStopped(t, runner, reg, "stock_movements", failAt, "refused", "steady")
 	if v := servicetest.Metric(t, reg, "shopledger_projection_events_applied_total", ofProjection("stock_movements")); v != 17 {
 		t.Errorf("applied total of stock_movements = %v, want 17", v)
 	}
@@ -510,12 +512,5 @@ func TestUndecodableEventStopsPlannerAtIt(t *testing.T) {
 	if offset != before[len(before)-1] {
 		t.Errorf("stock_movements offset at %d, want %d (the event before the undecodable one)", offset, before[len(before)-1])
 	}
-	err := runner.Ready(ctx)
-	if err == nil || !strings.Contains(err.Error(), "stock_movements") || strings.Contains(err.Error(), "seal") ||
-		!strings.Contains(err.Error(), fmt.Sprint(bad)) || !strings.Contains(err.Error(), "decode") {
-		t.Errorf("Ready() = %v, want it to name stock_movements stopped at %d, and why", err, bad)
-	}
-	if v := servicetest.Metric(t, reg, "shopledger_projection_stopped", ofProjection("stock_movements")); v != 1 {
-		t.Errorf("stopped gauge of stock_movements = %v, want 1", v)
-	}
+	checkStopped(t, runner, reg, "stock_movements", bad, "decode", "seal")
 }
