@@ -33,6 +33,18 @@ func facts(evs []events.Event) []fact {
 	return out
 }
 
+// then fails the test unless a command returned wantErr and recorded the
+// events want.
+func then(t *testing.T, got []events.Event, err error, want []fact, wantErr error) {
+	t.Helper()
+	if !errors.Is(err, wantErr) {
+		t.Fatalf("err = %v, want %v", err, wantErr)
+	}
+	if diff := cmp.Diff(want, facts(got)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
 // given turns payloads into the records a stream would hold.
 func given(shopID int64, ps ...events.Payload) []events.Record {
 	var out []events.Record
@@ -191,12 +203,7 @@ func TestListingObserve(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			l := domain.ReplayListing(1, given(7, c.past...))
 			got, err := l.Observe(c.view, obs)
-			if !errors.Is(err, c.wantErr) {
-				t.Fatalf("err = %v, want %v", err, c.wantErr)
-			}
-			if diff := cmp.Diff(c.want, facts(got)); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
+			then(t, got, err, c.want, c.wantErr)
 		})
 	}
 }
@@ -248,12 +255,7 @@ func TestListingDelete(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := domain.ReplayListing(1, given(7, c.past...)).Delete(c.shop, t1)
-			if !errors.Is(err, c.wantErr) {
-				t.Fatalf("err = %v, want %v", err, c.wantErr)
-			}
-			if diff := cmp.Diff(c.want, facts(got)); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
+			then(t, got, err, c.want, c.wantErr)
 		})
 	}
 }

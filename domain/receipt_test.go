@@ -1,7 +1,6 @@
 package domain_test
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -109,12 +108,7 @@ func TestReceiptObserve(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := domain.ReplayReceipt(50, given(7, c.past...))
 			got, err := r.Observe(c.view, t1)
-			if !errors.Is(err, c.wantErr) {
-				t.Fatalf("err = %v, want %v", err, c.wantErr)
-			}
-			if diff := cmp.Diff(c.want, facts(got)); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
+			then(t, got, err, c.want, c.wantErr)
 		})
 	}
 }
