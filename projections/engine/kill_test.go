@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"hash/fnv"
 	"math/rand/v2"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/projections/internal/projtest"
+	"github.com/shopledger/shopledger/service/servicetest"
 
 	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/eventstore"
@@ -35,30 +35,15 @@ func buildProjector(t testing.TB) string {
 	return bin
 }
 
-// syncBuffer collects a child's output for the failure message.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lines := strings.Split(s.b.String(), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+// tail returns the last n lines of a child's output, for a failure
+// message.
+func tail(out *servicetest.Output, n int) string {
+	lines := strings.Split(out.String(), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // startProjector starts the binary and waits until it listens.
-func startProjector(t *testing.T, bin, dbURL string, logs *syncBuffer) *exec.Cmd {
+func startProjector(t *testing.T, bin, dbURL string, logs *servicetest.Output) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
@@ -95,11 +80,11 @@ func startProjector(t *testing.T, bin, dbURL string, logs *syncBuffer) *exec.Cmd
 	case ok := <-listening:
 		if !ok {
 			_ = cmd.Wait()
-			t.Fatalf("projector exited before listening:\n%s", logs.tail(30))
+			t.Fatalf("projector exited before listening:\n%s", tail(logs, 30))
 		}
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatalf("projector did not start listening:\n%s", logs.tail(30))
+		t.Fatalf("projector did not start listening:\n%s", tail(logs, 30))
 	}
 	return cmd
 }
@@ -150,7 +135,7 @@ func TestKilledProjectorConverges(t *testing.T) {
 	}
 	go func() { wg.Wait(); close(appendsDone) }()
 
-	logs := &syncBuffer{}
+	logs := &servicetest.Output{}
 	rng := rand.New(rand.NewPCG(42, 7))
 	kills := 0
 	for kills < 10 || !isClosed(appendsDone) {
@@ -173,12 +158,12 @@ func TestKilledProjectorConverges(t *testing.T) {
 	// appends alert events that every other group then reads: wait until
 	// all groups are caught up at the same moment.
 	groups := append(projtest.Names(projections.Default()), alerts.ReadModelName, alerts.AlerterName)
-	projtest.WaitCaughtUpOr(t, db.DB, groups, 120*time.Second, func() string { return logs.tail(40) })
+	projtest.WaitCaughtUpOr(t, db.DB, groups, 120*time.Second, func() string { return tail(logs, 40) })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Errorf("projector after SIGTERM: %v\n%s", err, logs.tail(30))
+		t.Errorf("projector after SIGTERM: %v\n%s", err, tail(logs, 30))
 	}
 
 	targets, tables := projtest.Rebuildable(t)
@@ -236,7 +221,7 @@ func TestKilledProjectorConverges(t *testing.T) {
 		var sealedTx string
 		_ = db.DB.QueryRow(`SELECT min(transaction_id::text)||'..'||max(transaction_id::text) FROM event_seal`).Scan(&sealedTx)
 		t.Logf("sealed txids %s", sealedTx)
-		t.Logf("logs:\n%s", logs.tail(60))
+		t.Logf("logs:\n%s", tail(logs, 60))
 	}
 }
 
