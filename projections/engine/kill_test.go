@@ -1,14 +1,12 @@
 package engine_test
 
 import (
-	"bufio"
 	"context"
 	"hash/fnv"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,13 +33,6 @@ func buildProjector(t testing.TB) string {
 	return bin
 }
 
-// tail returns the last n lines of a child's output, for a failure
-// message.
-func tail(out *servicetest.Output, n int) string {
-	lines := strings.Split(out.String(), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
 // startProjector starts the binary and waits until it listens.
 func startProjector(t *testing.T, bin, dbURL string, logs *servicetest.Output) *exec.Cmd {
 	t.Helper()
@@ -62,29 +53,15 @@ func startProjector(t *testing.T, bin, dbURL string, logs *servicetest.Output) *
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	listening := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		ok := false
-		for sc.Scan() {
-			if !ok && strings.Contains(sc.Text(), " listening on ") {
-				ok = true
-				listening <- true
-			}
-		}
-		if !ok {
-			listening <- false
-		}
-	}()
 	select {
-	case ok := <-listening:
+	case ok := <-servicetest.Listening(stdout):
 		if !ok {
 			_ = cmd.Wait()
-			t.Fatalf("projector exited before listening:\n%s", tail(logs, 30))
+			t.Fatalf("projector exited before listening:\n%s", logs.Tail(30))
 		}
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatalf("projector did not start listening:\n%s", tail(logs, 30))
+		t.Fatalf("projector did not start listening:\n%s", logs.Tail(30))
 	}
 	return cmd
 }
@@ -158,12 +135,12 @@ func TestKilledProjectorConverges(t *testing.T) {
 	// appends alert events that every other group then reads: wait until
 	// all groups are caught up at the same moment.
 	groups := append(projtest.Names(projections.Default()), alerts.ReadModelName, alerts.AlerterName)
-	projtest.WaitCaughtUpOr(t, db.DB, groups, 120*time.Second, func() string { return tail(logs, 40) })
+	projtest.WaitCaughtUpOr(t, db.DB, groups, 120*time.Second, func() string { return logs.Tail(40) })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Errorf("projector after SIGTERM: %v\n%s", err, tail(logs, 30))
+		t.Errorf("projector after SIGTERM: %v\n%s", err, logs.Tail(30))
 	}
 
 	targets, tables := projtest.Rebuildable(t)
@@ -221,7 +198,7 @@ func TestKilledProjectorConverges(t *testing.T) {
 		var sealedTx string
 		_ = db.DB.QueryRow(`SELECT min(transaction_id::text)||'..'||max(transaction_id::text) FROM event_seal`).Scan(&sealedTx)
 		t.Logf("sealed txids %s", sealedTx)
-		t.Logf("logs:\n%s", tail(logs, 60))
+		t.Logf("logs:\n%s", logs.Tail(60))
 	}
 }
 
