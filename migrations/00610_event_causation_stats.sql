@@ -6,10 +6,23 @@
 -- recursive walk to its effects as a sort and merge of every event that
 -- has a cause, and a page that reads a handful of rows through the index
 -- reads the whole log each step. With them it knows a cause has few
--- effects and walks the index. ANALYZE builds them now rather than at the
--- next autovacuum; neither blocks appends.
+-- effects and walks the index.
 CREATE STATISTICS events_causation_stats ON ((metadata->>'causation_id')) FROM events;
-ANALYZE events;
+
+-- A log that holds events is analyzed now rather than at the next
+-- autovacuum; that blocks no append. An empty log is left to autovacuum:
+-- statistics taken of an empty table make the planner cost appends'
+-- lookups as if the table stayed empty until autovacuum analyzes it again,
+-- and on a fresh install the first webhooks would pay for it.
+-- +goose StatementBegin
+DO $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM events) THEN
+		ANALYZE events;
+	END IF;
+END
+$$;
+-- +goose StatementEnd
 
 -- +goose Down
 DROP STATISTICS events_causation_stats;
