@@ -52,10 +52,26 @@ func hashPassword(password string, p Argon2Params) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Threads, keyLen)
+	return phcString(p, salt, argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Threads, keyLen)), nil
+}
+
+// unmatchableHash returns a PHC string under p whose key is random, not
+// derived from any password: checking a password against it takes the
+// same argon2 work as checking one against a real hash, and never
+// matches. Making it takes none of that work, nor p's memory.
+func unmatchableHash(p Argon2Params) (string, error) {
+	b := make([]byte, saltLen+keyLen)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("unmatchable hash: %w", err)
+	}
+	return phcString(p, b[:saltLen], b[saltLen:]), nil
+}
+
+// phcString encodes an argon2id key with its salt and parameters.
+func phcString(p Argon2Params, salt, key []byte) string {
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, p.MemoryKiB, p.Iterations, p.Threads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+		argon2.Version, p.MemoryKiB, p.Iterations, p.Threads, enc.EncodeToString(salt), enc.EncodeToString(key))
 }
 
 // checkPassword reports whether password matches the PHC string, and
