@@ -2,6 +2,7 @@ package systemtest_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image/png"
 	"net/http"
@@ -43,6 +44,8 @@ func TestBrowserHarness(t *testing.T) {
 			http.Redirect(w, r, "/good", http.StatusSeeOther)
 		case "/good":
 			_, _ = w.Write([]byte(`<!doctype html><html lang="en"><head><meta name="viewport" content="width=device-width, initial-scale=1"><title>Good</title></head><body><main><h1>Good</h1><p>Fine.</p></main></body></html>`))
+		case "/wide":
+			_, _ = w.Write([]byte(`<!doctype html><html lang="en"><head><meta name="viewport" content="width=device-width, initial-scale=1"><title>Wide</title></head><body><main><h1>Wide</h1><p id="wide">` + strings.Repeat("unbroken", 80) + `</p></main></body></html>`))
 		case "/bad":
 			_, _ = w.Write([]byte(`<!doctype html><html lang="en"><head><meta name="viewport" content="width=device-width, initial-scale=1"><title>Bad</title></head><body><main><h1>Bad</h1><img src="/x.png" id="nameless"></main></body></html>`))
 		default:
@@ -72,6 +75,26 @@ func TestBrowserHarness(t *testing.T) {
 		if got := img.Width; (width == "1280" && got != 1280) || (width == "390" && got != 390) {
 			t.Errorf("the %s px screenshot is %d px wide", width, got)
 		}
+	}
+	// A page wider than a phone's window fails the layout check, naming
+	// the element that reaches the edge; the clean page passes it.
+	layoutAt390 := func() error {
+		ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+		defer cancel()
+		_, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+			if err := emulate(ctx, t, 390, 844, true); err != nil {
+				return chromedp.Void{}, err
+			}
+			return chromedp.Void{}, b.checkLayout(ctx, t)
+		})
+		return err
+	}
+	if err := layoutAt390(); err != nil {
+		t.Errorf("layout of a clean page at 390 px: %v", err)
+	}
+	b.open("/wide")
+	if err := layoutAt390(); err == nil || !strings.Contains(err.Error(), "px wide in a 390 px window") || !strings.Contains(err.Error(), `id="wide"`) {
+		t.Errorf("layout of a page with an unbroken 640-character word at 390 px: %v, want it named as too wide", err)
 	}
 	if st := b.open("/missing"); st != http.StatusNotFound {
 		t.Errorf("open /missing: %d, want 404", st)

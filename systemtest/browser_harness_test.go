@@ -8,6 +8,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -293,9 +294,10 @@ func (b *tab) screenshot(name string) map[string]string {
 	for _, w := range widths {
 		ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 		png, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) ([]byte, error) {
-			_, err := cdp.Call(ctx, t, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
-				Width: w.width, Height: w.height, DeviceScaleFactor: 1, Mobile: w.mobile})
-			if err != nil {
+			if err := emulate(ctx, t, w.width, w.height, w.mobile); err != nil {
+				return nil, err
+			}
+			if err := b.checkLayout(ctx, t); err != nil {
 				return nil, err
 			}
 			return chromedp.FullScreenshot(100)(ctx, t)
@@ -316,6 +318,61 @@ func (b *tab) screenshot(name string) map[string]string {
 		return err
 	}))
 	return files
+}
+
+// layoutProblems lists what the page at its current width lays out
+// wrongly: cells of tables in a .scroll box that do not lay out as table
+// cells (such tables keep their rows and columns at every width and
+// scroll sideways on a phone; a cell stacked as a block sits at the
+// table's full width, where a right-aligned figure is out of sight), and
+// a page wider than the window, which scrolls sideways as a whole, with
+// the elements that reach its right edge.
+const layoutProblems = `(() => {
+	const out = [];
+	const describe = e => e.outerHTML.slice(0, 160);
+	for (const c of document.querySelectorAll(".scroll th, .scroll td")) {
+		if (getComputedStyle(c).display !== "table-cell") {
+			out.push("a cell of a scrolling table is stacked, not laid out as a table: " + describe(c));
+			break;
+		}
+	}
+	const w = document.documentElement.clientWidth, sw = document.documentElement.scrollWidth;
+	if (sw > w) {
+		// Elements that reach the page's right edge, or whose content
+		// spills out of them there (an unbroken word).
+		const edge = [...document.body.querySelectorAll("*")].filter(e => Math.ceil(e.getBoundingClientRect().right) >= sw - 1 ||
+			(e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === "visible" && e.getBoundingClientRect().left + e.scrollWidth >= sw - 1));
+		// The innermost ones say what is too wide; their ancestors only
+		// follow them.
+		const inner = edge.filter(e => !edge.some(o => o !== e && e.contains(o))).slice(0, 3).map(describe);
+		out.push("the page is " + sw + " px wide in a " + w + " px window; at its right edge: " + inner.join(" · "));
+	}
+	return out;
+})()`
+
+// emulate gives the page a window of width × height CSS pixels, as a
+// phone's when mobile.
+func emulate(ctx context.Context, t *chromedp.Target, width, height int64, mobile bool) error {
+	_, err := cdp.Call(ctx, t, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+		Width: width, Height: height, DeviceScaleFactor: 1, Mobile: mobile})
+	return err
+}
+
+// checkLayout fails with the layout problems of the page at its current
+// width.
+func (b *tab) checkLayout(ctx context.Context, t *chromedp.Target) error {
+	raw, err := chromedp.Evaluate[[]byte](layoutProblems)(ctx, t)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	if err := json.Unmarshal(raw, &problems); err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // axeViolation is one rule axe found broken, with the elements that break it.
