@@ -323,17 +323,19 @@ func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Princi
 		}
 		hf.AfterSeq = cur.Seq
 	}
-	// The variant must exist and be the caller's, even when the range
-	// holds no movement: 404 and an empty page mean different things.
-	// VariantShop is a key lookup; summing a busy variant's movements
-	// here cost more than the page itself.
-	if _, err := s.cfg.Data.Stock.VariantShop(r.Context(), p.Shops, hf.ListingID, hf.VariantKey); err != nil {
-		return err
-	}
 	hf.Limit++
 	items, err := s.cfg.Data.Stock.History(r.Context(), hf)
 	if err != nil {
 		return err
+	}
+	// History reads only the caller's shops, so a movement on the page
+	// shows the variant is theirs. An empty page must still tell a
+	// variant with no movement in the range from no variant (404): that
+	// takes a key lookup, made only then.
+	if len(items) == 0 {
+		if _, err := s.cfg.Data.Stock.VariantShop(r.Context(), p.Shops, hf.ListingID, hf.VariantKey); err != nil {
+			return err
+		}
 	}
 	page := historyPage{ListingID: hf.ListingID, VariantKey: hf.VariantKey}
 	page.Items, page.NextCursor = pageOf(linkMovements(items, p.Role), hf.Limit, func(last movement) any { return historyCursor{Seq: last.Seq, Desc: hf.Desc} })

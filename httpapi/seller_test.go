@@ -318,6 +318,34 @@ func cell(t *testing.T, item map[string]any, col string) string {
 	return ""
 }
 
+// A variant's history with no movement in the range is an empty page; a
+// variant that does not exist, or is another seller's, is a 404, with or
+// without a range, in either order.
+func TestHistoryTellsAnEmptyRangeFromNoVariant(t *testing.T) {
+	t.Parallel()
+	w, h := newWorldAPI(t, 49, nil)
+	tok := w.tokens[1].seller
+	mine, theirs := w.variantOf(11), w.variantOf(21)
+	unknown := variantRef{listing: mine.listing, key: mine.key + "-none"}
+	for _, q := range []string{"", "?order=desc", "?from=2100-01-01T00:00:00Z", "?order=desc&from=2100-01-01T00:00:00Z"} {
+		got := do(t, h, call{path: variantPath(mine) + "/history" + q, token: tok})
+		var page struct {
+			Items []linkedMovement `json:"items"`
+		}
+		if err := json.Unmarshal(got.Body.Bytes(), &page); err != nil || got.Code != http.StatusOK {
+			t.Fatalf("own variant%s: %d %s", q, got.Code, got.Body)
+		}
+		if inRange := !strings.Contains(q, "from="); inRange != (len(page.Items) > 0) {
+			t.Errorf("own variant%s: %d movements", q, len(page.Items))
+		}
+		for _, v := range []variantRef{unknown, theirs} {
+			if got := do(t, h, call{path: variantPath(v) + "/history" + q, token: tok}); got.Code != http.StatusNotFound {
+				t.Errorf("%s%s: %d %s, want 404", variantPath(v), q, got.Code, got.Body)
+			}
+		}
+	}
+}
+
 // CSV answers parse back to the same rows as the JSON answer.
 func TestCSVMatchesJSON(t *testing.T) {
 	t.Parallel()
