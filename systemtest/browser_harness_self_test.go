@@ -85,7 +85,7 @@ func TestBrowserHarness(t *testing.T) {
 			if err := emulate(ctx, t, 390, 844, true); err != nil {
 				return chromedp.Void{}, err
 			}
-			return chromedp.Void{}, b.checkLayout(ctx, t)
+			return chromedp.Void{}, checkLayout(ctx, t)
 		})
 		return err
 	}

@@ -297,7 +297,7 @@ func (b *tab) screenshot(name string) map[string]string {
 			if err := emulate(ctx, t, w.width, w.height, w.mobile); err != nil {
 				return nil, err
 			}
-			if err := b.checkLayout(ctx, t); err != nil {
+			if err := checkLayout(ctx, t); err != nil {
 				return nil, err
 			}
 			return chromedp.FullScreenshot(100)(ctx, t)
@@ -360,7 +360,7 @@ func emulate(ctx context.Context, t *chromedp.Target, width, height int64, mobil
 
 // checkLayout fails with the layout problems of the page at its current
 // width.
-func (b *tab) checkLayout(ctx context.Context, t *chromedp.Target) error {
+func checkLayout(ctx context.Context, t *chromedp.Target) error {
 	raw, err := chromedp.Evaluate[[]byte](layoutProblems)(ctx, t)
 	if err != nil {
 		return err
