@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopledger/shopledger/events"
 )
 
 // Reads of the whole log for the projector's rebuild, the seal's
@@ -132,6 +134,45 @@ func CountAllUnsealed(ctx context.Context, q Queryer) (int64, error) {
 	err := q.QueryRowContext(ctx, `SELECT count(*) FROM events e
 		WHERE NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)`).Scan(&n)
 	return n, err
+}
+
+// CountAll counts the events of the whole log.
+func CountAll(ctx context.Context, q Queryer) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n)
+	return n, err
+}
+
+// SealAllUnsealed seals every event not sealed yet, in the order the
+// projector seals them (commit order, then position), in one call of
+// seal_events. Recovery drills use it to leave a log whose seal is whole
+// without running a projector.
+func SealAllUnsealed(ctx context.Context, q Queryer) error {
+	_, err := q.ExecContext(ctx, `SELECT seal_events(ARRAY(SELECT e.position FROM events e
+		WHERE NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)
+		ORDER BY e.transaction_id, e.position))`)
+	return err
+}
+
+// WebhookEvidence counts the stored evidence of each webhook id: a
+// webhook kept once counts 1, so any count above 1 is a duplicate that
+// the dedupe key should have stopped.
+func WebhookEvidence(ctx context.Context, q Queryer) (map[string]int, error) {
+	rows, err := q.QueryContext(ctx, `SELECT data->>'webhook_id', count(*) FROM events WHERE type = $1 GROUP BY 1`, events.TypeWebhookReceived)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
 }
 
 // CountPastSeal is how many events the log holds beyond the seal's count:

@@ -146,3 +146,43 @@ func TestEmptyTxSeesTheFirstEvent(t *testing.T) {
 		t.Error("a log with an event is empty")
 	}
 }
+
+func TestWholeLogCountsAndSealingEverything(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t).DB
+	s := eventstore.New(db)
+	appendAll(t, s, evidence("w1"), evidence("w2"),
+		listingEvent(7, 1, events.StockAdjusted{ListingID: 1, VariantKey: "sku:A", Delta: 2, Reason: events.ReasonRestock}))
+	// Evidence of w1 a second time, under another dedupe key: the count
+	// must show it, since it is what the key exists to stop.
+	again := evidence("w1")
+	again.DedupeKey = "other:w1"
+	appendAll(t, s, again)
+
+	if n, err := eventstore.CountAll(ctx, db); err != nil || n != 4 {
+		t.Errorf("CountAll = %d, %v; want 4", n, err)
+	}
+	got, err := eventstore.WebhookEvidence(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]int{"w1": 2, "w2": 1}, got); diff != "" {
+		t.Errorf("WebhookEvidence (-want +got):\n%s", diff)
+	}
+	if n, err := eventstore.CountAllUnsealed(ctx, db); err != nil || n != 4 {
+		t.Fatalf("before sealing, CountAllUnsealed = %d, %v; want 4", n, err)
+	}
+	if err := eventstore.SealAllUnsealed(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := eventstore.CountAllUnsealed(ctx, db); err != nil || n != 0 {
+		t.Errorf("after sealing, CountAllUnsealed = %d, %v; want 0", n, err)
+	}
+	if n, err := eventstore.CountPastSeal(ctx, db); err != nil || n != 0 {
+		t.Errorf("after sealing, CountPastSeal = %d, %v; want 0", n, err)
+	}
+	// Sealing with nothing left to seal changes nothing.
+	if err := eventstore.SealAllUnsealed(ctx, db); err != nil {
+		t.Errorf("sealing an already sealed log: %v", err)
+	}
+}

@@ -28,9 +28,7 @@ func AppendAndSeal(t testing.TB, db *sql.DB, from, n int64) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.ExecContext(ctx, `SELECT seal_events(ARRAY(SELECT e.position FROM events e
-		WHERE NOT EXISTS (SELECT 1 FROM event_seal s WHERE s.position = e.position)
-		ORDER BY e.transaction_id, e.position))`); err != nil {
+	if err := eventstore.SealAllUnsealed(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -75,8 +73,8 @@ func RecoverLedger(t testing.TB, base, archive, target string) (*sql.DB, int64) 
 		db.Close()
 		pool.Close()
 	})
-	var n int64
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+	n, err := eventstore.CountAll(ctx, db)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return db, n
@@ -97,24 +95,4 @@ func NewArchivingLedger(t testing.TB) (*Cluster, *sql.DB) {
 		pool.Close()
 	})
 	return c, db
-}
-
-// StoredWebhooks counts the evidence of each webhook id in the log: a
-// webhook stored once counts 1.
-func StoredWebhooks(ctx context.Context, db *sql.DB) (map[string]int, error) {
-	rows, err := db.QueryContext(ctx, `SELECT data->>'webhook_id', count(*) FROM events WHERE type = $1 GROUP BY 1`, events.TypeWebhookReceived)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
-	}
-	return out, rows.Err()
 }

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/service/servicetest"
 	"github.com/shopledger/shopledger/stdwebhooks"
@@ -346,7 +347,7 @@ func (d *deployment) postWebhook(ctx context.Context, c *http.Client, base, id s
 
 // storedWebhooks counts the evidence events per webhook id.
 func (d *deployment) storedWebhooks(ctx context.Context) (map[string]int, error) {
-	return pgtest.StoredWebhooks(ctx, d.db.DB)
+	return eventstore.WebhookEvidence(ctx, d.db.DB)
 }
 
 // repoRoot is the module root: tests run in systemtest/.

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/ingest"
-	"github.com/shopledger/shopledger/pgtest"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
@@ -239,7 +239,7 @@ func resend(ctx context.Context, t *testing.T, cfg soakConfig, h *history, withi
 // stored counts the evidence per webhook id in the log.
 func stored(t *testing.T, db *sql.DB) map[string]int {
 	t.Helper()
-	got, err := pgtest.StoredWebhooks(context.Background(), db)
+	got, err := eventstore.WebhookEvidence(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
