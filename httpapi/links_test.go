@@ -6,14 +6,16 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/httpapi"
 	"github.com/shopledger/shopledger/projections"
 )
 
-// A sale that came by webhook links to the webhook's evidence for an
-// auditor, and a seller's answer carries only links a seller can follow.
+// A sale and a listing change that came by webhook link to the webhook's
+// evidence for an auditor, and a seller's answer carries only links a
+// seller can follow.
 func TestMovementLinksFollowTheWebhookAndTheRole(t *testing.T) {
 	t.Parallel()
 	w, h := newWorldAPI(t, 56, nil)
@@ -28,19 +30,23 @@ func TestMovementLinksFollowTheWebhookAndTheRole(t *testing.T) {
 	stream := events.ListingStream(v.listing)
 	sold := w.append(stream, events.New(stream, 11, w.at(), events.StockSold{ListingID: v.listing, VariantKey: v.key, Quantity: 1,
 		ReceiptID: 119999, TransactionID: 1199990}).WithMetadata(cause)).Events[0].EventID
+	// And a listing change the same webhook brought, which names it.
+	changed := w.append(stream, events.New(stream, 11, w.at(), events.StockAdjusted{ListingID: v.listing, VariantKey: v.key, Delta: 3,
+		Reason: events.ReasonEtsyChange, Cause: "webhook:" + webhookID}).WithMetadata(cause)).Events[0].EventID
 	w.project()
 
-	movement := func(token string) linkedMovement {
+	movement := func(token string, id ...uuid.UUID) linkedMovement {
 		t.Helper()
 		page := getJSON[struct {
 			Items []linkedMovement `json:"items"`
 		}](t, h, token, variantPath(v)+"/history?order=desc&limit=100")
+		want := append(id, sold)[0]
 		for _, m := range page.Items {
-			if m.EventID == sold.String() {
+			if m.EventID == want.String() {
 				return m
 			}
 		}
-		t.Fatalf("the webhook's sale is not in the history")
+		t.Fatalf("movement of event %s is not in the history", want)
 		return linkedMovement{}
 	}
 	str := func(s string) *string { return &s }
@@ -58,6 +64,16 @@ func TestMovementLinksFollowTheWebhookAndTheRole(t *testing.T) {
 	asSeller := movement(w.tokens[1].seller)
 	if asSeller.Links.Event != nil || asSeller.Links.Webhook != nil || asSeller.WebhookID == nil || *asSeller.WebhookID != webhookID {
 		t.Errorf("seller's movement: links %+v, webhook_id %v; want no log links and the webhook id", asSeller.Links, asSeller.WebhookID)
+	}
+
+	changeAsAuditor := movement(w.tokens[1].auditor, changed)
+	want = httpapi.MovementLinks{Event: str("/v1/events/" + changed.String()), Webhook: str("/v1/events/" + evidence.String())}
+	if diff := cmp.Diff(want, changeAsAuditor.Links); diff != "" || changeAsAuditor.WebhookID == nil || *changeAsAuditor.WebhookID != webhookID {
+		t.Errorf("auditor's links of the webhook's listing change (-want +got):\n%s\nwebhook_id %v", diff, changeAsAuditor.WebhookID)
+	}
+	changeAsSeller := movement(w.tokens[1].seller, changed)
+	if changeAsSeller.Links.Event != nil || changeAsSeller.Links.Webhook != nil || changeAsSeller.WebhookID == nil || *changeAsSeller.WebhookID != webhookID {
+		t.Errorf("seller's listing change: links %+v, webhook_id %v; want no log links and the webhook id", changeAsSeller.Links, changeAsSeller.WebhookID)
 	}
 	// Every link a seller is given answers the seller.
 	page := getJSON[struct {

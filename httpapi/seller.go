@@ -295,7 +295,7 @@ func (s *server) variantHistory(w http.ResponseWriter, r *http.Request, p Princi
 	if err != nil {
 		return err
 	}
-	hf := projections.HistoryFilter{Shops: p.Shops}
+	hf := projections.HistoryFilter{Shops: p.Shops, WebhookEvidence: p.Role == RoleAuditor}
 	if hf.ListingID, hf.VariantKey, err = pathVariant(r); err != nil {
 		return err
 	}

@@ -269,6 +269,10 @@ type HistoryFilter struct {
 	AfterSeq   int64     // with Desc, the page continues below this seq
 	Desc       bool
 	Limit      int
+	// WebhookEvidence asks for the webhook evidence event of each
+	// movement that came by webhook (Movement.WebhookEventID): a link
+	// into the log, which only callers who show the log need.
+	WebhookEvidence bool
 }
 
 // VariantShop returns the shop of a variant among shops, or ErrNotFound.
@@ -290,6 +294,9 @@ func (r *Reader) VariantShop(ctx context.Context, shops []int64, listingID int64
 // webhook names the webhook: its own cause says so, or (for sales, whose
 // cause is the receipt) its event's cause in the log is the webhook's
 // evidence, which the event store looks up for the page's events only.
+// Movements that name their own origin otherwise (reconciliation, a
+// seller's edit or adjustment) never follow from a webhook, so they take
+// no lookup; nor do webhook movements unless f.WebhookEvidence asks.
 func (r *Reader) History(ctx context.Context, f HistoryFilter) ([]Movement, error) {
 	var w where
 	w.add("listing_id = %s", f.ListingID)
@@ -323,7 +330,7 @@ func (r *Reader) History(ctx context.Context, f HistoryFilter) ([]Movement, erro
 	}
 	defer rows.Close()
 	var out []Movement
-	var ids []uuid.UUID
+	var ids, ask []uuid.UUID
 	for rows.Next() {
 		var m Movement
 		var id uuid.UUID
@@ -334,12 +341,15 @@ func (r *Reader) History(ctx context.Context, f HistoryFilter) ([]Movement, erro
 		m.OccurredAt, m.RecordedAt = utc(m.OccurredAt), utc(m.RecordedAt)
 		m.EventID = id.String()
 		ids = append(ids, id)
+		if mayFollowWebhook(m.Cause, f.WebhookEvidence) {
+			ask = append(ask, id)
+		}
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("stock history: %w", err)
 	}
-	causes, err := r.log.WebhookCauses(ctx, ids)
+	causes, err := r.log.WebhookCauses(ctx, ask)
 	if err != nil {
 		return nil, fmt.Errorf("stock history: %w", err)
 	}
@@ -357,6 +367,23 @@ func (r *Reader) History(ctx context.Context, f HistoryFilter) ([]Movement, erro
 		}
 	}
 	return out, nil
+}
+
+// mayFollowWebhook tells whether a movement with this cause can have a
+// webhook's evidence as its cause in the log and the caller needs it
+// looked up: a sale or a cancellation ("receipt:<id>") may have come by
+// webhook or by reconciliation, and only the log knows which; a
+// "webhook:<id>" movement names its webhook already, so its evidence
+// event is looked up only when wanted.
+func mayFollowWebhook(cause string, wantEvidence bool) bool {
+	kind, _, _ := strings.Cut(cause, ":")
+	switch kind {
+	case "receipt":
+		return true
+	case "webhook":
+		return wantEvidence
+	}
+	return false
 }
 
 // VariantStock is a variant's balance as of an instant.

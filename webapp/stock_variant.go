@@ -170,7 +170,7 @@ func (a *app) variantView(r *http.Request, d productData, v variantRow) (*varian
 	vd.Chart = stockChart("stock-chart", title, from, now, start.Quantity, points, v.LowStockThreshold, loc)
 
 	// The history, newest first, paged by seq.
-	hf := projections.HistoryFilter{Shops: shops, ListingID: d.ListingID, VariantKey: v.VariantKey, Desc: true, Limit: historyPage + 1}
+	hf := projections.HistoryFilter{Shops: shops, ListingID: d.ListingID, VariantKey: v.VariantKey, Desc: true, Limit: historyPage + 1, WebhookEvidence: d.ReadsLog}
 	if b := q.Get("before"); b != "" {
 		seq, err := strconv.ParseInt(b, 10, 64)
 		if err != nil || seq < 1 {
