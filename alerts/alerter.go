@@ -74,14 +74,10 @@ func NewAlerter(store *eventstore.Store, cfg AlerterConfig, logger *slog.Logger,
 		store:  store,
 		cfg:    cfg,
 		logger: logger,
-		raised: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopledger_alerts_raised_total",
-			Help: "Low-stock alerts raised by the alerter; muted=true were inside the cooldown and not delivered.",
-		}, []string{"muted"}),
-		cleared: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopledger_alerts_cleared_total",
-			Help: "Low-stock alerts cleared by the alerter, by reason.",
-		}, []string{"reason"}),
+		raised: telemetry.CounterVec("shopledger_alerts_raised_total",
+			"Low-stock alerts raised by the alerter; muted=true were inside the cooldown and not delivered.", "muted"),
+		cleared: telemetry.CounterVec("shopledger_alerts_cleared_total",
+			"Low-stock alerts cleared by the alerter, by reason.", "reason"),
 	}
 	if err := telemetry.Register(reg, a.raised, a.cleared); err != nil {
 		return nil, fmt.Errorf("new alerter: %w", err)

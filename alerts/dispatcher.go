@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shopledger/shopledger/telemetry"
 )
 
@@ -134,14 +135,10 @@ func NewDispatcher(db *sql.DB, cfg DispatcherConfig, logger *slog.Logger, reg pr
 		db:     db,
 		cfg:    cfg,
 		logger: logger,
-		results: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopledger_alert_deliveries_total",
-			Help: "Alert delivery attempts by channel kind and result (delivered, retry, failed).",
-		}, []string{"channel", "result"}),
-		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "shopledger_alert_oldest_undelivered_seconds",
-			Help: "Age of the oldest alert delivery still pending (0 when none).",
-		}),
+		results: telemetry.CounterVec("shopledger_alert_deliveries_total",
+			"Alert delivery attempts by channel kind and result (delivered, retry, failed).", "channel", "result"),
+		oldest: telemetry.Gauge("shopledger_alert_oldest_undelivered_seconds",
+			"Age of the oldest alert delivery still pending (0 when none)."),
 	}
 	if err := telemetry.Register(reg, d.results, d.oldest); err != nil {
 		return nil, fmt.Errorf("new dispatcher: %w", err)

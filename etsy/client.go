@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shopledger/shopledger/etsy/internal/wire"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 // DefaultBaseURL is Etsy's Open API host; api.etsy.com is equivalent.
@@ -148,15 +150,10 @@ func NewClient(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	if c.ua == "" {
 		c.ua = "shopledger"
 	}
-	c.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "etsy_requests_total",
-		Help: "Requests sent to Etsy by endpoint and HTTP status (\"error\" when no response).",
-	}, []string{"endpoint", "status"})
-	c.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "etsy_request_duration_seconds",
-		Help:    "Time from sending a request to Etsy to reading its whole answer.",
-		Buckets: prometheus.DefBuckets,
-	}, []string{"endpoint"})
+	c.requests = telemetry.CounterVec("etsy_requests_total",
+		"Requests sent to Etsy by endpoint and HTTP status (\"error\" when no response).", "endpoint", "status")
+	c.duration = telemetry.HistogramVec("etsy_request_duration_seconds",
+		"Time from sending a request to Etsy to reading its whole answer.", prometheus.DefBuckets, "endpoint")
 	if reg != nil {
 		if c.requests, err = registerOrReuse(reg, c.requests); err != nil {
 			return nil, fmt.Errorf("new etsy client: %w", err)

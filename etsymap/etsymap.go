@@ -18,6 +18,7 @@ import (
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 // Sources of domain events, recorded in metadata and on stock
@@ -103,10 +104,8 @@ func NewTranslator(store *eventstore.Store, now func() time.Time, reg prometheus
 	t := &Translator{
 		store: store,
 		now:   now,
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ingest_translate_calls_total",
-			Help: "Translations of an Etsy object into domain events, by kind (receipt, listing, listing_deleted) and source (webhook, reconciliation).",
-		}, []string{"kind", "source"}),
+		calls: telemetry.CounterVec("ingest_translate_calls_total",
+			"Translations of an Etsy object into domain events, by kind (receipt, listing, listing_deleted) and source (webhook, reconciliation).", "kind", "source"),
 	}
 	if reg != nil {
 		if err := reg.Register(t.calls); err != nil {

@@ -8,6 +8,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 type metrics struct {
@@ -18,19 +20,12 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "shopledger_query_http_request_duration_seconds",
-			Help:    "Time to answer a query API request, by route pattern, method and status.",
-			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route", "method", "status"}),
-		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopledger_query_auth_failures_total",
-			Help: "Requests refused for a missing or invalid API token.",
-		}, []string{"reason"}),
-		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopledger_query_rate_limited_total",
-			Help: "Requests refused with 429, by which limiter refused them.",
-		}, []string{"limiter"}),
+		duration: telemetry.HistogramVec("shopledger_query_http_request_duration_seconds",
+			"Time to answer a query API request, by route pattern, method and status.", []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}, "route", "method", "status"),
+		authFailures: telemetry.CounterVec("shopledger_query_auth_failures_total",
+			"Requests refused for a missing or invalid API token.", "reason"),
+		rateLimited: telemetry.CounterVec("shopledger_query_rate_limited_total",
+			"Requests refused with 429, by which limiter refused them.", "limiter"),
 	}
 	for _, c := range []prometheus.Collector{m.duration, m.authFailures, m.rateLimited} {
 		if err := reg.Register(c); err != nil {

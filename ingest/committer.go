@@ -14,6 +14,7 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 // ErrCommitterClosed means the committer stopped before taking the event.
@@ -99,20 +100,12 @@ func NewCommitter(store *eventstore.Store, cfg CommitterConfig, reg prometheus.R
 		log:   cfg.Logger,
 		reqs:  make(chan *pendingAppend, cfg.MaxBatch*cfg.Workers),
 		quit:  make(chan struct{}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "ingest_append_duration_seconds",
-			Help:    "Time from handing evidence to the group committer until its transaction committed (or failed).",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "ingest_group_commit_size",
-			Help:    "Events per group-commit transaction.",
-			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
-		}),
-		failures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ingest_group_commit_failures_total",
-			Help: "Group-commit transactions that failed: every request in them was answered 503, or, when an event's content was refused, retried one by one.",
-		}),
+		latency: telemetry.Histogram("ingest_append_duration_seconds",
+			"Time from handing evidence to the group committer until its transaction committed (or failed).", []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}),
+		batchSize: telemetry.Histogram("ingest_group_commit_size",
+			"Events per group-commit transaction.", []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512}),
+		failures: telemetry.Counter("ingest_group_commit_failures_total",
+			"Group-commit transactions that failed: every request in them was answered 503, or, when an event's content was refused, retried one by one."),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

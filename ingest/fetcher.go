@@ -173,23 +173,14 @@ func NewFetcher(db *sql.DB, store *eventstore.Store, api EtsyAPI, tokens TokenSo
 		db: db, store: store, api: api, tokens: tokens, apply: apply, cfg: cfg, log: cfg.Logger,
 		failures: map[string]int{},
 		decode:   eventstore.RecordFromMessage,
-		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ingest_fetch_total",
-			Help: "Webhook evidence handled by the fetcher, by outcome (applied, ignored, failed, retried, parked, unparked).",
-		}, []string{"outcome"}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ingest_fetcher_lag_seconds",
-			Help: "Age of the evidence the fetcher handled last, from when it was stored.",
-		}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "ingest_fetch_duration_seconds",
-			Help:    "Time to fetch and translate one piece of evidence.",
-			Buckets: prometheus.DefBuckets,
-		}),
-		parked: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ingest_fetcher_parked_evidence",
-			Help: "Evidence in ingest_parked_evidence: stored webhooks this fetcher could not decode, waiting for a binary that can.",
-		}),
+		outcomes: telemetry.CounterVec("ingest_fetch_total",
+			"Webhook evidence handled by the fetcher, by outcome (applied, ignored, failed, retried, parked, unparked).", "outcome"),
+		lag: telemetry.Gauge("ingest_fetcher_lag_seconds",
+			"Age of the evidence the fetcher handled last, from when it was stored."),
+		duration: telemetry.Histogram("ingest_fetch_duration_seconds",
+			"Time to fetch and translate one piece of evidence.", prometheus.DefBuckets),
+		parked: telemetry.Gauge("ingest_fetcher_parked_evidence",
+			"Evidence in ingest_parked_evidence: stored webhooks this fetcher could not decode, waiting for a binary that can."),
 	}
 	for _, o := range []string{OutcomeApplied, OutcomeIgnored, OutcomeFailed, OutcomeRetried, OutcomeParked, OutcomeUnparked} {
 		f.outcomes.WithLabelValues(o) // so alerts see 0, not nothing

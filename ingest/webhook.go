@@ -97,10 +97,8 @@ func NewWebhookHandler(store Appender, cfg WebhookConfig, reg prometheus.Registe
 		log:      cfg.Logger,
 		store:    store,
 		parse:    parsePayload,
-		results: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ingest_webhooks_total",
-			Help: "Webhook deliveries by result (accepted, duplicate, rejected, failed) and reason.",
-		}, []string{"result", "reason"}),
+		results: telemetry.CounterVec("ingest_webhooks_total",
+			"Webhook deliveries by result (accepted, duplicate, rejected, failed) and reason.", "result", "reason"),
 	}
 	h.accepted = h.results.WithLabelValues(resultAccepted, "")
 	h.duplicate = h.results.WithLabelValues(resultDuplicate, "")

@@ -157,31 +157,18 @@ func New(cfg Config, reg prometheus.Registerer) (*Reconciler, error) {
 		r.lease = DefaultLease
 	}
 	r.m = metrics{
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopledger_reconcile_runs_total",
-			Help: "Reconciliation runs by result (ok, failed, reauth_required, not_connected, busy).",
-		}, []string{"result"}),
-		drift: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "shopledger_reconcile_drift_total",
-			Help: "Variants whose Etsy stock differed from the ledger's balance when reconciliation looked.",
-		}),
-		apiCalls: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "shopledger_reconcile_api_calls_total",
-			Help: "Etsy API requests made by reconciliation, retries included.",
-		}),
-		appended: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "shopledger_reconcile_events_appended_total",
-			Help: "Events reconciliation appended: what the webhook path had missed.",
-		}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "shopledger_reconcile_duration_seconds",
-			Help:    "Duration of reconciliation runs.",
-			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
-		}),
-		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "shopledger_reconcile_oldest_staleness_seconds",
-			Help: "Time since the most stale sync-enabled connected shop was last reconciled successfully.",
-		}),
+		runs: telemetry.CounterVec("shopledger_reconcile_runs_total",
+			"Reconciliation runs by result (ok, failed, reauth_required, not_connected, busy).", "result"),
+		drift: telemetry.Counter("shopledger_reconcile_drift_total",
+			"Variants whose Etsy stock differed from the ledger's balance when reconciliation looked."),
+		apiCalls: telemetry.Counter("shopledger_reconcile_api_calls_total",
+			"Etsy API requests made by reconciliation, retries included."),
+		appended: telemetry.Counter("shopledger_reconcile_events_appended_total",
+			"Events reconciliation appended: what the webhook path had missed."),
+		duration: telemetry.Histogram("shopledger_reconcile_duration_seconds",
+			"Duration of reconciliation runs.", prometheus.ExponentialBuckets(0.1, 2, 14)),
+		oldest: telemetry.Gauge("shopledger_reconcile_oldest_staleness_seconds",
+			"Time since the most stale sync-enabled connected shop was last reconciled successfully."),
 	}
 	for _, res := range []string{"ok", "failed", "reauth_required", "not_connected", "busy"} {
 		r.m.runs.WithLabelValues(res) // so alerts see 0, not nothing

@@ -125,10 +125,8 @@ func NewStore(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	if s.window <= 0 {
 		s.window = 60 * time.Second
 	}
-	s.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "shopledger_token_refreshes_total",
-		Help: "Calls to Etsy's token endpoint to refresh a shop's token, by result (ok, invalid_grant, error, lost).",
-	}, []string{"result"})
+	s.refreshes = telemetry.CounterVec("shopledger_token_refreshes_total",
+		"Calls to Etsy's token endpoint to refresh a shop's token, by result (ok, invalid_grant, error, lost).", "result")
 	for _, r := range []string{"ok", "invalid_grant", "error", "lost"} {
 		s.refreshes.WithLabelValues(r) // so alerts see 0, not nothing
 	}

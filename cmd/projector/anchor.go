@@ -4,10 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/projections/engine"
+	"github.com/shopledger/shopledger/telemetry"
 )
 
 // The anchor plugin signs the seal's head with SHOPLEDGER_SEAL_KEYS, a key
@@ -33,10 +32,8 @@ func setupAnchor(d deps) ([]engine.Projection, []func(context.Context) error, er
 		d.env.Fail("SHOPLEDGER_SEAL_KEYS: %v", err)
 		return nil, nil, nil
 	}
-	anchored := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "shopledger_seal_anchored_seq",
-		Help: "The last seal seq whose head is signed with the seal key.",
-	})
+	anchored := telemetry.Gauge("shopledger_seal_anchored_seq",
+		"The last seal seq whose head is signed with the seal key.")
 	d.reg.MustRegister(anchored)
 	work := func(ctx context.Context) error {
 		t := time.NewTicker(interval)

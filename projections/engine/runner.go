@@ -729,23 +729,15 @@ type runnerMetrics struct {
 }
 
 func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
-	perProjection := []string{"projection"}
-	counter := func(name, help string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, perProjection)
-	}
-	gauge := func(name, help string) *prometheus.GaugeVec {
-		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, perProjection)
-	}
+	counter := func(name, help string) *prometheus.CounterVec { return telemetry.CounterVec(name, help, "projection") }
+	gauge := func(name, help string) *prometheus.GaugeVec { return telemetry.GaugeVec(name, help, "projection") }
 	m := &runnerMetrics{
 		applied: counter("shopledger_projection_events_applied_total",
 			"Events applied by each projection (events it does not handle are not counted)."),
 		failures: counter("shopledger_projection_failures_total",
 			"Failed attempts to apply an event, per projection."),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "shopledger_projection_apply_seconds",
-			Help:    "Time to apply one event, per projection.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
-		}, perProjection),
+		latency: telemetry.HistogramVec("shopledger_projection_apply_seconds",
+			"Time to apply one event, per projection.", prometheus.ExponentialBuckets(0.0001, 2.5, 12), "projection"),
 		stopped: gauge("shopledger_projection_stopped",
 			"1 while a projection is stopped at an event it cannot apply."),
 		lagCount: gauge("shopledger_projection_lag_events",
