@@ -15,6 +15,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
+
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // Message is one plain-text e-mail.
@@ -57,9 +59,7 @@ func NewSMTPMailer(cfg SMTPConfig) (*SMTPMailer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smtp mailer: from address %q: %w", cfg.From, err)
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
-	}
+	defaults.Positive(&cfg.Timeout, 30*time.Second)
 	return &SMTPMailer{cfg: cfg, from: from, now: time.Now}, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // ThrottleConfig sets how failed logins slow down and lock, and how many
@@ -33,20 +35,14 @@ type ThrottleConfig struct {
 }
 
 func (c ThrottleConfig) withDefaults() ThrottleConfig {
-	if c.FreeFailures <= 0 {
-		c.FreeFailures = 3
-	}
+	defaults.Positive(&c.FreeFailures, 3)
 	if c.LockAfter <= c.FreeFailures {
 		c.LockAfter = c.FreeFailures + 7
 	}
 	c.LockFor = orDefault(c.LockFor, 15*time.Minute)
 	c.Window = orDefault(c.Window, 15*time.Minute)
-	if c.MailPerAccount <= 0 {
-		c.MailPerAccount = 3
-	}
-	if c.MailPerAddress <= 0 {
-		c.MailPerAddress = 10
-	}
+	defaults.Positive(&c.MailPerAccount, 3)
+	defaults.Positive(&c.MailPerAddress, 10)
 	c.MailWindow = orDefault(c.MailWindow, time.Hour)
 	return c
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/telemetry"
 )
 
@@ -83,24 +84,12 @@ type DispatcherConfig struct {
 }
 
 func (c *DispatcherConfig) defaults() {
-	if c.InitialBackoff <= 0 {
-		c.InitialBackoff = 30 * time.Second
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = time.Hour
-	}
-	if c.GiveUpAfter <= 0 {
-		c.GiveUpAfter = 24 * time.Hour
-	}
-	if c.Lease <= 0 {
-		c.Lease = 5 * time.Minute
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 50
-	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 4
-	}
+	defaults.Positive(&c.InitialBackoff, 30*time.Second)
+	defaults.Positive(&c.MaxBackoff, time.Hour)
+	defaults.Positive(&c.GiveUpAfter, 24*time.Hour)
+	defaults.Positive(&c.Lease, 5*time.Minute)
+	defaults.Positive(&c.BatchSize, 50)
+	defaults.Positive(&c.Concurrency, 4)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // SMTPConfig says how to hand alert emails to a mail server.
@@ -61,9 +63,7 @@ func NewEmailSender(cfg SMTPConfig, links Links, now func() time.Time) (*EmailSe
 	if err != nil {
 		return nil, fmt.Errorf("new email sender: from address %q: %w", cfg.From, err)
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
-	}
+	defaults.Positive(&cfg.Timeout, 30*time.Second)
 	if now == nil {
 		now = time.Now
 	}

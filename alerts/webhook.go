@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/stdwebhooks"
 )
 
@@ -134,9 +135,7 @@ func (g *guardedDialer) DialContext(ctx context.Context, network, address string
 // failure, as for Etsy's own deliveries) and, unless allowPrivate, no
 // connections to any address CheckAddress refuses.
 func NewHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
-	if timeout <= 0 {
-		timeout = 15 * time.Second
-	}
+	defaults.Positive(&timeout, 15*time.Second)
 	dialer := &net.Dialer{Timeout: timeout}
 	dial := dialer.DialContext
 	if !allowPrivate {

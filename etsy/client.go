@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/etsy/internal/wire"
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/telemetry"
 )
 
@@ -138,15 +139,9 @@ func NewClient(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	case c.retries < 0:
 		c.retries = 0
 	}
-	if c.minBack <= 0 {
-		c.minBack = 250 * time.Millisecond
-	}
-	if c.maxBack <= 0 {
-		c.maxBack = 10 * time.Second
-	}
-	if c.maxRA <= 0 {
-		c.maxRA = time.Minute
-	}
+	defaults.Positive(&c.minBack, 250*time.Millisecond)
+	defaults.Positive(&c.maxBack, 10*time.Second)
+	defaults.Positive(&c.maxRA, time.Minute)
 	if c.ua == "" {
 		c.ua = "shopledger"
 	}

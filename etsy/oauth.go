@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // Etsy's OAuth endpoints.
@@ -253,9 +255,7 @@ func (a *AuthStates) Begin() (state, challenge string, err error) {
 	}
 	now := a.now()
 	ttl := a.TTL
-	if ttl <= 0 {
-		ttl = 10 * time.Minute
-	}
+	defaults.Positive(&ttl, 10*time.Minute)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.pending == nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // TokenSourceOptions configures a RefreshingTokenSource.
@@ -49,15 +51,11 @@ type refreshFlight struct {
 
 // NewRefreshingTokenSource starts from t and refreshes through o.
 func NewRefreshingTokenSource(o OAuthConfig, t Token, opts TokenSourceOptions) *RefreshingTokenSource {
-	if opts.Skew <= 0 {
-		opts.Skew = time.Minute
-	}
+	defaults.Positive(&opts.Skew, time.Minute)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.RefreshTimeout <= 0 {
-		opts.RefreshTimeout = 30 * time.Second
-	}
+	defaults.Positive(&opts.RefreshTimeout, 30*time.Second)
 	return &RefreshingTokenSource{oauth: o, opts: opts, cur: t}
 }
 

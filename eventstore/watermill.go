@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // Topic is the watermill topic that names the log. There is one log; the
@@ -68,9 +69,7 @@ func (SchemaAdapter) SubscribeIsolationLevel() sql.IsolationLevel {
 func (a SchemaAdapter) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
 	next := offsets.NextOffsetQuery(Topic, consumerGroup)
 	batch := a.BatchSize
-	if batch <= 0 {
-		batch = 100
-	}
+	defaults.Positive(&batch, 100)
 	// A row comparison lets the planner walk the (transaction_id, position)
 	// index from the group's offset instead of sorting what is left, and
 	// ORDER BY names the table's columns: selectColumns exposes a text cast
@@ -187,13 +186,9 @@ func NewSubscriber(db *sql.DB, cfg SubscriberConfig, logger watermill.LoggerAdap
 		return nil, errors.New("new subscriber: consumer group is required")
 	}
 	poll := cfg.PollInterval
-	if poll <= 0 {
-		poll = 100 * time.Millisecond
-	}
+	defaults.Positive(&poll, 100*time.Millisecond)
 	deadline := cfg.AckDeadline
-	if deadline <= 0 {
-		deadline = 30 * time.Second
-	}
+	defaults.Positive(&deadline, 30*time.Second)
 	sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
 		ConsumerGroup:  cfg.ConsumerGroup,
 		SchemaAdapter:  SchemaAdapter{BatchSize: cfg.BatchSize},

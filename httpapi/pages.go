@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopledger/shopledger/alerts"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/projections"
 )
 
@@ -165,12 +166,8 @@ type ExportOptions struct {
 // order, then the trailer. An error is returned only before anything was
 // written.
 func ExportEvents(w http.ResponseWriter, r *http.Request, rd EventLog, f projections.EventFilter, o ExportOptions) error {
-	if o.Batch <= 0 {
-		o.Batch = 1000
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
-	}
+	defaults.Positive(&o.Batch, 1000)
+	defaults.Positive(&o.Timeout, 5*time.Second)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // Config is what the API needs. Every reader is a small interface declared
@@ -91,12 +93,8 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.QueryTimeout <= 0 {
-		cfg.QueryTimeout = 5 * time.Second
-	}
-	if cfg.ExportBatch <= 0 {
-		cfg.ExportBatch = 1000
-	}
+	defaults.Positive(&cfg.QueryTimeout, 5*time.Second)
+	defaults.Positive(&cfg.ExportBatch, 1000)
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // Message is one message the sink received.
@@ -48,9 +50,7 @@ type Inbox struct {
 
 // New returns an empty inbox keeping at most max messages (default 500).
 func New(max int, logger *slog.Logger) *Inbox {
-	if max <= 0 {
-		max = 500
-	}
+	defaults.Positive(&max, 500)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/telemetry"
 )
 
@@ -85,15 +86,9 @@ type appendOutcome struct {
 // reg: ingest_append_duration_seconds, ingest_group_commit_size and
 // ingest_group_commit_failures_total. Close stops it.
 func NewCommitter(store *eventstore.Store, cfg CommitterConfig, reg prometheus.Registerer) (*Committer, error) {
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 256
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 1
-	}
-	if cfg.CommitTimeout <= 0 {
-		cfg.CommitTimeout = 10 * time.Second
-	}
+	defaults.Positive(&cfg.MaxBatch, 256)
+	defaults.Positive(&cfg.Workers, 1)
+	defaults.Positive(&cfg.CommitTimeout, 10*time.Second)
 	c := &Committer{
 		store: store,
 		cfg:   cfg,

@@ -23,6 +23,7 @@ import (
 	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/telemetry"
 )
 
@@ -142,30 +143,16 @@ const (
 // ingest_fetcher_lag_seconds, ingest_fetch_duration_seconds and
 // ingest_fetcher_parked_evidence on reg.
 func NewFetcher(db *sql.DB, store *eventstore.Store, api EtsyAPI, tokens TokenSources, apply Applier, cfg FetcherConfig, reg prometheus.Registerer) (*Fetcher, error) {
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 3
-	}
-	if cfg.Backoff <= 0 {
-		cfg.Backoff = 500 * time.Millisecond
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 10 * time.Second
-	}
+	defaults.Positive(&cfg.MaxAttempts, 3)
+	defaults.Positive(&cfg.Backoff, 500*time.Millisecond)
+	defaults.Positive(&cfg.MaxBackoff, 10*time.Second)
 	if cfg.SettleWindow == 0 {
 		cfg.SettleWindow = 30 * time.Minute
 	}
-	if cfg.SettleMaxReceipts <= 0 {
-		cfg.SettleMaxReceipts = 5000
-	}
-	if cfg.StoreRetries <= 0 {
-		cfg.StoreRetries = 5
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 50
-	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 200 * time.Millisecond
-	}
+	defaults.Positive(&cfg.SettleMaxReceipts, 5000)
+	defaults.Positive(&cfg.StoreRetries, 5)
+	defaults.Positive(&cfg.BatchSize, 50)
+	defaults.Positive(&cfg.PollInterval, 200*time.Millisecond)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/projections/engine"
 )
 
@@ -303,12 +304,8 @@ const (
 )
 
 func newChainVerifier(step, window int) *chainVerifier {
-	if step <= 0 {
-		step = chainStep
-	}
-	if window <= 0 {
-		window = chainWindow
-	}
+	defaults.Positive(&step, chainStep)
+	defaults.Positive(&window, chainWindow)
 	return &chainVerifier{last: []byte{}, checked: map[int64]int64{}, first: map[int64]int64{}, step: step, window: window}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/shopledger/shopledger/etsymap"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/telemetry"
 )
 
@@ -144,18 +145,12 @@ func New(cfg Config, reg prometheus.Registerer) (*Reconciler, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
-	if r.overlap <= 0 {
-		r.overlap = DefaultOverlap
-	}
-	if r.lookback <= 0 {
-		r.lookback = DefaultLookback
-	}
+	defaults.Positive(&r.overlap, DefaultOverlap)
+	defaults.Positive(&r.lookback, DefaultLookback)
 	if len(r.states) == 0 {
 		r.states = DefaultListingStates()
 	}
-	if r.lease <= 0 {
-		r.lease = DefaultLease
-	}
+	defaults.Positive(&r.lease, DefaultLease)
 	r.m = metrics{
 		runs: telemetry.CounterVec("shopledger_reconcile_runs_total",
 			"Reconciliation runs by result (ok, failed, reauth_required, not_connected, busy).", "result"),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // ShopLister names the shops whose connection is usable; shops.Store is
@@ -61,9 +62,7 @@ type ShopSchedule struct {
 
 // Schedule reports every connected shop's schedule, most stale first.
 func (r *Reconciler) Schedule(ctx context.Context, shops ShopLister, defaultInterval time.Duration) ([]ShopSchedule, error) {
-	if defaultInterval <= 0 {
-		defaultInterval = 15 * time.Minute
-	}
+	defaults.Positive(&defaultInterval, 15*time.Minute)
 	ids, err := shops.Connected(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("schedule: %w", err)
@@ -249,15 +248,9 @@ func (r *Reconciler) RunScheduler(ctx context.Context, cfg ScheduleConfig) error
 	if cfg.Shops == nil {
 		return errors.New("reconcile scheduler: a shop lister is required")
 	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = 15 * time.Minute
-	}
-	if cfg.Tick <= 0 {
-		cfg.Tick = 30 * time.Second
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
-	}
+	defaults.Positive(&cfg.Interval, 15*time.Minute)
+	defaults.Positive(&cfg.Tick, 30*time.Second)
+	defaults.Positive(&cfg.Concurrency, 4)
 	if cfg.DailyReserve <= 0 {
 		_, qpd := r.client.Limiter().Limits()
 		cfg.DailyReserve = qpd / 10

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // DefaultHiddenGrace is how long events may stay hidden behind the
@@ -24,9 +25,7 @@ const DefaultHiddenGrace = 30 * time.Second
 // The metrics are read at scrape time, so a stuck transaction shows in
 // the first scrape after it starts holding events back.
 func WatchLog(reg prometheus.Registerer, ready *Readiness, db *sql.DB, grace time.Duration) {
-	if grace <= 0 {
-		grace = DefaultHiddenGrace
-	}
+	defaults.Positive(&grace, DefaultHiddenGrace)
 	ready.Add("log", func(ctx context.Context) error {
 		if err := eventstore.CheckOrder(ctx, db); err != nil {
 			if errors.Is(err, eventstore.ErrLogOutOfOrder) {

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shopledger/shopledger/etsy"
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // Budget is an Etsy app key's request budget kept in PostgreSQL
@@ -57,9 +59,7 @@ func NewBudget(db *sql.DB, cfg BudgetConfig) (*Budget, error) {
 	if cfg.QPD == 0 {
 		cfg.QPD = etsy.DefaultQPD
 	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = 2 * time.Minute
-	}
+	defaults.Positive(&cfg.Lease, 2*time.Minute)
 	return &Budget{db: db, key: cfg.AppKey, qps: cfg.QPS, qpd: cfg.QPD, lease: cfg.Lease, poll: 100 * time.Millisecond}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 var (
@@ -67,9 +68,7 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 		cfg.OAuth.Scopes = DefaultScopes()
 	}
 	c := &Connector{store: cfg.Store, oauth: cfg.OAuth, client: cfg.Client, ttl: cfg.StateTTL, log: cfg.Logger}
-	if c.ttl <= 0 {
-		c.ttl = 10 * time.Minute
-	}
+	defaults.Positive(&c.ttl, 10*time.Minute)
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/telemetry"
 )
 
@@ -116,15 +117,9 @@ func NewStore(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.skew <= 0 {
-		s.skew = 5 * time.Minute
-	}
-	if s.timeout <= 0 {
-		s.timeout = 30 * time.Second
-	}
-	if s.window <= 0 {
-		s.window = 60 * time.Second
-	}
+	defaults.Positive(&s.skew, 5*time.Minute)
+	defaults.Positive(&s.timeout, 30*time.Second)
+	defaults.Positive(&s.window, 60*time.Second)
 	s.refreshes = telemetry.CounterVec("shopledger_token_refreshes_total",
 		"Calls to Etsy's token endpoint to refresh a shop's token, by result (ok, invalid_grant, error, lost).", "result")
 	for _, r := range []string{"ok", "invalid_grant", "error", "lost"} {

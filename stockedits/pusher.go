@@ -16,6 +16,7 @@ import (
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // EtsyAPI is what a push needs from Etsy; *etsy.Client is one. Its
@@ -77,24 +78,12 @@ func NewPusher(cfg PusherConfig) (*Pusher, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = 2 * time.Minute
-	}
-	if cfg.Poll <= 0 {
-		cfg.Poll = 500 * time.Millisecond
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 8
-	}
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = 2 * time.Second
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 5 * time.Minute
-	}
-	if cfg.ReauthWait <= 0 {
-		cfg.ReauthWait = time.Minute
-	}
+	defaults.Positive(&cfg.Lease, 2*time.Minute)
+	defaults.Positive(&cfg.Poll, 500*time.Millisecond)
+	defaults.Positive(&cfg.Workers, 8)
+	defaults.Positive(&cfg.MinBackoff, 2*time.Second)
+	defaults.Positive(&cfg.MaxBackoff, 5*time.Minute)
+	defaults.Positive(&cfg.ReauthWait, time.Minute)
 	return &Pusher{cfg: cfg, owner: "pusher-" + uuid.NewString(), counts: newShopCounts(cfg.Etsy)}, nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/etsy"
 	"github.com/shopledger/shopledger/httpapi"
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/projections"
 	"github.com/shopledger/shopledger/tokens"
 )
@@ -108,9 +109,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.ClientAddress == nil {
 		cfg.ClientAddress = func(r *http.Request) string { return httpapi.ClientAddress(r, nil, "") }
 	}
-	if cfg.TokenMaxTTL <= 0 {
-		cfg.TokenMaxTTL = 365 * 24 * time.Hour
-	}
+	defaults.Positive(&cfg.TokenMaxTTL, 365*24*time.Hour)
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
+	"github.com/shopledger/shopledger/internal/defaults"
 	"github.com/shopledger/shopledger/telemetry"
 )
 
@@ -43,18 +44,10 @@ type RunnerConfig struct {
 }
 
 func (c *RunnerConfig) defaults() {
-	if c.BatchSize <= 0 {
-		c.BatchSize = 2000
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 100 * time.Millisecond
-	}
-	if c.AckDeadline <= 0 {
-		c.AckDeadline = time.Minute
-	}
-	if c.RetryInterval <= 0 {
-		c.RetryInterval = 30 * time.Second
-	}
+	defaults.Positive(&c.BatchSize, 2000)
+	defaults.Positive(&c.PollInterval, 100*time.Millisecond)
+	defaults.Positive(&c.AckDeadline, time.Minute)
+	defaults.Positive(&c.RetryInterval, 30*time.Second)
 }
 
 // Runner runs projections over the log: a watermill router with one
