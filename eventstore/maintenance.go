@@ -143,6 +143,13 @@ func CountAll(ctx context.Context, q Queryer) (int64, error) {
 	return n, err
 }
 
+// CountOfTypes counts the events of the whole log of the given types.
+func CountOfTypes(ctx context.Context, q Queryer, types []string) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE type = ANY($1)`, types).Scan(&n)
+	return n, err
+}
+
 // SealAllUnsealed seals every event not sealed yet, in the order the
 // projector seals them (commit order, then position), in one call of
 // seal_events. Recovery drills use it to leave a log whose seal is whole

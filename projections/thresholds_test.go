@@ -98,9 +98,7 @@ func TestClearedThresholdsFallBack(t *testing.T) {
 	}
 
 	targets, _ := projtest.Rebuildable(t)
-	if _, err := engine.Rebuild(ctx, db.Pool, targets, engine.RebuildOptions{NoSwap: true}, projtest.Logger(t)); err != nil {
-		t.Fatal(err)
-	}
+	projtest.RebuildShadow(t, db.Pool, db.DB, targets)
 	// The tables these events reach; the others are empty here.
 	projtest.RequireSameTables(t, db.DB, []string{"shops", "products", "product_variants"}, engine.ShadowSuffix)
 }

@@ -144,10 +144,7 @@ func TestKilledProjectorConverges(t *testing.T) {
 	}
 
 	targets, tables := projtest.Rebuildable(t)
-	rebuildRep, err := engine.Rebuild(ctx, db.Pool, targets, engine.RebuildOptions{NoSwap: true}, projtest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rebuildRep := projtest.RebuildShadow(t, db.Pool, db.DB, targets)
 	t.Logf("rebuild: %d events, cursor %+v", rebuildRep.Events, rebuildRep.Cursor)
 	projtest.RequireSameTables(t, db.DB, tables, engine.ShadowSuffix)
 	rep, err := projections.VerifySeal(ctx, db.DB)

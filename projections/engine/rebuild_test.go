@@ -10,24 +10,9 @@ import (
 	"github.com/shopledger/shopledger/projections/engine"
 	"github.com/shopledger/shopledger/projections/internal/projtest"
 
-	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/eventstore"
 	"github.com/shopledger/shopledger/projections"
 )
-
-// handledTypes lists the registered event types some of projs handle.
-func handledTypes(projs []engine.Rebuildable) []string {
-	var out []string
-	for _, typ := range events.Types() {
-		for _, p := range projs {
-			if p.Handles(typ) {
-				out = append(out, typ)
-				break
-			}
-		}
-	}
-	return out
-}
 
 // digest is an ordered hash of a table's rows as text: equal digests mean
 // byte-for-byte equal contents.
@@ -82,28 +67,9 @@ func TestRebuildEqualsLive(t *testing.T) {
 	stop()
 
 	// Nothing appends now, so a rebuild from zero reads every event of
-	// its types. log_horizon() may still stop one short for a moment: a
-	// transaction of any database on the cluster that ends between the
-	// function's snapshot and its look at the lock table counts as a
-	// possible appender (passing it could skip its events). So a rebuild
-	// that read fewer is run again.
-	rebuildAll := func() {
-		t.Helper()
-		var want int64
-		if err := db.DB.QueryRow(`SELECT count(*) FROM events WHERE type = ANY($1)`, handledTypes(targets)).Scan(&want); err != nil {
-			t.Fatal(err)
-		}
-		for attempt := 1; ; attempt++ {
-			rep, err := engine.Rebuild(ctx, db.Pool, targets, engine.RebuildOptions{NoSwap: true}, projtest.Logger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.Events == want || attempt == 5 {
-				return
-			}
-			t.Logf("rebuild %d read %d of %d events: the horizon was held back for a moment; again", attempt, rep.Events, want)
-		}
-	}
+	// its types (projtest.RebuildShadow runs it again when the horizon
+	// held it back for a moment).
+	rebuildAll := func() { projtest.RebuildShadow(t, db.Pool, db.DB, targets) }
 	rebuildAll()
 	projtest.RequireSameTables(t, db.DB, tables, engine.ShadowSuffix)
 

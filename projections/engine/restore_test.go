@@ -184,9 +184,7 @@ func TestRestoreIntoANewClusterKeepsTheLogsOrder(t *testing.T) {
 		}
 	}
 	targets, _ := projtest.Rebuildable(t)
-	if _, err := engine.Rebuild(ctx, dstPool, targets, engine.RebuildOptions{NoSwap: true}, projtest.Logger(t)); err != nil {
-		t.Fatal(err)
-	}
+	projtest.RebuildShadow(t, dstPool, dstDB, targets)
 	projtest.RequireSameTables(t, dstDB, tables, engine.ShadowSuffix)
 	step("compared and rebuilt")
 

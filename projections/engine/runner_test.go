@@ -421,7 +421,6 @@ func TestTwoProjectorsApplyEachEventOnce(t *testing.T) {
 // rebuild. Sorting them as text would deliver 1000 first and skip 999.
 func TestCommitOrderAcrossDigitBoundary(t *testing.T) {
 	db := newRecorderDB(t)
-	ctx := context.Background()
 	// INSERT is what the log allows; old transaction ids are set
 	// explicitly because a test cannot wait for the server's counter.
 	var positions []int64
@@ -451,10 +450,7 @@ func TestCommitOrderAcrossDigitBoundary(t *testing.T) {
 	if err := db.DB.QueryRow(`SELECT count(*) FROM stock_movements`).Scan(&moved); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := engine.Rebuild(ctx, db.Pool, []engine.Rebuildable{projections.NewStockMovements()}, engine.RebuildOptions{NoSwap: true}, projtest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := projtest.RebuildShadow(t, db.Pool, db.DB, []engine.Rebuildable{projections.NewStockMovements()})
 	if moved != 5 || rep.Events != 5 || rep.Rows["stock_movements"] != 5 {
 		t.Errorf("live movements %d, rebuild read %d events into %d rows; want 5 each", moved, rep.Events, rep.Rows["stock_movements"])
 	}
