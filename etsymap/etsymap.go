@@ -107,10 +107,8 @@ func NewTranslator(store *eventstore.Store, now func() time.Time, reg prometheus
 		calls: telemetry.CounterVec("ingest_translate_calls_total",
 			"Translations of an Etsy object into domain events, by kind (receipt, listing, listing_deleted) and source (webhook, reconciliation).", "kind", "source"),
 	}
-	if reg != nil {
-		if err := reg.Register(t.calls); err != nil {
-			return nil, fmt.Errorf("new translator: register metrics: %w", err)
-		}
+	if err := telemetry.Register(reg, t.calls); err != nil {
+		return nil, fmt.Errorf("new translator: %w", err)
 	}
 	return t, nil
 }

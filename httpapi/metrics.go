@@ -27,10 +27,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rateLimited: telemetry.CounterVec("shopledger_query_rate_limited_total",
 			"Requests refused with 429, by which limiter refused them.", "limiter"),
 	}
-	for _, c := range []prometheus.Collector{m.duration, m.authFailures, m.rateLimited} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := telemetry.Register(reg, m.duration, m.authFailures, m.rateLimited); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -105,12 +105,8 @@ func NewCommitter(store *eventstore.Store, cfg CommitterConfig, reg prometheus.R
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	if reg != nil {
-		for _, m := range []prometheus.Collector{c.latency, c.batchSize, c.failures} {
-			if err := reg.Register(m); err != nil {
-				return nil, fmt.Errorf("new committer: register metrics: %w", err)
-			}
-		}
+	if err := telemetry.Register(reg, c.latency, c.batchSize, c.failures); err != nil {
+		return nil, fmt.Errorf("new committer: %w", err)
 	}
 	for range cfg.Workers {
 		c.wg.Add(1)

@@ -109,10 +109,8 @@ func NewWebhookHandler(store Appender, cfg WebhookConfig, reg prometheus.Registe
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	if reg != nil {
-		if err := reg.Register(h.results); err != nil {
-			return nil, fmt.Errorf("new webhook handler: register metrics: %w", err)
-		}
+	if err := telemetry.Register(reg, h.results); err != nil {
+		return nil, fmt.Errorf("new webhook handler: %w", err)
 	}
 	return h, nil
 }

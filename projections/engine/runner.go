@@ -738,12 +738,8 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		lagAge: gauge("shopledger_projection_lag_seconds",
 			"Age of the oldest event the projection has not committed yet; 0 when caught up."),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.applied, m.failures, m.latency, m.stopped, m.lagCount, m.lagAge} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
+	if err := telemetry.Register(reg, m.applied, m.failures, m.latency, m.stopped, m.lagCount, m.lagAge); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
