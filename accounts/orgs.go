@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -419,29 +420,15 @@ func (s *Store) RemoveMember(ctx context.Context, a Actor, member uuid.UUID) err
 
 // ShopIDs returns the shops an organisation owns: those it connected,
 // and those of the Etsy seller it stands for that no other organisation
-// connected.
+// connected (the database's organisation_shop_ids, the one tenancy rule).
 func (s *Store) ShopIDs(ctx context.Context, org int64) ([]int64, error) {
-	return OrganisationShopIDs(ctx, s.db, org)
-}
-
-// OrganisationShopIDs is ShopIDs over any database handle.
-func OrganisationShopIDs(ctx context.Context, db *sql.DB, org int64) ([]int64, error) {
-	rows, err := db.QueryContext(ctx, `SELECT shop_id FROM organisation_shops WHERE org_id = $1
-		UNION
-		SELECT sh.shop_id FROM shops sh JOIN organisations o ON o.etsy_user_id = sh.user_id
-		WHERE o.id = $1 AND NOT EXISTS (SELECT 1 FROM organisation_shops x WHERE x.shop_id = sh.shop_id)
-		ORDER BY 1`, org)
-	if err != nil {
+	var raw []byte
+	if err := s.db.QueryRowContext(ctx, `SELECT to_json(organisation_shop_ids($1))`, org).Scan(&raw); err != nil {
 		return nil, fmt.Errorf("shops of organisation %d: %w", org, err)
 	}
-	defer rows.Close()
 	ids := []int64{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("shops of organisation %d: %w", org, err)
-		}
-		ids = append(ids, id)
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		return nil, fmt.Errorf("shops of organisation %d: %w", org, err)
 	}
-	return ids, rows.Err()
+	return ids, nil
 }

@@ -5,20 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/shopledger/shopledger/tokens"
 )
 
-// Authenticator turns a bearer secret into a live token.
+// Authenticator turns a bearer secret into the principal of a live
+// token: who is asking and which shops they may see.
 type Authenticator interface {
-	Authenticate(ctx context.Context, secret string) (tokens.Token, error)
-}
-
-// ShopDirectory knows which shops belong to an organisation.
-type ShopDirectory interface {
-	OrganisationShopIDs(ctx context.Context, orgID int64) ([]int64, error)
+	ResolvePrincipal(ctx context.Context, secret string) (Principal, error)
 }
 
 // Principal is who is asking and what they may see; tokens owns the
@@ -72,7 +67,7 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 			s.errs.write(w, r, fmt.Errorf("no bearer token: %w", ErrUnauthenticated))
 			return
 		}
-		tok, err := s.cfg.Tokens.Authenticate(r.Context(), secret)
+		p, err := s.cfg.Tokens.ResolvePrincipal(r.Context(), secret)
 		if err != nil {
 			if errors.Is(err, tokens.ErrBadToken) {
 				s.metrics.authFailures.WithLabelValues("invalid").Inc()
@@ -81,21 +76,9 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 			s.errs.write(w, r, err)
 			return
 		}
-		if !s.limitToken(w, r, tok.ID) {
+		if !s.limitToken(w, r, p.TokenID) {
 			return
 		}
-		shops, err := s.cfg.Shops.OrganisationShopIDs(r.Context(), tok.OrgID)
-		if err != nil {
-			s.errs.write(w, r, fmt.Errorf("shops of organisation %d: %w", tok.OrgID, err))
-			return
-		}
-		if len(tok.ShopIDs) > 0 {
-			shops = slices.DeleteFunc(shops, func(id int64) bool { return !slices.Contains(tok.ShopIDs, id) })
-		}
-		if shops == nil {
-			shops = []int64{}
-		}
-		p := Principal{TokenID: tok.ID, OrgID: tok.OrgID, Role: tok.Role, Shops: shops}
 		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
 	})
 }

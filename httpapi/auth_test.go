@@ -23,11 +23,21 @@ import (
 	"github.com/shopledger/shopledger/tokens"
 )
 
-// fixedShops is a ShopDirectory for tests that need no read model.
+// fixedShops gives each organisation the shops listed, for tests that
+// need no read model; tokens are still authenticated by the token store.
 type fixedShops map[int64][]int64
 
-func (f fixedShops) OrganisationShopIDs(_ context.Context, org int64) ([]int64, error) {
-	return f[org], nil
+type fixedShopsAuth struct {
+	tokens *tokens.Store
+	shops  fixedShops
+}
+
+func (f fixedShopsAuth) ResolvePrincipal(ctx context.Context, secret string) (httpapi.Principal, error) {
+	t, err := f.tokens.Authenticate(ctx, secret)
+	if err != nil {
+		return httpapi.Principal{}, err
+	}
+	return httpapi.Principal{TokenID: t.ID, OrgID: t.OrgID, Role: t.Role, Shops: f.shops[t.OrgID]}, nil
 }
 
 // fixedClock is a clock that only moves when told: rate limits then
@@ -37,7 +47,7 @@ type fixedClock struct{ t time.Time }
 func (c *fixedClock) Now() time.Time { return c.t }
 
 type apiOpts struct {
-	shops httpapi.ShopDirectory
+	shops fixedShops
 	mod   func(*httpapi.Config)
 }
 
@@ -49,7 +59,6 @@ func newAPI(t testing.TB, db *pgtest.Database, o apiOpts) (http.Handler, *promet
 	cfg := httpapi.Config{
 		Registerer: reg,
 		Tokens:     tokens.NewStore(db.DB),
-		Shops:      store,
 		Data: httpapi.Readers{
 			Shops: store, Products: store, Stock: store, Sales: store, Events: store, Alerts: httpapi.NewAlertStore(db.DB),
 			Thresholds: eventstore.New(db.DB),
@@ -58,7 +67,7 @@ func newAPI(t testing.TB, db *pgtest.Database, o apiOpts) (http.Handler, *promet
 		QueryTimeout: 10 * time.Second,
 	}
 	if o.shops != nil {
-		cfg.Shops = o.shops
+		cfg.Tokens = fixedShopsAuth{tokens: tokens.NewStore(db.DB), shops: o.shops}
 	}
 	if o.mod != nil {
 		o.mod(&cfg)

@@ -24,7 +24,6 @@ type Config struct {
 	Registerer prometheus.Registerer
 
 	Tokens Authenticator
-	Shops  ShopDirectory
 	Data   Readers
 
 	// QueryTimeout bounds every request's database work (exports bound
@@ -81,8 +80,8 @@ type server struct {
 
 // New returns the API handler: /openapi.json and everything under /v1.
 func New(cfg Config) (http.Handler, error) {
-	if cfg.Tokens == nil || cfg.Shops == nil {
-		return nil, errors.New("httpapi: Tokens and Shops are required")
+	if cfg.Tokens == nil {
+		return nil, errors.New("httpapi: Tokens is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shopledger/shopledger/accounts"
 	"github.com/shopledger/shopledger/domain"
 	"github.com/shopledger/shopledger/events"
 	"github.com/shopledger/shopledger/projections/engine"
@@ -315,12 +314,6 @@ func (r *Reader) scanShop(row rowScanner) (Shop, error) {
 	sh.ConnectedAt, sh.DisconnectedAt, sh.LastReconciledAt = utcPtr(sh.ConnectedAt), utcPtr(sh.DisconnectedAt), utcPtr(sh.LastReconciledAt)
 	sh.UpdatedAt = utc(sh.UpdatedAt)
 	return sh, err
-}
-
-// OrganisationShopIDs returns the shops an organisation owns, by the one
-// tenancy rule (accounts.OrganisationShopIDs).
-func (r *Reader) OrganisationShopIDs(ctx context.Context, orgID int64) ([]int64, error) {
-	return accounts.OrganisationShopIDs(ctx, r.db, orgID)
 }
 
 // SellerShopIDs returns the shops of an Etsy seller (user id) that the

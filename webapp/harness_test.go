@@ -96,7 +96,7 @@ func newSite(t *testing.T) *site {
 	readers := projections.NewReader(qdb, projections.ReaderConfig{DefaultThreshold: domain.DefaultLowStockThreshold})
 	edits := stockedits.NewService(qdb, eventstore.New(qdb), nil)
 	data := httpapi.Readers{Shops: readers, Products: readers, Stock: readers, Sales: readers, Events: readers, Alerts: httpapi.NewAlertStore(qdb), Thresholds: eventstore.New(qdb), StockEdits: edits}
-	api, err := httpapi.New(httpapi.Config{Tokens: tokens.NewStore(qdb), Shops: readers, Data: data})
+	api, err := httpapi.New(httpapi.Config{Tokens: tokens.NewStore(qdb), Data: data})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -251,7 +251,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Logger:       logger,
 		Registerer:   reg,
 		Tokens:       tokens.NewStore(db),
-		Shops:        read,
 		Data:         data,
 		QueryTimeout: cfg.QueryTimeout,
 		TokenRate:    cfg.TokenRate,
