@@ -99,19 +99,21 @@ func seedQueryBench(b *testing.B, db *pgtest.Database) {
 }
 
 // startQueryBinary builds and starts cmd/query as its own process, so that
-// its resident memory is its own.
-func startQueryBinary(b *testing.B, dbURL string) (base string, peakRSS func() int64) {
-	b.Helper()
-	bin := filepath.Join(b.TempDir(), "query")
+// its resident memory and its runtime settings are its own: it inherits
+// the environment but GOGC, and env adds to it.
+func startQueryBinary(tb testing.TB, dbURL string, env ...string) (base, ops string, peakRSS func() int64) {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "query")
 	goBin := os.Getenv("GO")
 	if goBin == "" {
 		goBin = "go"
 	}
 	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build cmd/query: %v\n%s", err, out)
+		tb.Fatalf("build cmd/query: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
+	inherited := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOGC=") })
+	cmd.Env = append(inherited,
 		"SHOPLEDGER_DATABASE_URL="+pgtest.WithUser(dbURL, pgtest.QueryRole),
 		"SHOPLEDGER_QUERY_ADDR=127.0.0.1:0",
 		"SHOPLEDGER_QUERY_OPS_ADDR=127.0.0.1:0",
@@ -119,24 +121,25 @@ func startQueryBinary(b *testing.B, dbURL string) (base string, peakRSS func() i
 		"SHOPLEDGER_QUERY_ADDRESS_RATE=0",
 		"SHOPLEDGER_LOG_LEVEL=warn",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() {
+	tb.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 	})
-	base, _ = servicetest.ReadURLs(b, stdout, false)
+	base, ops = servicetest.ReadURLs(tb, stdout, true)
 	pid := cmd.Process.Pid
-	return base, func() int64 {
+	return base, ops, func() int64 {
 		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		for _, line := range strings.Split(string(raw), "\n") {
 			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
@@ -144,7 +147,7 @@ func startQueryBinary(b *testing.B, dbURL string) (base string, peakRSS func() i
 				return kb / 1024
 			}
 		}
-		b.Fatal("no VmHWM in /proc status")
+		tb.Fatal("no VmHWM in /proc status")
 		return 0
 	}
 }
@@ -214,7 +217,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 		}
 		secrets[i] = secret
 	}
-	base, peakRSS := startQueryBinary(b, db.URL)
+	base, _, peakRSS := startQueryBinary(b, db.URL)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
 	rng := rand.New(rand.NewPCG(8, 8))
 	shopsPerSeller := benchShops / benchSellers

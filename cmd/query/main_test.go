@@ -136,3 +136,36 @@ func TestConfigReadsTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// The binary collects garbage at GOGC=400 unless the operator set GOGC
+// (main, not run: only the process's own setting is changed).
+func TestBinaryCollectsAtGOGC400UnlessSet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the binary")
+	}
+	db := pgtest.New(t)
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, "400"},
+		{[]string{"GOGC=150"}, "150"},
+	} {
+		_, ops, _ := startQueryBinary(t, db.URL, c.env...)
+		resp, err := http.Get(ops + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := ""
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "go_gc_gogc_percent "); ok {
+				got = v
+			}
+		}
+		if got != c.want {
+			t.Errorf("environment %q: go_gc_gogc_percent %q, want %s", c.env, got, c.want)
+		}
+	}
+}
