@@ -18,6 +18,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 var (
@@ -104,7 +106,10 @@ func New(cfg Config) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.ttl.verify, s.ttl.reset, s.ttl.invite = orDefault(cfg.VerifyTTL, 48*time.Hour), orDefault(cfg.ResetTTL, time.Hour), orDefault(cfg.InviteTTL, 7*24*time.Hour)
+	s.ttl.verify, s.ttl.reset, s.ttl.invite = cfg.VerifyTTL, cfg.ResetTTL, cfg.InviteTTL
+	defaults.Positive(&s.ttl.verify, 48*time.Hour)
+	defaults.Positive(&s.ttl.reset, time.Hour)
+	defaults.Positive(&s.ttl.invite, 7*24*time.Hour)
 	h, err := unmatchableHash(s.argon)
 	if err != nil {
 		return nil, err
@@ -115,13 +120,6 @@ func New(cfg Config) (*Store, error) {
 
 // Sessions returns the session settings in force (for the cookie).
 func (s *Store) Sessions() SessionConfig { return s.sessions }
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
-}
 
 // Client is where a request comes from, recorded in the audit trail and
 // used by the throttles.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/shopledger/shopledger/internal/defaults"
 )
 
 // SessionConfig sets how long sessions live and how their cookie is sent.
@@ -24,8 +26,8 @@ type SessionConfig struct {
 }
 
 func (c SessionConfig) withDefaults() SessionConfig {
-	c.Idle = orDefault(c.Idle, 12*time.Hour)
-	c.Absolute = orDefault(c.Absolute, 7*24*time.Hour)
+	defaults.Positive(&c.Idle, 12*time.Hour)
+	defaults.Positive(&c.Absolute, 7*24*time.Hour)
 	return c
 }
 

@@ -39,11 +39,11 @@ func (c ThrottleConfig) withDefaults() ThrottleConfig {
 	if c.LockAfter <= c.FreeFailures {
 		c.LockAfter = c.FreeFailures + 7
 	}
-	c.LockFor = orDefault(c.LockFor, 15*time.Minute)
-	c.Window = orDefault(c.Window, 15*time.Minute)
+	defaults.Positive(&c.LockFor, 15*time.Minute)
+	defaults.Positive(&c.Window, 15*time.Minute)
 	defaults.Positive(&c.MailPerAccount, 3)
 	defaults.Positive(&c.MailPerAddress, 10)
-	c.MailWindow = orDefault(c.MailWindow, time.Hour)
+	defaults.Positive(&c.MailWindow, time.Hour)
 	return c
 }
 

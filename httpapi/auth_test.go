@@ -33,11 +33,12 @@ type fixedShopsAuth struct {
 }
 
 func (f fixedShopsAuth) ResolvePrincipal(ctx context.Context, secret string) (httpapi.Principal, error) {
-	t, err := f.tokens.Authenticate(ctx, secret)
+	p, err := f.tokens.ResolvePrincipal(ctx, secret)
 	if err != nil {
-		return httpapi.Principal{}, err
+		return p, err
 	}
-	return httpapi.Principal{TokenID: t.ID, OrgID: t.OrgID, Role: t.Role, Shops: f.shops[t.OrgID]}, nil
+	p.Shops = f.shops[p.OrgID]
+	return p, nil
 }
 
 // fixedClock is a clock that only moves when told: rate limits then

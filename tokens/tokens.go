@@ -243,7 +243,7 @@ func (s *Store) RevokeInOrganisation(ctx context.Context, orgID int64, id uuid.U
 // and so does a member's token once they left the organisation or their
 // role no longer allows the token's.
 func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) {
-	t, _, err := s.authenticate(ctx, secret, false)
+	t, _, err := s.authenticate(ctx, secret)
 	return t, err
 }
 
@@ -253,31 +253,24 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) 
 // tenancy rule) narrowed to the token's own shops when it names some.
 // Token and shops come from one query: the API resolves one per request.
 func (s *Store) ResolvePrincipal(ctx context.Context, secret string) (Principal, error) {
-	t, shops, err := s.authenticate(ctx, secret, true)
+	t, shops, err := s.authenticate(ctx, secret)
 	if err != nil {
 		return Principal{}, err
 	}
 	if len(t.ShopIDs) > 0 {
 		shops = slices.DeleteFunc(shops, func(id int64) bool { return !slices.Contains(t.ShopIDs, id) })
 	}
-	if shops == nil {
-		shops = []int64{}
-	}
 	return Principal{TokenID: t.ID, OrgID: t.OrgID, Role: t.Role, Shops: shops}, nil
 }
 
-// authenticate reads the live token of secret and, when withShops is set,
-// the shops its organisation owns.
-func (s *Store) authenticate(ctx context.Context, secret string, withShops bool) (Token, []int64, error) {
+// authenticate reads the live token of secret and the shops its
+// organisation owns (never nil).
+func (s *Store) authenticate(ctx context.Context, secret string) (Token, []int64, error) {
 	if !wellFormed(secret) {
 		return Token{}, nil, ErrBadToken
 	}
-	shopsColumn := `NULL::json`
-	if withShops {
-		shopsColumn = `to_json(organisation_shop_ids(t.org_id))`
-	}
 	var rawShops []byte
-	row := s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+`, `+shopsColumn+` FROM api_tokens t WHERE token_hash = $1
+	row := s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+`, to_json(organisation_shop_ids(t.org_id)) FROM api_tokens t WHERE token_hash = $1
 		AND (user_id IS NULL OR EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = t.org_id AND m.user_id = t.user_id
 			AND (m.role = 'owner' OR (m.role = 'staff' AND t.role = 'seller') OR (m.role = 'auditor' AND t.role = 'auditor'))))`, hashToken(secret))
 	t, err := scanToken(scanAlso{row, &rawShops})
@@ -290,11 +283,9 @@ func (s *Store) authenticate(ctx context.Context, secret string, withShops bool)
 	if t.RevokedAt != nil || (t.ExpiresAt != nil && !s.now().Before(*t.ExpiresAt)) {
 		return Token{}, nil, ErrBadToken
 	}
-	var shops []int64
-	if withShops {
-		if err := json.Unmarshal(rawShops, &shops); err != nil {
-			return Token{}, nil, fmt.Errorf("authenticate: shops of organisation %d: %w", t.OrgID, err)
-		}
+	shops := []int64{}
+	if err := json.Unmarshal(rawShops, &shops); err != nil {
+		return Token{}, nil, fmt.Errorf("authenticate: shops of organisation %d: %w", t.OrgID, err)
 	}
 	return t, shops, nil
 }
