@@ -84,7 +84,7 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		m := scrape(t, ops)
+		m := servicetest.Scrape(t, ops)
 		if strings.Contains(m, `shopledger_reconcile_runs_total{result="ok"} 1`) {
 			for _, want := range []string{`shopledger_shops{status="connected"} 1`, `etsy_ratelimit_remaining{limiter="etsy",window="day"}`, "shopledger_reconcile_oldest_staleness_seconds", "shopledger_reconcile_drift_total 0", "shopledger_reconcile_api_calls_total", "shopledger_token_refreshes_total"} {
 				if !strings.Contains(m, want) {
@@ -137,17 +137,6 @@ func TestConnectThroughIngestThenReconcile(t *testing.T) {
 	if err == nil {
 		t.Error("--products-only with --sales-only was accepted")
 	}
-}
-
-func scrape(t *testing.T, base string) string {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 func grep(s, substr string) string {

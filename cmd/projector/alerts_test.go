@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -69,16 +67,10 @@ func TestProjectorRaisesAndMailsLowStock(t *testing.T) {
 	}
 	var missing []string
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := http.Get(base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var metrics bytes.Buffer
-		_, _ = io.Copy(&metrics, resp.Body)
-		resp.Body.Close()
+		metrics := servicetest.Scrape(t, base)
 		missing = missing[:0]
 		for _, want := range wants {
-			if !strings.Contains(metrics.String(), want) {
+			if !strings.Contains(metrics, want) {
 				missing = append(missing, want)
 			}
 		}

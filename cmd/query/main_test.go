@@ -152,14 +152,8 @@ func TestBinaryCollectsAtGOGC400UnlessSet(t *testing.T) {
 		{[]string{"GOGC=150"}, "150"},
 	} {
 		_, ops, _ := startQueryBinary(t, db.URL, c.env...)
-		resp, err := http.Get(ops + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		got := ""
-		for _, line := range strings.Split(string(body), "\n") {
+		for _, line := range strings.Split(servicetest.Scrape(t, ops), "\n") {
 			if v, ok := strings.CutPrefix(line, "go_gc_gogc_percent "); ok {
 				got = v
 			}

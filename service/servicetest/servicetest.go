@@ -231,6 +231,22 @@ func Tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// Scrape returns the text exposition a running binary serves at
+// base/metrics.
+func Scrape(t testing.TB, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s/metrics: %v", base, err)
+	}
+	return string(b)
+}
+
 // Metric sums the counters and gauges named name on g whose labels include
 // labels (nil: every series of the metric), or for a histogram the number
 // of observations; a series never touched reads 0, as Prometheus would
